@@ -1,0 +1,49 @@
+# PitWall: `make demo` runs the product, `make test` runs every test. Both install what is
+# missing first and skip what is already there (stamps under .venv/).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_RUNTIME := redis-server
+APT_TEST := redis-server chromium chromium-driver poppler-utils
+
+.PHONY: demo test install install-test apt-runtime apt-test lint clean help
+
+help:
+	@echo "make demo   - install what is missing and run PitWall (http://127.0.0.1:8050)"
+	@echo "make test   - install what the tests need and run the whole suite"
+
+# Debian packages: installed only when a binary is missing.
+apt-runtime:
+	@command -v redis-server >/dev/null || { echo "installing $(APT_RUNTIME)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_RUNTIME) >/dev/null; }
+
+apt-test: apt-runtime
+	@{ command -v chromium && command -v chromedriver && command -v pdftoppm; } >/dev/null || { \
+	  echo "installing $(APT_TEST)"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_TEST) >/dev/null; }
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-run pip only when the dependency files change.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+install: apt-runtime $(VENV)/.installed
+install-test: apt-test $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/pitwall up
+
+test: install-test
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --headless
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

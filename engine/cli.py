@@ -1,0 +1,35 @@
+"""The `pitwall` command. Each subcommand lives in its own module with `configure` and `run`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("engine.commands.up", "run everything: redis-server, the engine replaying a race, the web app"),
+    "engine": ("engine.commands.engine", "run the engine's stages (ingest, processing)"),
+    "web": ("app.commands", "serve the dashboard, REST API and WebSocket with gunicorn"),
+    "replay": ("engine.replay.command", "replay a recorded session into PitWall at N x speed"),
+    "bench": ("benchmarks.command", "run a benchmark; the last line printed is one JSON object"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pitwall", description="PitWall race strategy and tyre intelligence.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Toyota GR Cup 2025 files: find a race's files by pattern and read them as tidy pandas frames.
+
+The organisers' file names, header spacing, encodings and line ends differ between tracks, so
+every reader here discovers files by pattern and normalises columns; nothing is a fixed path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.tracks import TRACKS
+
+
+@dataclass(frozen=True)
+class RaceFiles:
+    """The files of one GR Cup race (track, race number 1 or 2)."""
+
+    track: str
+    race: int
+    analysis: Path
+    weather: Path | None
+    results: Path | None
+    telemetry_wide: Path | None
+    telemetry_long: Path | None
+
+    @property
+    def session(self) -> str:
+        """Session id used across PitWall, e.g. 'barber-r1'."""
+        return f"{self.track}-r{self.race}"
+
+
+_RACE_RE = re.compile(r"race[ _]*(\d)", re.I)
+
+
+def _race_number(path: Path) -> int | None:
+    m = _RACE_RE.search(path.name) or _RACE_RE.search(str(path.parent))
+    return int(m.group(1)) if m else None
+
+
+def _track_of(path: Path, root: Path) -> str | None:
+    for part in path.relative_to(root).parts:
+        if part.lower() in TRACKS:
+            return part.lower()
+    return None
+
+
+def discover(root: Path) -> list[RaceFiles]:
+    """Every race under `root` (a folder holding track folders, or one track's folder)."""
+    root = Path(root)
+    races: list[RaceFiles] = []
+    for analysis in sorted(root.rglob("23_AnalysisEnduranceWithSections*")):
+        if "sample" in analysis.name.lower() or analysis.suffix.lower() != ".csv":
+            continue
+        track = _track_of(analysis, root) or (root.name.lower() if root.name.lower() in TRACKS else None)
+        race = _race_number(analysis)
+        if track is None or race is None:
+            continue
+        folder = analysis.parent
+
+        def near(pattern: str) -> Path | None:
+            hits = [p for p in sorted(folder.glob(pattern))
+                    if _race_number(p) == race and "sample" not in p.name.lower()]
+            return hits[0] if hits else None
+
+        results = near("03_*Results*") or near("00_*Results*") or near("05_*Results*")
+        def telemetry(kind: str) -> Path | None:
+            hits = sorted(folder.glob(f"R{race}_*telemetry_{kind}*.csv"))
+            hits += sorted(folder.glob(f"Samples/R{race}_*telemetry_{kind}*.csv"))
+            return hits[0] if hits else None
+
+        wide, long = telemetry("mvp"), telemetry("data")
+        races.append(RaceFiles(track, race, analysis, near("26_Weather*"), results, wide, long))
+    return races
+
+
+def find_race(root: Path, track: str, race: int) -> RaceFiles:
+    """One race's files, or a ValueError listing what was found."""
+    found = discover(root)
+    for r in found:
+        if r.track == track and r.race == race:
+            return r
+    raise ValueError(f"no {track} race {race} under {root}; found: {[r.session for r in found]}")
+
+
+def _read_semicolon(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    df.columns = [c.strip() for c in df.columns]
+    return df.apply(lambda s: s.str.strip())
+
+
+def parse_laptime(values: pd.Series) -> np.ndarray:
+    """'m:ss.fff', 'h:mm:ss.fff' or 'ss.fff' -> seconds (NaN where empty or unparseable)."""
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values.to_numpy()):
+        if not v:
+            continue
+        try:
+            secs = 0.0
+            for part in str(v).split(":"):
+                secs = secs * 60 + float(part)
+            out[i] = secs
+        except ValueError:
+            continue
+    return out
+
+
+def _num(s: pd.Series) -> np.ndarray:
+    return pd.to_numeric(s.replace("", np.nan), errors="coerce").to_numpy(dtype=float)
+
+
+def read_laps(files: RaceFiles) -> pd.DataFrame:
+    """Every lap of every car, one row per car-lap, sorted by car then lap.
+
+    Columns: session, track, race, car (str), lap, lap_time_s, s1_s, s2_s, s3_s, kph, top_speed,
+    elapsed_s (race time at the line), pit_time_s, in_pit (crossed the line in the pit lane),
+    flag ('GF', 'FCY', 'FF'), and the intermediate split times im_<name>_s.
+    """
+    raw = _read_semicolon(files.analysis)
+    df = pd.DataFrame({
+        "session": files.session,
+        "track": files.track,
+        "race": files.race,
+        "car": raw["NUMBER"].astype(str),
+        "lap": _num(raw["LAP_NUMBER"]).astype(int),
+        "lap_time_s": parse_laptime(raw["LAP_TIME"]),
+        "s1_s": _num(raw["S1_SECONDS"]),
+        "s2_s": _num(raw["S2_SECONDS"]),
+        "s3_s": _num(raw["S3_SECONDS"]),
+        "kph": _num(raw["KPH"]),
+        "top_speed": _num(raw["TOP_SPEED"]),
+        "elapsed_s": parse_laptime(raw["ELAPSED"]),
+        "pit_time_s": parse_laptime(raw["PIT_TIME"]),
+        "in_pit": raw["CROSSING_FINISH_LINE_IN_PIT"].str.upper().eq("B"),
+        "flag": raw["FLAG_AT_FL"].str.upper(),
+    })
+    for col in raw.columns:
+        if col.startswith("IM") and col.endswith("_time"):
+            df[f"im_{col[2:-5].lower()}_s"] = parse_laptime(raw[col])
+    if "DRIVER_NUMBER" in raw:
+        df["driver"] = raw["DRIVER_NUMBER"].astype(str)
+    df = df.sort_values(["car", "lap"], kind="stable").drop_duplicates(["car", "lap"], keep="last")
+    return df.reset_index(drop=True)
+
+
+def read_weather(files: RaceFiles) -> pd.DataFrame:
+    """Weather rows: time_utc (epoch s), air_temp, track_temp (NaN where the sensor is missing)."""
+    if files.weather is None:
+        return pd.DataFrame(columns=["time_utc", "air_temp", "track_temp", "humidity", "rain"])
+    raw = _read_semicolon(files.weather)
+    df = pd.DataFrame({
+        "time_utc": _num(raw["TIME_UTC_SECONDS"]),
+        "air_temp": _num(raw["AIR_TEMP"]),
+        "track_temp": _num(raw["TRACK_TEMP"]),
+        "humidity": _num(raw["HUMIDITY"]),
+        "rain": _num(raw["RAIN"]),
+    })
+    # Barber reports 0 (sensor missing), Road America R2 reports -999.
+    df.loc[(df["track_temp"] <= 0) | (df["track_temp"] < -50), "track_temp"] = np.nan
+    df.loc[df["air_temp"] < -50, "air_temp"] = np.nan
+    return df
+
+
+def read_results(files: RaceFiles) -> pd.DataFrame:
+    """Classification: position, car, status, laps (as the organisers published it)."""
+    if files.results is None:
+        return pd.DataFrame(columns=["position", "car", "status", "laps"])
+    raw = _read_semicolon(files.results)
+    return pd.DataFrame({
+        "position": _num(raw["POSITION"]),
+        "car": raw["NUMBER"].astype(str),
+        "status": raw.get("STATUS", pd.Series([""] * len(raw))),
+        "laps": _num(raw["LAPS"]),
+    })

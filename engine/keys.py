@@ -1,0 +1,51 @@
+"""Redis key and stream names: the one place that says where each kind of data lives."""
+
+from __future__ import annotations
+
+import zlib
+
+PREFIX = "pw"
+
+# Streams
+def telemetry_stream(shard: int) -> str:
+    """Telemetry batches of the cars hashed to this shard."""
+    return f"{PREFIX}:telemetry:{shard}"
+
+
+LAPS_STREAM = f"{PREFIX}:timing"          # official lap crossings (timing feed), all cars
+LAP_RECORDS_STREAM = f"{PREFIX}:laprecords"  # lap records as they are written (for subscribers)
+INSIGHTS_STREAM = f"{PREFIX}:insights"
+ALERTS_STREAM = f"{PREFIX}:alerts"
+DEAD_LETTER_STREAM = f"{PREFIX}:deadletter"
+INSIGHTS_CHANNEL = f"{PREFIX}:insights:pubsub"
+
+# Hashes / strings
+SESSIONS = f"{PREFIX}:sessions"                      # set of session ids
+
+
+def session_meta(session: str) -> str:
+    return f"{PREFIX}:session:{session}:meta"        # hash: track, race, started_at, source
+
+
+def car_state(session: str) -> str:
+    """Hash: car -> JSON live timing state (position, laps, last, best, gap)."""
+    return f"{PREFIX}:session:{session}:cars"
+
+
+def insight(session: str, car: str) -> str:
+    """String (JSON, with TTL): the car's live insight, the only thing the web app renders."""
+    return f"{PREFIX}:session:{session}:insight:{car}"
+
+
+def lap_record(session: str, car: str) -> str:
+    """Hash: lap number -> JSON lap record (idempotent by session, car, lap)."""
+    return f"{PREFIX}:session:{session}:laps:{car}"
+
+
+def checkpoint(session: str, car: str) -> str:
+    return f"{PREFIX}:session:{session}:checkpoint:{car}"
+
+
+def shard_of(session: str, car: str, shards: int) -> int:
+    """Stable shard for a car (crc32, identical in every process and language)."""
+    return zlib.crc32(f"{session}/{car}".encode()) % shards

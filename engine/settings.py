@@ -1,0 +1,76 @@
+"""One settings object, read from the environment (PITWALL_*), shared by every process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r}: not an integer") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a PitWall process may be configured with; see README 'Configuration'."""
+
+    redis_url: str | None = None          # None: PitWall starts and owns its own redis-server
+    http_host: str = "127.0.0.1"
+    http_port: int = 8050
+    udp_port: int = 20777
+    data_dir: Path = field(default_factory=lambda: Path("var"))
+    shards: int = 4                        # telemetry streams, hashed by car
+    ring_size: int = 20_000                # ingest ring buffer (points)
+    stream_maxlen: int = 200_000           # approximate MAXLEN per telemetry stream
+    insight_ttl_s: int = 60
+    replay_data: Path = field(default_factory=lambda: REPO_ROOT / "data" / "grcup")
+    models_dir: Path = field(default_factory=lambda: REPO_ROOT / "models")
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        """Read PITWALL_* variables; unset ones keep their defaults."""
+        env = dict(os.environ if env is None else env)
+        return cls(
+            redis_url=env.get("PITWALL_REDIS_URL") or None,
+            http_host=env.get("PITWALL_HTTP_HOST") or "127.0.0.1",
+            http_port=_env_int(env, "PITWALL_HTTP_PORT", 8050),
+            udp_port=_env_int(env, "PITWALL_UDP_PORT", 20777),
+            data_dir=Path(env.get("PITWALL_DATA_DIR") or "var"),
+            shards=_env_int(env, "PITWALL_SHARDS", 4),
+            ring_size=_env_int(env, "PITWALL_RING_SIZE", 20_000),
+            stream_maxlen=_env_int(env, "PITWALL_STREAM_MAXLEN", 200_000),
+            insight_ttl_s=_env_int(env, "PITWALL_INSIGHT_TTL_S", 60),
+            replay_data=Path(env.get("PITWALL_REPLAY_DATA") or REPO_ROOT / "data" / "grcup"),
+            models_dir=Path(env.get("PITWALL_MODELS_DIR") or REPO_ROOT / "models"),
+        )
+
+    def with_(self, **changes) -> "Settings":
+        """A copy with some fields changed (settings are immutable)."""
+        return replace(self, **changes)
+
+    def env(self) -> dict[str, str]:
+        """These settings as PITWALL_* variables, for child processes."""
+        out = {
+            "PITWALL_HTTP_HOST": self.http_host,
+            "PITWALL_HTTP_PORT": str(self.http_port),
+            "PITWALL_UDP_PORT": str(self.udp_port),
+            "PITWALL_DATA_DIR": str(self.data_dir),
+            "PITWALL_SHARDS": str(self.shards),
+            "PITWALL_RING_SIZE": str(self.ring_size),
+            "PITWALL_STREAM_MAXLEN": str(self.stream_maxlen),
+            "PITWALL_INSIGHT_TTL_S": str(self.insight_ttl_s),
+            "PITWALL_REPLAY_DATA": str(self.replay_data),
+            "PITWALL_MODELS_DIR": str(self.models_dir),
+        }
+        if self.redis_url:
+            out["PITWALL_REDIS_URL"] = self.redis_url
+        return out

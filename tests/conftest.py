@@ -1,0 +1,65 @@
+"""Shared fixtures: a real redis-server per test session on a free port, settings, browser setup."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.redisserver import RedisServer, connect
+from engine.settings import REPO_ROOT, Settings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+DATA = REPO_ROOT / "data"
+SCREENSHOTS = REPO_ROOT / "tests" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server owned by the test session (no persistence), stopped afterwards."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persist=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The server's URL, with the database flushed before each test."""
+    client = connect(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def r(redis_url):
+    """A redis client on a clean database."""
+    client = connect(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url, tmp_path):
+    """Settings that point at the test Redis and a temporary data directory."""
+    return Settings.from_env({}).with_(redis_url=redis_url, data_dir=tmp_path / "var")
+
+
+@pytest.fixture(scope="session")
+def grcup() -> Path:
+    return DATA / "grcup"
+
+
+def pytest_setup_options():
+    """dash[testing]: Debian's headless Chromium, whatever the machine's defaults."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,800", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"):
+        options.add_argument(arg)
+    return options
