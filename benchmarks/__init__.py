@@ -1,0 +1,1 @@
+"""PitWall benchmarks: `pitwall bench NAME --json` runs benchmarks/NAME.py."""

@@ -1,0 +1,36 @@
+"""`pitwall bench NAME [--json] [args...]`: run benchmarks/NAME.py; its last line is one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+
+import benchmarks
+
+
+def available() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)
+                  if m.name not in ("command", "common"))
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="benchmark to run (module in benchmarks/)")
+    p.add_argument("--json", action="store_true", help="print only progress to stderr and one JSON line")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = available()
+    if args.name not in names:
+        print(f"unknown benchmark {args.name!r}; available: {', '.join(names)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"benchmarks.{args.name}")
+    result = module.main(args.rest)
+    if not args.json:
+        for key, value in result.items():
+            print(f"{key:>32}: {value}")
+    print(json.dumps(result, separators=(",", ":"), default=float))
+    return 0
