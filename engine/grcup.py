@@ -176,3 +176,66 @@ def read_results(files: RaceFiles) -> pd.DataFrame:
         "status": raw.get("STATUS", pd.Series([""] * len(raw))),
         "laps": _num(raw["LAPS"]),
     })
+
+
+# Telemetry: GR Cup channel names -> canonical contract names (engine/contracts.py).
+TELEMETRY_NAMES = {
+    "Laptrigger_lapdist_dls": "lapdist_m",
+    "Steering_Angle": "steering_angle",
+    "VBOX_Lat_Min": "lat",
+    "VBOX_Long_Minutes": "lon",
+    "speed": "speed_kmh",
+    "accx_can": "accx_can",
+    "accy_can": "accy_can",
+    "aps": "aps",
+    "gear": "gear",
+    "nmot": "nmot",
+    "pbrake_f": "pbrake_f",
+    "pbrake_r": "pbrake_r",
+    "lap": "lap",
+}
+
+
+def car_number(vehicle_id: str) -> str:
+    """'GR86-002-2' or 'GR86-002-000' -> car number '2' (the chassis number when the car is 000)."""
+    parts = str(vehicle_id).split("-")
+    if len(parts) >= 3 and parts[-1].isdigit() and int(parts[-1]) != 0:
+        return str(int(parts[-1]))
+    if len(parts) >= 2 and parts[1].isdigit():
+        return str(int(parts[1]))
+    return str(vehicle_id)
+
+
+def read_telemetry(path: Path) -> pd.DataFrame:
+    """GR Cup telemetry in either layout -> one row per sample time, canonical channel columns.
+
+    Wide files have a column per channel; long files one channel value per row, pivoted here
+    on the sample time. Columns: `time_s` (seconds on the file's clock, float), `car`, `lap`
+    and the channels present; empty cells stay NaN (channels arrive at different rates).
+    For long files the reliable `meta_time` clock is not per sample, so the ECU `timestamp`
+    orders samples; its day offset is removed by the caller's alignment (replay aligns on
+    the official lap crossings).
+    """
+    head = pd.read_csv(path, nrows=0)
+    cols = [c.strip() for c in head.columns]
+    if "telemetry_name" in cols:
+        raw = pd.read_csv(path, usecols=["timestamp", "lap", "vehicle_id", "telemetry_name", "telemetry_value"])
+        raw = raw[raw["telemetry_name"].isin(TELEMETRY_NAMES)]
+        wide = raw.pivot_table(index=["timestamp", "vehicle_id"], columns="telemetry_name",
+                               values="telemetry_value", aggfunc="last").reset_index()
+        laps = raw.groupby("timestamp")["lap"].max()
+        wide["lap"] = wide["timestamp"].map(laps)
+        wide["car"] = wide["vehicle_id"].map(car_number)
+    else:
+        wide = pd.read_csv(path)
+        wide.columns = [c.strip() for c in wide.columns]
+        m = re.search(r"GR86-\d+-\d+", path.name)
+        wide["car"] = car_number(m.group(0)) if m else "2"  # the shipped wide file is car #2
+    wide = wide.rename(columns=TELEMETRY_NAMES)
+    t = pd.to_datetime(wide["timestamp"], utc=True, format="ISO8601")
+    wide["time_s"] = (t - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
+    keep = ["time_s", "car"] + [c for c in TELEMETRY_NAMES.values() if c in wide.columns]
+    out = wide[keep].sort_values("time_s", kind="stable").reset_index(drop=True)
+    for c in keep[2:]:
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+    return out

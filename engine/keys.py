@@ -32,8 +32,15 @@ def car_state(session: str) -> str:
     return f"{PREFIX}:session:{session}:cars"
 
 
+def board(session: str) -> str:
+    """String (JSON): the running order with each car's timing, rewritten at every crossing."""
+    return f"{PREFIX}:session:{session}:board"
+
+
 def insight(session: str, car: str) -> str:
-    """String (JSON, with TTL): the car's live insight, the only thing the web app renders."""
+    """Hash with a TTL: the car's live insight, one JSON field per producer (timing, tyre,
+    strategy, driver, ...), so stages write their part without read-modify-write races.
+    The web app renders only what is here."""
     return f"{PREFIX}:session:{session}:insight:{car}"
 
 

@@ -44,7 +44,9 @@ class RedisServer:
                      "--appendfsync", "everysec", "--save", "60 1000", "--dbfilename", "pitwall.rdb"]
         else:
             args += ["--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Own session: a terminal's Ctrl-C must reach PitWall, which stops Redis last, not Redis itself.
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
         while True:

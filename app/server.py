@@ -1,0 +1,48 @@
+"""The one Flask server: Dash pages, REST API and WebSocket. `create_server()` is gunicorn's factory."""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+from flask import Flask
+
+from engine.settings import REPO_ROOT
+
+INDEX = """<!DOCTYPE html>
+<html lang="en" data-bs-theme="dark">
+<head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}</head>
+<body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body>
+</html>"""
+
+
+def navbar() -> dbc.Navbar:
+    links = [dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact"))
+             for p in dash.page_registry.values() if not p.get("hide_nav")]
+    return dbc.Navbar(dbc.Container([
+        dbc.NavbarBrand("PitWall", href="/", className="fw-bold"),
+        dbc.Nav(links, navbar=True, className="me-auto"),
+        html.Span(id="feed-status", className="small text-secondary"),
+    ], fluid=True), color="dark", dark=True, className="mb-2 py-1")
+
+
+def create_dash(server: Flask) -> dash.Dash:
+    """The multi-page Dash app, every asset served locally (no CDN: the garage may be offline)."""
+    app = dash.Dash(
+        __name__, server=server, use_pages=True,
+        pages_folder=str(REPO_ROOT / "pages"), assets_folder=str(REPO_ROOT / "assets"),
+        serve_locally=True, external_stylesheets=[], title="PitWall",
+        suppress_callback_exceptions=True, update_title=None,
+    )
+    app.index_string = INDEX
+    app.layout = html.Div([dcc.Location(id="url"), navbar(), dbc.Container(dash.page_container, fluid=True)])
+    return app
+
+
+def create_server() -> Flask:
+    """Flask app with the API blueprint and the Dash app mounted on it."""
+    server = Flask(__name__)
+    from app.api import api
+    server.register_blueprint(api)
+    create_dash(server)
+    return server

@@ -1,0 +1,52 @@
+"""`pitwall engine`: run the engine's stages in this process until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+
+ROLES = ("timing",)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--role", action="append", choices=ROLES,
+                   help="stage(s) to run (repeatable; default: all)")
+    p.add_argument("--name", default=None, help="consumer name (default: host-pid)")
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so loops end cleanly and acknowledge what they finished."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.redisserver import connect
+    from engine.settings import Settings
+    from engine.stages import timing
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise SystemExit("pitwall engine needs PITWALL_REDIS_URL (or run `pitwall up`, which owns a Redis)")
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    roles = args.role or list(ROLES)
+    stop = stop_on_signals()
+    threads = []
+    if "timing" in roles:
+        c = timing.consumer(connect(settings.redis_url), name, settings.insight_ttl_s)
+        threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="timing", daemon=True))
+    for t in threads:
+        t.start()
+    logging.info("engine %s running roles %s on %s", name, roles, settings.redis_url)
+    stop.wait()
+    for t in threads:
+        t.join(timeout=5)
+    logging.info("engine %s stopped", name)
+    return 0

@@ -1,0 +1,146 @@
+"""A stage's consumer-group loop: read, handle, XACK after the result is written; reclaim and dead-letter.
+
+At-least-once delivery: a handler must be idempotent (results keyed by session, car, lap), since
+an entry is redelivered if its consumer dies before XACK. Entries that stay pending on a dead
+consumer longer than `claim_idle_ms` are taken over with XAUTOCLAIM; an entry that fails
+`max_failures` times goes to the dead-letter stream with its error and is acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from engine import keys
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes, dict], None]   # (stream, entry id, fields)
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+    """Create the consumer group (and the stream) if missing; from the start of the stream."""
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+@dataclass
+class StageConsumer:
+    """One consumer of one group over a set of streams (its shards)."""
+
+    client: redis.Redis
+    group: str
+    consumer: str
+    streams: list[str]
+    handler: Handler
+    count: int = 200
+    block_ms: int = 200
+    claim_idle_ms: int = 10_000
+    max_failures: int = 3
+    failures: dict[bytes, int] = field(default_factory=dict)
+    handled: int = 0
+    dead_lettered: int = 0
+    reconnects: int = 0
+
+    def setup(self) -> None:
+        for s in self.streams:
+            ensure_group(self.client, s, self.group)
+
+    def _handle(self, stream: str, entry_id: bytes, fields: dict) -> None:
+        try:
+            self.handler(stream, entry_id, fields)
+        except Exception as exc:  # a bad entry must not stop the stage: count, retry, dead-letter
+            n = self.failures.get(entry_id, 0) + 1
+            self.failures[entry_id] = n
+            log.warning("stage %s: entry %s on %s failed (%d/%d): %s", self.group, entry_id, stream,
+                        n, self.max_failures, exc)
+            if n < self.max_failures:
+                return
+            self.client.xadd(keys.DEAD_LETTER_STREAM, {
+                "stream": stream, "id": entry_id, "group": self.group, "error": repr(exc)[:500],
+                "fields": json.dumps({k.decode() if isinstance(k, bytes) else k:
+                                      v.decode(errors="replace") if isinstance(v, bytes) else v
+                                      for k, v in fields.items()})[:10_000],
+            }, maxlen=10_000, approximate=True)
+            self.dead_lettered += 1
+            self.failures.pop(entry_id, None)
+        else:
+            self.failures.pop(entry_id, None)
+            self.handled += 1
+        self.client.xack(stream, self.group, entry_id)
+
+    def reclaim(self) -> int:
+        """Take over entries idle on other (dead) consumers; handle them now. Returns how many."""
+        n = 0
+        for s in self.streams:
+            start = "0-0"
+            while True:
+                start, entries, *_ = self.client.xautoclaim(s, self.group, self.consumer,
+                                                            self.claim_idle_ms, start, count=self.count)
+                for entry_id, fields in entries:
+                    if fields is None:   # deleted by MAXLEN trimming while pending
+                        self.client.xack(s, self.group, entry_id)
+                        continue
+                    self._handle(s, entry_id, fields)
+                    n += 1
+                if start in (b"0-0", "0-0"):
+                    break
+        return n
+
+    def retry_own_pending(self) -> None:
+        """Re-handle this consumer's own unacknowledged entries (after a handler failure or restart)."""
+        for s in self.streams:
+            resp = self.client.xreadgroup(self.group, self.consumer, {s: "0"}, count=self.count)
+            for _stream, entries in resp or []:
+                for entry_id, fields in entries:
+                    if fields:
+                        self._handle(s, entry_id, fields)
+                    else:
+                        self.client.xack(s, self.group, entry_id)
+
+    def poll(self) -> int:
+        """Read and handle new entries once (blocking up to block_ms). Returns how many."""
+        resp = self.client.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
+                                      count=self.count, block=self.block_ms)
+        n = 0
+        for stream, entries in resp or []:
+            stream = stream.decode() if isinstance(stream, bytes) else stream
+            for entry_id, fields in entries:
+                self._handle(stream, entry_id, fields)
+                n += 1
+        return n
+
+    def run(self, stop: Callable[[], bool], reclaim_every_s: float = 5.0) -> None:
+        """Loop until stop() is true: own pending first, then new entries, reclaiming periodically."""
+        backoff = 0.1
+        ready = False
+        next_claim = 0.0
+        while not stop():
+            try:
+                if not ready:
+                    self.setup()
+                    self.retry_own_pending()
+                    ready = True
+                now = time.monotonic()
+                if now >= next_claim:
+                    self.reclaim()
+                    if self.failures:
+                        self.retry_own_pending()
+                    next_claim = now + reclaim_every_s
+                self.poll()
+                backoff = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # Redis down or restarting: wait with exponential backoff, then resume where we were.
+                self.reconnects += 1
+                log.warning("stage %s: redis unavailable (%s); retry in %.1f s", self.group, exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                ready = False

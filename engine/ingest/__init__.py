@@ -1,0 +1,1 @@
+"""Telemetry ingest: every source feeds one path — validate, buffer, batch, write to Redis Streams."""

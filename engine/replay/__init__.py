@@ -1,0 +1,1 @@
+"""Replay of recorded sessions into PitWall at N x real time."""

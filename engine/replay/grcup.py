@@ -1,0 +1,79 @@
+"""A GR Cup race as a replay timeline: every car's lap crossings plus the telemetry there is.
+
+Times are race seconds (0 = the start). Telemetry comes on the logger's clock; it is put on
+the race clock by matching its lap changes to the car's official crossings (the offset whose
+spread is smallest over every lap, and the lap numbering shift that gives it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.grcup import RaceFiles, read_laps, read_telemetry, read_weather
+
+CROSSING_FIELDS = ("lap", "lap_time_s", "s1_s", "s2_s", "s3_s", "elapsed_s", "flag", "in_pit",
+                   "pit_time_s", "top_speed", "kph")
+
+
+@dataclass
+class RaceTimeline:
+    """What a replay plays: crossings (one row per car-lap) and telemetry samples, on the race clock."""
+
+    session: str
+    track: str
+    race: int
+    start_utc: float
+    total_laps: int
+    crossings: pd.DataFrame     # columns: t (race s), car, and CROSSING_FIELDS
+    telemetry: pd.DataFrame     # columns: t (race s), car, canonical channels
+
+
+def align_telemetry(tel: pd.DataFrame, laps: pd.DataFrame) -> pd.DataFrame:
+    """Put one car's telemetry on the race clock; adds `t`. Telemetry lap numbers may be shifted
+    against the official ones (the GR Cup logger counts laps its own way), so both the lap shift
+    and the clock offset are fitted."""
+    tel = tel.copy()
+    lap = tel["lap"].where(tel["lap"] < 32768)
+    starts = tel.assign(lap=lap).dropna(subset=["lap"]).groupby("lap")["time_s"].min()
+    crossing = laps.set_index("lap")["elapsed_s"]
+    best = None
+    for shift in range(-3, 4):
+        # the first sample of telemetry lap L follows the official crossing of lap L - 1 + shift
+        common = [(t0, crossing[int(L) - 1 + shift]) for L, t0 in starts.items()
+                  if int(L) - 1 + shift in crossing.index]
+        if len(common) < 3:
+            continue
+        d = np.array([t0 - e for t0, e in common])
+        spread = float(np.median(np.abs(d - np.median(d))))
+        if best is None or spread < best[0]:
+            best = (spread, float(np.median(d)), shift)
+    if best is None:
+        raise ValueError("telemetry laps do not overlap the official laps: cannot align clocks")
+    _spread, offset, shift = best
+    tel["t"] = tel["time_s"] - offset
+    tel["lap"] = (lap + shift).where(lap.notna(), tel["lap"])
+    return tel
+
+
+def load_race(files: RaceFiles, with_telemetry: bool = True) -> RaceTimeline:
+    """Build the timeline for one race from its files."""
+    laps = read_laps(files)
+    crossings = laps[["car", *CROSSING_FIELDS]].copy()
+    crossings.insert(0, "t", laps["elapsed_s"])
+    crossings = crossings.dropna(subset=["t"]).sort_values(["t", "car"], kind="stable").reset_index(drop=True)
+    weather = read_weather(files)
+    start_utc = float(weather["time_utc"].min()) if len(weather) else 0.0
+    telemetry = pd.DataFrame(columns=["t", "car"])
+    path = files.telemetry_wide or files.telemetry_long
+    if with_telemetry and path is not None:
+        tel = read_telemetry(path)
+        parts = [align_telemetry(g, laps[laps["car"] == car]) for car, g in tel.groupby("car")
+                 if (laps["car"] == car).any()]
+        if parts:
+            telemetry = pd.concat(parts).drop(columns=["time_s"]).sort_values("t", kind="stable")
+            telemetry = telemetry[telemetry["t"] >= 0].reset_index(drop=True)
+    return RaceTimeline(files.session, files.track, files.race, start_utc, int(laps["lap"].max()),
+                        crossings, telemetry)

@@ -1,0 +1,102 @@
+"""Plays a RaceTimeline into Redis at N x real time: crossings to the timing stream, telemetry
+points through the ingest writer, in one merged time order."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import redis
+
+from engine import keys
+from engine.ingest.writer import StreamWriter
+from engine.replay.grcup import CROSSING_FIELDS, RaceTimeline
+from engine.stages.timing import publish_crossing
+
+TELEMETRY_BATCH_S = 0.3   # race seconds of telemetry per write at 1x (the ingest batch window)
+
+
+def _clean(v):
+    if isinstance(v, (np.floating, float)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def crossing_events(tl: RaceTimeline) -> list[tuple[float, dict]]:
+    """(race time, crossing dict) for every car-lap."""
+    cols = ["car", *CROSSING_FIELDS]
+    rows = tl.crossings[["t", *cols]].to_numpy(dtype=object)
+    return [(float(r[0]), {"session": tl.session, **{c: _clean(v) for c, v in zip(cols, r[1:])}})
+            for r in rows]
+
+
+def telemetry_points(tl: RaceTimeline) -> tuple[np.ndarray, list[dict]]:
+    """(race times, canonical points) for the timeline's telemetry; NaN channels left out."""
+    tel = tl.telemetry
+    if tel.empty:
+        return np.empty(0), []
+    channels = [c for c in tel.columns if c not in ("t", "car")]
+    t = tel["t"].to_numpy(float)
+    cars = tel["car"].astype(str).to_numpy()
+    values = tel[channels].to_numpy(float)
+    points = []
+    for i in range(len(tel)):
+        p = {"session": tl.session, "vehicle_id": cars[i], "timestamp": tl.start_utc + t[i]}
+        for j, ch in enumerate(channels):
+            v = values[i, j]
+            if v == v:   # not NaN
+                p[ch] = float(v)
+        points.append(p)
+    return t, points
+
+
+def play(tl: RaceTimeline, client: redis.Redis, writer: StreamWriter, speed: float | None = 10.0,
+         stop: Callable[[], bool] = lambda: False, progress: bool = True,
+         from_t: float = 0.0) -> dict:
+    """Replay the timeline. speed=None plays as fast as possible. Returns counts."""
+    client.sadd(keys.SESSIONS, tl.session)
+    client.hset(keys.session_meta(tl.session), mapping={
+        "track": tl.track, "race": tl.race, "total_laps": tl.total_laps, "source": "replay",
+        "start_utc": tl.start_utc, "replay_speed": speed or 0})
+    crossings = crossing_events(tl)
+    tel_t, tel_points = telemetry_points(tl)
+    ci, ti = 0, int(np.searchsorted(tel_t, from_t))
+    while ci < len(crossings) and crossings[ci][0] < from_t:
+        ci += 1
+    wall0 = time.monotonic()
+    sent_laps = sent_points = 0
+    last_report = 0.0
+    while (ci < len(crossings) or ti < len(tel_points)) and not stop():
+        next_t = min(crossings[ci][0] if ci < len(crossings) else np.inf,
+                     tel_t[ti] if ti < len(tel_points) else np.inf)
+        if speed:
+            wait = wall0 + (next_t - from_t) / speed - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, 0.2))
+                continue
+            now_t = from_t + (time.monotonic() - wall0) * speed
+        else:
+            now_t = next_t + TELEMETRY_BATCH_S
+        end = int(np.searchsorted(tel_t, now_t, side="right"))
+        if end > ti:
+            sent_points += writer.write(tel_points[ti:end])
+            ti = end
+        while ci < len(crossings) and crossings[ci][0] <= now_t:
+            publish_crossing(client, crossings[ci][1])
+            ci += 1
+            sent_laps += 1
+        if progress and time.monotonic() - last_report > 2.0:
+            last_report = time.monotonic()
+            elapsed = last_report - wall0
+            lap = crossings[ci - 1][1]["lap"] if ci else 0
+            print(f"replay {tl.session}: race time {now_t:7.1f}s lap {lap}/{tl.total_laps} "
+                  f"crossings {sent_laps} points {sent_points} ({sent_points / max(elapsed, 1e-9):.0f}/s)",
+                  file=sys.stderr, flush=True)
+    return {"session": tl.session, "crossings": sent_laps, "points": sent_points,
+            "seconds": time.monotonic() - wall0}

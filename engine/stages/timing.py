@@ -1,0 +1,60 @@
+"""Timing stage: official lap crossings -> each car's live timing and the running order in Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis
+
+from engine import keys
+from engine.consumer import StageConsumer
+from engine.timing import apply_lap, running_order
+
+GROUP = "timing"
+
+
+def publish_crossing(client: redis.Redis, crossing: dict, maxlen: int = 100_000) -> bytes:
+    """Put one lap crossing (session, car, lap, lap_time_s, sectors, elapsed_s, flag, ...) on the timing stream."""
+    return client.xadd(keys.LAPS_STREAM, {"session": crossing["session"], "car": str(crossing["car"]),
+                                          "d": json.dumps(crossing)}, maxlen=maxlen, approximate=True)
+
+
+class TimingStage:
+    """Applies crossings idempotently and rewrites the session's board (the tower's source)."""
+
+    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60):
+        self.client = client
+        self.ttl = insight_ttl_s
+
+    def handle(self, _stream: str, _entry_id: bytes, fields: dict) -> None:
+        crossing = json.loads(fields[b"d"])
+        session, car = crossing["session"], str(crossing["car"])
+        cars_key = keys.car_state(session)
+        raw = self.client.hget(cars_key, car)
+        state = apply_lap(json.loads(raw) if raw else None, crossing)
+        if state is None:
+            return  # already applied: a redelivery changes nothing
+        self.client.hset(cars_key, car, json.dumps(state))
+        cars = [json.loads(v) for v in self.client.hgetall(cars_key).values()]
+        board = running_order(cars)
+        now = time.time()
+        leader = board[0]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.sadd(keys.SESSIONS, session)
+        pipe.hset(keys.session_meta(session), mapping={
+            "lap": leader["laps"], "flag": crossing.get("flag", "GF"), "updated_at": now})
+        pipe.set(keys.board(session), json.dumps({"session": session, "updated_at": now, "cars": board}))
+        for row in board:
+            pipe.hset(keys.insight(session, row["car"]), mapping={"timing": json.dumps(row), "updated_at": now})
+            pipe.expire(keys.insight(session, row["car"]), self.ttl)
+        pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
+            "type": "insight.generated", "timestamp": now,
+            "data": {"session": session, "car": car, "lap": state["laps"], "kind": "timing"}}))
+        pipe.execute()
+
+
+def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 60) -> StageConsumer:
+    """The timing stage as a consumer of the timing stream (one owner: the stream is ordered)."""
+    stage = TimingStage(client, insight_ttl_s)
+    return StageConsumer(client, GROUP, name, [keys.LAPS_STREAM], stage.handle)

@@ -1,0 +1,116 @@
+"""Live timing: each car's laps, last and best laps and sectors, and the running order with gaps.
+
+Pure functions over plain dicts so that the engine stage, tests and replays share them.
+A lap crossing is applied at most once: replaying or redelivering it changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+SECTORS = ("s1_s", "s2_s", "s3_s")
+
+
+def _num(v) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def apply_lap(state: dict | None, crossing: dict) -> dict | None:
+    """The car's timing after a lap crossing, or None if this crossing is already applied."""
+    lap = int(crossing["lap"])
+    state = dict(state or {"car": str(crossing["car"]), "laps": 0, "pits": 0, "stint_start_lap": 0,
+                           "best_lap_s": None, "best_sectors": [None, None, None]})
+    if lap <= state["laps"]:
+        return None
+    lap_time = _num(crossing.get("lap_time_s"))
+    sectors = [_num(crossing.get(s)) for s in SECTORS]
+    in_pit = bool(crossing.get("in_pit")) or _num(crossing.get("pit_time_s")) is not None
+    green = crossing.get("flag", "GF") in ("GF", "FF")
+    best = state.get("best_lap_s")
+    # Best laps count only green, non-pit laps, as timing screens do.
+    if lap_time is not None and green and not in_pit and (best is None or lap_time < best):
+        state["best_lap_s"] = lap_time
+    best_sectors = list(state.get("best_sectors") or [None, None, None])
+    for i, s in enumerate(sectors):
+        if s is not None and green and (best_sectors[i] is None or s < best_sectors[i]):
+            best_sectors[i] = s
+    if in_pit:
+        state["pits"] = state.get("pits", 0) + 1
+        state["stint_start_lap"] = lap
+    state.update({
+        "laps": lap,
+        "elapsed_s": _num(crossing.get("elapsed_s")),
+        "last_lap_s": lap_time,
+        "last_sectors": sectors,
+        "best_sectors": best_sectors,
+        "flag": crossing.get("flag", "GF"),
+        "in_pit": in_pit,
+        "tyre_age_laps": lap - state.get("stint_start_lap", 0),
+        "top_speed_kmh": _num(crossing.get("top_speed")),
+    })
+    return state
+
+
+def running_order(cars: list[dict]) -> list[dict]:
+    """Cars sorted into race order with position, gap to the leader and interval to the car ahead.
+
+    Order: most laps first, then earliest time at the line. A car laps down shows `gap_laps`
+    instead of a gap in seconds. Also marks each car's sectors against the session bests
+    ('overall' / 'personal' / None), as timing towers colour them.
+    """
+    ordered = sorted(cars, key=lambda c: (-c.get("laps", 0), c.get("elapsed_s") or math.inf, c["car"]))
+    session_best = [min((c["best_sectors"][i] for c in cars if (c.get("best_sectors") or [None] * 3)[i] is not None),
+                        default=None) for i in range(3)]
+    best_lap = min((c["best_lap_s"] for c in cars if c.get("best_lap_s") is not None), default=None)
+    out = []
+    leader = ordered[0] if ordered else None
+    ahead = None
+    for pos, car in enumerate(ordered, start=1):
+        row = dict(car, position=pos)
+        row["gap_s"], row["gap_laps"] = _gap(leader, car)
+        row["interval_s"], row["interval_laps"] = _gap(ahead, car) if ahead else (None, 0)
+        row["sector_marks"] = [
+            None if s is None else
+            "overall" if session_best[i] is not None and s <= session_best[i] else
+            "personal" if (car.get("best_sectors") or [None] * 3)[i] is not None and s <= car["best_sectors"][i] else
+            None
+            for i, s in enumerate(car.get("last_sectors") or [None] * 3)
+        ]
+        row["fastest_lap"] = best_lap is not None and car.get("best_lap_s") == best_lap
+        out.append(row)
+        ahead = car
+    return out
+
+
+def _gap(ref: dict | None, car: dict) -> tuple[float | None, int]:
+    if ref is None or ref is car:
+        return (0.0 if ref is car else None), 0
+    laps_down = ref.get("laps", 0) - car.get("laps", 0)
+    if laps_down > 0:
+        return None, laps_down
+    if ref.get("elapsed_s") is None or car.get("elapsed_s") is None:
+        return None, 0
+    return round(car["elapsed_s"] - ref["elapsed_s"], 3), 0
+
+
+def format_gap(gap_s: float | None, gap_laps: int) -> str:
+    """'+1.234', '+1 LAP', '+3 LAPS' or '' as a timing tower prints it."""
+    if gap_laps:
+        return f"+{gap_laps} LAP" + ("S" if gap_laps > 1 else "")
+    if gap_s is None:
+        return ""
+    return f"+{gap_s:.3f}"
+
+
+def format_laptime(seconds: float | None) -> str:
+    """1:38.366 style, '' when unknown."""
+    if seconds is None:
+        return ""
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}:{s:06.3f}" if m else f"{s:.3f}"

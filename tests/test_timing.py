@@ -1,0 +1,51 @@
+"""Live timing core: laps applied once, running order, gaps, laps down, sector colours."""
+
+from engine.timing import apply_lap, format_gap, format_laptime, running_order
+
+
+def crossing(car, lap, elapsed, lap_time, sectors=(30.0, 40.0, 30.0), **kw):
+    return {"car": car, "lap": lap, "elapsed_s": elapsed, "lap_time_s": lap_time,
+            "s1_s": sectors[0], "s2_s": sectors[1], "s3_s": sectors[2], "flag": "GF", **kw}
+
+
+def test_a_lap_is_applied_once_and_best_lap_tracks_green_laps():
+    s = apply_lap(None, crossing("7", 1, 100.0, 100.0))
+    s = apply_lap(s, crossing("7", 2, 199.0, 99.0))
+    assert s["laps"] == 2 and s["best_lap_s"] == 99.0 and s["last_lap_s"] == 99.0
+    assert apply_lap(s, crossing("7", 2, 199.0, 99.0)) is None        # redelivery: no change
+    assert apply_lap(s, crossing("7", 1, 100.0, 100.0)) is None       # late duplicate: no change
+    fcy = apply_lap(s, crossing("7", 3, 320.0, 80.0, flag="FCY"))
+    assert fcy["best_lap_s"] == 99.0, "a lap under caution never counts as best"
+
+
+def test_pit_lap_resets_tyre_age_and_counts_the_stop():
+    s = None
+    for lap in range(1, 6):
+        s = apply_lap(s, crossing("3", lap, lap * 100.0, 100.0, in_pit=(lap == 3)))
+    assert s["pits"] == 1 and s["tyre_age_laps"] == 2
+
+
+def test_running_order_gaps_intervals_and_laps_down():
+    cars = [apply_lap(None, crossing("A", 5, 500.0, 99.0)),
+            apply_lap(None, crossing("B", 5, 502.5, 98.0)),
+            apply_lap(None, crossing("C", 4, 490.0, 97.0))]
+    board = running_order(cars)
+    assert [c["car"] for c in board] == ["A", "B", "C"]
+    assert board[1]["gap_s"] == 2.5 and board[1]["interval_s"] == 2.5
+    assert board[2]["gap_laps"] == 1 and format_gap(board[2]["gap_s"], board[2]["gap_laps"]) == "+1 LAP"
+    assert board[2]["fastest_lap"] and not board[0]["fastest_lap"]
+
+
+def test_sector_marks_overall_personal_and_slower():
+    a = apply_lap(None, crossing("A", 1, 100.0, 100.0, sectors=(30.0, 40.0, 30.0)))
+    a = apply_lap(a, crossing("A", 2, 200.5, 100.5, sectors=(30.5, 39.5, 30.5)))
+    b = apply_lap(None, crossing("B", 1, 101.0, 101.0, sectors=(29.0, 41.0, 31.0)))
+    marks = {c["car"]: c["sector_marks"] for c in running_order([a, b])}
+    assert marks["A"] == [None, "overall", None]
+    assert marks["B"] == ["overall", "personal", "personal"]
+
+
+def test_formats():
+    assert format_laptime(98.366) == "1:38.366"
+    assert format_laptime(None) == ""
+    assert format_gap(0.4, 0) == "+0.400" and format_gap(None, 2) == "+2 LAPS"
