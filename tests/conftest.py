@@ -63,3 +63,10 @@ def pytest_setup_options():
                 "--disable-component-update", "--disable-sync", "--no-first-run"):
         options.add_argument(arg)
     return options
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where browser tests save what the page showed (git-ignored) for a reviewer to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS

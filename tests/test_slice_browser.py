@@ -1,0 +1,48 @@
+"""The first slice in a real browser: the timing tower fills and moves as a replayed race runs."""
+
+import threading
+
+import pytest
+
+from engine import grcup as gr
+from engine.ingest.writer import StreamWriter
+from engine.replay.grcup import load_race
+from engine.replay.player import play
+from engine.stages import timing
+
+
+@pytest.mark.browser
+def test_timing_tower_updates_live_without_reload(dash_duo, r, redis_url, grcup, monkeypatch, screenshots):
+    monkeypatch.setenv("PITWALL_REDIS_URL", redis_url)
+    from app import data
+    from app.server import create_dash
+
+    data.client.cache_clear()
+    from flask import Flask
+    app = create_dash(Flask(__name__))
+
+    stop = threading.Event()
+    stage = timing.consumer(r, "browser-test")
+    stage_thread = threading.Thread(target=stage.run, args=(stop.is_set,), daemon=True)
+    stage_thread.start()
+    tl = load_race(gr.find_race(grcup, "barber", 1), with_telemetry=False)
+    replay = threading.Thread(target=play, args=(tl, r, StreamWriter(r, 4)),
+                              kwargs={"speed": 60, "stop": stop.is_set, "progress": False}, daemon=True)
+    try:
+        dash_duo.start_server(app)
+        replay.start()
+        dash_duo.wait_for_element("#timing-tower tbody tr", timeout=30)
+        leader_laps = lambda: int(dash_duo.find_element("#timing-tower tbody tr td:nth-child(3)").text)
+        first = leader_laps()
+        dash_duo.wait_for_text_to_equal("#timing-tower tbody tr td:nth-child(3)", str(first + 2), timeout=30)
+        rows = dash_duo.find_elements("#timing-tower tbody tr")
+        assert len(rows) == 22, "the whole Barber field on the tower"
+        assert dash_duo.driver.execute_script("return performance.getEntriesByType('navigation').length") == 1
+        assert "Leader" in rows[0].text and "+" in rows[1].text, "gaps shown against the leader"
+        dash_duo.driver.save_screenshot(str(screenshots / "slice_overview.png"))
+        errors = [e for e in dash_duo.get_logs() or [] if e.get("level") == "SEVERE"]
+        assert not errors, errors
+    finally:
+        stop.set()
+        replay.join(5)
+        stage_thread.join(5)
