@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "web": ("app.commands", "serve the dashboard, REST API and WebSocket with gunicorn"),
     "replay": ("engine.replay.command", "replay a recorded session into PitWall at N x speed"),
     "bench": ("benchmarks.command", "run a benchmark; the last line printed is one JSON object"),
+    "driver": ("engine.driver.commands", "driver fingerprints against the field, and the coaching alerts measured on real races"),
 }
 
 

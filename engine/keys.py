@@ -56,3 +56,21 @@ def checkpoint(session: str, car: str) -> str:
 def shard_of(session: str, car: str, shards: int) -> int:
     """Stable shard for a car (crc32, identical in every process and language)."""
     return zlib.crc32(f"{session}/{car}".encode()) % shards
+
+
+# --- Driver fingerprinting and coaching alerts (issue 7; engine/driver) -----------------------
+# Alerts themselves go to ALERTS_STREAM.
+
+def driver_profiles(session: str) -> str:
+    """Hash: car -> JSON DriverProfile (Welford statistics, braking zones), rewritten every lap."""
+    return f"{PREFIX}:session:{session}:driver:profiles"
+
+
+def driver_field(session: str) -> str:
+    """List (capped): JSON [time, car, deviations] of recent laps, the field's common slowdown."""
+    return f"{PREFIX}:session:{session}:driver:field"
+
+
+def driver_alerts(session: str, car: str) -> str:
+    """Hash: lap -> JSON list of the alerts that lap raised (a redelivered lap returns these)."""
+    return f"{PREFIX}:session:{session}:driver:alerts:{car}"

@@ -1,0 +1,33 @@
+"""Driver fingerprinting and coaching alerts (issue 7).
+
+What the engine wires in (one call per completed lap of a car, in lap order per car):
+
+    from engine.driver import DriverService
+    svc = DriverService(redis_client, session)            # track from session meta or the id
+    alerts = svc.on_lap(car: str, lap_record: dict, samples: dict[str, np.ndarray] | None)
+
+`lap_record` needs lap, lap_time_s, s1_s, s2_s, s3_s, flag ('GF'/'FCY'/'FF'), in_pit,
+pit_time_s and elapsed_s (race seconds at the line; any monotone clock in seconds works).
+`samples` is the lap's telemetry by canonical channel name (engine/contracts.py) with
+`timestamp` (s): pbrake_f, aps, accy_can, lat, lon, lapdist_m, speed_kmh; None without
+telemetry. Returns the lap's alerts as dicts (type, severity, message, lap, car, z, z_field,
+channel, value, usual, loss_s, session), already written to keys.ALERTS_STREAM, to the car's
+insight hash (field "driver") and published as `alert.triggered` on keys.INSIGHTS_CHANNEL.
+A redelivered lap returns the same alerts and writes nothing.
+
+Offline: `pitwall driver evaluate --data DIR --json`, `pitwall driver fingerprint --data DIR
+--session barber-r1`; `store.profiles_frame(profiles)` for the session archive.
+"""
+
+import importlib
+
+_EXPORTS = {"Alert": "alerts", "DriverBook": "profile", "DriverProfile": "profile", "DriverService": "live",
+            "fingerprint": "sections", "load_profiles": "store", "profiles_frame": "store"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # Lazy, so that `pitwall --help` (which imports engine.driver.commands) stays light.
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"engine.driver.{_EXPORTS[name]}"), name)
+    raise AttributeError(name)

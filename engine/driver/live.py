@@ -1,0 +1,100 @@
+"""The engine's driver stage: each completed lap updates the car's profile, is judged, and its
+alerts go to the alerts stream, the car's live insight and the push channel.
+
+State lives only in Redis (profiles hash, field list, alerts per lap), reloaded for every lap,
+so any worker that takes over a shard carries on where the last one stopped, and a redelivered
+lap returns the alerts it already raised without learning from the lap twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import numpy as np
+import redis
+
+from engine import keys
+from engine.contracts import InvalidPoint
+from engine.driver import store
+from engine.driver.alerts import SECTION_CHANNELS
+from engine.driver.profile import DriverBook
+from engine.tracks import Track, track as track_of
+
+
+def session_track(client: redis.Redis, session: str) -> Track:
+    """The session's track: its meta hash if it says, else the session id ('barber-r1')."""
+    raw = client.hget(keys.session_meta(session), "track")
+    key = raw.decode() if isinstance(raw, bytes) else raw
+    return track_of(key or session.rsplit("-r", 1)[0])
+
+
+def _z_dict(names, z) -> dict:
+    return {n: round(float(v), 2) for n, v in zip(names, z) if v is not None and np.isfinite(v)}
+
+
+class DriverService:
+    """`on_lap(car, lap_record, samples)` for one session; see engine/driver/__init__.py."""
+
+    def __init__(self, client: redis.Redis, session: str, track: Track | None = None,
+                 insight_ttl_s: int = 60, stream_maxlen: int = 100_000):
+        self.client = client
+        self.session = session
+        self.track = track or session_track(client, session)
+        self.ttl = insight_ttl_s
+        self.maxlen = stream_maxlen
+        self.rejected: Counter[str] = Counter()     # field -> bad inputs refused or ignored
+
+    def _lap_number(self, car: str, lap_record: dict) -> int:
+        if not car or car == "None":
+            self.rejected["car"] += 1
+            raise InvalidPoint("car", "missing")
+        raw = lap_record.get("lap")
+        try:
+            lap = int(raw)
+            if lap != float(raw) or not 0 < lap < 32768:
+                raise ValueError
+        except (TypeError, ValueError):
+            self.rejected["lap"] += 1
+            raise InvalidPoint("lap", f"{raw!r} is not a lap number") from None
+        return lap
+
+    def on_lap(self, car: str, lap_record: dict, samples: dict[str, np.ndarray] | None = None) -> list[dict]:
+        """Judge and learn one completed lap; returns its alerts as dicts (type, severity,
+        message, lap, car, z, ...). Idempotent by (session, car, lap). A record without a valid
+        car or lap raises InvalidPoint naming the field; unusable samples are ignored and
+        counted in `rejected` (the lap is still judged on its section times)."""
+        car = "" if car is None else str(car)
+        lap = self._lap_number(car, lap_record)
+        done = self.client.hget(keys.driver_alerts(self.session, car), lap)
+        if done is not None:
+            return json.loads(done)
+        book = DriverBook(self.track, store.load_profiles(self.client, self.session), self.session,
+                          store.load_field(self.client, self.session))
+        j = book.on_lap(car, lap_record, samples)
+        if j.telemetry_rejected:
+            self.rejected[f"samples.{j.telemetry_rejected.split(':')[0]}"] += 1
+        if j.repeated:
+            return []
+        alerts = [a.as_dict() for a in j.alerts]
+        now = time.time()
+        profile = book.profile(car)
+        insight = {"lap": lap, "clean": j.clean, "alerts": alerts, "profile_laps": int(profile.sections.n[0]),
+                   "z": _z_dict(SECTION_CHANNELS, j.z_sections), "z_field": _z_dict(SECTION_CHANNELS, j.z_field)}
+        if j.z_telemetry is not None:
+            insight["z_telemetry"] = _z_dict(profile.telemetry_channels, j.z_telemetry)
+        pipe = self.client.pipeline(transaction=True)
+        store.save_profile(pipe, self.session, profile)
+        if j.field_entry is not None:
+            store.push_field(pipe, self.session, j.field_entry)
+        pipe.hset(keys.driver_alerts(self.session, car), lap, json.dumps(alerts))
+        for a in alerts:
+            pipe.xadd(keys.ALERTS_STREAM, {"session": self.session, "car": car, "lap": lap, "type": a["type"],
+                                           "severity": a["severity"], "d": json.dumps(a)},
+                      maxlen=self.maxlen, approximate=True)
+            pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({"type": "alert.triggered", "timestamp": now, "data": a}))
+        pipe.hset(keys.insight(self.session, car), mapping={"driver": json.dumps(insight), "updated_at": now})
+        pipe.expire(keys.insight(self.session, car), self.ttl)
+        pipe.execute()
+        return alerts

@@ -1,0 +1,189 @@
+"""Driver profiles and the per-lap judgement: z-scores against the driver's own clean laps and
+against the field, and the coaching alerts they raise. Pure: no I/O (see live.py for Redis).
+
+Profiles learn only from clean laps (green, not lap 1, not an in- or out-lap, not the lap after
+a caution) and skip a lap more than OUTLIER_Z sigma off in lap or sector time once warmed up,
+so one spin does not blow up the spread that later laps are judged by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.driver import alerts as A
+from engine.driver import telemetry as T
+from engine.driver.welford import Welford
+from engine.tracks import Track
+
+MIN_LAPS = 5            # clean laps in a profile before it judges a lap
+FIELD_MIN_CARS = 3      # other cars' laps needed to measure the field's common slowdown
+FIELD_MEMORY = 200      # recent field deviations kept
+ZONE_LAPS = 4           # clean telemetry laps needed to find the braking zones
+OUTLIER_Z = 3.0
+# No radio call for a loss below this share of the driver's usual lap time. Chosen on the GR Cup
+# races by `pitwall driver evaluate` (each race weekend's R1 chooses for R2 and vice versa).
+MIN_LOSS_SHARE = 0.015
+
+
+def is_clean(lap, lap_time_s, flag, in_pit, pit_time_s, prev_flag, prev_in_pit) -> np.ndarray:
+    """Clean lap (scalars or arrays): green at the line and before it, not lap 1, not in/out lap."""
+    lap = np.asarray(lap)
+    return (np.asarray(lap) > 1) & np.isfinite(np.asarray(lap_time_s, dtype=float)) \
+        & (np.asarray(flag) == "GF") & (np.asarray(prev_flag) == "GF") \
+        & ~np.asarray(in_pit, dtype=bool) & ~np.asarray(prev_in_pit, dtype=bool) \
+        & np.isnan(np.asarray(pit_time_s, dtype=float))
+
+
+@dataclass
+class DriverProfile:
+    """What a driver usually does: section times for every car, telemetry metrics where present."""
+
+    car: str
+    sections: Welford = field(default_factory=lambda: Welford.empty(len(A.SECTION_CHANNELS)))
+    zones: list[float] = field(default_factory=list)          # braking zones (m), frozen once found
+    telemetry: Welford | None = None
+    pending_onsets: list[list[float]] = field(default_factory=list)
+    last_lap: int = 0
+    prev_flag: str = "GF"
+    prev_in_pit: bool = False
+
+    @property
+    def telemetry_channels(self) -> list[str]:
+        return T.metric_names(len(self.zones))
+
+    def to_dict(self) -> dict:
+        return {"car": self.car, "sections": self.sections.to_dict(), "zones": self.zones,
+                "telemetry": self.telemetry.to_dict() if self.telemetry else None,
+                "pending_onsets": self.pending_onsets, "last_lap": self.last_lap,
+                "prev_flag": self.prev_flag, "prev_in_pit": self.prev_in_pit}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DriverProfile":
+        return cls(d["car"], Welford.from_dict(d["sections"]), list(d["zones"]),
+                   Welford.from_dict(d["telemetry"]) if d.get("telemetry") else None,
+                   [list(o) for o in d.get("pending_onsets", [])], int(d["last_lap"]),
+                   d.get("prev_flag", "GF"), bool(d.get("prev_in_pit", False)))
+
+
+def section_vector(record: dict) -> np.ndarray:
+    """Lap and sector times of a lap record, in SECTION_CHANNELS order (NaN where missing)."""
+    return np.array([_num(record.get(c)) for c in A.SECTION_CHANNELS])
+
+
+def _num(v) -> float:
+    try:
+        return float(v) if v is not None else np.nan
+    except (TypeError, ValueError):
+        return np.nan
+
+
+@dataclass
+class LapJudgement:
+    """What one lap did to a profile: clean or not, its z-scores and the alerts raised."""
+
+    clean: bool
+    alerts: list[A.Alert]
+    z_sections: np.ndarray
+    z_field: np.ndarray
+    z_telemetry: np.ndarray | None = None
+    repeated: bool = False
+    field_entry: tuple[float, str, list[float]] | None = None   # what this lap added to `recent`
+    telemetry_rejected: str | None = None                        # why the lap's samples were not used
+
+
+class DriverBook:
+    """Every driver's profile in one session, and the per-lap judgement (the pure core)."""
+
+    def __init__(self, track: Track, profiles: dict[str, DriverProfile] | None = None, session: str = "",
+                 recent: list[tuple[float, str, list[float]]] | None = None,
+                 min_loss_share: float = MIN_LOSS_SHARE):
+        self.track = track
+        self.min_loss_share = min_loss_share
+        self.session = session
+        self.profiles: dict[str, DriverProfile] = profiles or {}
+        # (line-crossing time, car, lap and sector times minus that car's usual) of recent laps
+        self.recent: list[tuple[float, str, list[float]]] = recent or []
+
+    def field_offset(self, car: str, at: float, window: float) -> np.ndarray:
+        """The field's common slowdown (median of other cars' deviation from their own usual)
+        over the last `window` seconds: a local yellow or a wet patch slows everyone and is no
+        driver's fault, so it is taken out before judging. Zero when too few cars are known."""
+        devs = [d for t, c, d in self.recent if c != car and at - window < t <= at]
+        if len(devs) < FIELD_MIN_CARS or not np.isfinite(at):
+            return np.zeros(len(A.SECTION_CHANNELS))
+        return np.nan_to_num(np.nanmedian(np.asarray(devs, dtype=float), axis=0))
+
+    def profile(self, car: str) -> DriverProfile:
+        return self.profiles.setdefault(car, DriverProfile(car))
+
+    def field(self) -> Welford:
+        """The field's section profile: every driver's merged exactly."""
+        return Welford.merge_all([p.sections for p in self.profiles.values()], len(A.SECTION_CHANNELS))
+
+    def on_lap(self, car: str, record: dict, samples: dict[str, np.ndarray] | None = None) -> LapJudgement:
+        """Judge a completed lap against the profile as it stood before it, then learn from it."""
+        p = self.profile(car)
+        lap = int(record["lap"])
+        if lap <= p.last_lap:                       # a redelivered or replayed lap: already learnt
+            nan = np.full(len(A.SECTION_CHANNELS), np.nan)
+            return LapJudgement(False, [], nan, nan, repeated=True)
+        clean = bool(is_clean(lap, _num(record.get("lap_time_s")), record.get("flag", "GF"),
+                              bool(record.get("in_pit", False)), _num(record.get("pit_time_s")),
+                              p.prev_flag, p.prev_in_pit))
+        p.prev_flag, p.prev_in_pit, p.last_lap = record.get("flag", "GF"), bool(record.get("in_pit", False)), lap
+        x = section_vector(record)
+        nan = np.full(len(x), np.nan)
+        if not clean:
+            return LapJudgement(False, [], nan, nan)
+        fl = A.floors(A.SECTION_CHANNELS)
+        warm = p.sections.n[0] >= MIN_LAPS
+        at = _num(record.get("elapsed_s", record.get("timestamp")))
+        adj = x - (self.field_offset(car, at, p.sections.mean[0]) if warm else 0.0)
+        z = p.sections.z(adj, MIN_LAPS, fl)
+        zf = self.field().z(x, MIN_LAPS, fl)
+        alerts: list[A.Alert] = []
+        min_loss = self.min_loss_share * p.sections.mean[0]
+        a = A.consistency_alert(car, lap, adj, p.sections.mean, z, zf, min_loss)
+        if a:
+            alerts.append(a)
+        dev = adj - p.sections.mean
+        loss = {"lap": dev[0], **{f"S{i}": dev[i] for i in (1, 2, 3)}} if warm else {}
+        entry = None
+        if warm and np.isfinite(at):
+            entry = (at, car, (x - p.sections.mean).tolist())
+            self.recent = [*self.recent[-FIELD_MEMORY + 1:], entry]
+        learn = not warm or not np.nanmax(np.r_[z, -np.inf]) > OUTLIER_Z
+        rejected = T.check_samples(samples) if samples else None
+        zt = None if rejected else self._telemetry(p, car, lap, samples, loss, alerts, learn, min_loss)
+        if learn:
+            p.sections.update(x)
+        alerts = [A.Alert(**{**al.as_dict(), "session": self.session}) for al in alerts]
+        return LapJudgement(True, alerts, z, zf, zt, field_entry=entry, telemetry_rejected=rejected)
+
+    def _telemetry(self, p: DriverProfile, car: str, lap: int, samples, loss: dict,
+                   alerts: list[A.Alert], learn: bool, min_loss: float) -> np.ndarray | None:
+        if not samples:
+            return None
+        prepared = T.prepare(samples)
+        if not p.zones:
+            if not learn:
+                return None
+            p.pending_onsets.append(T.onset_distances(prepared).round(1).tolist())
+            if len(p.pending_onsets) >= ZONE_LAPS:
+                p.zones = T.braking_zones([np.asarray(o) for o in p.pending_onsets]).tolist()
+                p.pending_onsets = []
+                p.telemetry = Welford.empty(len(p.telemetry_channels))
+            return None
+        channels = p.telemetry_channels
+        m = T.lap_metrics(prepared, np.asarray(p.zones), self.track)
+        z = p.telemetry.z(m, MIN_LAPS, A.floors(channels))
+        starts = np.asarray(self.track.sector_starts_m)
+        sector_of_zone = {c: int(np.searchsorted(starts, zd, side="right"))
+                          for c, zd in zip(channels, p.zones)}
+        alerts.extend(A.telemetry_alerts(car, lap, channels, m, p.telemetry.mean, z, loss, sector_of_zone,
+                                        min_loss))
+        if learn:
+            p.telemetry.update(m)
+        return z
