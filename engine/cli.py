@@ -12,6 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "engine": ("engine.commands.engine", "run the engine's stages (ingest, processing)"),
     "web": ("app.commands", "serve the dashboard, REST API and WebSocket with gunicorn"),
     "replay": ("engine.replay.command", "replay a recorded session into PitWall at N x speed"),
+    "train": ("engine.tyre.commands", "train the tyre model on real races, export ONNX, write models/ and the model card"),
+    "model": ("engine.tyre.modelcmd", "tyre model: `evaluate` held-out error, baselines and interval coverage"),
     "bench": ("benchmarks.command", "run a benchmark; the last line printed is one JSON object"),
     "driver": ("engine.driver.commands", "driver fingerprints against the field, and the coaching alerts measured on real races"),
 }

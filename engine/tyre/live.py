@@ -1,0 +1,126 @@
+"""What the engine calls: one TyreService per process, batched over the cars whose laps completed.
+
+    svc = TyreService.load(settings.models_dir)
+    out = svc.predict(laps)              # laps: read_laps-style frame of the session so far
+    inc = svc.wear_for_lap(samples)      # per-lap wear increments from telemetry arrays
+
+`predict` builds the feature rows with the same code that builds the training set
+(engine.tyre.dataset.lap_features), then runs ONNX Runtime once for the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.tyre import CLIFF_LAPS, CLIFF_LOSS_S
+from engine.tyre.cliff import laps_to_cliff
+from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
+from engine.tyre.explain import top_reasons
+from engine.tyre.model import TyreModel
+from engine.tyre.wear import CORNERS, wear_for_lap
+
+OUTPUT_COLUMNS = (
+    "session", "car", "lap", "predicted_next_lap_s", "next_lap_lo_s", "next_lap_hi_s",
+    "loss_s", "loss_lo_s", "loss_hi_s", "laps_to_cliff", "laps_to_cliff_lo", "laps_to_cliff_hi",
+    "wear_fl", "wear_fr", "wear_rl", "wear_rr", "wear_source", "reasons", "model_version",
+)
+
+
+class TyreService:
+    """The tyre model as the engine uses it: predictions, laps to cliff, wear and reasons per car."""
+
+    def __init__(self, model: TyreModel, threshold_s: float = CLIFF_LOSS_S, cliff_laps: int = CLIFF_LAPS):
+        self.model = model
+        self.threshold_s = threshold_s
+        self.cliff_laps = cliff_laps
+        wear = model.meta["wear"]
+        self.energy_at_cliff = float(wear["energy_at_cliff_kj"])
+        self.cliff_age = float(wear["cliff_age_laps"])
+        self.corner_share = {c: float(wear["corner_share"][c]) for c in CORNERS}
+
+    @classmethod
+    def load(cls, models_dir: Path, threshold_s: float = CLIFF_LOSS_S, cliff_laps: int = CLIFF_LAPS) -> "TyreService":
+        """Load the committed model files (models/ by default: Settings.models_dir)."""
+        return cls(TyreModel.load(models_dir), threshold_s, cliff_laps)
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    def features(self, laps: pd.DataFrame, weather: pd.DataFrame | None = None,
+                 telemetry: pd.DataFrame | None = None, race_laps: int | None = None) -> pd.DataFrame:
+        """Feature rows for every car-lap so far (the training set's own code)."""
+        return lap_features(laps, weather, telemetry, race_laps)
+
+    def wear_for_lap(self, samples: dict[str, np.ndarray]) -> dict:
+        """One lap's wear increment per corner (% of the cliff) and its evidence, from telemetry arrays
+        accx (g), accy (g), speed (km/h) and dt (s) or timestamp (s)."""
+        return wear_for_lap(samples, self.energy_at_cliff)
+
+    def _wear(self, rows: pd.DataFrame, wear: pd.DataFrame | None) -> pd.DataFrame:
+        """Cumulative wear % per corner: from telemetry where given, else from tyre age."""
+        out = pd.DataFrame(index=rows.index)
+        age = rows["tyre_age"].to_numpy(float)
+        for c in CORNERS:
+            out[f"wear_{c}"] = 100.0 * age / self.cliff_age * self.corner_share[c]
+        out["wear_source"] = "tyre age"
+        if wear is not None and not wear.empty:
+            w = wear.assign(car=wear["car"].astype(str)).set_index("car")
+            cars = rows["car"].astype(str)
+            has = cars.isin(w.index).to_numpy()
+            for c in CORNERS:
+                got = w[f"wear_{c}"].reindex(cars).to_numpy(float)
+                out.loc[has, f"wear_{c}"] = got[has]
+            out.loc[has, "wear_source"] = "telemetry"
+        return out
+
+    def predict(self, laps: pd.DataFrame, weather: pd.DataFrame | None = None,
+                wear: pd.DataFrame | None = None, telemetry: pd.DataFrame | None = None,
+                race_laps: int | None = None, latest_only: bool = True) -> pd.DataFrame:
+        """Predictions after each car's latest lap (or every lap), one batch through ONNX Runtime.
+
+        `laps`: read_laps-style frame (session, car, lap, lap_time_s, flag, sectors...) of the
+        session so far. `wear`: optional cumulative telemetry wear per car (columns car,
+        wear_fl..wear_rr in %, e.g. summed wear_for_lap increments since the car's last stop).
+        Returns OUTPUT_COLUMNS; laps_to_cliff is +inf when the cliff is not within 40 laps.
+        """
+        rows = self.features(laps, weather, telemetry, race_laps)
+        if latest_only:
+            rows = rows.groupby(["session", "car"], sort=False).tail(1)
+        if rows.empty:
+            return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+        X = rows[list(FEATURES)].to_numpy(np.float32)
+        pred = self.model.predict(X)
+        cliff = laps_to_cliff(self.model, X, self.threshold_s, self.cliff_laps)
+        wear_df = self._wear(rows, wear)
+        out = pd.DataFrame({
+            "session": rows["session"].to_numpy(), "car": rows["car"].astype(str).to_numpy(),
+            "lap": rows["lap"].to_numpy(),
+            "predicted_next_lap_s": next_lap_time(rows, pred.loss),
+            "next_lap_lo_s": next_lap_time(rows, pred.lo), "next_lap_hi_s": next_lap_time(rows, pred.hi),
+            "loss_s": pred.loss, "loss_lo_s": pred.lo, "loss_hi_s": pred.hi,
+            **cliff,
+        }, index=rows.index)
+        out = out.join(wear_df)
+        wear_dicts = out[[f"wear_{c}" for c in CORNERS]].to_dict("records")
+        out["reasons"] = top_reasons(self.model, X, wear_dicts)
+        out["model_version"] = self.version
+        return out[list(OUTPUT_COLUMNS)].reset_index(drop=True)
+
+
+def insight_fields(row: dict) -> dict:
+    """A prediction row as JSON-safe live-insight fields (inf laps to cliff -> None, rounded)."""
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, float | np.floating):
+            v = float(v)
+            out[k] = None if math.isinf(v) or math.isnan(v) else round(v, 3)
+        elif isinstance(v, np.integer):
+            out[k] = int(v)
+        else:
+            out[k] = v
+    return out
