@@ -9,6 +9,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from engine import keys
 from engine.contracts import InvalidPoint
@@ -52,6 +55,17 @@ def test_online_profile_matches_the_batch_statistics_of_real_lap_times(barber):
     parts = [Welford.of(x[i::3]) for i in range(3)]
     np.testing.assert_allclose(Welford.merge_all(parts, 4).mean, w.mean, rtol=1e-12)
     assert (Welford.merge_all(parts, 4).n == w.n).all()
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e4, 1e4), min_size=2, max_size=40), st.integers(1, 39))
+def test_merging_two_profiles_is_the_profile_of_all_their_laps(values, cut):
+    x = np.array(values)[:, None]
+    cut = min(cut, len(x) - 1)
+    merged = Welford.of(x[:cut]).merge(Welford.of(x[cut:]))
+    whole = Welford.of(x)
+    np.testing.assert_allclose(merged.mean, whole.mean, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(merged.m2, whole.m2, rtol=1e-7, atol=1e-4)
 
 
 def test_a_missing_channel_leaves_that_channel_alone():
@@ -219,6 +233,7 @@ def test_service_streams_alerts_fills_the_insight_and_ignores_redelivery(r, barb
     assert json.loads(entries[0][1][b"d"]) == alerts[0]
     insight = json.loads(r.hget(keys.insight("barber-r1", "2"), "driver"))
     assert insight["lap"] == recs[12]["lap"] and insight["alerts"] == alerts
+    assert insight["recent_alerts"][0] == alerts[0]
     assert r.ttl(keys.insight("barber-r1", "2")) > 0
     # redelivered: same answer, nothing new on the stream, nothing learnt twice
     n_before = load_profiles(r, "barber-r1")["2"].sections.n[0]

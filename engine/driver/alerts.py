@@ -56,7 +56,11 @@ def floors(channels: list[str] | tuple[str, ...]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Alert:
-    """One coaching alert, ready for the alerts stream and the car's live insight."""
+    """One coaching alert, ready for the alerts stream and the car's live insight.
+
+    `value` and `usual` are the channel's figure this lap and the driver's mean (lap and sector
+    times net of the field's common slowdown); `loss_s` is the time lost where the channel lives.
+    """
 
     type: str
     severity: str
@@ -83,7 +87,7 @@ def severity(z: float) -> str:
 
 def _bad(z: np.ndarray, side: np.ndarray) -> np.ndarray:
     """Signed so that positive is the bad direction (both directions for two-sided channels)."""
-    return np.where(side == 0, np.abs(z), z * np.where(side == 0, 1, side))
+    return np.where(side == 0, np.abs(z), z * side)
 
 
 def _sector_name(channel: str, sector_of_zone: dict[str, int]) -> str | None:

@@ -34,6 +34,9 @@ def _z_dict(names, z) -> dict:
     return {n: round(float(v), 2) for n, v in zip(names, z) if v is not None and np.isfinite(v)}
 
 
+RECENT_ALERTS = 5
+
+
 class DriverService:
     """`on_lap(car, lap_record, samples)` for one session; see engine/driver/__init__.py."""
 
@@ -84,6 +87,7 @@ class DriverService:
                    "z": _z_dict(SECTION_CHANNELS, j.z_sections), "z_field": _z_dict(SECTION_CHANNELS, j.z_field)}
         if j.z_telemetry is not None:
             insight["z_telemetry"] = _z_dict(profile.telemetry_channels, j.z_telemetry)
+        insight["recent_alerts"] = self._recent(car, lap, alerts)
         pipe = self.client.pipeline(transaction=True)
         store.save_profile(pipe, self.session, profile)
         if j.field_entry is not None:
@@ -98,3 +102,10 @@ class DriverService:
         pipe.expire(keys.insight(self.session, car), self.ttl)
         pipe.execute()
         return alerts
+
+    def _recent(self, car: str, lap: int, alerts: list[dict], n: int = RECENT_ALERTS) -> list[dict]:
+        """The car's last `n` alerts, newest first (this lap's included)."""
+        done = self.client.hgetall(keys.driver_alerts(self.session, car))
+        by_lap = {int(k): json.loads(v) for k, v in done.items()}
+        by_lap[lap] = alerts
+        return [a for _, lap_alerts in sorted(by_lap.items(), reverse=True) for a in lap_alerts][:n]
