@@ -15,10 +15,7 @@ from engine.settings import Settings
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
     """One pooled client per web process, from PITWALL_REDIS_URL."""
-    url = Settings.from_env().redis_url
-    if not url:
-        raise RuntimeError("PITWALL_REDIS_URL is not set: `pitwall web` needs the engine's Redis")
-    return connect(url)
+    return connect(redis_url())
 
 
 def sessions(r: redis.Redis | None = None) -> list[dict]:
@@ -35,3 +32,85 @@ def board(session: str, r: redis.Redis | None = None) -> dict | None:
     """The session's running order as the timing stage last wrote it."""
     raw = (r or client()).get(keys.board(session))
     return json.loads(raw) if raw else None
+
+
+def redis_url() -> str:
+    """The engine's Redis URL for this web process (PITWALL_REDIS_URL)."""
+    url = Settings.from_env().redis_url
+    if not url:
+        raise RuntimeError("PITWALL_REDIS_URL is not set: `pitwall web` needs the engine's Redis")
+    return url
+
+
+def meta(session: str, r: redis.Redis | None = None) -> dict:
+    """The session's meta hash (track, race, total_laps, lap, flag, replay_speed, updated_at)."""
+    return {k.decode(): v.decode() for k, v in (r or client()).hgetall(keys.session_meta(session)).items()}
+
+
+def latest_session(r: redis.Redis | None = None) -> str | None:
+    """The session with the most recent activity (what a garage screen shows)."""
+    s = sessions(r)
+    return s[0]["session"] if s else None
+
+
+def insight(session: str, car: str, r: redis.Redis | None = None) -> dict:
+    """The car's live insight: {producer: parsed JSON} for every producer present (timing, lap,
+    tyre, strategy, driver, ...); {} when the insight has expired or never existed."""
+    raw = (r or client()).hgetall(keys.insight(session, str(car)))
+    out = {}
+    for k, v in raw.items():
+        name = k.decode()
+        try:
+            out[name] = json.loads(v)
+        except ValueError:
+            out[name] = v.decode(errors="replace")
+    return out
+
+
+def insights(session: str, cars: list[str], r: redis.Redis | None = None) -> dict[str, dict]:
+    """Live insights of many cars in one round trip."""
+    r = r or client()
+    pipe = r.pipeline(transaction=False)
+    for car in cars:
+        pipe.hgetall(keys.insight(session, str(car)))
+    out = {}
+    for car, raw in zip(cars, pipe.execute()):
+        parsed = {}
+        for k, v in raw.items():
+            try:
+                parsed[k.decode()] = json.loads(v)
+            except ValueError:
+                parsed[k.decode()] = v.decode(errors="replace")
+        out[str(car)] = parsed
+    return out
+
+
+def lap_history(session: str, car: str, r: redis.Redis | None = None, scan: int = 5000) -> list[dict]:
+    """The car's laps in order: lap records (keys.lap_record) when the engine writes them, else the
+    crossings of the timing stream (the last `scan` entries), so a trend exists from lap 1."""
+    r = r or client()
+    raw = r.hgetall(keys.lap_record(session, str(car)))
+    if raw:
+        laps = [json.loads(v) for v in raw.values()]
+        return sorted(laps, key=lambda x: int(x.get("lap", 0)))
+    out = {}
+    for _id, f in r.xrevrange(keys.LAPS_STREAM, count=scan):
+        if f.get(b"session", b"").decode() == session and f.get(b"car", b"").decode() == str(car):
+            c = json.loads(f[b"d"])
+            out.setdefault(int(c["lap"]), c)
+    return [out[k] for k in sorted(out)]
+
+
+def alerts(session: str | None = None, count: int = 200, r: redis.Redis | None = None) -> list[dict]:
+    """The newest alerts (newest first), of one session or all, as alert.triggered data dicts."""
+    from app.live import alert_message
+
+    out = []
+    for eid, fields in (r or client()).xrevrange(keys.ALERTS_STREAM, count=count):
+        try:
+            d = alert_message(eid, fields)["data"]
+        except (KeyError, ValueError, TypeError):
+            continue
+        if session is None or d.get("session") in (None, session):
+            out.append(d)
+    return out

@@ -22,8 +22,22 @@ def navbar() -> dbc.Navbar:
     return dbc.Navbar(dbc.Container([
         dbc.NavbarBrand("PitWall", href="/", className="fw-bold"),
         dbc.Nav(links, navbar=True, className="me-auto"),
-        html.Span(id="feed-status", className="small text-secondary"),
+        html.Div(dcc.Dropdown(id="session", placeholder="session", clearable=False, persistence=True,
+                              persistence_type="local"),
+                 title="The race session every page shows (live or replayed)", style={"minWidth": "14rem"}),
     ], fluid=True), color="dark", dark=True, className="mb-2 py-1")
+
+
+def shell() -> list:
+    """What every page shares: the live feed store (written by assets/live.js), the feed badge
+    (LIVE / STALE), the fallback poll (on only while the feed is down), the session list."""
+    return [
+        dcc.Store(id="live-feed"),
+        dcc.Interval(id="fallback-poll", interval=5000, disabled=True),
+        dcc.Interval(id="sessions-poll", interval=10000),
+        html.Div("connecting…", id="feed-badge", className="feed-badge feed-stale",
+                 title="State of the live feed"),
+    ]
 
 
 def create_dash(server: Flask) -> dash.Dash:
@@ -35,8 +49,19 @@ def create_dash(server: Flask) -> dash.Dash:
         suppress_callback_exceptions=True, update_title=None,
     )
     app.index_string = INDEX
-    app.layout = html.Div([dcc.Location(id="url"), navbar(), dbc.Container(dash.page_container, fluid=True)])
+    app.layout = html.Div([dcc.Location(id="url", refresh="callback-nav"), *shell(), navbar(),
+                           dbc.Container(dash.page_container, fluid=True)], id="root")
+    app.clientside_callback(
+        """function(path, search) {
+            return (path || "").startsWith("/garage") || (search || "").includes("view=garage")
+                ? "garage-mode" : "";
+        }""", dash.Output("root", "className"), dash.Input("url", "pathname"), dash.Input("url", "search"))
+    register_callbacks()
     return app
+
+
+def register_callbacks() -> None:
+    from app.callbacks import session_options  # noqa: F401  (registers the shared callbacks)
 
 
 def create_server() -> Flask:
@@ -44,5 +69,7 @@ def create_server() -> Flask:
     server = Flask(__name__)
     from app.api import api
     server.register_blueprint(api)
+    from app import live
+    live.register(server)
     create_dash(server)
     return server

@@ -1,77 +1,85 @@
-"""Race overview: the live timing tower for the whole field."""
+"""Race overview: the live timing tower for the whole field, pushed over the WebSocket.
+
+Each push re-reads the board and the insights and sends back only the rows that changed
+(a Patch of the tower body); polling every 5 s is the fallback while the feed is down.
+"""
 
 from __future__ import annotations
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import data
-from engine.timing import format_gap, format_laptime
+from app import components, data
+from app.callbacks import touches
 
-dash.register_page(__name__, path="/", name="Race overview", order=0)
+dash.register_page(__name__, path="/", name="Race overview", order=0, title="PitWall · Race overview")
 
-COLUMNS = [("P", "Position in the race"), ("Car", "Car number"), ("Lap", "Laps completed"),
-           ("Gap", "Gap to the leader at the line, s"), ("Int", "Interval to the car ahead, s"),
-           ("Last", "Last lap time, m:ss.fff"), ("Best", "Best green-flag lap, m:ss.fff"),
-           ("S1", "Sector 1 of the last lap, s"), ("S2", "Sector 2 of the last lap, s"),
-           ("S3", "Sector 3 of the last lap, s"), ("Tyres", "Laps on the current tyres"),
-           ("Pit", "Pit stops; IN when the last lap ended in the pit lane")]
-SECTOR_CLASS = {"overall": "sector-overall", "personal": "sector-personal", None: "sector-slower"}
+ALERT_LAPS = 3   # the tower's badge counts alerts of the last laps
 
 
-def layout(session: str | None = None, **_):
+def layout(**_):
     return html.Div([
-        dbc.Row([
-            dbc.Col(dcc.Dropdown(id="ov-session", placeholder="session", clearable=False, value=session),
-                    width=3),
-            dbc.Col(html.Div(id="ov-status", className="small text-secondary pt-2"), width=9),
-        ], className="mb-2"),
-        html.Div(id="ov-tower"),
-        dcc.Interval(id="ov-tick", interval=1000),
+        html.Div(id="ov-status", className="status-line", title="Session, leader's lap, flag, cars running"),
+        dbc.Table([components.tower_header(), html.Tbody(id="tower-body")], id="timing-tower",
+                  size="sm", hover=True, className="tower mb-2"),
+        html.Div(id="ov-empty"),
+        html.H6("Latest alerts", className="mt-3", title="Alerts from every producer, newest first"),
+        html.Div(id="ov-alerts", className="alert-list"),
+        dcc.Store(id="ov-rows"),
+        html.Div(className="legend small text-secondary mt-2", children=[
+            html.Span("Sectors: "), html.Span("■ fastest of the race ", className="sector-overall"),
+            html.Span("■ personal best ", className="sector-personal"),
+            html.Span("■ slower ", className="sector-slower"),
+            html.Span(" · Wear: "), html.Span("■ <50 % ", className="wear-fresh"),
+            html.Span("■ 50–80 % ", className="wear-worn"), html.Span("■ ≥80 % near the cliff", className="wear-near"),
+        ]),
     ])
 
 
-def tower_row(car: dict) -> html.Tr:
-    sectors = [html.Td("" if s is None else f"{s:.3f}", className=SECTOR_CLASS.get(m, "sector-slower"))
-               for s, m in zip(car.get("last_sectors") or [None] * 3, car.get("sector_marks") or [None] * 3)]
-    pit = "IN" if car.get("in_pit") else str(car.get("pits", 0))
-    return html.Tr([
-        html.Td(car["position"], className="pos"),
-        html.Td(f"#{car['car']}", className="car"),
-        html.Td(car.get("laps", 0)),
-        html.Td(format_gap(car.get("gap_s"), car.get("gap_laps", 0)) if car["position"] > 1 else "Leader"),
-        html.Td(format_gap(car.get("interval_s"), car.get("interval_laps", 0))),
-        html.Td(format_laptime(car.get("last_lap_s"))),
-        html.Td(format_laptime(car.get("best_lap_s")), className="fastest" if car.get("fastest_lap") else None),
-        *sectors,
-        html.Td(car.get("tyre_age_laps", "")),
-        html.Td(pit, className="pit-in" if car.get("in_pit") else None),
-    ], id=f"tower-car-{car['car']}", className="tower-row")
+def alert_items(alerts: list[dict], n: int = 8) -> list:
+    if not alerts:
+        return [html.Div("No alerts yet.", className="text-secondary small")]
+    return [html.Div([html.Span(a.get("severity", "info").upper(), className=f"sev sev-{a.get('severity', 'info')}"),
+                      html.Span(f" #{a.get('car', '?')} lap {a.get('lap', '?')}: ", className="fw-semibold"),
+                      html.Span(str(a.get("message", a.get("type", ""))))], className="alert-item",
+                     title=f"{a.get('type', 'alert')} · {a.get('id', '')}") for a in alerts[:n]]
 
 
-@callback(Output("ov-session", "options"), Output("ov-session", "value"),
-          Input("ov-tick", "n_intervals"), State("ov-session", "value"))
-def refresh_sessions(_n, current):
-    sessions = data.sessions()
-    options = [{"label": s["session"], "value": s["session"]} for s in sessions]
-    if current is None and sessions:
-        current = sessions[0]["session"]
-    return options, current
-
-
-@callback(Output("ov-tower", "children"), Output("ov-status", "children"),
-          Input("ov-tick", "n_intervals"), Input("ov-session", "value"))
-def refresh_tower(_n, session):
+@callback(Output("tower-body", "children"), Output("ov-rows", "data"), Output("ov-status", "children"),
+          Output("ov-alerts", "children"), Output("ov-empty", "children"),
+          Input("live-feed", "data"), Input("fallback-poll", "n_intervals"), Input("session", "value"),
+          State("ov-rows", "data"))
+def refresh_tower(feed, _poll, session, shown):
     if not session:
-        return html.Div("Waiting for a session: start a replay or send telemetry.", className="text-secondary"), ""
+        return [], None, "", no_update, html.Div("Waiting for a session: start a replay (Sessions page) "
+                                                  "or send telemetry.", className="text-secondary")
+    if ctx.triggered_id == "live-feed" and not touches(feed, session):
+        return no_update, no_update, no_update, no_update, no_update
     board = data.board(session)
-    if not board:
-        return html.Div(f"No timing yet for {session}.", className="text-secondary"), ""
+    if not board or not board.get("cars"):
+        return [], None, f"{session}: no timing yet", no_update, html.Div(
+            f"No timing yet for {session}: the tower fills at the first lap crossing.", className="text-secondary")
     cars = board["cars"]
     leader = cars[0]
-    header = html.Thead(html.Tr([html.Th(name, title=tip) for name, tip in COLUMNS]))
-    table = dbc.Table([header, html.Tbody([tower_row(c) for c in cars])], id="timing-tower",
-                      size="sm", hover=True, className="tower mb-0")
-    status = f"{session} · lap {leader.get('laps', 0)} · flag {leader.get('flag', '')} · {len(cars)} cars"
-    return table, status
+    insights = data.insights(session, [c["car"] for c in cars])
+    by_car = components.alerts_by_car(data.alerts(session, 200), max(0, leader.get("laps", 0) - ALERT_LAPS))
+    rows = [components.tower_cells(c, insights.get(str(c["car"]), {}), by_car.get(str(c["car"]), [])) for c in cars]
+    meta = data.meta(session)
+    total = meta.get("total_laps")
+    status = (f"{session} · lap {leader.get('laps', 0)}{'/' + total if total else ''} · flag {leader.get('flag', '')}"
+              f" · {len(cars)} cars")
+    alerts = alert_items(data.alerts(session, 8))
+    encoded = [[list(c) for c in row] for row in rows]
+    if shown and shown.get("session") == session and len(shown.get("rows", [])) == len(rows):
+        body = Patch()
+        changed = 0
+        for i, (old, new) in enumerate(zip(shown["rows"], encoded)):
+            if old != new:
+                body[i] = components.tower_row(rows[i])
+                changed += 1
+        if not changed:
+            body = no_update
+    else:
+        body = [components.tower_row(r) for r in rows]
+    return body, {"session": session, "rows": encoded}, status, alerts, None

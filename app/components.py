@@ -1,0 +1,222 @@
+"""Building blocks the pages and the garage screen share: the timing tower, tyre gauges, trend
+and map figures. Every number carries its unit and a tooltip (the `title` attribute)."""
+
+from __future__ import annotations
+
+import time
+
+import dash_bootstrap_components as dbc
+import numpy as np
+import plotly.graph_objects as go
+from dash import dcc, html
+
+from app import trackmap, views
+from engine.timing import format_gap, format_laptime
+
+TOWER_COLUMNS = [
+    ("P", "Position in the race"), ("Car", "Car number: click for the car's detail"),
+    ("Lap", "Laps completed"), ("Gap s", "Gap to the leader at the line, seconds (or laps down)"),
+    ("Int s", "Interval to the car ahead at the line, seconds"),
+    ("Last", "Last lap time, m:ss.fff"), ("Best", "Best green-flag lap, m:ss.fff (pink: fastest of the race)"),
+    ("S1 s", "Sector 1 of the last lap, seconds"), ("S2 s", "Sector 2 of the last lap, seconds"),
+    ("S3 s", "Sector 3 of the last lap, seconds"), ("Age", "Laps on the current tyres"),
+    ("Wear %", "Most worn corner, % of the way to the cliff (tyre model)"),
+    ("Cliff", "Laps until the tyre cliff (tyre model)"),
+    ("Pit", "Pit stops made; IN when the last lap ended in the pit lane"),
+    ("Alerts", "Alerts for this car in the last laps"),
+]
+SECTOR_CLASS = {"overall": "sector-overall", "personal": "sector-personal", None: "sector-slower"}
+SECTOR_WORDS = {"overall": "fastest of the race", "personal": "personal best", None: "slower than best"}
+PLOT_LAYOUT = dict(template="plotly_dark", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+                   margin=dict(l=50, r=10, t=30, b=40), font=dict(size=13), legend=dict(orientation="h", y=1.12))
+
+
+def no_output(what: str, detail: str = "") -> html.Div:
+    """The honest empty state: which producer has not written anything yet."""
+    return html.Div([html.Span(f"No {what} output yet", className="fw-semibold"),
+                     html.Span(f" — {detail}" if detail else "")], className="no-output text-secondary")
+
+
+def alerts_by_car(alerts: list[dict], since_lap: int) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for a in alerts:
+        if a.get("car") is not None and int(a.get("lap") or since_lap) >= since_lap:
+            out.setdefault(str(a["car"]), []).append(a)
+    return out
+
+
+def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[str, str | None, str]]:
+    """One car's tower cells as (text, css class, tooltip): the comparable unit of a partial update."""
+    pos = car["position"]
+    sectors = []
+    for i, (s, m) in enumerate(zip(car.get("last_sectors") or [None] * 3, car.get("sector_marks") or [None] * 3)):
+        sectors.append(("" if s is None else f"{s:.3f}", SECTOR_CLASS.get(m, "sector-slower"),
+                        f"S{i + 1} {'' if s is None else f'{s:.3f} s'}: {SECTOR_WORDS.get(m, '')}"))
+    tyre = insight.get("tyre")
+    corner, w = views.worst_corner(tyre)
+    colour_words = views.wear_colour(w)[1]
+    cliff, lo, hi = views.laps_to_cliff(tyre)
+    pit = "IN" if car.get("in_pit") else str(car.get("pits", 0))
+    n_alerts = len(car_alerts)
+    alert_tip = " | ".join(str(a.get("message", a.get("type", "alert"))) for a in car_alerts[:5]) or "no alerts"
+    wear_cls = "wear-none" if w is None else "wear-" + colour_words.split()[0]
+    return [
+        (str(pos), "pos", f"P{pos}"),
+        (str(car["car"]), "car", f"Car #{car['car']}: open its detail"),
+        (str(car.get("laps", 0)), None, f"{car.get('laps', 0)} laps completed"),
+        (format_gap(car.get("gap_s"), car.get("gap_laps", 0)) if pos > 1 else "Leader", None, "gap to the leader"),
+        (format_gap(car.get("interval_s"), car.get("interval_laps", 0)), None, "interval to the car ahead"),
+        (format_laptime(car.get("last_lap_s")), None, "last lap"),
+        (format_laptime(car.get("best_lap_s")), "fastest" if car.get("fastest_lap") else None,
+         "fastest lap of the race" if car.get("fastest_lap") else "personal best lap"),
+        *sectors,
+        (str(car.get("tyre_age_laps", "")), None, f"{car.get('tyre_age_laps', '')} laps on these tyres"),
+        ("–" if w is None else f"{w:.0f}", wear_cls,
+         "no tyre model output yet" if w is None else f"{views.CORNER_NAMES[corner]} {w:.0f} % ({colour_words})"),
+        ("–" if cliff is None else f"{cliff:.0f}", "cliff-near" if cliff is not None and cliff <= views.CLIFF_WARN_LAPS else None,
+         "no tyre model output yet" if cliff is None else
+         f"{cliff:.0f} laps to the cliff {views.interval_text(lo, hi, 'laps')}".strip()),
+        (pit, "pit-in" if car.get("in_pit") else None, "in the pit lane" if car.get("in_pit") else f"{pit} stops"),
+        (str(n_alerts) if n_alerts else "", "alert-badge" if n_alerts else None, alert_tip),
+    ]
+
+
+def tower_row(cells: list[tuple[str, str | None, str]], big: bool = False) -> html.Tr:
+    tds = []
+    for i, (text, cls, tip) in enumerate(cells):
+        content = dcc.Link(f"#{text}", href=f"/car?car={text}") if i == 1 and not big else (
+            f"#{text}" if i == 1 else text)
+        tds.append(html.Td(content, className=cls, title=tip))
+    return html.Tr(tds, id=f"tower-car-{cells[1][0]}", className="tower-row")
+
+
+def tower_header(columns=TOWER_COLUMNS) -> html.Thead:
+    return html.Thead(html.Tr([html.Th(name, title=tip) for name, tip in columns]))
+
+
+def gauge(corner: str, tyre: dict | None) -> dbc.Card:
+    """One tyre: wear % as a large number and a bar, its interval, colour by band."""
+    v, lo, hi = views.wear(tyre, corner)
+    colour, words = views.wear_colour(v)
+    name = views.CORNER_NAMES[corner]
+    body = [html.Div(corner.upper(), className="gauge-corner", title=name)]
+    if v is None:
+        body += [html.Div("–", className="gauge-value"), html.Div("no tyre model output yet", className="small text-secondary")]
+    else:
+        iv = views.interval_text(lo, hi, "%")
+        body += [
+            html.Div(f"{v:.0f} %", className="gauge-value", style={"color": colour},
+                     title=f"{name}: {v:.1f} % of the way to the cliff ({words})"),
+            html.Div(html.Div(style={"width": f"{min(max(v, 0), 100):.0f}%", "background": colour},
+                              className="gauge-fill"), className="gauge-bar"),
+            html.Div(f"80 % interval {iv}" if iv else "interval not given", className="small text-secondary",
+                     title="The model's 80 % interval for this corner's wear"),
+        ]
+    return dbc.Card(dbc.CardBody(body), className="gauge", id=f"gauge-{corner}")
+
+
+def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
+    """Lap times (green laps in blue, caution / pit laps hollow) and, where the tyre model gave
+    them, its predicted lap times with the 80 % band."""
+    laps = [int(h["lap"]) for h in history]
+    t = [h.get("lap_time_s") for h in history]
+    clean = [h.get("flag", "GF") in ("GF", "FF") and not h.get("in_pit") for h in history]
+    fig = go.Figure()
+    fig.add_scatter(x=[l for l, c in zip(laps, clean) if c], y=[x for x, c in zip(t, clean) if c],
+                    mode="lines+markers", name="green laps", line=dict(color=views.SKY),
+                    hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
+    fig.add_scatter(x=[l for l, c in zip(laps, clean) if not c], y=[x for x, c in zip(t, clean) if not c],
+                    mode="markers", name="caution / pit laps", marker=dict(color=views.GREY, symbol="circle-open"),
+                    hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
+    pred = [(int(h["lap"]), h.get("predicted_lap_s"), h.get("lo_s"), h.get("hi_s")) for h in history
+            if h.get("predicted_lap_s") is not None]
+    nxt = (tyre or {}).get("next_lap_s") or (tyre or {}).get("predicted_lap_s")
+    if nxt is not None and laps:
+        pred.append((laps[-1] + 1, nxt, (tyre or {}).get("next_lap_lo_s"), (tyre or {}).get("next_lap_hi_s")))
+    if pred:
+        px = [p[0] for p in pred]
+        lo = [p[2] if p[2] is not None else p[1] for p in pred]
+        hi = [p[3] if p[3] is not None else p[1] for p in pred]
+        fig.add_scatter(x=px + px[::-1], y=hi + lo[::-1], fill="toself", fillcolor="rgba(230,159,0,0.25)",
+                        line=dict(width=0), name="80 % prediction band", hoverinfo="skip")
+        fig.add_scatter(x=px, y=[p[1] for p in pred], mode="lines+markers", name="predicted",
+                        line=dict(color=views.ORANGE, dash="dot"), hovertemplate="lap %{x}: predicted %{y:.3f} s<extra></extra>")
+    fig.update_layout(**PLOT_LAYOUT, title="Lap time, s", xaxis_title="lap", yaxis_title="s")
+    return fig
+
+
+def wear_figure(history: list[dict]) -> go.Figure | None:
+    """Wear % per corner per lap, from lap records that carry the tyre model's wear; None if none do."""
+    fig = go.Figure()
+    colours = dict(zip(views.CORNERS, (views.BLUE, views.SKY, views.VERMILLION, views.ORANGE)))
+    any_data = False
+    for c in views.CORNERS:
+        pts = [(int(h["lap"]), views.wear(h.get("tyre") or h, c)[0]) for h in history]
+        pts = [p for p in pts if p[1] is not None]
+        if pts:
+            any_data = True
+            fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=c.upper(), mode="lines",
+                            line=dict(color=colours[c]), hovertemplate=f"{c.upper()} lap %{{x}}: %{{y:.0f}} %<extra></extra>")
+    if not any_data:
+        return None
+    fig.add_hline(y=100, line=dict(color=views.VERMILLION, dash="dash"), annotation_text="cliff")
+    fig.update_layout(**PLOT_LAYOUT, title="Tyre wear, % of the cliff", xaxis_title="lap", yaxis_title="%")
+    return fig
+
+
+def sector_delta_figure(timing: dict) -> go.Figure | None:
+    last, best = timing.get("last_sectors") or [], timing.get("best_sectors") or []
+    d = [None if a is None or b is None else a - b for a, b in zip(last, best)]
+    if not any(x is not None for x in d):
+        return None
+    colours = [views.GREEN if (x or 0) <= 0.0005 else views.ORANGE for x in d]
+    fig = go.Figure(go.Bar(x=["S1", "S2", "S3"], y=d, marker_color=colours,
+                           text=[("" if x is None else f"{x:+.3f} s") for x in d], textposition="outside",
+                           hovertemplate="%{x}: %{y:+.3f} s to the car's best<extra></extra>"))
+    fig.update_layout(**PLOT_LAYOUT, title="Last lap's sectors against the car's best, s", yaxis_title="s")
+    return fig
+
+
+def car_positions(board: dict, meta: dict, insights: dict[str, dict], outline: trackmap.Outline,
+                  now: float | None = None) -> dict:
+    """Where every car is on the outline now, with its colour by tyre state and its hover text."""
+    cars = board.get("cars", [])
+    elapsed = np.array([c.get("elapsed_s") if c.get("elapsed_s") is not None else np.nan for c in cars], float)
+    last = np.array([c.get("last_lap_s") if c.get("last_lap_s") is not None else np.nan for c in cars], float)
+    f = trackmap.lap_fractions(elapsed, last, trackmap.race_clock(board, meta, now or time.time()))
+    x, y = outline.at(f)
+    colours, hover = [], []
+    for c in cars:
+        corner, w = views.worst_corner(insights.get(str(c["car"]), {}).get("tyre"))
+        colour, words = views.wear_colour(w)
+        colours.append(colour)
+        tyre_txt = words if w is None else f"{views.CORNER_NAMES[corner]} {w:.0f} % ({words})"
+        hover.append(f"P{c['position']} #{c['car']} · lap {c.get('laps', 0)} · {tyre_txt}")
+    return {"x": x.round(1).tolist(), "y": y.round(1).tolist(), "colours": colours, "hover": hover,
+            "labels": [str(c["car"]) for c in cars], "cars": [str(c["car"]) for c in cars]}
+
+
+def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_starts: tuple, length_m: float) -> go.Figure:
+    fig = go.Figure()
+    fig.add_scatter(x=outline.x, y=outline.y, mode="lines", line=dict(color="#5a5a5a", width=10),
+                    hoverinfo="skip", name="circuit")
+    sx, sy = outline.sector_marks(sector_starts, length_m)
+    fig.add_scatter(x=sx, y=sy, mode="markers+text", text=["S/F · S1", "S2", "S3"], textposition="top center",
+                    marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="#ffffff")),
+                    hovertemplate="start of %{text}<extra></extra>", name="sectors")
+    fig.add_scatter(x=pos["x"], y=pos["y"], mode="markers+text", text=pos["labels"], customdata=pos["cars"],
+                    hovertext=pos["hover"], hoverinfo="text", textfont=dict(color="#000000", size=11),
+                    marker=dict(size=24, color=pos["colours"], line=dict(color="#ffffff", width=1.5)), name="cars")
+    label = "real GPS trace (car #2, race 1)" if outline.source == "gps" else "schematic from lap distance — not the real shape"
+    fig.update_layout(**{**PLOT_LAYOUT, "margin": dict(l=10, r=10, t=40, b=10)}, showlegend=False,
+                      title=f"{track_name} · {label}", uirevision=outline.track, height=620)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def car_header(prefix: str, car: str | None, tip: str) -> dbc.Row:
+    """A car page's first row: the car dropdown (`<prefix>-car`) and the status line (`<prefix>-status`)."""
+    return dbc.Row([dbc.Col(dcc.Dropdown(id=f"{prefix}-car", value=car, clearable=False, placeholder="car"),
+                            width=2, title=tip),
+                    dbc.Col(html.Div(id=f"{prefix}-status", className="status-line"), width=10)], className="mb-2")

@@ -1,0 +1,332 @@
+"""Live push: one WebSocket endpoint (/ws/live) that fans the engine's insight changes and alerts
+out to every browser and API client of this web process.
+
+One hub per process owns the Redis side (a pub/sub subscription to keys.INSIGHTS_CHANNEL and a
+blocking XREAD on keys.ALERTS_STREAM) and hands each client ready-encoded frames. A frame is one
+JSON array of DESIGN §3 messages ({"type", "timestamp", "data"}). Snapshots (insight.generated,
+prediction.complete, telemetry.update) are coalesced per (session, car, kind) for a client that
+falls behind; alerts (alert.triggered) are never dropped: a client that falls too far behind is
+disconnected and, on reconnecting with ?since=<last alert id>, gets every alert it missed from
+the stream. Works with threads (Flask dev server, gthread) and with gevent (monkey-patched).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import redis
+from flask import Blueprint, jsonify, request
+
+from engine import keys
+
+log = logging.getLogger("pitwall.live")
+
+ALERT = "alert.triggered"
+SNAPSHOT_TYPES = ("insight.generated", "prediction.complete", "telemetry.update")
+BURST_WINDOW_S = 0.02      # a burst of publishes (every car at once) leaves as one frame
+MIN_FLUSH_INTERVAL_S = 0.05  # at most 20 frames a second per client; pages apply at most 10
+HEARTBEAT_S = 5.0          # an idle feed still says it is alive, so a browser can tell "stale"
+MAX_PENDING_ALERTS = 10_000  # beyond this a client is cut off and catches up from the stream
+CATCH_UP_MAX = 10_000
+
+
+# ---------------------------------------------------------------- pure core: coalescing
+
+def snapshot_key(msg: dict) -> tuple:
+    """What a newer snapshot replaces: the same kind of news about the same car."""
+    d = msg.get("data") or {}
+    return (msg.get("type"), d.get("session"), d.get("car"), d.get("kind"))
+
+
+@dataclass
+class Batch:
+    """Messages waiting for one client: every alert in order, the latest snapshot per key."""
+
+    alerts: list[dict] = field(default_factory=list)
+    snapshots: dict[tuple, dict] = field(default_factory=dict)
+
+    def add(self, msg: dict) -> None:
+        if msg.get("type") == ALERT:
+            self.alerts.append(msg)
+        else:
+            self.snapshots[snapshot_key(msg)] = msg
+
+    def merge(self, other: "Batch") -> None:
+        self.alerts.extend(other.alerts)
+        self.snapshots.update(other.snapshots)
+
+    def messages(self) -> list[dict]:
+        return [*self.alerts, *self.snapshots.values()]
+
+    def __len__(self) -> int:
+        return len(self.alerts) + len(self.snapshots)
+
+
+@dataclass
+class Frame:
+    """One flush of the hub: the batch and its encoding, shared by every client that is keeping up."""
+
+    batch: Batch
+    text: str
+
+
+def encode(batch: Batch) -> str:
+    return json.dumps(batch.messages(), separators=(",", ":"), default=str)
+
+
+def alert_message(entry_id: bytes | str, fields: dict) -> dict:
+    """An ALERTS_STREAM entry as an alert.triggered message. Entries carry either one JSON field
+    `d` (the alert) or flat fields; the stream id goes into data.id for catch-up."""
+    f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+         for k, v in fields.items()}
+    data = json.loads(f["d"]) if "d" in f else dict(f)
+    if not isinstance(data, dict):
+        data = {"alert": data}
+    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    data["id"] = eid
+    ts = data.get("timestamp") or f.get("timestamp") or int(eid.split("-")[0]) / 1000.0
+    return {"type": ALERT, "timestamp": float(ts), "data": data}
+
+
+def parse_published(raw: bytes | str) -> dict | None:
+    """A pub/sub payload as a message, or None if it is not one (counted by the caller)."""
+    try:
+        msg = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        return None
+    return msg
+
+
+# ---------------------------------------------------------------- the shell: hub and clients
+
+class Client:
+    """One connected socket's queue of frames."""
+
+    def __init__(self):
+        self.frames: deque[Frame] = deque()
+        self.pending_alerts = 0
+        self.cut_off = False
+        self.cond = threading.Condition()
+
+    def offer(self, frame: Frame) -> None:
+        with self.cond:
+            self.frames.append(frame)
+            self.pending_alerts += len(frame.batch.alerts)
+            if self.pending_alerts > MAX_PENDING_ALERTS:
+                self.cut_off = True
+            self.cond.notify()
+
+    def take(self, timeout: float) -> str | None:
+        """The text to send next (merging frames if the client fell behind), None on timeout."""
+        with self.cond:
+            if not self.frames:
+                self.cond.wait(timeout)
+            if not self.frames:
+                return None
+            if len(self.frames) == 1:
+                frame = self.frames.popleft()
+                self.pending_alerts = 0
+                return frame.text
+            merged = Batch()
+            while self.frames:
+                merged.merge(self.frames.popleft().batch)
+            self.pending_alerts = 0
+        return encode(merged)
+
+
+class Hub:
+    """Per-process fan-out from Redis to WebSocket clients."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.client = redis.Redis.from_url(url)
+        self.clients: set[Client] = set()
+        self.lock = threading.Lock()
+        self.pending = Batch()
+        self.wake = threading.Event()
+        self.stats = {"received": 0, "alerts": 0, "frames": 0, "invalid": 0, "redis_errors": 0,
+                      "clients": 0, "cut_off": 0, "last_alert_id": None}
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=fn, daemon=True, name=f"pitwall-live-{fn.__name__}")
+                         for fn in (self._listen, self._read_alerts, self._flush_loop)]
+
+    def start(self) -> "Hub":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+
+    # -- clients
+    def add(self) -> Client:
+        c = Client()
+        with self.lock:
+            self.clients.add(c)
+            self.stats["clients"] = len(self.clients)
+        return c
+
+    def remove(self, c: Client) -> None:
+        with self.lock:
+            self.clients.discard(c)
+            self.stats["clients"] = len(self.clients)
+
+    def catch_up(self, since: str) -> list[dict]:
+        """Alerts after `since` (a stream id) from the stream itself: what a reconnecting client missed."""
+        entries = self.client.xrange(keys.ALERTS_STREAM, min=f"({since}", count=CATCH_UP_MAX)
+        return [alert_message(i, f) for i, f in entries]
+
+    # -- incoming
+    def publish_local(self, msg: dict) -> None:
+        with self.lock:
+            self.pending.add(msg)
+            self.stats["received"] += 1
+            if msg.get("type") == ALERT:
+                self.stats["alerts"] += 1
+        self.wake.set()
+
+    def _backoff(self, attempt: int) -> None:
+        self.stats["redis_errors"] += 1
+        self._stop.wait(min(5.0, 0.2 * 2 ** attempt))
+
+    def _retrying(self, what: str, session) -> None:
+        """Run a Redis session (a generator that yields after each healthy round) until stopped,
+        restarting it with back-off when Redis fails: the feed survives a Redis restart."""
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                for _ in session():
+                    attempt = 0
+                    if self._stop.is_set():
+                        return
+            except redis.RedisError as exc:
+                log.warning("live: %s failed (%s); retrying", what, exc)
+                self._backoff(attempt)
+                attempt += 1
+
+    def _listen(self) -> None:
+        def session():
+            ps = self.client.pubsub(ignore_subscribe_messages=True)
+            ps.subscribe(keys.INSIGHTS_CHANNEL)
+            while True:
+                m = ps.get_message(timeout=1.0)
+                if m is not None:
+                    msg = parse_published(m["data"])
+                    if msg is None:
+                        self.stats["invalid"] += 1
+                    else:
+                        self.publish_local(msg)
+                yield
+        self._retrying("insights subscription", session)
+
+    def _read_alerts(self) -> None:
+        last = None
+
+        def session():
+            nonlocal last
+            if last is None:
+                top = self.client.xrevrange(keys.ALERTS_STREAM, count=1)
+                last = top[0][0].decode() if top else "0-0"
+            while True:
+                for _stream, entries in self.client.xread({keys.ALERTS_STREAM: last}, block=1000, count=1000) or []:
+                    for eid, fields in entries:
+                        last = eid.decode()
+                        try:
+                            msg = alert_message(eid, fields)
+                        except (KeyError, ValueError, TypeError):
+                            self.stats["invalid"] += 1
+                            continue
+                        self.stats["last_alert_id"] = last
+                        self.publish_local(msg)
+                yield
+        self._retrying("alerts stream read", session)
+
+    def _flush_loop(self) -> None:
+        last_flush = 0.0
+        while not self._stop.is_set():
+            if not self.wake.wait(1.0):
+                continue
+            delay = max(BURST_WINDOW_S, last_flush + MIN_FLUSH_INTERVAL_S - time.monotonic())
+            self._stop.wait(delay)
+            self.wake.clear()
+            with self.lock:
+                batch, self.pending = self.pending, Batch()
+                clients = list(self.clients)
+            last_flush = time.monotonic()
+            if not len(batch):
+                continue
+            frame = Frame(batch, encode(batch))
+            for c in clients:
+                c.offer(frame)
+            self.stats["frames"] += 1
+
+
+_hub: Hub | None = None
+_hub_lock = threading.Lock()
+
+
+def hub() -> Hub:
+    """This process's hub, started on first use (after gunicorn forks, never before)."""
+    global _hub
+    with _hub_lock:
+        if _hub is None:
+            from app import data
+            _hub = Hub(data.redis_url()).start()
+        return _hub
+
+
+def serve(ws, since: str | None) -> None:
+    """The life of one socket: a hello, the alerts it missed, then frames until it goes away."""
+    from simple_websocket import ConnectionClosed
+
+    h = hub()
+    client = h.add()
+    try:
+        hello = {"type": "feed.hello", "timestamp": time.time(),
+                 "data": {"heartbeat_s": HEARTBEAT_S, "last_alert_id": h.stats["last_alert_id"]}}
+        missed = h.catch_up(since) if since else []
+        ws.send(json.dumps([hello, *missed], separators=(",", ":")))
+        while ws.connected:
+            text = client.take(HEARTBEAT_S)
+            if client.cut_off:
+                h.stats["cut_off"] += 1
+                ws.close(reason=1013, message="too far behind: reconnect with ?since= to catch up")
+                return
+            if text is None:
+                text = json.dumps([{"type": "feed.heartbeat", "timestamp": time.time(), "data": {}}])
+            ws.send(text)
+    except (ConnectionClosed, OSError):
+        return
+    finally:
+        h.remove(client)
+
+
+live = Blueprint("live", __name__)
+
+
+@live.get("/api/live")
+def live_stats():
+    """The push feed's counters in this process (clients, frames, invalid messages, Redis errors)."""
+    return jsonify(dict(hub().stats))
+
+
+def register(server) -> None:
+    """Mount /ws/live and /api/live on the Flask server."""
+    from flask_sock import Sock
+
+    sock = Sock(server)
+
+    @sock.route("/ws/live")
+    def ws_live(ws):
+        since = request.args.get("since") or None
+        serve(ws, since)
+
+    server.register_blueprint(live)

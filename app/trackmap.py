@@ -1,0 +1,114 @@
+"""Track map geometry: the circuit outline and where each car is on it right now.
+
+Barber is drawn from real GPS (car #2's telemetry, one clean lap, ordered along the lap);
+other tracks get a schematic loop whose length is the official lap length (labelled as such).
+Cars are placed by lap fraction: time since the car's last crossing / its last lap time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from engine.settings import REPO_ROOT
+from engine.tracks import TRACKS
+
+GPS_TRACES = {"barber": REPO_ROOT / "data" / "grcup" / "barber" / "R1_barber_telemetry_mvp.csv"}
+EARTH_M_PER_DEG = 111_320.0
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A closed circuit: x/y in metres (east/north of the centre) and the lap fraction of each point."""
+
+    track: str
+    x: np.ndarray
+    y: np.ndarray
+    frac: np.ndarray
+    source: str          # "gps" (real trace) or "schematic"
+
+    def at(self, fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (x, y) at lap fractions in [0, 1)."""
+        f = np.mod(np.asarray(fraction, float), 1.0)
+        return np.interp(f, self.frac, self.x), np.interp(f, self.frac, self.y)
+
+    def sector_marks(self, sector_starts_m: tuple[float, ...], length_m: float) -> tuple[np.ndarray, np.ndarray]:
+        return self.at(np.asarray(sector_starts_m) / length_m)
+
+
+def outline_from_gps(lat: np.ndarray, lon: np.ndarray, lap: np.ndarray, track: str) -> Outline:
+    """The outline from one lap of GPS samples (in time order, i.e. along the lap): the lap whose
+    trace has the most samples and closes best on itself (a clean lap, no pit detour)."""
+    ok = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(lap) & (lap < 32768)
+    lat, lon, lap = lat[ok], lon[ok], lap[ok]
+    lat0, lon0 = np.median(lat), np.median(lon)
+    x = (lon - lon0) * EARTH_M_PER_DEG * np.cos(np.radians(lat0))
+    y = (lat - lat0) * EARTH_M_PER_DEG
+    best, best_score = None, -np.inf
+    for L in np.unique(lap)[1:-1]:       # first and last laps are partial
+        m = lap == L
+        if m.sum() < 50:
+            continue
+        px, py = x[m], y[m]
+        seg = np.hypot(np.diff(px), np.diff(py))
+        closure = np.hypot(px[-1] - px[0], py[-1] - py[0])
+        score = m.sum() - closure / 10.0 - 100.0 * (seg.max() > 150)   # gaps > 150 m: dropouts
+        if score > best_score:
+            best, best_score = m, score
+    if best is None:
+        raise ValueError("gps: no lap with enough samples to draw the circuit")
+    px, py = np.append(x[best], x[best][0]), np.append(y[best], y[best][0])
+    d = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(px), np.diff(py)))])
+    return Outline(track, px, py, d / d[-1], "gps")
+
+
+def schematic(track: str, length_m: float, points: int = 240) -> Outline:
+    """A rounded loop (a stadium shape) of the official lap length: positions are right along the
+    lap, the shape is not the real circuit."""
+    straight = 0.3 * length_m
+    radius = (length_m - 2 * straight) / (2 * np.pi)
+    s = np.linspace(0.0, length_m, points)
+    x, y = np.empty_like(s), np.empty_like(s)
+    a = s < straight                                   # bottom straight, left to right
+    x[a], y[a] = s[a] - straight / 2, -radius
+    b = (s >= straight) & (s < straight + np.pi * radius)   # right-hand bend
+    th = (s[b] - straight) / radius
+    x[b], y[b] = straight / 2 + radius * np.sin(th), -radius * np.cos(th)
+    c = (s >= straight + np.pi * radius) & (s < 2 * straight + np.pi * radius)  # top straight back
+    x[c], y[c] = straight / 2 - (s[c] - straight - np.pi * radius), radius
+    d = s >= 2 * straight + np.pi * radius               # left-hand bend home
+    th = (s[d] - 2 * straight - np.pi * radius) / radius
+    x[d], y[d] = -straight / 2 - radius * np.sin(th), radius * np.cos(th)
+    return Outline(track, x, y, s / length_m, "schematic")
+
+
+@lru_cache(maxsize=16)
+def outline(track: str) -> Outline:
+    """The circuit for a track key: the real GPS trace where we have one, else a schematic."""
+    path = GPS_TRACES.get(track)
+    if path is not None and path.exists():
+        from engine.grcup import read_telemetry
+
+        tel = read_telemetry(path)
+        return outline_from_gps(tel["lat"].to_numpy(float), tel["lon"].to_numpy(float),
+                                tel["lap"].to_numpy(float), track)
+    length = TRACKS[track].length_m if track in TRACKS else 4000.0
+    return schematic(track, length)
+
+
+def race_clock(board: dict, meta: dict, now: float) -> float:
+    """Race time (s) now: the latest crossing plus the wall time since the board was written,
+    scaled by the replay speed (1 for a live session)."""
+    latest = max((c.get("elapsed_s") or 0.0 for c in board.get("cars", [])), default=0.0)
+    speed = float(meta.get("replay_speed") or 0) or 1.0
+    return latest + max(0.0, now - float(board.get("updated_at") or now)) * speed
+
+
+def lap_fractions(elapsed_s: np.ndarray, last_lap_s: np.ndarray, race_now: float) -> np.ndarray:
+    """Each car's progress round the lap: time since its last crossing / its last lap time,
+    held just short of the line (a car is never shown past a crossing it has not made)."""
+    lap = np.where(np.isfinite(last_lap_s) & (last_lap_s > 0), last_lap_s, np.nan)
+    f = (race_now - elapsed_s) / lap
+    return np.clip(np.nan_to_num(f, nan=0.0), 0.0, 0.98)

@@ -1,0 +1,100 @@
+"""Car detail: four tyre gauges with intervals, laps to the cliff, the three radio-ready reasons,
+lap-time and wear trends with the prediction band, sectors against the car's best."""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
+
+from app import components, data, views
+from app.callbacks import car_choices, touches
+
+dash.register_page(__name__, path="/car", name="Car detail", order=2, title="PitWall · Car detail")
+
+
+def layout(car: str | None = None, **_):
+    return html.Div([
+        dbc.Row([
+            dbc.Col(dcc.Dropdown(id="car-pick", value=car, clearable=False, placeholder="car"), width=2,
+                    title="The car to look at"),
+            dbc.Col(html.Div(id="car-status", className="status-line"), width=10),
+        ], className="mb-2"),
+        dbc.Row([dbc.Col(html.Div(id=f"car-gauge-{c}"), xs=6, lg=3) for c in views.CORNERS], className="g-2"),
+        dbc.Row([
+            dbc.Col(html.Div(id="car-cliff", className="cliff-box"), lg=3),
+            dbc.Col(html.Div(id="car-reasons"), lg=9),
+        ], className="my-2 g-2"),
+        dbc.Row([
+            dbc.Col(dcc.Graph(id="car-laps", config={"displaylogo": False}), lg=6),
+            dbc.Col(html.Div(id="car-wear"), lg=6),
+        ], className="g-2"),
+        html.Div(id="car-sectors"),
+        dcc.Store(id="car-shown"),
+    ])
+
+
+@callback(Output("car-pick", "options"), Output("car-pick", "value"),
+          Input("session", "value"), Input("fallback-poll", "n_intervals"), Input("live-feed", "data"),
+          State("car-pick", "value"))
+def car_options(session, _p, _f, current):
+    opts, value = car_choices(session, current)
+    if ctx.triggered_id == "live-feed" and (value == current or not opts):
+        return no_update, no_update
+    return opts, value
+
+
+def cliff_box(tyre: dict | None) -> list:
+    n, lo, hi = views.laps_to_cliff(tyre)
+    if n is None:
+        return [html.Div("Laps to cliff", className="small text-secondary"), components.no_output("tyre model")]
+    cls = "cliff-near" if n <= views.CLIFF_WARN_LAPS else ""
+    return [html.Div("Laps to cliff", className="small text-secondary",
+                     title="Laps until the predicted lap-time loss crosses the team's threshold"),
+            html.Div(f"{n:.0f} laps", className=f"cliff-value {cls}"),
+            html.Div(views.interval_text(lo, hi, "laps") and f"80 % interval {views.interval_text(lo, hi, 'laps')}",
+                     className="small text-secondary"),
+            html.Div(f"model {tyre.get('model_version', '?')}", className="small text-secondary")]
+
+
+@callback(*[Output(f"car-gauge-{c}", "children") for c in views.CORNERS],
+          Output("car-cliff", "children"), Output("car-reasons", "children"), Output("car-wear", "children"),
+          Output("car-sectors", "children"), Output("car-status", "children"),
+          Output("car-laps", "figure"), Output("car-shown", "data"),
+          Input("car-pick", "value"), Input("live-feed", "data"), Input("fallback-poll", "n_intervals"),
+          State("session", "value"), State("car-shown", "data"))
+def refresh_car(car, feed, _poll, session, shown):
+    if not session or not car:
+        return *([no_update] * 8), "Pick a session and a car.", no_update, no_update
+    if ctx.triggered_id == "live-feed" and not touches(feed, session, car):
+        return (no_update,) * 11
+    ins = data.insight(session, car)
+    tyre, timing = ins.get("tyre"), ins.get("timing") or {}
+    history = data.lap_history(session, car)
+    gauges = [components.gauge(c, tyre) for c in views.CORNERS]
+    rs = views.reasons(tyre)
+    reasons = [html.H6("Why (radio-ready)", title="The model's three largest contributions, in words")] + (
+        [html.Ol([html.Li(r, className="reason") for r in rs])] if rs else [components.no_output("tyre model", "reasons appear with the tyre model's first prediction")])
+    wf = components.wear_figure(history)
+    wear = dcc.Graph(figure=wf, config={"displaylogo": False}) if wf else components.no_output(
+        "tyre model", "wear trend appears once lap records carry per-corner wear")
+    sf = components.sector_delta_figure(timing)
+    sectors = dcc.Graph(figure=sf, config={"displaylogo": False}, style={"height": "260px"}) if sf else None
+    status = (f"#{car} · P{timing.get('position', '?')} · lap {timing.get('laps', '?')} · "
+              f"last {components.format_laptime(timing.get('last_lap_s')) or '–'} · "
+              f"best {components.format_laptime(timing.get('best_lap_s')) or '–'}") if timing else (
+        f"#{car}: no live insight (expired or not yet written)")
+    laps = [int(h["lap"]) for h in history]
+    if shown and shown.get("car") == car and shown.get("session") == session and laps[: len(shown["laps"])] == shown["laps"] \
+            and not any(h.get("predicted_lap_s") for h in history) and not (tyre or {}).get("next_lap_s"):
+        new = [h for h in history if int(h["lap"]) not in set(shown["laps"])]
+        fig = Patch() if new else no_update
+        for h in new:
+            clean = h.get("flag", "GF") in ("GF", "FF") and not h.get("in_pit")
+            trace = fig["data"][0 if clean else 1]
+            trace["x"].append(int(h["lap"]))
+            trace["y"].append(h.get("lap_time_s"))
+    else:
+        fig = components.laptime_figure(history, tyre)
+    return (*gauges, cliff_box(tyre), reasons, wear, sectors, status, fig,
+            {"car": car, "session": session, "laps": laps})

@@ -1,0 +1,82 @@
+"""Garage mode: a big screen nobody touches. No navigation, type readable from 5 m, high contrast;
+rotates through the tower, the track map and each car in turn on a timer; recovers by itself
+after a server restart (the timers and the feed reconnect keep asking)."""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html
+
+from app import components, data, trackmap, views
+from engine.tracks import TRACKS
+
+dash.register_page(__name__, path="/garage", name="Garage", order=9, hide_nav=True, title="PitWall · Garage")
+
+VIEWS = ("tower", "map", "car")
+GARAGE_COLUMNS = [c for c in components.TOWER_COLUMNS if c[0] not in ("S1 s", "S2 s", "S3 s", "Age", "Alerts")]
+_KEEP = [i for i, c in enumerate(components.TOWER_COLUMNS) if c in GARAGE_COLUMNS]
+
+
+def layout(every: str | None = None, session: str | None = None, **_):
+    seconds = max(3, int(every)) if every and every.isdigit() else 12
+    return html.Div([
+        html.Div(id="garage-head", className="garage-head"),
+        html.Div(id="garage-body"),
+        dcc.Interval(id="garage-rotate", interval=seconds * 1000),
+        dcc.Interval(id="garage-tick", interval=2000),
+        dcc.Store(id="garage-session", data=session),
+    ], className="garage")
+
+
+def tower(session: str, board: dict) -> html.Div:
+    cars = board["cars"]
+    insights = data.insights(session, [c["car"] for c in cars])
+    rows = [[components.tower_cells(c, insights.get(str(c["car"]), {}), [])[i] for i in _KEEP] for c in cars]
+    return dbc.Table([components.tower_header(GARAGE_COLUMNS),
+                      html.Tbody([components.tower_row(r, big=True) for r in rows])],
+                     className="tower garage-tower", id="garage-tower")
+
+
+def car_view(session: str, car: dict) -> html.Div:
+    ins = data.insight(session, car["car"])
+    tyre = ins.get("tyre")
+    n, lo, hi = views.laps_to_cliff(tyre)
+    reasons = views.reasons(tyre)
+    return html.Div([
+        html.Div(f"P{car['position']}  #{car['car']}  ·  last {components.format_laptime(car.get('last_lap_s'))}"
+                 f"  ·  best {components.format_laptime(car.get('best_lap_s'))}", className="garage-car-title"),
+        dbc.Row([dbc.Col(components.gauge(c, tyre), width=3) for c in views.CORNERS], className="g-3"),
+        html.Div("Laps to cliff: " + ("no tyre model output yet" if n is None else f"{n:.0f} {views.interval_text(lo, hi, 'laps')}"),
+                 className="garage-line"),
+        html.Ol([html.Li(r) for r in reasons], className="garage-line") if reasons else None,
+    ], id="garage-car")
+
+
+@callback(Output("garage-head", "children"), Output("garage-body", "children"),
+          Input("garage-rotate", "n_intervals"), Input("garage-tick", "n_intervals"), Input("live-feed", "data"),
+          State("garage-session", "data"))
+def rotate(step, _tick, _feed, wanted):
+    session = wanted or data.latest_session()
+    board = data.board(session) if session else None
+    if not board or not board.get("cars"):
+        return "PitWall", html.Div("Waiting for a race…", className="garage-line")
+    step = step or 0
+    cars = board["cars"]
+    view = VIEWS[step % len(VIEWS)]
+    leader = cars[0]
+    head = f"{session}  ·  lap {leader.get('laps', 0)}  ·  {leader.get('flag', '')}"
+    if view == "tower":
+        body = tower(session, board)
+    elif view == "map":
+        meta = data.meta(session)
+        outline = trackmap.outline(meta.get("track", ""))
+        pos = components.car_positions(board, meta, data.insights(session, [c["car"] for c in cars]), outline)
+        t = TRACKS.get(meta.get("track", ""))
+        fig = components.map_figure(outline, t.name if t else meta.get("track", ""), pos,
+                                    t.sector_starts_m if t else (0.0,), t.length_m if t else 1.0)
+        fig.update_layout(height=760, font=dict(size=22))
+        body = dcc.Graph(figure=fig, config={"staticPlot": True}, id="garage-map")
+    else:
+        body = car_view(session, cars[(step // len(VIEWS)) % len(cars)])
+    return html.Span([head, html.Span(f"  ·  {view}", className="garage-view", id="garage-view")]), body
