@@ -234,6 +234,8 @@ def test_service_streams_alerts_fills_the_insight_and_ignores_redelivery(r, barb
     insight = json.loads(r.hget(keys.insight("barber-r1", "2"), "driver"))
     assert insight["lap"] == recs[12]["lap"] and insight["alerts"] == alerts
     assert insight["recent_alerts"][0] == alerts[0]
+    parts = {row["part"]: row for row in insight["fingerprint"]}
+    assert set(parts) == {"S1", "S2", "S3", "lap"} and parts["lap"]["cars"] == 1   # only car 2 so far
     assert r.ttl(keys.insight("barber-r1", "2")) > 0
     # redelivered: same answer, nothing new on the stream, nothing learnt twice
     n_before = load_profiles(r, "barber-r1")["2"].sections.n[0]
@@ -294,3 +296,16 @@ def test_evaluate_reports_the_measured_rates_on_all_twelve_races(capsys):
     assert out["false_alert_rate"] < 0.02                      # the design's claim, held out
     assert out["ungated_z2_only"]["false_alert_rate"] > out["false_alert_rate"]
     assert set(out["held_out_folds"]) == {"race_1", "race_2"}
+
+
+def test_live_fingerprint_agrees_with_the_race_fingerprint(barber):
+    laps, _ = barber
+    book = DriverBook(TRACKS["barber"], session="barber-r1")
+    for rec in laps.sort_values("elapsed_s").to_dict("records"):
+        book.on_lap(rec["car"], rec)
+    offline = fingerprint(laps).query("part == 'lap'").set_index("car")["delta_s"]
+    live = pd.Series({car: next(r["delta_s"] for r in book.fingerprint(car) if r["part"] == "lap")
+                      for car in offline.index if book.fingerprint(car)})
+    assert len(live) >= 18
+    assert np.corrcoef(live, offline[live.index])[0, 1] > 0.95
+    assert np.median(np.abs(live - offline[live.index])) < 0.3

@@ -11,9 +11,14 @@ pit_time_s and elapsed_s (race seconds at the line; any monotone clock in second
 `samples` is the lap's telemetry by canonical channel name (engine/contracts.py) with
 `timestamp` (s): pbrake_f, aps, accy_can, lat, lon, lapdist_m, speed_kmh; None without
 telemetry. Returns the lap's alerts as dicts (type, severity, message, lap, car, z, z_field,
-channel, value, usual, loss_s, session), already written to keys.ALERTS_STREAM, to the car's
-insight hash (field "driver") and published as `alert.triggered` on keys.INSIGHTS_CHANNEL.
-A redelivered lap returns the same alerts and writes nothing.
+channel, value, usual, loss_s, session), already written to keys.ALERTS_STREAM (field `d`: the
+alert as JSON) and to the car's insight hash, field "driver": {lap, clean, alerts,
+recent_alerts (last 5), fingerprint ([{part, driver_s, field_s, delta_s, rank, cars}] for S1,
+S2, S3, lap), profile_laps, z, z_field, z_telemetry}; an `insight.generated` (kind "driver")
+goes to keys.INSIGHTS_CHANNEL. A redelivered lap returns the same alerts and writes nothing.
+A record without a valid car or lap raises engine.contracts.InvalidPoint (field, reason).
+Telemetry frames from engine.grcup.read_telemetry / the replay become per-lap samples with
+engine.driver.telemetry.laps_of(frame, clock="t").
 
 Offline: `pitwall driver evaluate --data DIR --json`, `pitwall driver fingerprint --data DIR
 --session barber-r1`; `store.profiles_frame(profiles)` for the session archive.

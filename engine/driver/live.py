@@ -88,6 +88,7 @@ class DriverService:
         if j.z_telemetry is not None:
             insight["z_telemetry"] = _z_dict(profile.telemetry_channels, j.z_telemetry)
         insight["recent_alerts"] = self._recent(car, lap, alerts)
+        insight["fingerprint"] = book.fingerprint(car)
         pipe = self.client.pipeline(transaction=True)
         store.save_profile(pipe, self.session, profile)
         if j.field_entry is not None:
@@ -97,9 +98,11 @@ class DriverService:
             pipe.xadd(keys.ALERTS_STREAM, {"session": self.session, "car": car, "lap": lap, "type": a["type"],
                                            "severity": a["severity"], "d": json.dumps(a)},
                       maxlen=self.maxlen, approximate=True)
-            pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({"type": "alert.triggered", "timestamp": now, "data": a}))
         pipe.hset(keys.insight(self.session, car), mapping={"driver": json.dumps(insight), "updated_at": now})
         pipe.expire(keys.insight(self.session, car), self.ttl)
+        # alerts reach browsers from ALERTS_STREAM (never dropped); this says the insight changed
+        pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({"type": "insight.generated", "timestamp": now, "data": {
+            "session": self.session, "car": car, "lap": lap, "kind": "driver"}}))
         pipe.execute()
         return alerts
 

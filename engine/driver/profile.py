@@ -122,6 +122,23 @@ class DriverBook:
         """The field's section profile: every driver's merged exactly."""
         return Welford.merge_all([p.sections for p in self.profiles.values()], len(A.SECTION_CHANNELS))
 
+    def fingerprint(self, car: str, min_laps: int = 3) -> list[dict]:
+        """The car's live fingerprint: per part (S1, S2, S3, lap) its mean clean time minus the
+        median of the field's means (negative gains), with its rank; cars with >= min_laps only."""
+        known = {c: p.sections for c, p in self.profiles.items() if p.sections.n[0] >= min_laps}
+        if car not in known:
+            return []
+        cars = list(known)
+        means = np.array([known[c].mean for c in cars])              # (cars, parts)
+        field = np.median(means, axis=0)
+        mine = means[cars.index(car)]
+        rank = 1 + (means < mine).sum(axis=0)
+        parts = ["S1", "S2", "S3", "lap"]
+        order = [1, 2, 3, 0]
+        return [{"part": parts[k], "driver_s": round(float(mine[i]), 3), "field_s": round(float(field[i]), 3),
+                 "delta_s": round(float(mine[i] - field[i]), 3), "rank": int(rank[i]), "cars": len(cars)}
+                for k, i in enumerate(order)]
+
     def on_lap(self, car: str, record: dict, samples: dict[str, np.ndarray] | None = None) -> LapJudgement:
         """Judge a completed lap against the profile as it stood before it, then learn from it."""
         p = self.profile(car)
