@@ -48,7 +48,8 @@ def _evaluate(args) -> int:
     print(f"|z| > 2 alone: false_alert_rate {u['false_alert_rate']:.2%}  precision {u['precision']:.2%}  "
           f"recall {u['recall']:.2%}")
     w = result["after_warm_up"]
-    print(f"after the {w['clean_laps']} warm-up-free laps: recall {w['recall']:.2%}")
+    print(f"recall on driver-specific anomalies {result['recall_driver_specific']:.2%}; "
+          f"on the {w['clean_laps']} clean laps after each profile's warm-up {w['recall']:.2%}")
     return 0
 
 
