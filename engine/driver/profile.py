@@ -29,7 +29,6 @@ MIN_LOSS_SHARE = 0.015
 
 def is_clean(lap, lap_time_s, flag, in_pit, pit_time_s, prev_flag, prev_in_pit) -> np.ndarray:
     """Clean lap (scalars or arrays): green at the line and before it, not lap 1, not in/out lap."""
-    lap = np.asarray(lap)
     return (np.asarray(lap) > 1) & np.isfinite(np.asarray(lap_time_s, dtype=float)) \
         & (np.asarray(flag) == "GF") & (np.asarray(prev_flag) == "GF") \
         & ~np.asarray(in_pit, dtype=bool) & ~np.asarray(prev_in_pit, dtype=bool) \
