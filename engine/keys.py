@@ -74,3 +74,13 @@ def driver_field(session: str) -> str:
 def driver_alerts(session: str, car: str) -> str:
     """Hash: lap -> JSON list of the alerts that lap raised (a redelivered lap returns these)."""
     return f"{PREFIX}:session:{session}:driver:alerts:{car}"
+
+
+# --- ingest (engine/ingest) ---------------------------------------------------------------
+INGEST_STATS_INDEX = f"{PREFIX}:ingest:stats"        # set of ingest process names with live counters
+INGEST_STATS_TTL_S = 30                               # a process that stops mirroring disappears
+
+
+def ingest_stats(name: str) -> str:
+    """Hash: one ingest process's counters (received, written, invalid:*, dropped:*), every second."""
+    return f"{PREFIX}:ingest:stats:{name}"

@@ -3,35 +3,56 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 
+import numpy as np
 import redis
 
 from engine import keys
-from engine.contracts import batch_from_points, encode_batch
+from engine.contracts import encode_batch
+from engine.ingest.rows import car_batches, rows_from_points
 
 
 class StreamWriter:
-    """Writes points as columnar batches (one entry per car per call), trimmed with ~MAXLEN."""
+    """Writes telemetry as columnar batches (one entry per car per batch), trimmed with ~MAXLEN."""
 
     def __init__(self, client: redis.Redis, shards: int, maxlen: int = 200_000):
         self.client = client
         self.shards = shards
         self.maxlen = maxlen
         self.written = 0
+        self._shard: dict[tuple[str, str], str] = {}
+
+    def stream_of(self, session: str, car: str) -> str:
+        s = self._shard.get((session, car))
+        if s is None:
+            if len(self._shard) > 100_000:
+                self._shard.clear()
+            s = self._shard[(session, car)] = keys.telemetry_stream(keys.shard_of(session, car, self.shards))
+        return s
+
+    def add(self, pipe, session: str, car: str, ts: np.ndarray, values: np.ndarray, sent: np.ndarray,
+            max_points: int) -> int:
+        """Queue one car's rows on a pipeline as XADDs of at most max_points; returns the entries queued.
+        An entry's `at` is its oldest point's send time (or now), so a reader sees the worst latency."""
+        entries = 0
+        for start, batch in zip(range(0, len(ts), max_points), car_batches(session, car, ts, values, max_points)):
+            at = np.nanmin(sent[start:start + max_points]) if np.isfinite(sent[start:start + max_points]).any() else time.time()
+            pipe.xadd(self.stream_of(session, car), encode_batch(batch, float(at)), maxlen=self.maxlen, approximate=True)
+            entries += 1
+        return entries
 
     def write(self, points: list[dict], sent_at: float | None = None) -> int:
-        """Write validated points in one pipeline round trip; returns the number written."""
+        """Write validated point dicts in one pipeline round trip (one entry per car); returns the count."""
         if not points:
             return 0
-        by_car: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for p in points:
-            by_car[(p["session"], p["vehicle_id"])].append(p)
         pipe = self.client.pipeline(transaction=False)
-        for (session, car), pts in by_car.items():
-            stream = keys.telemetry_stream(keys.shard_of(session, car, self.shards))
-            fields = encode_batch(batch_from_points(pts), sent_at if sent_at is not None else time.time())
-            pipe.xadd(stream, fields, maxlen=self.maxlen, approximate=True)
+        for rows in rows_from_points(points, sent_at if sent_at is not None else time.time()):
+            order = np.argsort(rows.cars, kind="stable")
+            cars = rows.cars[order]
+            cuts = np.flatnonzero(cars[1:] != cars[:-1]) + 1
+            for idx in np.split(order, cuts):
+                self.add(pipe, rows.session, str(rows.cars[idx[0]]), rows.ts[idx], rows.values[idx],
+                         rows.sent[idx], max(len(idx), 1))
         pipe.execute()
         self.written += len(points)
         return len(points)

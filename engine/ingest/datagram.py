@@ -1,0 +1,121 @@
+"""PitWall's own UDP datagrams: JSON (one point or an array) and the compact binary form.
+
+Binary form, version 1, little-endian (documented in the README, "Sending telemetry"):
+
+    offset  type      field
+    0       2 bytes   magic b"PW"
+    2       u8        version = 1
+    3       u8        flags: bit 0 set = values are float64 (else float32)
+    4       u16       n, points in this datagram (1..MAX_POINTS)
+    6       u8        k, channels per point (1..len(CHANNEL_NAMES))
+    7       u8        S, length of the session id (UTF-8 bytes, 1..64)
+    8       u8        V, length of the vehicle id (UTF-8 bytes, 1..64)
+    9       u8        reserved, 0
+    10      f64       sent_at: the sender's clock when sent (UTC epoch s; 0 = unknown)
+    18      S bytes   session id, then V bytes vehicle id
+    ..      k x u8    channel codes: the index of each channel in contracts.CHANNEL_NAMES
+    ..      n x f64   timestamps (UTC epoch s)
+    ..      n*k x f32|f64  values, row by row; NaN = channel not sampled in that point
+
+One datagram carries one car's points; the socket decodes it with np.frombuffer, no Python
+object per value.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+from engine.contracts import CHANNEL_INDEX, MAX_ID_LEN, InvalidPoint
+from engine.ingest.rows import NCH, Rows, blank
+
+MAGIC = b"PW"
+VERSION = 1
+FLAG_F64 = 1
+HEADER = struct.Struct("<2sBBHBBBBd")
+MAX_POINTS = 4096
+MAX_DATAGRAM = 65_507           # the largest UDP payload over IPv4
+F1_FORMATS = range(2023, 2027)
+
+
+def detect(data: bytes) -> str:
+    """'binary', 'json', 'f1' or 'unknown' from a datagram's first bytes."""
+    if data[:2] == MAGIC:
+        return "binary"
+    if len(data) >= 2 and int.from_bytes(data[:2], "little") in F1_FORMATS:
+        return "f1"
+    head = bytes(data[:16]).lstrip()
+    if head[:1] in (b"{", b"["):
+        return "json"
+    return "unknown"
+
+
+def encode_binary(session: str, vehicle_id: str, timestamps: np.ndarray, channels: tuple[str, ...] | list[str],
+                  values: np.ndarray, sent_at: float = 0.0, f64: bool = False) -> bytes:
+    """One car's points as a PitWall binary datagram (values: (n, len(channels)), NaN = not sampled)."""
+    s, v = session.encode(), vehicle_id.encode()
+    n, k = len(timestamps), len(channels)
+    head = HEADER.pack(MAGIC, VERSION, FLAG_F64 if f64 else 0, n, k, len(s), len(v), 0, sent_at)
+    codes = bytes(CHANNEL_INDEX[c] for c in channels)
+    vals = np.ascontiguousarray(values, dtype="<f8" if f64 else "<f4").reshape(n, k)
+    return b"".join((head, s, v, codes, np.ascontiguousarray(timestamps, "<f8").tobytes(), vals.tobytes()))
+
+
+def _id(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise InvalidPoint(name, "not UTF-8") from None
+
+
+def decode_binary(data: bytes | memoryview) -> Rows:
+    """A binary datagram -> Rows (full-width values). Raises InvalidPoint('datagram', reason)
+    for a malformed datagram; point-level checks are left to rows.validate_rows."""
+    if len(data) < HEADER.size:
+        raise InvalidPoint("datagram", "truncated header")
+    magic, version, flags, n, k, slen, vlen, _res, sent_at = HEADER.unpack_from(data)
+    if version != VERSION:
+        raise InvalidPoint("datagram", f"unsupported version {version}")
+    if not 1 <= n <= MAX_POINTS:
+        raise InvalidPoint("datagram", f"point count {n} outside 1..{MAX_POINTS}")
+    if not 1 <= k <= NCH:
+        raise InvalidPoint("datagram", f"channel count {k} outside 1..{NCH}")
+    if not (1 <= slen <= MAX_ID_LEN and 1 <= vlen <= MAX_ID_LEN):
+        raise InvalidPoint("datagram", "session or vehicle id length outside 1..64")
+    width = 8 if flags & FLAG_F64 else 4
+    o = HEADER.size
+    need = o + slen + vlen + k + 8 * n + width * n * k
+    if len(data) < need:
+        raise InvalidPoint("datagram", "truncated")
+    if len(data) > need:
+        raise InvalidPoint("datagram", "oversize: bytes after the declared points")
+    session = _id(bytes(data[o:o + slen]), "session")
+    car = _id(bytes(data[o + slen:o + slen + vlen]), "vehicle_id")
+    o += slen + vlen
+    codes = np.frombuffer(data, np.uint8, k, o)
+    if codes.max() >= NCH:
+        raise InvalidPoint("datagram", f"unknown channel code {int(codes.max())}")
+    if len(np.unique(codes)) != k:
+        raise InvalidPoint("datagram", "repeated channel code")
+    o += k
+    ts = np.frombuffer(data, "<f8", n, o).astype(float)
+    vals = np.frombuffer(data, "<f8" if width == 8 else "<f4", n * k, o + 8 * n).reshape(n, k)
+    values = blank(n)
+    values[:, codes] = vals
+    sent = sent_at if sent_at > 0 else np.nan
+    return Rows(session, np.full(n, car, dtype=object), ts, values, np.full(n, sent))
+
+
+def decode_json(data: bytes | str) -> list:
+    """A JSON datagram or request body -> a list of raw (unvalidated) point objects."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidPoint("json", f"not valid JSON: {str(exc)[:80]}") from None
+    if isinstance(doc, dict):
+        return [doc]
+    if isinstance(doc, list):
+        return doc
+    raise InvalidPoint("json", f"wrong type {type(doc).__name__}, expected an object or an array of objects")

@@ -1,0 +1,118 @@
+"""The UDP front door: one socket (default :20777) for PitWall datagrams (JSON or binary) and the
+F1 game protocol, detected per datagram and fed to the ingest path. Garbage is counted, never fatal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+from engine.contracts import InvalidPoint
+from engine.ingest.datagram import decode_binary, decode_json, detect
+from engine.ingest.f1udp import F1Decoder
+from engine.ingest.pipeline import Ingest
+from engine.ingest.rows import reason_key
+
+log = logging.getLogger("pitwall.ingest")
+RCVBUF = 8 * 1024 * 1024
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+def open_socket(host: str, port: int, rcvbuf: int = RCVBUF) -> socket.socket:
+    """A bound UDP socket with a receive buffer of at least `rcvbuf` where the OS allows it
+    (SO_RCVBUFFORCE when privileged, else SO_RCVBUF capped by net.core.rmem_max)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for opt in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, rcvbuf)
+            break
+        except OSError:
+            continue
+    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if got < rcvbuf:
+        log.warning("UDP receive buffer is %d bytes, asked %d: raise net.core.rmem_max to avoid drops in bursts",
+                    got, rcvbuf)
+    sock.bind((host, port))
+    return sock
+
+
+def kernel_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped for this socket (Linux /proc/net/udp 'drops'), or None."""
+    inode = str(os.fstat(sock.fileno()).st_ino)
+    try:
+        with open("/proc/net/udp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if len(parts) >= 13 and parts[9] == inode:
+                    return int(parts[-1])
+    except OSError:
+        return None
+    return None
+
+
+class UdpServer:
+    """Receives datagrams and hands them to an Ingest. `serve(stop)` runs until stop() is true."""
+
+    def __init__(self, ingest: Ingest, host: str = "127.0.0.1", port: int = 20777, rcvbuf: int = RCVBUF):
+        self.ingest = ingest
+        self.counters = ingest.counters
+        self.sock = open_socket(host, port, rcvbuf)
+        self.port = self.sock.getsockname()[1]
+        self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.f1 = F1Decoder()
+        ingest.hooks.append(self.stats)
+
+    def stats(self) -> dict:
+        drops = kernel_drops(self.sock)
+        out = {"udp_port": self.port, "udp_rcvbuf": self.rcvbuf}
+        if drops is not None:
+            out["kernel_drops"] = drops
+        return out
+
+    def handle(self, data: bytes | memoryview) -> None:
+        """One datagram: detect, decode, submit; every failure is counted by reason."""
+        c = self.counters
+        c.add("datagrams")
+        try:
+            kind = detect(data)
+            if kind == "binary":
+                self.ingest.submit(decode_binary(data))
+            elif kind == "f1":
+                rows, meta = self.f1.feed(data, time.time())
+                c.add("f1_packets")
+                if rows is not None:
+                    self.ingest.submit(rows)
+                if meta is not None:
+                    self.ingest.note_session(meta)
+            elif kind == "json":
+                self.ingest.submit_points(decode_json(bytes(data)))
+            else:
+                c.add("invalid:datagram: unknown format")
+        except InvalidPoint as exc:
+            c.add("invalid:" + reason_key(exc))
+        except Exception as exc:  # a parser bug must not stop the socket: count it, log it, go on
+            c.add(f"errors:parser {type(exc).__name__}")
+            log.exception("datagram of %d bytes failed to parse", len(data))
+
+    def serve(self, stop: Callable[[], bool]) -> None:
+        buf = bytearray(65_536)
+        view = memoryview(buf)
+        self.sock.settimeout(0.2)
+        recv = self.sock.recv_into
+        while not stop():
+            try:
+                n = recv(buf)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if stop():
+                    break
+                self.counters.add(f"errors:socket {type(exc).__name__}")
+                time.sleep(0.01)
+                continue
+            self.handle(view[:n])
+
+    def close(self) -> None:
+        self.sock.close()
