@@ -309,3 +309,23 @@ def test_live_fingerprint_agrees_with_the_race_fingerprint(barber):
     assert len(live) >= 18
     assert np.corrcoef(live, offline[live.index])[0, 1] > 0.95
     assert np.median(np.abs(live - offline[live.index])) < 0.3
+
+
+def test_the_replay_timeline_drives_the_service_like_the_offline_evaluation(r, grcup):
+    """The shapes the engine will pass (the replay's crossings and telemetry) give the same
+    alerts through Redis as the offline evaluation gives in memory."""
+    from engine.driver.evaluate import judge_race
+    from engine.replay.grcup import load_race as load_timeline
+
+    rf = find_race(grcup, "barber", 1)
+    timeline = load_timeline(rf)
+    tel = T.laps_of(timeline.telemetry[timeline.telemetry["car"] == "2"])
+    svc = DriverService(r, timeline.session)
+    raised = 0
+    for rec in timeline.crossings.to_dict("records"):
+        raised += len(svc.on_lap(rec["car"], rec, tel.get(int(rec["lap"])) if rec["car"] == "2" else None))
+    offline = judge_race(rf, load_race(rf), 0.015)
+    assert raised == offline["alerts"].sum() > 0
+    assert len(r.xrange(keys.ALERTS_STREAM)) == raised
+    assert load_profiles(r, timeline.session)["2"].telemetry is not None
+    assert svc.rejected == {}
