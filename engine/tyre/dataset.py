@@ -41,7 +41,7 @@ ROW_FEATURES: tuple[str, ...] = (
 ) + TELEMETRY_FEATURES
 
 # Left out of the model, measured: with 12 races these identify the race rather than generalise.
-# Leave-one-race-out with them: MAE 3.93 s, median |error| 0.85 s; without: 3.68 s, 0.58 s.
+# Leave-one-race-out with them: MAE 4.12 s, median |error| 0.96 s; without: 3.74 s, 0.62 s.
 RACE_IDENTIFYING: tuple[str, ...] = (
     "lap", "laps_remaining", "race_time_s", "ref_s", "track_length_m", "position", "gap_ahead_s",
     "air_temp", "track_temp", "humidity",

@@ -102,13 +102,14 @@ def fit_calibrated(rows: pd.DataFrame, log=None, label: str = "") -> Calibrated:
     return Calibrated(fit_pace(rows), scale, float(q_lo), float(q_hi), oof)
 
 
-def to_onnx(model, n_features: int):
-    """Convert a single-output XGBRegressor to ONNX (onnxmltools)."""
+def to_onnx(model, n_features: int, name: str):
+    """Convert a single-output XGBRegressor to ONNX (onnxmltools); a fixed graph name keeps the
+    bytes, and so the model version, reproducible."""
     from onnxmltools import convert_xgboost
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     return convert_xgboost(model, initial_types=[("features", FloatTensorType([None, n_features]))],
-                           target_opset=15)
+                           target_opset=15, name=name)
 
 
 def session(onnx_bytes: bytes):
@@ -178,8 +179,8 @@ def train(data_dir, out_dir, log=None) -> dict:
     cal = fit_calibrated(rows, log=log, label="calibrate")
     log_line(log, f"[train] interval: q10 {cal.q_lo:+.3f}, q90 {cal.q_hi:+.3f} x scale")
     X = matrix(rows[m])
-    pace_onnx = to_onnx(cal.pace, X.shape[1]).SerializeToString()
-    scale_onnx = to_onnx(cal.scale, X.shape[1]).SerializeToString()
+    pace_onnx = to_onnx(cal.pace, X.shape[1], "tyre_pace").SerializeToString()
+    scale_onnx = to_onnx(cal.scale, X.shape[1], "tyre_scale").SerializeToString()
     diffs = {"pace": onnx_max_diff(cal.pace, pace_onnx, X), "scale": onnx_max_diff(cal.scale, scale_onnx, X)}
     log_line(log, f"[train] ONNX vs XGBoost on {len(X)} real rows: max |diff| pace {diffs['pace']:.2e}, "
                   f"scale {diffs['scale']:.2e}")
@@ -204,7 +205,25 @@ def train(data_dir, out_dir, log=None) -> dict:
     cal.pace.get_booster().save_model(str(out_dir / M.PACE_XGB))
     model = M.TyreModel.load_parts(out_dir, meta)
     meta["wear"] = calibrate_wear(model, rows, Path(data_dir), log=log)
+    meta["f1_wear_check"] = f1_wear_check(meta["wear"]["energy_at_cliff_kj"], log)
     meta["train_seconds"] = round(time.perf_counter() - t0, 1)
     (out_dir / M.META).write_text(dumps(meta) + "\n")
     log_line(log, f"[train] wrote {version} to {out_dir} in {meta['train_seconds']} s")
     return meta
+
+
+def f1_wear_check(energy_at_cliff: float, log=None) -> dict | None:
+    """The wear model against the F1 capture's Car Damage tyre wear (None without f1-packets)."""
+    from engine.settings import REPO_ROOT
+    from engine.tyre.f1check import compare
+
+    capture = REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz"
+    try:
+        import f1.packets  # noqa: F401  (a test dependency)
+    except ImportError:
+        log_line(log, "[wear] f1-packets not installed: F1 Car Damage comparison skipped")
+        return None
+    out = compare(capture, energy_at_cliff)
+    log_line(log, f"[wear] F1 Car Damage check: reported max wear {out['reported_wear_max_pct']:.2f} %, "
+                  f"model MAE {out['mae_pct']:.2f} points")
+    return out
