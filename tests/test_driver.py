@@ -235,7 +235,7 @@ def test_service_streams_alerts_fills_the_insight_and_ignores_redelivery(r, barb
     assert insight["lap"] == recs[12]["lap"] and insight["alerts"] == alerts
     assert insight["recent_alerts"][0] == alerts[0]
     parts = {row["part"]: row for row in insight["fingerprint"]}
-    assert set(parts) == {"S1", "S2", "S3", "lap"} and parts["lap"]["cars"] == 1   # only car 2 so far
+    assert set(parts) == {"S1", "S2", "S3", *SEGMENTS, "lap"} and parts["lap"]["cars"] == 1  # only car 2 yet
     assert r.ttl(keys.insight("barber-r1", "2")) > 0
     # redelivered: same answer, nothing new on the stream, nothing learnt twice
     n_before = load_profiles(r, "barber-r1")["2"].sections.n[0]
@@ -309,6 +309,13 @@ def test_live_fingerprint_agrees_with_the_race_fingerprint(barber):
     assert len(live) >= 18
     assert np.corrcoef(live, offline[live.index])[0, 1] > 0.95
     assert np.median(np.abs(live - offline[live.index])) < 0.3
+    # where a car gains most, segment by segment, live as in the race fingerprint
+    fp = fingerprint(laps)
+    seg = fp[fp["part"].isin(SEGMENTS)].pivot(index="car", columns="part", values="delta_s")
+    live_seg = pd.DataFrame({car: {r["part"]: r["delta_s"] for r in book.fingerprint(car) if r["part"] in SEGMENTS}
+                             for car in live.index}).T[seg.columns]
+    agree = (live_seg.idxmin(axis=1) == seg.loc[live_seg.index].idxmin(axis=1)).mean()
+    assert agree >= 0.7
 
 
 def test_the_replay_timeline_drives_the_service_like_the_offline_evaluation(r, grcup):

@@ -27,6 +27,21 @@ OUTLIER_Z = 3.0
 MIN_LOSS_SHARE = 0.015
 
 
+SEGMENTS = ("S1a", "S1b", "S2a", "S2b", "S3a", "S3b")
+
+
+def segment_values(lap) -> list:
+    """Segment times S1a..S3b of a lap record (dict) or of a whole read_laps frame (columns):
+    S<k>a is the organisers' IM<k>a split, S<k>b the rest of sector k (NaN where not published)."""
+    out = []
+    for k in (1, 2, 3):
+        a = lap.get(f"im_{k}a_s", np.nan)
+        a = np.nan if a is None else a
+        s = lap.get(f"s{k}_s", np.nan)
+        out += [a, (np.nan if s is None else s) - a]
+    return out
+
+
 def is_clean(lap, lap_time_s, flag, in_pit, pit_time_s, prev_flag, prev_in_pit) -> np.ndarray:
     """Clean lap (scalars or arrays): green at the line and before it, not lap 1, not in/out lap."""
     return (np.asarray(lap) > 1) & np.isfinite(np.asarray(lap_time_s, dtype=float)) \
@@ -41,6 +56,7 @@ class DriverProfile:
 
     car: str
     sections: Welford = field(default_factory=lambda: Welford.empty(len(A.SECTION_CHANNELS)))
+    segments: Welford = field(default_factory=lambda: Welford.empty(len(SEGMENTS)))
     zones: list[float] = field(default_factory=list)          # braking zones (m), frozen once found
     telemetry: Welford | None = None
     pending_onsets: list[list[float]] = field(default_factory=list)
@@ -53,14 +69,16 @@ class DriverProfile:
         return T.metric_names(len(self.zones))
 
     def to_dict(self) -> dict:
-        return {"car": self.car, "sections": self.sections.to_dict(), "zones": self.zones,
+        return {"car": self.car, "sections": self.sections.to_dict(), "segments": self.segments.to_dict(),
+                "zones": self.zones,
                 "telemetry": self.telemetry.to_dict() if self.telemetry else None,
                 "pending_onsets": self.pending_onsets, "last_lap": self.last_lap,
                 "prev_flag": self.prev_flag, "prev_in_pit": self.prev_in_pit}
 
     @classmethod
     def from_dict(cls, d: dict) -> "DriverProfile":
-        return cls(d["car"], Welford.from_dict(d["sections"]), list(d["zones"]),
+        segments = Welford.from_dict(d["segments"]) if d.get("segments") else Welford.empty(len(SEGMENTS))
+        return cls(d["car"], Welford.from_dict(d["sections"]), segments, list(d["zones"]),
                    Welford.from_dict(d["telemetry"]) if d.get("telemetry") else None,
                    [list(o) for o in d.get("pending_onsets", [])], int(d["last_lap"]),
                    d.get("prev_flag", "GF"), bool(d.get("prev_in_pit", False)))
@@ -122,21 +140,27 @@ class DriverBook:
         return Welford.merge_all([p.sections for p in self.profiles.values()], len(A.SECTION_CHANNELS))
 
     def fingerprint(self, car: str, min_laps: int = 3) -> list[dict]:
-        """The car's live fingerprint: per part (S1, S2, S3, lap) its mean clean time minus the
-        median of the field's means (negative gains), with its rank; cars with >= min_laps only."""
-        known = {c: p.sections for c, p in self.profiles.items() if p.sections.n[0] >= min_laps}
-        if car not in known:
+        """The car's live fingerprint: per part (S1, S2, S3, their segments, lap) its mean clean
+        time minus the median of the field's means (negative gains), with its rank among the
+        cars that have >= min_laps clean laps of that part."""
+        names = ["S1", "S2", "S3", *SEGMENTS, "lap"]
+        stats = {c: (np.r_[p.sections.mean[[1, 2, 3]], p.segments.mean, p.sections.mean[0]],
+                     np.r_[p.sections.n[[1, 2, 3]], p.segments.n, p.sections.n[0]])
+                 for c, p in self.profiles.items()}
+        if car not in stats:
             return []
-        cars = list(known)
-        means = np.array([known[c].mean for c in cars])              # (cars, parts)
-        field = np.median(means, axis=0)
+        cars = list(stats)
+        means = np.array([stats[c][0] for c in cars], dtype=float)   # (cars, parts)
+        means[np.array([stats[c][1] for c in cars]) < min_laps] = np.nan
         mine = means[cars.index(car)]
-        rank = 1 + (means < mine).sum(axis=0)
-        parts = ["S1", "S2", "S3", "lap"]
-        order = [1, 2, 3, 0]
-        return [{"part": parts[k], "driver_s": round(float(mine[i]), 3), "field_s": round(float(field[i]), 3),
-                 "delta_s": round(float(mine[i] - field[i]), 3), "rank": int(rank[i]), "cars": len(cars)}
-                for k, i in enumerate(order)]
+        known = ~np.isnan(means)
+        with np.errstate(invalid="ignore"):
+            field = np.nanmedian(np.where(known.any(axis=0), means, 0.0), axis=0)
+            rank = 1 + (means < mine).sum(axis=0)
+        return [{"part": name, "driver_s": round(float(mine[i]), 3), "field_s": round(float(field[i]), 3),
+                 "delta_s": round(float(mine[i] - field[i]), 3), "rank": int(rank[i]),
+                 "cars": int(known[:, i].sum())}
+                for i, name in enumerate(names) if np.isfinite(mine[i])]
 
     def on_lap(self, car: str, record: dict, samples: dict[str, np.ndarray] | None = None) -> LapJudgement:
         """Judge a completed lap against the profile as it stood before it, then learn from it."""
@@ -175,6 +199,7 @@ class DriverBook:
         zt = None if rejected else self._telemetry(p, car, lap, samples, loss, alerts, learn, min_loss)
         if learn:
             p.sections.update(x)
+            p.segments.update(np.asarray(segment_values(record), dtype=float))
         alerts = [A.Alert(**{**al.as_dict(), "session": self.session}) for al in alerts]
         return LapJudgement(True, alerts, z, zf, zt, field_entry=entry, telemetry_rejected=rejected)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.driver.profile import is_clean
-
-SEGMENTS = ("S1a", "S1b", "S2a", "S2b", "S3a", "S3b")
+from engine.driver.profile import SEGMENTS, is_clean, segment_values
 
 
 def clean_mask(laps: pd.DataFrame) -> np.ndarray:
@@ -27,10 +25,8 @@ def clean_mask(laps: pd.DataFrame) -> np.ndarray:
 def segment_times(laps: pd.DataFrame) -> pd.DataFrame:
     """Per car-lap segment times (s): S<k>a = IM<k>a split, S<k>b = rest of sector k."""
     out = laps[["car", "lap"]].copy()
-    for k in (1, 2, 3):
-        a = laps[f"im_{k}a_s"] if f"im_{k}a_s" in laps else pd.Series(np.nan, index=laps.index)
-        out[f"S{k}a"] = a
-        out[f"S{k}b"] = laps[f"s{k}_s"] - a
+    for name, values in zip(SEGMENTS, segment_values(laps)):
+        out[name] = values
     return out
 
 
