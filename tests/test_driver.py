@@ -335,4 +335,8 @@ def test_the_replay_timeline_drives_the_service_like_the_offline_evaluation(r, g
     assert raised == offline["alerts"].sum() > 0
     assert len(r.xrange(keys.ALERTS_STREAM)) == raised
     assert load_profiles(r, timeline.session)["2"].telemetry is not None
+    profile = json.loads(r.hget(keys.insight(timeline.session, "2"), "driver"))["profile"]
+    assert 0 < profile["lap_time_std_s"] < 2 and len(profile["braking_zones"]) >= 5
+    assert all(z["spread_m"] < 30 for z in profile["braking_zones"])     # a consistent driver, in metres
+    assert 150 < profile["usual"]["top_speed_kmh"] < 200
     assert svc.rejected == {}

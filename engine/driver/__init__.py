@@ -14,7 +14,8 @@ telemetry. Returns the lap's alerts as dicts (type, severity, message, lap, car,
 channel, value, usual, loss_s, session), already written to keys.ALERTS_STREAM (field `d`: the
 alert as JSON) and to the car's insight hash, field "driver": {lap, clean, alerts,
 recent_alerts (last 5), fingerprint ([{part, driver_s, field_s, delta_s, rank, cars}] for S1,
-S2, S3, lap), profile_laps, z, z_field, z_telemetry}; an `insight.generated` (kind "driver")
+S2, S3, segments S1a..S3b, lap), profile (lap-time spread; braking zones with usual onset
+and spread; usual telemetry figures), profile_laps, z, z_field, z_telemetry}; an `insight.generated` (kind "driver")
 goes to keys.INSIGHTS_CHANNEL. A redelivered lap returns the same alerts and writes nothing.
 A record without a valid car or lap raises engine.contracts.InvalidPoint (field, reason).
 Telemetry frames from engine.grcup.read_telemetry / the replay become per-lap samples with

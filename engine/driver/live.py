@@ -89,6 +89,7 @@ class DriverService:
             insight["z_telemetry"] = _z_dict(profile.telemetry_channels, j.z_telemetry)
         insight["recent_alerts"] = self._recent(car, lap, alerts)
         insight["fingerprint"] = book.fingerprint(car)
+        insight["profile"] = profile.summary()
         pipe = self.client.pipeline(transaction=True)
         store.save_profile(pipe, self.session, profile)
         if j.field_entry is not None:

@@ -68,6 +68,23 @@ class DriverProfile:
     def telemetry_channels(self) -> list[str]:
         return T.metric_names(len(self.zones))
 
+    def summary(self) -> dict:
+        """The fingerprint in an engineer's words: lap-time spread, and per braking zone where the
+        driver usually starts braking and how consistently (telemetry cars only)."""
+        std = self.sections.std
+        out = {"clean_laps": int(self.sections.n[0]),
+               "lap_time_mean_s": round(float(self.sections.mean[0]), 3) if self.sections.n[0] else None,
+               "lap_time_std_s": round(float(std[0]), 3) if np.isfinite(std[0]) else None}
+        if self.telemetry is not None and self.telemetry.n.max() > 1:
+            w, names = self.telemetry, self.telemetry_channels
+            tstd = w.std
+            out["braking_zones"] = [{"zone": i + 1, "at_m": round(z, 1), "onset_m": round(float(w.mean[i]), 1),
+                                     "spread_m": round(float(tstd[i]), 1) if np.isfinite(tstd[i]) else None}
+                                    for i, z in enumerate(self.zones)]
+            out["usual"] = {n: round(float(w.mean[i]), 2) for i, n in enumerate(names)
+                            if not n.startswith("brake_onset_m") and w.n[i]}
+        return out
+
     def to_dict(self) -> dict:
         return {"car": self.car, "sections": self.sections.to_dict(), "segments": self.segments.to_dict(),
                 "zones": self.zones,
