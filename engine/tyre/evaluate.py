@@ -94,7 +94,7 @@ def _shipped_model(models_dir: Path):
 
 def evaluate(data_dirs: list[Path], models_dir: Path, log=None) -> dict:
     """The `pitwall model evaluate` report (see module docstring); top-level keys are leave-one-
-    race-out figures when two or more races are given, else the shipped model's."""
+    race-out figures when three or more races are given, else the shipped model's."""
     frames, fingerprints = [], {}
     for d in data_dirs:
         frames.append(build(Path(d), log=log))
@@ -113,10 +113,11 @@ def evaluate(data_dirs: list[Path], models_dir: Path, log=None) -> dict:
     else:
         report["shipped"] = {"model_version": model.version, "races": [],
                              "note": "every race given is in the shipped model's training set"}
-    if n_races >= 2:
+    if n_races >= 3:   # each held-out race needs two others for the interval's own held-out calibration
         report.update(leave_one_race_out(rows, log))
     elif len(part):
         report.update({k: v for k, v in report["shipped"].items() if k not in ("races",)})
     else:
-        raise ValueError("one race given and the shipped model was trained on it: nothing held out to judge")
+        raise ValueError(f"{n_races} race(s) given, all in the shipped model's training set: leave-one-race-out "
+                         "needs at least 3 races, so nothing is held out to judge")
     return report

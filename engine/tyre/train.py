@@ -93,6 +93,9 @@ class Calibrated:
 
 def fit_calibrated(rows: pd.DataFrame, log=None, label: str = "") -> Calibrated:
     """Pace model on all rows; interval calibrated on leave-one-race-out residuals of these rows."""
+    n = rows["session"].nunique()
+    if n < 2:
+        raise ValueError(f"the interval is calibrated leave-one-race-out: need at least 2 races, got {n}")
     oof = out_of_fold(rows, log, label)
     m = (trainable(rows) & np.isfinite(oof)).to_numpy()
     resid = rows[TARGET].to_numpy() - oof

@@ -1,0 +1,283 @@
+"""The tyre model on real data: feature rows, the shipped ONNX model, wear, cliff, explanations,
+the live service, training and evaluation commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from engine.cli import main
+from engine.grcup import find_race, read_laps, read_weather
+from engine.settings import REPO_ROOT
+from engine.tyre import FUEL_S_PER_LAP
+from engine.tyre.cliff import _first_run, laps_to_cliff
+from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time, race_features
+from engine.tyre.explain import MAX_CHARS, contributions, top_reasons
+from engine.tyre.live import OUTPUT_COLUMNS, TyreService, insight_fields
+from engine.tyre.model import ModelMissing, TyreModel
+from engine.tyre.train import matrix, onnx_max_diff, trainable
+from engine.tyre.wear import CORNERS, corner_power, lap_energy, telemetry_lap_features
+
+MODELS = REPO_ROOT / "models"
+
+
+@pytest.fixture(scope="module")
+def barber1(grcup):
+    return find_race(grcup, "barber", 1)
+
+
+@pytest.fixture(scope="module")
+def rows(barber1):
+    return race_features(barber1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return TyreModel.load(MODELS)
+
+
+# --- feature rows -------------------------------------------------------------------------------
+
+def test_feature_rows_are_causal_live_rows_equal_training_rows(barber1, rows):
+    """What the engine computes after lap 12 is exactly the training row for lap 12."""
+    laps = read_laps(barber1)
+    live = lap_features(laps[laps["lap"] <= 12], read_weather(barber1),
+                        telemetry_lap_features(barber1.telemetry_wide))
+    got = live[live["lap"] == 12].set_index("car")[list(FEATURES)].sort_index()
+    want = rows[rows["lap"] == 12].set_index("car")[list(FEATURES)].sort_index()
+    # field_loss may differ only through laps finished later than the car's crossing: never.
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+
+
+def test_target_and_next_lap_time_round_trip(rows):
+    """Predicting the true loss gives back the true next lap time (fuel and reference undone)."""
+    m = rows[TARGET].notna()
+    back = next_lap_time(rows[m], rows.loc[m, TARGET].to_numpy())
+    np.testing.assert_allclose(back, rows.loc[m, "next_lap_time_s"].to_numpy(), atol=1e-9)
+    assert FUEL_S_PER_LAP == pytest.approx(0.03)
+
+
+def test_green_evaluation_laps_exclude_lap1_yellow_and_pit_laps(rows):
+    nxt = rows.groupby("car")[["flag", "last_pit", "lap"]].shift(-1)
+    judged = nxt[rows["eval_green"]]
+    assert (judged["flag"] == "GF").all()
+    assert (judged["last_pit"] == 0).all()
+    assert (judged["lap"] > 1).all()
+    assert rows["eval_green"].sum() > 400
+
+
+def test_missing_track_temperature_is_nan_not_zero(rows):
+    """Barber's TRACK_TEMP sensor reports 0: the row must say 'unknown', not 0 degC."""
+    assert rows["track_temp"].isna().all()
+    assert rows["air_temp"].between(20, 40).all()
+
+
+def test_bad_laps_frame_names_the_missing_columns():
+    with pytest.raises(ValueError, match="lap_time_s"):
+        lap_features(pd.DataFrame({"session": ["x"], "car": ["1"], "lap": [1], "flag": ["GF"]}))
+
+
+# --- the shipped model ------------------------------------------------------------------------
+
+def test_shipped_onnx_matches_xgboost_on_real_rows(model, rows):
+    import xgboost as xgb
+
+    X = matrix(rows)
+    booster_pred = model.booster.predict(xgb.DMatrix(X, feature_names=list(FEATURES)))
+    assert np.max(np.abs(model.loss(X) - booster_pred)) < 1e-4
+    assert model.meta["features"] == list(FEATURES)
+    assert model.version.startswith("tyre-")
+
+
+def test_interval_brackets_the_prediction_and_is_calibrated_on_held_out_races(model, rows):
+    pred = model.predict_rows(rows)
+    assert (pred.lo < pred.loss).all() and (pred.loss < pred.hi).all()
+    ev = json.loads((MODELS / "evaluation.json").read_text())
+    assert abs(ev["coverage_80"] - 0.80) <= 0.07
+    assert ev["improvement_pct"] > 0
+
+
+def test_missing_models_directory_says_what_to_run(tmp_path):
+    with pytest.raises(ModelMissing, match="pitwall train"):
+        TyreModel.load(tmp_path)
+
+
+# --- wear -------------------------------------------------------------------------------------
+
+def _energy(accx, accy, speed=100.0, n=50):
+    return lap_energy({"accx": np.full(n, accx), "accy": np.full(n, accy),
+                       "speed": np.full(n, speed), "dt": np.full(n, 0.1)})
+
+
+def test_braking_works_the_fronts_and_traction_the_driven_rears():
+    brake = _energy(-1.0, 0.0)
+    assert brake["energy_fl"] > 2 * brake["energy_rl"]
+    drive = _energy(0.4, 0.0)
+    assert drive["energy_rl"] > 0 and drive["energy_fl"] == 0.0
+
+
+def test_left_turn_works_the_outside_right_tyres():
+    left = _energy(0.0, 1.2)
+    assert left["energy_fr"] > left["energy_fl"] and left["energy_rr"] > left["energy_rl"]
+    right = _energy(0.0, -1.2)
+    assert right["energy_fl"] == pytest.approx(left["energy_fr"])
+
+
+def test_standing_car_does_no_friction_work():
+    assert corner_power(np.ones(3), np.ones(3), np.zeros(3)).sum() == 0.0
+
+
+def test_bad_samples_name_the_field():
+    with pytest.raises(ValueError, match="speed"):
+        lap_energy({"accx": np.zeros(3), "accy": np.zeros(3), "dt": np.ones(3)})
+    with pytest.raises(ValueError, match="different lengths"):
+        lap_energy({"accx": np.zeros(3), "accy": np.zeros(2), "speed": np.zeros(3), "dt": np.ones(3)})
+
+
+def test_real_barber_telemetry_gives_wear_evidence_per_lap(barber1):
+    tel = telemetry_lap_features(barber1.telemetry_wide)
+    racing = tel[tel["lap"].between(6, 25)]
+    assert len(racing) == 20
+    assert (racing["tel_energy"] > 0).all()
+    assert racing["tel_heavy_brakes"].median() >= 5      # Barber has ~8 big stops a lap
+
+
+def test_wear_check_against_f1_car_damage_reads_the_real_capture(model):
+    from engine.tyre.f1check import compare
+
+    out = compare(REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz",
+                  model.meta["wear"]["energy_at_cliff_kj"])
+    assert out["damage_packets"] == 1000 and out["parse_errors"] == 0
+    # What the capture says: the game reports no tyre wear; our model reports some.
+    assert out["reported_wear_max_pct"] == 0.0
+    assert all(v > 0 for v in out["model_change_pct"].values())
+
+
+# --- cliff and explanations ----------------------------------------------------------------------
+
+def test_first_run_of_consecutive_laps_over_threshold():
+    over = np.array([[0, 1, 0, 1, 1, 1], [0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0]], bool)
+    np.testing.assert_array_equal(_first_run(over, 2), [4.0, np.inf, 1.0])
+
+
+def test_laps_to_cliff_interval_is_ordered_and_threshold_moves_it(model, rows):
+    X = matrix(rows[rows["lap"] == 10])
+    c = laps_to_cliff(model, X)
+    assert (c["laps_to_cliff_lo"] <= c["laps_to_cliff"]).all()
+    assert (c["laps_to_cliff"] <= c["laps_to_cliff_hi"]).all()
+    later = laps_to_cliff(model, X, threshold_s=1.5)
+    assert (later["laps_to_cliff"] >= c["laps_to_cliff"]).all()
+    with pytest.raises(ValueError, match="threshold"):
+        laps_to_cliff(model, X, threshold_s=0)
+
+
+def test_contributions_add_up_to_the_served_prediction(model, rows):
+    import xgboost as xgb
+
+    X = matrix(rows.head(50))
+    full = model.booster.predict(xgb.DMatrix(X, feature_names=list(FEATURES)), pred_contribs=True)
+    np.testing.assert_allclose(full.sum(axis=1), model.loss(X), atol=1e-3)
+    assert contributions(model, X).shape == (50, len(FEATURES))
+
+
+def test_radio_sentences_fit_80_characters_for_every_real_row(model, rows):
+    reasons = top_reasons(model, matrix(rows), [{"wear_fl": 78.0, "wear_fr": 60.0}] * len(rows))
+    assert all(len(r) == 3 for r in reasons)
+    assert max(len(s) for r in reasons for s in r) <= MAX_CHARS
+    tyre_lines = [s for r in reasons for s in r if s.startswith("Front-left 78 %")]
+    assert tyre_lines, "tyre evidence never made the top three"
+
+
+# --- the live service ---------------------------------------------------------------------------
+
+def test_service_predicts_each_cars_next_lap_in_one_batch(barber1):
+    svc = TyreService.load(MODELS)
+    laps = read_laps(barber1)
+    so_far = laps[laps["lap"] <= 15]
+    out = svc.predict(so_far)
+    assert list(out.columns) == list(OUTPUT_COLUMNS)
+    latest = so_far.groupby("car")["lap"].max()
+    assert len(out) == len(latest) and (out.set_index("car")["lap"] == latest.reindex(out["car"])).all()
+    truth = laps[laps["lap"] == 16].set_index("car")["lap_time_s"]
+    got = out.set_index("car")["predicted_next_lap_s"]
+    green = laps[(laps["lap"] == 16) & (laps["flag"] == "GF")]["car"]
+    err = (got[green] - truth[green]).abs()
+    assert err.median() < 1.5                       # seconds, on a ~98 s lap
+    assert (out["next_lap_lo_s"] < out["predicted_next_lap_s"]).all()
+    assert (out["model_version"] == svc.version).all()
+    assert set(out["wear_source"]) == {"tyre age"}
+    insight = insight_fields(out.iloc[0].to_dict())
+    json.dumps(insight)                             # JSON-safe: inf became None
+
+
+def test_service_uses_telemetry_wear_where_given(barber1):
+    svc = TyreService.load(MODELS)
+    laps = read_laps(barber1)
+    wear = pd.DataFrame({"car": ["2"], **{f"wear_{c}": [v] for c, v in zip(CORNERS, (50.0, 40.0, 45.0, 35.0))}})
+    out = svc.predict(laps[laps["lap"] <= 10], wear=wear).set_index("car")
+    assert out.loc["2", "wear_source"] == "telemetry" and out.loc["2", "wear_fl"] == 50.0
+    inc = svc.wear_for_lap({"accx": np.full(100, -1.0), "accy": np.zeros(100), "speed": np.full(100, 120.0),
+                            "dt": np.full(100, 0.2)})
+    assert inc["wear_fl"] > inc["wear_rl"] > 0
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def _races(tmp_path, *tracks):
+    root = tmp_path / "grcup"
+    root.mkdir()
+    for t in tracks:
+        shutil.copytree(REPO_ROOT / "data" / "grcup" / t, root / t)
+    return root
+
+
+def test_train_command_writes_checked_models_and_card(tmp_path, capsys):
+    data = _races(tmp_path, "barber", "sebring")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert max(out["onnx_max_abs_diff"].values()) < 1e-4
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert out["model_version"] in card and "cannot be separated" in card
+    assert TyreModel.load(tmp_path / "m").version == out["model_version"]
+
+
+def test_evaluate_command_reports_held_out_figures_and_unseen_races(tmp_path, capsys):
+    data = _races(tmp_path, "barber", "sebring")
+    # A race the shipped model has not seen (its lap file differs): the first 15 laps of Barber R1.
+    other = tmp_path / "other" / "barber"
+    other.mkdir(parents=True)
+    src = find_race(REPO_ROOT / "data" / "grcup", "barber", 1)
+    text = src.analysis.read_text(encoding="utf-8-sig").splitlines()
+    keep = [text[0]] + [ln for ln in text[1:] if int(ln.split(";")[2]) <= 15]
+    (other / src.analysis.name).write_text("\n".join(keep) + "\n")
+    shutil.copy(src.weather, other / src.weather.name)
+    assert main(["model", "evaluate", "--data", str(data), "--data", str(tmp_path / "other"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("mae_s", "baseline_mae_s", "improvement_pct", "coverage_80", "rmse_s"):
+        assert isinstance(report[key], float)
+    assert report["n_laps"] > 1000
+    assert report["shipped"]["races"] == ["barber-r1"] and report["shipped"]["n_laps"] > 200
+
+
+def test_evaluate_refuses_clearly_when_nothing_is_held_out(tmp_path, capsys):
+    data = _races(tmp_path, "sebring")
+    assert main(["model", "evaluate", "--data", str(data)]) == 1
+    assert "nothing is held out" in capsys.readouterr().err
+    assert main(["model", "evaluate", "--data", str(tmp_path / "nope")]) == 2
+
+
+def test_inference_benchmark_reports_its_keys():
+    from benchmarks.inference import main as bench
+
+    out = bench(["--repeats", "200", "--batch", "2000", "--batch-repeats", "2", "--explain-repeats", "20",
+                 "--no-shap"])
+    for key in ("p50_us", "p99_us", "batch_rows_per_s", "explain_p50_ms"):
+        assert out[key] > 0
+    assert out["p50_us"] <= out["p99_us"]
