@@ -1,0 +1,297 @@
+"""GR Cup: caution rates, caution laps and pit loss per track fitted from the real laps, and the
+backtest of the simulator against what really happened.
+
+Fits (engine.grcup.read_laps over every race of a track):
+- caution phases: runs of laps the field took under FCY (FLAG_AT_FL); start rate per green lap,
+  shrunk towards the all-track rate with a prior of PRIOR_LAPS laps (two races a track are few);
+  the phase lengths (laps) pooled over all tracks;
+- FCY lap-time multiplier: median FCY lap / the car's median clean green lap;
+- pit loss: in-lap + out-lap minus the same two laps of the cars that did not stop (so it holds
+  under FCY too), median per track and flag; a track without a measured stop uses the track's
+  map figure (engine.tracks) and FCY stops the all-track FCY/green ratio;
+- lap noise: median over cars of 1.4826 x MAD of clean green laps; retirements per car-lap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.grcup import discover, read_laps, read_results
+from engine.strategy.sim import SC, Cautions, Rules, rate_cautions
+from engine.strategy.state import RaceState
+from engine.tracks import TRACKS, track as track_facts
+
+PRIOR_LAPS = 20.0
+MAX_CAUTION_LAPS = 10
+MAX_LANE_FACTOR = 1.5     # pit-lane time over this x the lane's time at the limit: a repair, not a stop
+
+
+@dataclass
+class TrackModel:
+    """What the simulator needs to know about a GR Cup track, fitted from its races."""
+
+    track: str
+    caution_start_per_lap: float
+    caution_laps_pmf: np.ndarray          # index 0 = a 1-lap caution
+    fcy_lap_mult: float
+    pit_loss_green_s: float
+    pit_loss_fcy_s: float
+    sigma_s: float
+    retire_per_lap: float
+    pace_drift_s: float = 0.0             # per-race spread of a car's pace change over a race
+    source: dict = field(default_factory=dict)   # what each figure was fitted from
+
+    def rules(self, lap: int, total_laps: int) -> Rules:
+        """Rules for a GR Cup race at this track from `lap` laps done (FCY bunches the field)."""
+        return Rules(total_laps=total_laps, laps_done=lap,
+                     pit_loss_s=(self.pit_loss_green_s, self.pit_loss_fcy_s, self.pit_loss_fcy_s),
+                     overtake_gap_s=1.0, min_gap_s=0.3, min_gap_sc_s=0.5, duel_s=0.2, loser_s=0.2,
+                     mult_sc=self.fcy_lap_mult, sc_bunches=True)
+
+    def cautions(self, state: RaceState, races: int, rng: np.random.Generator) -> Cautions:
+        """Cautions and retirements for the laps left; a caution out now lasts its expected rest."""
+        left = state.total_laps - state.lap
+        current_left = int(round(float(np.dot(np.arange(1, len(self.caution_laps_pmf) + 1),
+                                              self.caution_laps_pmf)) / 2)) if state.flag else 0
+        return rate_cautions(races, left, state.size, rng, start_per_lap=self.caution_start_per_lap,
+                             duration_pmf=self.caution_laps_pmf, kind=SC,
+                             retire_per_lap=np.where(state.retired, 0.0, self.retire_per_lap),
+                             current=SC if state.flag else 0, current_left=min(max(current_left, 1), left))
+
+    def as_dict(self) -> dict:
+        return {"track": self.track, "caution_start_per_lap": round(self.caution_start_per_lap, 5),
+                "caution_laps_pmf": [round(float(p), 4) for p in self.caution_laps_pmf],
+                "fcy_lap_mult": round(self.fcy_lap_mult, 4), "pit_loss_green_s": round(self.pit_loss_green_s, 2),
+                "pit_loss_fcy_s": round(self.pit_loss_fcy_s, 2), "sigma_s": round(self.sigma_s, 3),
+                "retire_per_lap": round(self.retire_per_lap, 5), "pace_drift_s": round(self.pace_drift_s, 3),
+                "source": self.source}
+
+
+def field_flags(laps: pd.DataFrame) -> pd.Series:
+    """The flag of each lap number as most of the field took it (index: lap)."""
+    return laps.groupby("lap")["flag"].agg(lambda s: s.mode().iloc[0])
+
+
+def caution_phases(flags: pd.Series) -> list[int]:
+    """Lengths (laps) of the runs of FCY laps."""
+    runs, n = [], 0
+    for f in flags.to_numpy():
+        if f == "FCY":
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    return runs + ([n] if n else [])
+
+
+def clean_green(laps: pd.DataFrame) -> pd.DataFrame:
+    """Green racing laps: not lap 1, not an in- or out-lap, not the first lap after a caution."""
+    flags = field_flags(laps)
+    after_fcy = flags.shift(1).eq("FCY")
+    bad_laps = set(flags.index[after_fcy.to_numpy()])
+    out_laps = laps.loc[laps["in_pit"], ["car", "lap"]].assign(lap=lambda d: d["lap"] + 1)
+    pit = pd.concat([laps.loc[laps["in_pit"], ["car", "lap"]], out_laps])
+    key = set(zip(pit["car"], pit["lap"]))
+    ok = (laps["flag"].eq("GF") & (laps["lap"] > 1) & ~laps["lap"].isin(bad_laps)
+          & laps["lap_time_s"].notna() & laps["pit_time_s"].isna()
+          & ~pd.Series([k in key for k in zip(laps["car"], laps["lap"])], index=laps.index))
+    clean = laps[ok]
+    # Drop slow outliers (incidents): more than 7 % over the car's median.
+    med = clean.groupby("car")["lap_time_s"].transform("median")
+    return clean[clean["lap_time_s"] <= 1.07 * med]
+
+
+def pace_drift(laps: pd.DataFrame) -> float:
+    """How much a car's pace moves against the field's during a race: the spread (1.4826 x MAD)
+    over cars of (median clean lap of the last third - of the first third), field trend removed."""
+    clean = clean_green(laps)
+    total = int(laps["lap"].max())
+    first = clean[clean["lap"] <= total / 3].groupby("car")["lap_time_s"].agg(["median", "size"])
+    last = clean[clean["lap"] > 2 * total / 3].groupby("car")["lap_time_s"].agg(["median", "size"])
+    both = first.join(last, lsuffix="_a", rsuffix="_b", how="inner")
+    both = both[(both["size_a"] >= 3) & (both["size_b"] >= 3)]
+    if len(both) < 5:
+        return float("nan")
+    d = (both["median_b"] - both["median_a"]).to_numpy(float)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
+def pit_losses(laps: pd.DataFrame) -> pd.DataFrame:
+    """Each stop: car, lap (in-lap), flag of the in-lap, loss_s = in + out - the same laps' field
+    median, pit_time_s (time in the pit lane, on the out-lap)."""
+    med = laps[~laps["in_pit"] & laps["pit_time_s"].isna()].groupby("lap")["lap_time_s"].median()
+    by = laps.set_index(["car", "lap"])["lap_time_s"]
+    lane = laps.set_index(["car", "lap"])["pit_time_s"]
+    rows = []
+    for car, lap, flag in laps.loc[laps["in_pit"], ["car", "lap", "flag"]].itertuples(index=False):
+        if (car, lap + 1) not in by.index or lap + 1 not in med.index or lap not in med.index:
+            continue
+        loss = by[(car, lap)] + by[(car, lap + 1)] - med[lap] - med[lap + 1]
+        rows.append((car, lap, flag, loss, lane[(car, lap + 1)]))
+    return pd.DataFrame(rows, columns=["car", "lap", "flag", "loss_s", "pit_time_s"])
+
+
+@lru_cache(maxsize=8)
+def fit(root: str) -> dict[str, TrackModel]:
+    """TrackModel for every track with races under `root` (cached per root)."""
+    races = discover(Path(root))
+    if not races:
+        raise ValueError(f"no GR Cup races under {root}")
+    per_track: dict[str, dict] = {}
+    all_phases: list[int] = []
+    fcy_ratio, retire_n, car_laps = [], 0, 0
+    stops, drift = [], {}
+    for rf in races:
+        laps = read_laps(rf)
+        drift[rf.session] = pace_drift(laps)
+        flags = field_flags(laps)
+        phases = caution_phases(flags)
+        all_phases += phases
+        t = per_track.setdefault(rf.track, {"phases": 0, "green": 0, "sigma": [], "races": []})
+        t["phases"] += len(phases)
+        t["green"] += int((flags == "GF").sum())
+        t["races"].append(rf.session)
+        clean = clean_green(laps)
+        ref = clean.groupby("car")["lap_time_s"].median()
+        mad = clean.groupby("car")["lap_time_s"].agg(lambda s: 1.4826 * (s - s.median()).abs().median())
+        t["sigma"] += list(mad[clean.groupby("car").size() >= 5].to_numpy())
+        fcy = laps[laps["flag"].eq("FCY") & laps["pit_time_s"].isna() & ~laps["in_pit"]]
+        fcy = fcy[fcy["car"].isin(ref.index)]
+        ratio = fcy["lap_time_s"].to_numpy(float) / ref.reindex(fcy["car"]).to_numpy(float)
+        fcy_ratio += list(ratio[np.isfinite(ratio)])
+        res = read_results(rf)
+        retire_n += int((~res["status"].astype(str).str.lower().str.startswith("class")).sum())
+        car_laps += len(laps)
+        stops.append(pit_losses(laps).assign(track=rf.track))
+    stops = pd.concat(stops, ignore_index=True)
+    # A strategic stop is a pass through the lane with a short stop; longer ones were repairs.
+    lane = stops["track"].map(lambda k: track_facts(k).pit_lane_s).astype(float)
+    stops = stops[(stops["loss_s"] > 5) & (stops["pit_time_s"].astype(float) <= MAX_LANE_FACTOR * lane)]
+    pooled_rate = sum(t["phases"] for t in per_track.values()) / max(1, sum(t["green"] for t in per_track.values()))
+    pmf = np.bincount(np.minimum(all_phases, MAX_CAUTION_LAPS), minlength=MAX_CAUTION_LAPS + 1)[1:].astype(float)
+    pmf = pmf / pmf.sum() if pmf.sum() else np.full(MAX_CAUTION_LAPS, 1.0 / MAX_CAUTION_LAPS)
+    mult = float(np.median(fcy_ratio)) if fcy_ratio else 1.5
+    green = stops[stops["flag"] == "GF"]
+    fcy_stops = stops[stops["flag"] == "FCY"]
+    fcy_share = (float(fcy_stops["loss_s"].median() / green["loss_s"].median())
+                 if len(fcy_stops) and len(green) else 0.5)
+    out = {}
+    for key, t in per_track.items():
+        g = green[green["track"] == key]["loss_s"]
+        f = fcy_stops[fcy_stops["track"] == key]["loss_s"]
+        facts = track_facts(key)
+        green_loss = float(g.median()) if len(g) >= 2 else float(facts.pit_loss_s or facts.pit_lane_s)
+        out[key] = TrackModel(
+            track=key,
+            caution_start_per_lap=(t["phases"] + PRIOR_LAPS * pooled_rate) / (t["green"] + PRIOR_LAPS),
+            caution_laps_pmf=pmf, fcy_lap_mult=mult, pit_loss_green_s=green_loss,
+            pit_loss_fcy_s=float(f.median()) if len(f) >= 2 else green_loss * fcy_share,
+            sigma_s=float(np.median(t["sigma"])) if t["sigma"] else 0.6,
+            retire_per_lap=retire_n / max(1, car_laps),
+            pace_drift_s=float(np.nanmedian(list(drift.values()))),
+            source={"races": t["races"], "pace_drift_by_race": {k: round(v, 3) for k, v in drift.items()}, "caution_phases": t["phases"], "green_laps": t["green"],
+                    "green_stops": int(len(g)), "fcy_stops": int(len(f)),
+                    "pit_loss_green": "measured" if len(g) >= 2 else "track map (engine.tracks)",
+                    "pit_loss_fcy": "measured" if len(f) >= 2 else "green x all-track FCY/green ratio"})
+    return out
+
+
+def track_model(track: str, root: Path | None = None) -> TrackModel:
+    """The fitted model of one track (data under REPO_ROOT/data/grcup unless `root`)."""
+    from engine.settings import REPO_ROOT
+    models = fit(str(root or REPO_ROOT / "data" / "grcup"))
+    if track not in models:
+        if track in TRACKS:
+            raise ValueError(f"track {track!r}: no races of it under the data folder")
+        raise ValueError(f"unknown track {track!r}; known: {', '.join(sorted(models))}")
+    return models[track]
+
+
+def state_at(laps: pd.DataFrame, k: int, total_laps: int, model: TrackModel) -> RaceState:
+    """The field as timing saw it when the leader completed lap k: gaps, pace and noise from the
+    clean green laps so far (no tyre data: tyre loss is left to the per-lap noise, deg 0)."""
+    at = laps[laps["lap"] == k].dropna(subset=["elapsed_s"])
+    at = at.sort_values("elapsed_s")
+    so_far = clean_green(laps[laps["lap"] <= k])
+    pace = so_far.groupby("car")["lap_time_s"].median()
+    sd = so_far.groupby("car")["lap_time_s"].agg(lambda s: 1.4826 * (s - s.median()).abs().median())
+    n = so_far.groupby("car").size()
+    cars = at["car"].astype(str).tolist()
+    fallback = float(pace.median()) + 1.0 if len(pace) else float(at["lap_time_s"].median())
+    p = np.array([pace.get(c, fallback) if n.get(c, 0) >= 2 else fallback for c in cars])
+    s = np.array([sd.get(c, model.sigma_s) if n.get(c, 0) >= 5 else model.sigma_s for c in cars])
+    last_pit = laps[laps["in_pit"] & (laps["lap"] <= k)].groupby("car")["lap"].max()
+    age = np.array([k - last_pit.get(c, 0) for c in cars], float)
+    gap = at["elapsed_s"].to_numpy() - at["elapsed_s"].min()
+    flag = at["flag"].mode().iloc[0] if len(at) else "GF"
+    zero = np.zeros(len(cars))
+    laps_seen = np.array([n.get(c, 0) for c in cars], float)
+    pace_sd = np.sqrt(model.pace_drift_s ** 2 + 1.57 * s ** 2 / np.maximum(laps_seen, 1))
+    return RaceState(tuple(cars), position=np.arange(1, len(cars) + 1), gap_s=gap, pace_s=p,
+                     sigma_s=np.clip(s, 0.15, 3.0), tyre_age=age, deg_s_per_lap=zero, deg_sd=zero + 0.01,
+                     in_pit=np.zeros(len(cars), bool), retired=np.zeros(len(cars), bool), lap=k,
+                     total_laps=total_laps, flag=SC if flag == "FCY" else 0, pace_sd=pace_sd)
+
+
+def final_order(laps: pd.DataFrame) -> list[str]:
+    """Finishing order from the laps: most laps first, then earliest at the line."""
+    last = laps.dropna(subset=["elapsed_s"]).sort_values("lap").groupby("car").tail(1)
+    return last.sort_values(["lap", "elapsed_s"], ascending=[False, True])["car"].astype(str).tolist()
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def backtest(root: Path, races: int = 2000, seed: int = 1) -> dict:
+    """From the state at one third and two thirds of every race under `root`, simulate to the flag
+    and compare with the real finish: rank correlation (Spearman) of expected vs actual order, and
+    how often the actual place is inside the car's 80 % interval (10th-90th percentile place)."""
+    from engine.strategy.sim import no_stops, simulate
+
+    found = discover(Path(root))
+    if not found:
+        raise ValueError(f"--backtest {root}: no GR Cup races found (23_AnalysisEnduranceWithSections_*.CSV)")
+    rows, cases = [], []
+    for i, rf in enumerate(found):
+        laps = read_laps(rf)
+        model = track_model(rf.track, Path(root))
+        others = [v for k, v in model.source["pace_drift_by_race"].items() if k != rf.session]
+        model = replace(model, pace_drift_s=float(np.nanmedian(others)) if others else 0.0)
+        total = int(field_flags(laps).index.max())
+        order = final_order(laps)
+        for frac in (1 / 3, 2 / 3):
+            k = max(1, int(round(total * frac)))
+            state = state_at(laps, k, total, model)
+            rng = np.random.default_rng([seed, i, int(frac * 3)])
+            fld, rules = state.field(), model.rules(state.lap, total)
+            res = simulate(fld, rules, model.cautions(state, races, rng), no_stops(fld, rules), rng)
+            pos = res.position[0].astype(float)
+            actual_rank = np.array([order.index(c) for c in state.cars], float)
+            actual = pd.Series(actual_rank).rank(method="first").to_numpy()
+            expected = pos.mean(axis=0)
+            lo = np.quantile(pos, 0.1, axis=0, method="inverted_cdf")
+            hi = np.quantile(pos, 0.9, axis=0, method="inverted_cdf")
+            inside = (actual >= lo) & (actual <= hi)
+            rho = _spearman(expected, actual)
+            hold = _spearman(state.position.astype(float), actual)
+            rows.append({"session": rf.session, "lap": k, "of": total, "cars": state.size,
+                         "spearman": round(rho, 4), "spearman_hold_order": round(hold, 4),
+                         "coverage_80": round(float(inside.mean()), 4),
+                         "interval_width_mean": round(float((hi - lo).mean()), 2)})
+            cases.append(inside)
+    every = np.concatenate(cases)
+    return {
+        "spearman": round(float(np.mean([r["spearman"] for r in rows])), 4),
+        "spearman_hold_order": round(float(np.mean([r["spearman_hold_order"] for r in rows])), 4),
+        "coverage_80": round(float(every.mean()), 4),
+        "car_cases": int(every.size),
+        "races_per_case": races,
+        "cases": rows,
+    }

@@ -1,0 +1,82 @@
+"""What the engine calls: a pure API from live timing to a JSON-ready strategy call (no I/O).
+
+    state = state_from_timing(cars, total_laps=27, flag="green")
+    call = recommend(state, car="13", track="barber")
+    insight["strategy"] = call          # or pit_window_fields(call) for the compact insight fields
+
+Rerun it for a car when its lap completes or a caution starts (`should_rerun`); with the default
+races it takes a few hundred milliseconds for a 30-car field (see the benchmark and the tests).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine.strategy.grcup import track_model
+from engine.strategy.rejoin import rejoin_all, threats
+from engine.strategy.sim import FLAG_NAMES, simulate
+from engine.strategy.state import RaceState, state_from_timing
+from engine.strategy.strategies import candidates, compare, pit_window, plans_for
+
+__all__ = ["recommend", "state_from_timing", "should_rerun", "pit_window_fields", "DEFAULT_RACES"]
+
+DEFAULT_RACES = 10_000
+LIVE_WINDOW = 6        # single-stop laps compared live (plus stay out, caution and two stops)
+
+
+def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES, seed: int = 0,
+              window: int = LIVE_WINDOW) -> dict:
+    """Simulate the rest of the race `races` times for each of the car's strategies (same random
+    draws for all) and return the comparison, the pit window and its radio sentence, where the car
+    rejoins if it pits this lap, and the undercut / overcut threats around it."""
+    started = time.perf_counter()
+    i = state.index(car)
+    if state.retired[i]:
+        raise ValueError(f"car {car!r} has retired: no strategy to call")
+    if races < 100:
+        raise ValueError(f"races: {races} is too few for a strategy call (at least 100)")
+    model = track_model(track)
+    rules = model.rules(state.lap, state.total_laps)
+    rng = np.random.default_rng(seed)
+    field = state.field()
+    position = int(np.sum(state.gap_s[~state.retired] < state.gap_s[i]) + 1)
+    if rules.laps_left < 2:
+        strategies = candidates(rules, window=0)[:1]
+    else:
+        strategies = candidates(rules, window=window)
+    plans = plans_for(field, rules, car, strategies)
+    result = simulate(field, rules, model.cautions(state, races, rng), plans, rng)
+    pit_loss = rules.pit_loss_s[state.flag]
+    here = next(r for r in rejoin_all(state, pit_loss) if r["car"] == car)
+    return {
+        "car": car,
+        "track": track,
+        "lap": state.lap,
+        "total_laps": state.total_laps,
+        "flag": FLAG_NAMES[state.flag],
+        "position": position,
+        "races": races,
+        "strategies": compare(result, car, position, strategies),
+        "pit_window": pit_window(result, car, position, strategies).as_dict(),
+        "rejoin": here,
+        "threats": threats(state, car, pit_loss, rules.cold_tyre_s),
+        "model": {"pit_loss_s": round(pit_loss, 2), "caution_start_per_lap": round(model.caution_start_per_lap, 4)},
+        "compute_ms": round(1000 * (time.perf_counter() - started), 1),
+    }
+
+
+def should_rerun(event: dict) -> bool:
+    """True for the events after which a car's call is stale: its lap completed, a caution started."""
+    kind = str(event.get("type", "")).lower()
+    return kind in ("lap.completed", "lap_completed", "caution.started", "caution_started") or \
+        bool(event.get("lap_completed") or event.get("caution_started"))
+
+
+def pit_window_fields(call: dict) -> dict:
+    """The compact fields for the car's live insight (what the timing tower shows)."""
+    w = call["pit_window"]
+    return {"pit_window": w["laps"], "pit_call": w["sentence"], "pit_best": w["best"],
+            "pit_expected_position": w["expected_position"], "pit_expected_gain": w["expected_gain"],
+            "rejoin": call["rejoin"], "undercut_threat": call["threats"]["undercut_threat"]}

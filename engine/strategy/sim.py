@@ -1,0 +1,386 @@
+"""The race simulator core: strategies x races x cars arrays, one step per lap, no I/O.
+
+Lap time = base pace + tyre loss (k0 + k1 x tyre age, k1 drawn per race from its uncertainty)
++ fuel effect + Gaussian noise; pit loss by flag (green / FCY / SC) plus the team's standstill
+extra and its random spread; FCY laps run at a multiple of the lap time, SC laps bunch the field
+behind the leader at the SC gap. Each lap the field is sorted by race time and walked from the
+front: a car that would end the lap within the minimum gap of the car ahead passes only if it
+was faster by the overtake threshold (both lose the duel time, the passed car the loser time),
+otherwise it is held at the minimum gap. DRS gives a car within the window of the car ahead its
+lap-time gain. Cautions and retirements are drawn once per race and shared by every strategy,
+and so is the lap noise: common random numbers, so that a comparison's noise cancels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+GREEN, FCY, SC = 0, 1, 2
+FLAG_NAMES = {GREEN: "green", FCY: "FCY", SC: "SC"}
+_RETIRED_S = 1.0e6        # a retired car is moved this far back: it never meets a running car
+_RETIRED_PER_LAP_S = 1.0e4  # ... and earlier retirements rank behind later ones
+
+
+class CarColumns:
+    """Per-car arrays share one order, that of `cars`."""
+
+    cars: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.cars)
+
+    def index(self, car: str) -> int:
+        """Column of this car, or a ValueError naming the cars there are."""
+        try:
+            return self.cars.index(str(car))
+        except ValueError:
+            raise ValueError(f"car {car!r} is not in the field; cars: {', '.join(self.cars)}") from None
+
+
+@dataclass
+class Field(CarColumns):
+    """Per-car arrays (length C) describing the field at the state the simulation starts from."""
+
+    cars: tuple[str, ...]
+    race_time_s: np.ndarray          # race time at the state (only differences matter)
+    pace_s: np.ndarray               # lap time on fresh tyres, without fuel effect or noise
+    sigma_s: np.ndarray              # lap-to-lap noise (s, one standard deviation)
+    tyre_age: np.ndarray             # laps on the current tyres
+    deg_k0: np.ndarray               # current tyres: offset (s)
+    deg_k1: np.ndarray               # current tyres: loss per lap of age (s/lap)
+    deg_sd: np.ndarray | None = None       # uncertainty of deg_k1 (s/lap), drawn once per race
+    pace_sd: np.ndarray | None = None      # uncertainty of pace_s (s), drawn once per race
+    pit_extra_s: np.ndarray | None = None  # team's extra standstill time (s)
+    pit_var: np.ndarray | None = None      # (C, 3) Fisk (c, loc, scale) of the standstill spread
+    overtake_bias_s: np.ndarray | None = None  # speed term: threshold = gap + bias_ahead - bias_behind
+    retired: np.ndarray | None = None
+    start_loss_s: np.ndarray | None = None  # first-lap loss mean (grid slot + start), from_start only
+    start_sd_s: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.cars)
+        for name in ("race_time_s", "pace_s", "sigma_s", "tyre_age", "deg_k0", "deg_k1"):
+            value = np.asarray(getattr(self, name), dtype=float)
+            if value.shape != (n,):
+                raise ValueError(f"Field.{name}: expected {n} values, got shape {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"Field.{name}: not finite for car(s) "
+                                 f"{[self.cars[i] for i in np.flatnonzero(~np.isfinite(value))]}")
+            setattr(self, name, value)
+        zeros = np.zeros(n)
+        for name in ("deg_sd", "pace_sd", "pit_extra_s", "overtake_bias_s", "start_loss_s", "start_sd_s"):
+            value = getattr(self, name)
+            setattr(self, name, zeros.copy() if value is None else np.asarray(value, dtype=float))
+        self.pit_var = np.zeros((n, 3)) if self.pit_var is None else np.asarray(self.pit_var, float)
+        self.retired = np.zeros(n, bool) if self.retired is None else np.asarray(self.retired, bool)
+
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Race and track facts the simulator needs (seconds unless named otherwise)."""
+
+    total_laps: int
+    laps_done: int                                   # laps the leader has completed at the state
+    pit_loss_s: tuple[float, float, float]           # green, FCY, SC: in-lap + out-lap + minimum stop
+    cold_tyre_s: float = 0.0                         # out-lap loss on new tyres
+    min_gap_s: float = 0.5
+    min_gap_sc_s: float = 0.8
+    overtake_gap_s: float = 1.0
+    duel_s: float = 0.3
+    loser_s: float = 0.3
+    drs_effect_s: float = 0.0                        # negative gain; 0 = no DRS
+    drs_window_s: float = 1.0
+    drs_allow_lap: int = 3
+    drs_sc_delay: int = 2
+    mult_fcy: float = 1.4
+    mult_sc: float = 1.6
+    sc_bunches: bool = True                          # SC closes the field up behind the leader
+    pass_from_gap: bool = True                       # the pass must leave the car the threshold ahead
+    deg_mult_fcy: float = 0.5
+    deg_mult_sc: float = 0.25
+    fuel_start_s: float = 0.0                        # fuel effect on lap 1 (mass x sensitivity)
+    fuel_per_lap_s: float = 0.0                      # ... falling by this much a lap
+    first_lap_loss_s: float = 0.0                    # standing start (from_start only)
+
+    @property
+    def laps_left(self) -> int:
+        return self.total_laps - self.laps_done
+
+
+@dataclass
+class Cautions:
+    """Drawn once per race and shared by every strategy: flag per lap left, retirement lap per car."""
+
+    flags: np.ndarray        # (R, L) int8: GREEN / FCY / SC on each lap left
+    retire_lap: np.ndarray   # (R, C) int: index of the lap left on which the car stops; L = never
+
+    @property
+    def races(self) -> int:
+        return self.flags.shape[0]
+
+    def starts(self) -> np.ndarray:
+        """(R, L) bool: a caution starts on this lap."""
+        prev = np.zeros_like(self.flags[:, :1])
+        caution = self.flags > 0
+        return caution & ~np.concatenate([prev > 0, caution[:, :-1]], axis=1)
+
+
+@dataclass
+class Plans:
+    """Pit plans, one per strategy compared (S): who pits when, and on which tyres."""
+
+    pit_at: np.ndarray        # (S, L, C) bool: pit at the end of lap-left index l
+    on_caution: np.ndarray    # (S, C) bool: pit at the end of the first caution lap (once)
+    next_k0: np.ndarray       # (S, C, M) tyre offset of the m-th new set
+    next_k1: np.ndarray       # (S, C, M) tyre loss per lap of the m-th new set
+    next_age: np.ndarray      # (S, C, M) age of the m-th new set when fitted
+    names: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return self.pit_at.shape[0]
+
+
+def no_stops(field: Field, rules: Rules, strategies: int = 1) -> Plans:
+    """Every car stays out; new sets (if a plan adds stops) keep each car's current tyre curve."""
+    s, laps, c = strategies, rules.laps_left, field.size
+    k0 = np.broadcast_to(field.deg_k0[None, :, None], (s, c, 2)).copy()
+    k1 = np.broadcast_to(field.deg_k1[None, :, None], (s, c, 2)).copy()
+    return Plans(np.zeros((s, laps, c), bool), np.zeros((s, c), bool), k0, k1,
+                 np.zeros((s, c, 2)), tuple(f"plan{i}" for i in range(s)))
+
+
+@dataclass
+class Result:
+    """What the simulation gives back: finishing positions and race times per strategy and race."""
+
+    cars: tuple[str, ...]
+    position: np.ndarray      # (S, R, C) int16, 1 = winner; retired cars behind the finishers
+    race_time_s: np.ndarray   # (S, R, C) float32, full race time; NaN for a retired car
+    retired: np.ndarray       # (R, C) bool
+    pits: np.ndarray          # (S, R, C) int8 stops made in the simulated laps
+    laps_simulated: int
+    strategies: tuple[str, ...] = field(default_factory=tuple)
+
+
+def fisk(u: np.ndarray, c: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Inverse CDF of the Fisk (log-logistic) distribution; c = 0 means no spread (0 s)."""
+    u = np.clip(u, 1e-6, 1 - 1e-6)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = loc + scale * (u / (1 - u)) ** (1.0 / np.where(c > 0, c, 1.0))
+    return np.where(c > 0, np.clip(x, -2.0, 30.0), 0.0)
+
+
+def rate_cautions(races: int, laps: int, cars: int, rng: np.random.Generator, *,
+                  start_per_lap: float, duration_pmf: np.ndarray, kind: int = SC,
+                  retire_per_lap: np.ndarray | float = 0.0, current: int = GREEN,
+                  current_left: int = 0) -> Cautions:
+    """Cautions from a start rate per green lap and a duration pmf (index 0 = 1 lap); retirements
+    from a per-car rate per lap (geometric). `current` / `current_left`: a caution already out."""
+    pmf = np.asarray(duration_pmf, float)
+    pmf = pmf / pmf.sum()
+    start = rng.random((races, laps)) < start_per_lap
+    dur = 1 + np.searchsorted(np.cumsum(pmf), rng.random((races, laps)), side="right")
+    dur = np.minimum(dur, len(pmf))
+    flags = np.zeros((races, laps), np.int8)
+    until = np.full(races, current_left if current != GREEN else 0, np.int64)
+    for lap in range(laps):
+        new = (lap >= until) & start[:, lap]
+        until = np.where(new, lap + dur[:, lap], until)
+        flags[:, lap] = np.where(lap < until, kind, GREEN)
+    if current != GREEN:
+        flags[:, :current_left] = current
+    p = np.broadcast_to(np.asarray(retire_per_lap, float), (cars,))
+    u = rng.random((races, cars))
+    with np.errstate(divide="ignore"):
+        lap_of = np.where(p > 0, np.floor(np.log(u) / np.log1p(-np.minimum(p, 0.999999))), laps)
+    return Cautions(flags, np.minimum(lap_of, laps).astype(np.int32))
+
+
+CHUNK_ELEMENTS = 250_000   # strategies x races x cars per block: the arrays stay in the CPU cache
+
+
+def simulate(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
+             rng: np.random.Generator, from_start: bool = False) -> Result:
+    """Run every strategy over the same races (common random numbers) to the flag. The races are
+    simulated in blocks small enough to stay in the CPU cache (about twice as fast as one block)."""
+    R = cautions.races
+    block = max(256, CHUNK_ELEMENTS // max(1, plans.count * field.size))
+    if R <= block:
+        return _simulate_block(field, rules, cautions, plans, rng, from_start)
+    parts = [_simulate_block(field, rules, Cautions(cautions.flags[a:a + block], cautions.retire_lap[a:a + block]),
+                             plans, child, from_start)
+             for a, child in zip(range(0, R, block), rng.spawn(-(-R // block)))]
+    return Result(field.cars, np.concatenate([p.position for p in parts], axis=1),
+                  np.concatenate([p.race_time_s for p in parts], axis=1),
+                  np.concatenate([p.retired for p in parts], axis=0),
+                  np.concatenate([p.pits for p in parts], axis=1), parts[0].laps_simulated, plans.names)
+
+
+def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
+                    rng: np.random.Generator, from_start: bool = False) -> Result:
+    S, R, C, L = plans.count, cautions.races, field.size, rules.laps_left
+    if L <= 0:
+        raise ValueError(f"Rules: no laps left (total {rules.total_laps}, done {rules.laps_done})")
+    if plans.pit_at.shape != (S, L, C) or cautions.flags.shape != (R, L):
+        raise ValueError(f"shapes disagree: plans {plans.pit_at.shape}, cautions {cautions.flags.shape}, "
+                         f"expected (S, {L}, {C}) and (R, {L})")
+    f32 = np.float32
+    t0 = field.race_time_s - field.race_time_s[~field.retired].min() if (~field.retired).any() \
+        else field.race_time_s - field.race_time_s.min()
+    t = np.broadcast_to(t0.astype(f32), (S, R, C)).copy()
+    # Retired already: far behind, ordered by their original gap.
+    t[..., field.retired] += f32(_RETIRED_S)
+    age = np.broadcast_to(field.tyre_age.astype(f32), (S, R, C)).copy()
+    slope_noise = (field.deg_sd * rng.standard_normal((R, C))).astype(f32)
+    pace_r = (field.pace_s + field.pace_sd * rng.standard_normal((R, C))).astype(f32)   # (R, C)
+    base = np.broadcast_to(pace_r + field.deg_k0.astype(f32), (S, R, C)).copy()
+    k1 = (field.deg_k1.astype(f32) + slope_noise)[None].repeat(S, axis=0)
+    lx_bias = field.overtake_bias_s.astype(f32)
+    sigma = field.sigma_s.astype(f32)
+    stops = np.zeros((S, R, C), np.int8)
+    max_sets = plans.next_k0.shape[2]
+    pit_u = rng.random((R, C, max_sets))
+    standstill = (field.pit_extra_s[:, None] + fisk(pit_u, field.pit_var[:, 0, None],
+                  field.pit_var[:, 1, None], field.pit_var[:, 2, None])).astype(f32)  # (R, C, M)
+    flags = cautions.flags
+    starts = cautions.starts()
+    caution_pitted = np.zeros((S, R, C), bool)
+    pit_loss = np.asarray(rules.pit_loss_s, f32)
+    deg_mult = np.array([1.0, rules.deg_mult_fcy, rules.deg_mult_sc], f32)
+    lap_mult = np.array([1.0, rules.mult_fcy, 1.0 if rules.sc_bunches else rules.mult_sc], f32)
+    gap_by_flag = np.array([rules.min_gap_s, rules.min_gap_s, rules.min_gap_sc_s], f32)
+    # A car passed by more than half a pit loss was in the pit lane: no duel.
+    pit_pass = pit_loss * f32(0.5)
+    thr_by_flag = np.array([rules.overtake_gap_s, rules.overtake_gap_s, pit_pass[SC]], f32)
+    off = (np.arange(S * R, dtype=np.intp) * C).reshape(S, R)[None]       # (1, S, R)
+    row_off = np.repeat(np.arange(S * R, dtype=np.intp) * C, C)            # flat (S*R*C,)
+    order = np.argsort(t, axis=2, kind="stable")
+    retire_laps = cautions.retire_lap
+    drs_ok = _drs_laps(flags, rules) if rules.drs_effect_s != 0 else None
+    s_idx = np.arange(S)[:, None, None]
+    pit_cols = [np.flatnonzero(plans.pit_at[:, lap, :].any(axis=0)) for lap in range(L)]
+    caution_cars = np.flatnonzero(plans.on_caution.any(axis=0))
+
+    for lap in range(L):
+        flag = flags[:, lap]                                               # (R,)
+        lap_no = rules.laps_done + lap + 1
+        noise = sigma * rng.standard_normal((R, C), dtype=f32)
+        noise += f32(rules.fuel_start_s - rules.fuel_per_lap_s * (lap_no - 1))
+        if from_start and lap == 0:
+            noise += (field.start_loss_s + rules.first_lap_loss_s
+                      + field.start_sd_s * rng.standard_normal((R, C))).astype(f32)
+        age += deg_mult[flag][None, :, None]
+        lap_t = k1 * age
+        lap_t += base
+        lap_t += noise
+        if (flag == FCY).any() or (not rules.sc_bunches and (flag == SC).any()):
+            lap_t *= lap_mult[flag][None, :, None]
+        # Pit stops (the whole loss is booked on the in-lap), on the few cars that may stop.
+        cols = pit_cols[lap]
+        caution_now = len(caution_cars) > 0 and lap < L - 1 and starts[:, lap].any()
+        if caution_now:
+            cols = np.union1d(cols, caution_cars)
+        if len(cols):
+            pit = np.broadcast_to(plans.pit_at[:, lap][:, None, cols], (S, R, len(cols))).copy()
+            if caution_now:
+                on = (plans.on_caution[:, None, cols] & starts[None, :, lap, None]
+                      & ~caution_pitted[..., cols])
+                caution_pitted[..., cols] |= on
+                pit |= on
+            n = stops[..., cols]
+            pit &= n < max_sets
+            if pit.any():
+                m = np.minimum(n, max_sets - 1).astype(np.intp)
+                sel = (s_idx, cols[None, None, :], m)
+                spread = np.take_along_axis(standstill[None, :, cols, :], m[..., None], axis=3)[..., 0]
+                loss = pit_loss[flag][None, :, None] + f32(rules.cold_tyre_s) + spread
+                lap_t[..., cols] += np.where(pit, loss, f32(0))
+                base[..., cols] = np.where(pit, pace_r[None, :, cols] + plans.next_k0[sel].astype(f32),
+                                           base[..., cols])
+                k1[..., cols] = np.where(pit, plans.next_k1[sel].astype(f32) + slope_noise[None, :, cols],
+                                         k1[..., cols])
+                age[..., cols] = np.where(pit, plans.next_age[sel].astype(f32), age[..., cols])
+                stops[..., cols] += pit
+        # Walk the field from the front in the order at the start of the lap (the previous
+        # order re-sorted: nearly sorted already, so the sort is cheap).
+        order_flat = order.ravel()
+        perm = np.argsort(t.ravel()[order_flat + row_off].reshape(S, R, C), axis=2, kind="stable")
+        order = order_flat[perm.ravel() + row_off].reshape(S, R, C)
+        idx = order.transpose(2, 0, 1) + off                               # (C, S, R)
+        r_new = t + lap_t
+        rs = r_new.ravel()[idx]
+        lx = (lap_t - lx_bias).ravel()[idx]
+        gap = gap_by_flag[flag][None, :]                                   # (1, R)
+        ts = t.ravel()[idx] if (drs_ok is not None or rules.pass_from_gap) else None
+        behind_by = ts[1:] - ts[:-1] if rules.pass_from_gap else None
+        if drs_ok is not None and drs_ok[:, lap].any():
+            gain = np.where((ts[1:] - ts[:-1] < f32(rules.drs_window_s)) & drs_ok[None, None, :, lap],
+                            f32(rules.drs_effect_s), f32(0))
+            rs[1:] += gain
+            lx[1:] += gain
+        sc = flag == SC
+        if rules.sc_bunches and sc.any():
+            rs[0] += np.where(sc[None, :], f32(rules.mult_sc - 1) * (lx[0] + lx_bias[order[..., 0]]), f32(0))
+        _walk(rs, lx, gap, thr_by_flag[flag][None, :], pit_pass[flag][None, :],
+              f32(rules.duel_s), f32(rules.loser_s), behind_by)
+        t.ravel()[idx] = rs
+        out = retire_laps == lap
+        if out.any():
+            t[:, out] += f32(_RETIRED_S + _RETIRED_PER_LAP_S * (L - lap))
+
+    retired = (retire_laps < L) | field.retired[None, :]
+    order = np.argsort(t, axis=2, kind="stable")
+    position = np.empty((S, R, C), np.int16)
+    np.put_along_axis(position, order, np.arange(1, C + 1, dtype=np.int16)[None, None, :], axis=2)
+    offset = field.race_time_s[~field.retired].min() if (~field.retired).any() else field.race_time_s.min()
+    race_time = np.where(retired[None], np.nan, t + f32(offset)).astype(f32)
+    return Result(field.cars, position, race_time, retired, stops, L, plans.names)
+
+
+def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass_free: np.ndarray,
+          duel: np.float32, loser: np.float32, behind_by: np.ndarray | None = None) -> None:
+    """In place, slot by slot from the leader: hold a car at the minimum gap behind the car ahead
+    unless its lap-time advantage reached the overtake threshold; a pass on track (not one of a car
+    in the pit lane) costs both the duel time and the passed car the loser time."""
+    adv = lx[:-1] - lx[1:]                                   # (C-1, S, R) advantage over the car ahead
+    if behind_by is not None:
+        adv -= behind_by
+    can = np.flatnonzero(adv >= thr)                         # few: a pit stop ahead, or a real pass
+    floor_gap = np.broadcast_to(gap, adv.shape).copy()
+    floor_gap.ravel()[can] = -np.inf
+    raw = rs.ravel()[can + rs[0].size]                       # the passing cars' times before the walk
+    for slot in range(1, rs.shape[0]):
+        np.maximum(rs[slot], rs[slot - 1] + floor_gap[slot - 1], out=rs[slot])
+    ahead = rs.ravel()[can]
+    race = can % gap.shape[-1]                               # gap and pass_free are (1, R)
+    free, near = pass_free[0, race], gap[0, race]
+    fought = can[(adv.ravel()[can] < free) & (raw < ahead + near)]
+    rs.ravel()[fought] += duel + loser
+    rs.ravel()[fought + rs[0].size] += duel
+
+
+def _drs_laps(flags: np.ndarray, rules: Rules) -> np.ndarray:
+    """(R, L) bool: DRS may be used (from its first lap, green, and N laps after a caution)."""
+    R, L = flags.shape
+    lap_no = rules.laps_done + 1 + np.arange(L)
+    ok = (flags == GREEN) & (lap_no >= rules.drs_allow_lap)[None, :]
+    caution = flags > 0
+    for k in range(1, rules.drs_sc_delay + 1):
+        ok[:, k:] &= ~caution[:, :-k]
+    return ok
+
+
+def position_counts(position: np.ndarray) -> np.ndarray:
+    """(..., R, C) positions -> (..., C, C) counts: [car, place-1]."""
+    *lead, R, C = position.shape
+    flat = position.reshape(-1, R, C).astype(np.int64) - 1
+    out = np.empty((flat.shape[0], C, C), np.int64)
+    for i, block in enumerate(flat):                 # one per strategy, not per race or car
+        codes = np.arange(C)[None, :] * C + block
+        out[i] = np.bincount(codes.ravel(), minlength=C * C).reshape(C, C)
+    return out.reshape(*lead, C, C)
