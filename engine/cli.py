@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("engine.replay.command", "replay a recorded session into PitWall at N x speed"),
     "train": ("engine.tyre.commands", "train the tyre model on real races, export ONNX, write models/ and the model card"),
     "model": ("engine.tyre.modelcmd", "tyre model: `evaluate` held-out error, baselines and interval coverage"),
+    "simulate": ("engine.strategy.commands", "strategy Monte Carlo: TUMFTM validation, GR Cup backtest, a car's call"),
     "bench": ("benchmarks.command", "run a benchmark; the last line printed is one JSON object"),
     "driver": ("engine.driver.commands", "driver fingerprints against the field, and the coaching alerts measured on real races"),
 }
