@@ -84,3 +84,12 @@ INGEST_STATS_TTL_S = 30                               # a process that stops mir
 def ingest_stats(name: str) -> str:
     """Hash: one ingest process's counters (received, written, invalid:*, dropped:*), every second."""
     return f"{PREFIX}:ingest:stats:{name}"
+
+
+# --- process stage: laps, sectors, features (engine/laps, issue 4) ---
+PROCESS_WORKERS = f"{PREFIX}:process:workers"       # zset: worker name -> last heartbeat (ms)
+
+
+def process_lease(shard: int) -> str:
+    """String with a TTL: the process worker that owns this telemetry shard (SET NX PX, renewed)."""
+    return f"{PREFIX}:process:lease:{shard}"

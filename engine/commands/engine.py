@@ -9,13 +9,15 @@ import signal
 import socket
 import threading
 
-ROLES = ("timing",)
+ROLES = ("timing", "process")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", action="append", choices=ROLES,
                    help="stage(s) to run (repeatable; default: all)")
     p.add_argument("--name", default=None, help="consumer name (default: host-pid)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="process role: N worker processes splitting the telemetry shards (default 1)")
 
 
 def stop_on_signals() -> threading.Event:
@@ -42,10 +44,18 @@ def run(args: argparse.Namespace) -> int:
     if "timing" in roles:
         c = timing.consumer(connect(settings.redis_url), name, settings.insight_ttl_s)
         threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="timing", daemon=True))
+    children = []
+    if "process" in roles:
+        from engine.laps.stage import start_workers
+        process_threads, children = start_workers(settings, name, args.workers, stop)
+        threads += process_threads
     for t in threads:
         t.start()
     logging.info("engine %s running roles %s on %s", name, roles, settings.redis_url)
     stop.wait()
+    if children:
+        from engine.laps.stage import stop_workers
+        stop_workers(children)
     for t in threads:
         t.join(timeout=5)
     logging.info("engine %s stopped", name)
