@@ -2,8 +2,9 @@
 
 Single-row latency p50/p99 (µs) of the served prediction (pace + interval scale), batch
 throughput for 10,000 rows, and the explanation latency (pred_contribs + radio sentences) for one
-row. Rows are real feature rows (GR Cup laps). Baselines in the same run: XGBoost's own
-single-row predict, and shap's TreeExplainer for one explanation.
+row, and the engine's whole-field call (TyreService.predict after lap 15 of Barber race 1). Rows
+are real feature rows (GR Cup laps). Baselines in the same run: XGBoost's own single-row predict
+and batch predict, and shap's TreeExplainer for one explanation.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _times(fn, rows: np.ndarray, repeats: int) -> np.ndarray:
 
 
 def main(argv: list[str]) -> dict:
-    from engine.grcup import discover, find_race
+    from engine.grcup import find_race
     from engine.settings import REPO_ROOT, Settings
     from engine.tyre.dataset import race_features
     from engine.tyre.explain import top_reasons
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="pitwall bench inference")
     p.add_argument("--repeats", type=int, default=3000)
     p.add_argument("--batch", type=int, default=10_000)
-    p.add_argument("--batch-repeats", type=int, default=7)
+    p.add_argument("--batch-repeats", type=int, default=15)
     p.add_argument("--explain-repeats", type=int, default=300)
     p.add_argument("--no-shap", action="store_true", help="skip the shap TreeExplainer baseline")
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the runner may pass it on
@@ -86,6 +87,21 @@ def main(argv: list[str]) -> dict:
         "repeats": args.repeats, "batch": args.batch, "threads": 1,
         "model_version": model.version,
     }
+    # The engine's call: the whole field's next lap after lap 15 from the session's laps so far.
+    from engine.grcup import read_laps
+    from engine.tyre.live import TyreService
+
+    svc = TyreService(model)
+    laps = read_laps(find_race(root, "barber", 1))
+    so_far = laps[laps["lap"] <= 15]
+    svc.predict(so_far)
+    field = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        svc.predict(so_far)
+        field.append(time.perf_counter() - t0)
+    result["field_predict_ms"] = float(np.median(field) * 1000)
+    result["field_cars"] = int(so_far["car"].nunique())
     if not args.no_shap:
         import shap
 

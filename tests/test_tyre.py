@@ -281,3 +281,29 @@ def test_inference_benchmark_reports_its_keys():
     for key in ("p50_us", "p99_us", "batch_rows_per_s", "explain_p50_ms"):
         assert out[key] > 0
     assert out["p50_us"] <= out["p99_us"]
+
+
+def test_lap_records_from_the_engine_feed_the_service(barber1):
+    """The engine's LapRecord JSON and stage arrays go through the adapters into a prediction."""
+    from engine.tyre.live import laps_from_records, samples_from_arrays, telemetry_row
+    from engine.tyre.wear import read_wide_telemetry
+
+    laps = read_laps(barber1)
+    t0 = 1_757_184_000.0
+    records = [{"session": "barber-r1", "car": r.car, "lap": int(r.lap), "lap_time_s": r.lap_time_s,
+                "start_utc": t0 + r.elapsed_s - r.lap_time_s, "end_utc": t0 + r.elapsed_s,
+                "sectors_s": [r.s1_s, r.s2_s, r.s3_s], "flags": {"fcy": r.flag == "FCY", "pit": bool(r.in_pit)}}
+               for r in laps[laps["lap"] <= 10].itertuples()]
+    frame = laps_from_records(records)
+    assert (frame["flag"] == laps[laps["lap"] <= 10]["flag"].replace("FF", "GF").to_numpy()).all()
+    tel = read_wide_telemetry(barber1.telemetry_wide)
+    lap9 = tel[tel["lap"] == 9]
+    arrays = {"t": lap9["timestamp"].to_numpy(), "accx_can": lap9["accx"].to_numpy(),
+              "accy_can": lap9["accy"].to_numpy(), "speed_kmh": lap9["speed"].to_numpy()}
+    svc = TyreService.load(MODELS)
+    inc = svc.wear_for_lap(samples_from_arrays(arrays))
+    telemetry = pd.DataFrame([telemetry_row("2", 10, inc)])
+    out = svc.predict(frame, telemetry=telemetry).set_index("car")
+    assert out.loc["2", "predicted_next_lap_s"] == pytest.approx(98.5, abs=2.0)
+    with pytest.raises(ValueError, match="speed_kmh"):
+        samples_from_arrays({"t": arrays["t"], "accx_can": arrays["accx_can"], "accy_can": arrays["accy_can"]})

@@ -59,6 +59,58 @@ def _by_car(df: pd.DataFrame):
     return df.groupby(["session", "car"], sort=False)
 
 
+
+def _group_ids(keys: list[pd.Series]) -> np.ndarray:
+    return pd.MultiIndex.from_arrays(keys).factorize()[0] if len(keys) > 1 else keys[0].factorize()[0]
+
+
+def _cumsum(x: pd.Series, gid: np.ndarray) -> pd.Series:
+    return x.groupby(gid).cumsum()
+
+
+def _expanding_mean(x: pd.Series, gid: np.ndarray) -> pd.Series:
+    """Mean of the non-NaN values so far within each group (NaN before the first)."""
+    n = _cumsum(x.notna().astype(float), gid)
+    return (_cumsum(x.fillna(0.0), gid) / n).where(n > 0)
+
+
+def _expanding_std(x: pd.Series, gid: np.ndarray) -> pd.Series:
+    """Sample standard deviation of the non-NaN values so far within each group."""
+    shift = x.groupby(gid).transform("first").fillna(x.groupby(gid).transform("mean"))
+    d = x - shift            # centred near the group's values: no cancellation in the sums
+    n = _cumsum(d.notna().astype(float), gid)
+    s1, s2 = _cumsum(d.fillna(0.0), gid), _cumsum((d ** 2).fillna(0.0), gid)
+    var = (s2 - s1 ** 2 / n) / (n - 1)
+    return np.sqrt(var.clip(lower=0.0)).where(n > 1)
+
+
+def _rolling_mean(x: pd.Series, gid: np.ndarray, window: int) -> pd.Series:
+    """Mean of the non-NaN values among each group's last `window` rows."""
+    n, s = _cumsum(x.notna().astype(float), gid), _cumsum(x.fillna(0.0), gid)
+    n_w = n - n.groupby(gid).shift(window).fillna(0.0)
+    s_w = s - s.groupby(gid).shift(window).fillna(0.0)
+    return (s_w / n_w).where(n_w > 0)
+
+
+def _expanding_median_first(x: pd.Series, gid: np.ndarray, k: int) -> pd.Series:
+    """Median of the first up-to-k non-NaN values seen so far within each group."""
+    nth = _cumsum(x.notna().astype(int), gid)
+    first = pd.DataFrame({"g": gid, "n": nth, "x": x})[x.notna() & (nth <= k)]
+    table = first.pivot(index="g", columns="n", values="x").reindex(columns=range(1, k + 1))
+    vals = table.to_numpy()
+    medians = np.column_stack([np.nanmedian(vals[:, :j], axis=1) if len(vals) else vals[:, 0]
+                               for j in range(1, k + 1)]) if len(vals) else np.empty((0, k))
+    lookup = pd.DataFrame(medians, index=table.index, columns=range(1, k + 1))
+    j = nth.clip(upper=k).to_numpy()
+    out = np.full(len(x), np.nan)
+    has = j > 0
+    rows = lookup.index.get_indexer(gid[has])
+    ok = rows >= 0
+    idx = np.flatnonzero(has)[ok]
+    out[idx] = lookup.to_numpy()[rows[ok], j[has][ok] - 1]
+    return pd.Series(out, index=x.index)
+
+
 def _field_context(df: pd.DataFrame) -> pd.DataFrame:
     """The field's median loss and FCY share over laps completed in the last FIELD_WINDOW_S."""
     out = pd.DataFrame(index=df.index, columns=["field_loss", "field_fcy"], dtype=float)
@@ -130,18 +182,17 @@ def lap_features(laps: pd.DataFrame, weather: pd.DataFrame | None = None,
     df["t_fc"] = df["lap_time_s"] + FUEL_S_PER_LAP * (df["lap"] - 1)
     clean_fc = df["t_fc"].where(clean)
     car_keys = [df["session"], df["car"]]
-    nth_clean = clean.astype(int).groupby(car_keys).cumsum()
-    fresh = clean_fc.where(nth_clean <= REFERENCE_LAPS)
-    ref = fresh.groupby(car_keys).transform(lambda s: s.expanding().median())
+    car_id = _group_ids(car_keys)
+    ref = _expanding_median_first(clean_fc, car_id, REFERENCE_LAPS)
     fallback = df.groupby(["session", "car"])["t_fc"].cummin()
     df["ref_s"] = ref.fillna(fallback)
     df["last_loss"] = df["t_fc"] - df["ref_s"]
     df["prev_loss"] = g["t_fc"].shift(1) - df["ref_s"]
     keys = [df["session"], df["car"], df["stint"]]
-    clean_by_stint = clean_fc.groupby(keys)
-    df["loss_mean3"] = clean_by_stint.transform(lambda s: s.rolling(3, min_periods=1).mean()) - df["ref_s"]
-    df["stint_mean_loss"] = clean_by_stint.transform(lambda s: s.expanding().mean()) - df["ref_s"]
-    df["stint_std"] = clean_by_stint.transform(lambda s: s.expanding().std())
+    stint_id = _group_ids(keys)
+    df["loss_mean3"] = _rolling_mean(clean_fc, stint_id, 3) - df["ref_s"]
+    df["stint_mean_loss"] = _expanding_mean(clean_fc, stint_id) - df["ref_s"]
+    df["stint_std"] = _expanding_std(clean_fc, stint_id)
     df["trend"] = df["loss_mean3"] - df["stint_mean_loss"]
     for sec in ("s1", "s2", "s3"):
         best = df[f"{sec}_s"].where(clean).groupby([df["session"], df["car"]]).cummin()
@@ -182,7 +233,7 @@ def lap_features(laps: pd.DataFrame, weather: pd.DataFrame | None = None,
                         & df["next_lap_time_s"].notna())
     df["eval_clean"] = df["eval_green"] & (df["flag"] == "GF")
     df["baseline_last_s"] = df["lap_time_s"]
-    stint_green = df["lap_time_s"].where(green).groupby(keys).transform(lambda s: s.expanding().mean())
+    stint_green = _expanding_mean(df["lap_time_s"].where(green), stint_id)
     df["baseline_stint_s"] = stint_green.fillna(df["lap_time_s"])
     return df
 

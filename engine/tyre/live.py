@@ -124,3 +124,44 @@ def insight_fields(row: dict) -> dict:
         else:
             out[k] = v
     return out
+
+
+def laps_from_records(records: list[dict]) -> pd.DataFrame:
+    """LapRecord dicts (engine.laps.records, as JSON-decoded) -> the laps frame `predict` takes.
+
+    The race clock is each lap's end_utc minus the session's earliest start_utc; the flag is FCY
+    where the record says so, else GF; in_pit from the record's pit flag.
+    """
+    if not records:
+        return pd.DataFrame(columns=["session", "car", "lap", "lap_time_s", "flag"])
+    df = pd.DataFrame.from_records(records)
+    sectors = df["sectors_s"].apply(lambda s: list(s or []) + [None] * (3 - len(s or [])))
+    flags = df["flags"].apply(lambda f: f or {})
+    start = pd.to_numeric(df["start_utc"], errors="coerce")
+    return pd.DataFrame({
+        "session": df["session"].astype(str), "car": df["car"].astype(str),
+        "lap": pd.to_numeric(df["lap"]).astype(int),
+        "lap_time_s": pd.to_numeric(df["lap_time_s"], errors="coerce"),
+        "s1_s": pd.to_numeric(sectors.str[0], errors="coerce"),
+        "s2_s": pd.to_numeric(sectors.str[1], errors="coerce"),
+        "s3_s": pd.to_numeric(sectors.str[2], errors="coerce"),
+        "elapsed_s": pd.to_numeric(df["end_utc"], errors="coerce") - start.groupby(df["session"]).transform("min"),
+        "in_pit": flags.apply(lambda f: bool(f.get("pit"))),
+        "flag": flags.apply(lambda f: "FCY" if f.get("fcy") else "GF"),
+    })
+
+
+def samples_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The process stage's lap arrays (t, accx_can, accy_can, speed_kmh) -> wear_for_lap samples."""
+    missing = [c for c in ("t", "accx_can", "accy_can", "speed_kmh") if c not in arrays]
+    if missing:
+        raise ValueError(f"lap arrays: missing {missing}")
+    return {"timestamp": arrays["t"], "accx": arrays["accx_can"], "accy": arrays["accy_can"],
+            "speed": arrays["speed_kmh"]}
+
+
+def telemetry_row(car: str, lap: int, energy: dict) -> dict:
+    """One car-lap's telemetry features for `predict(telemetry=...)`, from lap_energy/wear_for_lap output."""
+    return {"car": str(car), "lap": int(lap),
+            "tel_energy": float(sum(energy[f"energy_{c}"] for c in CORNERS)),
+            "tel_heavy_brakes": energy["heavy_brakes"], "tel_hard_corners": energy["hard_corners"]}
