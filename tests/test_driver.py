@@ -19,7 +19,7 @@ from engine.driver import alerts as A
 from engine.driver import telemetry as T
 from engine.driver.evaluate import load_race
 from engine.driver.live import DriverService
-from engine.driver.profile import MIN_LAPS, DriverBook, DriverProfile
+from engine.driver.profile import MIN_LAPS, MIN_LOSS_SHARE, DriverBook, DriverProfile
 from engine.driver.sections import SEGMENTS, clean_mask, fingerprint, summary
 from engine.driver.store import load_profiles, profiles_frame
 from engine.driver.welford import Welford
@@ -331,7 +331,7 @@ def test_the_replay_timeline_drives_the_service_like_the_offline_evaluation(r, g
     raised = 0
     for rec in timeline.crossings.to_dict("records"):
         raised += len(svc.on_lap(rec["car"], rec, tel.get(int(rec["lap"])) if rec["car"] == "2" else None))
-    offline = judge_race(rf, load_race(rf), 0.015)
+    offline = judge_race(rf, load_race(rf), MIN_LOSS_SHARE)
     assert raised == offline["alerts"].sum() > 0
     assert len(r.xrange(keys.ALERTS_STREAM)) == raised
     assert load_profiles(r, timeline.session)["2"].telemetry is not None
@@ -340,3 +340,22 @@ def test_the_replay_timeline_drives_the_service_like_the_offline_evaluation(r, g
     assert all(z["spread_m"] < 30 for z in profile["braking_zones"])     # a consistent driver, in metres
     assert 150 < profile["usual"]["top_speed_kmh"] < 200
     assert svc.rejected == {}
+
+
+def test_a_young_profile_is_judged_on_the_fields_spread_once_the_field_has_one(barber):
+    laps, _ = barber
+    mine = [r for r in records(laps, "2") if r["clean"]][:3]
+    perturbed = dict(mine[2], s2_s=mine[2]["s2_s"] + 4.0, lap_time_s=mine[2]["lap_time_s"] + 4.0)
+    alone = DriverBook(TRACKS["barber"])
+    for rec in mine[:2]:
+        alone.on_lap("2", rec)
+    assert alone.on_lap("2", perturbed).alerts == []              # 2 laps and no field: no judgement
+    book = DriverBook(TRACKS["barber"])
+    for car in ("13", "72", "55"):
+        for rec in records(laps, car):
+            book.on_lap(car, {**rec, "elapsed_s": None})          # no clock: no field correction
+    for rec in mine[:2]:
+        book.on_lap("2", rec)
+    j = book.on_lap("2", perturbed)
+    assert [a.type for a in j.alerts] == ["consistency"] and "S2" in j.alerts[0].message
+    assert 3.0 < j.alerts[0].loss_s < 5.0

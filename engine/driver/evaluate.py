@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from engine.driver import telemetry as T
-from engine.driver.profile import MIN_LAPS, DriverBook
+from engine.driver.profile import MIN_LAPS, YOUNG_LAPS, DriverBook
 from engine.driver.sections import clean_mask
 from engine.grcup import RaceFiles, discover, read_laps, read_telemetry
 from engine.replay.grcup import align_telemetry
@@ -143,7 +143,8 @@ def evaluate(data: Path, use_telemetry: bool = True, grid: tuple[float, ...] = L
             "recall": "alerted anomalous clean laps / anomalous clean laps",
             "thresholds": "|z| > 2 fixed (issue 7); min loss share chosen on race 1s for race 2s and "
                           "vice versa (held out); headline figures are the held-out ones",
-            "warm_up": f"a profile judges only after {MIN_LAPS} clean laps; warm-up laps count as not alerted",
+            "warm_up": f"a profile judges from {YOUNG_LAPS} clean laps (on the field's pooled spread until "
+                       f"{MIN_LAPS}); earlier laps count as not alerted",
             "recall_driver_specific": "recall leaving out laps on which at least half the field was "
                                       "anomalous (starts, local yellows: removed on purpose as field-wide)",
         },

@@ -69,6 +69,17 @@ class Welford:
         m2_all = m2.sum(axis=0) + (n * (mean - grand) ** 2).sum(axis=0)
         return Welford(total, np.where(total > 0, grand, 0.0), m2_all)
 
+    @staticmethod
+    def pooled_std(parts: list["Welford"], k: int) -> np.ndarray:
+        """The spread within each profile, pooled over profiles (not the spread between them):
+        sqrt(sum m2 / sum (n - 1)); NaN where no profile has two observations."""
+        if not parts:
+            return np.full(k, np.nan)
+        m2 = np.sum([p.m2 for p in parts], axis=0)
+        dof = np.sum([np.maximum(p.n - 1, 0) for p in parts], axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(dof > 0, np.sqrt(m2 / np.maximum(dof, 1)), np.nan)
+
     @property
     def std(self) -> np.ndarray:
         """Sample standard deviation (NaN below two observations)."""
