@@ -244,7 +244,7 @@ def test_service_streams_alerts_fills_the_insight_and_ignores_redelivery(r, barb
     assert load_profiles(r, "barber-r1")["2"].sections.n[0] == n_before
 
 
-def test_a_restarted_service_carries_on_exactly_where_the_last_one_stopped(r, barber):
+def test_a_restarted_service_carries_on_exactly_where_the_last_one_stopped(r, barber, tmp_path):
     laps, samples = barber
     order = laps.sort_values("elapsed_s").to_dict("records")
     cars = {"2", "13", "72"}
@@ -266,6 +266,8 @@ def test_a_restarted_service_carries_on_exactly_where_the_last_one_stopped(r, ba
     frame = profiles_frame(stored)
     assert set(frame["car"]) == cars and {"sections", "telemetry"} <= set(frame["kind"])
     assert frame.loc[frame["channel"] == "brake_onset_m_1", "zone_m"].notna().all()
+    frame.to_parquet(tmp_path / "profiles.parquet")                 # what the session archive writes
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "profiles.parquet"), frame)
 
 
 def test_bad_lap_records_are_refused_by_field_and_counted(r, barber):
