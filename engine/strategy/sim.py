@@ -205,11 +205,11 @@ CHUNK_ELEMENTS = 250_000   # strategies x races x cars per block: the arrays sta
 
 
 def simulate(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
-             rng: np.random.Generator, from_start: bool = False) -> Result:
+             rng: np.random.Generator, from_start: bool = False, block: int | None = None) -> Result:
     """Run every strategy over the same races (common random numbers) to the flag. The races are
     simulated in blocks small enough to stay in the CPU cache (about twice as fast as one block)."""
     R = cautions.races
-    block = max(256, CHUNK_ELEMENTS // max(1, plans.count * field.size))
+    block = block or max(256, CHUNK_ELEMENTS // max(1, plans.count * field.size))
     if R <= block:
         return _simulate_block(field, rules, cautions, plans, rng, from_start)
     parts = [_simulate_block(field, rules, Cautions(cautions.flags[a:a + block], cautions.retire_lap[a:a + block]),

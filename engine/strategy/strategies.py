@@ -145,7 +145,8 @@ class PitWindow:
 
 def pit_window(result: Result, car: str, current_position: int, strategies: list[Strategy]) -> PitWindow:
     """The single-stop laps whose expected position is within the Monte Carlo error of the best
-    strategy (paired differences over the same races), and the radio sentence."""
+    strategy (paired differences over the same races), and the radio sentence. When staying out
+    is best the window is empty: laps that merely tie with it are no reason to stop."""
     i = list(result.cars).index(car)
     pos = result.position[:, :, i].astype(float)
     mean = pos.mean(axis=1)
@@ -153,14 +154,15 @@ def pit_window(result: Result, car: str, current_position: int, strategies: list
     diff = pos - pos[b]
     se = diff.std(axis=1) / np.sqrt(pos.shape[1])
     close = mean - mean[b] <= Z_95 * se + 1e-12
+    best = strategies[b]
+    stops = bool(best.pit_laps or best.on_caution)      # staying out is best: no window to call
     laps = tuple(sorted(s.pit_laps[0] for s, ok in zip(strategies, close)
-                        if ok and len(s.pit_laps) == 1))
+                        if ok and stops and len(s.pit_laps) == 1))
     stay = next((k for k, s in enumerate(strategies) if not s.pit_laps and not s.on_caution), None)
     gain = current_position - mean[b]
     vs_stay = float(mean[stay] - mean[b]) if stay is not None else 0.0
     p_gain = float((pos[b] < current_position).mean())
     p_loss = float((pos[b] > current_position).mean())
-    best = strategies[b]
     odds = f"gain a place {p_gain:.0%}, lose one {p_loss:.0%}"
     if best.pit_laps and len(best.pit_laps) == 1 and laps:
         when = f"lap {laps[0]}" if len(laps) == 1 else f"laps {_ranges(laps)}"

@@ -1,0 +1,108 @@
+"""`pitwall bench strategy`: 10,000 races x 4 strategies x 20 cars x 30 laps left, on one core.
+
+The field is TUMFTM's Austrian GP 2019 (data/tumftm) after 41 of 71 laps: every car's pace,
+noise, tyre curve, remaining stops and the random events of pars_mcs.ini are the real parameters;
+the gaps at lap 41 are the parameters' expected race times (not a recorded race). VER's four
+strategies: stay out, stop on lap 45, stop on lap 50, stop under the next caution.
+Reports the median wall time of 5 runs, the ns per simulated car-lap, the peak memory the
+simulation allocates (tracemalloc), and the same simulation run in a single block (no cache
+blocking) as the baseline measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from engine.settings import REPO_ROOT  # noqa: E402
+from engine.strategy import sim, tumftm  # noqa: E402
+from engine.strategy.strategies import Strategy, plans_for  # noqa: E402
+
+LAPS_DONE = 41
+
+
+def scenario(races: int, seed: int = 5):
+    """Field, rules, cautions and the four plans of the benchmark."""
+    race = tumftm.load(REPO_ROOT / "data" / "tumftm" / "pars_Spielberg_2019.ini")
+    start, rules0 = tumftm.field_and_rules(race)
+    all_plans = tumftm.plans(race, start)
+    C, k = start.size, LAPS_DONE
+    age, k0, k1, elapsed = start.tyre_age.copy(), start.deg_k0.copy(), start.deg_k1.copy(), np.zeros(C)
+    for c, code in enumerate(start.cars):
+        stints = race.drivers[code]["strategy_info"]
+        done = [s for s in stints[1:] if s[0] <= k]
+        last_stop = done[-1][0] if done else 0
+        if done:
+            k0[c], k1[c] = tumftm.tyre_curve(race.tyres[code], done[-1][1])
+            age[c] = done[-1][2] + (k - last_stop)
+        else:
+            age[c] += k
+        elapsed[c] = k * start.pace_s[c] + start.start_loss_s[c] + len(done) * (rules0.pit_loss_s[0] + start.pit_extra_s[c])
+    field = sim.Field(start.cars, elapsed, start.pace_s, start.sigma_s, age, k0, k1,
+                      pit_extra_s=start.pit_extra_s, pit_var=start.pit_var, overtake_bias_s=start.overtake_bias_s)
+    from dataclasses import replace
+    rules = replace(rules0, laps_done=k)
+    others = sim.Plans(all_plans.pit_at[:, k:, :], all_plans.on_caution, all_plans.next_k0,
+                       all_plans.next_k1, all_plans.next_age)
+    strategies = [Strategy("stay out"), Strategy("pit lap 45", (45,)), Strategy("pit lap 50", (50,)),
+                  Strategy("pit under caution", on_caution=True)]
+    plans = plans_for(field, rules, "VER", strategies, others)
+    rng = np.random.default_rng(seed)
+    full = tumftm.cautions(race, races, rng)
+    # A car that retired before lap 41 in a draw stops on the first lap left of that race.
+    cautions = sim.Cautions(full.flags[:, k:], np.maximum(full.retire_lap - k, 0))
+    return field, rules, cautions, plans
+
+
+def main(argv: list[str]) -> dict:
+    p = argparse.ArgumentParser(prog="pitwall bench strategy")
+    p.add_argument("--races", type=int, default=10_000)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args(argv)
+    field, rules, cautions, plans = scenario(args.races)
+    S, R, C, L = plans.count, cautions.races, field.size, rules.laps_left
+    car_laps = S * R * C * L
+
+    def timed(block: int | None) -> tuple[list[float], list[float]]:
+        walls, cpus = [], []
+        for rep in range(args.repeats):
+            w, c = time.perf_counter(), time.process_time()
+            sim.simulate(field, rules, cautions, plans, np.random.default_rng(rep), block=block)
+            walls.append(time.perf_counter() - w)
+            cpus.append(time.process_time() - c)
+            print(f"  block={block or 'auto'} run {rep + 1}: {walls[-1]:.3f} s wall, {cpus[-1]:.3f} s cpu",
+                  file=sys.stderr)
+        return walls, cpus
+
+    print(f"strategy bench: {R} races x {S} strategies x {C} cars x {L} laps", file=sys.stderr)
+    sim.simulate(field, rules, cautions, plans, np.random.default_rng(99))   # warm-up
+    walls, cpus = timed(None)
+    base_walls, base_cpus = timed(R)
+    tracemalloc.start()
+    sim.simulate(field, rules, cautions, plans, np.random.default_rng(0))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    seconds = statistics.median(walls)
+    return {
+        "seconds": round(seconds, 4),
+        "ns_per_car_lap": round(seconds / car_laps * 1e9, 2),
+        "peak_mb": round(peak / 2 ** 20, 1),
+        "cpu_seconds": round(statistics.median(cpus), 4),
+        "baseline_seconds": round(statistics.median(base_walls), 4),
+        "baseline_cpu_seconds": round(statistics.median(base_cpus), 4),
+        "speedup_vs_baseline": round(statistics.median(base_walls) / seconds, 2),
+        "baseline": "the same simulation in one block of all races (no cache blocking)",
+        "races": R, "strategies": S, "cars": C, "laps_left": L, "car_laps": car_laps,
+        "repeats": args.repeats, "target_seconds": 0.25, "met_target": seconds <= 0.25,
+        "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
