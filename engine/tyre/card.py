@@ -163,9 +163,10 @@ A load and friction-energy model (engine/tyre/wear.py): static GR86 corner loads
 longitudinal and lateral load transfer from accx/accy, cornering force shared by corner load,
 braking split 70/30 front/rear (assumed bias), traction on the driven rears; friction power
 F^2 / Fz x v integrated with dt from the timestamps. Calibration so that 100 % is the cliff: the
-cliff age is the median over the training cars of tyre age + laps to the cliff from the car's last
-green lap, **{w['cliff_age_laps']:.1f} laps** ({w['cars_reaching_cliff_in_horizon']}/{w['cars']} cars reach it within
-40 projected laps); energy at the cliff = that age x the most-worked corner's median lap energy on
+cliff age is the median, over the training cars that reach a cliff within 40 projected laps
+({w['cars_reaching_cliff_in_horizon']}/{w['cars']}; the others are left out, which biases it early), of tyre age +
+laps to the cliff from the car's last green lap: **{w['cliff_age_laps']:.1f} laps** (10th–90th percentile
+{w.get('cliff_age_p10', float('nan')):.1f}–{w.get('cliff_age_p90', float('nan')):.1f} laps, which gives the wear % its 80 % interval); energy at the cliff = that age x the most-worked corner's median lap energy on
 the Barber telemetry = {w['energy_at_cliff_kj']:.0f} units. Corner shares there (most-worked = 1):
 {', '.join(f"{c.upper()} {v:.2f}" for c, v in w['corner_share'].items())}.
 Cars without telemetry get wear from tyre age with these Barber shares (`wear_source = "tyre age"`).

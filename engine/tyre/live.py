@@ -26,7 +26,8 @@ from engine.tyre.wear import CORNERS, wear_for_lap
 OUTPUT_COLUMNS = (
     "session", "car", "lap", "predicted_next_lap_s", "next_lap_lo_s", "next_lap_hi_s",
     "loss_s", "loss_lo_s", "loss_hi_s", "laps_to_cliff", "laps_to_cliff_lo", "laps_to_cliff_hi",
-    "wear_fl", "wear_fr", "wear_rl", "wear_rr", "wear_source", "reasons", "model_version",
+    "wear_fl", "wear_fr", "wear_rl", "wear_rr", "wear_lo_factor", "wear_hi_factor", "wear_source",
+    "reasons", "model_version",
 )
 
 
@@ -41,6 +42,9 @@ class TyreService:
         self.energy_at_cliff = float(wear["energy_at_cliff_kj"])
         self.cliff_age = float(wear["cliff_age_laps"])
         self.corner_share = {c: float(wear["corner_share"][c]) for c in CORNERS}
+        # Wear % x factor = the 80 % interval (cars' cliff ages spread between p10 and p90).
+        self.wear_lo_factor = self.cliff_age / float(wear.get("cliff_age_p90", self.cliff_age))
+        self.wear_hi_factor = self.cliff_age / float(wear.get("cliff_age_p10", self.cliff_age))
 
     @classmethod
     def load(cls, models_dir: Path, threshold_s: float = CLIFF_LOSS_S, cliff_laps: int = CLIFF_LAPS) -> "TyreService":
@@ -67,6 +71,8 @@ class TyreService:
         age = rows["tyre_age"].to_numpy(float)
         for c in CORNERS:
             out[f"wear_{c}"] = 100.0 * age / self.cliff_age * self.corner_share[c]
+        out["wear_lo_factor"] = self.wear_lo_factor
+        out["wear_hi_factor"] = self.wear_hi_factor
         out["wear_source"] = "tyre age"
         if wear is not None and not wear.empty:
             w = wear.assign(car=wear["car"].astype(str)).set_index("car")
@@ -86,7 +92,8 @@ class TyreService:
         `laps`: read_laps-style frame (session, car, lap, lap_time_s, flag, sectors...) of the
         session so far. `wear`: optional cumulative telemetry wear per car (columns car,
         wear_fl..wear_rr in %, e.g. summed wear_for_lap increments since the car's last stop).
-        Returns OUTPUT_COLUMNS; laps_to_cliff is +inf when the cliff is not within 40 laps.
+        Returns OUTPUT_COLUMNS; laps_to_cliff is +inf when the cliff is not within 40 laps; the
+        80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor].
         """
         rows = self.features(laps, weather, telemetry, race_laps)
         if latest_only:

@@ -40,7 +40,7 @@ class Car:
 
 GR86 = Car()
 HEAVY_BRAKE_G = -0.8      # a "heavy stop": longitudinal g below this
-HARD_CORNER_G = 1.2       # a "hard corner": lateral g above this
+HARD_CORNER_G = 1.0       # a "hard corner": lateral g above this (as engine/laps/features.py)
 
 
 def corner_power(accx: np.ndarray, accy: np.ndarray, speed_kmh: np.ndarray, car: Car = GR86) -> np.ndarray:
@@ -191,7 +191,12 @@ def calibrate_wear(model, rows: pd.DataFrame, data_dir: Path, log=None) -> dict:
     age = last["tyre_age"].to_numpy() + cliff
     finite = np.isfinite(age)
     max_age = float(rows["tyre_age"].max())
-    cliff_age = float(np.median(age[finite])) if finite.mean() >= 0.5 else max_age + HORIZON_LAPS
+    if finite.mean() >= 0.5:
+        cliff_age = float(np.median(age[finite]))
+        # The spread of cliff ages across the field makes the wear interval (80 %).
+        age_lo, age_hi = (float(np.quantile(age[finite], q)) for q in (0.1, 0.9))
+    else:
+        cliff_age = age_lo = age_hi = max_age + HORIZON_LAPS
     tel = [r.telemetry_wide for r in discover(Path(data_dir)) if r.telemetry_wide is not None]
     if not tel:
         raise ValueError(f"wear calibration: no telemetry under {data_dir} (need R*_telemetry_mvp.csv)")
@@ -202,11 +207,11 @@ def calibrate_wear(model, rows: pd.DataFrame, data_dir: Path, log=None) -> dict:
     top = max(per_lap[f"energy_{c}"].median() for c in CORNERS)
     out = {
         "energy_at_cliff_kj": float(top * cliff_age),
-        "cliff_age_laps": cliff_age,
+        "cliff_age_laps": cliff_age, "cliff_age_p10": age_lo, "cliff_age_p90": age_hi,
         "cars_reaching_cliff_in_horizon": int(finite.sum()), "cars": int(len(age)),
         "corner_share": corner_shares(per_lap),
         "telemetry": str(Path(tel[0]).name), "telemetry_laps": int(len(per_lap)),
     }
     print(f"[wear] cliff age {cliff_age:.1f} laps ({finite.sum()}/{len(age)} cars reach it within "
-          f"{HORIZON_LAPS} laps); energy at cliff {out['energy_at_cliff_kj']:.0f} kJ/c", file=log or sys.stderr)
+          f"{HORIZON_LAPS} laps); energy at cliff {out['energy_at_cliff_kj']:.0f} units", file=log or sys.stderr)
     return out
