@@ -213,6 +213,7 @@ def test_service_predicts_each_cars_next_lap_in_one_batch(barber1):
     assert (out["next_lap_lo_s"] < out["predicted_next_lap_s"]).all()
     assert (out["model_version"] == svc.version).all()
     assert set(out["wear_source"]) == {"tyre age"}
+    assert (out["wear_lo_factor"] < 1).all() and (out["wear_hi_factor"] > 1).all()
     insight = insight_fields(out.iloc[0].to_dict())
     json.dumps(insight)                             # JSON-safe: inf became None
 
