@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine.tyre import CLIFF_LAPS, CLIFF_LOSS_S, FIELD_WINDOW_S, FUEL_S_PER_LAP
 from engine.tyre.dataset import FEATURES, RACE_IDENTIFYING, REFERENCE_LAPS, TELEMETRY_FEATURES
+from engine.tyre.wear import HARD_CORNER_G, HEAVY_BRAKE_G
 
 FEATURE_DOC = {
     "tyre_age": "laps on the current tyres (laps since the start, or since the car's last pit stop)",
@@ -26,8 +27,8 @@ FEATURE_DOC = {
     "field_loss": f"median last-lap loss of the field over laps completed in the last {FIELD_WINDOW_S:.0f} s",
     "field_fcy": f"share of the field's laps in the last {FIELD_WINDOW_S:.0f} s that ended under FCY",
     "tel_energy": "telemetry: the lap's total friction energy (wear model), NaN without telemetry",
-    "tel_heavy_brakes": "telemetry: braking events below -0.8 g this lap",
-    "tel_hard_corners": "telemetry: cornering events above 1.2 g this lap",
+    "tel_heavy_brakes": f"telemetry: braking events below {HEAVY_BRAKE_G} g this lap",
+    "tel_hard_corners": f"telemetry: cornering events above {HARD_CORNER_G} g this lap",
 }
 
 
@@ -135,7 +136,7 @@ c crossed the line):
 {feats}
 
 Telemetry features ({', '.join(TELEMETRY_FEATURES)}) are NaN where a car-lap has no telemetry
-(all but {w['telemetry_laps']} laps); XGBoost routes missing values, so they can only matter where telemetry exists.
+(every car-lap but car #2's at Barber race 1); XGBoost routes missing values, so they can only matter where telemetry exists.
 
 ## Model and interval
 
