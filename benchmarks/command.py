@@ -27,9 +27,12 @@ def run(args: argparse.Namespace) -> int:
     if args.name not in names:
         print(f"unknown benchmark {args.name!r}; available: {', '.join(names)}", file=sys.stderr)
         return 2
+    # argparse's REMAINDER takes every word after NAME, `--json` included: take it back.
+    rest = [a for a in args.rest if a != "--json"]
+    as_json = args.json or len(rest) != len(args.rest)
     module = importlib.import_module(f"benchmarks.{args.name}")
-    result = module.main(args.rest)
-    if not args.json:
+    result = module.main(rest)
+    if not as_json:
         for key, value in result.items():
             print(f"{key:>32}: {value}")
     print(json.dumps(result, separators=(",", ":"), default=float))
