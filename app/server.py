@@ -69,6 +69,8 @@ def create_server() -> Flask:
     server = Flask(__name__)
     from app.api import api
     server.register_blueprint(api)
+    from app.ingest import ingest
+    server.register_blueprint(ingest)   # POST /api/telemetry, /ws/ingest
     from app import live
     live.register(server)
     create_dash(server)

@@ -10,12 +10,14 @@ import socket
 import threading
 
 ROLES = ("timing", "process")
+ROLES += ("ingest",)   # UDP ingest: engine/ingest/service.py
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", action="append", choices=ROLES,
                    help="stage(s) to run (repeatable; default: all)")
     p.add_argument("--name", default=None, help="consumer name (default: host-pid)")
+    p.add_argument("--stats", action="store_true", help="print every ingest process's counters and exit")
     p.add_argument("--workers", type=int, default=1,
                    help="process role: N worker processes splitting the telemetry shards (default 1)")
 
@@ -37,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.redis_url:
         raise SystemExit("pitwall engine needs PITWALL_REDIS_URL (or run `pitwall up`, which owns a Redis)")
+    if args.stats:
+        from engine.ingest.service import print_stats
+        return print_stats(settings)
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     roles = args.role or list(ROLES)
     stop = stop_on_signals()
@@ -49,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         from engine.laps.stage import start_workers
         process_threads, children = start_workers(settings, name, args.workers, stop)
         threads += process_threads
+    if "ingest" in roles:
+        from engine.ingest.service import ingest_threads
+        threads += ingest_threads(settings, name, stop)
     for t in threads:
         t.start()
     logging.info("engine %s running roles %s on %s", name, roles, settings.redis_url)

@@ -113,7 +113,7 @@ def decode_json(data: bytes | str) -> list:
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidPoint("json", f"not valid JSON: {str(exc)[:80]}") from None
+        raise InvalidPoint("json", f"not valid JSON ({str(exc)[:80]})") from None
     if isinstance(doc, dict):
         return [doc]
     if isinstance(doc, list):

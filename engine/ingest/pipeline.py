@@ -29,6 +29,7 @@ log = logging.getLogger("pitwall.ingest")
 MAX_CARS = 10_000            # distinct (session, car) keys one process tracks
 BACKOFF_S = (0.05, 5.0)      # first and longest wait between reconnection attempts
 MIRROR_EVERY_S = 1.0
+BURST_WAIT_S = 0.25          # how long a source waits for ring room while Redis is connected
 
 
 class Latency:
@@ -128,6 +129,10 @@ class Ingest:
         if ids is None:
             self.counters.add("invalid:vehicle_id: too many distinct cars", len(rows))
             return 0
+        if self.connected and self.ring.count + len(rows) > self.ring.capacity:
+            # Redis is up but behind (a burst): hold this source for a moment, so the burst waits in
+            # the socket's buffer rather than pushing points out of the ring. Redis down: no wait.
+            self.ring.wait_room(len(rows), BURST_WAIT_S)
         if self.ring.count == 0:
             self._since = time.monotonic()
         dropped = self.ring.push(ids, rows.ts, rows.sent, rows.values)

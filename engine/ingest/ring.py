@@ -55,8 +55,14 @@ class Ring:
                 done += m
             self.count += n
             self.dropped += dropped
-            self.cond.notify()
+            self.cond.notify_all()
             return dropped
+
+    def wait_room(self, n: int, timeout: float) -> bool:
+        """Block up to `timeout` until n rows fit without dropping any; True if they fit."""
+        n = min(n, self.capacity)
+        with self.cond:
+            return self.cond.wait_for(lambda: self.count + n <= self.capacity, timeout)
 
     def oldest_sent(self) -> float:
         with self.cond:
@@ -71,4 +77,5 @@ class Ring:
                    np.concatenate([self.sent[s] for s in parts]), np.concatenate([self.values[s] for s in parts]))
             self.head = (self.head + n) % self.capacity
             self.count -= n
+            self.cond.notify_all()      # producers waiting for room
             return out

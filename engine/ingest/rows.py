@@ -101,3 +101,22 @@ def car_batches(session: str, car: str, ts: np.ndarray, values: np.ndarray, max_
         out.append(Batch(session, car, ts[start:start + max_points].copy(),
                          tuple(CHANNEL_NAMES[j] for j in present), v[:, present]))
     return out
+
+
+def car_blocks(rows: Rows):
+    """(car, row indices) for each car of a block, rows in arrival order within each car."""
+    order = np.argsort(rows.cars, kind="stable")
+    cars = rows.cars[order]
+    for idx in np.split(order, np.flatnonzero(cars[1:] != cars[:-1]) + 1):
+        if len(idx):
+            yield str(rows.cars[idx[0]]), idx
+
+
+def rows_to_points(rows: Rows) -> list[dict]:
+    """Back to point dicts (HTTP/JSON senders, tests); NaN cells are left out."""
+    out = []
+    for car, idx in car_blocks(rows):
+        present = np.flatnonzero(~np.isnan(rows.values[idx]).all(axis=0))
+        out += Batch(rows.session, car, rows.ts[idx], tuple(CHANNEL_NAMES[j] for j in present),
+                     rows.values[idx][:, present]).to_points()
+    return out

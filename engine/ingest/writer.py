@@ -9,7 +9,7 @@ import redis
 
 from engine import keys
 from engine.contracts import encode_batch
-from engine.ingest.rows import car_batches, rows_from_points
+from engine.ingest.rows import Rows, car_batches, car_blocks, rows_from_points
 
 
 class StreamWriter:
@@ -41,18 +41,17 @@ class StreamWriter:
             entries += 1
         return entries
 
-    def write(self, points: list[dict], sent_at: float | None = None) -> int:
-        """Write validated point dicts in one pipeline round trip (one entry per car); returns the count."""
-        if not points:
+    def write_rows(self, rows: Rows, max_points: int | None = None) -> int:
+        """Write a columnar block in one pipeline round trip (one entry per car unless max_points)."""
+        if not len(rows):
             return 0
         pipe = self.client.pipeline(transaction=False)
-        for rows in rows_from_points(points, sent_at if sent_at is not None else time.time()):
-            order = np.argsort(rows.cars, kind="stable")
-            cars = rows.cars[order]
-            cuts = np.flatnonzero(cars[1:] != cars[:-1]) + 1
-            for idx in np.split(order, cuts):
-                self.add(pipe, rows.session, str(rows.cars[idx[0]]), rows.ts[idx], rows.values[idx],
-                         rows.sent[idx], max(len(idx), 1))
+        for car, idx in car_blocks(rows):
+            self.add(pipe, rows.session, car, rows.ts[idx], rows.values[idx], rows.sent[idx], max_points or len(idx))
         pipe.execute()
-        self.written += len(points)
-        return len(points)
+        self.written += len(rows)
+        return len(rows)
+
+    def write(self, points: list[dict], sent_at: float | None = None) -> int:
+        """Write validated point dicts in one pipeline round trip per session (one entry per car)."""
+        return sum(self.write_rows(r) for r in rows_from_points(points, sent_at if sent_at is not None else time.time()))

@@ -1,4 +1,10 @@
-"""`pitwall replay PATH`: replay a recorded GR Cup race into PitWall's Redis at N x speed."""
+"""`pitwall replay PATH`: replay a recorded session into PitWall at N x speed.
+
+PATH is a GR Cup track folder (with --race), a GR Cup lap/section analysis file, a GR Cup telemetry
+file (long or wide layout: its race is replayed with it), or an F1 UDP capture (.bin / .bin.gz).
+`--to` sends the telemetry straight to the stream (default), as PitWall binary datagrams over UDP
+(udp://HOST:PORT, F1 captures as raw F1 packets) or as JSON batches over HTTP (http://HOST:PORT).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,15 @@ import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="a GR Cup track folder (with --race) or a 23_AnalysisEnduranceWithSections file")
+    p.add_argument("path", help="a GR Cup track folder (with --race), an analysis or telemetry file, or an F1 UDP capture")
     p.add_argument("--race", type=int, default=1, help="race number in a track folder (default 1)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--speed", type=float, default=10.0, help="replay factor against real time (default 10)")
     g.add_argument("--max", action="store_true", help="as fast as possible")
     p.add_argument("--no-telemetry", action="store_true", help="lap timing only")
     p.add_argument("--fresh", action="store_true", help="forget the session's live state first (replay it anew)")
+    p.add_argument("--to", default="stream",
+                   help="stream (default), udp://HOST:PORT (PitWall datagrams; raw F1 packets) or http://HOST:PORT")
 
 
 def resolve(path: str, race: int):
@@ -22,6 +30,8 @@ def resolve(path: str, race: int):
     from engine import grcup
 
     target = Path(path)
+    if target.is_file() and "telemetry" in target.name.lower():
+        return telemetry_race(target)
     if target.is_file():
         for rf in grcup.discover(target.parent.parent if target.parent.name.lower().startswith("race") else target.parent):
             if rf.analysis.resolve() == target.resolve():
@@ -36,6 +46,20 @@ def resolve(path: str, race: int):
     return grcup.find_race(target, tracks.pop(), race)
 
 
+def telemetry_race(path):
+    """The RaceFiles of the race a GR Cup telemetry file belongs to, with that file as its telemetry."""
+    from dataclasses import replace
+
+    from engine import grcup
+
+    folder = path.parent.parent if path.parent.name.lower() == "samples" else path.parent
+    for rf in grcup.discover(folder):
+        if path.resolve() in {p.resolve() for p in (rf.telemetry_wide, rf.telemetry_long) if p is not None}:
+            wide = path.resolve() == (rf.telemetry_wide.resolve() if rf.telemetry_wide else None)
+            return replace(rf, telemetry_wide=path if wide else None, telemetry_long=None if wide else path)
+    raise SystemExit(f"{path}: a telemetry file outside any GR Cup race folder")
+
+
 def forget_session(client, session: str) -> int:
     """Delete a session's live keys (timing, insights, laps, checkpoints) so a replay starts clean."""
     from engine import keys
@@ -47,22 +71,34 @@ def forget_session(client, session: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.ingest.writer import StreamWriter
     from engine.redisserver import connect
-    from engine.replay.grcup import load_race
-    from engine.replay.player import play
+    from engine.replay.f1 import is_f1_dump, play_f1
+    from engine.replay.sinks import open_sink
     from engine.settings import Settings
 
     settings = Settings.from_env()
-    if not settings.redis_url:
-        raise SystemExit("pitwall replay needs PITWALL_REDIS_URL (or run `pitwall up`, which owns a Redis)")
+    if not settings.redis_url and args.to == "stream":
+        raise SystemExit("pitwall replay needs PITWALL_REDIS_URL (or run `pitwall up`, which owns a Redis), "
+                         "or --to udp://HOST:PORT / http://HOST:PORT")
+    client = connect(settings.redis_url) if settings.redis_url else None
+    try:
+        sink = open_sink(args.to, client, settings.shards, settings.stream_maxlen)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    speed = None if args.max else args.speed
+    if is_f1_dump(args.path):
+        result = play_f1(args.path, sink, speed=speed, client=client)
+        print(f"replayed F1 capture {args.path}: {result['packets']} packets, {result['points']} points "
+              f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s")
+        return 0
+    from engine.replay.grcup import load_race
+    from engine.replay.player import play
+
     files = resolve(args.path, args.race)
     tl = load_race(files, with_telemetry=not args.no_telemetry)
-    client = connect(settings.redis_url)
-    if args.fresh:
+    if args.fresh and client is not None:
         forget_session(client, tl.session)
-    result = play(tl, client, StreamWriter(client, settings.shards, settings.stream_maxlen),
-                  speed=None if args.max else args.speed)
+    result = play(tl, client, sink, speed=speed)
     print(f"replayed {result['session']}: {result['crossings']} crossings, {result['points']} points "
           f"in {result['seconds']:.1f} s")
     return 0

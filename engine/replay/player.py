@@ -56,14 +56,16 @@ def telemetry_points(tl: RaceTimeline) -> tuple[np.ndarray, list[dict]]:
     return t, points
 
 
-def play(tl: RaceTimeline, client: redis.Redis, writer: StreamWriter, speed: float | None = 10.0,
+def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, speed: float | None = 10.0,
          stop: Callable[[], bool] = lambda: False, progress: bool = True,
          from_t: float = 0.0) -> dict:
-    """Replay the timeline. speed=None plays as fast as possible. Returns counts."""
-    client.sadd(keys.SESSIONS, tl.session)
-    client.hset(keys.session_meta(tl.session), mapping={
+    """Replay the timeline: crossings to the timing stream (when there is a client), telemetry to
+    `writer` (a StreamWriter or a replay sink). speed=None plays as fast as possible. Returns counts."""
+    if client is not None:   # None: telemetry only (a sink on another machine, no Redis here)
+        client.sadd(keys.SESSIONS, tl.session)
+        client.hset(keys.session_meta(tl.session), mapping={
         "track": tl.track, "race": tl.race, "total_laps": tl.total_laps, "source": "replay",
-        "start_utc": tl.start_utc, "replay_speed": speed or 0})
+            "start_utc": tl.start_utc, "replay_speed": speed or 0})
     crossings = crossing_events(tl)
     tel_t, tel_points = telemetry_points(tl)
     ci, ti = 0, int(np.searchsorted(tel_t, from_t))
@@ -72,6 +74,7 @@ def play(tl: RaceTimeline, client: redis.Redis, writer: StreamWriter, speed: flo
     wall0 = time.monotonic()
     sent_laps = sent_points = 0
     last_report = 0.0
+    lag = 0.0
     while (ci < len(crossings) or ti < len(tel_points)) and not stop():
         next_t = min(crossings[ci][0] if ci < len(crossings) else np.inf,
                      tel_t[ti] if ti < len(tel_points) else np.inf)
@@ -80,6 +83,7 @@ def play(tl: RaceTimeline, client: redis.Redis, writer: StreamWriter, speed: flo
             if wait > 0:
                 time.sleep(min(wait, 0.2))
                 continue
+            lag = -wait   # seconds behind the schedule (the writes of the previous step ran late)
             now_t = from_t + (time.monotonic() - wall0) * speed
         else:
             now_t = next_t + TELEMETRY_BATCH_S
@@ -88,7 +92,8 @@ def play(tl: RaceTimeline, client: redis.Redis, writer: StreamWriter, speed: flo
             sent_points += writer.write(tel_points[ti:end])
             ti = end
         while ci < len(crossings) and crossings[ci][0] <= now_t:
-            publish_crossing(client, crossings[ci][1])
+            if client is not None:
+                publish_crossing(client, crossings[ci][1])
             ci += 1
             sent_laps += 1
         if progress and time.monotonic() - last_report > 2.0:
@@ -96,7 +101,8 @@ def play(tl: RaceTimeline, client: redis.Redis, writer: StreamWriter, speed: flo
             elapsed = last_report - wall0
             lap = crossings[ci - 1][1]["lap"] if ci else 0
             print(f"replay {tl.session}: race time {now_t:7.1f}s lap {lap}/{tl.total_laps} "
-                  f"crossings {sent_laps} points {sent_points} ({sent_points / max(elapsed, 1e-9):.0f}/s)",
+                  f"crossings {sent_laps} points {sent_points} ({sent_points / max(elapsed, 1e-9):.0f}/s) "
+                  f"lag {f'{lag:.2f}s' if speed else '-'}",
                   file=sys.stderr, flush=True)
     return {"session": tl.session, "crossings": sent_laps, "points": sent_points,
             "seconds": time.monotonic() - wall0}

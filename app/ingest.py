@@ -1,0 +1,97 @@
+"""Telemetry ingest over HTTP and WebSocket: POST /api/telemetry and /ws/ingest feed the same
+ingest path as UDP (validate -> ring -> batcher -> Redis Streams) inside the web process.
+
+A body is one point (JSON object), a batch (JSON array) or one PitWall binary datagram
+(Content-Type: application/octet-stream). Each point is validated on its own: a bad one is
+answered with its index, the field and the reason, and the good points of the batch are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+
+from flask import Blueprint, jsonify, request
+from flask_sock import Sock
+
+from engine.contracts import InvalidPoint
+from engine.ingest.counters import read_stats
+from engine.ingest.datagram import decode_binary, decode_json
+from engine.ingest.pipeline import Ingest
+from engine.ingest.rows import reason_key
+
+ingest = Blueprint("ingest", __name__)
+sock = Sock()
+MAX_BODY = 4 * 1024 * 1024
+MAX_ERRORS_LISTED = 100
+
+
+@lru_cache(maxsize=1)
+def pipeline() -> Ingest:
+    """This web process's ingest path (created on first use, after gunicorn forked the worker)."""
+    from app import data
+    from engine.redisserver import connect
+    from engine.settings import Settings
+
+    s = Settings.from_env()
+    url = data.redis_url()
+    return Ingest(lambda: connect(url), shards=s.shards, maxlen=s.stream_maxlen, ring_size=s.ring_size,
+                  name=f"web-{socket.gethostname()}-{os.getpid()}").start()
+
+
+def accept(body: bytes | str, binary: bool) -> tuple[dict, int]:
+    """Validate and queue one body; (response document, HTTP status)."""
+    p = pipeline()
+    try:
+        if binary:
+            rows = decode_binary(body if isinstance(body, bytes) else body.encode())
+            n = p.submit(rows)
+            if n < len(rows):
+                return {"accepted": n, "rejected": len(rows) - n,
+                        "errors": [{"field": "values", "reason": "out of range, infinite or bad timestamp"}]}, 422
+            return {"accepted": n, "rejected": 0, "errors": []}, 200
+        objects = decode_json(body)
+    except InvalidPoint as exc:
+        p.counters.add("invalid:" + reason_key(exc))
+        return {"accepted": 0, "rejected": 1, "errors": [exc.as_dict()]}, 400
+    accepted, errors = p.submit_points(objects)
+    doc = {"accepted": accepted, "rejected": len(errors), "errors": errors[:MAX_ERRORS_LISTED]}
+    return doc, (422 if errors and not accepted else 200)
+
+
+@ingest.post("/api/telemetry")
+def post_telemetry():
+    """One point, a batch of points, or a binary datagram -> {"accepted", "rejected", "errors"}."""
+    if (request.content_length or 0) > MAX_BODY:
+        pipeline().counters.add("invalid:body: larger than 4 MiB")
+        return jsonify({"accepted": 0, "rejected": 1,
+                        "errors": [{"field": "body", "reason": f"larger than {MAX_BODY} bytes"}]}), 413
+    binary = request.mimetype == "application/octet-stream"
+    doc, status = accept(request.get_data(cache=False), binary)
+    return jsonify(doc), status
+
+
+@ingest.get("/api/ingest/stats")
+def stats():
+    """Counters of every live ingest process (UDP engine, web workers), from Redis."""
+    from app import data
+
+    return jsonify({"processes": read_stats(data.client())})
+
+
+@sock.route("/ws/ingest", bp=ingest)
+def ws_ingest(ws):
+    """Each message is a JSON point or array, or a binary datagram; each is answered with a JSON
+    {"accepted", "rejected", "errors"}."""
+    import json
+
+    while True:
+        msg = ws.receive()
+        if msg is None:
+            break
+        if len(msg) > MAX_BODY:
+            doc = {"accepted": 0, "rejected": 1, "errors": [{"field": "message", "reason": "larger than 4 MiB"}]}
+        else:
+            doc, _status = accept(msg, isinstance(msg, bytes) and msg[:2] == b"PW")
+        ws.send(json.dumps(doc))
