@@ -25,6 +25,12 @@ def datagram(n=5, channels=("speed_kmh", "accy_can", "gear"), f64=False, **kw):
                          sent_at=TS + 1, f64=f64)
 
 
+def test_wire_channel_codes_are_all_contract_channels():
+    from engine.ingest.datagram import WIRE_CHANNELS
+    assert set(WIRE_CHANNELS) <= set(CHANNEL_NAMES) and len(set(WIRE_CHANNELS)) == len(WIRE_CHANNELS) == 36
+    assert WIRE_CHANNELS[2] == "speed_kmh" and WIRE_CHANNELS[11] == "gear"
+
+
 def test_binary_round_trip_keeps_every_value_in_its_channel():
     rows = decode_binary(datagram(f64=True))
     assert rows.session == "s1" and list(rows.cars) == ["7"] * 5

@@ -171,3 +171,46 @@ def test_stats_are_mirrored_for_pitwall_engine_stats(udp_ingest, r, redis_url, m
     assert main(["engine", "--stats"]) == 0
     out = capsys.readouterr().out
     assert "[test-udp]" in out and "invalid:lap: out of range" in out
+
+
+def test_pitwall_engine_ingest_role_serves_udp_and_drains_on_sigterm(redis_url, r):
+    """The real command in its own process: datagrams in, SIGTERM, every point in Redis."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {**os.environ, "PITWALL_REDIS_URL": redis_url, "PITWALL_UDP_PORT": str(port), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "ingest", "--name", "proc"],
+                            env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_for(lambda: "proc-udp" in read_stats(r), 15), "the ingest role reports its counters"
+        values = np.column_stack([np.linspace(60, 90, 30)])
+        send(port, *[encode_binary("proc", str(c), TS + np.arange(30), ("speed_kmh",), values, time.time())
+                     for c in range(10)], b"\xde\xad\xbe\xef")
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert len(stream_points(r, session="proc")) == 300
+    stats = read_stats(r)["proc-udp"]
+    assert stats["written"] == 300 and stats["invalid:datagram: unknown format"] == 1
+
+
+def test_the_readme_sender_example_reaches_redis(udp_ingest, r):
+    """The ten-line sender of README 'Sending telemetry to PitWall', run as written (port swapped)."""
+    import re
+
+    ing, udp = udp_ingest
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Sending telemetry to PitWall"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 11
+    exec(code.replace("20777", str(udp.port)), {})
+    assert wait_for(lambda: ing.counters.get("written") == 1, 3)
+    (p,) = stream_points(r, session="s1")
+    assert p["vehicle_id"] == "42" and p["gear"] == 5 and abs(p["speed_kmh"] - 182.4) < 1e-4

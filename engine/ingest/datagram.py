@@ -13,7 +13,7 @@ Binary form, version 1, little-endian (documented in the README, "Sending teleme
     9       u8        reserved, 0
     10      f64       sent_at: the sender's clock when sent (UTC epoch s; 0 = unknown)
     18      S bytes   session id, then V bytes vehicle id
-    ..      k x u8    channel codes: the index of each channel in contracts.CHANNEL_NAMES
+    ..      k x u8    channel codes: the index of each channel in WIRE_CHANNELS
     ..      n x f64   timestamps (UTC epoch s)
     ..      n*k x f32|f64  values, row by row; NaN = channel not sampled in that point
 
@@ -29,8 +29,18 @@ import struct
 import numpy as np
 
 from engine.contracts import CHANNEL_INDEX, MAX_ID_LEN, InvalidPoint
-from engine.ingest.rows import NCH, Rows, blank
+from engine.ingest.rows import Rows, blank
 
+# Channel codes of binary version 1: frozen, so a sender built today keeps working when the
+# contract gains channels (new ones get codes after these, never in between).
+WIRE_CHANNELS = (
+    "lap", "lapdist_m", "speed_kmh", "accx_can", "accy_can", "accz", "pbrake_f", "pbrake_r", "brake", "nmot",
+    "aps", "gear", "steering_angle", "lat", "lon", "position", "pit_status", "sector", "last_lap_s",
+    "sector1_s", "sector2_s", "tyre_wear_fl", "tyre_wear_fr", "tyre_wear_rl", "tyre_wear_rr", "tyre_temp_fl",
+    "tyre_temp_fr", "tyre_temp_rl", "tyre_temp_rr", "tyre_press_fl", "tyre_press_fr", "tyre_press_rl",
+    "tyre_press_rr", "safety_car", "air_temp", "track_temp")
+WIRE_CODE = {name: i for i, name in enumerate(WIRE_CHANNELS)}
+_CODE_TO_COLUMN = np.array([CHANNEL_INDEX[c] for c in WIRE_CHANNELS])
 MAGIC = b"PW"
 VERSION = 1
 FLAG_F64 = 1
@@ -58,7 +68,7 @@ def encode_binary(session: str, vehicle_id: str, timestamps: np.ndarray, channel
     s, v = session.encode(), vehicle_id.encode()
     n, k = len(timestamps), len(channels)
     head = HEADER.pack(MAGIC, VERSION, FLAG_F64 if f64 else 0, n, k, len(s), len(v), 0, sent_at)
-    codes = bytes(CHANNEL_INDEX[c] for c in channels)
+    codes = bytes(WIRE_CODE[c] for c in channels)
     vals = np.ascontiguousarray(values, dtype="<f8" if f64 else "<f4").reshape(n, k)
     return b"".join((head, s, v, codes, np.ascontiguousarray(timestamps, "<f8").tobytes(), vals.tobytes()))
 
@@ -80,8 +90,8 @@ def decode_binary(data: bytes | memoryview) -> Rows:
         raise InvalidPoint("datagram", f"unsupported version {version}")
     if not 1 <= n <= MAX_POINTS:
         raise InvalidPoint("datagram", f"point count {n} outside 1..{MAX_POINTS}")
-    if not 1 <= k <= NCH:
-        raise InvalidPoint("datagram", f"channel count {k} outside 1..{NCH}")
+    if not 1 <= k <= len(WIRE_CHANNELS):
+        raise InvalidPoint("datagram", f"channel count {k} outside 1..{len(WIRE_CHANNELS)}")
     if not (1 <= slen <= MAX_ID_LEN and 1 <= vlen <= MAX_ID_LEN):
         raise InvalidPoint("datagram", "session or vehicle id length outside 1..64")
     width = 8 if flags & FLAG_F64 else 4
@@ -95,7 +105,7 @@ def decode_binary(data: bytes | memoryview) -> Rows:
     car = _id(bytes(data[o + slen:o + slen + vlen]), "vehicle_id")
     o += slen + vlen
     codes = np.frombuffer(data, np.uint8, k, o)
-    if codes.max() >= NCH:
+    if codes.max() >= len(WIRE_CHANNELS):
         raise InvalidPoint("datagram", f"unknown channel code {int(codes.max())}")
     if len(np.unique(codes)) != k:
         raise InvalidPoint("datagram", "repeated channel code")
@@ -103,7 +113,7 @@ def decode_binary(data: bytes | memoryview) -> Rows:
     ts = np.frombuffer(data, "<f8", n, o).astype(float)
     vals = np.frombuffer(data, "<f8" if width == 8 else "<f4", n * k, o + 8 * n).reshape(n, k)
     values = blank(n)
-    values[:, codes] = vals
+    values[:, _CODE_TO_COLUMN[codes]] = vals
     sent = sent_at if sent_at > 0 else np.nan
     return Rows(session, np.full(n, car, dtype=object), ts, values, np.full(n, sent))
 

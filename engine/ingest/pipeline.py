@@ -234,8 +234,8 @@ class Ingest:
         if client is not None:
             try:
                 self._mirror(client)
-            except (redis.RedisError, OSError):
-                pass  # best effort at exit: the counters are also returned by snapshot()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("final counters not mirrored to Redis (%s): %s", exc, self.counters.snapshot())
 
     def _write(self, writer: StreamWriter, client: redis.Redis, rows) -> None:
         key, ts, sent, values = rows

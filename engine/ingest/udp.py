@@ -40,6 +40,8 @@ def open_socket(host: str, port: int, rcvbuf: int = RCVBUF) -> socket.socket:
 
 def kernel_drops(sock: socket.socket) -> int | None:
     """Datagrams the kernel dropped for this socket (Linux /proc/net/udp 'drops'), or None."""
+    if sock.fileno() < 0:
+        return None                     # closed
     inode = str(os.fstat(sock.fileno()).st_ino)
     try:
         with open("/proc/net/udp") as f:
@@ -62,13 +64,16 @@ class UdpServer:
         self.port = self.sock.getsockname()[1]
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.f1 = F1Decoder()
+        self._kernel_drops: int | None = None
         ingest.hooks.append(self.stats)
 
     def stats(self) -> dict:
         drops = kernel_drops(self.sock)
-        out = {"udp_port": self.port, "udp_rcvbuf": self.rcvbuf}
         if drops is not None:
-            out["kernel_drops"] = drops
+            self._kernel_drops = drops
+        out = {"udp_port": self.port, "udp_rcvbuf": self.rcvbuf}
+        if self._kernel_drops is not None:
+            out["kernel_drops"] = self._kernel_drops
         return out
 
     def handle(self, data: bytes | memoryview) -> None:
