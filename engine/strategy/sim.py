@@ -251,8 +251,8 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     # Retired already: far behind, ordered by their original gap.
     t[..., field.retired] += f32(_RETIRED_S)
     age = np.broadcast_to(field.tyre_age.astype(f32), (S, R, C)).copy()
-    slope_noise = (field.deg_sd * rng.standard_normal((R, C))).astype(f32)
-    pace_r = (field.pace_s + field.pace_sd * rng.standard_normal((R, C))).astype(f32)   # (R, C)
+    slope_noise = field.deg_sd.astype(f32) * normal_f32(rng, (R, C))
+    pace_r = field.pace_s.astype(f32) + field.pace_sd.astype(f32) * normal_f32(rng, (R, C))   # (R, C)
     base = np.broadcast_to(pace_r + field.deg_k0.astype(f32), (S, R, C)).copy()
     k1 = (field.deg_k1.astype(f32) + slope_noise)[None].repeat(S, axis=0)
     lx_bias = field.overtake_bias_s.astype(f32)
@@ -328,7 +328,8 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                                            minlength=S * R))
         if moved.size:                                   # only races whose order changed are re-sorted
             perm = np.argsort(ts_prev[moved], axis=1, kind="stable")
-            rows[moved] = np.take_along_axis(rows[moved], perm, axis=1)
+            perm += (np.arange(moved.size) * C)[:, None]
+            rows[moved] = rows[moved].ravel()[perm]
         idx = np.add(order.transpose(2, 0, 1), off, order="C")             # (C, S, R), rows contiguous
         r_new = t + lap_t
         rs = r_new.ravel()[idx]

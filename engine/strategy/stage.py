@@ -1,0 +1,107 @@
+"""Strategy stage: rerun a car's strategy call when its lap completes or a caution starts, and
+write it into the car's live insight (field "strategy"), with the latency from the crossing.
+
+It reads the timing stream with its own consumer group, so the timing stage and this one see
+every crossing; the field comes from the board the timing stage keeps. A crossing older than the
+car's latest lap on the board is skipped (a newer one is queued): under a backlog the stage
+catches up instead of computing stale calls. Sessions whose track has no fitted model, and
+boards without the car, are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from collections import Counter
+
+import redis
+
+from engine import keys
+from engine.strategy.live import DEFAULT_RACES, recommend
+from engine.strategy.state import state_from_timing
+
+GROUP = "strategy"
+log = logging.getLogger(__name__)
+
+
+def timing_cars(board: list[dict]) -> list[dict]:
+    """Board rows -> the car dicts state_from_timing takes: gap_s is the race-time deficit to the
+    leader (a car laps down: its gap at its last crossing plus the laps down at the leader's pace)."""
+    if not board:
+        return []
+    leader = board[0]
+    ref_lap = leader.get("best_lap_s") or leader.get("last_lap_s")
+    out = []
+    for row in board:
+        best = row.get("best_lap_s") or row.get("last_lap_s")
+        if best is None or row.get("elapsed_s") is None or leader.get("elapsed_s") is None or ref_lap is None:
+            continue                 # no lap time yet: nothing to simulate this car from
+        down = leader.get("laps", 0) - row.get("laps", 0)
+        gap = row["elapsed_s"] - leader["elapsed_s"] + max(down, 0) * ref_lap
+        out.append({"car": str(row["car"]), "position": row.get("position", len(out) + 1),
+                    "laps": row.get("laps", 0), "gap_s": max(gap, 0.0), "best_lap_s": best,
+                    "last_lap_s": row.get("last_lap_s") or best, "tyre_age_laps": row.get("tyre_age_laps", 0),
+                    "pit": bool(row.get("in_pit"))})
+    return out
+
+
+class StrategyStage:
+    """Handles timing-stream crossings: the crossing car's call, into its insight hash."""
+
+    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60, races: int = DEFAULT_RACES):
+        self.client = client
+        self.ttl = insight_ttl_s
+        self.races = races
+        self.flags: dict[str, str] = {}
+        self.skipped: Counter = Counter()
+        self.calls = 0
+
+    def handle(self, _stream: str, entry_id: bytes, fields: dict) -> dict | None:
+        crossing = json.loads(fields[b"d"])
+        session, car, lap = crossing["session"], str(crossing["car"]), int(crossing["lap"])
+        flag = str(crossing.get("flag", "GF")).upper()
+        caution_start = flag == "FCY" and self.flags.get(session, "GF") != "FCY"
+        self.flags[session] = flag
+        meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
+        track, total = meta.get("track"), int(float(meta.get("total_laps") or 0))
+        raw = self.client.get(keys.board(session))
+        board = json.loads(raw)["cars"] if raw else []
+        row = next((r for r in board if str(r["car"]) == car), None)
+        reason = ("no track or total_laps in the session meta" if not track or total < 1 else
+                  "car not on the board yet" if row is None else
+                  "a newer lap of this car is queued" if row.get("laps", 0) > lap else
+                  "race finished" if board[0].get("laps", 0) >= total else None)
+        if reason:
+            self.skipped[reason] += 1
+            return None
+        state = state_from_timing(timing_cars(board), total, "fcy" if flag == "FCY" else "green")
+        seed = zlib.crc32(f"{session}/{car}/{lap}".encode())
+        try:
+            call = recommend(state, car, track, races=self.races, seed=seed)
+        except ValueError as exc:            # e.g. a track without fitted data: counted, not fatal
+            self.skipped[str(exc).split(":")[0]] += 1
+            log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc)
+            return None
+        now = time.time()
+        event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
+        call.update(trigger="caution" if caution_start else "lap", session=session,
+                    latency_ms=round(now * 1000 - event_ms, 1), updated_at=now)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(keys.insight(session, car), mapping={"strategy": json.dumps(call), "updated_at": now})
+        pipe.expire(keys.insight(session, car), self.ttl)
+        pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
+            "type": "insight.generated", "timestamp": now,
+            "data": {"session": session, "car": car, "lap": lap, "kind": "strategy"}}))
+        pipe.execute()
+        self.calls += 1
+        return call
+
+
+def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 60, races: int = DEFAULT_RACES):
+    """The strategy stage as a consumer of the timing stream (its own group: sees every crossing)."""
+    from engine.consumer import StageConsumer
+
+    stage = StrategyStage(client, insight_ttl_s, races)
+    return StageConsumer(client, GROUP, name, [keys.LAPS_STREAM], stage.handle)

@@ -1,0 +1,80 @@
+"""The strategy stage on a real redis-server: real GR Cup crossings through the timing stage and
+the strategy stage's own consumer group into each car's live insight."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from engine import keys
+from engine.grcup import find_race, read_laps
+from engine.stages.timing import TimingStage, publish_crossing
+from engine.strategy.stage import StrategyStage, consumer, timing_cars
+
+
+def crossings(grcup, upto: int) -> list[dict]:
+    laps = read_laps(find_race(grcup, "barber", 1))
+    laps = laps[laps["lap"] <= upto].dropna(subset=["elapsed_s"]).sort_values("elapsed_s")
+    out = []
+    for row in laps.itertuples(index=False):
+        c = {"session": "barber-r1", "car": row.car, "lap": int(row.lap), "lap_time_s": row.lap_time_s,
+             "s1_s": row.s1_s, "s2_s": row.s2_s, "s3_s": row.s3_s, "elapsed_s": row.elapsed_s,
+             "flag": row.flag, "in_pit": bool(row.in_pit),
+             "pit_time_s": None if math.isnan(row.pit_time_s) else row.pit_time_s}
+        out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in c.items()})
+    return out
+
+
+@pytest.fixture
+def race_to_lap_9(r, grcup):
+    r.hset(keys.session_meta("barber-r1"), mapping={"track": "barber", "race": 1, "total_laps": 27})
+    timing = TimingStage(r)
+    for c in crossings(grcup, 9):
+        entry = publish_crossing(r, c)
+        timing.handle(keys.LAPS_STREAM, entry, {b"d": json.dumps(c).encode()})
+    return r
+
+
+def test_each_cars_latest_crossing_gets_a_call_in_its_insight(race_to_lap_9):
+    r = race_to_lap_9
+    c = consumer(r, "t1", races=300)
+    c.setup()
+    while c.poll():
+        pass
+    stage = c.handler.__self__
+    board = json.loads(r.get(keys.board("barber-r1")))["cars"]
+    assert stage.calls == len(board)                          # one call per car: its lap-9 crossing
+    assert stage.skipped["a newer lap of this car is queued"] == c.handled - len(board)
+    call = json.loads(r.hget(keys.insight("barber-r1", "13"), "strategy"))
+    assert call["lap"] == 9 and call["trigger"] == "lap" and call["latency_ms"] > 0
+    assert call["pit_window"]["sentence"] and len(call["strategies"]) >= 3
+    assert 0 < r.ttl(keys.insight("barber-r1", "13")) <= 60
+
+
+def test_a_caution_start_triggers_a_caution_call_and_bad_sessions_are_counted(race_to_lap_9, grcup):
+    r = race_to_lap_9
+    stage = StrategyStage(r, races=300)
+    board = json.loads(r.get(keys.board("barber-r1")))["cars"]
+    leader = board[0]
+    nxt = {"session": "barber-r1", "car": leader["car"], "lap": leader["laps"] + 1, "lap_time_s": 130.0,
+           "elapsed_s": leader["elapsed_s"] + 130.0, "flag": "FCY"}
+    entry = publish_crossing(r, nxt)
+    TimingStage(r).handle(keys.LAPS_STREAM, entry, {b"d": json.dumps(nxt).encode()})
+    call = stage.handle(keys.LAPS_STREAM, entry, {b"d": json.dumps(nxt).encode()})
+    assert call["trigger"] == "caution" and call["flag"] == "FCY"
+    unknown = dict(nxt, session="nowhere-r1")
+    assert stage.handle(keys.LAPS_STREAM, entry, {b"d": json.dumps(unknown).encode()}) is None
+    assert stage.skipped["no track or total_laps in the session meta"] == 1
+
+
+def test_board_rows_to_timing_cars_put_lapped_cars_a_lap_behind():
+    board = [{"car": "1", "position": 1, "laps": 10, "elapsed_s": 1000.0, "best_lap_s": 98.0, "last_lap_s": 99.0},
+             {"car": "2", "position": 2, "laps": 10, "elapsed_s": 1003.5, "best_lap_s": 98.5, "last_lap_s": 99.5},
+             {"car": "3", "position": 3, "laps": 9, "elapsed_s": 990.0, "best_lap_s": 99.0, "last_lap_s": 100.0},
+             {"car": "4", "position": 4, "laps": 1, "elapsed_s": None, "best_lap_s": None, "last_lap_s": None}]
+    cars = {c["car"]: c for c in timing_cars(board)}
+    assert cars["2"]["gap_s"] == pytest.approx(3.5)
+    assert cars["3"]["gap_s"] == pytest.approx(-10.0 + 98.0)
+    assert "4" not in cars
