@@ -44,7 +44,7 @@ def lap_steps(lap: np.ndarray, current: float | None) -> tuple[np.ndarray, np.nd
     """
     lap = np.where((lap >= PLACEHOLDER_LAP) | (lap < 0), np.nan, lap)
     start = -np.inf if current is None else float(current)
-    eff = np.fmax.accumulate(np.r_[start, lap])
+    eff = np.fmax.accumulate(np.concatenate(([start], lap)))
     step = np.nonzero(eff[1:] > eff[:-1])[0]
     if current is None and len(step):
         step = step[1:]              # the first lap seen started before we saw it

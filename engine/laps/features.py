@@ -60,12 +60,12 @@ CHANNELS_USED = ("accx_can", "accy_can", "pbrake_f", "pbrake_r", "speed_kmh", "a
 
 def sample_dt(t: np.ndarray, t_end: float) -> np.ndarray:
     """Δt of each sample: to the next sample, the last one to t_end; capped at MAX_HOLD_S."""
-    return np.minimum(np.diff(np.r_[t, max(t_end, t[-1])]), MAX_HOLD_S) if len(t) else np.empty(0)
+    return np.minimum(np.diff(np.append(t, max(t_end, t[-1]))), MAX_HOLD_S) if len(t) else np.empty(0)
 
 
 def events(cond: np.ndarray) -> int:
     """Runs of True (a run already true at the first sample counts)."""
-    return int(np.count_nonzero(cond & ~np.r_[False, cond[:-1]])) if len(cond) else 0
+    return int(cond[0]) + int(np.count_nonzero(cond[1:] & ~cond[:-1])) if len(cond) else 0
 
 
 def _share(part: float, whole: float) -> float | None:

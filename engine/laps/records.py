@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 RECORD_VERSION = "1"
 
@@ -36,14 +36,18 @@ class LapRecord:
     end_utc: float                       # the crossing that ended it
     sectors_s: list[float | None]        # S1..S3, None where the track's sectors are unknown
     tyre_age_laps: int
-    flags: dict                          # {"fcy": bool|None, "pit": bool|None, "source": "telemetry"|"timing"|None}
+    # {"fcy": bool|None, "pit": bool|None, "source": "telemetry"|None}: from the safety_car and
+    # pit_status channels; None where the source has no such channel (GR Cup: join the official
+    # flags from the timing feed, keys.car_state / read_laps, by session, car and lap)
+    flags: dict
     features: dict                       # the lap's vector (sector 0)
     sector_features: list[dict] = field(default_factory=list)   # sectors 1..3
     samples: int = 0
     version: str = RECORD_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(_clean(asdict(self)), sort_keys=True, separators=(",", ":"))
+        return json.dumps(_clean({f.name: getattr(self, f.name) for f in fields(self)}),
+                          sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> "LapRecord":

@@ -8,9 +8,14 @@ its checkpoint and claims the shard's pending entries (XAUTOCLAIM), so order per
 
 Acknowledgement: an entry is XACKed only once the lap it belongs to is written: entries of the
 open lap stay pending, and the lap record, the car's checkpoint (state + id of the last entry it
-covers) and the laprecords stream entry are written in one Lua script that first checks the
-writer still holds the shard's lease (a stale owner writes nothing). Lap records are HSETNX by
-lap: a redelivery never duplicates or alters a lap.
+covers), the laprecords stream entry, the insight field "lap" and the XACK are done by one Lua
+script that first checks the writer still holds the shard's lease (a stale owner writes nothing).
+The laps closed by one read of the streams are written in one pipelined round trip. Lap records
+are HSETNX by lap: a redelivery never duplicates or alters a lap.
+
+Session meta: the stage reads keys.session_meta(session) fields `track` (a key of
+engine.tracks.TRACKS: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or missing =
+unknown) at most every META_REFRESH_S; whoever plays or receives the session writes them.
 
 Hook: `ProcessStage.on_lap_complete` — callables (session, car, lap_record: dict, samples:
 dict[str, np.ndarray]) run after the record is written and before the XACK (samples has "t" in
@@ -43,35 +48,36 @@ LapHook = Callable[[str, str, dict, dict], None]
 
 _RENEW = """if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"""
 _RELEASE = """if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"""
-# KEYS: lease, laps hash, checkpoint, laprecords stream, insight
-# ARGV: owner, n, lap_1, json_1 .. lap_n, json_n, n_fields, f_1, v_1 .., insight json, ttl, maxlen, session, car
+# KEYS: lease, laps hash, checkpoint, laprecords stream, insight, telemetry stream
+# ARGV: owner, session, car, maxlen, insight json, now, ttl, group, n laps, (lap, json) x n,
+#       n checkpoint fields, (field, value) x n, n ids to XACK, id x n
 _WRITE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local n = tonumber(ARGV[2])
+local i = 9
 local added = 0
-for i = 0, n - 1 do
-  local lap, rec = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
-  if redis.call('HSETNX', KEYS[2], lap, rec) == 1 then
+for _ = 1, tonumber(ARGV[i]) do
+  if redis.call('HSETNX', KEYS[2], ARGV[i + 1], ARGV[i + 2]) == 1 then
     added = added + 1
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[#ARGV - 2], '*', 'session', ARGV[#ARGV - 1],
-               'car', ARGV[#ARGV], 'lap', lap)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'session', ARGV[2], 'car', ARGV[3], 'lap', ARGV[i + 1])
   end
+  i = i + 2
 end
-local base = 3 + 2 * n
-local nf = tonumber(ARGV[base])
+i = i + 1
 redis.call('DEL', KEYS[3])
-for i = 0, nf - 1 do
-  redis.call('HSET', KEYS[3], ARGV[base + 1 + 2 * i], ARGV[base + 2 + 2 * i])
+for _ = 1, tonumber(ARGV[i]) do
+  redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
+  i = i + 2
 end
-local ins = base + 1 + 2 * nf
-redis.call('HSET', KEYS[5], 'lap', ARGV[ins], 'updated_at', ARGV[ins + 1])
-redis.call('EXPIRE', KEYS[5], ARGV[ins + 2])
+i = i + 1
+for _ = 1, tonumber(ARGV[i]) do
+  redis.call('XACK', KEYS[6], ARGV[8], ARGV[i + 1])
+  i = i + 1
+end
+redis.call('HSET', KEYS[5], 'lap', ARGV[5], 'updated_at', ARGV[6])
+redis.call('EXPIRE', KEYS[5], ARGV[7])
 return added
 """
-
-
-class LeaseLost(RuntimeError):
-    """This worker no longer owns the shard it was writing for."""
+META_REFRESH_S = 5.0     # session meta (track, weather) is re-read at most this often
 
 
 @dataclass
@@ -120,6 +126,21 @@ class ShardLeases:
         self.client.zrem(keys.PROCESS_WORKERS, self.name)
 
 
+@dataclass
+class _LapWrite:
+    """One car's completed lap(s) waiting to be written (see ProcessStage.flush)."""
+
+    stream: str
+    shard: int
+    session: str
+    car: str
+    keys: list[str]
+    args: list
+    records: list
+    closed: list
+    ack: list[bytes]
+
+
 class ProcessStage:
     """Folds telemetry entries into per-car state and writes each completed lap (see module doc)."""
 
@@ -133,8 +154,9 @@ class ProcessStage:
         self.cars: dict[tuple[str, str], CarState] = {}
         self.unacked: dict[tuple[str, str], list[bytes]] = {}
         self.on_lap_complete: list[LapHook] = []
+        self.outbox: list[_LapWrite] = []
         self._write = client.register_script(_WRITE)
-        self._tracks: dict[str, Track] = {}
+        self._sessions: dict[str, tuple[float, Track | None, dict]] = {}
         self.laps_written = 0
         self.points = 0
         self.hook_errors = 0
@@ -156,7 +178,13 @@ class ProcessStage:
             self.cars.pop(key, None)
             self.unacked.pop(key, None)
 
-    def _meta(self, session: str) -> tuple[Track | None, dict]:
+    def _session(self, session: str) -> tuple[Track | None, dict]:
+        """The session's track and weather from its meta (keys.session_meta fields track, air_temp,
+        track_temp), re-read at most every META_REFRESH_S."""
+        now = time.monotonic()
+        cached = self._sessions.get(session)
+        if cached is not None and now - cached[0] < META_REFRESH_S:
+            return cached[1], cached[2]
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
 
         def num(name: str) -> float | None:
@@ -166,68 +194,74 @@ class ProcessStage:
                 return None
             return None if math.isnan(v) else v
 
-        return TRACKS.get(meta.get("track", "")), {"air_temp": num("air_temp"), "track_temp": num("track_temp")}
+        out = (TRACKS.get(meta.get("track", "")), {"air_temp": num("air_temp"), "track_temp": num("track_temp")})
+        self._sessions[session] = (now, *out)
+        return out
 
     # --- the handler -------------------------------------------------------------------------
     def handle(self, stream: str, entry_id: bytes, fields: dict) -> list[bytes]:
-        """Fold one entry in; returns the entry ids that may now be acknowledged."""
+        """Fold one entry in; the laps it closes are queued for `flush`. Returns entry ids that
+        may be acknowledged right away (redeliveries the checkpoint already covers)."""
         batch = decode_batch(fields)
         key = (batch.session, batch.vehicle_id)
         st = self._state(*key)
         if entry_key(entry_id) <= entry_key(st.pushed_upto):
             # already folded in: acknowledge it only if the checkpoint in Redis covers it
             return [entry_id] if entry_key(entry_id) <= entry_key(st.checkpoint_upto) else []
-        closed = st.push(batch, entry_id, self._track(batch.session))
+        track, weather = self._session(batch.session)
+        closed = st.push(batch, entry_id, track)
         self.points += len(batch)
         self.unacked[key].append(entry_id)
-        if not closed:
-            return []
-        track, weather = self._meta(batch.session)
-        timing = self._timing(batch.session, batch.vehicle_id)
-        records = []
-        for c in closed:
-            flags = None
-            t = timing if timing and timing.get("laps") == c.lap else None
-            if t is not None and c.pit is None and c.fcy is None:
-                flags = {"fcy": t.get("flag") == "FCY", "pit": bool(t.get("in_pit")), "source": "timing"}
-                if flags["pit"] and c is closed[-1]:
-                    st.note_pit()
-            records.append(build_record(c, batch.session, batch.vehicle_id, track, weather, flags))
-        st.checkpoint_upto = st.pushed_upto
-        cp = st.to_checkpoint()
-        args: list = [self.name, len(records)]
+        if closed:
+            records = [build_record(c, batch.session, batch.vehicle_id, track, weather) for c in closed]
+            st.checkpoint_upto = st.pushed_upto
+            self.outbox.append(self._lap_write(stream, st, records, closed, self.unacked[key]))
+            self.unacked[key] = []
+        return []
+
+    def _lap_write(self, stream: str, st: CarState, records: list, closed: list, ids: list[bytes]) -> "_LapWrite":
+        """The script call that writes the records and the checkpoint (and XACKs `ids` when no hook
+        has to run between the write and the acknowledgement)."""
+        ack_in_script = not self.on_lap_complete
+        args: list = [self.name, st.session, st.car, self.records_maxlen, json.dumps(records[-1].summary()),
+                      time.time(), self.ttl, GROUP, len(records)]
         for rec in records:
             args += [rec.lap, rec.to_json()]
+        cp = st.to_checkpoint()
         args.append(len(cp))
         for k, v in cp.items():
             args += [k, v]
-        args += [json.dumps(records[-1].summary()), time.time(), self.ttl, self.records_maxlen,
-                 batch.session, batch.vehicle_id]
-        shard = keys.shard_of(batch.session, batch.vehicle_id, self.shards)
-        written = self._write(keys=[keys.process_lease(shard), keys.lap_record(batch.session, batch.vehicle_id),
-                                    keys.checkpoint(batch.session, batch.vehicle_id), keys.LAP_RECORDS_STREAM,
-                                    keys.insight(batch.session, batch.vehicle_id)], args=args)
-        if written == -1:
-            raise LeaseLost(f"shard {shard} is no longer owned by {self.name}")
-        self.laps_written += int(written)
-        for c, rec in zip(closed, records):
-            self._hooks(batch.session, batch.vehicle_id, rec, c.samples)
-        done, self.unacked[key] = self.unacked[key], []
-        return done
+        acked = ids if ack_in_script else []
+        args += [len(acked), *acked]
+        shard = keys.shard_of(st.session, st.car, self.shards)
+        script_keys = [keys.process_lease(shard), keys.lap_record(st.session, st.car),
+                       keys.checkpoint(st.session, st.car), keys.LAP_RECORDS_STREAM,
+                       keys.insight(st.session, st.car), stream]
+        return _LapWrite(stream, shard, st.session, st.car, script_keys, args, records, closed,
+                         [] if ack_in_script else ids)
 
-    def _track(self, session: str) -> Track | None:
-        """The session's track (from its meta), cached once known."""
-        track = self._tracks.get(session)
-        if track is None:
-            raw = self.client.hget(keys.session_meta(session), "track")
-            track = TRACKS.get(raw.decode()) if raw else None
-            if track is not None:
-                self._tracks[session] = track
-        return track
-
-    def _timing(self, session: str, car: str) -> dict | None:
-        raw = self.client.hget(keys.car_state(session), car)
-        return json.loads(raw) if raw else None
+    def flush(self) -> set[int]:
+        """Write every queued lap in one round trip, run the hooks, XACK. Returns the shards whose
+        lease turned out to be lost (their writes were refused: nothing was written for them)."""
+        if not self.outbox:
+            return set()
+        jobs, self.outbox = self.outbox, []
+        pipe = self.client.pipeline(transaction=False)
+        for job in jobs:
+            self._write(keys=job.keys, args=job.args, client=pipe)
+        lost: set[int] = set()
+        acks = self.client.pipeline(transaction=False)
+        for job, written in zip(jobs, pipe.execute()):
+            if written == -1:
+                lost.add(job.shard)
+                continue
+            self.laps_written += int(written)
+            for c, rec in zip(job.closed, job.records):
+                self._hooks(job.session, job.car, rec, c.samples)
+            if job.ack:
+                acks.xack(job.stream, GROUP, *job.ack)
+        acks.execute()
+        return lost
 
     def _hooks(self, session: str, car: str, rec, samples) -> None:
         if not self.on_lap_complete:
@@ -255,10 +289,8 @@ class ShardConsumer(StageConsumer):
     def _handle(self, stream: str, entry_id: bytes, fields: dict) -> None:
         try:
             done = self.stage.handle(stream, entry_id, fields)
-        except LeaseLost:
-            self._drop(int(stream.rsplit(":", 1)[1]))
-            return
-        except Exception as exc:   # bad entry or failed write: count, resync the shard, dead-letter at 3
+        except Exception as exc:   # bad entry: count, resync the shard, dead-letter at 3
+            self.flush()
             shard = int(stream.rsplit(":", 1)[1])
             n = self.failures.get(entry_id, 0) + 1
             self.failures[entry_id] = n
@@ -277,6 +309,17 @@ class ShardConsumer(StageConsumer):
         if done:
             self.client.xack(stream, self.group, *done)
 
+    def poll(self) -> int:
+        n = super().poll()
+        self.flush()
+        return n
+
+    def flush(self) -> None:
+        """Write the queued laps; a shard whose lease was lost meanwhile is dropped."""
+        for shard in self.stage.flush():
+            log.warning("process: lost the lease of shard %d; dropping it", shard)
+            self._drop(shard)
+
     def _drop(self, shard: int) -> None:
         self.leases.owned.discard(shard)
         self.stage.forget_shard(shard)
@@ -292,7 +335,9 @@ class ShardConsumer(StageConsumer):
         ensure_group(self.client, keys.telemetry_stream(shard), self.group)
         self.streams, self.claim_idle_ms = [keys.telemetry_stream(shard)], 0
         try:
-            return self.reclaim()
+            n = self.reclaim()
+            self.flush()
+            return n
         finally:
             self.claim_idle_ms = 10_000
             self._set_streams()

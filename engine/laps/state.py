@@ -85,7 +85,7 @@ class CarState:
         """Fold one entry's samples in (out-of-range and out-of-order samples dropped and counted)."""
         t, values = batch.timestamps, batch.values
         keep = ~out_of_range_mask(batch.channels, values) & ~np.isnan(t)
-        keep &= t > np.maximum.accumulate(np.r_[self.last_t, np.where(keep, t, -np.inf)])[:-1]
+        keep &= t > np.maximum.accumulate(np.concatenate(([self.last_t], np.where(keep, t, -np.inf))))[:-1]
         self.dropped += int(len(t) - keep.sum())
         b = Batch(batch.session, batch.vehicle_id, t[keep], batch.channels, values[keep])
         self.pushed_upto = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -157,10 +157,6 @@ class CarState:
             return None
         return ClosedLap(int(self.lap), self.lap_start, t_end, samples, age, pit, fcy)
 
-    def note_pit(self) -> None:
-        """The timing feed says the last closed lap was a pit lap: the open lap is on new tyres."""
-        self.tyre_age = 1
-
     # --- checkpoint ----------------------------------------------------------------------
     def to_checkpoint(self) -> dict[str, bytes | str]:
         """Hash fields for keys.checkpoint(session, car): meta JSON plus the open samples as a batch."""
@@ -201,7 +197,7 @@ def _any_positive(x: np.ndarray) -> bool | None:
 
 
 def build_record(closed: ClosedLap, session: str, car: str, track: Track | None,
-                 weather: dict[str, float | None], flags: dict | None = None) -> LapRecord:
+                 weather: dict[str, float | None]) -> LapRecord:
     """A LapRecord from a closed lap: lap and sector times, flags, tyre age and the feature vectors."""
     s = closed.samples
     t = s.timestamps
@@ -217,9 +213,8 @@ def build_record(closed: ClosedLap, session: str, car: str, track: Track | None,
     sectors = [None, None, None] if bounds is None else [float(x) for x in np.diff(bounds)]
     channels = {c: s.column(c) for c in features.CHANNELS_USED if c in s.channels}
     vectors = features.lap_features(t, channels, closed.t_end, entries, closed.lap, closed.tyre_age_laps, weather)
-    if flags is None:
-        known = closed.pit is not None or closed.fcy is not None
-        flags = {"fcy": closed.fcy, "pit": closed.pit, "source": "telemetry" if known else None}
+    known = closed.pit is not None or closed.fcy is not None
+    flags = {"fcy": closed.fcy, "pit": closed.pit, "source": "telemetry" if known else None}
     return LapRecord(session=session, car=car, lap=closed.lap, lap_time_s=closed.t_end - closed.t_start,
                      start_utc=closed.t_start, end_utc=closed.t_end, sectors_s=sectors,
                      tyre_age_laps=closed.tyre_age_laps, flags=flags, features=vectors[0],

@@ -1,0 +1,290 @@
+"""`pitwall bench process --json`: the process stage's throughput, its scaling over workers, and lap latency.
+
+Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replayed as --cars cars
+(the same samples under other car ids, chosen so the four shards carry equal load), in entries of
+--batch points (the ingest batcher's 40). A redis-server is started for the run.
+
+- points_per_s_1w / _2w: one / two worker processes (`pitwall engine --role process`) started and
+  balanced first, paused (SIGSTOP) while every entry is XADDed, resumed: time from the resume to
+  the last lap record.
+  Median of --repeats, runs interleaved 1w, 2w, 1w, 2w, ... so both see the same machine load.
+- scaling_2w = points_per_s_2w / points_per_s_1w (baseline: the one-worker run of the same repeat set).
+- points_per_cpu_s_1w / _2w: the same points over the CPU seconds the workers used (user + system):
+  what a worker does per core when the machine is shared, independent of the others' load.
+- core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis: the
+  ceiling the stage's Redis I/O is compared against.
+- lap_latency_p50/p95_ms: one worker, --latency-cars cars (spread evenly around the lap, as a
+  field is) written at --latency-speed x real time in 0.3 s race-time batches; per lap, Redis server time of the lap record's announcement minus
+  that of the XADD of the entry holding the sample that closes the lap (the one after the lap
+  step; millisecond resolution of stream ids).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from engine import keys
+from engine.contracts import Batch, encode_batch
+from engine.settings import REPO_ROOT
+
+SESSION = "bench-barber-r1"
+SHARDS = 4
+LAP_BATCH_S = 0.3
+LAP_S = 98.0          # a green lap at Barber, to spread the latency run's cars around the lap
+
+
+def log(msg: str) -> None:
+    print(f"bench process: {msg}", file=sys.stderr, flush=True)
+
+
+def car_ids(n: int) -> list[str]:
+    """n car ids spread evenly over the shards (crc32 like keys.shard_of)."""
+    per = -(-n // SHARDS)
+    counts = [0] * SHARDS
+    out = []
+    i = 2
+    while len(out) < n:
+        s = zlib.crc32(f"{SESSION}/{i}".encode()) % SHARDS
+        if counts[s] < per:
+            counts[s] += 1
+            out.append(str(i))
+        i += 1
+    return out
+
+
+def load_car2():
+    """(timestamps, channels, values) of car #2's real Barber R1 telemetry on the race clock."""
+    from engine import grcup as gr
+    from engine.replay.grcup import load_race
+
+    tl = load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
+    tel = tl.telemetry
+    channels = tuple(c for c in tel.columns if c not in ("t", "car"))
+    return tl.start_utc + tel["t"].to_numpy(float), channels, tel[list(channels)].to_numpy(float)
+
+
+def entries(ts, channels, values, cars: list[str], batch: int) -> list[tuple[str, dict]]:
+    """(stream, fields) for every car's batches, interleaved batch by batch as ingest would write them."""
+    out = []
+    for i in range(0, len(ts), batch):
+        for car in cars:
+            b = Batch(SESSION, car, ts[i:i + batch], channels, values[i:i + batch])
+            out.append((keys.telemetry_stream(keys.shard_of(SESSION, car, SHARDS)), encode_batch(b)))
+    return out
+
+
+def complete_laps(values, channels) -> int:
+    lap = values[:, channels.index("lap")]
+    return len(np.unique(lap[~np.isnan(lap)])) - 2      # the partial first and last laps
+
+
+def spawn(url: str, name: str) -> subprocess.Popen:
+    env = {**os.environ, "PITWALL_REDIS_URL": url, "PITWALL_SHARDS": str(SHARDS), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "process", "--name", name],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def prepare(r) -> None:
+    r.flushall()
+    r.hset(keys.session_meta(SESSION), mapping={"track": "barber", "air_temp": 30.3, "track_temp": ""})
+
+
+def laps_written(r, cars: list[str]) -> int:
+    pipe = r.pipeline(transaction=False)
+    for car in cars:
+        pipe.hlen(keys.lap_record(SESSION, car))
+    return sum(pipe.execute())
+
+
+def cpu_s(procs: list[subprocess.Popen]) -> float:
+    import psutil
+
+    return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)
+
+
+def throughput(r, url: str, workers: int, stream_entries, cars, expected_laps: int,
+               points: int) -> tuple[float, float]:
+    """(points/s wall clock, points per worker CPU-second) through `workers` worker processes,
+    from the first XADD to the last lap record."""
+    prepare(r)
+    procs = [spawn(url, f"bench-w{k}") for k in range(workers)]
+    try:
+        def balanced():
+            owners = [r.get(keys.process_lease(s)) for s in range(SHARDS)]
+            return r.zcard(keys.PROCESS_WORKERS) == workers and None not in owners and len(set(owners)) == workers
+        wait(balanced, 30, f"{workers} workers to split the shards")
+        # the workers are paused while the entries are written (well within their 10 s leases),
+        # so the clock measures processing, not this process's writing
+        for p in procs:
+            p.send_signal(signal.SIGSTOP)
+        for i in range(0, len(stream_entries), 500):
+            pipe = r.pipeline(transaction=False)
+            for stream, fields in stream_entries[i:i + 500]:
+                pipe.xadd(stream, fields)
+            pipe.execute()
+        cpu0 = cpu_s(procs)
+        t0 = time.perf_counter()
+        for p in procs:
+            p.send_signal(signal.SIGCONT)
+        wait(lambda: laps_written(r, cars) >= expected_laps, 300, "the lap records")
+        elapsed = time.perf_counter() - t0
+        cpu = cpu_s(procs) - cpu0
+    finally:
+        stop(procs)
+    return points / elapsed, points / cpu
+
+
+def core_rate(ts, channels, values, batch: int, repeats: int) -> float:
+    from engine.laps.state import CarState, build_record
+    from engine.tracks import TRACKS
+
+    track = TRACKS["barber"]
+    blocks = [Batch(SESSION, "2", ts[i:i + batch], channels, values[i:i + batch]) for i in range(0, len(ts), batch)]
+    rates = []
+    for _ in range(repeats):
+        st = CarState(SESSION, "2")
+        t0 = time.perf_counter()
+        for j, b in enumerate(blocks):
+            for lap in st.push(b, f"{j + 1}-0", track):
+                build_record(lap, SESSION, "2", track, {"air_temp": 30.3, "track_temp": None}).to_json()
+        rates.append(len(ts) / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def latency(r, url: str, ts, channels, values, cars: list[str], speed: float, seconds: float) -> list[float]:
+    """Per-lap ms from the XADD that closes a lap to its record's announcement (Redis server clock)."""
+    prepare(r)
+    proc = spawn(url, "bench-lat")
+    try:
+        wait(lambda: r.get(keys.process_lease(0)) is not None and r.zcard(keys.PROCESS_WORKERS) == 1, 30, "the worker")
+        lap = values[:, channels.index("lap")]
+        valid = np.where(np.isnan(lap), -np.inf, lap)
+        step = np.nonzero(np.maximum.accumulate(valid)[1:] > np.maximum.accumulate(valid)[:-1])[0] + 1
+        closing = {int(np.maximum.accumulate(valid)[k - 1]): k + 1 for k in step[1:]}   # lap -> sample closing it
+        closer_entry: dict[tuple[str, int], int] = {}
+        # real cars cross the line at different moments: car c starts c / n of a lap later
+        delay = {car: c * LAP_S / len(cars) for c, car in enumerate(cars)}
+        t_race = ts - ts[0]
+        sent = {car: 0 for car in cars}
+        wall0 = time.monotonic()
+        while time.monotonic() - wall0 < seconds and min(sent.values()) < len(ts):
+            now = (time.monotonic() - wall0) * speed
+            todo = []
+            for car in cars:
+                i, j = sent[car], int(np.searchsorted(t_race + delay[car], now, side="right"))
+                if j > i:
+                    todo.append((car, i, j))
+                    sent[car] = j
+            if todo:
+                pipe = r.pipeline(transaction=False)
+                for car, i, j in todo:
+                    b = Batch(SESSION, car, ts[i:j], channels, values[i:j])
+                    pipe.xadd(keys.telemetry_stream(keys.shard_of(SESSION, car, SHARDS)), encode_batch(b))
+                for (car, i, j), eid in zip(todo, pipe.execute()):
+                    for lap_no, k in closing.items():
+                        if i <= k < j:
+                            closer_entry[(car, lap_no)] = int(eid.split(b"-")[0])
+            time.sleep(LAP_BATCH_S / speed)
+        time.sleep(0.5)
+        out = []
+        for eid, f in r.xrange(keys.LAP_RECORDS_STREAM):
+            key = (f[b"car"].decode(), int(f[b"lap"]))
+            if key in closer_entry:
+                out.append(int(eid.split(b"-")[0]) - closer_entry[key])
+        return out
+    finally:
+        stop([proc])
+
+
+def main(argv: list[str]) -> dict:
+    p = argparse.ArgumentParser(prog="pitwall bench process")
+    p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)   # the runner passes it through
+    p.add_argument("--cars", type=int, default=64)
+    p.add_argument("--batch", type=int, default=40)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--latency-cars", type=int, default=24)
+    p.add_argument("--latency-speed", type=float, default=50.0)
+    p.add_argument("--latency-seconds", type=float, default=20.0)
+    args = p.parse_args(argv)
+
+    from engine.redisserver import RedisServer, connect
+
+    load_before = round(os.getloadavg()[0], 2)
+    ts, channels, values = load_car2()
+    cars = car_ids(args.cars)
+    stream_entries = entries(ts, channels, values, cars, args.batch)
+    points = len(ts) * len(cars)
+    expected = complete_laps(values, channels) * len(cars)
+    log(f"{len(cars)} cars x {len(ts)} real samples = {points} points in {len(stream_entries)} entries; "
+        f"{expected} laps expected; load average {os.getloadavg()[0]:.2f}")
+    core = core_rate(ts, channels, values, args.batch, args.repeats)
+    log(f"pure core: {core:,.0f} points/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp), persist=False).start()
+        try:
+            r = connect(server.url)
+            rates: dict[int, list[float]] = {1: [], 2: []}
+            per_cpu: dict[int, list[float]] = {1: [], 2: []}
+            for rep in range(args.repeats):
+                for w in (1, 2):
+                    rate, cpu_rate = throughput(r, server.url, w, stream_entries, cars, expected, points)
+                    rates[w].append(rate)
+                    per_cpu[w].append(cpu_rate)
+                    log(f"repeat {rep + 1}: {w} worker(s) {rate:,.0f} points/s wall, "
+                        f"{cpu_rate:,.0f} points per worker CPU-second; load {os.getloadavg()[0]:.2f}")
+            lat = latency(r, server.url, ts, channels, values, car_ids(args.latency_cars),
+                          args.latency_speed, args.latency_seconds)
+            log(f"latency: {len(lat)} laps measured")
+        finally:
+            server.stop()
+    one, two = statistics.median(rates[1]), statistics.median(rates[2])
+    return {
+        "points_per_s_1w": round(one),
+        "points_per_s_2w": round(two),
+        "scaling_2w": round(two / one, 3),
+        "core_points_per_s": round(core),
+        "points_per_cpu_s_1w": round(statistics.median(per_cpu[1])),
+        "points_per_cpu_s_2w": round(statistics.median(per_cpu[2])),
+        "lap_latency_p50_ms": float(np.percentile(lat, 50)) if lat else None,
+        "lap_latency_p95_ms": float(np.percentile(lat, 95)) if lat else None,
+        "laps_latency_measured": len(lat),
+        "runs_1w": [round(x) for x in rates[1]],
+        "runs_2w": [round(x) for x in rates[2]],
+        "cars": len(cars),
+        "batch_points": args.batch,
+        "points": points,
+        "cpus": os.cpu_count(),
+        "load_avg_1m_after": round(os.getloadavg()[0], 2),
+        "load_avg_1m_before": load_before,
+        "data": "car #2's real Barber R1 telemetry replicated under other car ids (same samples)",
+    }
