@@ -5,7 +5,7 @@ its placeholder for "unknown" and is ignored) or, for a source without a lap cha
 lap distance wraps. The boundary *time* is refined with GPS where the car carries lat/lon: the
 crossing of the car's own start line (learnt from the positions where its lap channel stepped)
 is interpolated between the two samples either side of it, so lap times are not quantised to the
-sample period. Sectors come from the lap distance (odometry from speed, pinned to the sparse
+sample period. Sectors come from the lap distance (odometry, pinned to the sparse
 lap-distance fixes) against the track's sector lengths, or from a `sector` channel when the
 source reports one (F1 game).
 """
@@ -172,10 +172,11 @@ def sector_times(t: np.ndarray, speed_kmh: np.ndarray, lapdist: np.ndarray, t0: 
 
 
 def sector_steps(t: np.ndarray, sector: np.ndarray, n_sectors: int = 3) -> np.ndarray | None:
-    """Entry times of sectors 2..n from a `sector` channel (0-based, as the F1 game sends it), or None."""
+    """Entry times of sectors 2..n from a `sector` channel (1-based, as ingest maps the F1 game's),
+    or None when the lap's samples do not show every entry."""
     sec = hold(sector, t, np.inf)
     out = []
-    for s in range(1, n_sectors):
+    for s in range(2, n_sectors + 1):
         hit = np.nonzero(sec >= s)[0]
         if not len(hit) or hit[0] == 0:
             return None
