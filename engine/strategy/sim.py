@@ -273,8 +273,9 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     pit_pass = pit_loss * f32(0.5)
     thr_by_flag = np.array([rules.overtake_gap_s, rules.overtake_gap_s, pit_pass[SC]], f32)
     off = (np.arange(S * R, dtype=np.intp) * C).reshape(S, R)[None]       # (1, S, R)
-    row_off = np.repeat(np.arange(S * R, dtype=np.intp) * C, C)            # flat (S*R*C,)
     order = np.argsort(t, axis=2, kind="stable")
+    idx = np.add(order.transpose(2, 0, 1), off, order="C")                 # (C, S, R), rows contiguous
+    ts = t.ravel()[idx]                                                    # race times in running order
     retire_laps = cautions.retire_lap
     r_out, c_out = np.nonzero(retire_laps < L)
     lap_out = retire_laps[r_out, c_out]
@@ -320,24 +321,13 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
             k1[si, ri, ci] = plans.next_k1[si, ci, m].astype(f32) + slope_noise[ri, ci]
             age[si, ri, ci] = plans.next_age[si, ci, m].astype(f32)
             stops[si, ri, ci] += 1
-        # Walk the field from the front in the order at the start of the lap (the previous
-        # order re-sorted: nearly sorted already, so the sort is cheap).
-        rows = order.reshape(S * R, C)
-        ts_prev = t.ravel()[order.ravel() + row_off].reshape(S * R, C)
-        moved = np.flatnonzero(np.bincount(np.flatnonzero(ts_prev[:, 1:] < ts_prev[:, :-1]) // (C - 1),
-                                           minlength=S * R))
-        if moved.size:                                   # only races whose order changed are re-sorted
-            perm = np.argsort(ts_prev[moved], axis=1, kind="stable")
-            perm += (np.arange(moved.size) * C)[:, None]
-            rows[moved] = rows[moved].ravel()[perm]
-        idx = np.add(order.transpose(2, 0, 1), off, order="C")             # (C, S, R), rows contiguous
+        # Walk the field from the front in the order at the start of the lap.
         r_new = t + lap_t
         rs = r_new.ravel()[idx]
         lx = (lap_t - lx_bias).ravel()[idx]
         gap = gap_by_flag[flag][None, :]                                   # (1, R)
         behind_by = None
         if drs_ok is not None or rules.pass_from_gap:
-            ts = t.ravel()[idx]
             behind_by = ts[1:] - ts[:-1]                                   # gap to the car ahead at the start
             if drs_ok is not None and drs_ok[:, lap].any():
                 in_drs = behind_by < f32(rules.drs_window_s)
@@ -355,6 +345,23 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         t.ravel()[idx] = rs
         if len(out_r[lap]):
             t[:, out_r[lap], out_c[lap]] += f32(_RETIRED_S + _RETIRED_PER_LAP_S * (L - lap))
+        # The next lap's order: the walk left the new times in this lap's order, so only the races
+        # where they are out of order (a pass, a stop, a retirement) are re-sorted.
+        moved = np.logical_or.reduce(rs[1:] < rs[:-1], axis=0)          # (S, R)
+        if len(out_r[lap]):
+            moved[:, out_r[lap]] = True
+        ts = rs
+        q = np.flatnonzero(moved)                                         # flat race index s * R + r
+        if q.size:
+            rows = order.reshape(S * R, C)[q]                             # (n, C) cars in the old order
+            at = rows + (q * C)[:, None]
+            now = t.ravel()[at]
+            perm = np.argsort(now, axis=1, kind="stable")
+            perm += (np.arange(q.size) * C)[:, None]
+            rows, at, now = rows.ravel()[perm], at.ravel()[perm], now.ravel()[perm]
+            order.reshape(S * R, C)[q] = rows
+            idx.reshape(C, S * R)[:, q] = at.T
+            ts.reshape(C, S * R)[:, q] = now.T
 
     retired = (retire_laps < L) | field.retired[None, :]
     order = np.argsort(t, axis=2, kind="stable")
