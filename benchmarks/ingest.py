@@ -170,10 +170,11 @@ def baseline_dict_path(client, seconds: float = 3.0) -> float:
 def main(argv: list[str]) -> dict:
     ap = argparse.ArgumentParser(prog="pitwall bench ingest")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--rates", default="10000,50000,100000,0", help="points/s; 0 = as fast as possible")
+    ap.add_argument("--rates", default="10000,50000,100000,150000,200000,0", help="points/s; 0 = as fast as possible")
     ap.add_argument("--per-datagram", type=int, default=20)
     ap.add_argument("--cars", type=int, default=25)
-    ap.add_argument("--repeats", type=int, default=1, help="runs per rate (median reported)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per rate (median reported)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)   # the runner's flag, passed through
     args = ap.parse_args(argv)
 
     from engine.ingest.pipeline import Ingest

@@ -201,3 +201,10 @@ def test_fuzz_json_points_every_one_is_accepted_or_named(objects):
     assert accepted + len(errors) == len(objects)
     assert all(e["field"] and e["reason"] for e in errors)
     assert ing.counters.snapshot()["invalid"] == len(errors)
+
+
+def test_a_missing_vehicle_id_in_columns_is_named():
+    rows = rows_with("speed_kmh", 100.0)
+    rows.cars = np.array([""], dtype=object)
+    good, reasons = validate_rows(rows)
+    assert not good[0] and reasons == {"vehicle_id: missing": 1}

@@ -92,8 +92,9 @@ class Ingest:
         self.connected = False
 
     # --- sources ------------------------------------------------------------------------------
-    def _intern(self, session: str, cars: np.ndarray) -> np.ndarray | None:
-        uniq, inverse = np.unique(cars.astype(str), return_inverse=True)
+    def _intern(self, rows: Rows) -> np.ndarray | None:
+        session = rows.session
+        uniq, inverse = rows.car_groups()
         ids = np.empty(len(uniq), np.int32)
         with self._ids_lock:
             for j, car in enumerate(uniq):
@@ -109,23 +110,17 @@ class Ingest:
 
     def submit(self, rows: Rows) -> int:
         """Validate a block of rows and queue the good ones; returns how many were accepted."""
-        n = len(rows)
-        self.counters.add("received", n)
-        if n == 0:
-            return 0
-        bad_car = np.array([not c or len(c) > 64 for c in map(str, np.unique(rows.cars))])
-        if bad_car.any():
-            ok_cars = {c for c in np.unique(rows.cars) if c and len(str(c)) <= 64}
-            mask = np.array([c in ok_cars for c in rows.cars])
-            self.counters.add("invalid:vehicle_id: missing or longer than 64 characters", int((~mask).sum()))
-            rows = rows.take(mask)
+        self.counters.add("received", len(rows))
+        return self._accept(rows) if len(rows) else 0
+
+    def _accept(self, rows: Rows) -> int:
         good, reasons = validate_rows(rows)
         self.counters.add_many("invalid", reasons)
         if not good.all():
             rows = rows.take(good)
         if not len(rows):
             return 0
-        ids = self._intern(rows.session, rows.cars)
+        ids = self._intern(rows)
         if ids is None:
             self.counters.add("invalid:vehicle_id: too many distinct cars", len(rows))
             return 0
@@ -152,8 +147,7 @@ class Ingest:
                 errors.append({"index": i, **exc.as_dict()})
         accepted = 0
         for rows in rows_from_points(good, sent_at):
-            self.counters.add("received", -len(rows))   # counted above; submit counts again
-            accepted += self.submit(rows)
+            accepted += self._accept(rows)
         return accepted, errors
 
     def note_session(self, meta: dict) -> None:

@@ -34,6 +34,18 @@ class Rows:
     def take(self, mask: np.ndarray) -> "Rows":
         return Rows(self.session, self.cars[mask], self.ts[mask], self.values[mask], self.sent[mask])
 
+    def car_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct car ids as str, index of each row's car in them); one car is the common case."""
+        cached = self.__dict__.get("_groups")
+        if cached is None:
+            cars = self.cars
+            if len(cars) and (cars == cars[0]).all():
+                cached = (np.array([str(cars[0])]), np.zeros(len(cars), np.intp))
+            else:
+                cached = np.unique(cars.astype(str), return_inverse=True)
+            self.__dict__["_groups"] = cached
+        return cached
+
 
 def blank(m: int) -> np.ndarray:
     """An (m, NCH) block of 'not sampled'."""
@@ -56,13 +68,18 @@ def validate_rows(rows: Rows) -> tuple[np.ndarray, Counter]:
         reasons["session: " + ("missing" if not session else f"longer than {MAX_ID_LEN} characters")] += len(rows)
         return np.zeros(len(rows), bool), reasons
     v = rows.values
+    uniq, inverse = rows.car_groups()
+    bad_car = np.array([not c or len(c) > MAX_ID_LEN for c in uniq], bool)[inverse]
     with np.errstate(invalid="ignore"):
         bad_cell = (v < LOW) | (v > HIGH)           # inf is out of range too; NaN compares False
         bad_ts = ~((rows.ts > 0) & (rows.ts < MAX_TIMESTAMP))
-    bad = bad_cell.any(axis=1) | bad_ts
+    bad = bad_cell.any(axis=1) | bad_ts | bad_car
     if not bad.any():
         return ~bad, reasons
     for i in np.flatnonzero(bad):
+        if bad_car[i]:
+            reasons[f"vehicle_id: {'missing' if not str(rows.cars[i]) else 'longer than 64 characters'}"] += 1
+            continue
         if bad_ts[i]:
             t = rows.ts[i]
             reasons["timestamp: " + ("NaN" if t != t else "out of range")] += 1
