@@ -2,13 +2,17 @@
 
 Lap time = base pace + tyre loss (k0 + k1 x tyre age, k1 drawn per race from its uncertainty)
 + fuel effect + Gaussian noise; pit loss by flag (green / FCY / SC) plus the team's standstill
-extra and its random spread; FCY laps run at a multiple of the lap time, SC laps bunch the field
-behind the leader at the SC gap. Each lap the field is sorted by race time and walked from the
-front: a car that would end the lap within the minimum gap of the car ahead passes only if it
-was faster by the overtake threshold (both lose the duel time, the passed car the loser time),
-otherwise it is held at the minimum gap. DRS gives a car within the window of the car ahead its
-lap-time gain. Cautions and retirements are drawn once per race and shared by every strategy,
-and so is the lap noise: common random numbers, so that a comparison's noise cancels.
+extra and its random spread; FCY laps run at a multiple of the lap time; SC laps either bunch the
+field behind the leader at the SC gap (GR Cup's pace car) or run at their own multiple (TUMFTM).
+Each lap the field is walked from the front in the running order at the start of the lap: a car
+that would end the lap within the minimum gap of the car ahead passes only if its race time at the
+line would be ahead by the overtake threshold (`pass_from_gap`; otherwise: if its lap was faster
+by the threshold), the threshold adjusted by the two cars' top-speed terms; a pass costs both the
+duel time and the passed car the loser time; otherwise the car is held at the minimum gap. DRS
+gives a car within the window of the car ahead its lap-time gain. Cautions, retirements and the
+lap noise are drawn once per race and shared by every strategy (common random numbers, so a
+comparison's noise cancels). The only Python loops are over laps and, inside a lap, over running
+positions; everything else is vectorised over strategies x races x cars.
 """
 
 from __future__ import annotations
