@@ -11,6 +11,12 @@ Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replaye
 - scaling_2w = points_per_s_2w / points_per_s_1w (baseline: the one-worker run of the same repeat set).
 - points_per_cpu_s_1w / _2w: the same points over the CPU seconds the workers used (user + system):
   what a worker does per core when the machine is shared, independent of the others' load.
+- scaling_2w_per_cpu = 2 x points_per_cpu_s_2w / points_per_cpu_s_1w: the speed-up two workers
+  give when each has a core to itself (what splitting the shards costs in work), derived from CPU
+  time; scaling_2w above is the wall-clock figure, which other processes' load on the shared
+  machine pulls down.
+- redis_cpu_per_worker_cpu: redis-server's CPU seconds per worker CPU second in those runs: with
+  two workers the machine needs 2 x (1 + this) cores to scale 2x, on a 2-core machine.
 - core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis: the
   ceiling the stage's Redis I/O is compared against.
 - lap_latency_p50/p95_ms: one worker, --latency-cars cars (spread evenly around the lap, as a
@@ -126,16 +132,17 @@ def laps_written(r, cars: list[str]) -> int:
     return sum(pipe.execute())
 
 
-def cpu_s(procs: list[subprocess.Popen]) -> float:
+def cpu_s(procs: list) -> float:
+    """User + system CPU seconds of these processes (Popen objects or pids)."""
     import psutil
 
-    return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)
+    return sum(sum(psutil.Process(getattr(p, "pid", p)).cpu_times()[:2]) for p in procs)
 
 
-def throughput(r, url: str, workers: int, stream_entries, cars, expected_laps: int,
-               points: int) -> tuple[float, float]:
-    """(points/s wall clock, points per worker CPU-second) through `workers` worker processes,
-    from the first XADD to the last lap record."""
+def throughput(r, url: str, redis_pid: int, workers: int, stream_entries, cars, expected_laps: int,
+               points: int) -> tuple[float, float, float]:
+    """(points/s wall clock, points per worker CPU-second, redis-server CPU s per worker CPU s)
+    through `workers` worker processes, from their resume to the last lap record."""
     prepare(r)
     procs = [spawn(url, f"bench-w{k}") for k in range(workers)]
     try:
@@ -152,16 +159,16 @@ def throughput(r, url: str, workers: int, stream_entries, cars, expected_laps: i
             for stream, fields in stream_entries[i:i + 500]:
                 pipe.xadd(stream, fields)
             pipe.execute()
-        cpu0 = cpu_s(procs)
+        cpu0, rcpu0 = cpu_s(procs), cpu_s([redis_pid])
         t0 = time.perf_counter()
         for p in procs:
             p.send_signal(signal.SIGCONT)
         wait(lambda: laps_written(r, cars) >= expected_laps, 300, "the lap records")
         elapsed = time.perf_counter() - t0
-        cpu = cpu_s(procs) - cpu0
+        cpu, rcpu = cpu_s(procs) - cpu0, cpu_s([redis_pid]) - rcpu0
     finally:
         stop(procs)
-    return points / elapsed, points / cpu
+    return points / elapsed, points / cpu, rcpu / cpu
 
 
 def core_rate(ts, channels, values, batch: int, repeats: int) -> float:
@@ -255,13 +262,17 @@ def main(argv: list[str]) -> dict:
             r = connect(server.url)
             rates: dict[int, list[float]] = {1: [], 2: []}
             per_cpu: dict[int, list[float]] = {1: [], 2: []}
+            redis_share: list[float] = []
             for rep in range(args.repeats):
                 for w in (1, 2):
-                    rate, cpu_rate = throughput(r, server.url, w, stream_entries, cars, expected, points)
+                    rate, cpu_rate, rshare = throughput(r, server.url, server.proc.pid, w, stream_entries, cars,
+                                                        expected, points)
+                    redis_share.append(rshare)
                     rates[w].append(rate)
                     per_cpu[w].append(cpu_rate)
                     log(f"repeat {rep + 1}: {w} worker(s) {rate:,.0f} points/s wall, "
-                        f"{cpu_rate:,.0f} points per worker CPU-second; load {os.getloadavg()[0]:.2f}")
+                        f"{cpu_rate:,.0f} points per worker CPU-second, redis-server {rshare:.2f} CPU s "
+                        f"per worker CPU s; load {os.getloadavg()[0]:.2f}")
             lat = latency(r, server.url, ts, channels, values, car_ids(args.latency_cars),
                           args.latency_speed, args.latency_seconds)
             log(f"latency: {len(lat)} laps measured")
@@ -275,6 +286,8 @@ def main(argv: list[str]) -> dict:
         "core_points_per_s": round(core),
         "points_per_cpu_s_1w": round(statistics.median(per_cpu[1])),
         "points_per_cpu_s_2w": round(statistics.median(per_cpu[2])),
+        "scaling_2w_per_cpu": round(2 * statistics.median(per_cpu[2]) / statistics.median(per_cpu[1]), 3),
+        "redis_cpu_per_worker_cpu": round(statistics.median(redis_share), 3),
         "lap_latency_p50_ms": float(np.percentile(lat, 50)) if lat else None,
         "lap_latency_p95_ms": float(np.percentile(lat, 95)) if lat else None,
         "laps_latency_measured": len(lat),
