@@ -11,6 +11,7 @@ races it takes a few hundred milliseconds for a 30-car field (see the benchmark 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -40,6 +41,8 @@ def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES
     model = track_model(track)
     rules = model.rules(state.lap, state.total_laps)
     rng = np.random.default_rng(seed)
+    if state.pace_sd is None:       # how much a car's pace moves over a race, fitted from the track's races
+        state = replace(state, pace_sd=np.full(state.size, model.pace_drift_s))
     field = state.field()
     position = int(np.sum(state.gap_s[~state.retired] < state.gap_s[i]) + 1)
     if rules.laps_left < 2:
