@@ -175,16 +175,24 @@ def test_redelivery_never_duplicates_or_alters_a_lap(r, redis_url, race, clean_r
 
 
 def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(r, redis_url, race, clean_run):
-    stream = keys.telemetry_stream(keys.shard_of(SESSION, CAR, SHARDS))
-    r.xadd(stream, {"v": "1", "s": SESSION, "c": CAR, "n": "3", "ch": "speed_kmh", "t": b"\0" * 8, "x": b"\0" * 8})
     replay(r, race)
+    # the same entries again, with a corrupt one near the end of lap 5: entries before it in that
+    # lap are pending, and the entries after it, read in the same batch, close the lap
+    stream = keys.telemetry_stream(keys.shard_of(SESSION, CAR, SHARDS))
+    entries = [fields for _id, fields in r.xrange(stream)]
+    r.delete(stream)
+    lap5 = race.start_utc + race.crossings.set_index(["car", "lap"]).loc[(CAR, 4), "t"]
+    middle = next(i for i, f in enumerate(entries) if np.frombuffer(f[b"t"], "<f8")[0] > lap5 + 95)
+    bad = {"v": "1", "s": SESSION, "c": CAR, "n": "3", "ch": "speed_kmh", "t": b"\0" * 8, "x": b"\0" * 8}
+    for fields in entries[:middle] + [bad] + entries[middle:]:
+        r.xadd(stream, fields)
     c, stop, t = in_process_worker(redis_url)
     assert wait_for(lambda: r.hlen(keys.lap_record(SESSION, CAR)) == LAPS)
     stop.set()
     t.join(10)
     dead = r.xrange(keys.DEAD_LETTER_STREAM)
     assert len(dead) == 1 and b"cannot reshape" in dead[0][1][b"error"]
-    assert c.dead_lettered == 1
+    assert c.dead_lettered == 1 and c.resyncs >= 3
     assert records(r) == clean_run, "the bad entry cost nothing else"
 
 

@@ -287,6 +287,10 @@ class ShardConsumer(StageConsumer):
         self._pending_resync: set[int] = set()
 
     def _handle(self, stream: str, entry_id: bytes, fields: dict) -> None:
+        if self._pending_resync and int(stream.rsplit(":", 1)[1]) in self._pending_resync:
+            # an earlier entry of this shard failed and its cars were forgotten: applying later
+            # entries to their checkpoints would skip the ones in between; the resync replays all
+            return
         try:
             done = self.stage.handle(stream, entry_id, fields)
         except Exception as exc:   # bad entry: count, resync the shard, dead-letter at 3
@@ -332,6 +336,7 @@ class ShardConsumer(StageConsumer):
         """Rebuild the shard's cars from their checkpoints and re-apply every pending entry, in order
         (XAUTOCLAIM from the start with no idle minimum: the lease says nobody else may hold them)."""
         self.stage.forget_shard(shard)
+        self._pending_resync.discard(shard)
         ensure_group(self.client, keys.telemetry_stream(shard), self.group)
         self.streams, self.claim_idle_ms = [keys.telemetry_stream(shard)], 0
         try:
