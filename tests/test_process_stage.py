@@ -199,10 +199,12 @@ def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(r, redis_url
 def test_each_completed_lap_reaches_the_hook_with_its_samples(r, redis_url, race):
     replay(r, race)
     from engine.redisserver import connect
-    c = process.consumer(connect(redis_url), "t-hook", SHARDS, lease_ms=2000)
     seen = []
-    c.stage.on_lap_complete.append(lambda s, car, rec, samples: seen.append(
-        (s, car, rec["lap"], len(samples["t"]), r.hexists(keys.lap_record(s, car), rec["lap"]))))
+
+    def hook(session, car, rec, samples):
+        seen.append((session, car, rec["lap"], len(samples["t"]), r.hexists(keys.lap_record(session, car), rec["lap"])))
+
+    c = process.consumer(connect(redis_url), "t-hook", SHARDS, lease_ms=2000, hooks=[hook])
     stop = threading.Event()
     t = threading.Thread(target=c.run, args=(stop.is_set,), kwargs={"tick_s": 0.2}, daemon=True)
     t.start()

@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -382,18 +382,22 @@ class ShardConsumer(StageConsumer):
 
 
 def consumer(client: redis.Redis, name: str, shards: int, insight_ttl_s: int = 60,
-             lease_ms: int = 10_000) -> ShardConsumer:
+             lease_ms: int = 10_000, hooks: Iterable[LapHook] = ()) -> ShardConsumer:
     """The process stage as one worker: leases its share of the telemetry shards."""
     stage = ProcessStage(client, name, shards, insight_ttl_s)
+    stage.on_lap_complete.extend(hooks)
     return ShardConsumer(stage, ShardLeases(client, name, shards, lease_ms))
 
 
 LEASE_MS_ENV = "PITWALL_PROCESS_LEASE_MS"    # shard lease (takeover delay after a worker dies), default 10 s
 
 
-def start_workers(settings, name: str, workers: int, stop) -> tuple[list, list]:
+def start_workers(settings, name: str, workers: int, stop,
+                  hook_factory: Callable[[redis.Redis], list[LapHook]] | None = None) -> tuple[list, list]:
     """`pitwall engine --role process [--workers N]`: one worker thread here (N = 1), or N child
-    processes `pitwall engine --role process --name NAME-pK` that split the shards by lease."""
+    processes `pitwall engine --role process --name NAME-pK` that split the shards by lease.
+    `hook_factory(client)` builds the on_lap_complete hooks in the process that runs the worker
+    (the children run the same command, so they build their own)."""
     import os
     import subprocess
     import sys
@@ -405,7 +409,9 @@ def start_workers(settings, name: str, workers: int, stop) -> tuple[list, list]:
         raise SystemExit(f"--workers {workers}: must be at least 1")
     lease_ms = int(os.environ.get(LEASE_MS_ENV) or 10_000)
     if workers == 1:
-        c = consumer(connect(settings.redis_url), name, settings.shards, settings.insight_ttl_s, lease_ms)
+        client = connect(settings.redis_url)
+        hooks = hook_factory(client) if hook_factory else []
+        c = consumer(client, name, settings.shards, settings.insight_ttl_s, lease_ms, hooks)
         return [threading.Thread(target=c.run, args=(stop.is_set,), name="process", daemon=True)], []
     env = {**os.environ, **settings.env()}
     children = [subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "process",
