@@ -93,3 +93,8 @@ PROCESS_WORKERS = f"{PREFIX}:process:workers"       # zset: worker name -> last 
 def process_lease(shard: int) -> str:
     """String with a TTL: the process worker that owns this telemetry shard (SET NX PX, renewed)."""
     return f"{PREFIX}:process:lease:{shard}"
+
+
+def process_stats(name: str) -> str:
+    """Hash with a TTL: one process worker's counters (points, laps, dropped:*, dead_lettered, ...)."""
+    return f"{PREFIX}:process:stats:{name}"

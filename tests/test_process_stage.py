@@ -14,7 +14,6 @@ import pytest
 
 from engine import grcup as gr
 from engine import keys
-from engine.contracts import encode_batch, batch_from_points
 from engine.ingest.writer import StreamWriter
 from engine.laps import stage as process
 from engine.replay.grcup import load_race
@@ -213,6 +212,9 @@ def test_each_completed_lap_reaches_the_hook_with_its_samples(r, redis_url, race
     t.join(10)
     assert [x[2] for x in seen] == list(range(1, LAPS + 1))
     assert all(x[:2] == (SESSION, CAR) and x[3] > 300 and x[4] for x in seen), "record written before the hook"
+    stats = r.hgetall(keys.process_stats("t-hook"))
+    assert int(stats[b"points"]) == len(race.telemetry) and int(stats[b"laps_written"]) == LAPS
+    assert int(stats[b"dropped:out_of_range"]) == 0 and int(stats[b"hook_errors"]) == 0
     insight = json.loads(r.hget(keys.insight(SESSION, CAR), "lap"))
     assert insight["lap"] == LAPS and r.ttl(keys.insight(SESSION, CAR)) > 0
 

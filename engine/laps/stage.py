@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import redis
 
 from engine import keys
@@ -160,6 +159,7 @@ class ProcessStage:
         self.laps_written = 0
         self.points = 0
         self.hook_errors = 0
+        self.dropped: dict[str, int] = {}
 
     # --- per-car state ---------------------------------------------------------------------
     def _state(self, session: str, car: str) -> CarState:
@@ -209,7 +209,10 @@ class ProcessStage:
             # already folded in: acknowledge it only if the checkpoint in Redis covers it
             return [entry_id] if entry_key(entry_id) <= entry_key(st.checkpoint_upto) else []
         track, weather = self._session(batch.session)
+        before = dict(st.dropped)
         closed = st.push(batch, entry_id, track)
+        for reason, n in st.dropped.items():
+            self.dropped[reason] = self.dropped.get(reason, 0) + n - before.get(reason, 0)
         self.points += len(batch)
         self.unacked[key].append(entry_id)
         if closed:
@@ -313,6 +316,22 @@ class ShardConsumer(StageConsumer):
         if done:
             self.client.xack(stream, self.group, *done)
 
+    def stats(self) -> dict[str, int | str]:
+        """This worker's counters (mirrored to keys.process_stats(name) every tick)."""
+        st = self.stage
+        return {"points": st.points, "laps_written": st.laps_written, "entries": self.handled,
+                "dead_lettered": self.dead_lettered, "resyncs": self.resyncs, "reconnects": self.reconnects,
+                "hook_errors": st.hook_errors, "cars": len(st.cars),
+                "shards": ",".join(map(str, sorted(self.leases.owned))),
+                **{f"dropped:{k}": v for k, v in st.dropped.items()}}
+
+    def mirror_stats(self, ttl_s: int = 30) -> None:
+        key = keys.process_stats(self.consumer)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, mapping=self.stats())
+        pipe.expire(key, ttl_s)
+        pipe.execute()
+
     def poll(self) -> int:
         n = super().poll()
         self.flush()
@@ -360,6 +379,7 @@ class ShardConsumer(StageConsumer):
                     self._pending_resync |= set(acquired)
                     self._pending_resync -= set(lost)
                     self._set_streams()
+                    self.mirror_stats()
                     next_tick = time.monotonic() + tick_s
                 while self._pending_resync:
                     self.resync(self._pending_resync.pop())
@@ -376,6 +396,7 @@ class ShardConsumer(StageConsumer):
                 self._pending_resync |= set(self.leases.owned)
                 next_tick = 0.0
         try:
+            self.mirror_stats()
             self.leases.release_all()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("process: could not release leases on stop (%s); they expire by themselves", exc)

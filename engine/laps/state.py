@@ -77,7 +77,7 @@ class CarState:
     line: detect.StartLine | None = None
     pushed_upto: str = "0-0"              # last entry folded into this state
     checkpoint_upto: str = "0-0"          # last entry covered by the checkpoint in Redis
-    dropped: int = 0                      # samples dropped (out of range, out of order)
+    dropped: dict[str, int] = field(default_factory=lambda: {"out_of_range": 0, "out_of_order": 0})
     open: list[Batch] = field(default_factory=list)
 
     # --- the pure core -------------------------------------------------------------------
@@ -85,8 +85,10 @@ class CarState:
         """Fold one entry's samples in (out-of-range and out-of-order samples dropped and counted)."""
         t, values = batch.timestamps, batch.values
         keep = ~out_of_range_mask(batch.channels, values) & ~np.isnan(t)
+        in_range = int(keep.sum())
         keep &= t > np.maximum.accumulate(np.concatenate(([self.last_t], np.where(keep, t, -np.inf))))[:-1]
-        self.dropped += int(len(t) - keep.sum())
+        self.dropped["out_of_range"] += len(t) - in_range
+        self.dropped["out_of_order"] += in_range - int(keep.sum())
         b = Batch(batch.session, batch.vehicle_id, t[keep], batch.channels, values[keep])
         self.pushed_upto = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         if not len(b):
