@@ -5,10 +5,11 @@ Lap time = base pace + tyre loss (k0 + k1 x tyre age, k1 drawn per race from its
 extra and its random spread; FCY laps run at a multiple of the lap time; SC laps either bunch the
 field behind the leader at the SC gap (GR Cup's pace car) or run at their own multiple (TUMFTM).
 Each lap the field is walked from the front in the running order at the start of the lap: a car
-that would end the lap within the minimum gap of the car ahead passes only if its race time at the
-line would be ahead by the overtake threshold (`pass_from_gap`; otherwise: if its lap was faster
-by the threshold), the threshold adjusted by the two cars' top-speed terms; a pass costs both the
-duel time and the passed car the loser time; otherwise the car is held at the minimum gap. DRS
+that would end the lap within the minimum gap of the car it must clear (the last car of the new
+order so far: after a pass, the passed car) passes only if its lap was faster by the overtake
+threshold (with `pass_from_gap`: if its race time at the line is ahead by it), the threshold
+adjusted by the two cars' top-speed terms; a pass costs both the duel time and the passed car the
+loser time; otherwise the car is held at the minimum gap. DRS
 gives a car within the window of the car ahead its lap-time gain. Cautions, retirements and the
 lap noise are drawn once per race and shared by every strategy (common random numbers, so a
 comparison's noise cancels). The only Python loops are over laps and, inside a lap, over running
@@ -103,7 +104,7 @@ class Rules:
     mult_fcy: float = 1.4
     mult_sc: float = 1.6
     sc_bunches: bool = True                          # SC closes the field up behind the leader
-    pass_from_gap: bool = True                       # the pass must leave the car the threshold ahead
+    pass_from_gap: bool = False                      # True: the pass must leave the car the threshold ahead
     deg_mult_fcy: float = 0.5
     deg_mult_sc: float = 0.25
     fuel_start_s: float = 0.0                        # fuel effect on lap 1 (mass x sensitivity)
@@ -330,22 +331,17 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         rs = r_new.ravel()[idx]
         lx = (lap_t - lx_bias).ravel()[idx]
         gap = gap_by_flag[flag][None, :]                                   # (1, R)
-        behind_by = None
-        if drs_ok is not None or rules.pass_from_gap:
-            behind_by = ts[1:] - ts[:-1]                                   # gap to the car ahead at the start
-            if drs_ok is not None and drs_ok[:, lap].any():
-                in_drs = behind_by < f32(rules.drs_window_s)
-                in_drs &= drs_ok[None, None, :, lap]
-                gain = in_drs * f32(rules.drs_effect_s)     # a multiply is 20x faster than a masked add
-                rs[1:] += gain
-                lx[1:] += gain
-            if not rules.pass_from_gap:
-                behind_by = None
+        if drs_ok is not None and drs_ok[:, lap].any():
+            in_drs = ts[1:] - ts[:-1] < f32(rules.drs_window_s)             # within the window at the start
+            in_drs &= drs_ok[None, None, :, lap]
+            gain = in_drs * f32(rules.drs_effect_s)         # a multiply is 20x faster than a masked add
+            rs[1:] += gain
+            lx[1:] += gain
         sc = flag == SC
         if rules.sc_bunches and sc.any():
             rs[0] += np.where(sc[None, :], f32(rules.mult_sc - 1) * (lx[0] + lx_bias[order[..., 0]]), f32(0))
         _walk(rs, lx, gap, thr_by_flag[flag][None, :], pit_pass[flag][None, :],
-              f32(rules.duel_s), f32(rules.loser_s), behind_by)
+              f32(rules.duel_s), f32(rules.loser_s), ts if rules.pass_from_gap else None)
         t.ravel()[idx] = rs
         if len(out_r[lap]):
             t[:, out_r[lap], out_c[lap]] += f32(_RETIRED_S + _RETIRED_PER_LAP_S * (L - lap))
@@ -377,28 +373,54 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
 
 
 def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass_free: np.ndarray,
-          duel: np.float32, loser: np.float32, behind_by: np.ndarray | None = None) -> None:
-    """In place, slot by slot from the leader: hold a car at the minimum gap behind the car ahead
-    unless its lap-time advantage reached the overtake threshold; a pass on track (not one of a car
-    in the pit lane) costs both the duel time and the passed car the loser time."""
-    adv = lx[:-1] - lx[1:]                                   # (C-1, S, R) advantage over the car ahead
-    if behind_by is not None:
-        adv -= behind_by
-    can = np.flatnonzero(adv >= thr)                         # few: a pit stop ahead, or a real pass
-    plane = rs[0].size
-    raw = rs.ravel()[can + plane]                            # the passing cars' times before the walk
-    cuts = np.searchsorted(can, np.arange(rs.shape[0]) * plane)
-    for slot in range(1, rs.shape[0]):
-        np.maximum(rs[slot], rs[slot - 1] + gap, out=rs[slot])
-        a, b = cuts[slot - 1], cuts[slot]
-        if b > a:                                            # cars with the advantage are not held
-            rs[slot].ravel()[can[a:b] - (slot - 1) * plane] = raw[a:b]
-    ahead = rs.ravel()[can]
-    race = can % gap.shape[-1]                               # gap and pass_free are (1, R)
-    free, near = pass_free[0, race], gap[0, race]
-    fought = can[(adv.ravel()[can] < free) & (raw < ahead + near)]
-    rs.ravel()[fought] += duel + loser
-    rs.ravel()[fought + plane] += duel
+          duel: np.float32, loser: np.float32, ts: np.ndarray | None = None) -> None:
+    """In place, slot by slot from the leader. Each car meets the last car of the new order so far
+    (the car it must clear: after a pass the passed car, not the passer): if it would end the lap
+    within the minimum gap of it, it passes only with the overtake advantage (its lap faster by the
+    threshold; with `ts`, its race time at the line ahead by it), else it is held at the minimum
+    gap. A pass on track (not one of a car in the pit lane) costs both the duel time and the passed
+    car the loser time."""
+    # Masked ufuncs and np.where are 10-70x slower than plain ones here: the few cars that may pass
+    # are handled by index, everything else with plain maximum and copies.
+    C = rs.shape[0]
+    tail_t, tail_lx = rs[0].copy(), lx[0].copy()
+    tail_ts = ts[0].copy() if ts is not None else None
+    tail_slot = np.zeros(tail_t.shape, np.intp)
+    plane = tail_t.size
+    races = gap.shape[-1]
+    for slot in range(1, C):
+        raw = rs[slot]
+        adv = tail_lx - lx[slot]
+        if ts is not None:
+            adv -= ts[slot]
+            adv += tail_ts
+        can = np.flatnonzero(adv >= thr)
+        floor = tail_t + gap
+        if can.size:
+            raw_c, tail_c = raw.ravel()[can], tail_t.ravel()[can]
+            floor_c = floor.ravel()[can]
+            floor.ravel()[can] = -np.inf                    # not held
+        np.maximum(raw, floor, out=raw)
+        old = (tail_t.ravel()[can], tail_lx.ravel()[can], tail_slot.ravel()[can],
+               tail_ts.ravel()[can] if ts is not None else None) if can.size else None
+        np.copyto(tail_t, raw)                               # the car is now last in the new order ...
+        np.copyto(tail_lx, lx[slot])
+        if ts is not None:
+            np.copyto(tail_ts, ts[slot])
+        tail_slot.fill(slot)
+        if can.size:
+            ahead = raw_c < tail_c                           # ... unless it passed: the old tail stays
+            pa = can[ahead]
+            tail_t.ravel()[pa], tail_lx.ravel()[pa], tail_slot.ravel()[pa] = old[0][ahead], old[1][ahead], old[2][ahead]
+            if ts is not None:
+                tail_ts.ravel()[pa] = old[3][ahead]
+            fought = (raw_c < floor_c) & (adv.ravel()[can] < pass_free[0, can % races])
+            f = can[fought]
+            if f.size:
+                raw.ravel()[f] += duel
+                rs.ravel()[old[2][fought] * plane + f] += duel + loser
+                hit = ahead[fought]                          # the passed car is still the tail
+                tail_t.ravel()[f[hit]] += duel + loser
 
 
 def _drs_laps(flags: np.ndarray, rules: Rules) -> np.ndarray:
