@@ -59,6 +59,16 @@ def lapdist_wraps(lapdist: np.ndarray, previous: float | None, length_m: float) 
     return valid[prev - d > length_m / 2]
 
 
+def wrap_crossing(t: np.ndarray, odo: np.ndarray, dist_after: float) -> tuple[int, float]:
+    """Where the line was crossed, given the first lap-distance fix after a wrap (the last sample,
+    `dist_after` metres past the line): the car was on the line `dist_after` metres of odometer
+    earlier. Returns (index of the first sample of the new lap, interpolated crossing time)."""
+    target = odo[-1] - dist_after
+    j = int(np.clip(np.searchsorted(odo, target), 1, len(t) - 1))
+    f = float(np.clip((target - odo[j - 1]) / max(odo[j] - odo[j - 1], 1e-9), 0.0, 1.0))
+    return j, float(t[j - 1] + f * (t[j] - t[j - 1]))
+
+
 @dataclass
 class StartLine:
     """A car's start/finish line learnt from its lap-channel steps: a point and the direction of travel."""

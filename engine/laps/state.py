@@ -111,6 +111,11 @@ class CarState:
                 self.lap = 0.0
         prev = 0
         for k, number in zip(steps.tolist(), numbers.tolist()):
+            if self.mode == "dist":
+                self.open.append(_rows(b, prev, k + 1))
+                closed += self._wrap_step(merge(self.open), float(b.column("lapdist_m")[k]), number)
+                prev = k + 1
+                continue
             self.open.append(_rows(b, prev, k))
             prev = k
             if k + 1 < len(b):
@@ -136,6 +141,16 @@ class CarState:
                                               len(lap_samples), self.line)
         done = self._close(lap_samples, t_b)
         self.lap, self.lap_start, self.open = float(number), t_b, []
+        return [done] if done is not None else []
+
+    def _wrap_step(self, samples: Batch, dist_after: float, number: float) -> list[ClosedLap]:
+        """Lap-distance mode: `samples` run up to the first fix after the wrap; the crossing is
+        found by odometry (the fixes may be seconds apart) and the samples split there."""
+        t = samples.timestamps
+        odo = detect.odometer(t, samples.column("speed_kmh"), float(t[0]), samples.column("lat"), samples.column("lon"))
+        j, t_b = detect.wrap_crossing(t, odo, dist_after)
+        done = self._close(_rows(samples, 0, j), t_b)
+        self.lap, self.lap_start, self.open = float(number), t_b, [_rows(samples, j, len(t))]
         return [done] if done is not None else []
 
     def _wraps(self, b: Batch, track: Track | None) -> np.ndarray:
