@@ -32,7 +32,7 @@ def touches(feed: dict | None, session: str | None, car: str | None = None, kind
         d = e.get("data") or {}
         if d.get("session") not in (None, session):
             continue
-        if car is not None and d.get("car") is not None and str(d["car"]) != str(car) and d.get("kind") != "timing":
+        if car is not None and d.get("car") is not None and str(d["car"]) != str(car):
             continue
         if kinds and d.get("kind") not in kinds:
             continue

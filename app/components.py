@@ -28,7 +28,15 @@ TOWER_COLUMNS = [
 SECTOR_CLASS = {"overall": "sector-overall", "personal": "sector-personal", None: "sector-slower"}
 SECTOR_WORDS = {"overall": "fastest of the race", "personal": "personal best", None: "slower than best"}
 PLOT_LAYOUT = dict(template="plotly_dark", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-                   margin=dict(l=50, r=10, t=30, b=40), font=dict(size=13), legend=dict(orientation="h", y=1.12))
+                   margin=dict(l=50, r=10, t=70, b=40), font=dict(size=13),
+                   legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
+
+
+def styled(fig: go.Figure, title: str, **layout) -> go.Figure:
+    """The dark pit-wall look, the title top left and the legend under it (never over it)."""
+    fig.update_layout(**{**PLOT_LAYOUT, **layout})
+    fig.update_layout(title=dict(text=title, x=0.01, y=0.98, yanchor="top"))
+    return fig
 
 
 def no_output(what: str, detail: str = "") -> html.Div:
@@ -55,7 +63,8 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
     tyre = insight.get("tyre")
     corner, w = views.worst_corner(tyre)
     colour_words = views.wear_colour(w)[1]
-    cliff, lo, hi = views.laps_to_cliff(tyre)
+    cliff = views.laps_to_cliff(tyre)[0]
+    cliff_text, cliff_tip = views.cliff_words(tyre)
     pit = "IN" if car.get("in_pit") else str(car.get("pits", 0))
     n_alerts = len(car_alerts)
     alert_tip = " | ".join(str(a.get("message", a.get("type", "alert"))) for a in car_alerts[:5]) or "no alerts"
@@ -73,9 +82,7 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
         (str(car.get("tyre_age_laps", "")), None, f"{car.get('tyre_age_laps', '')} laps on these tyres"),
         ("–" if w is None else f"{w:.0f}", wear_cls,
          "no tyre model output yet" if w is None else f"{views.CORNER_NAMES[corner]} {w:.0f} % ({colour_words})"),
-        ("–" if cliff is None else f"{cliff:.0f}", "cliff-near" if cliff is not None and cliff <= views.CLIFF_WARN_LAPS else None,
-         "no tyre model output yet" if cliff is None else
-         f"{cliff:.0f} laps to the cliff {views.interval_text(lo, hi, 'laps')}".strip()),
+        (cliff_text, "cliff-near" if cliff is not None and cliff <= views.CLIFF_WARN_LAPS else None, cliff_tip),
         (pit, "pit-in" if car.get("in_pit") else None, "in the pit lane" if car.get("in_pit") else f"{pit} stops"),
         (str(n_alerts) if n_alerts else "", "alert-badge" if n_alerts else None, alert_tip),
     ]
@@ -130,7 +137,7 @@ def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
                     hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
     pred = [(int(h["lap"]), h.get("predicted_lap_s"), h.get("lo_s"), h.get("hi_s")) for h in history
             if h.get("predicted_lap_s") is not None]
-    nxt = (tyre or {}).get("next_lap_s") or (tyre or {}).get("predicted_lap_s")
+    nxt = (tyre or {}).get("predicted_next_lap_s")
     if nxt is not None and laps:
         pred.append((laps[-1] + 1, nxt, (tyre or {}).get("next_lap_lo_s"), (tyre or {}).get("next_lap_hi_s")))
     if pred:
@@ -141,7 +148,7 @@ def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
                         line=dict(width=0), name="80 % prediction band", hoverinfo="skip")
         fig.add_scatter(x=px, y=[p[1] for p in pred], mode="lines+markers", name="predicted",
                         line=dict(color=views.ORANGE, dash="dot"), hovertemplate="lap %{x}: predicted %{y:.3f} s<extra></extra>")
-    fig.update_layout(**PLOT_LAYOUT, title="Lap time, s", xaxis_title="lap", yaxis_title="s")
+    styled(fig, "Lap time, s", xaxis_title="lap", yaxis_title="s")
     return fig
 
 
@@ -160,7 +167,7 @@ def wear_figure(history: list[dict]) -> go.Figure | None:
     if not any_data:
         return None
     fig.add_hline(y=100, line=dict(color=views.VERMILLION, dash="dash"), annotation_text="cliff")
-    fig.update_layout(**PLOT_LAYOUT, title="Tyre wear, % of the cliff", xaxis_title="lap", yaxis_title="%")
+    styled(fig, "Tyre wear, % of the cliff", xaxis_title="lap", yaxis_title="%")
     return fig
 
 
@@ -173,7 +180,7 @@ def sector_delta_figure(timing: dict) -> go.Figure | None:
     fig = go.Figure(go.Bar(x=["S1", "S2", "S3"], y=d, marker_color=colours,
                            text=[("" if x is None else f"{x:+.3f} s") for x in d], textposition="outside",
                            hovertemplate="%{x}: %{y:+.3f} s to the car's best<extra></extra>"))
-    fig.update_layout(**PLOT_LAYOUT, title="Last lap's sectors against the car's best, s", yaxis_title="s")
+    styled(fig, "Last lap's sectors against the car's best, s", yaxis_title="s")
     return fig
 
 
@@ -203,13 +210,13 @@ def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_sta
     sx, sy = outline.sector_marks(sector_starts, length_m)
     fig.add_scatter(x=sx, y=sy, mode="markers+text", text=["S/F · S1", "S2", "S3"], textposition="top center",
                     marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="#ffffff")),
-                    hovertemplate="start of %{text}<extra></extra>", name="sectors")
+                    hoverinfo="skip", name="sectors")
     fig.add_scatter(x=pos["x"], y=pos["y"], mode="markers+text", text=pos["labels"], customdata=pos["cars"],
                     hovertext=pos["hover"], hoverinfo="text", textfont=dict(color="#000000", size=11),
                     marker=dict(size=24, color=pos["colours"], line=dict(color="#ffffff", width=1.5)), name="cars")
     label = "real GPS trace (car #2, race 1)" if outline.source == "gps" else "schematic from lap distance — not the real shape"
-    fig.update_layout(**{**PLOT_LAYOUT, "margin": dict(l=10, r=10, t=40, b=10)}, showlegend=False,
-                      title=f"{track_name} · {label}", uirevision=outline.track, height=620)
+    styled(fig, f"{track_name} · {label}", margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
+           hovermode="closest", uirevision=outline.track, height=620)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     return fig
@@ -217,6 +224,6 @@ def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_sta
 
 def car_header(prefix: str, car: str | None, tip: str) -> dbc.Row:
     """A car page's first row: the car dropdown (`<prefix>-car`) and the status line (`<prefix>-status`)."""
-    return dbc.Row([dbc.Col(dcc.Dropdown(id=f"{prefix}-car", value=car, clearable=False, placeholder="car"),
-                            width=2, title=tip),
+    return dbc.Row([dbc.Col(html.Div(dcc.Dropdown(id=f"{prefix}-car", value=car, clearable=False, placeholder="car"),
+                                     title=tip), width=2),
                     dbc.Col(html.Div(id=f"{prefix}-status", className="status-line"), width=10)], className="mb-2")

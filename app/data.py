@@ -85,16 +85,11 @@ def insights(session: str, cars: list[str], r: redis.Redis | None = None) -> dic
     return out
 
 
-def lap_history(session: str, car: str, r: redis.Redis | None = None, scan: int = 5000) -> list[dict]:
-    """The car's laps in order: lap records (keys.lap_record) when the engine writes them, else the
-    crossings of the timing stream (the last `scan` entries), so a trend exists from lap 1."""
-    r = r or client()
-    raw = r.hgetall(keys.lap_record(session, str(car)))
-    if raw:
-        laps = [json.loads(v) for v in raw.values()]
-        return sorted(laps, key=lambda x: int(x.get("lap", 0)))
+def lap_history(session: str, car: str, r: redis.Redis | None = None, scan: int = 3000) -> list[dict]:
+    """The car's official lap crossings in lap order (lap_time_s, sectors, flag, in_pit), from the
+    newest `scan` entries of the timing stream: the authoritative lap times for every car."""
     out = {}
-    for _id, f in r.xrevrange(keys.LAPS_STREAM, count=scan):
+    for _id, f in (r or client()).xrevrange(keys.LAPS_STREAM, count=scan):
         if f.get(b"session", b"").decode() == session and f.get(b"car", b"").decode() == str(car):
             c = json.loads(f[b"d"])
             out.setdefault(int(c["lap"]), c)

@@ -15,7 +15,7 @@ CORNER_NAMES = {"fl": "Front left", "fr": "Front right", "rl": "Rear left", "rr"
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
 BLUE, SKY, GREEN, ORANGE, VERMILLION, PINK, YELLOW, GREY = (
     "#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#F0E442", "#8C8C8C")
-WEAR_BANDS = ((50.0, BLUE, "fresh"), (80.0, ORANGE, "worn"), (math.inf, VERMILLION, "near the cliff"))
+WEAR_BANDS = ((50.0, SKY, "fresh"), (80.0, ORANGE, "worn"), (math.inf, VERMILLION, "near the cliff"))
 CLIFF_WARN_LAPS = 3
 
 
@@ -73,6 +73,17 @@ def laps_to_cliff(tyre: dict | None) -> tuple[float | None, float | None, float 
     return _num(v), _num(lo), _num(hi)
 
 
+def cliff_words(tyre: dict | None) -> tuple[str, str]:
+    """(short text, tooltip) for laps to the cliff: a number, 'none' when the model sees no cliff
+    within its horizon, '–' when there is no tyre output at all."""
+    if not tyre:
+        return "–", "no tyre model output yet"
+    n, lo, hi = laps_to_cliff(tyre)
+    if n is None:
+        return "none", "no cliff predicted within the model's horizon"
+    return f"{n:.0f}", f"{n:.0f} laps to the cliff {interval_text(lo, hi, 'laps')}".strip()
+
+
 def reasons(tyre: dict | None, n: int = 3) -> list[str]:
     """The radio-ready reasons (top explanations), as sentences."""
     out = []
@@ -108,29 +119,29 @@ def deficit_s(cars: list[dict]) -> list[float | None]:
     return out
 
 
-def rejoin(cars: list[dict], car: str, pit_loss_s: float) -> dict | None:
-    """Where `car` would rejoin if it pitted now: position, and the cars just ahead and behind with
-    their gaps (s). Arithmetic on the running order plus the track's measured pit loss."""
-    d = deficit_s(cars)
-    idx = {str(c["car"]): i for i, c in enumerate(cars)}
-    if str(car) not in idx or d[idx[str(car)]] is None:
+def strategy_field(cars: list[dict]) -> list[dict]:
+    """The board's cars with gap_s as the race-time deficit to the leader (laps down included),
+    the input engine.strategy.live.state_from_timing expects."""
+    return [dict(c, gap_s=d if d is not None else None) for c, d in zip(cars, deficit_s(cars)) if d is not None]
+
+
+def rejoin_view(r: dict | None) -> dict | None:
+    """A rejoin as the strategy engine writes it (rejoin_position, ahead, gap_to_ahead_s, ...) in
+    the card's terms: position, now_position, ahead/behind {car, gap_s}."""
+    if not r:
         return None
-    me = d[idx[str(car)]] + pit_loss_s
-    others = sorted((d[i], str(c["car"])) for i, c in enumerate(cars) if str(c["car"]) != str(car) and d[i] is not None)
-    ahead = [(x, c) for x, c in others if x <= me]
-    behind = [(x, c) for x, c in others if x > me]
-    return {
-        "position": len(ahead) + 1, "now_position": cars[idx[str(car)]].get("position", idx[str(car)] + 1),
-        "pit_loss_s": pit_loss_s,
-        "ahead": {"car": ahead[-1][1], "gap_s": round(me - ahead[-1][0], 1)} if ahead else None,
-        "behind": {"car": behind[0][1], "gap_s": round(behind[0][0] - me, 1)} if behind else None,
-    }
+    def side(car, gap):
+        return None if car is None else {"car": str(car), "gap_s": _num(gap) or 0.0}
+    return {"position": r.get("rejoin_position"), "now_position": r.get("position_now"),
+            "ahead": side(r.get("ahead"), r.get("gap_to_ahead_s")),
+            "behind": side(r.get("behind"), r.get("gap_to_behind_s"))}
 
 
 def distribution(strategy: dict) -> list[float]:
     """A strategy's finish-position probabilities, P1 first, from the shapes producers write:
     a list of probabilities, a {position: p} dict, or counts."""
-    raw = strategy.get("position_probs") or strategy.get("finish_distribution") or strategy.get("positions") or []
+    raw = (strategy.get("position_distribution") or strategy.get("position_probs")
+           or strategy.get("finish_distribution") or [])
     if isinstance(raw, dict):
         n = max((int(k) for k in raw), default=0)
         raw = [float(raw.get(str(p), raw.get(p, 0.0))) for p in range(1, n + 1)]
@@ -146,8 +157,23 @@ def pit_window(strategy_insight: dict | None) -> tuple[int | None, int | None, i
         laps = w.get("laps") or []
         lo = w.get("open", w.get("start", min(laps) if laps else None))
         hi = w.get("close", w.get("end", max(laps) if laps else None))
+        best = w.get("best")
+        if isinstance(best, str):      # "pit lap 14" / "stay out"
+            digits = [int(t) for t in best.split() if t.isdigit()]
+            best = digits[0] if len(digits) == 1 else None
         return (None if lo is None else int(lo)), (None if hi is None else int(hi)), (
-            None if w.get("best") is None else int(w["best"]))
+            None if best is None else int(best))
     if isinstance(w, (list, tuple)) and w:
         return int(min(w)), int(max(w)), None
     return None, None, None
+
+
+def what_if(strategy_insight: dict | None) -> list[dict]:
+    """"What if we pit on lap k": one row per single-stop strategy, by lap (from the compared
+    strategies when the producer gives no explicit table)."""
+    st = strategy_insight or {}
+    rows = st.get("what_if") or [
+        {"lap": s["pit_laps"][0], "expected_position": s.get("expected_position"), "p_gain": s.get("p_gain"),
+         "p_loss": s.get("p_loss")}
+        for s in st.get("strategies") or [] if len(s.get("pit_laps") or []) == 1 and not s.get("on_caution")]
+    return sorted(rows, key=lambda r: r.get("lap") or 0)

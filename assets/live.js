@@ -14,7 +14,8 @@
 
   function setProps(id, props) {
     var dc = window.dash_clientside;
-    if (!dc || !dc.set_props || !document.getElementById(id)) { return false; }
+    // Stores and intervals render no DOM node: the badge (same layout) says the app is mounted.
+    if (!dc || !dc.set_props || !document.getElementById("feed-badge")) { return false; }
     dc.set_props(id, props);
     return true;
   }
@@ -39,9 +40,8 @@
     lastApply = Date.now();
     var events = Object.keys(pending.events).map(function (k) { return pending.events[k]; });
     if (!events.length && !pending.alerts.length) { return; }
-    seq += 1;
-    var ok = setProps("live-feed", { data: { seq: seq, at: Date.now(), events: events, alerts: pending.alerts } });
-    if (ok) { pending = { events: {}, alerts: [] }; } else { schedule(); }
+    var ok = setProps("live-feed", { data: { seq: seq + 1, at: Date.now(), events: events, alerts: pending.alerts } });
+    if (ok) { seq += 1; pending = { events: {}, alerts: [] }; } else { schedule(); }
   }
 
   function schedule() {

@@ -15,11 +15,7 @@ dash.register_page(__name__, path="/car", name="Car detail", order=2, title="Pit
 
 def layout(car: str | None = None, **_):
     return html.Div([
-        dbc.Row([
-            dbc.Col(dcc.Dropdown(id="car-pick", value=car, clearable=False, placeholder="car"), width=2,
-                    title="The car to look at"),
-            dbc.Col(html.Div(id="car-status", className="status-line"), width=10),
-        ], className="mb-2"),
+        components.car_header("car", car, "The car to look at"),
         dbc.Row([dbc.Col(html.Div(id=f"car-gauge-{c}"), xs=6, lg=3) for c in views.CORNERS], className="g-2"),
         dbc.Row([
             dbc.Col(html.Div(id="car-cliff", className="cliff-box"), lg=3),
@@ -34,9 +30,9 @@ def layout(car: str | None = None, **_):
     ])
 
 
-@callback(Output("car-pick", "options"), Output("car-pick", "value"),
+@callback(Output("car-car", "options"), Output("car-car", "value"),
           Input("session", "value"), Input("fallback-poll", "n_intervals"), Input("live-feed", "data"),
-          State("car-pick", "value"))
+          State("car-car", "value"))
 def car_options(session, _p, _f, current):
     opts, value = car_choices(session, current)
     if ctx.triggered_id == "live-feed" and (value == current or not opts):
@@ -47,7 +43,8 @@ def car_options(session, _p, _f, current):
 def cliff_box(tyre: dict | None) -> list:
     n, lo, hi = views.laps_to_cliff(tyre)
     if n is None:
-        return [html.Div("Laps to cliff", className="small text-secondary"), components.no_output("tyre model")]
+        return [html.Div("Laps to cliff", className="small text-secondary"),
+                html.Div(views.cliff_words(tyre)[1], className="cliff-value fs-5") if tyre else components.no_output("tyre model")]
     cls = "cliff-near" if n <= views.CLIFF_WARN_LAPS else ""
     return [html.Div("Laps to cliff", className="small text-secondary",
                      title="Laps until the predicted lap-time loss crosses the team's threshold"),
@@ -61,7 +58,7 @@ def cliff_box(tyre: dict | None) -> list:
           Output("car-cliff", "children"), Output("car-reasons", "children"), Output("car-wear", "children"),
           Output("car-sectors", "children"), Output("car-status", "children"),
           Output("car-laps", "figure"), Output("car-shown", "data"),
-          Input("car-pick", "value"), Input("live-feed", "data"), Input("fallback-poll", "n_intervals"),
+          Input("car-car", "value"), Input("live-feed", "data"), Input("fallback-poll", "n_intervals"),
           State("session", "value"), State("car-shown", "data"))
 def refresh_car(car, feed, _poll, session, shown):
     if not session or not car:
@@ -77,7 +74,7 @@ def refresh_car(car, feed, _poll, session, shown):
         [html.Ol([html.Li(r, className="reason") for r in rs])] if rs else [components.no_output("tyre model", "reasons appear with the tyre model's first prediction")])
     wf = components.wear_figure(history)
     wear = dcc.Graph(figure=wf, config={"displaylogo": False}) if wf else components.no_output(
-        "tyre model", "wear trend appears once lap records carry per-corner wear")
+        "tyre model", "the tyre stage publishes the latest wear only; a per-lap wear trend needs its history")
     sf = components.sector_delta_figure(timing)
     sectors = dcc.Graph(figure=sf, config={"displaylogo": False}, style={"height": "260px"}) if sf else None
     status = (f"#{car} · P{timing.get('position', '?')} · lap {timing.get('laps', '?')} · "
@@ -86,7 +83,7 @@ def refresh_car(car, feed, _poll, session, shown):
         f"#{car}: no live insight (expired or not yet written)")
     laps = [int(h["lap"]) for h in history]
     if shown and shown.get("car") == car and shown.get("session") == session and laps[: len(shown["laps"])] == shown["laps"] \
-            and not any(h.get("predicted_lap_s") for h in history) and not (tyre or {}).get("next_lap_s"):
+            and not any(h.get("predicted_lap_s") for h in history) and not (tyre or {}).get("predicted_next_lap_s"):
         new = [h for h in history if int(h["lap"]) not in set(shown["laps"])]
         fig = Patch() if new else no_update
         for h in new:

@@ -50,12 +50,12 @@ def refresh_driver(car, feed, _p, session):
             y=[r["part"] for r in rows], x=[r["delta_s"] for r in rows], orientation="h",
             marker_color=[views.GREEN if r["delta_s"] < 0 else views.ORANGE for r in rows],
             hovertemplate="%{y}: %{x:+.3f} s against the field<extra></extra>"))
-        fig.update_layout(**components.PLOT_LAYOUT, title="Against the field, s (negative = faster)",
-                          xaxis_title="s", height=max(300, 28 * len(rows)))
+        components.styled(fig, "Against the field, s (negative = faster)", xaxis_title="s",
+                          height=max(300, 28 * len(rows)))
         fingerprint = dcc.Graph(figure=fig, config={"displaylogo": False})
     else:
         fingerprint = components.no_output("driver fingerprint", "the driver stage writes it after a few clean laps")
-    own = [a for a in driver.get("alerts") or [] if isinstance(a, dict)]
+    own = [a for a in (driver.get("recent_alerts") or driver.get("alerts") or []) if isinstance(a, dict)]
     stream = [a for a in data.alerts(session, 300) if str(a.get("car")) == str(car)]
     seen, alerts = set(), []
     for a in own + stream:

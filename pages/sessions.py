@@ -23,8 +23,9 @@ def layout(**_):
         dbc.Row([
             dbc.Col(dcc.Dropdown(id="ss-race", options=[{"label": f"{r['track']} race {r['race']}", "value": r["session"]}
                                                           for r in races], placeholder="recorded race"), width=4),
-            dbc.Col(dcc.Dropdown(id="ss-speed", options=[{"label": f"{s:g}× real time", "value": s} for s in replays.SPEEDS],
-                                 value=10.0, clearable=False), width=2, title="Replay speed against real time"),
+            dbc.Col(html.Div(dcc.Dropdown(id="ss-speed", options=[{"label": f"{s:g}× real time", "value": s}
+                                                                   for s in replays.SPEEDS], value=10.0, clearable=False),
+                             title="Replay speed against real time"), width=2),
             dbc.Col(dbc.Button("Start replay", id="ss-start", color="primary"), width=2),
             dbc.Col(html.Div(id="ss-msg", className="small pt-2"), width=4),
         ]),

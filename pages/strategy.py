@@ -14,7 +14,6 @@ from engine.tracks import TRACKS
 
 dash.register_page(__name__, path="/strategy", name="Strategy", order=3, title="PitWall · Strategy")
 
-PALETTE = (views.BLUE, views.ORANGE, views.GREEN, views.PINK, views.SKY, views.VERMILLION, views.YELLOW)
 
 
 def layout(car: str | None = None, **_):
@@ -23,6 +22,7 @@ def layout(car: str | None = None, **_):
         dbc.Row([dbc.Col(html.Div(id="st-rejoin"), lg=4), dbc.Col(html.Div(id="st-window"), lg=8)], className="g-2"),
         html.Div(id="st-dist"),
         html.Div(id="st-whatif"),
+        dcc.Store(id="st-ondemand"),
     ])
 
 
@@ -30,6 +30,38 @@ def layout(car: str | None = None, **_):
           Input("fallback-poll", "n_intervals"), State("st-car", "value"))
 def st_cars(session, _p, current):
     return car_choices(session, current)
+
+
+ON_DEMAND_RACES = 1000
+
+
+def field_rejoin(board: dict, car: str, track) -> dict | None:
+    """Where the car rejoins if it pits now, from the strategy engine's own rejoin arithmetic on
+    the running order and the track's measured pit loss (no simulation)."""
+    from engine.strategy.rejoin import rejoin_all
+    from engine.strategy.state import state_from_timing
+
+    cars = views.strategy_field(board["cars"])
+    try:
+        state = state_from_timing(cars, 10_000)
+    except ValueError:
+        return None
+    return next((r for r in rejoin_all(state, track.pit_loss_s or track.pit_lane_s) if r["car"] == str(car)), None)
+
+
+@callback(Output("st-ondemand", "data"), Output("st-run-msg", "children"), Input("st-run", "n_clicks"),
+          State("st-car", "value"), State("session", "value"), prevent_initial_call=True)
+def run_now(_n, car, session):
+    """The Monte Carlo on request, in this web process, when the engine has not published a call."""
+    from engine.strategy.live import recommend, state_from_timing
+
+    board, meta = data.board(session) or {"cars": []}, data.meta(session)
+    try:
+        state = state_from_timing(views.strategy_field(board["cars"]), int(meta.get("total_laps") or 0))
+        call = recommend(state, car, meta.get("track", ""), races=ON_DEMAND_RACES)
+    except (ValueError, KeyError) as exc:
+        return no_update, html.Span(f"Cannot simulate: {exc}", className="text-warning")
+    return {"session": session, "car": car, "call": call}, None
 
 
 def rejoin_card(r: dict | None, source: str) -> dbc.Card:
@@ -52,17 +84,16 @@ def window_figure(lo, hi, best, lap_now, total) -> go.Figure:
         fig.add_vline(x=best, line=dict(color=views.GREEN, width=3), annotation_text=f"best: lap {best}")
     if lap_now:
         fig.add_vline(x=lap_now, line=dict(color="#ffffff", dash="dot"), annotation_text="now", annotation_position="bottom")
-    fig.update_layout(**{**components.PLOT_LAYOUT, "margin": dict(l=20, r=20, t=40, b=40)}, height=150,
-                      title=f"Pit window: laps {lo}–{hi}", xaxis=dict(range=[0.5, (total or hi + 5) + 0.5], title="lap"),
-                      yaxis=dict(visible=False, range=[0, 1]))
+    components.styled(fig, f"Pit window: laps {lo}–{hi}", margin=dict(l=20, r=20, t=40, b=40), height=150,
+                      xaxis=dict(range=[0.5, (total or hi + 5) + 0.5], title="lap"), yaxis=dict(visible=False, range=[0, 1]))
     return fig
 
 
 @callback(Output("st-rejoin", "children"), Output("st-window", "children"), Output("st-dist", "children"),
           Output("st-whatif", "children"), Output("st-status", "children"),
           Input("st-car", "value"), Input("live-feed", "data"), Input("fallback-poll", "n_intervals"),
-          State("session", "value"))
-def refresh_strategy(car, feed, _p, session):
+          Input("st-ondemand", "data"), State("session", "value"))
+def refresh_strategy(car, feed, _p, ondemand, session):
     if not session or not car:
         return None, None, None, None, "Pick a session and a car."
     if ctx.triggered_id == "live-feed" and not touches(feed, session, car, ("strategy", "timing")):
@@ -71,45 +102,60 @@ def refresh_strategy(car, feed, _p, session):
     meta = data.meta(session)
     st = data.insight(session, car).get("strategy")
     track = TRACKS.get(meta.get("track", ""))
+    source = "from the strategy engine's live call"
+    if not st and ondemand and ondemand.get("session") == session and ondemand.get("car") == car:
+        st = ondemand["call"]
+        source = f"computed on request at lap {st.get('lap')} ({st.get('races')} races), not live"
     if st and st.get("rejoin"):
-        rejoin = rejoin_card(st["rejoin"], "from the strategy engine")
+        rejoin = rejoin_card(views.rejoin_view(st["rejoin"]), source)
     elif track:
-        loss = track.pit_loss_s or track.pit_lane_s
-        rejoin = rejoin_card(views.rejoin(board["cars"], car, loss),
-                             f"estimate: gap to the leader + {track.name}'s pit loss {loss:.1f} s")
+        r = field_rejoin(board, car, track)
+        rejoin = rejoin_card(views.rejoin_view(r), f"running order + {track.name}'s measured pit loss "
+                                                   f"{track.pit_loss_s or track.pit_lane_s:.1f} s")
     else:
         rejoin = rejoin_card(None, "")
     if not st:
-        msg = components.no_output("strategy", "the Monte Carlo writes its distributions here once it runs")
+        msg = [components.no_output("strategy", "the engine's strategy stage has not published a call for this car"),
+               dbc.Button(f"Simulate now ({ON_DEMAND_RACES} races)", id="st-run", color="secondary", size="sm",
+                          title="Run the Monte Carlo once, here, on the current running order"),
+               html.Span(id="st-run-msg", className="ms-2 small")]
         return rejoin, None, msg, None, f"#{car}: no strategy output yet"
     lo, hi, best = views.pit_window(st)
     lap_now = next((c.get("laps") for c in board["cars"] if str(c["car"]) == str(car)), None)
     total = int(meta.get("total_laps") or 0) or None
-    window = dcc.Graph(figure=window_figure(lo, hi, best, lap_now, total), config={"displaylogo": False}) \
-        if lo is not None else components.no_output("pit window")
+    sentence = (st.get("pit_window") or {}).get("sentence") if isinstance(st.get("pit_window"), dict) else None
+    window = [dcc.Graph(figure=window_figure(lo, hi, best, lap_now, total), config={"displaylogo": False}),
+              html.Div(sentence, className="reason", title="The call, ready for the radio") if sentence else None] \
+        if lo is not None else html.Div([html.H6("Pit window"), html.Div(sentence or "no pit window given",
+                                                                          className="reason")])
     strategies = st.get("strategies") or []
-    fig = go.Figure()
-    rows = []
+    rows, names, z = [], [], []
     for i, s in enumerate(strategies):
         name = str(s.get("name", f"strategy {i + 1}"))
-        dist = views.distribution(s)
-        if dist:
-            fig.add_bar(x=list(range(1, len(dist) + 1)), y=[100 * p for p in dist], name=name,
-                        marker_color=PALETTE[i % len(PALETTE)], hovertemplate=f"{name}: P%{{x}} %{{y:.1f}} %<extra></extra>")
+        names.append(name)
+        z.append([round(100 * p, 1) for p in views.distribution(s)])
         rows.append({"strategy": name, "expected position": views.fmt(s.get("expected_position"), digits=2),
-                     "P(gain) %": views.fmt(100 * s["p_gain"], digits=0) if s.get("p_gain") is not None else "–"})
-    fig.update_layout(**components.PLOT_LAYOUT, barmode="group", title="Finish position, % of simulated races",
-                      xaxis_title="finish position", yaxis_title="% of races")
+                     "P(gain) %": views.fmt(100 * s["p_gain"], digits=0) if s.get("p_gain") is not None else "–",
+                     "P(loss) %": views.fmt(100 * s["p_loss"], digits=0) if s.get("p_loss") is not None else "–"})
+    width = max((len(r) for r in z), default=0)
+    fig = go.Figure(go.Heatmap(
+        z=[r + [0.0] * (width - len(r)) for r in z], x=[f"P{p}" for p in range(1, width + 1)], y=names,
+        colorscale="Cividis", colorbar=dict(title="% of races"), texttemplate="%{z:.0f}",
+        hovertemplate="%{y}: finishes %{x} in %{z:.1f} % of races<extra></extra>"))
+    components.styled(fig, "Finish position per strategy, % of simulated races", xaxis_title="finish position",
+                      yaxis=dict(autorange="reversed"), height=max(320, 34 * len(names) + 120))
     table = dash_table.DataTable(rows, style_as_list_view=True, style_header={"fontWeight": "bold"},
                                  tooltip_header={"P(gain) %": "chance to finish ahead of the current position",
+                                                 "P(loss) %": "chance to finish behind the current position",
                                                  "expected position": "mean finish position over the simulated races"},
                                  style_cell={"backgroundColor": "transparent", "color": "inherit"})
     dist = [dcc.Graph(figure=fig, config={"displaylogo": False}), table] if strategies else components.no_output("strategy distributions")
     whatif_rows = [{"pit on lap": w.get("lap"), "expected position": views.fmt(w.get("expected_position"), digits=2),
                     "P(gain) %": views.fmt(100 * w["p_gain"], digits=0) if w.get("p_gain") is not None else "–"}
-                   for w in st.get("what_if") or st.get("by_lap") or []]
+                   for w in views.what_if(st)]
     whatif = [html.H6("What if we pit on lap k", className="mt-3"),
               dash_table.DataTable(whatif_rows, style_as_list_view=True,
                                    style_cell={"backgroundColor": "transparent", "color": "inherit"})] if whatif_rows else None
     races = st.get("races") or st.get("n_races")
-    return rejoin, window, dist, whatif, f"#{car} · {len(strategies)} strategies" + (f" · {races} simulated races" if races else "")
+    status = f"#{car} · {len(strategies)} strategies" + (f" · {races} simulated races" if races else "") + f" · {source}"
+    return rejoin, window, dist, whatif, status
