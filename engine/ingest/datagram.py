@@ -80,12 +80,13 @@ def _id(raw: bytes, name: str) -> str:
         raise InvalidPoint(name, "not UTF-8") from None
 
 
-def decode_binary(data: bytes | memoryview) -> Rows:
-    """A binary datagram -> Rows (full-width values). Raises InvalidPoint('datagram', reason)
-    for a malformed datagram; point-level checks are left to rows.validate_rows."""
+def parse_binary(data: bytes | memoryview) -> tuple:
+    """Check a binary datagram and view its parts: (session, car, columns, timestamps, values,
+    sent_at). Raises InvalidPoint('datagram', reason) for a malformed datagram; point-level checks
+    are left to rows.validate_rows. The views point into `data`."""
     if len(data) < HEADER.size:
         raise InvalidPoint("datagram", "truncated header")
-    magic, version, flags, n, k, slen, vlen, _res, sent_at = HEADER.unpack_from(data)
+    _magic, version, flags, n, k, slen, vlen, _res, sent_at = HEADER.unpack_from(data)
     if version != VERSION:
         raise InvalidPoint("datagram", f"unsupported version {version}")
     if not 1 <= n <= MAX_POINTS:
@@ -107,15 +108,48 @@ def decode_binary(data: bytes | memoryview) -> Rows:
     codes = np.frombuffer(data, np.uint8, k, o)
     if codes.max() >= len(WIRE_CHANNELS):
         raise InvalidPoint("datagram", f"unknown channel code {int(codes.max())}")
-    if len(np.unique(codes)) != k:
+    if np.bincount(codes).max() > 1:
         raise InvalidPoint("datagram", "repeated channel code")
     o += k
-    ts = np.frombuffer(data, "<f8", n, o).astype(float)
+    ts = np.frombuffer(data, "<f8", n, o)
     vals = np.frombuffer(data, "<f8" if width == 8 else "<f4", n * k, o + 8 * n).reshape(n, k)
-    values = blank(n)
-    values[:, _CODE_TO_COLUMN[codes]] = vals
-    sent = sent_at if sent_at > 0 else np.nan
-    return Rows(session, np.full(n, car, dtype=object), ts, values, np.full(n, sent))
+    return session, car, _CODE_TO_COLUMN[codes], ts, vals, (sent_at if sent_at > 0 else np.nan)
+
+
+def assemble(session: str, parts: list[tuple]) -> Rows:
+    """One Rows block from parsed datagrams of one session (each one car's points)."""
+    sizes = [len(p[3]) for p in parts]
+    total = sum(sizes)
+    values = blank(total)
+    ts = np.empty(total)
+    o = 0
+    for (_s, _car, columns, t, vals, _sent), n in zip(parts, sizes):
+        ts[o:o + n] = t
+        values[o:o + n, columns] = vals
+        o += n
+    cars = np.repeat(np.array([p[1] for p in parts], dtype=object), sizes)
+    sent = np.repeat(np.array([p[5] for p in parts], dtype=float), sizes)
+    return Rows(session, cars, ts, values, sent)
+
+
+def decode_binary(data: bytes | memoryview) -> Rows:
+    """A binary datagram -> Rows (full-width values); raises InvalidPoint if malformed."""
+    parsed = parse_binary(data)
+    return assemble(parsed[0], [parsed])
+
+
+def decode_binary_many(datagrams: list, on_error) -> list[Rows]:
+    """Many binary datagrams -> one Rows per session (the receive loop's batch); a malformed one
+    is passed to on_error(InvalidPoint) and skipped."""
+    by_session: dict[str, list[tuple]] = {}
+    for d in datagrams:
+        try:
+            parsed = parse_binary(d)
+        except InvalidPoint as exc:
+            on_error(exc)
+            continue
+        by_session.setdefault(parsed[0], []).append(parsed)
+    return [assemble(session, parts) for session, parts in by_session.items()]
 
 
 def decode_json(data: bytes | str) -> list:

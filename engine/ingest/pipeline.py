@@ -225,6 +225,11 @@ class Ingest:
                     break
                 time.sleep(min(backoff, 0.2)) if self._stop.is_set() else self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_S[1])
+            except Exception as exc:  # a bug must not stop the writer: drop this batch, count it, go on
+                log.exception("ingest writer failed on a batch of %d points", len(held[0]) if held else 0)
+                self.counters.add(f"errors:writer {type(exc).__name__}")
+                self.counters.add("dropped:writer error", len(held[0]) if held else 0)
+                held = None
         if client is not None:
             try:
                 self._mirror(client)
