@@ -152,6 +152,29 @@ def test_a_worker_killed_mid_race_loses_and_doubles_nothing(r, redis_url, race, 
     assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS, "a lap was announced twice"
 
 
+@pytest.mark.slow
+def test_the_only_worker_killed_and_restarted_resumes_from_its_checkpoint(r, redis_url, race, clean_run):
+    worker = worker_process(redis_url, "--name", "solo-1", lease_ms=3000)
+    restarted = None
+    try:
+        assert wait_for(lambda: r.get(keys.process_lease(0)) == b"solo-1", 20)
+        player = threading.Thread(target=replay, args=(r, race, 150.0), daemon=True)
+        player.start()
+        assert wait_for(lambda: r.hlen(keys.lap_record(SESSION, CAR)) >= 6, 60)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(5)
+        restarted = worker_process(redis_url, "--name", "solo-2", lease_ms=3000)
+        player.join(60)
+        assert wait_for(lambda: r.hlen(keys.lap_record(SESSION, CAR)) == LAPS, 60)
+        time.sleep(1.0)
+    finally:
+        for p in (worker, restarted):
+            if p is not None and p.poll() is None:
+                stop_process(p)
+    assert records(r) == clean_run
+    assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS, "a lap was announced twice"
+
+
 def test_redelivery_never_duplicates_or_alters_a_lap(r, redis_url, race, clean_run):
     replay(r, race)
     c, stop, t = in_process_worker(redis_url)
