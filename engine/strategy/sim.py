@@ -380,47 +380,55 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
     threshold; with `ts`, its race time at the line ahead by it), else it is held at the minimum
     gap. A pass on track (not one of a car in the pit lane) costs both the duel time and the passed
     car the loser time."""
-    # Masked ufuncs and np.where are 10-70x slower than plain ones here: the few cars that may pass
-    # are handled by index, everything else with plain maximum and copies.
+    # Masked ufuncs and np.where are 10-70x slower than plain ones here. The car to clear is almost
+    # always the previous slot's car; the few races where a pass left an older car last keep it
+    # in a short override list, and the few cars that may pass are handled by index.
     C = rs.shape[0]
-    tail_t, tail_lx = rs[0].copy(), lx[0].copy()
-    tail_ts = ts[0].copy() if ts is not None else None
-    tail_slot = np.zeros(tail_t.shape, np.intp)
-    plane = tail_t.size
+    plane = rs[0].size
     races = gap.shape[-1]
+    ov = np.empty(0, np.intp)                                # plane positions whose tail is an older car
+    ov_t = ov_lx = ov_ts = np.empty(0, np.float32)
+    ov_slot = np.empty(0, np.intp)
     for slot in range(1, C):
-        raw = rs[slot]
-        adv = tail_lx - lx[slot]
+        raw, prev = rs[slot], rs[slot - 1]
+        adv = lx[slot - 1] - lx[slot]
         if ts is not None:
+            adv += ts[slot - 1]
             adv -= ts[slot]
-            adv += tail_ts
-        can = np.flatnonzero(adv >= thr)
-        floor = tail_t + gap
-        if can.size:
-            raw_c, tail_c = raw.ravel()[can], tail_t.ravel()[can]
-            floor_c = floor.ravel()[can]
-            floor.ravel()[can] = -np.inf                    # not held
-        np.maximum(raw, floor, out=raw)
-        old = (tail_t.ravel()[can], tail_lx.ravel()[can], tail_slot.ravel()[can],
-               tail_ts.ravel()[can] if ts is not None else None) if can.size else None
-        np.copyto(tail_t, raw)                               # the car is now last in the new order ...
-        np.copyto(tail_lx, lx[slot])
-        if ts is not None:
-            np.copyto(tail_ts, ts[slot])
-        tail_slot.fill(slot)
-        if can.size:
-            ahead = raw_c < tail_c                           # ... unless it passed: the old tail stays
-            pa = can[ahead]
-            tail_t.ravel()[pa], tail_lx.ravel()[pa], tail_slot.ravel()[pa] = old[0][ahead], old[1][ahead], old[2][ahead]
+        floor = prev + gap
+        if ov.size:
+            a = ov_lx - lx[slot].ravel()[ov]
             if ts is not None:
-                tail_ts.ravel()[pa] = old[3][ahead]
-            fought = (raw_c < floor_c) & (adv.ravel()[can] < pass_free[0, can % races])
-            f = can[fought]
-            if f.size:
-                raw.ravel()[f] += duel
-                rs.ravel()[old[2][fought] * plane + f] += duel + loser
-                hit = ahead[fought]                          # the passed car is still the tail
-                tail_t.ravel()[f[hit]] += duel + loser
+                a += ov_ts - ts[slot].ravel()[ov]
+            adv.ravel()[ov] = a
+            floor.ravel()[ov] = ov_t + gap[0, ov % races]
+        can = np.flatnonzero(adv >= thr)
+        if not can.size:
+            np.maximum(raw, floor, out=raw)
+            ov = can
+            continue
+        tail_t, tail_lx = prev.ravel()[can], lx[slot - 1].ravel()[can]
+        tail_ts = ts[slot - 1].ravel()[can] if ts is not None else None
+        tail_slot = np.full(can.size, slot - 1, np.intp)
+        if ov.size:                                          # can positions whose tail is an override
+            k = np.minimum(np.searchsorted(ov, can), ov.size - 1)
+            hit = ov[k] == can
+            tail_t[hit], tail_lx[hit], tail_slot[hit] = ov_t[k[hit]], ov_lx[k[hit]], ov_slot[k[hit]]
+            if ts is not None:
+                tail_ts[hit] = ov_ts[k[hit]]
+        raw_c, floor_c = raw.ravel()[can], floor.ravel()[can]
+        floor.ravel()[can] = -np.inf                         # not held
+        np.maximum(raw, floor, out=raw)
+        fought = (raw_c < floor_c) & (adv.ravel()[can] < pass_free[0, can % races])
+        ahead = raw_c < tail_t                               # it passed: the old tail stays last
+        f = can[fought]
+        if f.size:
+            raw.ravel()[f] += duel
+            rs.ravel()[tail_slot[fought] * plane + f] += duel + loser
+            tail_t[fought] += duel + loser
+        ov, ov_t, ov_lx, ov_slot = can[ahead], tail_t[ahead], tail_lx[ahead], tail_slot[ahead]
+        if ts is not None:
+            ov_ts = tail_ts[ahead]
 
 
 def _drs_laps(flags: np.ndarray, rules: Rules) -> np.ndarray:
