@@ -49,6 +49,8 @@ class StageConsumer:
     handled: int = 0
     dead_lettered: int = 0
     reconnects: int = 0
+    # Optional: (stream, [(entry id, fields), ...]) for the entries one read returned together.
+    batch_handler: Callable[[str, list], None] | None = None
 
     def setup(self) -> None:
         for s in self.streams:
@@ -113,10 +115,26 @@ class StageConsumer:
         n = 0
         for stream, entries in resp or []:
             stream = stream.decode() if isinstance(stream, bytes) else stream
+            if self.batch_handler is not None and self._handle_together(stream, entries):
+                n += len(entries)
+                continue
             for entry_id, fields in entries:
                 self._handle(stream, entry_id, fields)
                 n += 1
         return n
+
+    def _handle_together(self, stream: str, entries: list) -> bool:
+        """Give the entries read together to batch_handler in one call (e.g. one model batch for
+        the field) and acknowledge them all; on failure, False: each is retried on its own."""
+        try:
+            self.batch_handler(stream, [(i, f) for i, f in entries if f])
+        except Exception as exc:  # retried entry by entry below, which counts and dead-letters
+            log.warning("stage %s: batch of %d failed (%s); handling entries one by one",
+                        self.group, len(entries), exc)
+            return False
+        self.client.xack(stream, self.group, *[i for i, _f in entries])
+        self.handled += len(entries)
+        return True
 
     def run(self, stop: Callable[[], bool], reclaim_every_s: float = 5.0) -> None:
         """Loop until stop() is true: own pending first, then new entries, reclaiming periodically."""

@@ -70,3 +70,20 @@ def screenshots() -> Path:
     """Where browser tests save what the page showed (git-ignored) for a reviewer to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def _wait_for(predicate, timeout: float = 30.0, every: float = 0.05) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return bool(predicate())
+
+
+@pytest.fixture(scope="session")
+def wait_for():
+    """wait_for(predicate, timeout=30) -> bool: poll until a live system reaches a state."""
+    return _wait_for

@@ -26,17 +26,8 @@ def run_stage(client, stop):
     return c, t
 
 
-def wait_for(predicate, timeout=20.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
-
-def test_replayed_race_ends_in_the_official_classification(r, barber_r1, grcup):
+def test_replayed_race_ends_in_the_official_classification(r, barber_r1, grcup, wait_for):
     stop = threading.Event()
     consumer, thread = run_stage(r, stop)
     result = play(barber_r1, r, StreamWriter(r, shards=4), speed=None, progress=False)
@@ -72,7 +63,7 @@ def test_telemetry_reaches_the_car_shard_as_columnar_batches(r, barber_r1):
     assert 150 < top < 250, "a GR86 at Barber tops out around 180-200 km/h"
 
 
-def test_redelivered_crossings_change_nothing(r, barber_r1):
+def test_redelivered_crossings_change_nothing(r, barber_r1, wait_for):
     stop = threading.Event()
     consumer, thread = run_stage(r, stop)
     play(barber_r1, r, StreamWriter(r, shards=4), speed=None, progress=False)
@@ -86,7 +77,7 @@ def test_redelivered_crossings_change_nothing(r, barber_r1):
     assert r.hgetall(keys.car_state("barber-r1")) == before
 
 
-def test_a_crossing_that_keeps_failing_goes_to_the_dead_letter_stream(r):
+def test_a_crossing_that_keeps_failing_goes_to_the_dead_letter_stream(r, wait_for):
     stop = threading.Event()
     consumer, thread = run_stage(r, stop)
     r.xadd(keys.LAPS_STREAM, {"session": "s", "car": "9", "d": "{not json"})

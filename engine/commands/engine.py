@@ -11,6 +11,7 @@ import threading
 
 ROLES = ("timing", "process")
 ROLES += ("ingest",)   # UDP ingest: engine/ingest/service.py
+ROLES += ("insights",)  # tyre model + driver coaching per crossing: engine/stages/insights.py
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -52,8 +53,14 @@ def run(args: argparse.Namespace) -> int:
     children = []
     if "process" in roles:
         from engine.laps.stage import start_workers
-        process_threads, children = start_workers(settings, name, args.workers, stop)
+        from engine.stages.insights import lap_hooks
+        process_threads, children = start_workers(settings, name, args.workers, stop,
+                                                  hook_factory=lambda c: lap_hooks(c, settings))
         threads += process_threads
+    if "insights" in roles:
+        from engine.stages import insights
+        c = insights.consumer(connect(settings.redis_url), name, settings.models_dir, settings.insight_ttl_s)
+        threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="insights", daemon=True))
     if "ingest" in roles:
         from engine.ingest.service import ingest_threads
         threads += ingest_threads(settings, name, stop)
