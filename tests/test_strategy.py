@@ -222,3 +222,9 @@ def test_pitwall_simulate_bad_input_is_a_clear_error():
     assert p.returncode == 2 and "no_such.ini does not exist" in p.stderr
     p = run_cli("--backtest", "data/tumftm", "--json")
     assert p.returncode == 2 and "no GR Cup races found" in p.stderr
+
+
+def test_grcup_overtake_threshold_reproduces_the_real_rate_of_place_changes():
+    out = sgr.place_changes(GRCUP, gaps=(sgr.OVERTAKE_GAP_S,), races=100)
+    assert out["car_laps"] > 3000
+    assert out["simulated"][sgr.OVERTAKE_GAP_S] == pytest.approx(out["real"], abs=0.02)
