@@ -213,9 +213,7 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
     retire = np.where(fails, np.minimum(retire, fail_lap), retire)
     vsc_on = fails & (rng.random((races, C)) < ev["p_vsc_aft_failure"])
     vsc_dur = 1 + rng.choice(len(ev["p_vsc_duration"]), size=(races, C), p=_pmf(ev["p_vsc_duration"]))
-    vsc = np.zeros((races, L), bool)
-    for c in range(C):   # cars are few; each step is vectorised over the races
-        vsc |= vsc_on[:, c, None] & (lap >= fail_lap[:, c, None]) & (lap < (fail_lap + vsc_dur)[:, c, None])
+    vsc = (vsc_on[..., None] & (lap >= fail_lap[..., None]) & (lap < (fail_lap + vsc_dur)[..., None])).any(axis=1)
     flags = np.where(sc, SC, np.where(vsc, FCY, 0)).astype(np.int8)
     return Cautions(flags, retire)
 
