@@ -28,7 +28,7 @@ log = logging.getLogger("pitwall.live")
 
 ALERT = "alert.triggered"
 SNAPSHOT_TYPES = ("insight.generated", "prediction.complete", "telemetry.update")
-BURST_WINDOW_S = 0.02      # a burst of publishes (every car at once) leaves as one frame
+BURST_WINDOW_S = 0.01      # a burst of publishes (every car at once) leaves as one frame
 MIN_FLUSH_INTERVAL_S = 0.05  # at most 20 frames a second per client; pages apply at most 10
 HEARTBEAT_S = 5.0          # an idle feed still says it is alive, so a browser can tell "stale"
 MAX_PENDING_ALERTS = 10_000  # beyond this a client is cut off and catches up from the stream
@@ -69,14 +69,28 @@ class Batch:
 
 @dataclass
 class Frame:
-    """One flush of the hub: the batch and its encoding, shared by every client that is keeping up."""
+    """One flush of the hub: the batch and its WebSocket frame on the wire, encoded once and
+    shared by every client that is keeping up."""
 
     batch: Batch
-    text: str
+    wire: bytes
 
 
 def encode(batch: Batch) -> str:
     return json.dumps(batch.messages(), separators=(",", ":"), default=str)
+
+
+def ws_text_frame(text: str) -> bytes:
+    """An unmasked, unfragmented WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + payload
 
 
 def alert_message(entry_id: bytes | str, fields: dict) -> dict:
@@ -107,38 +121,36 @@ def parse_published(raw: bytes | str) -> dict | None:
 # ---------------------------------------------------------------- the shell: hub and clients
 
 class Client:
-    """One connected socket's queue of frames."""
+    """One connected socket's queue of frames. A deque and an Event (cheap under gevent, where
+    a thousand of these wake at every flush); the counter only decides when to cut a client off."""
 
     def __init__(self):
         self.frames: deque[Frame] = deque()
         self.pending_alerts = 0
         self.cut_off = False
-        self.cond = threading.Condition()
+        self.ready = threading.Event()
 
     def offer(self, frame: Frame) -> None:
-        with self.cond:
-            self.frames.append(frame)
-            self.pending_alerts += len(frame.batch.alerts)
-            if self.pending_alerts > MAX_PENDING_ALERTS:
-                self.cut_off = True
-            self.cond.notify()
+        self.frames.append(frame)
+        self.pending_alerts += len(frame.batch.alerts)
+        if self.pending_alerts > MAX_PENDING_ALERTS:
+            self.cut_off = True
+        self.ready.set()
 
-    def take(self, timeout: float) -> str | None:
-        """The text to send next (merging frames if the client fell behind), None on timeout."""
-        with self.cond:
-            if not self.frames:
-                self.cond.wait(timeout)
-            if not self.frames:
-                return None
-            if len(self.frames) == 1:
-                frame = self.frames.popleft()
-                self.pending_alerts = 0
-                return frame.text
-            merged = Batch()
-            while self.frames:
-                merged.merge(self.frames.popleft().batch)
-            self.pending_alerts = 0
-        return encode(merged)
+    def take(self, timeout: float) -> bytes | None:
+        """The frame to send next (merging frames if the client fell behind), None on timeout."""
+        if not self.frames:
+            self.ready.wait(timeout)
+        self.ready.clear()          # before draining: an offer from now on sets it again
+        if not self.frames:
+            return None
+        self.pending_alerts = 0
+        if len(self.frames) == 1:
+            return self.frames.popleft().wire
+        merged = Batch()
+        while self.frames:
+            merged.merge(self.frames.popleft().batch)
+        return ws_text_frame(encode(merged))
 
 
 class Hub:
@@ -263,7 +275,7 @@ class Hub:
             last_flush = time.monotonic()
             if not len(batch):
                 continue
-            frame = Frame(batch, encode(batch))
+            frame = Frame(batch, ws_text_frame(encode(batch)))
             for c in clients:
                 c.offer(frame)
             self.stats["frames"] += 1
@@ -284,7 +296,11 @@ def hub() -> Hub:
 
 
 def serve(ws, since: str | None) -> None:
-    """The life of one socket: a hello, the alerts it missed, then frames until it goes away."""
+    """The life of one socket: a hello, the alerts it missed, then frames until it goes away.
+
+    Frames go straight to the socket, pre-encoded once per flush for every client (wsproto would
+    re-encode the same bytes a thousand times); only this greenlet writes data frames, and the
+    library still handles the handshake, pings and the close."""
     from simple_websocket import ConnectionClosed
 
     h = hub()
@@ -293,16 +309,16 @@ def serve(ws, since: str | None) -> None:
         hello = {"type": "feed.hello", "timestamp": time.time(),
                  "data": {"heartbeat_s": HEARTBEAT_S, "last_alert_id": h.stats["last_alert_id"]}}
         missed = h.catch_up(since) if since else []
-        ws.send(json.dumps([hello, *missed], separators=(",", ":")))
+        ws.sock.sendall(ws_text_frame(json.dumps([hello, *missed], separators=(",", ":"))))
         while ws.connected:
-            text = client.take(HEARTBEAT_S)
+            wire = client.take(HEARTBEAT_S)
             if client.cut_off:
                 h.stats["cut_off"] += 1
                 ws.close(reason=1013, message="too far behind: reconnect with ?since= to catch up")
                 return
-            if text is None:
-                text = json.dumps([{"type": "feed.heartbeat", "timestamp": time.time(), "data": {}}])
-            ws.send(text)
+            if wire is None:
+                wire = ws_text_frame(json.dumps([{"type": "feed.heartbeat", "timestamp": time.time(), "data": {}}]))
+            ws.sock.sendall(wire)
     except (ConnectionClosed, OSError):
         return
     finally:
