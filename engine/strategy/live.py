@@ -23,7 +23,7 @@ from engine.strategy.strategies import candidates, compare, pit_window, plans_fo
 
 __all__ = ["recommend", "state_from_timing", "should_rerun", "pit_window_fields", "DEFAULT_RACES"]
 
-DEFAULT_RACES = 5_000   # 30 cars x 8 strategies x 17 laps: ~0.4 s on one loaded core; 10,000 ~0.8 s
+DEFAULT_RACES = 4_000   # 30 cars x 8 strategies x 17 laps: about 0.5 s of one loaded core (10,000: 1.3 s)
 LIVE_WINDOW = 4        # single-stop laps compared live (plus stay out, caution and two stops)
 
 

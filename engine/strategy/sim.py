@@ -402,7 +402,9 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
                 a += ov_ts - ts[slot].ravel()[ov]
             adv.ravel()[ov] = a
             floor.ravel()[ov] = ov_t + gap[0, ov % races]
-        can = np.flatnonzero(adv >= thr)
+        can = adv >= thr
+        can &= raw < floor                                   # only a car in conflict can pass or fight
+        can = np.flatnonzero(can)
         if not can.size:
             np.maximum(raw, floor, out=raw)
             ov = can
