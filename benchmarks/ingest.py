@@ -214,7 +214,9 @@ def main(argv: list[str]) -> dict:
         vals = [r[field] for r in runs.get(key, [])]
         return statistics.median(vals) if vals else None
 
-    sustained = [med(k, "written_points_per_s") for k in runs if (med(k, "loss_fraction") or 0) <= 0.001]
+    # sustained: every repeat at that offered rate lost at most 0.1 % (the worst run decides)
+    sustained = [med(k, "written_points_per_s") for k in runs
+                 if k != "max" and max(r["loss_fraction"] for r in runs[k]) <= 0.001]
     result = {
         "max_sustained_points_per_s": max(sustained) if sustained else None,
         "max_rate_written_points_per_s": med("max", "written_points_per_s"),
