@@ -54,6 +54,9 @@ def test_bad_parameter_files_are_clear_errors(tmp_path):
     bad.write_text(PARS.read_text().replace('"participants": ["HAM",', '"participants": ["XYZ", "HAM",'))
     with pytest.raises(ValueError, match="participant XYZ has no entry"):
         tumftm.load(bad)
+    bad.write_text(PARS.read_text().replace('"vel_max": 306.2', '"velmax": 306.2'))
+    with pytest.raises(ValueError, match="pars_X.ini: missing parameter 'vel_max'"):
+        tumftm.field_and_rules(tumftm.load(bad))
 
 
 @pytest.fixture(scope="module")

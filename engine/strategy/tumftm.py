@@ -115,6 +115,13 @@ def tyre_curve(driver_tyres: dict, compound: str) -> tuple[float, float]:
 
 def field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
     """The start of the race as a Field (grid order, first stint) and the race's Rules."""
+    try:
+        return _field_and_rules(race)
+    except KeyError as exc:
+        raise ValueError(f"{race.path.name}: missing parameter {exc.args[0]!r}") from None
+
+
+def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
     tr, codes = race.track, race.codes
     sigma_tab, start_tab = race.mcs_all["t_lap_var_sigma"], race.mcs_all["t_startperf"]
     pace, sigma, age, k0, k1, extra, var, bias, grid, s_mean, s_sd = ([] for _ in range(11))
