@@ -8,6 +8,7 @@ answered with its index, the field and the reason, and the good points of the ba
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 from functools import lru_cache
@@ -36,8 +37,10 @@ def pipeline() -> Ingest:
 
     s = Settings.from_env()
     url = data.redis_url()
-    return Ingest(lambda: connect(url), shards=s.shards, maxlen=s.stream_maxlen, ring_size=s.ring_size,
-                  name=f"web-{socket.gethostname()}-{os.getpid()}").start()
+    ing = Ingest(lambda: connect(url), shards=s.shards, maxlen=s.stream_maxlen, ring_size=s.ring_size,
+                 name=f"web-{socket.gethostname()}-{os.getpid()}").start()
+    atexit.register(ing.stop, 2.0)      # a worker that exits writes what its ring still holds
+    return ing
 
 
 def accept(body: bytes | str, binary: bool) -> tuple[dict, int]:

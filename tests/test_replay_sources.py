@@ -95,3 +95,16 @@ def test_progress_line_shows_laps_points_per_second_and_lag(r, capsys):
     err = capsys.readouterr().err
     line = [x for x in err.splitlines() if x.startswith("replay barber-r1")][-1]
     assert " lap " in line and "/s)" in line and " lag " in line
+
+
+def test_replay_command_sends_a_telemetry_file_over_udp_without_a_redis_of_its_own(udp_ingest, monkeypatch, capsys):
+    ing, udp = udp_ingest
+    monkeypatch.delenv("PITWALL_REDIS_URL", raising=False)
+    from engine.cli import main
+
+    assert main(["replay", str(LONG), "--max", "--to", f"udp://127.0.0.1:{udp.port}"]) == 0
+    n = len(load_race(telemetry_race(LONG)).telemetry)
+    assert f"{n} points" in capsys.readouterr().out
+    assert wait_for(lambda: ing.counters.get("written") == n)
+    with pytest.raises(SystemExit, match="expected stream, udp://HOST:PORT or http://HOST:PORT"):
+        main(["replay", str(LONG), "--max", "--to", "carrier-pigeon"])

@@ -266,5 +266,5 @@ class Ingest:
         extra = {"ring_points": self.ring.count, "ring_capacity": self.ring.capacity}
         for hook in self.hooks:
             extra.update(hook())
-        extra.update(self.latency.percentiles_ms(last=20_000))
+        extra.update({k: v for k, v in self.latency.percentiles_ms(last=20_000).items() if v == v})  # no NaN
         self.counters.mirror(client, self.name, extra)
