@@ -100,3 +100,9 @@ def test_create_server_mounts_the_ingest_routes():
 
     rules = {rule.rule for rule in create_server().url_map.iter_rules()}
     assert {"/api/telemetry", "/ws/ingest", "/api/ingest/stats"} <= rules
+
+
+def test_a_body_over_4_mib_is_refused_by_name(web):
+    base, _ = web
+    status, doc = post(base, b"[" + b" " * (5 * 1024 * 1024) + b"]")
+    assert status == 413 and doc["errors"][0]["field"] == "body"
