@@ -263,6 +263,7 @@ def main(argv: list[str]) -> dict:
     p.add_argument("--seconds", type=float, default=20.0, help="publishing time per run (default 20)")
     p.add_argument("--client-procs", type=int, default=2, help="processes holding the client sockets")
     p.add_argument("--no-baseline", action="store_true", help="skip the gthread baseline run")
+    p.add_argument("--repeats", type=int, default=1, help="runs per client count; the run with the median p95 is kept")
     args = p.parse_args(argv)
     counts = [int(c) for c in args.clients.split(",") if c]
 
@@ -273,7 +274,9 @@ def main(argv: list[str]) -> dict:
     runs = []
     try:
         for n in counts:
-            runs.append(one_run(server.url, n, args.seconds, "gevent", args.client_procs, tmp))
+            reps = sorted((one_run(server.url, n, args.seconds, "gevent", args.client_procs, tmp)
+                           for _ in range(max(1, args.repeats))), key=lambda x: x["p95_ms"] or float("inf"))
+            runs.append(reps[len(reps) // 2])
             log(json.dumps(runs[-1]["p95_ms"]) + f" ms p95 at {n} clients, lost alerts {runs[-1]['lost_alerts']}")
         baseline = None if args.no_baseline else one_run(server.url, min(counts), args.seconds, "gthread",
                                                            args.client_procs, tmp)
