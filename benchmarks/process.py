@@ -17,6 +17,9 @@ Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replaye
   machine pulls down.
 - redis_cpu_per_worker_cpu: redis-server's CPU seconds per worker CPU second in those runs: with
   two workers the machine needs 2 x (1 + this) cores to scale 2x, on a 2-core machine.
+- points_per_s_1w_engine_hooks: one run of `pitwall engine --role process` itself, which also
+  runs the tyre-wear and driver hooks on every lap (engine.stages.insights.lap_hooks): what the
+  downstream consumers cost on top of the stage. The figures above are the stage alone.
 - core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis: the
   ceiling the stage's Redis I/O is compared against.
 - lap_latency_p50/p95_ms: one worker, --latency-cars cars (spread evenly around the lap, as a
@@ -95,10 +98,26 @@ def complete_laps(values, channels) -> int:
     return len(np.unique(lap[~np.isnan(lap)])) - 2      # the partial first and last laps
 
 
-def spawn(url: str, name: str) -> subprocess.Popen:
+def spawn(url: str, name: str, hooks: bool = False) -> subprocess.Popen:
+    """A worker process: the stage alone (this module's `worker`), or with hooks=True the engine's
+    full process role (`pitwall engine --role process`, which also runs the tyre and driver hooks)."""
     env = {**os.environ, "PITWALL_REDIS_URL": url, "PITWALL_SHARDS": str(SHARDS), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "process", "--name", name],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = (["-m", "engine.cli", "engine", "--role", "process", "--name", name] if hooks
+            else ["-m", "benchmarks.process", name])
+    return subprocess.Popen([sys.executable, *argv], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def worker(name: str) -> None:
+    """A process-stage worker without on_lap_complete hooks: what this benchmark measures."""
+    from engine.commands.engine import stop_on_signals
+    from engine.laps import stage
+    from engine.redisserver import connect
+    from engine.settings import Settings
+
+    settings = Settings.from_env()
+    stop = stop_on_signals()
+    stage.consumer(connect(settings.redis_url), name, settings.shards, settings.insight_ttl_s).run(stop.is_set)
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -117,19 +136,12 @@ def wait(predicate, timeout: float, what: str) -> None:
     while not predicate():
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.005)
+        time.sleep(0.01)
 
 
 def prepare(r) -> None:
     r.flushall()
     r.hset(keys.session_meta(SESSION), mapping={"track": "barber", "air_temp": 30.3, "track_temp": ""})
-
-
-def laps_written(r, cars: list[str]) -> int:
-    pipe = r.pipeline(transaction=False)
-    for car in cars:
-        pipe.hlen(keys.lap_record(SESSION, car))
-    return sum(pipe.execute())
 
 
 def cpu_s(procs: list) -> float:
@@ -139,12 +151,12 @@ def cpu_s(procs: list) -> float:
     return sum(sum(psutil.Process(getattr(p, "pid", p)).cpu_times()[:2]) for p in procs)
 
 
-def throughput(r, url: str, redis_pid: int, workers: int, stream_entries, cars, expected_laps: int,
-               points: int) -> tuple[float, float, float]:
+def throughput(r, url: str, redis_pid: int, workers: int, stream_entries, expected_laps: int,
+               points: int, hooks: bool = False) -> tuple[float, float, float]:
     """(points/s wall clock, points per worker CPU-second, redis-server CPU s per worker CPU s)
     through `workers` worker processes, from their resume to the last lap record."""
     prepare(r)
-    procs = [spawn(url, f"bench-w{k}") for k in range(workers)]
+    procs = [spawn(url, f"bench-w{k}", hooks) for k in range(workers)]
     try:
         def balanced():
             owners = [r.get(keys.process_lease(s)) for s in range(SHARDS)]
@@ -163,7 +175,8 @@ def throughput(r, url: str, redis_pid: int, workers: int, stream_entries, cars, 
         t0 = time.perf_counter()
         for p in procs:
             p.send_signal(signal.SIGCONT)
-        wait(lambda: laps_written(r, cars) >= expected_laps, 300, "the lap records")
+        # every new lap record is announced once on the laprecords stream: one cheap XLEN to poll
+        wait(lambda: r.xlen(keys.LAP_RECORDS_STREAM) >= expected_laps, 300, "the lap records")
         elapsed = time.perf_counter() - t0
         cpu, rcpu = cpu_s(procs) - cpu0, cpu_s([redis_pid]) - rcpu0
     finally:
@@ -265,7 +278,7 @@ def main(argv: list[str]) -> dict:
             redis_share: list[float] = []
             for rep in range(args.repeats):
                 for w in (1, 2):
-                    rate, cpu_rate, rshare = throughput(r, server.url, server.proc.pid, w, stream_entries, cars,
+                    rate, cpu_rate, rshare = throughput(r, server.url, server.proc.pid, w, stream_entries,
                                                         expected, points)
                     redis_share.append(rshare)
                     rates[w].append(rate)
@@ -273,6 +286,9 @@ def main(argv: list[str]) -> dict:
                     log(f"repeat {rep + 1}: {w} worker(s) {rate:,.0f} points/s wall, "
                         f"{cpu_rate:,.0f} points per worker CPU-second, redis-server {rshare:.2f} CPU s "
                         f"per worker CPU s; load {os.getloadavg()[0]:.2f}")
+            with_hooks = throughput(r, server.url, server.proc.pid, 1, stream_entries, expected, points, hooks=True)
+            log(f"pitwall engine --role process (with the tyre/driver lap hooks): {with_hooks[0]:,.0f} points/s "
+                f"wall, {with_hooks[1]:,.0f} per worker CPU-second")
             lat = latency(r, server.url, ts, channels, values, car_ids(args.latency_cars),
                           args.latency_speed, args.latency_seconds)
             log(f"latency: {len(lat)} laps measured")
@@ -287,6 +303,8 @@ def main(argv: list[str]) -> dict:
         "points_per_cpu_s_1w": round(statistics.median(per_cpu[1])),
         "points_per_cpu_s_2w": round(statistics.median(per_cpu[2])),
         "scaling_2w_per_cpu": round(2 * statistics.median(per_cpu[2]) / statistics.median(per_cpu[1]), 3),
+        "points_per_s_1w_engine_hooks": round(with_hooks[0]),
+        "points_per_cpu_s_1w_engine_hooks": round(with_hooks[1]),
         "redis_cpu_per_worker_cpu": round(statistics.median(redis_share), 3),
         "lap_latency_p50_ms": float(np.percentile(lat, 50)) if lat else None,
         "lap_latency_p95_ms": float(np.percentile(lat, 95)) if lat else None,
@@ -301,3 +319,7 @@ def main(argv: list[str]) -> dict:
         "load_avg_1m_before": load_before,
         "data": "car #2's real Barber R1 telemetry replicated under other car ids (same samples)",
     }
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1])
