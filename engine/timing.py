@@ -36,6 +36,8 @@ def apply_lap(state: dict | None, crossing: dict) -> dict | None:
     # Best laps count only green, non-pit laps, as timing screens do.
     if lap_time is not None and green and not in_pit and (best is None or lap_time < best):
         state["best_lap_s"] = lap_time
+    if lap_time is not None and green and not in_pit:
+        state["green_laps"] = state.get("green_laps", 0) + 1
     best_sectors = list(state.get("best_sectors") or [None, None, None])
     for i, s in enumerate(sectors):
         if s is not None and green and (best_sectors[i] is None or s < best_sectors[i]):

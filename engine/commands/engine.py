@@ -12,6 +12,7 @@ import threading
 ROLES = ("timing", "process")
 ROLES += ("ingest",)   # UDP ingest: engine/ingest/service.py
 ROLES += ("insights",)  # tyre model + driver coaching per crossing: engine/stages/insights.py
+ROLES += ("strategy",)  # Monte Carlo call per crossing and caution: engine/strategy/stage.py
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -61,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         from engine.stages import insights
         c = insights.consumer(connect(settings.redis_url), name, settings.models_dir, settings.insight_ttl_s)
         threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="insights", daemon=True))
+    if "strategy" in roles:
+        from engine.strategy import stage as strategy
+        c = strategy.consumer(connect(settings.redis_url), name, settings.insight_ttl_s)
+        threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="strategy", daemon=True))
     if "ingest" in roles:
         from engine.ingest.service import ingest_threads
         threads += ingest_threads(settings, name, stop)

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections import Counter
 
+import numpy as np
 import redis
 
 from engine import keys
@@ -33,6 +34,10 @@ def timing_cars(board: list[dict]) -> list[dict]:
         return []
     leader = board[0]
     ref_lap = leader.get("best_lap_s") or leader.get("last_lap_s")
+    # A car with fewer than three green laps (the start, a restart) has no race pace yet: one slow
+    # restart lap would make it the slowest car in the field. It runs at the field's pace instead.
+    settled = [r["best_lap_s"] for r in board if r.get("best_lap_s") and r.get("green_laps", 0) >= 3]
+    field_pace = float(np.median(settled)) if settled else None
     out = []
     for row in board:
         best = row.get("best_lap_s") or row.get("last_lap_s")
@@ -40,10 +45,13 @@ def timing_cars(board: list[dict]) -> list[dict]:
             continue                 # no lap time yet: nothing to simulate this car from
         down = leader.get("laps", 0) - row.get("laps", 0)
         gap = row["elapsed_s"] - leader["elapsed_s"] + max(down, 0) * ref_lap
-        out.append({"car": str(row["car"]), "position": row.get("position", len(out) + 1),
-                    "laps": row.get("laps", 0), "gap_s": max(gap, 0.0), "best_lap_s": best,
-                    "last_lap_s": row.get("last_lap_s") or best, "tyre_age_laps": row.get("tyre_age_laps", 0),
-                    "pit": bool(row.get("in_pit"))})
+        car = {"car": str(row["car"]), "position": row.get("position", len(out) + 1),
+               "laps": row.get("laps", 0), "gap_s": max(gap, 0.0), "best_lap_s": best,
+               "last_lap_s": row.get("last_lap_s") or best, "tyre_age_laps": row.get("tyre_age_laps", 0),
+               "pit": bool(row.get("in_pit"))}
+        if row.get("green_laps", 0) < 3 and field_pace is not None:
+            car["pace_s"] = field_pace
+        out.append(car)
     return out
 
 
