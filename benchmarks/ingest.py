@@ -53,7 +53,7 @@ def sender(port: int, rate: float, seconds: float, per_datagram: int, cars: int)
     """Send binary datagrams at `rate` points/s (0 = as fast as possible) for `seconds`."""
     import socket
 
-    from engine.ingest.datagram import encode_binary
+    from engine.ingest.datagram import SENT_AT_OFFSET, encode_binary
 
     samples = real_samples()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -83,7 +83,7 @@ def sender(port: int, rate: float, seconds: float, per_datagram: int, cars: int)
             continue
         while sent < due:
             g = grams[sent % n_grams]
-            pack(g, 10, time.time())
+            pack(g, SENT_AT_OFFSET, time.time())
             try:
                 sendto(g, addr)
             except OSError:

@@ -45,6 +45,7 @@ MAGIC = b"PW"
 VERSION = 1
 FLAG_F64 = 1
 HEADER = struct.Struct("<2sBBHBBBBd")
+SENT_AT_OFFSET = 10             # where a sender stamps its clock just before sending
 MAX_POINTS = 4096
 MAX_DATAGRAM = 65_507           # the largest UDP payload over IPv4
 F1_FORMATS = range(2023, 2027)
