@@ -252,3 +252,40 @@ def test_a_worker_that_lost_its_lease_writes_nothing(r, race):
     assert len(st.outbox) == LAPS
     assert st.flush() == {keys.shard_of(SESSION, CAR, SHARDS)}
     assert r.hlen(keys.lap_record(SESSION, CAR)) == 0 and not r.exists(keys.checkpoint(SESSION, CAR))
+
+
+class Crash(BaseException):
+    """Stands in for the process dying (not an Exception: hook errors are caught and counted)."""
+
+
+def test_a_crash_between_a_lap_record_and_its_checkpoint_reruns_the_lap_hooks(r, race):
+    replay(r, race)
+    shard = keys.shard_of(SESSION, CAR, SHARDS)
+    stream = keys.telemetry_stream(shard)
+    r.set(keys.process_lease(shard), "w")
+    entries = r.xrange(stream)
+    calls = []
+
+    def crash_on_lap_3(session, car, rec, samples):
+        calls.append(rec["lap"])
+        if rec["lap"] == 3 and calls.count(3) == 1:
+            raise Crash
+
+    first = process.ProcessStage(r, "w", SHARDS)
+    first.on_lap_complete.append(crash_on_lap_3)
+    with pytest.raises(Crash):
+        for entry_id, fields in entries:
+            first.handle(stream, entry_id, fields)
+            first.flush()
+    assert r.hexists(keys.lap_record(SESSION, CAR), 3), "lap 3's record was written before its hook ran"
+    checkpoint_lap = json.loads(r.hget(keys.checkpoint(SESSION, CAR), "meta"))["lap"]
+    assert checkpoint_lap == 3, "the checkpoint still stands before lap 3 closed"   # the open lap then was 3
+
+    second = process.ProcessStage(r, "w", SHARDS)       # the restarted worker: state from Redis only
+    second.on_lap_complete.append(crash_on_lap_3)
+    for entry_id, fields in entries:
+        second.handle(stream, entry_id, fields)
+        second.flush()
+    assert calls.count(3) == 2 and calls.count(4) == 1, "lap 3's hooks rerun once, later laps once"
+    assert second.laps_written == LAPS - 3                # lap 3 was already there: not written twice
+    assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS

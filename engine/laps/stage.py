@@ -47,23 +47,31 @@ LapHook = Callable[[str, str, dict, dict], None]
 
 _RENEW = """if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"""
 _RELEASE = """if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"""
-# KEYS: lease, laps hash, checkpoint, laprecords stream, insight, telemetry stream
-# ARGV: owner, session, car, maxlen, insight json, now, ttl, group, n laps, (lap, json) x n,
-#       n checkpoint fields, (field, value) x n, n ids to XACK, id x n
+# One lease-fenced script writes a car's new lap records (HSETNX, announced on the laprecords
+# stream, summarised in the insight), its checkpoint and the XACK of the entries they cover;
+# any part may be empty. KEYS: lease, laps hash, checkpoint, laprecords stream, insight,
+# telemetry stream. ARGV: owner, session, car, maxlen, insight json, now, ttl, group,
+# n laps, (lap, json) x n, n checkpoint fields, (field, value) x n, n ids, id x n.
 _WRITE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local i = 9
 local added = 0
-for _ = 1, tonumber(ARGV[i]) do
+local laps = tonumber(ARGV[i])
+for _ = 1, laps do
   if redis.call('HSETNX', KEYS[2], ARGV[i + 1], ARGV[i + 2]) == 1 then
     added = added + 1
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'session', ARGV[2], 'car', ARGV[3], 'lap', ARGV[i + 1])
   end
   i = i + 2
 end
+if laps > 0 then
+  redis.call('HSET', KEYS[5], 'lap', ARGV[5], 'updated_at', ARGV[6])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+end
 i = i + 1
-redis.call('DEL', KEYS[3])
-for _ = 1, tonumber(ARGV[i]) do
+local fields = tonumber(ARGV[i])
+if fields > 0 then redis.call('DEL', KEYS[3]) end
+for _ = 1, fields do
   redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
   i = i + 2
 end
@@ -72,8 +80,6 @@ for _ = 1, tonumber(ARGV[i]) do
   redis.call('XACK', KEYS[6], ARGV[8], ARGV[i + 1])
   i = i + 1
 end
-redis.call('HSET', KEYS[5], 'lap', ARGV[5], 'updated_at', ARGV[6])
-redis.call('EXPIRE', KEYS[5], ARGV[7])
 return added
 """
 META_REFRESH_S = 5.0     # session meta (track, weather) is re-read at most this often
@@ -129,15 +135,22 @@ class ShardLeases:
 class _LapWrite:
     """One car's completed lap(s) waiting to be written (see ProcessStage.flush)."""
 
-    stream: str
     shard: int
     session: str
     car: str
     keys: list[str]
-    args: list
+    head: list
+    laps: list          # lap, json, lap, json, ...
+    checkpoint: list    # field, value, ...
+    ids: list[bytes]    # entries the checkpoint covers, to XACK with it
     records: list
     closed: list
-    ack: list[bytes]
+
+    def args(self, laps: bool, checkpoint: bool) -> list:
+        out = [*self.head, len(self.laps) // 2 if laps else 0, *(self.laps if laps else [])]
+        if checkpoint:
+            return [*out, len(self.checkpoint) // 2, *self.checkpoint, len(self.ids), *self.ids]
+        return [*out, 0, 0]
 
 
 class ProcessStage:
@@ -223,37 +236,32 @@ class ProcessStage:
         return []
 
     def _lap_write(self, stream: str, st: CarState, records: list, closed: list, ids: list[bytes]) -> "_LapWrite":
-        """The script call that writes the records and the checkpoint (and XACKs `ids` when no hook
-        has to run between the write and the acknowledgement)."""
-        ack_in_script = not self.on_lap_complete
-        args: list = [self.name, st.session, st.car, self.records_maxlen, json.dumps(records[-1].summary()),
-                      time.time(), self.ttl, GROUP, len(records)]
-        for rec in records:
-            args += [rec.lap, rec.to_json()]
-        cp = st.to_checkpoint()
-        args.append(len(cp))
-        for k, v in cp.items():
-            args += [k, v]
-        acked = ids if ack_in_script else []
-        args += [len(acked), *acked]
+        """What `flush` writes for one car: its records, then its checkpoint with the XACK of `ids`."""
         shard = keys.shard_of(st.session, st.car, self.shards)
+        head = [self.name, st.session, st.car, self.records_maxlen, json.dumps(records[-1].summary()),
+                time.time(), self.ttl, GROUP]
+        laps = [x for rec in records for x in (rec.lap, rec.to_json())]
+        cp = [x for kv in st.to_checkpoint().items() for x in kv]
         script_keys = [keys.process_lease(shard), keys.lap_record(st.session, st.car),
                        keys.checkpoint(st.session, st.car), keys.LAP_RECORDS_STREAM,
                        keys.insight(st.session, st.car), stream]
-        return _LapWrite(stream, shard, st.session, st.car, script_keys, args, records, closed,
-                         [] if ack_in_script else ids)
+        return _LapWrite(shard, st.session, st.car, script_keys, head, laps, cp, list(ids), records, closed)
 
     def flush(self) -> set[int]:
-        """Write every queued lap in one round trip, run the hooks, XACK. Returns the shards whose
-        lease turned out to be lost (their writes were refused: nothing was written for them)."""
+        """Write every queued lap; returns the shards whose lease turned out to be lost (their
+        writes were refused: nothing was written for them).
+
+        Without hooks: records, checkpoint and XACK in one script call per car, one round trip for
+        all. With hooks: the records first, then the hooks, then checkpoints and XACKs; a crash
+        before the checkpoint replays the lap (the records do not change) and reruns its hooks."""
         if not self.outbox:
             return set()
         jobs, self.outbox = self.outbox, []
+        hooks = bool(self.on_lap_complete)
+        lost: set[int] = set()
         pipe = self.client.pipeline(transaction=False)
         for job in jobs:
-            self._write(keys=job.keys, args=job.args, client=pipe)
-        lost: set[int] = set()
-        acks = self.client.pipeline(transaction=False)
+            self._write(keys=job.keys, args=job.args(laps=True, checkpoint=not hooks), client=pipe)
         for job, written in zip(jobs, pipe.execute()):
             if written == -1:
                 lost.add(job.shard)
@@ -261,9 +269,12 @@ class ProcessStage:
             self.laps_written += int(written)
             for c, rec in zip(job.closed, job.records):
                 self._hooks(job.session, job.car, rec, c.samples)
-            if job.ack:
-                acks.xack(job.stream, GROUP, *job.ack)
-        acks.execute()
+        if hooks:
+            pipe = self.client.pipeline(transaction=False)
+            live = [job for job in jobs if job.shard not in lost]
+            for job in live:
+                self._write(keys=job.keys, args=job.args(laps=False, checkpoint=True), client=pipe)
+            lost |= {job.shard for job, done in zip(live, pipe.execute()) if done == -1}
         return lost
 
     def _hooks(self, session: str, car: str, rec, samples) -> None:
