@@ -7,20 +7,22 @@ are taken over when its leases expire (lease_ms, default 10 s). The taker restor
 its checkpoint and claims the shard's pending entries (XAUTOCLAIM), so order per car is kept.
 
 Acknowledgement: an entry is XACKed only once the lap it belongs to is written: entries of the
-open lap stay pending, and the lap record, the car's checkpoint (state + id of the last entry it
-covers), the laprecords stream entry, the insight field "lap" and the XACK are done by one Lua
+open lap stay pending. The lap records (HSETNX by lap: a redelivery never duplicates or alters a
+lap; each new one announced on the laprecords stream and summarised in the insight field "lap"),
+the car's checkpoint (state + id of the last entry it covers) and the XACK are written by a Lua
 script that first checks the writer still holds the shard's lease (a stale owner writes nothing).
-The laps closed by one read of the streams are written in one pipelined round trip. Lap records
-are HSETNX by lap: a redelivery never duplicates or alters a lap.
+The laps closed by one read of the streams are written in one pipelined round trip.
 
 Session meta: the stage reads keys.session_meta(session) fields `track` (a key of
 engine.tracks.TRACKS: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or missing =
 unknown) at most every META_REFRESH_S; whoever plays or receives the session writes them.
 
-Hook: `ProcessStage.on_lap_complete` — callables (session, car, lap_record: dict, samples:
-dict[str, np.ndarray]) run after the record is written and before the XACK (samples has "t" in
-epoch s and every channel of the lap). A hook that raises is counted in `hook_errors` and
-logged; it does not hold the stream up, so hooks must be idempotent and self-healing.
+Hook: `ProcessStage.on_lap_complete` (or consumer(..., hooks=...), start_workers(...,
+hook_factory=...)) — callables (session, car, lap_record: dict, samples: dict[str, np.ndarray])
+run after the lap's record is written and before its checkpoint and XACK (samples has "t" in
+epoch s and every channel of the lap), so they run at least once per lap: a crash in between
+replays the lap and reruns them. They must be idempotent. A hook that raises is counted in
+`hook_errors` and logged; it does not hold the stream up.
 """
 
 from __future__ import annotations
