@@ -127,3 +127,20 @@ def test_a_packet_whose_size_fits_no_car_count_is_named():
     header["packet_format"] = 2019
     with pytest.raises(InvalidPoint, match="unsupported packetFormat 2019"):
         f1udp.decode(header.tobytes() + bytes(100))
+
+
+def test_a_flashback_keeps_timestamps_moving_forward_and_is_counted(packets_2025):
+    telemetry = [p for p in packets_2025 if p[6] == f1udp.CAR_TELEMETRY
+                 and f1udp.decode(p).header["session_time"] > 0][:200]
+    t0 = float(f1udp.decode(telemetry[0]).header["session_time"])
+    t150 = float(f1udp.decode(telemetry[150]).header["session_time"])
+    assert t150 - t0 > 1.0
+    dec = f1udp.F1Decoder()
+    stamps, metas = [], []
+    for p in telemetry[:151] + telemetry[:50]:        # the game rewinds to the first frame
+        rows, meta = dec.feed(p, 1.75e9)
+        stamps.append(rows.ts[0])
+        metas.append(meta)
+    assert np.all(np.diff(stamps) >= 0)
+    assert [m for m in metas if m] == [{"session": f"f1-{int(f1udp.decode(telemetry[0]).header['session_uid']):016x}",
+                                        "flashbacks": 1}]

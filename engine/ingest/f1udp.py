@@ -32,6 +32,7 @@ PACKET_NAMES = {0: "Motion", 1: "Session", 2: "Lap Data", 3: "Event", 4: "Partic
                 11: "Session History", 12: "Tyre Sets", 13: "Motion Ex", 14: "Time Trial",
                 15: "Lap Positions", 16: "Car Telemetry Ex"}
 WHEELS = {"rl": 0, "rr": 1, "fl": 2, "fr": 3}          # the protocol's wheel array order
+REWIND_S = 0.5          # sessionTime going back more than this is a flashback, not reordering
 STEER_LOCK_DEG = 180.0   # the game reports steer as -1..1; shown as degrees at a nominal +-180 lock
 MAX_CARS = 32
 MAX_SESSIONS = 16
@@ -216,6 +217,8 @@ def channels_of(pid: int, cars: np.ndarray) -> dict[str, np.ndarray]:
 @dataclass
 class _SessionState:
     anchor: float                                  # wall clock at sessionTime 0
+    last_time: float = 0.0                         # latest sessionTime seen
+    flashbacks: int = 0
     active: np.ndarray | None = None               # car slots in the race (position > 0), from Lap Data
     shared: dict[str, float] = field(default_factory=dict)   # safety car, temperatures: added to Lap Data rows
 
@@ -223,7 +226,9 @@ class _SessionState:
 class F1Decoder:
     """Stateful decoder for a stream of F1 packets: anchors each session's clock to UTC at its
     first packet, keeps which car slots are active and the session-wide channels (safety car,
-    temperatures) that it adds to every car's Lap Data point."""
+    temperatures) that it adds to every car's Lap Data point. A flashback rewinds sessionTime:
+    the anchor moves on by the rewound time, so timestamps never go backwards, and the session
+    meta counts the flashbacks."""
 
     def __init__(self) -> None:
         self.sessions: OrderedDict[int, _SessionState] = OrderedDict()
@@ -250,6 +255,19 @@ class F1Decoder:
             raise InvalidPoint("f1", "sessionTime not a finite positive number")
         st = self._state(uid, session_time, now)
         session = f"f1-{uid:016x}"
+        flashback = None
+        if session_time < st.last_time - REWIND_S:
+            st.anchor += st.last_time - session_time
+            st.flashbacks += 1
+            flashback = {"session": session, "flashbacks": st.flashbacks}
+        st.last_time = session_time
+        rows, meta = self._body(pkt, st, session, session_time)
+        if flashback is not None:
+            meta = {**flashback, **(meta or {})}
+        return rows, meta
+
+    def _body(self, pkt: Packet, st: _SessionState, session: str, session_time: float) -> tuple[Rows | None, dict | None]:
+        h = pkt.header
         if pkt.session is not None:
             s = pkt.session
             st.shared = {"safety_car": float(s["safety_car_status"]),
