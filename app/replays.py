@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from engine.settings import REPO_ROOT, Settings
 
-SPEEDS = (1.0, 5.0, 10.0, 30.0)
+SPEEDS = (1.0, 5.0, 10.0, 30.0, 0.0)   # 0: as fast as possible
 _children: list[subprocess.Popen] = []
 
 
@@ -31,8 +31,9 @@ def start(track: str, race: int, speed: float) -> subprocess.Popen:
         raise ValueError(f"track/race: no recorded race {track!r} {race}")
     if not settings.redis_url:
         raise ValueError("PITWALL_REDIS_URL: not set, a replay needs the engine's Redis")
+    pace = ["--max"] if not speed else ["--speed", str(float(speed))]
     argv = [sys.executable, "-m", "engine.cli", "replay", str(settings.replay_data / track), "--race", str(int(race)),
-            "--speed", str(float(speed)), "--fresh"]
+            *pace, "--fresh"]
     proc = subprocess.Popen(argv, env={**os.environ, **settings.env()}, cwd=REPO_ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _children[:] = [p for p in _children if p.poll() is None] + [proc]

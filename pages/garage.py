@@ -14,6 +14,7 @@ from engine.tracks import TRACKS
 dash.register_page(__name__, path="/garage", name="Garage", order=9, hide_nav=True, title="PitWall · Garage")
 
 VIEWS = ("tower", "map", "car")
+ROWS_PER_PAGE = 12       # the tower pages through the field so the type can stay large
 GARAGE_COLUMNS = [c for c in components.TOWER_COLUMNS if c[0] not in ("S1 s", "S2 s", "S3 s", "Age", "Alerts")]
 _KEEP = [i for i, c in enumerate(components.TOWER_COLUMNS) if c in GARAGE_COLUMNS]
 
@@ -29,8 +30,9 @@ def layout(every: str | None = None, session: str | None = None, **_):
     ], className="garage")
 
 
-def tower(session: str, board: dict) -> html.Div:
-    cars = board["cars"]
+def tower(session: str, board: dict, page: int) -> html.Div:
+    pages = max(1, -(-len(board["cars"]) // ROWS_PER_PAGE))
+    cars = board["cars"][(page % pages) * ROWS_PER_PAGE:][:ROWS_PER_PAGE]
     insights = data.insights(session, [c["car"] for c in cars])
     rows = [[components.tower_cells(c, insights.get(str(c["car"]), {}), [])[i] for i in _KEEP] for c in cars]
     return dbc.Table([components.tower_header(GARAGE_COLUMNS),
@@ -67,7 +69,7 @@ def rotate(step, _tick, _feed, wanted):
     leader = cars[0]
     head = f"{session}  ·  lap {leader.get('laps', 0)}  ·  {leader.get('flag', '')}"
     if view == "tower":
-        body = tower(session, board)
+        body = tower(session, board, step // len(VIEWS))
     elif view == "map":
         meta = data.meta(session)
         outline = trackmap.outline(meta.get("track", ""))

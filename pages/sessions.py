@@ -23,7 +23,7 @@ def layout(**_):
         dbc.Row([
             dbc.Col(dcc.Dropdown(id="ss-race", options=[{"label": f"{r['track']} race {r['race']}", "value": r["session"]}
                                                           for r in races], placeholder="recorded race"), width=4),
-            dbc.Col(html.Div(dcc.Dropdown(id="ss-speed", options=[{"label": f"{s:g}× real time", "value": s}
+            dbc.Col(html.Div(dcc.Dropdown(id="ss-speed", options=[{"label": f"{s:g}× real time" if s else "as fast as possible", "value": s}
                                                                    for s in replays.SPEEDS], value=10.0, clearable=False),
                              title="Replay speed against real time"), width=2),
             dbc.Col(dbc.Button("Start replay", id="ss-start", color="primary"), width=2),
@@ -62,4 +62,4 @@ def start_replay(_n, session, speed):
         replays.start(race["track"], race["race"], speed)
     except ValueError as exc:
         return html.Span(str(exc), className="text-warning"), no_update
-    return f"Replaying {session} at {speed:g}×", f"/?session={session}"
+    return f"Replaying {session} at {f'{speed:g}×' if speed else 'full speed'}", f"/?session={session}"

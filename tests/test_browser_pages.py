@@ -155,9 +155,13 @@ def test_tower_changes_live_when_laps_are_replayed(dash_br, race, screenshots):
     dash_br.wait_for_element(cell, timeout=20)
     dash_br.wait_for_text_to_equal("#feed-badge", "● LIVE", timeout=10)
     before = int(dash_br.find_element(cell).text)
-    now = race.advance(2)
+    seq = lambda: dash_br.driver.execute_script("return window.pitwallFeed.state().seq")
+    seq0, t0 = seq(), time.monotonic()
+    now = race.advance(2)        # ~50 crossings, tyre and driver updates: bursts of pushes
     assert now == before + 2
     dash_br.wait_for_text_to_equal(cell, str(now), timeout=10)
+    applied, seconds = seq() - seq0, time.monotonic() - t0
+    assert 0 < applied <= 10 * seconds + 1, f"{applied} page updates in {seconds:.1f} s: bursts coalesced to <= 10/s"
     assert dash_br.driver.execute_script("return performance.getEntriesByType('navigation').length") == 1, \
         "updated in place, not by reloading the page"
     assert len(dash_br.find_elements("#timing-tower tbody tr")) == 22
@@ -226,3 +230,31 @@ def test_page_says_stale_and_recovers_after_the_server_restarts(dash_br, race, s
     now = race.advance(1)
     dash_br.wait_for_contains_text("#garage-head", f"lap {now}", timeout=15)
     dash_br.driver.save_screenshot(str(screenshots / "garage_recovered.png"))
+
+
+def test_works_on_a_4k_screen_with_larger_type_in_the_garage(dash_br, race, screenshots):
+    dash_br.driver.set_window_size(3840, 2160)
+    try:
+        for path, ready, name in (("/", "#timing-tower tbody tr", "overview"), ("/garage?every=60", "#garage-tower", "garage")):
+            open_page(dash_br, race, path)
+            dash_br.wait_for_element(ready, timeout=20)
+            time.sleep(0.5)
+            dash_br.driver.save_screenshot(str(screenshots / f"4k_{name}.png"))
+        size = dash_br.driver.execute_script(
+            "return parseFloat(getComputedStyle(document.querySelector('#garage-tower td')).fontSize)")
+        assert size >= 60, f"garage type {size}px on a 4K screen: readable from 5 m"
+        assert not severe(dash_br)
+    finally:
+        dash_br.driver.set_window_size(1280, 800)
+
+
+def test_a_recorded_race_opens_in_replay_from_the_sessions_page(dash_br, race, screenshots):
+    """Last in the module: the new session becomes the newest one."""
+    open_page(dash_br, race, "/sessions")
+    dash_br.wait_for_element("#sessions-table", timeout=20)
+    dash_br.select_dcc_dropdown("#ss-race", "cota race 1")
+    dash_br.select_dcc_dropdown("#ss-speed", "as fast as possible")
+    dash_br.find_element("#ss-start").click()
+    dash_br.wait_for_contains_text("#ov-status", "cota-r1", timeout=60)
+    assert dash_br.driver.current_url.endswith("/?session=cota-r1")
+    dash_br.driver.save_screenshot(str(screenshots / "replay_opened.png"))
