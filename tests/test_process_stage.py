@@ -175,6 +175,36 @@ def test_the_only_worker_killed_and_restarted_resumes_from_its_checkpoint(r, red
     assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS, "a lap was announced twice"
 
 
+@pytest.mark.slow
+def test_a_redis_restart_mid_race_loses_and_doubles_nothing(tmp_path, race, clean_run):
+    from dataclasses import replace
+
+    from engine.redisserver import RedisServer, connect
+    half = 1300.0      # race seconds: lap 13
+    server = RedisServer(tmp_path / "redis", persist=True).start()
+    c = stop = t = None
+    try:
+        r = connect(server.url)
+        c, stop, t = in_process_worker(server.url)
+        replay(r, replace(race, telemetry=race.telemetry[race.telemetry["t"] < half],
+                          crossings=race.crossings[race.crossings["t"] < half]))
+        assert wait_for(lambda: r.hlen(keys.lap_record(SESSION, CAR)) >= 12)
+        server.stop()                                   # SHUTDOWN: the append-only file is flushed
+        time.sleep(1.5)                                 # the worker loses Redis and backs off
+        server = RedisServer(tmp_path / "redis", port=server.port, persist=True).start()
+        play(race, r, StreamWriter(r, SHARDS), speed=None, progress=False, from_t=half)
+        assert wait_for(lambda: r.hlen(keys.lap_record(SESSION, CAR)) == LAPS, 60)
+        time.sleep(0.5)
+        assert c.reconnects >= 1
+        assert records(r) == clean_run
+        assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS
+    finally:
+        if stop is not None:
+            stop.set()
+            t.join(10)
+        server.stop()
+
+
 def test_redelivery_never_duplicates_or_alters_a_lap(r, redis_url, race, clean_run):
     replay(r, race)
     c, stop, t = in_process_worker(redis_url)

@@ -389,8 +389,8 @@ class ShardConsumer(StageConsumer):
                     acquired, lost = self.leases.tick()
                     for s in lost:
                         self.stage.forget_shard(s)
-                    self._pending_resync |= set(acquired)
-                    self._pending_resync -= set(lost)
+                    self._pending_resync -= set(lost)          # lost and taken again in one tick:
+                    self._pending_resync |= set(acquired)      # resync it all the same
                     self._set_streams()
                     self.mirror_stats()
                     next_tick = time.monotonic() + tick_s
