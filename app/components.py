@@ -148,7 +148,11 @@ def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
                         line=dict(width=0), name="80 % prediction band", hoverinfo="skip")
         fig.add_scatter(x=px, y=[p[1] for p in pred], mode="lines+markers", name="predicted",
                         line=dict(color=views.ORANGE, dash="dot"), hovertemplate="lap %{x}: predicted %{y:.3f} s<extra></extra>")
-    styled(fig, "Lap time, s", xaxis_title="lap", yaxis_title="s")
+    green = sorted(x for x, c in zip(t, clean) if c and x is not None)
+    if len(green) >= 3:      # scale to racing laps; caution laps (20-40 s slower) would flatten them
+        top = max(green[len(green) // 2] + 4.0, max((p[3] or p[1] for p in pred), default=0.0) + 0.5)
+        fig.update_yaxes(range=[green[0] - 1.0, top])
+    styled(fig, "Lap time, s (caution laps may be off the scale)", xaxis_title="lap", yaxis_title="s")
     return fig
 
 

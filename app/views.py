@@ -98,6 +98,9 @@ def fmt(v, unit: str = "", digits: int = 1, none: str = "–") -> str:
 
 
 def interval_text(lo, hi, unit: str = "", digits: int = 0) -> str:
+    """'2–5 laps'; an open upper end (beyond the model's horizon) reads '2+ laps'."""
+    if _num(lo) is not None and _num(hi) is None:
+        return f"{float(lo):.{digits}f}+{(' ' + unit) if unit else ''}"
     if _num(lo) is None or _num(hi) is None:
         return ""
     return f"{float(lo):.{digits}f}–{float(hi):.{digits}f}{(' ' + unit) if unit else ''}"
