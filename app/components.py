@@ -133,7 +133,7 @@ def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
                     mode="lines+markers", name="green laps", line=dict(color=views.SKY),
                     hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
     fig.add_scatter(x=[l for l, c in zip(laps, clean) if not c], y=[x for x, c in zip(t, clean) if not c],
-                    mode="markers", name="caution / pit laps", marker=dict(color=views.GREY, symbol="circle-open"),
+                    mode="markers", name="caution / pit laps (may be off scale)", marker=dict(color=views.GREY, symbol="circle-open"),
                     hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
     pred = [(int(h["lap"]), h.get("predicted_lap_s"), h.get("lo_s"), h.get("hi_s")) for h in history
             if h.get("predicted_lap_s") is not None]
@@ -152,7 +152,7 @@ def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
     if len(green) >= 3:      # scale to racing laps; caution laps (20-40 s slower) would flatten them
         top = max(green[len(green) // 2] + 4.0, max((p[3] or p[1] for p in pred), default=0.0) + 0.5)
         fig.update_yaxes(range=[green[0] - 1.0, top])
-    styled(fig, "Lap time, s (caution laps may be off the scale)", xaxis_title="lap", yaxis_title="s")
+    styled(fig, "Lap time, s", xaxis_title="lap", yaxis_title="s")
     return fig
 
 

@@ -77,8 +77,8 @@ def rotate(step, _tick, _feed, wanted):
         t = TRACKS.get(meta.get("track", ""))
         fig = components.map_figure(outline, t.name if t else meta.get("track", ""), pos,
                                     t.sector_starts_m if t else (0.0,), t.length_m if t else 1.0)
-        fig.update_layout(height=760, font=dict(size=22))
-        body = dcc.Graph(figure=fig, config={"staticPlot": True}, id="garage-map")
+        fig.update_layout(height=None, autosize=True, font=dict(size=22))
+        body = dcc.Graph(figure=fig, config={"staticPlot": True}, id="garage-map", style={"height": "82vh"})
     else:
         body = car_view(session, cars[(step // len(VIEWS)) % len(cars)])
     return html.Span([head, html.Span(f"  ·  {view}", className="garage-view", id="garage-view")]), body
