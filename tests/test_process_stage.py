@@ -319,3 +319,15 @@ def test_a_crash_between_a_lap_record_and_its_checkpoint_reruns_the_lap_hooks(r,
     assert calls.count(3) == 2 and calls.count(4) == 1, "lap 3's hooks rerun once, later laps once"
     assert second.laps_written == LAPS - 3                # lap 3 was already there: not written twice
     assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS
+
+
+def test_a_worker_whose_lease_ran_out_stops_reading_before_anyone_can_take_the_shard(r):
+    c = process.consumer(r, "stalled", SHARDS, lease_ms=2000)
+    c.leases.tick()
+    c._set_streams()
+    assert len(c.streams) == SHARDS
+    # valid for 80 % of the lease from when the renew was sent: the key outlives what we read
+    assert all(1.4 < v - time.monotonic() <= 1.6 for v in c.leases.valid_until.values())
+    time.sleep(1.65)             # as if the worker had stalled between renewing and reading
+    assert c.poll() == 0 and c.streams == [] and c.leases.owned == set()
+    assert all(r.pttl(keys.process_lease(s)) > 0 for s in range(SHARDS)), "the keys are still ours, not yet free"

@@ -96,6 +96,9 @@ class ShardLeases:
     shards: int
     lease_ms: int = 10_000
     owned: set[int] = field(default_factory=set)
+    # a lease counts as held only until this monotonic time: 80 % of lease_ms after the renew was
+    # sent, so this worker stops reading a shard well before its key can expire and be taken
+    valid_until: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self):
         self._renew = self.client.register_script(_RENEW)
@@ -109,8 +112,13 @@ class ShardLeases:
         pipe.zremrangebyscore(keys.PROCESS_WORKERS, 0, now - self.lease_ms)
         pipe.zcard(keys.PROCESS_WORKERS)
         live = max(int(pipe.execute()[-1]), 1)
-        lost = [s for s in sorted(self.owned) if not self._renew(keys=[keys.process_lease(s)],
-                                                                  args=[self.name, self.lease_ms])]
+        lost = []
+        for s in sorted(self.owned):
+            sent = time.monotonic()
+            if self._renew(keys=[keys.process_lease(s)], args=[self.name, self.lease_ms]):
+                self.valid_until[s] = sent + 0.8 * self.lease_ms / 1000
+            else:
+                lost.append(s)
         self.owned -= set(lost)
         target = math.ceil(self.shards / live)
         for s in sorted(self.owned, reverse=True)[: max(len(self.owned) - target, 0)]:
@@ -121,10 +129,17 @@ class ShardLeases:
         for s in range(self.shards):
             if len(self.owned) >= target:
                 break
+            sent = time.monotonic()
             if s not in self.owned and self.client.set(keys.process_lease(s), self.name, nx=True, px=self.lease_ms):
                 self.owned.add(s)
+                self.valid_until[s] = sent + 0.8 * self.lease_ms / 1000
                 acquired.append(s)
         return acquired, lost
+
+    def expired(self) -> list[int]:
+        """Owned shards whose lease was not renewed in time (this worker stalled): drop them."""
+        now = time.monotonic()
+        return [s for s in sorted(self.owned) if self.valid_until.get(s, 0.0) <= now]
 
     def release_all(self) -> None:
         for s in sorted(self.owned):
@@ -346,6 +361,11 @@ class ShardConsumer(StageConsumer):
         pipe.execute()
 
     def poll(self) -> int:
+        for shard in self.leases.expired():
+            log.warning("process: the lease of shard %d was not renewed in time; dropping it", shard)
+            self._drop(shard)
+        if not self.streams:
+            return 0
         n = super().poll()
         self.flush()
         return n
