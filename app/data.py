@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
 
 import redis
@@ -10,6 +11,8 @@ import redis
 from engine import keys
 from engine.redisserver import connect
 from engine.settings import Settings
+
+log = logging.getLogger("pitwall.web")
 
 
 @lru_cache(maxsize=1)
@@ -100,11 +103,13 @@ def alerts(session: str | None = None, count: int = 200, r: redis.Redis | None =
     """The newest alerts (newest first), of one session or all, as alert.triggered data dicts."""
     from app.live import alert_message
 
-    out = []
+    out, invalid = [], 0
     for eid, fields in (r or client()).xrevrange(keys.ALERTS_STREAM, count=count):
         try:
             d = alert_message(eid, fields)["data"]
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError) as exc:
+            invalid += 1
+            log.warning("alerts: entry %s skipped (%s: %s)", eid, type(exc).__name__, exc)
             continue
         if session is None or d.get("session") in (None, session):
             out.append(d)
