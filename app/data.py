@@ -103,12 +103,11 @@ def alerts(session: str | None = None, count: int = 200, r: redis.Redis | None =
     """The newest alerts (newest first), of one session or all, as alert.triggered data dicts."""
     from app.live import alert_message
 
-    out, invalid = [], 0
+    out = []
     for eid, fields in (r or client()).xrevrange(keys.ALERTS_STREAM, count=count):
         try:
             d = alert_message(eid, fields)["data"]
         except (KeyError, ValueError, TypeError) as exc:
-            invalid += 1
             log.warning("alerts: entry %s skipped (%s: %s)", eid, type(exc).__name__, exc)
             continue
         if session is None or d.get("session") in (None, session):
