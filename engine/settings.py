@@ -26,6 +26,7 @@ class Settings:
     redis_url: str | None = None          # None: PitWall starts and owns its own redis-server
     http_host: str = "127.0.0.1"
     http_port: int = 8050
+    udp_host: str = "127.0.0.1"            # 0.0.0.0 to take a game console's packets
     udp_port: int = 20777
     data_dir: Path = field(default_factory=lambda: Path("var"))
     shards: int = 4                        # telemetry streams, hashed by car
@@ -43,6 +44,7 @@ class Settings:
             redis_url=env.get("PITWALL_REDIS_URL") or None,
             http_host=env.get("PITWALL_HTTP_HOST") or "127.0.0.1",
             http_port=_env_int(env, "PITWALL_HTTP_PORT", 8050),
+            udp_host=env.get("PITWALL_UDP_HOST") or "127.0.0.1",
             udp_port=_env_int(env, "PITWALL_UDP_PORT", 20777),
             data_dir=Path(env.get("PITWALL_DATA_DIR") or "var"),
             shards=_env_int(env, "PITWALL_SHARDS", 4),
@@ -62,6 +64,7 @@ class Settings:
         out = {
             "PITWALL_HTTP_HOST": self.http_host,
             "PITWALL_HTTP_PORT": str(self.http_port),
+            "PITWALL_UDP_HOST": self.udp_host,
             "PITWALL_UDP_PORT": str(self.udp_port),
             "PITWALL_DATA_DIR": str(self.data_dir),
             "PITWALL_SHARDS": str(self.shards),

@@ -4,17 +4,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from engine.settings import Settings
 
 log = logging.getLogger("pitwall.ingest")
-
-
-def udp_host() -> str:
-    """Interface the UDP socket binds (PITWALL_UDP_HOST; 0.0.0.0 to take a game console's packets)."""
-    return os.environ.get("PITWALL_UDP_HOST") or "127.0.0.1"
 
 
 def ingest_threads(settings: Settings, name: str, stop: threading.Event) -> list[threading.Thread]:
@@ -26,13 +20,13 @@ def ingest_threads(settings: Settings, name: str, stop: threading.Event) -> list
     ingest = Ingest(lambda: connect(settings.redis_url), shards=settings.shards, maxlen=settings.stream_maxlen,
                     ring_size=settings.ring_size, name=f"{name}-udp")
     try:
-        udp = UdpServer(ingest, udp_host(), settings.udp_port)
+        udp = UdpServer(ingest, settings.udp_host, settings.udp_port)
     except OSError as exc:   # the port is taken: the other roles keep running, the log says why
         log.error("ingest: cannot bind UDP %s:%d (%s): no UDP ingest in this process",
-                  udp_host(), settings.udp_port, exc)
+                  settings.udp_host, settings.udp_port, exc)
         return []
     log.info("ingest: UDP %s:%d (receive buffer %d bytes), ring %d points",
-             udp_host(), udp.port, udp.rcvbuf, settings.ring_size)
+             settings.udp_host, udp.port, udp.rcvbuf, settings.ring_size)
 
     def run() -> None:
         ingest.start()

@@ -7,7 +7,7 @@ spread is smallest over every lap, and the lap numbering shift that gives it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from engine.grcup import RaceFiles, read_laps, read_telemetry, read_weather
 
 CROSSING_FIELDS = ("lap", "lap_time_s", "s1_s", "s2_s", "s3_s", "elapsed_s", "flag", "in_pit",
                    "pit_time_s", "top_speed", "kph")
+INTERMEDIATE_FIELDS = ("im_1a_s", "im_1_s", "im_2a_s", "im_2_s", "im_3a_s")
 
 
 @dataclass
@@ -29,6 +30,7 @@ class RaceTimeline:
     total_laps: int
     crossings: pd.DataFrame     # columns: t (race s), car, and CROSSING_FIELDS
     telemetry: pd.DataFrame     # columns: t (race s), car, canonical channels
+    weather: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["t", "air_temp", "track_temp"]))
 
 
 def align_telemetry(tel: pd.DataFrame, laps: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +63,9 @@ def align_telemetry(tel: pd.DataFrame, laps: pd.DataFrame) -> pd.DataFrame:
 def load_race(files: RaceFiles, with_telemetry: bool = True) -> RaceTimeline:
     """Build the timeline for one race from its files."""
     laps = read_laps(files)
-    crossings = laps[["car", *CROSSING_FIELDS]].copy()
+    # Intermediate splits ride along where the timing has them (Sonoma race 2 has none).
+    extra = [c for c in INTERMEDIATE_FIELDS if c in laps.columns]
+    crossings = laps[["car", *CROSSING_FIELDS, *extra]].copy()
     crossings.insert(0, "t", laps["elapsed_s"])
     crossings = crossings.dropna(subset=["t"]).sort_values(["t", "car"], kind="stable").reset_index(drop=True)
     weather = read_weather(files)
@@ -75,5 +79,7 @@ def load_race(files: RaceFiles, with_telemetry: bool = True) -> RaceTimeline:
         if parts:
             telemetry = pd.concat(parts).drop(columns=["time_s"]).sort_values("t", kind="stable")
             telemetry = telemetry[telemetry["t"] >= 0].reset_index(drop=True)
+    weather_t = pd.DataFrame({"t": weather["time_utc"] - start_utc, "air_temp": weather["air_temp"],
+                              "track_temp": weather["track_temp"]}).dropna(subset=["t"]).sort_values("t")
     return RaceTimeline(files.session, files.track, files.race, start_utc, int(laps["lap"].max()),
-                        crossings, telemetry)
+                        crossings, telemetry, weather_t.reset_index(drop=True))

@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import redis
 
 from engine import keys
 from engine.ingest.writer import StreamWriter
-from engine.replay.grcup import CROSSING_FIELDS, RaceTimeline
+from engine.replay.grcup import RaceTimeline
 from engine.stages.timing import publish_crossing
 
 TELEMETRY_BATCH_S = 0.3   # race seconds of telemetry per write at 1x (the ingest batch window)
@@ -30,7 +31,7 @@ def _clean(v):
 
 def crossing_events(tl: RaceTimeline) -> list[tuple[float, dict]]:
     """(race time, crossing dict) for every car-lap."""
-    cols = ["car", *CROSSING_FIELDS]
+    cols = [c for c in tl.crossings.columns if c != "t"]
     rows = tl.crossings[["t", *cols]].to_numpy(dtype=object)
     return [(float(r[0]), {"session": tl.session, **{c: _clean(v) for c, v in zip(cols, r[1:])}})
             for r in rows]
@@ -56,6 +57,18 @@ def telemetry_points(tl: RaceTimeline) -> tuple[np.ndarray, list[dict]]:
     return t, points
 
 
+def publish_weather(client: redis.Redis, tl: RaceTimeline, now_t: float, wi: int) -> int:
+    """Put the latest weather reading at race time now_t into the session meta (air_temp,
+    track_temp in deg C; '' where the sensor is missing); returns the next reading's index."""
+    w = tl.weather
+    while wi + 1 < len(w) and w["t"].iat[wi + 1] <= now_t:
+        wi += 1
+    row = w.iloc[wi]
+    client.hset(keys.session_meta(tl.session), mapping={
+        c: ("" if pd.isna(row[c]) else float(row[c])) for c in ("air_temp", "track_temp")})
+    return wi + 1
+
+
 def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, speed: float | None = 10.0,
          stop: Callable[[], bool] = lambda: False, progress: bool = True,
          from_t: float = 0.0) -> dict:
@@ -68,7 +81,7 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
             "start_utc": tl.start_utc, "replay_speed": speed or 0})
     crossings = crossing_events(tl)
     tel_t, tel_points = telemetry_points(tl)
-    ci, ti = 0, int(np.searchsorted(tel_t, from_t))
+    ci, ti, wi = 0, int(np.searchsorted(tel_t, from_t)), 0
     while ci < len(crossings) and crossings[ci][0] < from_t:
         ci += 1
     wall0 = time.monotonic()
@@ -91,6 +104,8 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
         if end > ti:
             sent_points += writer.write(tel_points[ti:end])
             ti = end
+        if client is not None and wi < len(tl.weather) and tl.weather["t"].iat[wi] <= now_t:
+            wi = publish_weather(client, tl, now_t, wi)
         while ci < len(crossings) and crossings[ci][0] <= now_t:
             if client is not None:
                 publish_crossing(client, crossings[ci][1])
