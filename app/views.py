@@ -29,7 +29,7 @@ def _num(v) -> float | None:
 
 def wear(tyre: dict | None, corner: str) -> tuple[float | None, float | None, float | None]:
     """(wear %, low, high) of one corner; accepts wear_fl as a number or {value, lo, hi}, and the
-    interval as wear_fl_lo/_hi or intervals[corner] = [lo, hi]."""
+    interval as wear_fl_lo/_hi, intervals[corner] = [lo, hi] or wear_lo/hi_factor x wear."""
     if not tyre:
         return None, None, None
     v = tyre.get(f"wear_{corner}")
@@ -41,6 +41,9 @@ def wear(tyre: dict | None, corner: str) -> tuple[float | None, float | None, fl
         lo, hi = iv
     elif lo is None and isinstance(iv, dict):
         lo, hi = iv.get("lo"), iv.get("hi")
+    elif lo is None and _num(v) is not None and tyre.get("wear_lo_factor") is not None:
+        # engine.tyre.live: the interval is the wear scaled by the spread of cliff ages in the field
+        lo, hi = _num(v) * float(tyre["wear_lo_factor"]), _num(v) * float(tyre["wear_hi_factor"])
     return _num(v), _num(lo), _num(hi)
 
 

@@ -6,6 +6,7 @@ A lap crossing is applied at most once: replaying or redelivering it changes not
 
 from __future__ import annotations
 
+import bisect
 import math
 
 SECTORS = ("s1_s", "s2_s", "s3_s")
@@ -45,9 +46,14 @@ def apply_lap(state: dict | None, crossing: dict) -> dict | None:
     if in_pit:
         state["pits"] = state.get("pits", 0) + 1
         state["stint_start_lap"] = lap
+    elapsed = _num(crossing.get("elapsed_s"))
+    crossings = list(state.get("crossings_s") or [])
+    crossings += [None] * (lap - len(crossings))
+    crossings[lap - 1] = elapsed
     state.update({
         "laps": lap,
-        "elapsed_s": _num(crossing.get("elapsed_s")),
+        "elapsed_s": elapsed,
+        "crossings_s": crossings,
         "last_lap_s": lap_time,
         "last_sectors": sectors,
         "best_sectors": best_sectors,
@@ -91,14 +97,22 @@ def running_order(cars: list[dict]) -> list[dict]:
 
 
 def _gap(ref: dict | None, car: dict) -> tuple[float | None, int]:
+    """Gap at the line, as timing screens give it: the car's time at its last crossing minus the
+    reference car's time at the same lap. Laps down only when the reference had already completed
+    more laps than the car when the car crossed (not merely because the leader just crossed)."""
     if ref is None or ref is car:
         return (0.0 if ref is car else None), 0
-    laps_down = ref.get("laps", 0) - car.get("laps", 0)
-    if laps_down > 0:
-        return None, laps_down
-    if ref.get("elapsed_s") is None or car.get("elapsed_s") is None:
+    laps, t = car.get("laps", 0), car.get("elapsed_s")
+    ref_times = [x for x in (ref.get("crossings_s") or []) if x is not None]
+    if t is None or not ref_times:
+        return None, max(ref.get("laps", 0) - laps, 0)
+    ref_laps_then = bisect.bisect_right(ref_times, t)
+    if ref_laps_then > laps:
+        return None, ref_laps_then - laps
+    same_lap = (ref.get("crossings_s") or [])[laps - 1] if 0 < laps <= len(ref.get("crossings_s") or []) else None
+    if same_lap is None:
         return None, 0
-    return round(car["elapsed_s"] - ref["elapsed_s"], 3), 0
+    return round(t - same_lap, 3), 0
 
 
 def format_gap(gap_s: float | None, gap_laps: int) -> str:

@@ -25,13 +25,20 @@ def test_pit_lap_resets_tyre_age_and_counts_the_stop():
     assert s["pits"] == 1 and s["tyre_age_laps"] == 2
 
 
+def run_car(car, laps, lap_time, offset=0.0):
+    state = None
+    for lap in range(1, laps + 1):
+        state = apply_lap(state, crossing(car, lap, offset + lap * lap_time, lap_time))
+    return state
+
+
 def test_running_order_gaps_intervals_and_laps_down():
-    cars = [apply_lap(None, crossing("A", 5, 500.0, 99.0)),
-            apply_lap(None, crossing("B", 5, 502.5, 98.0)),
-            apply_lap(None, crossing("C", 4, 490.0, 97.0))]
+    cars = [run_car("A", 5, 100.0), run_car("B", 5, 100.0, offset=2.5), run_car("C", 4, 130.0)]
+    cars[2]["best_lap_s"] = 97.0
     board = running_order(cars)
     assert [c["car"] for c in board] == ["A", "B", "C"]
     assert board[1]["gap_s"] == 2.5 and board[1]["interval_s"] == 2.5
+    # C crossed for the 4th time at 520 s, after A had completed its 5th lap at 500 s
     assert board[2]["gap_laps"] == 1 and format_gap(board[2]["gap_s"], board[2]["gap_laps"]) == "+1 LAP"
     assert board[2]["fastest_lap"] and not board[0]["fastest_lap"]
 
@@ -49,3 +56,30 @@ def test_formats():
     assert format_laptime(98.366) == "1:38.366"
     assert format_laptime(None) == ""
     assert format_gap(0.4, 0) == "+0.400" and format_gap(None, 2) == "+2 LAPS"
+
+
+def test_a_car_that_has_not_reached_the_line_yet_is_not_a_lap_down():
+    # The leader has just started lap 6; B is 2.5 s behind on the road and crosses in a moment.
+    a = b = None
+    for lap in range(1, 6):
+        a = apply_lap(a, crossing("A", lap, lap * 100.0, 100.0))
+        b = apply_lap(b, crossing("B", lap, lap * 100.0 + 2.5, 100.0))
+    a = apply_lap(a, crossing("A", 6, 600.0, 100.0))
+    board = running_order([a, b])
+    assert board[1]["gap_laps"] == 0 and board[1]["gap_s"] == 2.5, "gap at the line, same lap"
+
+
+def test_a_car_lapped_before_it_crossed_is_a_lap_down():
+    a = b = None
+    for lap in range(1, 5):
+        a = apply_lap(a, crossing("A", lap, lap * 90.0, 90.0))
+    for lap in range(1, 4):
+        b = apply_lap(b, crossing("B", lap, lap * 110.0, 110.0))   # B crossed at 330 s, A had done 3 laps at 270
+    board = running_order([a, b])
+    assert board[1]["gap_laps"] == 0 and board[1]["gap_s"] == 60.0
+    b = apply_lap(b, crossing("B", 4, 440.0, 110.0))   # A completed lap 4 at 360 s and lap 5 at 450? not yet
+    a = apply_lap(a, crossing("A", 5, 450.0, 90.0))
+    a = apply_lap(a, crossing("A", 6, 540.0, 90.0))
+    b = apply_lap(b, crossing("B", 5, 550.0, 110.0))    # when B crossed (550 s) A had completed 6 laps
+    board = running_order([a, b])
+    assert board[1]["gap_laps"] == 1 and format_gap(board[1]["gap_s"], board[1]["gap_laps"]) == "+1 LAP"
