@@ -59,7 +59,8 @@ def telemetry_points(tl: RaceTimeline) -> tuple[np.ndarray, list[dict]]:
 
 def publish_weather(client: redis.Redis, tl: RaceTimeline, now_t: float, wi: int) -> int:
     """Put the latest weather reading at race time now_t into the session meta (air_temp,
-    track_temp in deg C; '' where the sensor is missing); returns the next reading's index."""
+    track_temp in deg C; '' where the sensor is missing); returns the next reading's index.
+    The replay publishes it once, at the start (the conditions the race starts in)."""
     w = tl.weather
     while wi + 1 < len(w) and w["t"].iat[wi + 1] <= now_t:
         wi += 1
@@ -81,7 +82,11 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
             "start_utc": tl.start_utc, "replay_speed": speed or 0})
     crossings = crossing_events(tl)
     tel_t, tel_points = telemetry_points(tl)
-    ci, ti, wi = 0, int(np.searchsorted(tel_t, from_t)), 0
+    ci, ti = 0, int(np.searchsorted(tel_t, from_t))
+    if client is not None and len(tl.weather):
+        # Once, before any telemetry: a lap record must not depend on when a worker re-read the
+        # session meta (records are compared byte for byte across workers and restarts).
+        publish_weather(client, tl, from_t, 0)
     while ci < len(crossings) and crossings[ci][0] < from_t:
         ci += 1
     wall0 = time.monotonic()
@@ -104,8 +109,6 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
         if end > ti:
             sent_points += writer.write(tel_points[ti:end])
             ti = end
-        if client is not None and wi < len(tl.weather) and tl.weather["t"].iat[wi] <= now_t:
-            wi = publish_weather(client, tl, now_t, wi)
         while ci < len(crossings) and crossings[ci][0] <= now_t:
             if client is not None:
                 publish_crossing(client, crossings[ci][1])
