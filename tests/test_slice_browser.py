@@ -38,7 +38,9 @@ def test_timing_tower_updates_live_without_reload(dash_duo, r, redis_url, grcup,
         rows = dash_duo.find_elements("#timing-tower tbody tr")
         assert len(rows) == 22, "the whole Barber field on the tower"
         assert dash_duo.driver.execute_script("return performance.getEntriesByType('navigation').length") == 1
-        assert "Leader" in rows[0].text and "+" in rows[1].text, "gaps shown against the leader"
+        # rows are patched live under us: read them through waits, not held element references
+        dash_duo.wait_for_contains_text("#timing-tower tbody tr:nth-child(1)", "Leader", timeout=10)
+        dash_duo.wait_for_contains_text("#timing-tower tbody tr:nth-child(2)", "+", timeout=10)
         dash_duo.driver.save_screenshot(str(screenshots / "slice_overview.png"))
         errors = [e for e in dash_duo.get_logs() or [] if e.get("level") == "SEVERE"]
         assert not errors, errors
