@@ -41,7 +41,8 @@ def touches(feed: dict | None, session: str | None, car: str | None = None, kind
 
 
 def car_choices(session: str | None, current: str | None) -> tuple[list[dict], str | None]:
-    """The car dropdown of a car page: the field in running order; keep the choice, else the leader."""
+    """The car dropdown of a car page: the field in running order; keep the choice (also while no
+    board is there yet, so a ?car= link survives the first refresh), else the leader."""
     cars = [c["car"] for c in ((data.board(session) if session else None) or {}).get("cars", [])]
     return ([{"label": f"P{i + 1} · #{c}", "value": c} for i, c in enumerate(cars)],
-            current if current in cars else (cars[0] if cars else None))
+            current if current in cars or not cars else cars[0])

@@ -81,7 +81,10 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
         *sectors,
         (str(car.get("tyre_age_laps", "")), None, f"{car.get('tyre_age_laps', '')} laps on these tyres"),
         ("–" if w is None else f"{w:.0f}", wear_cls,
-         "no tyre model output yet" if w is None else f"{views.CORNER_NAMES[corner]} {w:.0f} % ({colour_words})"),
+         "no tyre model output yet" if w is None else
+         f"{views.CORNER_NAMES[corner]} {w:.0f} % ({colour_words}); "
+         + ("from this car's measured loads" if (tyre or {}).get("wear_source") == "telemetry"
+            else "estimated from tyre age: no telemetry from this car")),
         (cliff_text, "cliff-near" if cliff is not None and cliff <= views.CLIFF_WARN_LAPS else None, cliff_tip),
         (pit, "pit-in" if car.get("in_pit") else None, "in the pit lane" if car.get("in_pit") else f"{pit} stops"),
         (str(n_alerts) if n_alerts else "", "alert-badge" if n_alerts else None, alert_tip),

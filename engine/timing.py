@@ -110,7 +110,9 @@ def _gap(ref: dict | None, car: dict) -> tuple[float | None, int]:
     if ref_laps_then > laps:
         return None, ref_laps_then - laps
     same_lap = (ref.get("crossings_s") or [])[laps - 1] if 0 < laps <= len(ref.get("crossings_s") or []) else None
-    if same_lap is None:
+    if same_lap is None or t < same_lap:
+        # no common lap yet, or the car was ahead when both last crossed (it has since been held
+        # up before the line): no gap to give until it crosses again
         return None, 0
     return round(t - same_lap, 3), 0
 
