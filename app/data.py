@@ -89,13 +89,24 @@ def insights(session: str, cars: list[str], r: redis.Redis | None = None) -> dic
 
 
 def lap_history(session: str, car: str, r: redis.Redis | None = None, scan: int = 3000) -> list[dict]:
-    """The car's official lap crossings in lap order (lap_time_s, sectors, flag, in_pit), from the
-    newest `scan` entries of the timing stream: the authoritative lap times for every car."""
-    out = {}
-    for _id, f in (r or client()).xrevrange(keys.LAPS_STREAM, count=scan):
-        if f.get(b"session", b"").decode() == session and f.get(b"car", b"").decode() == str(car):
-            c = json.loads(f[b"d"])
-            out.setdefault(int(c["lap"]), c)
+    """The car's official lap crossings in lap order (lap_time_s, sectors, flag, in_pit), each with
+    the tyre model's output after that lap under "tyre" where the insights stage gave one. From the
+    session's crossings hash (the insights stage keeps it), else the newest `scan` timing entries."""
+    r = r or client()
+    out: dict[int, dict] = {}
+    prefix = f"{car}:".encode()
+    for field, raw in r.hscan_iter(keys.crossings(session), match=f"{car}:*", count=500):
+        if field.startswith(prefix):
+            c = json.loads(raw)
+            out[int(c["lap"])] = c
+    if not out:
+        for _id, f in r.xrevrange(keys.LAPS_STREAM, count=scan):
+            if f.get(b"session", b"").decode() == session and f.get(b"car", b"").decode() == str(car):
+                c = json.loads(f[b"d"])
+                out.setdefault(int(c["lap"]), c)
+    for lap, raw in r.hgetall(keys.tyre_history(session, str(car))).items():
+        if int(lap) in out:
+            out[int(lap)]["tyre"] = json.loads(raw)
     return [out[k] for k in sorted(out)]
 
 

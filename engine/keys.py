@@ -98,3 +98,19 @@ def process_lease(shard: int) -> str:
 def process_stats(name: str) -> str:
     """Hash with a TTL: one process worker's counters (points, laps, dropped:*, dead_lettered, ...)."""
     return f"{PREFIX}:process:stats:{name}"
+
+
+# --- insights stage (engine/stages/insights.py) ---
+def crossings(session: str) -> str:
+    """Hash: 'car:lap' -> crossing JSON, the session's official laps so far (HSETNX)."""
+    return f"{PREFIX}:session:{session}:crossings"
+
+
+def tyre_wear(session: str, car: str) -> str:
+    """Hash: lap -> that lap's per-corner wear increment from telemetry (JSON)."""
+    return f"{PREFIX}:session:{session}:tyrewear:{car}"
+
+
+def tyre_history(session: str, car: str) -> str:
+    """Hash: lap -> the tyre model's output after that lap (JSON): the car page's wear trend."""
+    return f"{PREFIX}:session:{session}:tyrehist:{car}"

@@ -74,7 +74,7 @@ def refresh_car(car, feed, _poll, session, shown):
         [html.Ol([html.Li(r, className="reason") for r in rs])] if rs else [components.no_output("tyre model", "reasons appear with the tyre model's first prediction")])
     wf = components.wear_figure(history)
     wear = dcc.Graph(figure=wf, config={"displaylogo": False}) if wf else components.no_output(
-        "wear history", "the tyre stage publishes the latest wear only; a per-lap trend needs it to keep each lap's")
+        "wear history", "the tyre model has not predicted a lap of this car yet")
     sf = components.sector_delta_figure(timing)
     sectors = dcc.Graph(figure=sf, config={"displaylogo": False}, style={"height": "260px"}) if sf else None
     status = (f"#{car} · P{timing.get('position', '?')} · lap {timing.get('laps', '?')} · "

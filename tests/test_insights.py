@@ -82,3 +82,13 @@ def test_predictions_are_batched_across_the_field(replayed):
     _r, stage, tl = replayed
     assert stage.predictions >= tl.crossings["car"].nunique()
     assert len(stage.latency_ms) < len(tl.crossings), "crossings read together share one model batch"
+
+
+def test_the_car_page_gets_a_per_lap_wear_trend(replayed):
+    from app.data import lap_history
+
+    r, _stage, _tl = replayed
+    history = lap_history("barber-r1", "2", r=r)
+    worn = [h["tyre"]["wear_fl"] for h in history if "tyre" in h]
+    assert len(history) == 27 and len(worn) >= 10, "a prediction kept for most laps"
+    assert worn[-1] > worn[0], "front-left wear grows over the stint"

@@ -14,6 +14,7 @@ Redelivery changes nothing: every write is keyed by session, car and lap.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -31,14 +32,8 @@ GROUP = "insights"
 CORNERS = ("fl", "fr", "rl", "rr")
 
 
-def crossings_key(session: str) -> str:
-    """Hash: 'car:lap' -> crossing JSON, the session's official laps so far."""
-    return f"{keys.PREFIX}:session:{session}:crossings"
-
-
-def wear_key(session: str, car: str) -> str:
-    """Hash: lap -> that lap's per-corner wear increment from telemetry (JSON)."""
-    return f"{keys.PREFIX}:session:{session}:tyrewear:{car}"
+crossings_key = keys.crossings
+wear_key = keys.tyre_wear
 
 
 def _decode_hash(raw: dict) -> list[dict]:
@@ -66,19 +61,24 @@ class InsightsStage:
         return self.drivers[session]
 
     def handle_batch(self, crossings: list[dict]) -> None:
-        """Apply the crossings read together: store them, judge drivers, one tyre batch per session."""
-        by_session: dict[str, list[dict]] = defaultdict(list)
+        """Apply the crossings read together, in waves: wave k holds each car's k-th crossing of
+        the batch, so a backlog (a fast replay, a restart) still gets one prediction per lap —
+        each wave stored, its drivers judged, then one tyre batch for the cars in it."""
+        by_session: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
         for c in crossings:
-            by_session[c["session"]].append(c)
-        for session, batch in by_session.items():
-            pipe = self.client.pipeline(transaction=False)
-            for c in batch:
-                pipe.hsetnx(crossings_key(session), f"{c['car']}:{int(c['lap'])}", json.dumps(c))
-            pipe.execute()
-            for c in sorted(batch, key=lambda c: int(c["lap"])):
-                if not self.client.exists(keys.lap_record(session, str(c["car"]))):
-                    self.driver(session).on_lap(str(c["car"]), c, None)   # telemetry cars: in the hook
-            self.predict(session, {str(c["car"]) for c in batch})
+            by_session[c["session"]][str(c["car"])].append(c)
+        for session, by_car in by_session.items():
+            queues = [sorted(cs, key=lambda c: int(c["lap"])) for cs in by_car.values()]
+            for wave in itertools.zip_longest(*queues):
+                wave = [c for c in wave if c is not None]
+                pipe = self.client.pipeline(transaction=False)
+                for c in wave:
+                    pipe.hsetnx(crossings_key(session), f"{c['car']}:{int(c['lap'])}", json.dumps(c))
+                pipe.execute()
+                for c in wave:
+                    if not self.client.exists(keys.lap_record(session, str(c["car"]))):
+                        self.driver(session).on_lap(str(c["car"]), c, None)   # telemetry cars: in the hook
+                self.predict(session, {str(c["car"]) for c in wave})
 
     def predict(self, session: str, cars: set[str]) -> None:
         """One ONNX batch for the field; writes the tyre insight of the cars that just crossed."""
@@ -102,6 +102,7 @@ class InsightsStage:
             fields = insight_fields(row)
             key = keys.insight(session, fields["car"])
             pipe.hset(key, mapping={"tyre": json.dumps(fields), "updated_at": now})
+            pipe.hset(keys.tyre_history(session, fields["car"]), fields["lap"], json.dumps(fields))
             pipe.expire(key, self.ttl)
             pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
                 "type": "prediction.complete", "timestamp": now,
