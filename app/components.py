@@ -138,10 +138,11 @@ def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
     fig.add_scatter(x=[l for l, c in zip(laps, clean) if not c], y=[x for x, c in zip(t, clean) if not c],
                     mode="markers", name="caution / pit laps (may be off scale)", marker=dict(color=views.GREY, symbol="circle-open"),
                     hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
-    pred = [(int(h["lap"]), h.get("predicted_lap_s"), h.get("lo_s"), h.get("hi_s")) for h in history
-            if h.get("predicted_lap_s") is not None]
+    # The prediction made after lap n is for lap n + 1 (the insights stage keeps one per lap).
+    pred = [(int(h["lap"]) + 1, p["predicted_next_lap_s"], p.get("next_lap_lo_s"), p.get("next_lap_hi_s"))
+            for h in history if (p := h.get("tyre") or {}).get("predicted_next_lap_s") is not None]
     nxt = (tyre or {}).get("predicted_next_lap_s")
-    if nxt is not None and laps:
+    if nxt is not None and laps and (not pred or pred[-1][0] != laps[-1] + 1):
         pred.append((laps[-1] + 1, nxt, (tyre or {}).get("next_lap_lo_s"), (tyre or {}).get("next_lap_hi_s")))
     if pred:
         px = [p[0] for p in pred]

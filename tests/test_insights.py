@@ -92,3 +92,16 @@ def test_the_car_page_gets_a_per_lap_wear_trend(replayed):
     worn = [h["tyre"]["wear_fl"] for h in history if "tyre" in h]
     assert len(history) == 27 and len(worn) >= 10, "a prediction kept for most laps"
     assert worn[-1] > worn[0], "front-left wear grows over the stint"
+
+
+def test_the_lap_time_chart_shows_each_laps_prediction_with_its_band(replayed):
+    from app.components import laptime_figure
+    from app.data import lap_history
+
+    r, _stage, _tl = replayed
+    history = lap_history("barber-r1", "13", r=r)
+    fig = laptime_figure(history, json.loads(insight(r, "13")["tyre"]))
+    predicted = next(t for t in fig.data if t.name == "predicted")
+    band = next(t for t in fig.data if t.name == "80 % prediction band")
+    assert len(predicted.x) >= 20 and list(predicted.x) == sorted(predicted.x)
+    assert len(band.x) == 2 * len(predicted.x)
