@@ -2,14 +2,17 @@
 
 Lap time = base pace + tyre loss (k0 + k1 x tyre age, k1 drawn per race from its uncertainty)
 + fuel effect + Gaussian noise; pit loss by flag (green / FCY / SC) plus the team's standstill
-extra and its random spread; FCY laps run at a multiple of the lap time; SC laps either bunch the
-field behind the leader at the SC gap (GR Cup's pace car) or run at their own multiple (TUMFTM).
+extra and its random spread (with `pit_in_s` split into in-lap and out-lap parts); FCY laps run at
+a multiple of the lap time or at least a field-wide FCY lap (`fcy_lap_s`); SC laps either bunch the
+field behind the leader at the SC gap (GR Cup's pace car; with `sc_lap_s` behind an SC running its
+own lap while the field closes up at the FCY lap, TUMFTM's ghost car) or run at their own multiple.
 Each lap the field is walked from the front in the running order at the start of the lap: a car
 that would end the lap within the minimum gap of the car it must clear (the last car of the new
 order so far: after a pass, the passed car) passes only if its lap was faster by the overtake
 threshold (with `pass_from_gap`: if its race time at the line is ahead by it), the threshold
 adjusted by the two cars' top-speed terms; a pass costs both the duel time and the passed car the
-loser time; otherwise the car is held at the minimum gap. DRS
+loser time (with `duel_when_held` every car in conflict duels); otherwise the car is held at the
+minimum gap. DRS
 gives a car within the window of the car ahead its lap-time gain. Cautions, retirements and the
 lap noise are drawn once per race and shared by every strategy (common random numbers, so a
 comparison's noise cancels). The only Python loops are over laps and, inside a lap, over running
@@ -110,6 +113,15 @@ class Rules:
     fuel_start_s: float = 0.0                        # fuel effect on lap 1 (mass x sensitivity)
     fuel_per_lap_s: float = 0.0                      # ... falling by this much a lap
     first_lap_loss_s: float = 0.0                    # standing start (from_start only)
+    fcy_lap_s: float = 0.0       # > 0: FCY and SC laps take at least this (one field-wide lap, gaps frozen,
+                                 # no passing under FCY) instead of each car's lap x mult_fcy
+    sc_lap_s: float = 0.0        # > 0 (with sc_bunches): the SC's own lap; from the SC's second lap the
+                                 # leader runs behind it and the field closes up at the FCY lap
+    duel_when_held: bool = False  # True: on a green lap both cars lose duel_s whenever the car behind would end
+                                  # within the minimum gap (held or passing), the car ahead once per lap
+    pit_in_s: tuple[float, float, float] | None = None  # None: the whole stop on the in-lap; else the in-lap's
+                                  # part by flag, the rest (by the out-lap's flag), the standstill and the cold
+                                  # tyres on the out-lap, before an FCY lap floor (pits after the line)
 
     @property
     def laps_left(self) -> int:
@@ -188,9 +200,15 @@ def normal_f32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def fisk(u: np.ndarray, c: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Inverse CDF of the Fisk (log-logistic) distribution; c = 0 means no spread (0 s)."""
+    """Inverse CDF of the Fisk (log-logistic) distribution; c = 0 means no spread (0 s). Draws above
+    three times the distribution's mean are redrawn (TUMFTM's cap on a long tail), done exactly by
+    mapping u into the CDF below the cap; without a finite mean (c <= 1) the draw is clipped at 30 s."""
     u = np.clip(u, 1e-6, 1 - 1e-6)
+    cc = np.where(c > 1, c, 2.0)
+    mean = loc + scale * (np.pi / cc) / np.sin(np.pi / cc)
     with np.errstate(divide="ignore", invalid="ignore"):
+        top = 1.0 / (1.0 + ((3 * mean - loc) / scale) ** -cc)          # CDF at the cap
+        u = np.where((c > 1) & (3 * mean > loc) & (scale > 0), u * top, u)
         x = loc + scale * (u / (1 - u)) ** (1.0 / np.where(c > 0, c, 1.0))
     return np.where(c > 0, np.clip(x, -2.0, 30.0), 0.0)
 
@@ -271,12 +289,16 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     starts = cautions.starts()
     caution_pitted = np.zeros((S, R, C), bool)
     pit_loss = np.asarray(rules.pit_loss_s, f32)
+    pit_in = None if rules.pit_in_s is None else np.asarray(rules.pit_in_s, f32)
+    pit_out = None if pit_in is None else pit_loss - pit_in
+    out_lap = None
     deg_mult = np.array([1.0, rules.deg_mult_fcy, rules.deg_mult_sc], f32)
     lap_mult = np.array([1.0, rules.mult_fcy, 1.0 if rules.sc_bunches else rules.mult_sc], f32)
     gap_by_flag = np.array([rules.min_gap_s, rules.min_gap_s, rules.min_gap_sc_s], f32)
     # A car passed by more than half a pit loss was in the pit lane: no duel.
     pit_pass = pit_loss * f32(0.5)
-    thr_by_flag = np.array([rules.overtake_gap_s, rules.overtake_gap_s, pit_pass[SC]], f32)
+    thr_by_flag = np.array([rules.overtake_gap_s, pit_pass[FCY] if rules.fcy_lap_s > 0 else rules.overtake_gap_s,
+                            pit_pass[SC]], f32)
     off = (np.arange(S * R, dtype=np.intp) * C).reshape(S, R)[None]       # (1, S, R)
     order = np.argsort(t, axis=2, kind="stable")
     idx = np.add(order.transpose(2, 0, 1), off, order="C")                 # (C, S, R), rows contiguous
@@ -302,7 +324,17 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         lap_t = k1 * age
         lap_t += base
         lap_t += noise
-        if (flag == FCY).any() or (not rules.sc_bunches and (flag == SC).any()):
+        on_out_lap = None
+        if out_lap is not None:                   # last lap's stops: out-lap drive, standstill, cold tyres
+            osi, ori, oci, extra = out_lap
+            lap_t[osi, ori, oci] += extra + pit_out[flag[ori]]
+            on_out_lap = np.zeros((C, S, R), bool)
+            on_out_lap[np.argmax(order[osi, ori, :] == oci[:, None], axis=1), osi, ori] = True
+            out_lap = None
+        if rules.fcy_lap_s > 0:
+            if (flag != GREEN).any():
+                np.maximum(lap_t, np.where(flag != GREEN, f32(rules.fcy_lap_s), f32(0))[None, :, None], out=lap_t)
+        elif (flag == FCY).any() or (not rules.sc_bunches and (flag == SC).any()):
             lap_t *= lap_mult[flag][None, :, None]
         # Pit stops (the whole loss is booked on the in-lap), on the few cars that may stop.
         cols = pit_cols[lap]
@@ -321,7 +353,15 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
             m = stops[si, ri, ci].astype(np.intp)
             ok = m < max_sets
             si, ri, ci, m = si[ok], ri[ok], ci[ok], m[ok]
-            lap_t[si, ri, ci] += pit_loss[flag[ri]] + f32(rules.cold_tyre_s) + standstill[ri, ci, m]
+            if pit_in is None:
+                lap_t[si, ri, ci] += pit_loss[flag[ri]] + f32(rules.cold_tyre_s) + standstill[ri, ci, m]
+            else:
+                # TUMFTM books the in-lap's loss after the lap's passes and re-sorts: a free pass too.
+                lap_t[si, ri, ci] += pit_in[flag[ri]]
+                out_lap = (si, ri, ci, f32(rules.cold_tyre_s) + standstill[ri, ci, m])
+                if on_out_lap is None:
+                    on_out_lap = np.zeros((C, S, R), bool)
+                on_out_lap[np.argmax(order[si, ri, :] == ci[:, None], axis=1), si, ri] = True
             base[si, ri, ci] = pace_r[ri, ci] + plans.next_k0[si, ci, m].astype(f32)
             k1[si, ri, ci] = plans.next_k1[si, ci, m].astype(f32) + slope_noise[ri, ci]
             age[si, ri, ci] = plans.next_age[si, ci, m].astype(f32)
@@ -338,10 +378,17 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
             rs[1:] += gain
             lx[1:] += gain
         sc = flag == SC
-        if rules.sc_bunches and sc.any():
+        if rules.sc_bunches and rules.sc_lap_s > 0:
+            behind_sc = sc & ~starts[:, lap]                               # the SC has picked up the leader
+            if behind_sc.any():
+                np.maximum(rs[0], np.where(behind_sc[None, :], ts[0] + f32(rules.sc_lap_s), -np.inf), out=rs[0])
+        elif rules.sc_bunches and sc.any():
             rs[0] += np.where(sc[None, :], f32(rules.mult_sc - 1) * (lx[0] + lx_bias[order[..., 0]]), f32(0))
+        held = np.where(flag == GREEN, f32(rules.duel_s), f32(0))[None, :] if rules.duel_when_held else None
         _walk(rs, lx, gap, thr_by_flag[flag][None, :], pit_pass[flag][None, :],
-              f32(rules.duel_s), f32(rules.loser_s), ts if rules.pass_from_gap else None)
+              f32(rules.duel_s), f32(rules.loser_s), ts if rules.pass_from_gap else None,
+              lx_bias[order].transpose(2, 0, 1) if rules.pass_from_gap and rules.duel_when_held else None, held,
+              on_out_lap)
         t.ravel()[idx] = rs
         if len(out_r[lap]):
             t[:, out_r[lap], out_c[lap]] += f32(_RETIRED_S + _RETIRED_PER_LAP_S * (L - lap))
@@ -373,64 +420,132 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
 
 
 def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass_free: np.ndarray,
-          duel: np.float32, loser: np.float32, ts: np.ndarray | None = None) -> None:
+          duel: np.float32, loser: np.float32, ts: np.ndarray | None = None, bias: np.ndarray | None = None,
+          held: np.ndarray | None = None, out_lap: np.ndarray | None = None) -> None:
     """In place, slot by slot from the leader. Each car meets the last car of the new order so far
     (the car it must clear: after a pass the passed car, not the passer): if it would end the lap
     within the minimum gap of it, it passes only with the overtake advantage (its lap faster by the
-    threshold; with `ts`, its race time at the line ahead by it), else it is held at the minimum
-    gap. A pass on track (not one of a car in the pit lane) costs both the duel time and the passed
-    car the loser time."""
+    threshold; with `ts`, the race times at the start of the lap, its race time at the line ahead by
+    it; with `bias` too, the cars' top-speed terms, ahead of that car's time as held, on the races
+    where `held` > 0), else it is held at the minimum gap. A car passed by `pass_free` was in the pit
+    lane. A pass on track costs both the duel time and the passed car the loser time; with `held`
+    (the duel per race, 0 = none) every car in conflict and the car it meets lose that duel time,
+    that car once per lap, and a pass costs the passed car the loser time on top. `out_lap` (C, S, R),
+    in running order: the car is on its out-lap and any car that ends the lap ahead of it has passed
+    it without a fight (TUMFTM re-sorts the field at the start of the out-lap)."""
     # Masked ufuncs and np.where are 10-70x slower than plain ones here. The car to clear is almost
     # always the previous slot's car; the few races where a pass left an older car last keep it
     # in a short override list, and the few cars that may pass are handled by index.
     C = rs.shape[0]
     plane = rs[0].size
     races = gap.shape[-1]
+    raw_key = lx if ts is None else lx + ts                  # the lap (or race time) as run, before holds
     ov = np.empty(0, np.intp)                                # plane positions whose tail is an older car
-    ov_t = ov_lx = ov_ts = np.empty(0, np.float32)
+    ov_t = ov_raw = ov_b = np.empty(0, np.float32)
     ov_slot = np.empty(0, np.intp)
+    dueled = np.zeros(rs.shape, bool) if held is not None else None
+    on_track = held > 0 if held is not None else None
+    held_all = np.broadcast_to(held, rs.shape[1:]) if held is not None else None
     for slot in range(1, C):
         raw, prev = rs[slot], rs[slot - 1]
-        adv = lx[slot - 1] - lx[slot]
-        if ts is not None:
-            adv += ts[slot - 1]
-            adv -= ts[slot]
+        adv = raw_key[slot - 1] - raw_key[slot]              # pit-lane test, and passing under caution
         floor = prev + gap
         if ov.size:
-            a = ov_lx - lx[slot].ravel()[ov]
-            if ts is not None:
-                a += ov_ts - ts[slot].ravel()[ov]
-            adv.ravel()[ov] = a
+            adv.ravel()[ov] = ov_raw - raw_key[slot].ravel()[ov]
             floor.ravel()[ov] = ov_t + gap[0, ov % races]
-        can = adv >= thr
+        pit_lane = None
+        if out_lap is not None:
+            pit_lane = out_lap[slot - 1].copy()
+            if ov.size:
+                pit_lane.ravel()[ov] = out_lap.reshape(C, -1)[ov_slot, ov]
+            pit_lane |= adv >= pass_free
+        if held is not None:
+            close = raw < floor
+            if pit_lane is None:
+                close &= adv < pass_free
+            else:
+                close &= ~pit_lane
+            close &= on_track
+            k = np.flatnonzero(close)
+            if k.size:
+                d = held_all.ravel()[k]
+                t_slot = np.full(k.size, slot - 1, np.intp)
+                hit = np.zeros(k.size, bool)
+                if ov.size:
+                    j = np.minimum(np.searchsorted(ov, k), ov.size - 1)
+                    hit = ov[j] == k
+                    t_slot[hit] = ov_slot[j[hit]]
+                t_flat = t_slot * plane + k
+                new = ~dueled.ravel()[t_flat]
+                rs.ravel()[t_flat[new]] += d[new]
+                floor.ravel()[k[new]] += d[new]
+                if (hit & new).any():
+                    ov_t[j[hit & new]] += d[hit & new]
+                dueled.ravel()[t_flat] = True
+                raw.ravel()[k] += d
+                dueled[slot].ravel()[k] = True
+        if bias is not None:                                 # the car the passer must clear next, per race
+            tail_now = floor - gap
+            tail_nb = bias[slot - 1].copy()
+            if ov.size:
+                tail_nb.ravel()[ov] = ov_b
+        judged = adv
+        if bias is not None:                                 # the race time at the line against the held car's
+            judged = prev - raw
+            judged -= bias[slot - 1]
+            judged += bias[slot]
+            if ov.size:
+                judged.ravel()[ov] = ov_t - ov_b - raw.ravel()[ov] + bias[slot].ravel()[ov]
+            judged = np.where(on_track, judged, adv) if on_track is not None else judged
+        can = judged >= thr
+        if pit_lane is not None:
+            can |= pit_lane
         can &= raw < floor                                   # only a car in conflict can pass or fight
         can = np.flatnonzero(can)
         if not can.size:
             np.maximum(raw, floor, out=raw)
             ov = can
+            if bias is not None:
+                ahead_t, ahead_b = tail_now, tail_nb
             continue
-        tail_t, tail_lx = prev.ravel()[can], lx[slot - 1].ravel()[can]
-        tail_ts = ts[slot - 1].ravel()[can] if ts is not None else None
+        tail_t, tail_raw = prev.ravel()[can], raw_key[slot - 1].ravel()[can]
+        tail_b = bias[slot - 1].ravel()[can] if bias is not None else None
         tail_slot = np.full(can.size, slot - 1, np.intp)
         if ov.size:                                          # can positions whose tail is an override
             k = np.minimum(np.searchsorted(ov, can), ov.size - 1)
             hit = ov[k] == can
-            tail_t[hit], tail_lx[hit], tail_slot[hit] = ov_t[k[hit]], ov_lx[k[hit]], ov_slot[k[hit]]
-            if ts is not None:
-                tail_ts[hit] = ov_ts[k[hit]]
+            tail_t[hit], tail_raw[hit], tail_slot[hit] = ov_t[k[hit]], ov_raw[k[hit]], ov_slot[k[hit]]
+            if bias is not None:
+                tail_b[hit] = ov_b[k[hit]]
         raw_c, floor_c = raw.ravel()[can], floor.ravel()[can]
         floor.ravel()[can] = -np.inf                         # not held
         np.maximum(raw, floor, out=raw)
-        fought = (raw_c < floor_c) & (adv.ravel()[can] < pass_free[0, can % races])
+        fought = (raw_c < floor_c) & (adv.ravel()[can] < pass_free[0, can % races] if pit_lane is None
+                                      else ~pit_lane.ravel()[can])
         ahead = raw_c < tail_t                               # it passed: the old tail stays last
         f = can[fought]
         if f.size:
-            raw.ravel()[f] += duel
-            rs.ravel()[tail_slot[fought] * plane + f] += duel + loser
-            tail_t[fought] += duel + loser
-        ov, ov_t, ov_lx, ov_slot = can[ahead], tail_t[ahead], tail_lx[ahead], tail_slot[ahead]
-        if ts is not None:
-            ov_ts = tail_ts[ahead]
+            cost = loser if held is not None else duel + loser
+            if held is None:
+                raw.ravel()[f] += duel
+            rs.ravel()[tail_slot[fought] * plane + f] += cost
+            tail_t[fought] += cost
+        if bias is not None:
+            # A car that passed must also clear the car ahead of the one it passed (TUMFTM repeats its
+            # walk until no position changes); else it is held behind that car. Deeper chains are not walked.
+            pa = can[ahead]
+            if pa.size and slot > 1:
+                rc = raw.ravel()[pa]
+                t2, b2 = ahead_t.ravel()[pa], ahead_b.ravel()[pa]
+                g2 = gap[0, pa % races]
+                stuck = (t2 - b2 - rc + bias[slot].ravel()[pa] < thr[0, pa % races]) & (rc < t2 + g2)
+                raw.ravel()[pa[stuck]] = (t2 + g2)[stuck]
+            ahead_t, ahead_b = tail_now, tail_nb
+            ahead_t.ravel()[pa] = raw.ravel()[pa]
+            ahead_b.ravel()[pa] = bias[slot].ravel()[pa]
+        ov, ov_t, ov_raw, ov_slot = can[ahead], tail_t[ahead], tail_raw[ahead], tail_slot[ahead]
+        if bias is not None:
+            ov_b = tail_b[ahead]
 
 
 def _drs_laps(flags: np.ndarray, rules: Rules) -> np.ndarray:

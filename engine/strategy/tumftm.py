@@ -1,16 +1,41 @@
 """TUMFTM race-simulation parameter files (pars_<race>.ini + pars_mcs.ini) -> the simulator's inputs.
 
-The files are INI with JSON values. Mapping (see the README section "TUMFTM validation"):
-lap time = t_q + t_gap_racepace + t_car + t_driver + t_teamorder + tyre (k_0 + k_1_lin x age) +
-fuel mass x t_lap_sens_mass + N(0, t_lap_var_sigma); the first lap adds t_loss_firstlap, the grid
-slot loss and the driver's start performance; a stop costs in-lap + out-lap + minimum standstill by
-flag, plus the team's extra and a Fisk-distributed spread (t_pit_var_fisk_pars); t_add_coldtires on
-the out-lap. Random events follow pars_mcs.ini: the number of SC phases, their start (lap 1 or a
-race fifth) and length; each SC is caused by an accident that retires a random car; each car fails
-with its team's p_failure at a uniform lap, and a failure brings a VSC with p_vsc_aft_failure.
-Documented choices where the files leave the model open: the whole pit loss is booked on the
-in-lap; 'quad', 'cub' and 'ln' tyre models are replaced by their least-squares line over ages
-0-40 (every known file uses 'lin'); fuel is the same for every car, so SC fuel saving is ignored.
+The files are INI with JSON values. Mapping, read from the TUMFTM race simulation's own model:
+lap time = t_q + t_gap_racepace + t_car + t_driver + tyre (k_0 + k_1_lin x age, the age before the
+lap: the simulator ages tyres first, so k_0 is shifted by -k_1) + fuel mass x t_lap_sens_mass +
+N(0, t_lap_var_sigma); the first lap adds t_loss_firstlap, the grid slot loss and the driver's start
+performance (t_startperf); t_add_coldtires on the out-lap.
+Pit stops: pits_aft_finishline, so the in-lap costs t_pitdrive_inlap (by flag) and the out-lap the
+out-lap drive (by its flag), t_pit_tirechange_min and the standstill spread; the team's Fisk draw
+(t_pit_var_fisk_pars, redrawn above three times its mean) replaces t_pit_tirechange_add, which
+applies only without random influences. TUMFTM books the in-lap loss after the lap's passes and
+re-sorts the field before the out-lap, so a car passing a car on its in- or out-lap does so
+without a fight.
+Passing (Rules.pass_from_gap, duel_when_held): a car passes only if its race time at the line is
+ahead of the held time of the car in front by t_gap_overtake + t_gap_overtake_vel x (its top speed -
+the other's); a passer must also clear the car ahead of the one it passed; whenever a car would end
+a green lap within min_t_dist both lose t_duel (the car ahead once per lap) and the passed car
+t_overtake_loser; otherwise it is held at min_t_dist. DRS within drs_window from drs_allow_lap,
+drs_sc_delay laps after a caution.
+Cautions: a VSC lap takes at least the field-wide FCY lap (t_q + t_gap_racepace) x mult_t_lap_fcy,
+so gaps freeze and nobody passes; an SC lap too, and from the SC's second lap the leader runs behind
+the SC at (t_q + t_gap_racepace) x mult_t_lap_sc while the field closes up to min_t_dist_sc (TUMFTM's
+SC ghost car); tyre wear 0.5x / 0.25x. Random events follow pars_mcs.ini: the number of SC phases,
+their start (lap 1 or a race fifth) and length; each SC is caused by an accident that retires a
+random car; each car fails with its team's p_failure at a uniform lap, and a failure brings a VSC
+with p_vsc_aft_failure.
+Documented simplifications: cautions cover whole laps (TUMFTM starts them within a lap); SC phases
+may overlap (TUMFTM redraws them 1.5 laps apart); the accident car is drawn uniformly (TUMFTM: by
+p_accident, 0.045-0.072); 'quad', 'cub' and 'ln' tyre models are replaced by their least-squares
+line over ages 0-40 (every known file uses 'lin'); fuel is the same for every car, so SC fuel saving
+is ignored; a passer meets at most two cars a lap; no virtual strategy engineer (vse_type): every
+driver runs strategy_info.
+Measured residual (10,000 races, see tests/test_strategy_tumftm.py): 13 of 20 drivers within every
+tolerance; HAM finishes behind BOT too often (TUMFTM's rule makes passing a car held 0.5 s ahead
+need a 2.6 s faster lap, so the order after the stops decides; the reference has HAM ahead far more
+often), and VER's early stop ranks first (track position after an undercut holds): the reference
+behaves as if passing were easier or strategies reacted to cautions (its files name a 'supervised'
+strategy engineer per driver, which PitWall cannot run).
 """
 
 from __future__ import annotations
@@ -133,10 +158,12 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         pace.append(tr["t_q"] + tr["t_gap_racepace"] + car["t_car"] + d["t_driver"] + d.get("t_teamorder", 0.0))
         sigma.append(sigma_tab.get(d["name"], sigma_tab["unknown"]))
         age.append(float(first[2]))
-        k0.append(c0)
+        k0.append(c0 - c1)          # the simulator ages the tyres before the lap, TUMFTM after it
         k1.append(c1)
-        extra.append(car["t_pit_tirechange_add"])
-        var.append(race.mcs_all["t_pit_var_fisk_pars"].get(d["team"], [0.0, 0.0, 0.0]))
+        spread = race.mcs_all["t_pit_var_fisk_pars"].get(d["team"])
+        # With random influences the team's Fisk draw is the whole extra standstill, not added to its mean.
+        extra.append(0.0 if spread else car["t_pit_tirechange_add"])
+        var.append(spread or [0.0, 0.0, 0.0])
         bias.append(-tr["t_gap_overtake_vel"] * d["vel_max"])
         grid.append(d["p_grid"])
         perf = start_tab.get(d["name"], start_tab["unknown"])
@@ -148,6 +175,7 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
                   pit_extra_s=np.array(extra), pit_var=np.array(var), overtake_bias_s=np.array(bias),
                   start_loss_s=np.array(s_mean), start_sd_s=np.array(s_sd))
     rp = race.race
+    base_lap = tr["t_q"] + tr["t_gap_racepace"]
     fuel_car = next(iter(race.cars.values()))
     drs = bool(rp.get("use_drs"))
     tyres0 = race.tyres[codes[0]]
@@ -157,11 +185,15 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
                     tr["t_pitdrive_inlap_fcy"] + tr["t_pitdrive_outlap_fcy"] + tr["t_pit_tirechange_min"],
                     tr["t_pitdrive_inlap_sc"] + tr["t_pitdrive_outlap_sc"] + tr["t_pit_tirechange_min"]),
         cold_tyre_s=tyres0["t_add_coldtires"],
+        pit_in_s=(tr["t_pitdrive_inlap"], tr["t_pitdrive_inlap_fcy"], tr["t_pitdrive_inlap_sc"])
+        if tr.get("pits_aft_finishline", True) else None,
         min_gap_s=rp["min_t_dist"], min_gap_sc_s=rp["min_t_dist_sc"], overtake_gap_s=tr["t_gap_overtake"],
         duel_s=rp["t_duel"], loser_s=rp["t_overtake_loser"],
         drs_effect_s=tr["t_drseffect"] if drs else 0.0, drs_window_s=rp.get("drs_window") or 1.0,
         drs_allow_lap=rp.get("drs_allow_lap") or 1, drs_sc_delay=rp.get("drs_sc_delay") or 0,
-        mult_fcy=tr["mult_t_lap_fcy"], mult_sc=tr["mult_t_lap_sc"], sc_bunches=False,
+        mult_fcy=tr["mult_t_lap_fcy"], mult_sc=tr["mult_t_lap_sc"], sc_bunches=True,
+        fcy_lap_s=base_lap * tr["mult_t_lap_fcy"], sc_lap_s=base_lap * tr["mult_t_lap_sc"],
+        pass_from_gap=True, duel_when_held=True,
         deg_mult_fcy=tyres0["mult_tiredeg_fcy"], deg_mult_sc=tyres0["mult_tiredeg_sc"],
         fuel_start_s=(fuel_car["m_fuel"] or 0.0) * tr["t_lap_sens_mass"],
         fuel_per_lap_s=(fuel_car["b_fuel_perlap"] or 0.0) * tr["t_lap_sens_mass"],
@@ -190,6 +222,7 @@ def plans(race: TumftmRace, field: Field, variants: dict[str, list] | None = Non
                     raise ValueError(f"{codes[c]}: pit stop on lap {inlap} is outside laps 1-{laps - 1}")
                 pit_at[s, inlap - 1, c] = True
                 k0[s, c, m], k1[s, c, m] = tyre_curve(race.tyres[codes[c]], compound)
+                k0[s, c, m] -= k1[s, c, m]
                 age[s, c, m] = tyre_age
     return Plans(pit_at, np.zeros((S, C), bool), k0, k1, age, tuple(names))
 

@@ -1,0 +1,98 @@
+"""The TUMFTM race rules the simulator gained for the Austrian GP reproduction, each on a tiny
+deterministic field (no lap noise): FCY lap floor, SC ghost car, split pit stop, passing on race
+time with duels while held, the second car a passer must clear, and the capped Fisk standstill."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from engine.strategy.sim import FCY, SC, Cautions, Field, Rules, fisk, no_stops, simulate
+from engine.strategy.strategies import Strategy, plans_for
+
+TUM = Rules(total_laps=12, laps_done=0, pit_loss_s=(16.0, 6.0, 4.0), overtake_gap_s=2.0, min_gap_s=0.5,
+            min_gap_sc_s=0.8, duel_s=0.3, loser_s=0.3, sc_bunches=True, fcy_lap_s=94.0, sc_lap_s=107.0,
+            pass_from_gap=True, duel_when_held=True, pit_in_s=(2.7, -0.9, -1.5), cold_tyre_s=1.0)
+
+
+def field(start_s, pace) -> Field:
+    n = len(pace)
+    return Field(tuple(f"c{i}" for i in range(n)), np.asarray(start_s, float), np.asarray(pace, float),
+                 np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
+
+
+def cautions(flags_on: dict[int, int] | None = None, cars: int = 3, laps: int = 12) -> Cautions:
+    flags = np.zeros((1, laps), np.int8)
+    for lap, flag in (flags_on or {}).items():
+        flags[0, lap] = flag
+    return Cautions(flags, np.full((1, cars), laps))
+
+
+def run(f: Field, rules: Rules, caut: Cautions, plans=None):
+    return simulate(f, rules, caut, plans or no_stops(f, rules), np.random.default_rng(0))
+
+
+def test_a_vsc_freezes_the_gaps_instead_of_stretching_them():
+    f = field([0.0, 10.0, 30.0], [67.0, 68.0, 69.0])
+    green = run(f, TUM, cautions())
+    vsc = run(f, TUM, cautions({4: FCY, 5: FCY, 6: FCY}))
+    # Three laps at the field-wide 94 s FCY lap: the slower cars lose nothing on those laps.
+    lost = (green.race_time_s[0, 0] - green.race_time_s[0, 0, 0]) - (vsc.race_time_s[0, 0] - vsc.race_time_s[0, 0, 0])
+    assert lost[1:] == pytest.approx([3 * 1.0, 3 * 2.0], abs=1e-3)
+    assert vsc.race_time_s[0, 0, 0] - green.race_time_s[0, 0, 0] == pytest.approx(3 * (94.0 - 67.0), abs=1e-3)
+
+
+def test_the_safety_car_runs_its_own_lap_and_the_field_closes_up_behind_it():
+    f = field([0.0, 10.0, 40.0], [67.0, 67.0, 67.0])
+    flags = {3: SC, 4: SC, 5: SC, 6: SC}
+    res = run(replace(f), replace(TUM, total_laps=7), cautions(flags, laps=7))
+    t = res.race_time_s[0, 0]
+    # Lap 4 is the SC's first (everyone at the 94 s FCY lap); laps 5-7 the leader runs 107 s behind it.
+    assert t[0] == pytest.approx(3 * 67.0 + 94.0 + 3 * 107.0, abs=1e-3)
+    # 40 s back closes at 107 - 94 = 13 s a lap: after three laps behind the SC it is 0.8 s behind.
+    assert np.diff(t) == pytest.approx([0.8, 0.8], abs=1e-3)
+
+
+def test_a_stop_splits_into_in_lap_and_out_lap_and_the_car_behind_is_not_held_by_it():
+    f = field([0.0, 0.6, 50.0], [67.0, 67.0, 67.0])
+    plans = plans_for(f, TUM, "c0", [Strategy("pit lap 5", (5,))])
+    hard = replace(TUM, overtake_gap_s=3.0)              # on track c1 could not pass with 2.1 s
+    res = run(f, hard, cautions(), plans)
+    # c1, 0.6 s behind the leader, passes it on the in-lap without a fight (no hold, duel or loser time).
+    assert res.position[0, 0, :2].tolist() == [2, 1]
+    assert res.race_time_s[0, 0, 1] == pytest.approx(0.6 + 12 * 67.0, abs=1e-3)
+    # The whole stop still costs the pit loss and the cold out-lap.
+    assert res.race_time_s[0, 0, 0] == pytest.approx(12 * 67.0 + 16.0 + 1.0, abs=1e-3)
+
+
+def test_a_held_car_passes_only_from_the_overtake_gap_ahead_and_both_cars_lose_the_duel():
+    held = run(field([0.0, 0.6], [68.0, 66.0]), replace(TUM, pit_in_s=None), cautions(cars=2))
+    # 2 s a lap faster, held 0.5 s behind: 1.5 s ahead at the line is short of the 2 s overtake gap.
+    assert held.position[0, 0].tolist() == [1, 2]
+    assert held.race_time_s[0, 0, 0] == pytest.approx(12 * (68.0 + 0.3), abs=1e-2)     # the leader duels too
+    assert held.race_time_s[0, 0, 1] - held.race_time_s[0, 0, 0] == pytest.approx(0.5, abs=1e-3)
+    passed = run(field([0.0, 0.6], [68.0, 65.4]), replace(TUM, pit_in_s=None), cautions(cars=2))
+    assert passed.position[0, 0].tolist() == [2, 1]
+
+
+def test_a_passer_must_also_clear_the_car_ahead_of_the_one_it_passed():
+    # c2 is 2.7 s a lap faster than c1 (enough to pass it) but only 2.0 s faster than c0 just ahead.
+    res = run(field([0.0, 0.5, 1.0], [67.7, 68.4, 65.7]), replace(TUM, total_laps=1, pit_in_s=None),
+              cautions(cars=3, laps=1))
+    assert res.position[0, 0].tolist() == [1, 3, 2]
+    assert res.race_time_s[0, 0, 2] - res.race_time_s[0, 0, 0] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_a_teams_standstill_draw_never_exceeds_three_times_its_mean():
+    c, loc, scale = np.array([1.563]), np.array([-0.046]), np.array([0.48])          # Mercedes
+    mean = loc + scale * (np.pi / c) / np.sin(np.pi / c)
+    draws = fisk(np.random.default_rng(3).random(200_000)[:, None], c, loc, scale)
+    assert draws.max() <= 3 * mean[0] + 1e-9
+    assert draws.max() > 2.9 * mean[0]                       # the cap, not a clip far below it
+    # The same distribution as drawing without the cap and redrawing what lies above it (TUMFTM).
+    u = np.random.default_rng(4).random(400_000)
+    free = loc[0] + scale[0] * (u / (1 - u)) ** (1 / c[0])
+    kept = free[free <= 3 * mean[0]]
+    assert np.quantile(draws, [0.1, 0.5, 0.9]) == pytest.approx(np.quantile(kept, [0.1, 0.5, 0.9]), abs=0.01)
