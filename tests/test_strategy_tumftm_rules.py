@@ -67,6 +67,15 @@ def test_a_stop_splits_into_in_lap_and_out_lap_and_the_car_behind_is_not_held_by
     assert res.race_time_s[0, 0, 0] == pytest.approx(12 * 67.0 + 16.0 + 1.0, abs=1e-3)
 
 
+def test_a_stop_under_a_vsc_is_cheap_but_still_costs_places():
+    f = field([0.0, 3.0, 50.0], [67.0, 67.0, 67.0])
+    plans = plans_for(f, TUM, "c0", [Strategy("pit lap 5", (5,))])
+    res = run(f, TUM, cautions({4: FCY, 5: FCY, 6: FCY}), plans)
+    # In-lap -0.9 s, out-lap FCY drive 6 - (-0.9) s on top of the 94 s VSC lap: c1, 3 s behind, gets by.
+    assert res.position[0, 0, :2].tolist() == [2, 1]
+    assert res.race_time_s[0, 0, 0] - res.race_time_s[0, 0, 1] == pytest.approx(6.0 + 1.0 - 3.0, abs=1e-3)
+
+
 def test_a_held_car_passes_only_from_the_overtake_gap_ahead_and_both_cars_lose_the_duel():
     held = run(field([0.0, 0.6], [68.0, 66.0]), replace(TUM, pit_in_s=None), cautions(cars=2))
     # 2 s a lap faster, held 0.5 s behind: 1.5 s ahead at the line is short of the 2 s overtake gap.

@@ -121,7 +121,7 @@ class Rules:
                                   # within the minimum gap (held or passing), the car ahead once per lap
     pit_in_s: tuple[float, float, float] | None = None  # None: the whole stop on the in-lap; else the in-lap's
                                   # part by flag, the rest (by the out-lap's flag), the standstill and the cold
-                                  # tyres on the out-lap, before an FCY lap floor (pits after the line)
+                                  # tyres on the out-lap, after an FCY lap floor (pits after the line)
 
     @property
     def laps_left(self) -> int:
@@ -299,6 +299,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     pit_pass = pit_loss * f32(0.5)
     thr_by_flag = np.array([rules.overtake_gap_s, pit_pass[FCY] if rules.fcy_lap_s > 0 else rules.overtake_gap_s,
                             pit_pass[SC]], f32)
+    thr_green = np.array([rules.overtake_gap_s, np.inf, np.inf], f32)   # cautions: only pit-lane passes
     off = (np.arange(S * R, dtype=np.intp) * C).reshape(S, R)[None]       # (1, S, R)
     order = np.argsort(t, axis=2, kind="stable")
     idx = np.add(order.transpose(2, 0, 1), off, order="C")                 # (C, S, R), rows contiguous
@@ -324,18 +325,20 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         lap_t = k1 * age
         lap_t += base
         lap_t += noise
-        on_out_lap = None
-        if out_lap is not None:                   # last lap's stops: out-lap drive, standstill, cold tyres
-            osi, ori, oci, extra = out_lap
-            lap_t[osi, ori, oci] += extra + pit_out[flag[ori]]
-            on_out_lap = np.zeros((C, S, R), bool)
-            on_out_lap[np.argmax(order[osi, ori, :] == oci[:, None], axis=1), osi, ori] = True
-            out_lap = None
         if rules.fcy_lap_s > 0:
             if (flag != GREEN).any():
                 np.maximum(lap_t, np.where(flag != GREEN, f32(rules.fcy_lap_s), f32(0))[None, :, None], out=lap_t)
         elif (flag == FCY).any() or (not rules.sc_bunches and (flag == SC).any()):
             lap_t *= lap_mult[flag][None, :, None]
+        # Last lap's stops: out-lap drive, standstill, cold tyres. After the FCY floor: TUMFTM re-sorts
+        # the field by them before the lap, so under a caution they still cost places.
+        on_out_lap = None
+        if out_lap is not None:
+            osi, ori, oci, extra = out_lap
+            lap_t[osi, ori, oci] += extra + pit_out[flag[ori]]
+            on_out_lap = np.zeros((C, S, R), bool)
+            on_out_lap[np.argmax(order[osi, ori, :] == oci[:, None], axis=1), osi, ori] = True
+            out_lap = None
         # Pit stops (the whole loss is booked on the in-lap), on the few cars that may stop.
         cols = pit_cols[lap]
         caution_now = len(caution_cars) > 0 and lap < L - 1 and starts[:, lap].any()
@@ -385,9 +388,10 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         elif rules.sc_bunches and sc.any():
             rs[0] += np.where(sc[None, :], f32(rules.mult_sc - 1) * (lx[0] + lx_bias[order[..., 0]]), f32(0))
         held = np.where(flag == GREEN, f32(rules.duel_s), f32(0))[None, :] if rules.duel_when_held else None
-        _walk(rs, lx, gap, thr_by_flag[flag][None, :], pit_pass[flag][None, :],
+        _walk(rs, lx, gap, thr_by_flag[flag][None, :] if held is None else thr_green[flag][None, :],
+              pit_pass[flag][None, :],
               f32(rules.duel_s), f32(rules.loser_s), ts if rules.pass_from_gap else None,
-              lx_bias[order].transpose(2, 0, 1) if rules.pass_from_gap and rules.duel_when_held else None, held,
+              np.take(lx_bias, order.transpose(2, 0, 1)) if rules.pass_from_gap and rules.duel_when_held else None, held,
               on_out_lap)
         t.ravel()[idx] = rs
         if len(out_r[lap]):
@@ -445,30 +449,34 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
     ov_slot = np.empty(0, np.intp)
     dueled = np.zeros(rs.shape, bool) if held is not None else None
     on_track = held > 0 if held is not None else None
-    held_all = np.broadcast_to(held, rs.shape[1:]) if held is not None else None
+    d_bias = bias[1:] - bias[:-1] if bias is not None else None
+    last_ov = ov, ov_t, ov_b                                 # the override list of the slot before
     for slot in range(1, C):
         raw, prev = rs[slot], rs[slot - 1]
+        before_ov, last_ov = last_ov, (ov, ov_t, ov_b)
         adv = raw_key[slot - 1] - raw_key[slot]              # pit-lane test, and passing under caution
         floor = prev + gap
         if ov.size:
             adv.ravel()[ov] = ov_raw - raw_key[slot].ravel()[ov]
             floor.ravel()[ov] = ov_t + gap[0, ov % races]
         pit_lane = None
-        if out_lap is not None:
-            pit_lane = out_lap[slot - 1].copy()
-            if ov.size:
-                pit_lane.ravel()[ov] = out_lap.reshape(C, -1)[ov_slot, ov]
-            pit_lane |= adv >= pass_free
+        if bias is not None or out_lap is not None:
+            pit_lane = adv >= pass_free
+            if out_lap is not None:
+                pit_lane |= out_lap[slot - 1]
+                if ov.size:
+                    pit_lane.ravel()[ov] = out_lap.reshape(C, -1)[ov_slot, ov] | (adv.ravel()[ov] >= pass_free[0, ov % races])
         if held is not None:
             close = raw < floor
             if pit_lane is None:
                 close &= adv < pass_free
             else:
                 close &= ~pit_lane
-            close &= on_track
+            if not on_track.all():
+                close &= on_track
             k = np.flatnonzero(close)
             if k.size:
-                d = held_all.ravel()[k]
+                d = held[0, k % races]
                 t_slot = np.full(k.size, slot - 1, np.intp)
                 hit = np.zeros(k.size, bool)
                 if ov.size:
@@ -484,19 +492,12 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
                 dueled.ravel()[t_flat] = True
                 raw.ravel()[k] += d
                 dueled[slot].ravel()[k] = True
-        if bias is not None:                                 # the car the passer must clear next, per race
-            tail_now = floor - gap
-            tail_nb = bias[slot - 1].copy()
-            if ov.size:
-                tail_nb.ravel()[ov] = ov_b
         judged = adv
-        if bias is not None:                                 # the race time at the line against the held car's
+        if bias is not None:          # the race time at the line against the held car's (thr: inf under caution)
             judged = prev - raw
-            judged -= bias[slot - 1]
-            judged += bias[slot]
+            judged += d_bias[slot - 1]
             if ov.size:
                 judged.ravel()[ov] = ov_t - ov_b - raw.ravel()[ov] + bias[slot].ravel()[ov]
-            judged = np.where(on_track, judged, adv) if on_track is not None else judged
         can = judged >= thr
         if pit_lane is not None:
             can |= pit_lane
@@ -505,8 +506,6 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
         if not can.size:
             np.maximum(raw, floor, out=raw)
             ov = can
-            if bias is not None:
-                ahead_t, ahead_b = tail_now, tail_nb
             continue
         tail_t, tail_raw = prev.ravel()[can], raw_key[slot - 1].ravel()[can]
         tail_b = bias[slot - 1].ravel()[can] if bias is not None else None
@@ -535,14 +534,19 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
             # walk until no position changes); else it is held behind that car. Deeper chains are not walked.
             pa = can[ahead]
             if pa.size and slot > 1:
+                t2, b2 = rs[slot - 2].ravel()[pa], bias[slot - 2].ravel()[pa]
+                for (o, o_t, o_b), passer in ((before_ov, False), (last_ov, True)):
+                    if o.size:                  # the tail was an older car: ahead of it, the car that passed it
+                        j = np.minimum(np.searchsorted(o, pa), o.size - 1)
+                        hit = o[j] == pa
+                        if passer:
+                            t2[hit], b2[hit] = prev.ravel()[pa[hit]], bias[slot - 1].ravel()[pa[hit]]
+                        else:
+                            t2[hit], b2[hit] = o_t[j[hit]], o_b[j[hit]]
                 rc = raw.ravel()[pa]
-                t2, b2 = ahead_t.ravel()[pa], ahead_b.ravel()[pa]
                 g2 = gap[0, pa % races]
                 stuck = (t2 - b2 - rc + bias[slot].ravel()[pa] < thr[0, pa % races]) & (rc < t2 + g2)
                 raw.ravel()[pa[stuck]] = (t2 + g2)[stuck]
-            ahead_t, ahead_b = tail_now, tail_nb
-            ahead_t.ravel()[pa] = raw.ravel()[pa]
-            ahead_b.ravel()[pa] = bias[slot].ravel()[pa]
         ov, ov_t, ov_raw, ov_slot = can[ahead], tail_t[ahead], tail_raw[ahead], tail_slot[ahead]
         if bias is not None:
             ov_b = tail_b[ahead]

@@ -30,12 +30,13 @@ p_accident, 0.045-0.072); 'quad', 'cub' and 'ln' tyre models are replaced by the
 line over ages 0-40 (every known file uses 'lin'); fuel is the same for every car, so SC fuel saving
 is ignored; a passer meets at most two cars a lap; no virtual strategy engineer (vse_type): every
 driver runs strategy_info.
-Measured residual (10,000 races, see tests/test_strategy_tumftm.py): 13 of 20 drivers within every
-tolerance; HAM finishes behind BOT too often (TUMFTM's rule makes passing a car held 0.5 s ahead
-need a 2.6 s faster lap, so the order after the stops decides; the reference has HAM ahead far more
-often), and VER's early stop ranks first (track position after an undercut holds): the reference
-behaves as if passing were easier or strategies reacted to cautions (its files name a 'supervised'
-strategy engineer per driver, which PitWall cannot run).
+Measured residual (10,000 races, see tests/test_strategy_tumftm.py): 12 of 20 drivers within every
+tolerance; HAM finishes behind BOT too often and wins too rarely (2.5 % against 7.9 %, so LEC wins
+77.9 % against 72.0 %): under TUMFTM's rule a car held 0.5 s behind needs a lap 2.6 s faster to pass,
+so the order after the stops decides, and HAM has the field's lowest top speed. VER's early stop
+ranks first (track position after an undercut holds). The reference behaves as if passing were
+easier or strategies reacted to cautions (its files name a 'supervised' virtual strategy engineer
+per driver, which PitWall cannot run).
 """
 
 from __future__ import annotations
