@@ -2,8 +2,11 @@
 
 The field is TUMFTM's Austrian GP 2019 (data/tumftm) after 41 of 71 laps: every car's pace,
 noise, tyre curve, remaining stops and the random events of pars_mcs.ini are the real parameters;
-the gaps at lap 41 are the parameters' expected race times (not a recorded race). VER's four
-strategies: stay out, stop on lap 45, stop on lap 50, stop under the next caution.
+the gaps at lap 41 are the parameters' expected race times (not a recorded race); the race rules
+are TUMFTM's as tumftm.field_and_rules maps them (passing on race time with duels while held, the
+SC ghost car, the split pit stop: since commit 7fe910e, about twice the work per car-lap of the
+rules measured before). VER's four strategies: stay out, stop on lap 45, stop on lap 50, stop under
+the next caution.
 Reports the median wall time of 5 runs, the ns per simulated car-lap, the peak memory the
 simulation allocates (tracemalloc), and the same simulation run in a single block (no cache
 blocking) as the baseline measured in this run.
