@@ -474,21 +474,26 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
                 close &= ~pit_lane
             if not on_track.all():
                 close &= on_track
-            k = np.flatnonzero(close)
+            # Most cars run in trains: whole-plane multiplies, the few override tails by index.
+            k = np.empty(0, np.intp)
+            if ov.size:
+                k = ov[close.ravel()[ov]]
+                close.ravel()[ov] = False
+            new = np.greater(close, dueled[slot - 1])           # its tail has not duelled this lap
+            cost = new * held
+            prev += cost
+            floor += cost
+            dueled[slot - 1] |= close
+            raw += close * held
+            dueled[slot] = close
             if k.size:
                 d = held[0, k % races]
-                t_slot = np.full(k.size, slot - 1, np.intp)
-                hit = np.zeros(k.size, bool)
-                if ov.size:
-                    j = np.minimum(np.searchsorted(ov, k), ov.size - 1)
-                    hit = ov[j] == k
-                    t_slot[hit] = ov_slot[j[hit]]
-                t_flat = t_slot * plane + k
-                new = ~dueled.ravel()[t_flat]
-                rs.ravel()[t_flat[new]] += d[new]
-                floor.ravel()[k[new]] += d[new]
-                if (hit & new).any():
-                    ov_t[j[hit & new]] += d[hit & new]
+                j = np.searchsorted(ov, k)
+                t_flat = ov_slot[j] * plane + k
+                fresh = ~dueled.ravel()[t_flat]
+                rs.ravel()[t_flat[fresh]] += d[fresh]
+                floor.ravel()[k[fresh]] += d[fresh]
+                ov_t[j[fresh]] += d[fresh]
                 dueled.ravel()[t_flat] = True
                 raw.ravel()[k] += d
                 dueled[slot].ravel()[k] = True
