@@ -300,6 +300,9 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     thr_by_flag = np.array([rules.overtake_gap_s, pit_pass[FCY] if rules.fcy_lap_s > 0 else rules.overtake_gap_s,
                             pit_pass[SC]], f32)
     thr_green = np.array([rules.overtake_gap_s, np.inf, np.inf], f32)   # cautions: only pit-lane passes
+    # TUMFTM rules: every car in the pit lane is marked, so the walk needs no loss-based pit-lane test.
+    marked = (rules.duel_when_held and rules.pass_from_gap and rules.pit_in_s is not None
+              and (rules.sc_lap_s > 0 or not rules.sc_bunches))
     off = (np.arange(S * R, dtype=np.intp) * C).reshape(S, R)[None]       # (1, S, R)
     order = np.argsort(t, axis=2, kind="stable")
     idx = np.add(order.transpose(2, 0, 1), off, order="C")                 # (C, S, R), rows contiguous
@@ -372,14 +375,15 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         # Walk the field from the front in the order at the start of the lap.
         r_new = t + lap_t
         rs = r_new.ravel()[idx]
-        lx = (lap_t - lx_bias).ravel()[idx]
+        lx = (lap_t - lx_bias).ravel()[idx] if not marked else None   # marked: the walk needs no lap times
         gap = gap_by_flag[flag][None, :]                                   # (1, R)
         if drs_ok is not None and drs_ok[:, lap].any():
             in_drs = ts[1:] - ts[:-1] < f32(rules.drs_window_s)             # within the window at the start
             in_drs &= drs_ok[None, None, :, lap]
             gain = in_drs * f32(rules.drs_effect_s)         # a multiply is 20x faster than a masked add
             rs[1:] += gain
-            lx[1:] += gain
+            if lx is not None:
+                lx[1:] += gain
         sc = flag == SC
         if rules.sc_bunches and rules.sc_lap_s > 0:
             behind_sc = sc & ~starts[:, lap]                               # the SC has picked up the leader
@@ -392,7 +396,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
               pit_pass[flag][None, :],
               f32(rules.duel_s), f32(rules.loser_s), ts if rules.pass_from_gap else None,
               np.take(lx_bias, order.transpose(2, 0, 1)) if rules.pass_from_gap and rules.duel_when_held else None, held,
-              on_out_lap)
+              on_out_lap, marked)
         t.ravel()[idx] = rs
         if len(out_r[lap]):
             t[:, out_r[lap], out_c[lap]] += f32(_RETIRED_S + _RETIRED_PER_LAP_S * (L - lap))
@@ -425,7 +429,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
 
 def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass_free: np.ndarray,
           duel: np.float32, loser: np.float32, ts: np.ndarray | None = None, bias: np.ndarray | None = None,
-          held: np.ndarray | None = None, out_lap: np.ndarray | None = None) -> None:
+          held: np.ndarray | None = None, out_lap: np.ndarray | None = None, marked: bool = False) -> None:
     """In place, slot by slot from the leader. Each car meets the last car of the new order so far
     (the car it must clear: after a pass the passed car, not the passer): if it would end the lap
     within the minimum gap of it, it passes only with the overtake advantage (its lap faster by the
@@ -436,14 +440,16 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
     (the duel per race, 0 = none) every car in conflict and the car it meets lose that duel time,
     that car once per lap, and a pass costs the passed car the loser time on top. `out_lap` (C, S, R),
     in running order: the car is on its out-lap and any car that ends the lap ahead of it has passed
-    it without a fight (TUMFTM re-sorts the field at the start of the out-lap)."""
+    it without a fight (TUMFTM re-sorts the field after the in-lap and before the out-lap). Under a
+    caution (`thr` inf with `held`) only such pit-lane passes happen. `marked` (with `bias` and
+    `held`): every car in the pit lane is in `out_lap`, so `lx` is not used and may be None."""
     # Masked ufuncs and np.where are 10-70x slower than plain ones here. The car to clear is almost
     # always the previous slot's car; the few races where a pass left an older car last keep it
     # in a short override list, and the few cars that may pass are handled by index.
     C = rs.shape[0]
     plane = rs[0].size
     races = gap.shape[-1]
-    raw_key = lx if ts is None else lx + ts                  # the lap (or race time) as run, before holds
+    raw_key = rs if marked else lx if ts is None else lx + ts    # the lap (or race time) as run, before holds
     ov = np.empty(0, np.intp)                                # plane positions whose tail is an older car
     ov_t = ov_raw = ov_b = np.empty(0, np.float32)
     ov_slot = np.empty(0, np.intp)
@@ -454,13 +460,21 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
     for slot in range(1, C):
         raw, prev = rs[slot], rs[slot - 1]
         before_ov, last_ov = last_ov, (ov, ov_t, ov_b)
-        adv = raw_key[slot - 1] - raw_key[slot]              # pit-lane test, and passing under caution
         floor = prev + gap
         if ov.size:
-            adv.ravel()[ov] = ov_raw - raw_key[slot].ravel()[ov]
             floor.ravel()[ov] = ov_t + gap[0, ov % races]
+        adv = None
+        if not marked:
+            adv = raw_key[slot - 1] - raw_key[slot]          # pit-lane test, and passing on lap times
+            if ov.size:
+                adv.ravel()[ov] = ov_raw - raw_key[slot].ravel()[ov]
         pit_lane = None
-        if bias is not None or out_lap is not None:
+        if marked:
+            if out_lap is not None:
+                pit_lane = out_lap[slot - 1].copy() if ov.size else out_lap[slot - 1]
+                if ov.size:
+                    pit_lane.ravel()[ov] = out_lap.reshape(C, -1)[ov_slot, ov]
+        elif bias is not None or out_lap is not None:
             pit_lane = adv >= pass_free
             if out_lap is not None:
                 pit_lane |= out_lap[slot - 1]
@@ -469,7 +483,8 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
         if held is not None:
             close = raw < floor
             if pit_lane is None:
-                close &= adv < pass_free
+                if not marked:
+                    close &= adv < pass_free
             else:
                 close &= ~pit_lane
             if not on_track.all():
@@ -524,8 +539,11 @@ def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass
         raw_c, floor_c = raw.ravel()[can], floor.ravel()[can]
         floor.ravel()[can] = -np.inf                         # not held
         np.maximum(raw, floor, out=raw)
-        fought = (raw_c < floor_c) & (adv.ravel()[can] < pass_free[0, can % races] if pit_lane is None
-                                      else ~pit_lane.ravel()[can])
+        fought = raw_c < floor_c
+        if pit_lane is not None:
+            fought &= ~pit_lane.ravel()[can]
+        elif not marked:
+            fought &= adv.ravel()[can] < pass_free[0, can % races]
         ahead = raw_c < tail_t                               # it passed: the old tail stays last
         f = can[fought]
         if f.size:
