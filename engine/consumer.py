@@ -57,26 +57,33 @@ class StageConsumer:
             ensure_group(self.client, s, self.group)
 
     def _handle(self, stream: str, entry_id: bytes, fields: dict) -> None:
-        try:
-            self.handler(stream, entry_id, fields)
-        except Exception as exc:  # a bad entry must not stop the stage: count, retry, dead-letter
-            n = self.failures.get(entry_id, 0) + 1
-            self.failures[entry_id] = n
-            log.warning("stage %s: entry %s on %s failed (%d/%d): %s", self.group, entry_id, stream,
-                        n, self.max_failures, exc)
-            if n < self.max_failures:
-                return
-            self.client.xadd(keys.DEAD_LETTER_STREAM, {
-                "stream": stream, "id": entry_id, "group": self.group, "error": repr(exc)[:500],
-                "fields": json.dumps({k.decode() if isinstance(k, bytes) else k:
-                                      v.decode(errors="replace") if isinstance(v, bytes) else v
-                                      for k, v in fields.items()})[:10_000],
-            }, maxlen=10_000, approximate=True)
-            self.dead_lettered += 1
-            self.failures.pop(entry_id, None)
-        else:
-            self.failures.pop(entry_id, None)
-            self.handled += 1
+        """Handle one entry, retrying a failing one in place (so an ordered stage never applies a
+        later entry before it), dead-lettering it after max_failures; XACK when done. A Redis
+        outage is not the entry's fault: it propagates, the entry stays pending and is retried
+        first once Redis is back."""
+        for attempt in range(1, self.max_failures + 1):
+            try:
+                self.handler(stream, entry_id, fields)
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise
+            except Exception as exc:  # a bad entry must not stop the stage: count, retry, dead-letter
+                self.failures[entry_id] = attempt
+                log.warning("stage %s: entry %s on %s failed (%d/%d): %s", self.group, entry_id, stream,
+                            attempt, self.max_failures, exc)
+                if attempt < self.max_failures:
+                    time.sleep(0.05 * 2 ** attempt)
+                    continue
+                self.client.xadd(keys.DEAD_LETTER_STREAM, {
+                    "stream": stream, "id": entry_id, "group": self.group, "error": repr(exc)[:500],
+                    "fields": json.dumps({k.decode() if isinstance(k, bytes) else k:
+                                          v.decode(errors="replace") if isinstance(v, bytes) else v
+                                          for k, v in fields.items()})[:10_000],
+                }, maxlen=10_000, approximate=True)
+                self.dead_lettered += 1
+            else:
+                self.handled += 1
+            break
+        self.failures.pop(entry_id, None)
         self.client.xack(stream, self.group, entry_id)
 
     def reclaim(self) -> int:
@@ -128,6 +135,8 @@ class StageConsumer:
         the field) and acknowledge them all; on failure, False: each is retried on its own."""
         try:
             self.batch_handler(stream, [(i, f) for i, f in entries if f])
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
         except Exception as exc:  # retried entry by entry below, which counts and dead-letters
             log.warning("stage %s: batch of %d failed (%s); handling entries one by one",
                         self.group, len(entries), exc)
@@ -155,8 +164,9 @@ class StageConsumer:
                     next_claim = now + reclaim_every_s
                 self.poll()
                 backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                # Redis down or restarting: wait with exponential backoff, then resume where we were.
+            except redis.RedisError as exc:
+                # Redis down, restarting, failing over (READONLY) or full (OOM): wait with exponential
+                # backoff, then resume where we were — never let the stage's thread die.
                 self.reconnects += 1
                 log.warning("stage %s: redis unavailable (%s); retry in %.1f s", self.group, exc, backoff)
                 time.sleep(backoff)

@@ -105,3 +105,35 @@ def test_the_lap_time_chart_shows_each_laps_prediction_with_its_band(replayed):
     band = next(t for t in fig.data if t.name == "80 % prediction band")
     assert len(predicted.x) >= 20 and list(predicted.x) == sorted(predicted.x)
     assert len(band.x) == 2 * len(predicted.x)
+
+
+def test_a_live_source_without_official_timing_still_gets_a_tower_and_tyre_calls(redis_server, wait_for):
+    """Telemetry only (as from UDP or the F1 game): the laps derived from it become the crossings."""
+    from dataclasses import replace
+
+    from engine.redisserver import connect
+    from engine.settings import REPO_ROOT
+
+    r = connect(redis_server.url)
+    r.flushall()
+    stop = threading.Event()
+    ins = insights.consumer(connect(redis_server.url), "live-insights", Settings.from_env({}).models_dir)
+    consumers = [timing.consumer(connect(redis_server.url), "live-timing"), ins,
+                 process.consumer(connect(redis_server.url), "live-process", 4, hooks=[ins.stage.on_lap_complete])]
+    threads = [threading.Thread(target=c.run, args=(stop.is_set,), daemon=True) for c in consumers]
+    for t in threads:
+        t.start()
+    try:
+        tl = load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
+        live = replace(tl, session="live-1")
+        play(live, None, StreamWriter(r, 4), speed=None, progress=False)   # no crossings, no meta
+        assert wait_for(lambda: r.get(keys.board("live-1")) is not None
+                        and json.loads(r.get(keys.board("live-1")))["cars"][0]["laps"] >= 20, 60)
+        car = json.loads(r.get(keys.board("live-1")))["cars"][0]
+        assert car["car"] == "2" and 95 < car["best_lap_s"] < 100, "car #2's laps from its own telemetry"
+        assert wait_for(lambda: b"tyre" in r.hgetall(keys.insight("live-1", "2")), 30)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+        r.close()

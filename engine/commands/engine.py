@@ -72,11 +72,16 @@ def run(args: argparse.Namespace) -> int:
     for t in threads:
         t.start()
     logging.info("engine %s running roles %s on %s", name, roles, settings.redis_url)
-    stop.wait()
+    failed = None
+    while not stop.wait(1.0):
+        failed = next((t.name for t in threads if not t.is_alive()), None)
+        if failed:   # a stage died: say so and exit non-zero, so `pitwall up` or a supervisor sees it
+            logging.error("engine %s: stage %s stopped unexpectedly; shutting down", name, failed)
+            stop.set()
     if children:
         from engine.laps.stage import stop_workers
         stop_workers(children)
     for t in threads:
         t.join(timeout=5)
     logging.info("engine %s stopped", name)
-    return 0
+    return 1 if failed else 0

@@ -324,6 +324,8 @@ class ShardConsumer(StageConsumer):
             return
         try:
             done = self.stage.handle(stream, entry_id, fields)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise                  # Redis is down, not the entry: the run loop backs off and resyncs
         except Exception as exc:   # bad entry: count, resync the shard, dead-letter at 3
             self.flush()
             shard = int(stream.rsplit(":", 1)[1])
@@ -421,7 +423,7 @@ class ShardConsumer(StageConsumer):
                 else:
                     time.sleep(min(tick_s, 0.2))
                 backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:   # down, failing over (READONLY), full (OOM): back off
                 self.reconnects += 1
                 log.warning("process: redis unavailable (%s); retry in %.1f s", exc, backoff)
                 time.sleep(backoff)

@@ -79,7 +79,8 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
         client.sadd(keys.SESSIONS, tl.session)
         client.hset(keys.session_meta(tl.session), mapping={
         "track": tl.track, "race": tl.race, "total_laps": tl.total_laps, "source": "replay",
-            "start_utc": tl.start_utc, "replay_speed": speed or 0})
+            "start_utc": tl.start_utc, "replay_speed": speed or 0,
+            "timing": "official"})   # crossings come from the organisers' timing, not from telemetry
     crossings = crossing_events(tl)
     tel_t, tel_points = telemetry_points(tl)
     ci, ti = 0, int(np.searchsorted(tel_t, from_t))

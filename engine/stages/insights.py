@@ -18,7 +18,7 @@ import itertools
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ import redis
 
 from engine import keys
 from engine.consumer import StageConsumer
+from engine.stages.timing import publish_crossing
 
 log = logging.getLogger(__name__)
 GROUP = "insights"
@@ -50,15 +51,23 @@ class InsightsStage:
         self.tyre = TyreService.load(models_dir)
         self.ttl = insight_ttl_s
         self.drivers: dict[str, object] = {}
+        self.driver_skipped: Counter[str] = Counter()
         self.predictions = 0
-        self.latency_ms: list[float] = []
+        self.latency_ms: deque[float] = deque(maxlen=1000)   # the last 1,000 predictions
 
-    def driver(self, session: str):
+    def judge(self, session: str, car: str, lap_info: dict, samples: dict | None) -> None:
+        """The driver service on one lap. A session on a track PitWall does not know (no
+        sector map: e.g. a live F1 session) gets no coaching; that is counted, not fatal."""
         from engine.driver import DriverService
 
-        if session not in self.drivers:
-            self.drivers[session] = DriverService(self.client, session, insight_ttl_s=self.ttl)
-        return self.drivers[session]
+        try:
+            if session not in self.drivers:
+                self.drivers[session] = DriverService(self.client, session, insight_ttl_s=self.ttl)
+            self.drivers[session].on_lap(car, lap_info, samples)
+        except ValueError as exc:     # unknown track, or a lap the driver service refuses (named)
+            self.driver_skipped[str(exc).split(";")[0]] += 1
+            if self.driver_skipped[str(exc).split(";")[0]] == 1:
+                log.warning("insights: no coaching for %s car %s: %s", session, car, exc)
 
     def handle_batch(self, crossings: list[dict]) -> None:
         """Apply the crossings read together, in waves: wave k holds each car's k-th crossing of
@@ -77,7 +86,7 @@ class InsightsStage:
                 pipe.execute()
                 for c in wave:
                     if not self.client.exists(keys.lap_record(session, str(c["car"]))):
-                        self.driver(session).on_lap(str(c["car"]), c, None)   # telemetry cars: in the hook
+                        self.judge(session, str(c["car"]), c, None)   # telemetry cars: in the hook
                 self.predict(session, {str(c["car"]) for c in wave})
 
     def predict(self, session: str, cars: set[str]) -> None:
@@ -88,6 +97,10 @@ class InsightsStage:
             return
         laps["session"] = session
         laps["car"] = laps["car"].astype(str)
+        # JSON nulls (a source without sectors or pit times) make object columns: make them numbers
+        for col in laps.columns.difference(["session", "car", "flag", "track", "in_pit"]):
+            laps[col] = pd.to_numeric(laps[col], errors="coerce")
+        laps["in_pit"] = laps["in_pit"].fillna(False).astype(bool) if "in_pit" in laps else False
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
         if meta.get("track"):
             laps["track"] = meta["track"]
@@ -145,8 +158,12 @@ class InsightsStage:
             self.client.hsetnx(wear_key(session, car), lap, json.dumps(_jsonable(wear)))
         crossing = self.client.hget(crossings_key(session), f"{car}:{lap}")
         lap_info = json.loads(crossing) if crossing else _crossing_from_record(record)
+        if self.client.hget(keys.session_meta(session), "timing") != b"official":
+            # A live source (UDP, F1 game, HTTP) has no official timing feed: the lap derived from
+            # telemetry is the crossing, so the tower, tyre model and strategy run for it too.
+            publish_crossing(self.client, {**_crossing_from_record(record), "session": session, "car": car})
         samples = {("timestamp" if k == "t" else k): v for k, v in arrays.items()}
-        self.driver(session).on_lap(car, lap_info, samples)
+        self.judge(session, car, lap_info, samples)
 
 
 def _jsonable(d: dict) -> dict:

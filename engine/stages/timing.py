@@ -33,9 +33,10 @@ class TimingStage:
         cars_key = keys.car_state(session)
         raw = self.client.hget(cars_key, car)
         state = apply_lap(json.loads(raw) if raw else None, crossing)
-        if state is None:
-            return  # already applied: a redelivery changes nothing
-        self.client.hset(cars_key, car, json.dumps(state))
+        if state is not None:    # None: already applied; the board is still rebuilt below, in case
+            self.client.hset(cars_key, car, json.dumps(state))   # a crash came between the two writes
+        else:
+            state = json.loads(raw)
         cars = [json.loads(v) for v in self.client.hgetall(cars_key).values()]
         board = running_order(cars)
         now = time.time()
