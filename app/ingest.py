@@ -28,6 +28,21 @@ MAX_BODY = 4 * 1024 * 1024
 MAX_ERRORS_LISTED = 100
 
 
+@ingest.record_once
+def _bound_request_sizes(state) -> None:
+    """Bodies and WebSocket messages are bounded before they are read in full: a chunked POST
+    carries no Content-Length to check up front."""
+    state.app.config.setdefault("MAX_CONTENT_LENGTH", MAX_BODY)
+    state.app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": MAX_BODY})
+
+
+@ingest.app_errorhandler(413)
+def _too_large(_exc):
+    pipeline().counters.add("invalid:body: larger than 4 MiB")
+    return jsonify({"accepted": 0, "rejected": 1,
+                    "errors": [{"field": "body", "reason": f"larger than {MAX_BODY} bytes"}]}), 413
+
+
 @lru_cache(maxsize=1)
 def pipeline() -> Ingest:
     """This web process's ingest path (created on first use, after gunicorn forked the worker)."""
@@ -71,7 +86,10 @@ def post_telemetry():
         return jsonify({"accepted": 0, "rejected": 1,
                         "errors": [{"field": "body", "reason": f"larger than {MAX_BODY} bytes"}]}), 413
     binary = request.mimetype == "application/octet-stream"
-    doc, status = accept(request.get_data(cache=False), binary)
+    body = request.get_data(cache=False)    # at most MAX_CONTENT_LENGTH bytes are read
+    if len(body) >= MAX_BODY:
+        return _too_large(None)
+    doc, status = accept(body, binary)
     return jsonify(doc), status
 
 

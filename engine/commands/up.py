@@ -23,6 +23,20 @@ def _spawn(argv: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(argv, env=env, start_new_session=True)
 
 
+def clear_transport(url: str) -> int:
+    """Empty the streams the last run left (telemetry shards, timing) before the demo replays anew:
+    their unacknowledged open-lap entries would otherwise be reclaimed by the new engine and put
+    its cars ahead of the replay's clock. Live state and lap records are the replay's --fresh."""
+    from engine import keys
+    from engine.redisserver import connect
+
+    client = connect(url)
+    doomed = list(client.scan_iter(match=f"{keys.PREFIX}:telemetry:*", count=1000)) + [keys.LAPS_STREAM]
+    n = client.delete(*doomed)
+    client.close()
+    return n
+
+
 def run(args: argparse.Namespace) -> int:
     from engine.redisserver import RedisServer
     from engine.settings import Settings
@@ -33,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         server = RedisServer(settings.data_dir / "redis", persist=True).start()
         settings = settings.with_(redis_url=server.url)
         print(f"pitwall: redis-server on {server.url} (data in {settings.data_dir / 'redis'})", flush=True)
+        if not args.no_replay:
+            clear_transport(server.url)
     env = {**os.environ, **settings.env()}
     pitwall = [sys.executable, "-m", "engine.cli"]
     children: list[tuple[str, subprocess.Popen]] = []

@@ -159,6 +159,8 @@ def decode_json(data: bytes | str) -> list:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidPoint("json", f"not valid JSON ({str(exc)[:80]})") from None
+    except RecursionError:
+        raise InvalidPoint("json", "nested too deeply") from None
     if isinstance(doc, dict):
         return [doc]
     if isinstance(doc, list):

@@ -137,7 +137,8 @@ class InsightsStage:
             mine = laps[laps["car"] == car]
             pits = mine.loc[mine["in_pit"].fillna(False).astype(bool), "lap"]
             stint_start = int(pits.max()) if len(pits) else 0
-            stint = [w for lap, w in per_lap.items() if lap > stint_start]
+            latest = int(mine["lap"].max())     # telemetry may run ahead of the timing: not beyond it
+            stint = [w for lap, w in per_lap.items() if stint_start < lap <= latest]
             wear_rows.append({"car": car, **{f"wear_{c}": float(sum(w[f"wear_{c}"] for w in stint))
                                              for c in CORNERS}})
             tel_rows += [telemetry_row(car, lap, w) for lap, w in per_lap.items()]

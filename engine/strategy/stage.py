@@ -24,6 +24,7 @@ from engine.strategy.live import DEFAULT_RACES, recommend
 from engine.strategy.state import state_from_timing
 
 GROUP = "strategy"
+BOARD_WAIT_S = 1.0   # how long a crossing waits for the timing stage to apply it
 log = logging.getLogger(__name__)
 
 
@@ -66,6 +67,21 @@ class StrategyStage:
         self.skipped: Counter = Counter()
         self.calls = 0
 
+    def _board_at(self, session: str, car: str, lap: int) -> tuple[list[dict], dict | None]:
+        """The board once the timing stage has applied this crossing (both groups wake on the
+        same entry): a call on the previous lap's gaps and tyre age could tell a car that has
+        just pitted to pit. Waits up to BOARD_WAIT_S, then uses what is there."""
+        deadline = time.monotonic() + BOARD_WAIT_S
+        while True:
+            raw = self.client.get(keys.board(session))
+            board = json.loads(raw)["cars"] if raw else []
+            row = next((r for r in board if str(r["car"]) == car), None)
+            if (row is not None and row.get("laps", 0) >= lap) or time.monotonic() >= deadline:
+                if row is not None and row.get("laps", 0) < lap:
+                    self.skipped["board behind the crossing (used as it was)"] += 1
+                return board, row
+            time.sleep(0.02)
+
     def handle(self, _stream: str, entry_id: bytes, fields: dict) -> dict | None:
         crossing = json.loads(fields[b"d"])
         session, car, lap = crossing["session"], str(crossing["car"]), int(crossing["lap"])
@@ -74,9 +90,7 @@ class StrategyStage:
         self.flags[session] = flag
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
         track, total = meta.get("track"), int(float(meta.get("total_laps") or 0))
-        raw = self.client.get(keys.board(session))
-        board = json.loads(raw)["cars"] if raw else []
-        row = next((r for r in board if str(r["car"]) == car), None)
+        board, row = self._board_at(session, car, lap)
         reason = ("no track or total_laps in the session meta" if not track or total < 1 else
                   "car not on the board yet" if row is None else
                   "a newer lap of this car is queued" if row.get("laps", 0) > lap else
