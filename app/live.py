@@ -32,6 +32,7 @@ BURST_WINDOW_S = 0.01      # a burst of publishes (every car at once) leaves as 
 MIN_FLUSH_INTERVAL_S = 0.05  # at most 20 frames a second per client; pages apply at most 10
 HEARTBEAT_S = 5.0          # an idle feed still says it is alive, so a browser can tell "stale"
 MAX_PENDING_ALERTS = 10_000  # beyond this a client is cut off and catches up from the stream
+MAX_PENDING_FRAMES = 3000      # ~5 minutes of 10 Hz frames queued for one client: cut it off
 CATCH_UP_MAX = 10_000
 
 
@@ -141,6 +142,8 @@ class Client:
         self.direct = 0
 
     def offer(self, frame: Frame) -> None:
+        if self.cut_off:             # memory stays bounded while a stuck send holds its greenlet
+            return
         if self.raw is not None and not self.frames and self.partial is None and not self.busy:
             try:
                 n = self.raw.send(frame.wire)
@@ -155,8 +158,8 @@ class Client:
                 return
         self.frames.append(frame)
         self.pending_alerts += len(frame.batch.alerts)
-        if self.pending_alerts > MAX_PENDING_ALERTS:
-            self.cut_off = True
+        if self.pending_alerts > MAX_PENDING_ALERTS or len(self.frames) > MAX_PENDING_FRAMES:
+            self.cut_off = True      # it reconnects with ?since= and misses no alert
         self.ready.set()
 
     def take(self, timeout: float) -> bytes | None:
