@@ -105,7 +105,8 @@ def test_receive_buffer_is_8_mib_and_a_burst_loses_nothing(udp_ingest, r):
     grams = [encode_binary("burst", f"car{i % 25}", TS + np.arange(40) * 0.02 + i, ("speed_kmh", "accy_can", "gear"),
                            block, time.time()) for i in range(1000)]
     send(udp.port, *grams)             # 40,000 points, back to back
-    assert wait_for(lambda: ing.counters.get("written") >= 40_000, 20)
+    assert wait_for(lambda: ing.counters.get("written") >= 40_000, 30), \
+        f"counters {ing.counters.snapshot()}, socket {udp.stats()}"
     assert udp.stats().get("kernel_drops", 0) == 0
     assert ing.counters.snapshot()["dropped"] == 0
 
