@@ -3,6 +3,7 @@ for the car that has telemetry, driver coaching, all in each car's live insight.
 
 import json
 import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -17,29 +18,44 @@ from engine.stages import insights, timing
 
 
 
-@pytest.fixture(scope="module")
-def replayed(redis_server, wait_for):
+@contextmanager
+def engine_stages(url: str, prefix: str):
+    """The timing, insights and process stages (with the insights lap hook) in threads, as
+    `pitwall engine` runs them, on a clean database; yields (client, insights consumer)."""
     from engine.redisserver import connect
-    from engine.settings import REPO_ROOT
 
-    r = connect(redis_server.url)
+    r = connect(url)
     r.flushall()
     stop = threading.Event()
-    ins = insights.consumer(connect(redis_server.url), "t-insights", Settings.from_env({}).models_dir)
-    consumers = [timing.consumer(connect(redis_server.url), "t-timing"), ins,
-                 process.consumer(connect(redis_server.url), "t-process", 4, hooks=[ins.stage.on_lap_complete])]
+    ins = insights.consumer(connect(url), f"{prefix}-insights", Settings.from_env({}).models_dir)
+    consumers = [timing.consumer(connect(url), f"{prefix}-timing"), ins,
+                 process.consumer(connect(url), f"{prefix}-process", 4, hooks=[ins.stage.on_lap_complete])]
     threads = [threading.Thread(target=c.run, args=(stop.is_set,), daemon=True) for c in consumers]
     for t in threads:
         t.start()
-    tl = load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
-    play(tl, r, StreamWriter(r, 4), speed=None, progress=False)
-    assert wait_for(lambda: consumers[1].handled >= len(tl.crossings)), "insights stage fell behind"
-    assert wait_for(lambda: r.hlen(insights.wear_key("barber-r1", "2")) >= 20), "no telemetry wear for car #2"
-    yield r, ins.stage, tl
-    stop.set()
-    for t in threads:
-        t.join(5)
-    r.close()
+    try:
+        yield r, ins
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+        r.close()
+
+
+def barber_r1():
+    from engine.settings import REPO_ROOT
+
+    return load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
+
+
+@pytest.fixture(scope="module")
+def replayed(redis_server, wait_for):
+    with engine_stages(redis_server.url, "t") as (r, ins):
+        tl = barber_r1()
+        play(tl, r, StreamWriter(r, 4), speed=None, progress=False)
+        assert wait_for(lambda: ins.handled >= len(tl.crossings)), "insights stage fell behind"
+        assert wait_for(lambda: r.hlen(insights.wear_key("barber-r1", "2")) >= 20), "no telemetry wear for car #2"
+        yield r, ins.stage, tl
 
 
 def insight(r, car):
@@ -111,29 +127,11 @@ def test_a_live_source_without_official_timing_still_gets_a_tower_and_tyre_calls
     """Telemetry only (as from UDP or the F1 game): the laps derived from it become the crossings."""
     from dataclasses import replace
 
-    from engine.redisserver import connect
-    from engine.settings import REPO_ROOT
-
-    r = connect(redis_server.url)
-    r.flushall()
-    stop = threading.Event()
-    ins = insights.consumer(connect(redis_server.url), "live-insights", Settings.from_env({}).models_dir)
-    consumers = [timing.consumer(connect(redis_server.url), "live-timing"), ins,
-                 process.consumer(connect(redis_server.url), "live-process", 4, hooks=[ins.stage.on_lap_complete])]
-    threads = [threading.Thread(target=c.run, args=(stop.is_set,), daemon=True) for c in consumers]
-    for t in threads:
-        t.start()
-    try:
-        tl = load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
-        live = replace(tl, session="live-1")
+    with engine_stages(redis_server.url, "live") as (r, _ins):
+        live = replace(barber_r1(), session="live-1")
         play(live, None, StreamWriter(r, 4), speed=None, progress=False)   # no crossings, no meta
         assert wait_for(lambda: r.get(keys.board("live-1")) is not None
                         and json.loads(r.get(keys.board("live-1")))["cars"][0]["laps"] >= 20, 60)
         car = json.loads(r.get(keys.board("live-1")))["cars"][0]
         assert car["car"] == "2" and 95 < car["best_lap_s"] < 100, "car #2's laps from its own telemetry"
         assert wait_for(lambda: b"tyre" in r.hgetall(keys.insight("live-1", "2")), 30)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(5)
-        r.close()
