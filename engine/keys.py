@@ -23,34 +23,40 @@ INSIGHTS_CHANNEL = f"{PREFIX}:insights:pubsub"
 SESSIONS = f"{PREFIX}:sessions"                      # set of session ids
 
 
+def _session_key(session: str, *parts: str) -> str:
+    """pw:session:<session>:<part>:...: everything of one session shares this prefix (see
+    `pitwall replay --fresh`, which forgets a session by it)."""
+    return ":".join((PREFIX, "session", str(session), *map(str, parts)))
+
+
 def session_meta(session: str) -> str:
-    return f"{PREFIX}:session:{session}:meta"        # hash: track, race, started_at, source
+    return _session_key(session, "meta")        # hash: track, race, started_at, source
 
 
 def car_state(session: str) -> str:
     """Hash: car -> JSON live timing state (position, laps, last, best, gap)."""
-    return f"{PREFIX}:session:{session}:cars"
+    return _session_key(session, "cars")
 
 
 def board(session: str) -> str:
     """String (JSON): the running order with each car's timing, rewritten at every crossing."""
-    return f"{PREFIX}:session:{session}:board"
+    return _session_key(session, "board")
 
 
 def insight(session: str, car: str) -> str:
     """Hash with a TTL: the car's live insight, one JSON field per producer (timing, tyre,
     strategy, driver, ...), so stages write their part without read-modify-write races.
     The web app renders only what is here."""
-    return f"{PREFIX}:session:{session}:insight:{car}"
+    return _session_key(session, "insight", car)
 
 
 def lap_record(session: str, car: str) -> str:
     """Hash: lap number -> JSON lap record (idempotent by session, car, lap)."""
-    return f"{PREFIX}:session:{session}:laps:{car}"
+    return _session_key(session, "laps", car)
 
 
 def checkpoint(session: str, car: str) -> str:
-    return f"{PREFIX}:session:{session}:checkpoint:{car}"
+    return _session_key(session, "checkpoint", car)
 
 
 def shard_of(session: str, car: str, shards: int) -> int:
@@ -63,17 +69,17 @@ def shard_of(session: str, car: str, shards: int) -> int:
 
 def driver_profiles(session: str) -> str:
     """Hash: car -> JSON DriverProfile (Welford statistics, braking zones), rewritten every lap."""
-    return f"{PREFIX}:session:{session}:driver:profiles"
+    return _session_key(session, "driver", "profiles")
 
 
 def driver_field(session: str) -> str:
     """List (capped): JSON [time, car, deviations] of recent laps, the field's common slowdown."""
-    return f"{PREFIX}:session:{session}:driver:field"
+    return _session_key(session, "driver", "field")
 
 
 def driver_alerts(session: str, car: str) -> str:
     """Hash: lap -> JSON list of the alerts that lap raised (a redelivered lap returns these)."""
-    return f"{PREFIX}:session:{session}:driver:alerts:{car}"
+    return _session_key(session, "driver", "alerts", car)
 
 
 # --- ingest (engine/ingest) ---------------------------------------------------------------
@@ -103,14 +109,14 @@ def process_stats(name: str) -> str:
 # --- insights stage (engine/stages/insights.py) ---
 def crossings(session: str) -> str:
     """Hash: 'car:lap' -> crossing JSON, the session's official laps so far (HSETNX)."""
-    return f"{PREFIX}:session:{session}:crossings"
+    return _session_key(session, "crossings")
 
 
 def tyre_wear(session: str, car: str) -> str:
     """Hash: lap -> that lap's per-corner wear increment from telemetry (JSON)."""
-    return f"{PREFIX}:session:{session}:tyrewear:{car}"
+    return _session_key(session, "tyrewear", car)
 
 
 def tyre_history(session: str, car: str) -> str:
     """Hash: lap -> the tyre model's output after that lap (JSON): the car page's wear trend."""
-    return f"{PREFIX}:session:{session}:tyrehist:{car}"
+    return _session_key(session, "tyrehist", car)
