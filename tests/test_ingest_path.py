@@ -99,8 +99,9 @@ def test_one_socket_takes_binary_json_and_f1_and_survives_garbage(udp_ingest, r)
 
 def test_receive_buffer_is_8_mib_and_a_burst_loses_nothing(udp_ingest, r):
     ing, udp = udp_ingest
-    if udp.rcvbuf < RCVBUF:
-        pytest.skip(f"the OS capped SO_RCVBUF at {udp.rcvbuf} bytes (net.core.rmem_max) and refused SO_RCVBUFFORCE")
+    # The floor: a smaller buffer lost 63 % of a burst here. PitWall runs as root on the
+    # pit-wall machine and CI, where SO_RCVBUFFORCE lifts the OS cap.
+    assert udp.rcvbuf >= RCVBUF, f"SO_RCVBUF is {udp.rcvbuf} bytes, below {RCVBUF}"
     block = np.column_stack([np.linspace(0, 200, 40), np.linspace(-2, 2, 40), np.full(40, 5.0)])
     grams = [encode_binary("burst", f"car{i % 25}", TS + np.arange(40) * 0.02 + i, ("speed_kmh", "accy_can", "gear"),
                            block, time.time()) for i in range(1000)]
