@@ -49,8 +49,9 @@ def test_the_safety_car_runs_its_own_lap_and_the_field_closes_up_behind_it():
     flags = {3: SC, 4: SC, 5: SC, 6: SC}
     res = run(replace(f), replace(TUM, total_laps=7), cautions(flags, laps=7))
     t = res.race_time_s[0, 0]
-    # Lap 4 is the SC's first (everyone at the 94 s FCY lap); laps 5-7 the leader runs 107 s behind it.
-    assert t[0] == pytest.approx(3 * 67.0 + 94.0 + 3 * 107.0, abs=1e-3)
+    # Lap 4 is the SC's first (everyone at the 94 s FCY lap); laps 5-7 the leader runs 107 s behind it,
+    # P1 one SC gap (0.8 s) behind the SC, as TUMFTM places P at ghost + P x the SC gap.
+    assert t[0] == pytest.approx(3 * 67.0 + 94.0 + 3 * 107.0 + 0.8, abs=1e-3)
     # 40 s back closes at 107 - 94 = 13 s a lap: after three laps behind the SC it is 0.8 s behind.
     assert np.diff(t) == pytest.approx([0.8, 0.8], abs=1e-3)
 
@@ -71,9 +72,11 @@ def test_a_stop_under_a_vsc_is_cheap_but_still_costs_places():
     f = field([0.0, 3.0, 50.0], [67.0, 67.0, 67.0])
     plans = plans_for(f, TUM, "c0", [Strategy("pit lap 5", (5,))])
     res = run(f, TUM, cautions({4: FCY, 5: FCY, 6: FCY}), plans)
-    # In-lap -0.9 s, out-lap FCY drive 6 - (-0.9) s on top of the 94 s VSC lap: c1, 3 s behind, gets by.
+    # In-lap -0.9 s; the out-lap's FCY drive 6 - (-0.9) s re-sorts the field before the lap, so c1, 3 s
+    # behind, gets by in the pit lane. The out-lap itself (67 + 6.9 + 1 s cold) is inside the 94 s VSC lap
+    # (TUMFTM floors the lap including the stop), and nobody passes under a VSC: c0 ends held behind c1.
     assert res.position[0, 0, :2].tolist() == [2, 1]
-    assert res.race_time_s[0, 0, 0] - res.race_time_s[0, 0, 1] == pytest.approx(6.0 + 1.0 - 3.0, abs=1e-3)
+    assert res.race_time_s[0, 0, 0] - res.race_time_s[0, 0, 1] == pytest.approx(0.5, abs=1e-3)
 
 
 def test_a_held_car_passes_only_from_the_overtake_gap_ahead_and_both_cars_lose_the_duel():
@@ -105,3 +108,38 @@ def test_a_teams_standstill_draw_never_exceeds_three_times_its_mean():
     free = loc[0] + scale[0] * (u / (1 - u)) ** (1 / c[0])
     kept = free[free <= 3 * mean[0]]
     assert np.quantile(draws, [0.1, 0.5, 0.9]) == pytest.approx(np.quantile(kept, [0.1, 0.5, 0.9]), abs=0.01)
+
+
+def test_a_team_mate_behind_needs_the_team_order_on_top_of_the_overtake_gap():
+    f = field([0.0, 0.6], [68.0, 65.0])                      # 3 s a lap faster: passes a rival
+    rules = replace(TUM, total_laps=1, pit_in_s=None)
+    assert run(f, rules, cautions(cars=2, laps=1)).position[0, 0].tolist() == [2, 1]
+    mates = replace(f, team=np.array([7, 7]), team_order_s=np.array([0.0, 1.0]))
+    assert run(mates, rules, cautions(cars=2, laps=1)).position[0, 0].tolist() == [1, 2]
+
+
+def test_drs_gains_in_two_halves_and_not_behind_a_car_in_the_pit_lane():
+    drs = replace(TUM, total_laps=3, drs_effect_s=-0.4, drs_window_s=1.0, drs_allow_lap=1)
+    f = field([0.0, 0.9, 30.0], [67.0, 67.0, 67.0])
+    res = run(f, replace(drs, total_laps=1), cautions(cars=3, laps=1))
+    # 0.9 s behind at the line: both halves, 0.4 s; held? no: 0.5 s behind is still clear of the gap.
+    assert res.race_time_s[0, 0, 1] - res.race_time_s[0, 0, 0] == pytest.approx(0.5, abs=1e-3)
+    # c0 stops at the end of lap 1: on lap 2 c1 was behind a car in the pit lane, so no DRS at all.
+    plans = plans_for(f, drs, "c0", [Strategy("pit lap 1", (1,))])
+    res = run(f, drs, cautions(cars=3, laps=3), plans)
+    t = res.race_time_s[0, 0]
+    assert t[1] == pytest.approx(0.9 + 67.0 - 0.4 + 67.0 + 67.0, abs=1e-3)
+
+
+def test_a_vsc_over_less_than_half_a_lap_still_allows_passing():
+    caut = cautions({0: FCY}, cars=2, laps=1)
+    caut.c_from = np.array([[0.7]], np.float32)             # the VSC starts at 70 % of the lap
+    # 8 s a lap faster at pace: 30 % of the lap at the 94 s FCY lap still leaves it 5 s ahead at the line.
+    f = field([0.0, 0.6], [68.0, 60.0])
+    short = run(f, replace(TUM, total_laps=1, pit_in_s=None), caut)
+    assert short.position[0, 0].tolist() == [2, 1]
+    caut.c_from = np.array([[0.3]], np.float32)              # 70 % of the lap under VSC: no passing
+    long = run(f, replace(TUM, total_laps=1, pit_in_s=None), caut)
+    assert long.position[0, 0].tolist() == [1, 2]
+    # The lap takes the blend of 30 % at pace and 70 % at the 94 s FCY lap.
+    assert long.race_time_s[0, 0, 0] == pytest.approx(0.3 * 68.0 + 0.7 * 94.0, abs=1e-3)

@@ -1,22 +1,21 @@
-"""The race simulator core: strategies x races x cars arrays, one step per lap, no I/O.
+"""The race simulator core: strategies x races x cars arrays, no I/O.
 
 Lap time = base pace + tyre loss (k0 + k1 x tyre age, k1 drawn per race from its uncertainty)
 + fuel effect + Gaussian noise; pit loss by flag (green / FCY / SC) plus the team's standstill
 extra and its random spread (with `pit_in_s` split into in-lap and out-lap parts); FCY laps run at
 a multiple of the lap time or at least a field-wide FCY lap (`fcy_lap_s`); SC laps either bunch the
-field behind the leader at the SC gap (GR Cup's pace car; with `sc_lap_s` behind an SC running its
-own lap while the field closes up at the FCY lap, TUMFTM's ghost car) or run at their own multiple.
-Each lap the field is walked from the front in the running order at the start of the lap: a car
-that would end the lap within the minimum gap of the car it must clear (the last car of the new
-order so far: after a pass, the passed car) passes only if its lap was faster by the overtake
-threshold (with `pass_from_gap`: if its race time at the line is ahead by it), the threshold
-adjusted by the two cars' top-speed terms; a pass costs both the duel time and the passed car the
-loser time (with `duel_when_held` every car in conflict duels); otherwise the car is held at the
-minimum gap. DRS
-gives a car within the window of the car ahead its lap-time gain. Cautions, retirements and the
-lap noise are drawn once per race and shared by every strategy (common random numbers, so a
-comparison's noise cancels). The only Python loops are over laps and, inside a lap, over running
-positions; everything else is vectorised over strategies x races x cars.
+field behind the leader at the SC gap (GR Cup's pace car) or, with `sc_lap_s`, behind a safety car
+running its own lap (TUMFTM's ghost car), or run at their own multiple. Cautions may cover part of
+a lap (`Cautions.c_from` / `c_to`). Passing: a car within the minimum gap of the car ahead passes
+only with the overtake advantage (its lap faster by the threshold; with `pass_from_gap`, its race
+time at the line ahead by it), the threshold adjusted by the two cars' top-speed terms and team
+orders; a pass costs both the duel time and the passed car the loser time (with `duel_when_held`
+every car in conflict duels); otherwise the car is held at the minimum gap. DRS gives a car within
+the window of the car ahead its lap-time gain.
+Everything random (cautions, retirements, lap noise, standstill spreads, start performance) is drawn
+here in numpy, once per race, and shared by every strategy (common random numbers, so a comparison's
+noise cancels). The lap loop itself, which is sequential along the running order, runs compiled in
+kernel.py.
 """
 
 from __future__ import annotations
@@ -25,10 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.strategy import kernel
+
 GREEN, FCY, SC = 0, 1, 2
 FLAG_NAMES = {GREEN: "green", FCY: "FCY", SC: "SC"}
-_RETIRED_S = 1.0e6        # a retired car is moved this far back: it never meets a running car
-_RETIRED_PER_LAP_S = 1.0e4  # ... and earlier retirements rank behind later ones
 
 
 class CarColumns:
@@ -67,6 +66,8 @@ class Field(CarColumns):
     retired: np.ndarray | None = None
     start_loss_s: np.ndarray | None = None  # first-lap loss mean (grid slot + start), from_start only
     start_sd_s: np.ndarray | None = None
+    team: np.ndarray | None = None          # team id per car (team orders apply between team-mates)
+    team_order_s: np.ndarray | None = None  # added to the overtake threshold against a team-mate ahead
 
     def __post_init__(self) -> None:
         n = len(self.cars)
@@ -79,7 +80,8 @@ class Field(CarColumns):
                                  f"{[self.cars[i] for i in np.flatnonzero(~np.isfinite(value))]}")
             setattr(self, name, value)
         zeros = np.zeros(n)
-        for name in ("deg_sd", "pace_sd", "pit_extra_s", "overtake_bias_s", "start_loss_s", "start_sd_s"):
+        for name in ("deg_sd", "pace_sd", "pit_extra_s", "overtake_bias_s", "start_loss_s", "start_sd_s",
+                     "team_order_s"):
             value = getattr(self, name)
             setattr(self, name, zeros.copy() if value is None else np.asarray(value, dtype=float))
         self.pit_var = np.zeros((n, 3)) if self.pit_var is None else np.asarray(self.pit_var, float)
@@ -134,10 +136,19 @@ class Cautions:
 
     flags: np.ndarray        # (R, L) int8: GREEN / FCY / SC on each lap left
     retire_lap: np.ndarray   # (R, C) int: index of the lap left on which the car stops; L = never
+    c_from: np.ndarray | None = None  # (R, L) fraction of a caution lap run before the caution (None: 0)
+    c_to: np.ndarray | None = None    # (R, L) fraction at which it ends (None: 1, through the line)
+    sc_line_s: np.ndarray | None = None  # (R, L) on an SC's first lap: race time (from the state's zero) at
+                                         # which the SC waits at the line; NaN/None: as the leader crosses it
 
     @property
     def races(self) -> int:
         return self.flags.shape[0]
+
+    def rows(self, a: int, b: int) -> Cautions:
+        """Races a..b-1."""
+        cut = (lambda x: None if x is None else x[a:b])
+        return Cautions(self.flags[a:b], self.retire_lap[a:b], cut(self.c_from), cut(self.c_to), cut(self.sc_line_s))
 
     def starts(self) -> np.ndarray:
         """(R, L) bool: a caution starts on this lap."""
@@ -239,19 +250,18 @@ def rate_cautions(races: int, laps: int, cars: int, rng: np.random.Generator, *,
     return Cautions(flags, np.minimum(lap_of, laps).astype(np.int32))
 
 
-CHUNK_ELEMENTS = 250_000   # strategies x races x cars per block: the arrays stay in the CPU cache
+BLOCK_ELEMENTS = 1_000_000   # races x laps x cars of lap noise per block: the draws stay in the CPU cache
 
 
 def simulate(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
              rng: np.random.Generator, from_start: bool = False, block: int | None = None) -> Result:
     """Run every strategy over the same races (common random numbers) to the flag. The races are
-    simulated in blocks small enough to stay in the CPU cache (about twice as fast as one block)."""
+    simulated in blocks whose random draws stay in the CPU cache."""
     R = cautions.races
-    block = block or max(256, CHUNK_ELEMENTS // max(1, plans.count * field.size))
+    block = block or max(256, BLOCK_ELEMENTS // max(1, rules.laps_left * field.size))
     if R <= block:
         return _simulate_block(field, rules, cautions, plans, rng, from_start)
-    parts = [_simulate_block(field, rules, Cautions(cautions.flags[a:a + block], cautions.retire_lap[a:a + block]),
-                             plans, child, from_start)
+    parts = [_simulate_block(field, rules, cautions.rows(a, a + block), plans, child, from_start)
              for a, child in zip(range(0, R, block), rng.spawn(-(-R // block)))]
     return Result(field.cars, np.concatenate([p.position for p in parts], axis=1),
                   np.concatenate([p.race_time_s for p in parts], axis=1),
@@ -268,321 +278,69 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         raise ValueError(f"shapes disagree: plans {plans.pit_at.shape}, cautions {cautions.flags.shape}, "
                          f"expected (S, {L}, {C}) and (R, {L})")
     f32 = np.float32
-    t0 = field.race_time_s - field.race_time_s[~field.retired].min() if (~field.retired).any() \
-        else field.race_time_s - field.race_time_s.min()
-    t = np.broadcast_to(t0.astype(f32), (S, R, C)).copy()
-    # Retired already: far behind, ordered by their original gap.
-    t[..., field.retired] += f32(_RETIRED_S)
-    age = np.broadcast_to(field.tyre_age.astype(f32), (S, R, C)).copy()
+    running = ~field.retired
+    offset = field.race_time_s[running].min() if running.any() else field.race_time_s.min()
+    t0 = field.race_time_s - offset
+    # Everything random is drawn here, once per race, and shared by every strategy.
     slope_noise = field.deg_sd.astype(f32) * normal_f32(rng, (R, C))
-    pace_r = field.pace_s.astype(f32) + field.pace_sd.astype(f32) * normal_f32(rng, (R, C))   # (R, C)
-    base = np.broadcast_to(pace_r + field.deg_k0.astype(f32), (S, R, C)).copy()
-    k1 = (field.deg_k1.astype(f32) + slope_noise)[None].repeat(S, axis=0)
-    lx_bias = field.overtake_bias_s.astype(f32)
-    sigma = field.sigma_s.astype(f32)
-    stops = np.zeros((S, R, C), np.int8)
+    pace_r = field.pace_s.astype(f32) + field.pace_sd.astype(f32) * normal_f32(rng, (R, C))
     max_sets = plans.next_k0.shape[2]
     pit_u = rng.random((R, C, max_sets))
     standstill = (field.pit_extra_s[:, None] + fisk(pit_u, field.pit_var[:, 0, None],
-                  field.pit_var[:, 1, None], field.pit_var[:, 2, None])).astype(f32)  # (R, C, M)
-    flags = cautions.flags
-    starts = cautions.starts()
-    caution_pitted = np.zeros((S, R, C), bool)
-    pit_loss = np.asarray(rules.pit_loss_s, f32)
-    pit_in = None if rules.pit_in_s is None else np.asarray(rules.pit_in_s, f32)
-    pit_out = None if pit_in is None else pit_loss - pit_in
-    out_lap = None
-    deg_mult = np.array([1.0, rules.deg_mult_fcy, rules.deg_mult_sc], f32)
-    lap_mult = np.array([1.0, rules.mult_fcy, 1.0 if rules.sc_bunches else rules.mult_sc], f32)
-    gap_by_flag = np.array([rules.min_gap_s, rules.min_gap_s, rules.min_gap_sc_s], f32)
-    # A car passed by more than half a pit loss was in the pit lane: no duel.
-    pit_pass = pit_loss * f32(0.5)
-    thr_by_flag = np.array([rules.overtake_gap_s, pit_pass[FCY] if rules.fcy_lap_s > 0 else rules.overtake_gap_s,
-                            pit_pass[SC]], f32)
-    thr_green = np.array([rules.overtake_gap_s, np.inf, np.inf], f32)   # cautions: only pit-lane passes
-    # TUMFTM rules: every car in the pit lane is marked, so the walk needs no loss-based pit-lane test.
-    marked = (rules.duel_when_held and rules.pass_from_gap and rules.pit_in_s is not None
-              and (rules.sc_lap_s > 0 or not rules.sc_bunches))
-    off = (np.arange(S * R, dtype=np.intp) * C).reshape(S, R)[None]       # (1, S, R)
-    order = np.argsort(t, axis=2, kind="stable")
-    idx = np.add(order.transpose(2, 0, 1), off, order="C")                 # (C, S, R), rows contiguous
-    ts = t.ravel()[idx]                                                    # race times in running order
-    retire_laps = cautions.retire_lap
-    r_out, c_out = np.nonzero(retire_laps < L)
-    lap_out = retire_laps[r_out, c_out]
-    out_r = [r_out[lap_out == lap] for lap in range(L)]
-    out_c = [c_out[lap_out == lap] for lap in range(L)]
-    drs_ok = _drs_laps(flags, rules) if rules.drs_effect_s != 0 else None
-    pit_cols = [np.flatnonzero(plans.pit_at[:, lap, :].any(axis=0)) for lap in range(L)]
-    caution_cars = np.flatnonzero(plans.on_caution.any(axis=0))
-
-    for lap in range(L):
-        flag = flags[:, lap]                                               # (R,)
-        lap_no = rules.laps_done + lap + 1
-        noise = sigma * normal_f32(rng, (R, C))
-        noise += f32(rules.fuel_start_s - rules.fuel_per_lap_s * (lap_no - 1))
-        if from_start and lap == 0:
-            noise += (field.start_loss_s + rules.first_lap_loss_s
-                      + field.start_sd_s * rng.standard_normal((R, C))).astype(f32)
-        age += deg_mult[flag][None, :, None]
-        lap_t = k1 * age
-        lap_t += base
-        lap_t += noise
-        if rules.fcy_lap_s > 0:
-            if (flag != GREEN).any():
-                np.maximum(lap_t, np.where(flag != GREEN, f32(rules.fcy_lap_s), f32(0))[None, :, None], out=lap_t)
-        elif (flag == FCY).any() or (not rules.sc_bunches and (flag == SC).any()):
-            lap_t *= lap_mult[flag][None, :, None]
-        # Last lap's stops: out-lap drive, standstill, cold tyres. After the FCY floor: TUMFTM re-sorts
-        # the field by them before the lap, so under a caution they still cost places.
-        on_out_lap = None
-        if out_lap is not None:
-            osi, ori, oci, extra = out_lap
-            lap_t[osi, ori, oci] += extra + pit_out[flag[ori]]
-            on_out_lap = np.zeros((C, S, R), bool)
-            on_out_lap[np.argmax(order[osi, ori, :] == oci[:, None], axis=1), osi, ori] = True
-            out_lap = None
-        # Pit stops (the whole loss is booked on the in-lap), on the few cars that may stop.
-        cols = pit_cols[lap]
-        caution_now = len(caution_cars) > 0 and lap < L - 1 and starts[:, lap].any()
-        if caution_now:
-            cols = np.union1d(cols, caution_cars)
-        if len(cols):
-            pit = np.broadcast_to(plans.pit_at[:, lap][:, None, cols], (S, R, len(cols))).copy()
-            if caution_now:
-                on = (plans.on_caution[:, None, cols] & starts[None, :, lap, None]
-                      & ~caution_pitted[..., cols])
-                caution_pitted[..., cols] |= on
-                pit |= on
-            si, ri, j = np.nonzero(pit)                      # the stops made this lap, one entry each
-            ci = cols[j]
-            m = stops[si, ri, ci].astype(np.intp)
-            ok = m < max_sets
-            si, ri, ci, m = si[ok], ri[ok], ci[ok], m[ok]
-            if pit_in is None:
-                lap_t[si, ri, ci] += pit_loss[flag[ri]] + f32(rules.cold_tyre_s) + standstill[ri, ci, m]
-            else:
-                # TUMFTM books the in-lap's loss after the lap's passes and re-sorts: a free pass too.
-                lap_t[si, ri, ci] += pit_in[flag[ri]]
-                out_lap = (si, ri, ci, f32(rules.cold_tyre_s) + standstill[ri, ci, m])
-                if on_out_lap is None:
-                    on_out_lap = np.zeros((C, S, R), bool)
-                on_out_lap[np.argmax(order[si, ri, :] == ci[:, None], axis=1), si, ri] = True
-            base[si, ri, ci] = pace_r[ri, ci] + plans.next_k0[si, ci, m].astype(f32)
-            k1[si, ri, ci] = plans.next_k1[si, ci, m].astype(f32) + slope_noise[ri, ci]
-            age[si, ri, ci] = plans.next_age[si, ci, m].astype(f32)
-            stops[si, ri, ci] += 1
-        # Walk the field from the front in the order at the start of the lap.
-        r_new = t + lap_t
-        rs = r_new.ravel()[idx]
-        lx = (lap_t - lx_bias).ravel()[idx] if not marked else None   # marked: the walk needs no lap times
-        gap = gap_by_flag[flag][None, :]                                   # (1, R)
-        if drs_ok is not None and drs_ok[:, lap].any():
-            in_drs = ts[1:] - ts[:-1] < f32(rules.drs_window_s)             # within the window at the start
-            in_drs &= drs_ok[None, None, :, lap]
-            gain = in_drs * f32(rules.drs_effect_s)         # a multiply is 20x faster than a masked add
-            rs[1:] += gain
-            if lx is not None:
-                lx[1:] += gain
-        sc = flag == SC
-        if rules.sc_bunches and rules.sc_lap_s > 0:
-            behind_sc = sc & ~starts[:, lap]                               # the SC has picked up the leader
-            if behind_sc.any():
-                np.maximum(rs[0], np.where(behind_sc[None, :], ts[0] + f32(rules.sc_lap_s), -np.inf), out=rs[0])
-        elif rules.sc_bunches and sc.any():
-            rs[0] += np.where(sc[None, :], f32(rules.mult_sc - 1) * (lx[0] + lx_bias[order[..., 0]]), f32(0))
-        held = np.where(flag == GREEN, f32(rules.duel_s), f32(0))[None, :] if rules.duel_when_held else None
-        _walk(rs, lx, gap, thr_by_flag[flag][None, :] if held is None else thr_green[flag][None, :],
-              pit_pass[flag][None, :],
-              f32(rules.duel_s), f32(rules.loser_s), ts if rules.pass_from_gap else None,
-              np.take(lx_bias, order.transpose(2, 0, 1)) if rules.pass_from_gap and rules.duel_when_held else None, held,
-              on_out_lap, marked)
-        t.ravel()[idx] = rs
-        if len(out_r[lap]):
-            t[:, out_r[lap], out_c[lap]] += f32(_RETIRED_S + _RETIRED_PER_LAP_S * (L - lap))
-        # The next lap's order: the walk left the new times in this lap's order, so only the races
-        # where they are out of order (a pass, a stop, a retirement) are re-sorted.
-        moved = np.logical_or.reduce(rs[1:] < rs[:-1], axis=0)          # (S, R)
-        if len(out_r[lap]):
-            moved[:, out_r[lap]] = True
-        ts = rs
-        q = np.flatnonzero(moved)                                         # flat race index s * R + r
-        if q.size:
-            rows = order.reshape(S * R, C)[q]                             # (n, C) cars in the old order
-            at = rows + (q * C)[:, None]
-            now = t.ravel()[at]
-            perm = np.argsort(now, axis=1, kind="stable")
-            perm += (np.arange(q.size) * C)[:, None]
-            rows, at, now = rows.ravel()[perm], at.ravel()[perm], now.ravel()[perm]
-            order.reshape(S * R, C)[q] = rows
-            idx.reshape(C, S * R)[:, q] = at.T
-            ts.reshape(C, S * R)[:, q] = now.T
-
-    retired = (retire_laps < L) | field.retired[None, :]
-    order = np.argsort(t, axis=2, kind="stable")
+                  field.pit_var[:, 1, None], field.pit_var[:, 2, None])).astype(f32)   # (R, C, M)
+    noise = normal_f32(rng, (R, L, C))
+    noise *= field.sigma_s.astype(f32)
+    lap_no = rules.laps_done + 1 + np.arange(L)
+    lap_add = (rules.fuel_start_s - rules.fuel_per_lap_s * (lap_no - 1)).astype(np.float64)
+    if from_start:
+        first_add = (field.start_loss_s + rules.first_lap_loss_s
+                     + field.start_sd_s * rng.standard_normal((R, C))).astype(f32)
+    else:
+        first_add = np.zeros((R, C), f32)
+    c_from = cautions.c_from if cautions.c_from is not None else np.zeros((R, L), f32)
+    c_to = cautions.c_to if cautions.c_to is not None else np.ones((R, L), f32)
+    sc_line = cautions.sc_line_s - offset if cautions.sc_line_s is not None else np.full((R, L), np.nan)
+    drs_ok = _drs_laps(cautions.flags, rules) if rules.drs_effect_s != 0 else np.zeros((R, L), bool)
+    pit_in = rules.pit_in_s if rules.pit_in_s is not None else rules.pit_loss_s
+    P = np.zeros(kernel.N_P)
+    P[kernel.P_PIT_LOSS:kernel.P_PIT_LOSS + 3] = rules.pit_loss_s
+    P[kernel.P_PIT_IN:kernel.P_PIT_IN + 3] = pit_in
+    P[[kernel.P_COLD, kernel.P_GAP, kernel.P_GAP_SC, kernel.P_THR, kernel.P_DUEL, kernel.P_LOSER, kernel.P_DRS,
+       kernel.P_DRS_WINDOW, kernel.P_MULT_FCY, kernel.P_MULT_SC, kernel.P_FCY_LAP, kernel.P_SC_LAP,
+       kernel.P_DEG_FCY, kernel.P_DEG_SC]] = (
+        rules.cold_tyre_s, rules.min_gap_s, rules.min_gap_sc_s, rules.overtake_gap_s, rules.duel_s, rules.loser_s,
+        rules.drs_effect_s, rules.drs_window_s, rules.mult_fcy, rules.mult_sc, rules.fcy_lap_s, rules.sc_lap_s,
+        rules.deg_mult_fcy, rules.deg_mult_sc)
+    Q = np.zeros(kernel.N_Q, np.int64)
+    Q[[kernel.Q_PASS_FROM_GAP, kernel.Q_DUEL_WHEN_HELD, kernel.Q_SPLIT_PIT, kernel.Q_SC_BUNCHES]] = (
+        rules.pass_from_gap, rules.duel_when_held, rules.pit_in_s is not None, rules.sc_bunches)
+    team = field.team if field.team is not None else np.arange(C)
     position = np.empty((S, R, C), np.int16)
-    np.put_along_axis(position, order, np.arange(1, C + 1, dtype=np.int16)[None, None, :], axis=2)
-    offset = field.race_time_s[~field.retired].min() if (~field.retired).any() else field.race_time_s.min()
-    race_time = np.where(retired[None], np.nan, t + f32(offset)).astype(f32)
+    race_time = np.empty((S, R, C), f32)
+    stops = np.empty((S, R, C), np.int8)
+    kernel.run(t0.astype(np.float64), running, pace_r, field.deg_k0.astype(np.float64),
+               (field.deg_k1.astype(f32) + slope_noise), field.tyre_age.astype(np.float64), slope_noise,
+               np.ascontiguousarray(plans.pit_at), np.ascontiguousarray(plans.on_caution),
+               np.ascontiguousarray(plans.next_k0, np.float64), np.ascontiguousarray(plans.next_k1, np.float64),
+               np.ascontiguousarray(plans.next_age, np.float64), standstill, noise, lap_add, first_add,
+               np.ascontiguousarray(cautions.flags, np.int8), np.ascontiguousarray(c_from, f32),
+               np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64), drs_ok, np.ascontiguousarray(cautions.retire_lap, np.int64),
+               field.overtake_bias_s.astype(np.float64), np.asarray(team, np.int64),
+               field.team_order_s.astype(np.float64), P, Q, position, race_time, stops)
+    race_time += f32(offset)
+    retired = (cautions.retire_lap < L) | field.retired[None, :]
     return Result(field.cars, position, race_time, retired, stops, L, plans.names)
 
 
-def _walk(rs: np.ndarray, lx: np.ndarray, gap: np.ndarray, thr: np.ndarray, pass_free: np.ndarray,
-          duel: np.float32, loser: np.float32, ts: np.ndarray | None = None, bias: np.ndarray | None = None,
-          held: np.ndarray | None = None, out_lap: np.ndarray | None = None, marked: bool = False) -> None:
-    """In place, slot by slot from the leader. Each car meets the last car of the new order so far
-    (the car it must clear: after a pass the passed car, not the passer): if it would end the lap
-    within the minimum gap of it, it passes only with the overtake advantage (its lap faster by the
-    threshold; with `ts`, the race times at the start of the lap, its race time at the line ahead by
-    it; with `bias` too, the cars' top-speed terms, ahead of that car's time as held, on the races
-    where `held` > 0), else it is held at the minimum gap. A car passed by `pass_free` was in the pit
-    lane. A pass on track costs both the duel time and the passed car the loser time; with `held`
-    (the duel per race, 0 = none) every car in conflict and the car it meets lose that duel time,
-    that car once per lap, and a pass costs the passed car the loser time on top. `out_lap` (C, S, R),
-    in running order: the car is on its out-lap and any car that ends the lap ahead of it has passed
-    it without a fight (TUMFTM re-sorts the field after the in-lap and before the out-lap). Under a
-    caution (`thr` inf with `held`) only such pit-lane passes happen. `marked` (with `bias` and
-    `held`): every car in the pit lane is in `out_lap`, so `lx` is not used and may be None."""
-    # Masked ufuncs and np.where are 10-70x slower than plain ones here. The car to clear is almost
-    # always the previous slot's car; the few races where a pass left an older car last keep it
-    # in a short override list, and the few cars that may pass are handled by index.
-    C = rs.shape[0]
-    plane = rs[0].size
-    races = gap.shape[-1]
-    raw_key = rs if marked else lx if ts is None else lx + ts    # the lap (or race time) as run, before holds
-    ov = np.empty(0, np.intp)                                # plane positions whose tail is an older car
-    ov_t = ov_raw = ov_b = np.empty(0, np.float32)
-    ov_slot = np.empty(0, np.intp)
-    dueled = np.zeros(rs.shape, bool) if held is not None else None
-    on_track = held > 0 if held is not None else None
-    d_bias = bias[1:] - bias[:-1] if bias is not None else None
-    last_ov = ov, ov_t, ov_b                                 # the override list of the slot before
-    for slot in range(1, C):
-        raw, prev = rs[slot], rs[slot - 1]
-        before_ov, last_ov = last_ov, (ov, ov_t, ov_b)
-        floor = prev + gap
-        if ov.size:
-            floor.ravel()[ov] = ov_t + gap[0, ov % races]
-        adv = None
-        if not marked:
-            adv = raw_key[slot - 1] - raw_key[slot]          # pit-lane test, and passing on lap times
-            if ov.size:
-                adv.ravel()[ov] = ov_raw - raw_key[slot].ravel()[ov]
-        pit_lane = None
-        if marked:
-            if out_lap is not None:
-                pit_lane = out_lap[slot - 1].copy() if ov.size else out_lap[slot - 1]
-                if ov.size:
-                    pit_lane.ravel()[ov] = out_lap.reshape(C, -1)[ov_slot, ov]
-        elif bias is not None or out_lap is not None:
-            pit_lane = adv >= pass_free
-            if out_lap is not None:
-                pit_lane |= out_lap[slot - 1]
-                if ov.size:
-                    pit_lane.ravel()[ov] = out_lap.reshape(C, -1)[ov_slot, ov] | (adv.ravel()[ov] >= pass_free[0, ov % races])
-        if held is not None:
-            close = raw < floor
-            if pit_lane is None:
-                if not marked:
-                    close &= adv < pass_free
-            else:
-                close &= ~pit_lane
-            if not on_track.all():
-                close &= on_track
-            # Most cars run in trains: whole-plane multiplies, the few override tails by index.
-            k = np.empty(0, np.intp)
-            if ov.size:
-                k = ov[close.ravel()[ov]]
-                close.ravel()[ov] = False
-            new = np.greater(close, dueled[slot - 1])           # its tail has not duelled this lap
-            cost = new * held
-            prev += cost
-            floor += cost
-            dueled[slot - 1] |= close
-            raw += close * held
-            dueled[slot] = close
-            if k.size:
-                d = held[0, k % races]
-                j = np.searchsorted(ov, k)
-                t_flat = ov_slot[j] * plane + k
-                fresh = ~dueled.ravel()[t_flat]
-                rs.ravel()[t_flat[fresh]] += d[fresh]
-                floor.ravel()[k[fresh]] += d[fresh]
-                ov_t[j[fresh]] += d[fresh]
-                dueled.ravel()[t_flat] = True
-                raw.ravel()[k] += d
-                dueled[slot].ravel()[k] = True
-        judged = adv
-        if bias is not None:          # the race time at the line against the held car's (thr: inf under caution)
-            judged = prev - raw
-            judged += d_bias[slot - 1]
-            if ov.size:
-                judged.ravel()[ov] = ov_t - ov_b - raw.ravel()[ov] + bias[slot].ravel()[ov]
-        can = judged >= thr
-        if pit_lane is not None:
-            can |= pit_lane
-        can &= raw < floor                                   # only a car in conflict can pass or fight
-        can = np.flatnonzero(can)
-        if not can.size:
-            np.maximum(raw, floor, out=raw)
-            ov = can
-            continue
-        tail_t, tail_raw = prev.ravel()[can], raw_key[slot - 1].ravel()[can]
-        tail_b = bias[slot - 1].ravel()[can] if bias is not None else None
-        tail_slot = np.full(can.size, slot - 1, np.intp)
-        if ov.size:                                          # can positions whose tail is an override
-            k = np.minimum(np.searchsorted(ov, can), ov.size - 1)
-            hit = ov[k] == can
-            tail_t[hit], tail_raw[hit], tail_slot[hit] = ov_t[k[hit]], ov_raw[k[hit]], ov_slot[k[hit]]
-            if bias is not None:
-                tail_b[hit] = ov_b[k[hit]]
-        raw_c, floor_c = raw.ravel()[can], floor.ravel()[can]
-        floor.ravel()[can] = -np.inf                         # not held
-        np.maximum(raw, floor, out=raw)
-        fought = raw_c < floor_c
-        if pit_lane is not None:
-            fought &= ~pit_lane.ravel()[can]
-        elif not marked:
-            fought &= adv.ravel()[can] < pass_free[0, can % races]
-        ahead = raw_c < tail_t                               # it passed: the old tail stays last
-        f = can[fought]
-        if f.size:
-            cost = loser if held is not None else duel + loser
-            if held is None:
-                raw.ravel()[f] += duel
-            rs.ravel()[tail_slot[fought] * plane + f] += cost
-            tail_t[fought] += cost
-        if bias is not None:
-            # A car that passed must also clear the car ahead of the one it passed (TUMFTM repeats its
-            # walk until no position changes); else it is held behind that car. Deeper chains are not walked.
-            pa = can[ahead]
-            if pa.size and slot > 1:
-                t2, b2 = rs[slot - 2].ravel()[pa], bias[slot - 2].ravel()[pa]
-                for (o, o_t, o_b), passer in ((before_ov, False), (last_ov, True)):
-                    if o.size:                  # the tail was an older car: ahead of it, the car that passed it
-                        j = np.minimum(np.searchsorted(o, pa), o.size - 1)
-                        hit = o[j] == pa
-                        if passer:
-                            t2[hit], b2[hit] = prev.ravel()[pa[hit]], bias[slot - 1].ravel()[pa[hit]]
-                        else:
-                            t2[hit], b2[hit] = o_t[j[hit]], o_b[j[hit]]
-                rc = raw.ravel()[pa]
-                g2 = gap[0, pa % races]
-                stuck = (t2 - b2 - rc + bias[slot].ravel()[pa] < thr[0, pa % races]) & (rc < t2 + g2)
-                raw.ravel()[pa[stuck]] = (t2 + g2)[stuck]
-        ov, ov_t, ov_raw, ov_slot = can[ahead], tail_t[ahead], tail_raw[ahead], tail_slot[ahead]
-        if bias is not None:
-            ov_b = tail_b[ahead]
-
-
 def _drs_laps(flags: np.ndarray, rules: Rules) -> np.ndarray:
-    """(R, L) bool: DRS may be used (from its first lap, green, and N laps after a caution)."""
+    """(R, L) bool: DRS may be used: from its first lap, on green laps, and not in the first
+    `drs_sc_delay` laps after a safety car (TUMFTM: a VSC does not delay it)."""
     R, L = flags.shape
     lap_no = rules.laps_done + 1 + np.arange(L)
     ok = (flags == GREEN) & (lap_no >= rules.drs_allow_lap)[None, :]
-    caution = flags > 0
+    sc = flags == SC
     for k in range(1, rules.drs_sc_delay + 1):
-        ok[:, k:] &= ~caution[:, :-k]
+        ok[:, k:] &= ~sc[:, :-k]
     return ok
 
 
