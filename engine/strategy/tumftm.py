@@ -1,42 +1,48 @@
 """TUMFTM race-simulation parameter files (pars_<race>.ini + pars_mcs.ini) -> the simulator's inputs.
 
-The files are INI with JSON values. Mapping, read from the TUMFTM race simulation's own model:
+The files are INI with JSON values. Mapping, read from the TUMFTM race simulation's source (Race,
+Driver, Car, Tireset, MonteCarlo and the pre-simulation; read, not copied):
 lap time = t_q + t_gap_racepace + t_car + t_driver + tyre (k_0 + k_1_lin x age, the age before the
 lap: the simulator ages tyres first, so k_0 is shifted by -k_1) + fuel mass x t_lap_sens_mass +
-N(0, t_lap_var_sigma); the first lap adds t_loss_firstlap, the grid slot loss and the driver's start
-performance (t_startperf); t_add_coldtires on the out-lap.
-Pit stops: pits_aft_finishline, so the in-lap costs t_pitdrive_inlap (by flag) and the out-lap the
-out-lap drive (by its flag), t_pit_tirechange_min and the standstill spread; the team's Fisk draw
-(t_pit_var_fisk_pars, redrawn above three times its mean) replaces t_pit_tirechange_add, which
-applies only without random influences. TUMFTM books the in-lap loss after the lap's passes and
-re-sorts the field before the out-lap, so a car passing a car on its in- or out-lap does so
-without a fight.
-Passing (Rules.pass_from_gap, duel_when_held): a car passes only if its race time at the line is
-ahead of the held time of the car in front by t_gap_overtake + t_gap_overtake_vel x (its top speed -
-the other's); a passer must also clear the car ahead of the one it passed; whenever a car would end
-a green lap within min_t_dist both lose t_duel (the car ahead once per lap) and the passed car
-t_overtake_loser; otherwise it is held at min_t_dist. DRS within drs_window from drs_allow_lap,
-drs_sc_delay laps after a caution.
-Cautions: a VSC lap takes at least the field-wide FCY lap (t_q + t_gap_racepace) x mult_t_lap_fcy,
-so gaps freeze and nobody passes; an SC lap too, and from the SC's second lap the leader runs behind
-the SC at (t_q + t_gap_racepace) x mult_t_lap_sc while the field closes up to min_t_dist_sc (TUMFTM's
-SC ghost car); tyre wear 0.5x / 0.25x. Random events follow pars_mcs.ini: the number of SC phases,
-their start (lap 1 or a race fifth) and length; each SC is caused by an accident that retires a
-random car; each car fails with its team's p_failure at a uniform lap, and a failure brings a VSC
-with p_vsc_aft_failure.
-Documented simplifications: cautions cover whole laps (TUMFTM starts them within a lap); SC phases
-may overlap (TUMFTM redraws them 1.5 laps apart); the accident car is drawn uniformly (TUMFTM: by
-p_accident, 0.045-0.072); 'quad', 'cub' and 'ln' tyre models are replaced by their least-squares
-line over ages 0-40 (every known file uses 'lin'); fuel is the same for every car, so SC fuel saving
-is ignored; a passer meets at most two cars a lap; no virtual strategy engineer (vse_type): every
-driver runs strategy_info.
-Measured residual (10,000 races, see tests/test_strategy_tumftm.py): 12 of 20 drivers within every
-tolerance; HAM finishes behind BOT too often and wins too rarely (2.5 % against 7.9 %, so LEC wins
-77.9 % against 72.0 %): under TUMFTM's rule a car held 0.5 s behind needs a lap 2.6 s faster to pass,
-so the order after the stops decides, and HAM has the field's lowest top speed. VER's early stop
-ranks first (track position after an undercut holds). The reference behaves as if passing were
-easier or strategies reacted to cautions (its files name a 'supervised' virtual strategy engineer
-per driver, which PitWall cannot run).
+N(0, t_lap_var_sigma); the first lap adds t_loss_firstlap, the grid slot loss, the driver's start
+performance (t_startperf) and cold tyres; t_add_coldtires on every out-lap.
+Pit stops: pits_aft_finishline, so the in-lap costs t_pitdrive_inlap and the out-lap the out-lap
+drive, t_pit_tirechange_min and the standstill spread, each by its flag state as TUMFTM decides it
+(an SC already out when the lap began: the SC value, else the FCY value; a VSC covering the pit
+drive: the FCY value); the team's Fisk draw (t_pit_var_fisk_pars, redrawn above three times its
+mean) replaces t_pit_tirechange_add, which applies only without random influences. The in-lap loss
+is booked after the lap's passes and the field re-sorted without a fight; the out-lap loss before
+the lap, the field re-sorted and the cars behind kept at min_t_dist.
+Passing (Rules.pass_from_gap, duel_when_held; kernel.py runs TUMFTM's walk, repeated until nobody
+moves): a car within min_t_dist of the car ahead duels (both lose t_duel, each once per lap) and
+passes if its race time at the line is ahead by t_gap_overtake + t_gap_overtake_vel x (its top
+speed - the other's) + t_teamorder (team-mates only), the passed car losing t_overtake_loser;
+otherwise it is held at min_t_dist. No passing on an SC lap or a lap more than half under VSC.
+DRS (t_drseffect) in two halves: within drs_window of the car ahead at the line, and again after
+the out-lap re-sort; none behind a car that was in the pit lane; from drs_allow_lap and not in the
+drs_sc_delay laps after a safety car.
+Cautions: the part of a lap under a VSC or SC runs at the field-wide FCY lap (t_q + t_gap_racepace)
+x mult_t_lap_fcy (the lap takes at least that blend, so gaps freeze); from the SC's second lap the
+SC runs (t_q + t_gap_racepace) x mult_t_lap_sc laps from the race time at which it waits at the
+line, and the car in position P may not be ahead of it + P x min_t_dist_sc (TUMFTM's ghost car);
+that time comes from TUMFTM's pre-simulation of the reference driver (ref_driver) on a free track,
+with the SC delay of at least a third of an SC lap. Tyre wear x mult_tiredeg_fcy / _sc for the part
+under caution. Random events as MonteCarlo.create_random_events draws them (tumftm.cautions).
+Documented simplifications: a caution covers the same fraction of the lap for every car (TUMFTM
+places it in race time, per car); 'quad', 'cub' and 'ln' tyre models are replaced by their
+least-squares line over ages 0-40 (every known file uses 'lin'); fuel is the same for every car, so
+SC fuel saving is ignored; TUMFTM discards and redraws races that fail its plausibility checks
+(minimum gaps, FCY phases the leader never saw, a finisher on one compound); no virtual strategy
+engineer (vse_type): every driver runs strategy_info.
+Measured residual (10,000 races, see tests/test_strategy_tumftm.py): 16 of 20 drivers within every
+tolerance; out are LEC's win share (77.8 % against 72.0 %), the HAM / BOT order (HAM mean 4.51
+against 4.08, within 0.5, but podium 51.9 % against 66.7 %; BOT 62.2 % against 49.7 %) and NOR
+(11.41 against 12.33). Under TUMFTM's rule a car held 0.5 s behind needs a lap 2.5 s faster to
+pass, so the order after the stops decides: BOT's lap-21 stop undercuts HAM's lap-30 stop by about
+2 s on a free track. VER's early stop ties the real one (3.81 / 3.82) where the reference ranks the
+real one first (3.58, early 4.12). The reference behaves as if track position mattered less; its
+files name a 'supervised' virtual strategy engineer per driver (learned pit decisions, which
+PitWall cannot run); whether the reference ran with it is not recorded.
 """
 
 from __future__ import annotations
@@ -44,11 +50,13 @@ from __future__ import annotations
 import configparser
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from numba import njit
 
 from engine.strategy.sim import FCY, SC, Cautions, Field, Plans, Rules
 
@@ -65,6 +73,7 @@ class TumftmRace:
     drivers: dict
     mcs_season: dict
     mcs_all: dict
+    monte_carlo: dict = field(default_factory=dict)   # [MONTE_CARLO_PARS]: min_dist_sc / min_dist_vsc
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -109,7 +118,9 @@ def load(path: Path, mcs_path: Path | None = None) -> TumftmRace:
     mcs_all = {k: json.loads(v) for k, v in mcs["ALL_SEASONS"].items()}
     out = TumftmRace(path, race, _json(cp, "TRACK_PARS", "track_pars", path),
                      _json(cp, "CAR_PARS", "car_pars", path), _json(cp, "TIRESET_PARS", "tireset_pars", path),
-                     _json(cp, "DRIVER_PARS", "driver_pars", path), mcs_season, mcs_all)
+                     _json(cp, "DRIVER_PARS", "driver_pars", path), mcs_season, mcs_all,
+                     _json(cp, "MONTE_CARLO_PARS", "monte_carlo_pars", path) if cp.has_section("MONTE_CARLO_PARS")
+                     else {})
     for code in out.codes:
         for what, table in (("DRIVER_PARS", out.drivers), ("TIRESET_PARS", out.tyres)):
             if code not in table:
@@ -156,7 +167,7 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         car = race.cars[d["team"]]
         first = d["strategy_info"][0]
         c0, c1 = tyre_curve(race.tyres[code], first[1])
-        pace.append(tr["t_q"] + tr["t_gap_racepace"] + car["t_car"] + d["t_driver"] + d.get("t_teamorder", 0.0))
+        pace.append(tr["t_q"] + tr["t_gap_racepace"] + car["t_car"] + d["t_driver"])
         sigma.append(sigma_tab.get(d["name"], sigma_tab["unknown"]))
         age.append(float(first[2]))
         k0.append(c0 - c1)          # the simulator ages the tyres before the lap, TUMFTM after it
@@ -165,16 +176,20 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         # With random influences the team's Fisk draw is the whole extra standstill, not added to its mean.
         extra.append(0.0 if spread else car["t_pit_tirechange_add"])
         var.append(spread or [0.0, 0.0, 0.0])
-        bias.append(-tr["t_gap_overtake_vel"] * d["vel_max"])
+        bias.append(-(tr["t_gap_overtake_vel"] or 0.0) * d["vel_max"])   # TUMFTM reads null as 0
         grid.append(d["p_grid"])
         perf = start_tab.get(d["name"], start_tab["unknown"])
-        s_mean.append(perf["mean"] + (d["p_grid"] - 1) * tr["t_loss_pergridpos"])
+        s_mean.append(perf["mean"] + (d["p_grid"] - 1) * tr["t_loss_pergridpos"]
+                      + race.tyres[code]["t_add_coldtires"])              # the first set starts cold too
         s_sd.append(perf["sigma"])
     grid = np.asarray(grid, float)
+    teams = [race.drivers[c]["team"] for c in codes]
     field = Field(codes, race_time_s=(grid - 1) * 1e-3, pace_s=np.array(pace), sigma_s=np.array(sigma),
                   tyre_age=np.array(age), deg_k0=np.array(k0), deg_k1=np.array(k1),
                   pit_extra_s=np.array(extra), pit_var=np.array(var), overtake_bias_s=np.array(bias),
-                  start_loss_s=np.array(s_mean), start_sd_s=np.array(s_sd))
+                  start_loss_s=np.array(s_mean), start_sd_s=np.array(s_sd),
+                  team=np.array([teams.index(t) for t in teams]),
+                  team_order_s=np.array([race.drivers[c].get("t_teamorder") or 0.0 for c in codes]))
     rp = race.race
     base_lap = tr["t_q"] + tr["t_gap_racepace"]
     fuel_car = next(iter(race.cars.values()))
@@ -190,7 +205,7 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         if tr.get("pits_aft_finishline", True) else None,
         min_gap_s=rp["min_t_dist"], min_gap_sc_s=rp["min_t_dist_sc"], overtake_gap_s=tr["t_gap_overtake"],
         duel_s=rp["t_duel"], loser_s=rp["t_overtake_loser"],
-        drs_effect_s=tr["t_drseffect"] if drs else 0.0, drs_window_s=rp.get("drs_window") or 1.0,
+        drs_effect_s=(-0.1 if tr["t_drseffect"] is None else tr["t_drseffect"]) if drs else 0.0, drs_window_s=rp.get("drs_window") or 1.0,
         drs_allow_lap=rp.get("drs_allow_lap") or 1, drs_sc_delay=rp.get("drs_sc_delay") or 0,
         mult_fcy=tr["mult_t_lap_fcy"], mult_sc=tr["mult_t_lap_sc"], sc_bunches=True,
         fcy_lap_s=base_lap * tr["mult_t_lap_fcy"], sc_lap_s=base_lap * tr["mult_t_lap_sc"],
@@ -229,34 +244,175 @@ def plans(race: TumftmRace, field: Field, variants: dict[str, list] | None = Non
 
 
 def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions:
-    """SC phases, accidents, failures and the VSCs they bring, drawn from pars_mcs.ini."""
+    """SC phases, accidents, failures and the VSCs they bring, drawn as TUMFTM draws them from
+    pars_mcs.ini: the number of SCs; each SC's start (lap 1, or a lap of a race fifth, at a uniform
+    point inside the lap; not in the last lap) and length in laps, ending at a line; an accident
+    retiring a car chosen by p_accident for each SC; a failure per car by its team's p_failure at a
+    uniform point of the race, bringing a VSC (1-4 laps plus a uniform fraction) with
+    p_vsc_aft_failure; phases closer than min_dist_sc / min_dist_vsc laps to another are redrawn."""
     L, C = race.laps, len(race.codes)
     ev = race.mcs_all["p_fcy_phases"]
-    n_sc = rng.choice(len(ev["p_sc_quant"]), size=races, p=_pmf(ev["p_sc_quant"]))
-    kmax = len(ev["p_sc_quant"]) - 1
-    part = rng.choice(len(ev["p_sc_start"]), size=(races, kmax), p=_pmf(ev["p_sc_start"]))
-    fifths = len(ev["p_sc_start"]) - 1
-    progress = (part - 1 + rng.random((races, kmax))) / fifths * L
-    start = np.where(part == 0, 0, np.clip(progress.astype(int), 1, L - 1))
-    dur = 1 + rng.choice(len(ev["p_sc_duration"]), size=(races, kmax), p=_pmf(ev["p_sc_duration"]))
-    active = np.arange(kmax)[None, :] < n_sc[:, None]
-    lap = np.arange(L)
-    sc = (active[..., None] & (lap >= start[..., None]) & (lap < (start + dur)[..., None])).any(axis=1)
-    retire = np.full((races, C), L, np.int64)
-    # Every SC is brought out by an accident: a random car stops on its first lap.
-    victim = rng.integers(0, C, size=(races, kmax))
-    rows = np.broadcast_to(np.arange(races)[:, None], (races, kmax))
-    np.minimum.at(retire, (rows[active], victim[active]), start[active])
+    n_start = len(ev["p_sc_start"]) - 1
+    lap_p = np.zeros(L)
+    lap_p[0] = ev["p_sc_start"][0]
+    for k in range(1, n_start + 1):             # a race fifth: its probability spread over its laps
+        a = max(round((k - 1) / n_start * L), 1)
+        b = round(k / n_start * L)
+        if b > a:
+            lap_p[a:b] = ev["p_sc_start"][k] / (b - a)
+    acc_tab = race.mcs_season.get("p_accident", {})
+    p_acc = np.array([acc_tab.get(race.drivers[c]["name"], np.mean(list(acc_tab.values())) if acc_tab else 1.0)
+                      for c in race.codes])
     p_fail = np.array([race.mcs_season.get("p_failure", {}).get(race.drivers[c]["team"], 0.0)
                        for c in race.codes])
-    fails = rng.random((races, C)) < p_fail[None, :]
-    fail_lap = rng.integers(0, L, size=(races, C))
-    retire = np.where(fails, np.minimum(retire, fail_lap), retire)
-    vsc_on = fails & (rng.random((races, C)) < ev["p_vsc_aft_failure"])
-    vsc_dur = 1 + rng.choice(len(ev["p_vsc_duration"]), size=(races, C), p=_pmf(ev["p_vsc_duration"]))
-    vsc = (vsc_on[..., None] & (lap >= fail_lap[..., None]) & (lap < (fail_lap + vsc_dur)[..., None])).any(axis=1)
-    flags = np.where(sc, SC, np.where(vsc, FCY, 0)).astype(np.int8)
-    return Cautions(flags, retire)
+    mc = race.monte_carlo
+    ref_laps, ref_pit = reference_laps(race)
+    base = race.track["t_q"] + race.track["t_gap_racepace"]
+    flags, c_from, c_to, retire, ghost = _draw_events(
+        int(rng.integers(0, 2 ** 31 - 1)), races, L, C, _pmf(ev["p_sc_quant"]), _pmf(lap_p),
+        _pmf(ev["p_sc_duration"]), _pmf(p_acc), p_fail, float(ev["p_vsc_aft_failure"]),
+        _pmf(ev["p_vsc_duration"]), float(mc.get("min_dist_sc", 1.5)), float(mc.get("min_dist_vsc", 1.5)),
+        ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"])
+    return Cautions(flags, retire, c_from, c_to, ghost)
+
+
+def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray]:
+    """The reference driver's lap times on a free track (TUMFTM's pre-simulation, which places the
+    random phases in race time and the SC): pace, fuel, start, tyres and cold tyres per lap, and the
+    green pit losses per lap, apart."""
+    tr, L = race.track, race.laps
+    code = race.monte_carlo.get("ref_driver") or race.codes[0]
+    if code not in race.drivers:
+        raise ValueError(f"{race.path.name}: [MONTE_CARLO_PARS] ref_driver {code!r} is not a driver")
+    d = race.drivers[code]
+    car = race.cars[d["team"]]
+    laps = np.full(L, tr["t_q"] + tr["t_gap_racepace"] + d["t_driver"] + car["t_car"])
+    laps += ((car["m_fuel"] or 0.0) - (car["b_fuel_perlap"] or 0.0) * np.arange(L)) * tr["t_lap_sens_mass"]
+    laps[0] += tr["t_loss_firstlap"] + (d["p_grid"] - 1) * tr["t_loss_pergridpos"]
+    pit = np.zeros(L)
+    stints = d["strategy_info"]
+    for k, (inlap, compound, age, _fuel) in enumerate(stints):
+        end = stints[k + 1][0] if k + 1 < len(stints) else L
+        k0, k1 = tyre_curve(race.tyres[code], compound)
+        laps[inlap:end] += k0 + k1 * (age + np.arange(end - inlap))
+        if inlap < L:
+            laps[inlap] += race.tyres[code]["t_add_coldtires"]
+        if inlap > 0:
+            pit[inlap - 1] += tr["t_pitdrive_inlap"]
+            if inlap < L:
+                pit[inlap] += tr["t_pitdrive_outlap"] + tr["t_pit_tirechange_min"] + car["t_pit_tirechange_add"]
+    return laps, pit
+
+
+@njit(cache=True)
+def _pick(cdf: np.ndarray) -> int:
+    u = np.random.random()
+    i = 0
+    while i < cdf.size - 1 and u >= cdf[i]:
+        i += 1
+    return i
+
+
+@njit(cache=True)
+def _clashes(starts, ends, kinds, n, s, e, min_sc, min_vsc) -> bool:
+    """TUMFTM's check: a phase within min_dist laps (of the earlier-listed phase's type) of another."""
+    for i in range(n):
+        d = min_sc if kinds[i] == SC else min_vsc
+        if s <= ends[i] + d and starts[i] - d <= e:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, vsc_dur_p, min_sc, min_vsc,
+                 ref_laps, ref_pit, fcy_lap, sc_lap):
+    """Per race: the phases in race progress (laps), turned into per-lap flags with the fraction of
+    the lap each covers; each car's retirement lap (L = none); and, on each SC's first lap, the race
+    time at which the SC waits for the field at the line (the reference driver's pre-simulated time
+    at the end of that lap, at least a third of an SC lap after the phase starts). Races are
+    independent."""
+    np.random.seed(seed)
+    q_cdf, lap_cdf, dur_cdf = np.cumsum(p_quant), np.cumsum(lap_p), np.cumsum(sc_dur_p)
+    acc_cdf, vdur_cdf = np.cumsum(acc_p), np.cumsum(vsc_dur_p)
+    flags = np.zeros((R, L), np.int8)
+    c_from = np.zeros((R, L), np.float32)
+    c_to = np.ones((R, L), np.float32)
+    retire = np.full((R, C), L, np.int64)
+    ghost = np.full((R, L), np.nan)
+    kmax = p_quant.size - 1 + C
+    starts, ends, kinds = np.empty(kmax), np.empty(kmax), np.empty(kmax, np.int8)
+    for r in range(R):
+        n = 0
+        n_sc = _pick(q_cdf)
+        while n < n_sc:
+            s = _pick(lap_cdf) + np.random.random()
+            if s > L - 1.0:
+                continue
+            e = min(float(np.floor(s + 1 + _pick(dur_cdf))), float(L))
+            if _clashes(starts, ends, kinds, n, s, e, min_sc, min_vsc):
+                continue
+            starts[n], ends[n], kinds[n] = s, e, SC
+            n += 1
+        for k in range(n):                          # one accident per SC, a different car each
+            if k >= C:
+                break
+            c = _pick(acc_cdf)
+            while retire[r, c] < L:
+                c = _pick(acc_cdf)
+            retire[r, c] = int(starts[k])
+        for c in range(C):
+            if retire[r, c] < L or np.random.random() >= fail_p[c]:
+                continue
+            if np.random.random() < p_vsc:
+                while True:
+                    s = np.random.random() * L
+                    if s >= L - 0.5:
+                        continue
+                    e = min(s + 1 + _pick(vdur_cdf) + np.random.random(), float(L))
+                    if not _clashes(starts, ends, kinds, n, s, e, min_sc, min_vsc):
+                        break
+                starts[n], ends[n], kinds[n] = s, e, FCY
+                n += 1
+            else:
+                s = np.random.random() * L
+            retire[r, c] = int(s)
+        for i in range(1, n):                       # phases in order of their start
+            s, e, kd = starts[i], ends[i], kinds[i]
+            j = i - 1
+            while j >= 0 and starts[j] > s:
+                starts[j + 1], ends[j + 1], kinds[j + 1] = starts[j], ends[j], kinds[j]
+                j -= 1
+            starts[j + 1], ends[j + 1], kinds[j + 1] = s, e, kd
+        laps = ref_laps.copy()
+        for k in range(n):
+            first, last = int(np.floor(starts[k])), int(np.ceil(ends[k]))
+            t_start = 0.0
+            for lap in range(first, min(last, L)):
+                flags[r, lap] = kinds[k]
+                if lap == first:
+                    c_from[r, lap] = starts[k] - first
+                if lap == last - 1 and ends[k] < last:
+                    c_to[r, lap] = ends[k] - lap
+                # The pre-simulation's lap: the slow part at the FCY lap on the phase's first lap, at
+                # the SC lap behind the SC after it.
+                if lap == first:
+                    normal = starts[k] - lap + (lap + 1.0 - ends[k] if lap + 1.0 >= ends[k] else 0.0)
+                    slow = fcy_lap
+                    t_start = laps[:lap].sum() + ref_pit[:lap].sum() + (starts[k] - lap) * laps[lap]
+                elif lap + 1.0 >= ends[k]:
+                    normal = 0.0 if kinds[k] == SC else lap + 1.0 - ends[k]
+                    slow = sc_lap if kinds[k] == SC else fcy_lap
+                else:
+                    normal, slow = 0.0, (sc_lap if kinds[k] == SC else fcy_lap)
+                laps[lap] = max(laps[lap], normal * laps[lap] + (1.0 - normal) * slow)
+            if kinds[k] == SC:
+                at_line = laps[:first + 1].sum() + ref_pit[:first + 1].sum()
+                if at_line - t_start < 0.33 * sc_lap:
+                    if first + 1 < L:
+                        laps[first + 1] += t_start + 0.33 * sc_lap - at_line
+                    at_line = t_start + 0.33 * sc_lap
+                ghost[r, first] = at_line
+    return flags, c_from, c_to, retire, ghost
 
 
 def _pmf(p) -> np.ndarray:
