@@ -1,16 +1,12 @@
 """TUMFTM validation: import the Austrian GP 2019 parameter files and compare the simulated race
 with TUMFTM's own 10,000-race result (data/tumftm/reference-results).
 
-What is reproduced and asserted: the random-event model as TUMFTM draws it and every driver's DNF
-rate, the leader and runner-up (LEC, VER) with the reference's win shares, the front four as a set,
-most drivers' mean position within the issue's 0.5 places, and VER's sweep: the two-stop last and
-each one-stop's mean position within 0.4 places. What is not (measured at 10,000 races, seed 1):
-16 of 20 drivers are within every tolerance; out are LEC's win share (77.8 % against 72.0), the
-HAM / BOT podium split (51.9 / 62.2 % against 66.7 / 49.7) and NOR (11.41 against 12.33), and VER's
-early stop ties the real one (3.81 / 3.82, late 4.02) where the reference ranks real, late, early
-(3.58 / 3.73 / 4.12); the reasons are in engine/strategy/tumftm.py.
-The per-driver tests run 2,000 races with three Monte Carlo standard errors added to the
-tolerances; the full 10,000-race run takes a few seconds and runs in the normal suite.
+What is asserted: the random-event model as TUMFTM draws it and every driver's DNF rate; at 2,000
+races, every driver's mean position, win and podium share within the issue's tolerances plus three
+Monte Carlo standard errors; at 10,000 races, every driver within the issue's tolerances (0.5 places,
+5 percentage points) and VER's strategy ranking in the sweep unchanged (measured with seed 1: 20 of
+20; sweep real 3.95, late 4.06, early 4.12, two-stop 5.84 against 3.58 / 3.73 / 4.12 / 5.73).
+The full 10,000-race run takes about a second.
 """
 
 from __future__ import annotations
@@ -81,33 +77,31 @@ def test_event_model_reproduces_every_drivers_dnf_rate(fast):
     assert (diff <= 1.0 + 3 * se.reindex(table.index)).all(), diff.sort_values().tail()
 
 
-def test_the_front_and_most_of_the_field_match_the_reference(fast):
+def test_every_driver_matches_the_reference_within_the_tolerances_and_their_error(fast):
     table, ref, res = fast
     ref = ref.reindex(table.index)
-    se_mean = res.position[0].std(axis=0) / np.sqrt(2000)
-    se = {c: s for c, s in zip(res.cars, se_mean)}
-    off = {c: abs(table.loc[c, "mean_position"] - ref.loc[c, "mean_pos"]) for c in table.index}
-    within = [c for c in table.index if off[c] <= 0.5 + 3 * se[c]]
-    assert len(within) >= 17, sorted(set(table.index) - set(within))
-    assert max(off.values()) <= 1.5
-    assert list(table.index[:2]) == ["LEC", "VER"]                        # the reference's first two, in order
-    assert set(table.index[:4]) == {"LEC", "VER", "HAM", "BOT"}           # ... and its front four
-    assert all(c in within for c in ("LEC", "VER", "BOT"))
-    for c in ("LEC", "VER"):
-        assert abs(table.loc[c, "p_win"] - ref.loc[c, "p_win"]) <= 5 + 3 * 1.0
-        assert abs(table.loc[c, "p_podium"] - ref.loc[c, "p_podium"]) <= 5 + 3 * 1.1
+    pos = res.position[0]
+    for c in table.index:
+        i = res.cars.index(c)
+        se_mean = pos[:, i].std() / np.sqrt(2000)
+        assert abs(table.loc[c, "mean_position"] - ref.loc[c, "mean_pos"]) <= 0.5 + 3 * se_mean, c
+        for col in ("p_win", "p_podium"):
+            p = ref.loc[c, col] / 100
+            se = 100 * np.sqrt(p * (1 - p) / 2000)
+            assert abs(table.loc[c, col] - ref.loc[c, col]) <= 5 + 3 * se, (c, col)
+    assert list(table.index[:4]) == ["LEC", "VER", "HAM", "BOT"]          # the reference's front four, in order
 
 
 def test_full_10000_race_validation_and_the_ver_sweep():
     out = tumftm_report(PARS, races=10_000, seed=1)
     ref = out["reference"]
-    assert ref["of"] == 20 and ref["within"] >= 16, ref["failures"]
-    assert abs(ref["drivers"]["LEC"]["diff"]["p_win"]) <= 7.0          # 77.8 % against 72.0 %
+    assert ref["of"] == 20 and ref["within"] == 20, ref["failures"]
     assert all(abs(c["diff"]["p_dnf"]) <= 2.0 for c in ref["drivers"].values())
     sweep = out["sweep"]
+    assert sweep["ranking_unchanged"], (sweep["ranking"], sweep["reference_ranking"])
+    assert sweep["ranking"] == ["S1_real_L31_A3", "S1_late_L45_A3", "S1_early_L20_A3", "S2_L24A3_L48A6"]
     mine, theirs = sweep["mean_position"], sweep["reference_mean_position"]
-    assert sweep["ranking"][-1] == sweep["reference_ranking"][-1] == "S2_L24A3_L48A6"
-    for name in ("S1_early_L20_A3", "S1_late_L45_A3", "S1_real_L31_A3"):
+    for name in theirs:
         assert abs(mine[name] - theirs[name]) <= 0.4, (name, mine[name], theirs[name])
 
 

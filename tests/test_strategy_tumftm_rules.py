@@ -143,3 +143,15 @@ def test_a_vsc_over_less_than_half_a_lap_still_allows_passing():
     assert long.position[0, 0].tolist() == [1, 2]
     # The lap takes the blend of 30 % at pace and 70 % at the 94 s FCY lap.
     assert long.race_time_s[0, 0, 0] == pytest.approx(0.3 * 68.0 + 0.7 * 94.0, abs=1e-3)
+
+
+def test_on_a_lap_a_car_retires_tumftm_resorts_the_field_by_the_race_times_as_run():
+    # c1 is 1 s a lap faster than c0 but held 0.5 s behind (far short of the 2 s overtake gap); c2 retires
+    # on lap 6. TUMFTM re-sorts the field by the race times as run on that lap: c1 is through for free.
+    f = field([0.0, 0.6, 30.0], [68.0, 67.0, 67.0])
+    caut = Cautions(np.zeros((1, 12), np.int8), np.array([[12, 12, 5]]))
+    free = run(f, replace(TUM, resort_on_retirement=True), caut)
+    assert free.position[0, 0].tolist() == [2, 1, 3] and free.retired[0].tolist() == [False, False, True]
+    held = run(f, TUM, caut)                                 # PitWall's own rules: no free pass
+    assert held.position[0, 0].tolist() == [1, 2, 3]
+    assert held.race_time_s[0, 0, 1] - held.race_time_s[0, 0, 0] == pytest.approx(0.5, abs=1e-3)

@@ -9,14 +9,16 @@ repeat until no position changes, exactly as TUMFTM does. Everything random is d
 beforehand (sim.py) and shared by every strategy: common random numbers.
 
 A lap, for the cars still running, in running order:
- 1. retirements of this lap leave the field (classified behind the finishers, later retirements first);
- 2. out-lap of last lap's stops: out-lap drive by flag state + standstill; the field is re-sorted by
+ 1. out-lap of last lap's stops: out-lap drive by flag state + standstill; the field is re-sorted by
     it and the cars behind are kept at the minimum gap (TUMFTM's check without overtaking loss);
- 3. lap time: pace + tyre (k0 + k1 x age, age counted before the lap's tyre loss) + fuel + noise,
+ 2. lap time: pace + tyre (k0 + k1 x age, age counted before the lap's tyre loss) + fuel + noise,
     cold tyres on a stint's first lap, the start on the state's first lap when from the grid; DRS in
     two halves (the gap to the car ahead at the line before and after the out-lap re-sort);
- 4. caution: the lap's caution fraction runs at the FCY lap (floor) or the lap x multiplier; the SC
+ 3. caution: the lap's caution fraction runs at the FCY lap (floor) or the lap x multiplier; the SC
     ghost: from the SC's second lap the field runs behind it, P at ghost + P x the SC gap;
+ 4. retirements of this lap leave the field (classified behind the finishers, later retirements
+    first); with `resort_on_retirement` (TUMFTM) the field is then re-sorted by the race times as
+    run, a free pass for a car held behind a slower one;
  5. the walk, repeated until nobody moves: a car within the minimum gap of the car ahead duels
     (both lose the duel time once per lap) and passes with the overtake advantage (race time at the
     line ahead by it, or lap faster by it), the passed car losing the loser time; else it is held;
@@ -38,8 +40,8 @@ P_COLD, P_GAP, P_GAP_SC, P_THR, P_DUEL, P_LOSER = 6, 7, 8, 9, 10, 11
 P_DRS, P_DRS_WINDOW, P_MULT_FCY, P_MULT_SC, P_FCY_LAP, P_SC_LAP = 12, 13, 14, 15, 16, 17
 P_DEG_FCY, P_DEG_SC = 18, 19
 N_P = 20
-Q_PASS_FROM_GAP, Q_DUEL_WHEN_HELD, Q_SPLIT_PIT, Q_SC_BUNCHES = 0, 1, 2, 3
-N_Q = 4
+Q_PASS_FROM_GAP, Q_DUEL_WHEN_HELD, Q_SPLIT_PIT, Q_SC_BUNCHES, Q_RESORT_ON_RETIREMENT = 0, 1, 2, 3, 4
+N_Q = 5
 
 
 @njit(cache=True, nogil=True)
@@ -72,6 +74,7 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
     M = next_k0.shape[2]
     pass_from_gap, duel_when_held = Q[Q_PASS_FROM_GAP] != 0, Q[Q_DUEL_WHEN_HELD] != 0
     split_pit, sc_bunches = Q[Q_SPLIT_PIT] != 0, Q[Q_SC_BUNCHES] != 0
+    resort_on_retirement = Q[Q_RESORT_ON_RETIREMENT] != 0
     gap0, gap_sc, thr0 = P[P_GAP], P[P_GAP_SC], P[P_THR]
     duel, loser, cold_s = P[P_DUEL], P[P_LOSER], P[P_COLD]
     drs_half, drs_window = 0.5 * P[P_DRS], P[P_DRS_WINDOW]
@@ -156,28 +159,7 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                 fl = flag[r, lap]
                 fc = (c_to[r, lap] - c_from[r, lap]) if fl != GREEN else 0.0
 
-                # 1. Retirements on this lap leave the running order (their slot is kept for ties).
-                if lap == next_ret:
-                    j = 0
-                    next_ret = L
-                    for i in range(n):
-                        c = order[i]
-                        rl = retire_lap[r, c]
-                        if rl == lap:
-                            alive[c] = False
-                            ret_lap[c] = lap
-                            ret_slot[c] = i
-                            if out_m[c] >= 0:
-                                out_m[c] = -1
-                                n_out -= 1
-                        else:
-                            order[j] = c
-                            j += 1
-                            if lap < rl < next_ret:
-                                next_ret = rl
-                    n = j
-
-                # 2. Out-lap of last lap's stops: re-sort by it, keep the cars behind at the minimum gap.
+                # 1. Out-lap of last lap's stops: re-sort by it, keep the cars behind at the minimum gap.
                 has_out = n_out > 0
                 if has_out:
                     for i in range(n):
@@ -209,7 +191,7 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                         c = order[i]
                         pol[c] = lt[c]
 
-                # 3. Lap times, with DRS in two halves: the gap at the line before and after the out-lap
+                # 2. Lap times, with DRS in two halves: the gap at the line before and after the out-lap
                 # re-sort (no DRS behind a car that was in the pit lane).
                 if fl == FCY:
                     inc = 1.0 - fc * (1.0 - P[P_DEG_FCY])
@@ -255,7 +237,7 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                         pol[c] = 0.0
                     n_out = 0
 
-                # 4. Caution.
+                # 3. Caution.
                 overtake_ok = True
                 gap = gap0
                 if fl != GREEN:
@@ -286,6 +268,28 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                             if n > 0:                     # the leader follows the pace car
                                 lt[order[0]] *= P[P_MULT_SC]
                             gap = gap_sc
+
+                # 4. Retirements on this lap leave the running order (their slot is kept for ties); with
+                # TUMFTM's rules the field is then re-sorted by the race times as run, without a fight.
+                if lap == next_ret:
+                    j = 0
+                    next_ret = L
+                    for i in range(n):
+                        c = order[i]
+                        rl = retire_lap[r, c]
+                        if rl == lap:
+                            alive[c] = False
+                            ret_lap[c] = lap
+                            ret_slot[c] = i
+                        else:
+                            order[j] = c
+                            j += 1
+                            key[c] = t[c] + lt[c]
+                            if lap < rl < next_ret:
+                                next_ret = rl
+                    n = j
+                    if resort_on_retirement:
+                        _insertion_sort(order, n, key)
 
                 # 5. The walk from the front on the race times at the line, repeated until nobody moves.
                 for i in range(n):

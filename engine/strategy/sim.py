@@ -121,6 +121,8 @@ class Rules:
                                  # leader runs behind it and the field closes up at the FCY lap
     duel_when_held: bool = False  # True: on a green lap both cars lose duel_s whenever the car behind would end
                                   # within the minimum gap (held or passing), the car ahead once per lap
+    resort_on_retirement: bool = False  # True (TUMFTM): on a lap a car retires, the field is re-sorted by
+                                        # the race times as run before the passing walk (no fight)
     pit_in_s: tuple[float, float, float] | None = None  # None: the whole stop on the in-lap; else the in-lap's
                                   # part by flag, the rest (by the out-lap's flag), the standstill and the cold
                                   # tyres on the out-lap, after an FCY lap floor (pits after the line)
@@ -312,8 +314,9 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         rules.drs_effect_s, rules.drs_window_s, rules.mult_fcy, rules.mult_sc, rules.fcy_lap_s, rules.sc_lap_s,
         rules.deg_mult_fcy, rules.deg_mult_sc)
     Q = np.zeros(kernel.N_Q, np.int64)
-    Q[[kernel.Q_PASS_FROM_GAP, kernel.Q_DUEL_WHEN_HELD, kernel.Q_SPLIT_PIT, kernel.Q_SC_BUNCHES]] = (
-        rules.pass_from_gap, rules.duel_when_held, rules.pit_in_s is not None, rules.sc_bunches)
+    Q[[kernel.Q_PASS_FROM_GAP, kernel.Q_DUEL_WHEN_HELD, kernel.Q_SPLIT_PIT, kernel.Q_SC_BUNCHES,
+       kernel.Q_RESORT_ON_RETIREMENT]] = (rules.pass_from_gap, rules.duel_when_held, rules.pit_in_s is not None,
+                                          rules.sc_bunches, rules.resort_on_retirement)
     team = field.team if field.team is not None else np.arange(C)
     position = np.empty((S, R, C), np.int16)
     race_time = np.empty((S, R, C), f32)
