@@ -78,3 +78,14 @@ def test_board_rows_to_timing_cars_put_lapped_cars_a_lap_behind():
     assert cars["2"]["gap_s"] == pytest.approx(3.5)
     assert cars["3"]["gap_s"] == pytest.approx(-10.0 + 98.0)
     assert "4" not in cars
+
+
+def test_a_queued_crossing_gets_fewer_races_so_its_call_still_lands_within_the_deadline():
+    stage = StrategyStage(None, races=10_000)
+    assert stage.races_for(event_s=100.0, now=100.1) == 10_000          # untimed: the full count
+    stage.s_per_race = 3e-5                                             # 10,000 races: 0.3 s
+    assert stage.races_for(event_s=100.0, now=100.1) == 10_000          # 0.85 s left: all of them
+    assert stage.races_for(event_s=100.0, now=100.6) == 10_000          # 0.35 s left (0.05 s to write)
+    queued = stage.races_for(event_s=100.0, now=100.8)                  # 0.15 s left to compute
+    assert 4_900 <= queued <= 5_000 and queued * stage.s_per_race <= 0.15 + 1e-9
+    assert stage.races_for(event_s=100.0, now=102.0) == 1_000           # late already: the floor

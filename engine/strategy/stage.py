@@ -4,8 +4,11 @@ write it into the car's live insight (field "strategy"), with the latency from t
 It reads the timing stream with its own consumer group, so the timing stage and this one see
 every crossing; the field comes from the board the timing stage keeps. A crossing older than the
 car's latest lap on the board is skipped (a newer one is queued): under a backlog the stage
-catches up instead of computing stale calls. Sessions whose track has no fitted model, and
-boards without the car, are skipped and counted.
+catches up instead of computing stale calls. Each call sizes its races per strategy to land within
+CALL_DEADLINE_S of its crossing, from the time per race the last calls took: the full count when
+there is time, down to MIN_RACES when crossings queue (a tight pack, a fast replay); the call
+records the count it used. Sessions whose track has no fitted model, and boards without the car,
+are skipped and counted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from engine.strategy.state import state_from_timing
 
 GROUP = "strategy"
 BOARD_WAIT_S = 1.0   # how long a crossing waits for the timing stage to apply it
+CALL_DEADLINE_S = 1.0  # a call lands in the insight within this of its crossing ...
+MIN_RACES = 1_000      # ... with fewer races per strategy when a bunched field's crossings queue up
 log = logging.getLogger(__name__)
 
 
@@ -66,6 +71,15 @@ class StrategyStage:
         self.flags: dict[str, str] = {}
         self.skipped: Counter = Counter()
         self.calls = 0
+        self.s_per_race: float | None = None    # measured compute time per race (moving average)
+
+    def races_for(self, event_s: float, now: float) -> int:
+        """Races per strategy that fit in what is left of the call's deadline (all of them until
+        a call has been timed)."""
+        if self.s_per_race is None:
+            return self.races
+        budget = CALL_DEADLINE_S - (now - event_s) - 0.05
+        return int(min(self.races, max(min(MIN_RACES, self.races), budget / self.s_per_race)))
 
     def _board_at(self, session: str, car: str, lap: int) -> tuple[list[dict], dict | None]:
         """The board once the timing stage has applied this crossing (both groups wake on the
@@ -100,14 +114,17 @@ class StrategyStage:
             return None
         state = state_from_timing(timing_cars(board), total, "fcy" if flag == "FCY" else "green")
         seed = zlib.crc32(f"{session}/{car}/{lap}".encode())
+        event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
+        races = self.races_for(event_ms / 1000, time.time())
         try:
-            call = recommend(state, car, track, races=self.races, seed=seed)
+            call = recommend(state, car, track, races=races, seed=seed)
         except ValueError as exc:            # e.g. a track without fitted data: counted, not fatal
             self.skipped[str(exc).split(":")[0]] += 1
             log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc)
             return None
+        per_race = call["compute_ms"] / 1000 / races
+        self.s_per_race = per_race if self.s_per_race is None else 0.7 * self.s_per_race + 0.3 * per_race
         now = time.time()
-        event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
         call.update(trigger="caution" if caution_start else "lap", session=session,
                     latency_ms=round(now * 1000 - event_ms, 1), updated_at=now)
         pipe = self.client.pipeline(transaction=False)
