@@ -215,6 +215,7 @@ def test_pitwall_simulate_tumftm_json_has_every_driver():
         assert {"mean_position", "p_win", "p_podium"} <= set(d)
     assert sum(d["p_win"] for d in out["drivers"].values()) == pytest.approx(100.0, abs=0.1)
     assert out["reference"]["of"] == 20 and set(out["sweep"]["ranking"]) == set(out["sweep"]["reference_ranking"])
+    assert out["events"] == {"fcy_phases": "random (pars_mcs.ini)", "retirements": "random (pars_mcs.ini)"}
 
 
 def test_pitwall_simulate_bad_input_is_a_clear_error():

@@ -143,3 +143,49 @@ def test_the_accident_car_is_drawn_by_its_drivers_accident_probability():
     i = {c: k for k, c in enumerate(race.codes)}
     assert share[i["RUS"]] > share[i["HAM"]] * 1.2 and share[i["GRO"]] > share[i["HAM"]] * 1.2
     assert np.corrcoef(share, p)[0, 1] > 0.8
+
+
+def _with_events(tmp_path, events: str):
+    import shutil
+    shutil.copy(PARS.parent / "pars_mcs.ini", tmp_path / "pars_mcs.ini")
+    text = PARS.read_text()
+    start = text.index("event_pars = {")
+    end = text.index("[VSE_PARS]")
+    f = tmp_path / "pars_Spielberg_2019.ini"
+    f.write_text(text[:start] + "event_pars = " + events + "\n\n" + text[end:])
+    return tumftm.load(f)
+
+
+def test_the_files_own_events_are_used_in_every_race_as_tumftm_uses_them(tmp_path):
+    # As in the other races' files (e.g. Austin 2014): the real SC and retirements, in race progress.
+    race = _with_events(tmp_path, '{"fcy_data": {"phases": [[10.3, 13.95, "SC", null, null], '
+                                  '[40.2, 41.6, "VSC", null, null]], "domain": "progress"}, '
+                                  '"retire_data": {"retirements": [["HAM", 16.5]], "domain": "progress"}}')
+    assert tumftm.event_mode(race) == {"fcy_phases": "from the file", "retirements": "from the file"}
+    caut = tumftm.cautions(race, 500, np.random.default_rng(1))
+    assert (caut.flags == caut.flags[0]).all() and (caut.retire_lap == caut.retire_lap[0]).all()
+    assert np.flatnonzero(caut.flags[0] == 2).tolist() == [10, 11, 12, 13]      # to the line of lap 14
+    assert np.flatnonzero(caut.flags[0] == 1).tolist() == [40, 41]
+    assert caut.c_from[0, 10] == pytest.approx(0.3) and caut.c_to[0, 13] == 1.0  # an SC stays out to the line
+    assert caut.c_from[0, 40] == pytest.approx(0.2) and caut.c_to[0, 41] == pytest.approx(0.6)
+    retired = caut.retire_lap[0] < race.laps
+    assert [race.codes[i] for i in np.flatnonzero(retired)] == ["HAM"] and caut.retire_lap[0, 0] == 16
+    field, rules = tumftm.field_and_rules(race)
+    res = simulate(field, rules, caut, tumftm.plans(race, field), np.random.default_rng(2), from_start=True)
+    assert (res.position[0, :, 0] == 20).all()                                 # HAM out on lap 17, last
+    none = _with_events(tmp_path, '{"fcy_data": {"phases": null, "domain": "progress"}, '
+                                  '"retire_data": {"retirements": null, "domain": "progress"}}')
+    quiet = tumftm.cautions(none, 200, np.random.default_rng(1))
+    assert not quiet.flags.any() and (quiet.retire_lap == none.laps).all()
+
+
+def test_bad_event_entries_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"fcy_data.domain 'time': only 'progress'"):
+        _with_events(tmp_path, '{"fcy_data": {"phases": [[100.0, 300.0, "SC", 5.0, 3]], "domain": "time"}, '
+                               '"retire_data": {"retirements": [], "domain": "progress"}}')
+    with pytest.raises(ValueError, match=r"retirement \['XYZ', 3.5\]"):
+        _with_events(tmp_path, '{"fcy_data": {"phases": [], "domain": "progress"}, '
+                               '"retire_data": {"retirements": [["XYZ", 3.5]], "domain": "progress"}}')
+    with pytest.raises(ValueError, match="FCY phases overlap"):
+        _with_events(tmp_path, '{"fcy_data": {"phases": [[3.0, 6.0, "SC", null, null], [5.5, 7.0, "VSC", null, '
+                               'null]], "domain": "progress"}, "retire_data": {"retirements": [], "domain": "progress"}}')

@@ -73,7 +73,7 @@ def tumftm_report(path: Path, races: int, seed: int = 1) -> dict:
                       "racetime_mean_s": None if np.isnan(r.racetime_mean_s) else round(float(r.racetime_mean_s), 1)}
                for code, r in table.iterrows()}
     out = {"race": race.track["name"], "laps": race.laps, "races": races, "seconds": round(seconds, 3),
-           "drivers": drivers}
+           "events": tumftm.event_mode(race), "drivers": drivers}
     refs = tumftm.reference_files(path)
     if "distribution" in refs:
         out["reference"] = _compare_distribution(drivers, tumftm.read_reference(refs["distribution"]),

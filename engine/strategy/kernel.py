@@ -40,8 +40,8 @@ P_COLD, P_GAP, P_GAP_SC, P_THR, P_DUEL, P_LOSER = 6, 7, 8, 9, 10, 11
 P_DRS, P_DRS_WINDOW, P_MULT_FCY, P_MULT_SC, P_FCY_LAP, P_SC_LAP = 12, 13, 14, 15, 16, 17
 P_DEG_FCY, P_DEG_SC = 18, 19
 N_P = 20
-Q_PASS_FROM_GAP, Q_DUEL_WHEN_HELD, Q_SPLIT_PIT, Q_SC_BUNCHES, Q_RESORT_ON_RETIREMENT = 0, 1, 2, 3, 4
-N_Q = 5
+Q_PASS_FROM_GAP, Q_DUEL_WHEN_HELD, Q_SPLIT_PIT, Q_SC_BUNCHES, Q_RESORT_ON_RETIREMENT, Q_STANDSTILL_IN = 0, 1, 2, 3, 4, 5
+N_Q = 6
 
 
 @njit(cache=True, nogil=True)
@@ -75,6 +75,7 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
     pass_from_gap, duel_when_held = Q[Q_PASS_FROM_GAP] != 0, Q[Q_DUEL_WHEN_HELD] != 0
     split_pit, sc_bunches = Q[Q_SPLIT_PIT] != 0, Q[Q_SC_BUNCHES] != 0
     resort_on_retirement = Q[Q_RESORT_ON_RETIREMENT] != 0
+    standstill_in = Q[Q_STANDSTILL_IN] != 0
     gap0, gap_sc, thr0 = P[P_GAP], P[P_GAP_SC], P[P_THR]
     duel, loser, cold_s = P[P_DUEL], P[P_LOSER], P[P_COLD]
     drs_half, drs_window = 0.5 * P[P_DRS], P[P_DRS_WINDOW]
@@ -169,6 +170,7 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                         lt[c] = 0.0
                         m = out_m[c]
                         if m >= 0:
+                            still = 0.0 if standstill_in else standstill[r, c, m]
                             drive = P[P_PIT_LOSS] - P[P_PIT_IN]
                             if _sc_at_lap_start(flag, r, lap):
                                 if _sc_at_lap_start(flag, r, lap - 1):
@@ -177,9 +179,9 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                                     drive = P[P_PIT_LOSS + FCY] - P[P_PIT_IN + FCY]
                             elif fl == FCY and c_from[r, lap] == 0.0:
                                 fcy_drive = P[P_PIT_LOSS + FCY] - P[P_PIT_IN + FCY]
-                                if c_to[r, lap] * fcy_lap > fcy_drive + standstill[r, c, m]:
+                                if c_to[r, lap] * fcy_lap > fcy_drive + still:
                                     drive = fcy_drive
-                            lt[c] = drive + standstill[r, c, m]
+                            lt[c] = drive + still
                         raw[c] = t[c] + lt[c]
                     _insertion_sort(order, n, raw)
                     for i in range(1, n):
@@ -353,6 +355,8 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                         elif fl == FCY and c_to[r, lap] >= 1.0:
                             state = FCY
                         t[c] += P[P_PIT_IN + state]
+                        if standstill_in:
+                            t[c] += standstill[r, c, m]
                         out_m[c] = m
                         n_out += 1
                     else:

@@ -126,6 +126,7 @@ class Rules:
     pit_in_s: tuple[float, float, float] | None = None  # None: the whole stop on the in-lap; else the in-lap's
                                   # part by flag, the rest (by the out-lap's flag), the standstill and the cold
                                   # tyres on the out-lap, after an FCY lap floor (pits after the line)
+    standstill_on_in_lap: bool = False  # with pit_in_s: the standstill spread on the in-lap (pits before the line)
 
     @property
     def laps_left(self) -> int:
@@ -315,8 +316,9 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         rules.deg_mult_fcy, rules.deg_mult_sc)
     Q = np.zeros(kernel.N_Q, np.int64)
     Q[[kernel.Q_PASS_FROM_GAP, kernel.Q_DUEL_WHEN_HELD, kernel.Q_SPLIT_PIT, kernel.Q_SC_BUNCHES,
-       kernel.Q_RESORT_ON_RETIREMENT]] = (rules.pass_from_gap, rules.duel_when_held, rules.pit_in_s is not None,
-                                          rules.sc_bunches, rules.resort_on_retirement)
+       kernel.Q_RESORT_ON_RETIREMENT, kernel.Q_STANDSTILL_IN]] = (
+        rules.pass_from_gap, rules.duel_when_held, rules.pit_in_s is not None, rules.sc_bunches,
+        rules.resort_on_retirement, rules.standstill_on_in_lap)
     team = field.team if field.team is not None else np.arange(C)
     position = np.empty((S, R, C), np.int16)
     race_time = np.empty((S, R, C), f32)

@@ -33,7 +33,11 @@ SC runs (t_q + t_gap_racepace) x mult_t_lap_sc laps from the race time at which 
 line, and the car in position P may not be ahead of it + P x min_t_dist_sc (TUMFTM's ghost car);
 that time comes from TUMFTM's pre-simulation of the reference driver (ref_driver) on a free track,
 with the SC delay of at least a third of an SC lap. Tyre wear x mult_tiredeg_fcy / _sc for the part
-under caution. Random events as MonteCarlo.create_random_events draws them (tumftm.cautions).
+under caution. Events (tumftm.cautions): the file's [EVENT_PARS] as TUMFTM takes them — a filled
+list of FCY phases or retirements (the real race's, in race progress) is used in every race, null
+means none, [] means random events as MonteCarlo.create_random_events draws them; the JSON says
+which (`events`). Pits before the line (pits_aft_finishline false): the in-lap drive and the
+standstill on the in-lap, the out-lap drive on the out-lap.
 Documented simplifications: a caution covers the same fraction of the lap for every car (TUMFTM
 places it in race time, per car); 'quad', 'cub' and 'ln' tyre models are replaced by their
 least-squares line over ages 0-40 (every known file uses 'lin'); fuel is the same for every car, so
@@ -78,6 +82,7 @@ class TumftmRace:
     mcs_season: dict
     mcs_all: dict
     monte_carlo: dict = field(default_factory=dict)   # [MONTE_CARLO_PARS]: min_dist_sc / min_dist_vsc
+    events: dict = field(default_factory=dict)        # [EVENT_PARS]: the race's own FCY phases and retirements
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -124,12 +129,44 @@ def load(path: Path, mcs_path: Path | None = None) -> TumftmRace:
                      _json(cp, "CAR_PARS", "car_pars", path), _json(cp, "TIRESET_PARS", "tireset_pars", path),
                      _json(cp, "DRIVER_PARS", "driver_pars", path), mcs_season, mcs_all,
                      _json(cp, "MONTE_CARLO_PARS", "monte_carlo_pars", path) if cp.has_section("MONTE_CARLO_PARS")
-                     else {})
+                     else {},
+                     _json(cp, "EVENT_PARS", "event_pars", path) if cp.has_section("EVENT_PARS") else {})
     for code in out.codes:
         for what, table in (("DRIVER_PARS", out.drivers), ("TIRESET_PARS", out.tyres)):
             if code not in table:
                 raise ValueError(f"{path.name}: participant {code} has no entry in [{what}]")
+        d = out.drivers[code]
+        if d["name"] not in mcs_season.get("p_accident", {}):
+            raise ValueError(f"{mcs_path.name}: [{season}] p_accident has no entry for {d['name']!r} ({code})")
+        if d["team"] not in mcs_season.get("p_failure", {}):
+            raise ValueError(f"{mcs_path.name}: [{season}] p_failure has no entry for team {d['team']!r} ({code})")
+    _check_events(out)
     return out
+
+
+def _check_events(race: TumftmRace) -> None:
+    """[EVENT_PARS] as TUMFTM takes it: a filled list is used in every race, [] means random
+    events, null means none. Only race progress (laps) is supported; a bad entry is a clear error."""
+    name, L = race.path.name, race.laps
+    for part, entries in (("fcy_data", "phases"), ("retire_data", "retirements")):
+        data = race.events.get(part) or {}
+        items = data.get(entries, [])
+        if items and data.get("domain", "progress") != "progress":
+            raise ValueError(f"{name}: [EVENT_PARS] {part}.domain {data.get('domain')!r}: only 'progress' (laps) "
+                             f"is supported")
+    phases = (race.events.get("fcy_data") or {}).get("phases") or []
+    for ph in phases:
+        if len(ph) < 3 or ph[2] not in ("SC", "VSC") or not 0 <= ph[0] < ph[1] <= L:
+            raise ValueError(f"{name}: [EVENT_PARS] FCY phase {ph}: expected [start, end, 'SC' or 'VSC', ...] "
+                             f"with 0 <= start < end <= {L}")
+    spans = sorted((ph[0], ph[1]) for ph in phases)
+    for (a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+        if b0 < a1:
+            raise ValueError(f"{name}: [EVENT_PARS] FCY phases overlap ({a0}-{a1} and from {b0})")
+    for ret in (race.events.get("retire_data") or {}).get("retirements") or []:
+        if len(ret) != 2 or ret[0] not in race.codes or not 0 <= ret[1] <= L:
+            raise ValueError(f"{name}: [EVENT_PARS] retirement {ret}: expected [initials of a participant, "
+                             f"race progress 0-{L}]")
 
 
 def tyre_curve(driver_tyres: dict, compound: str) -> tuple[float, float]:
@@ -195,6 +232,7 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
                   team=np.array([teams.index(t) for t in teams]),
                   team_order_s=np.array([race.drivers[c].get("t_teamorder") or 0.0 for c in codes]))
     rp = race.race
+    aft = bool(tr.get("pits_aft_finishline", True))
     base_lap = tr["t_q"] + tr["t_gap_racepace"]
     fuel_car = next(iter(race.cars.values()))
     drs = bool(rp.get("use_drs"))
@@ -205,8 +243,11 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
                     tr["t_pitdrive_inlap_fcy"] + tr["t_pitdrive_outlap_fcy"] + tr["t_pit_tirechange_min"],
                     tr["t_pitdrive_inlap_sc"] + tr["t_pitdrive_outlap_sc"] + tr["t_pit_tirechange_min"]),
         cold_tyre_s=tyres0["t_add_coldtires"],
-        pit_in_s=(tr["t_pitdrive_inlap"], tr["t_pitdrive_inlap_fcy"], tr["t_pitdrive_inlap_sc"])
-        if tr.get("pits_aft_finishline", True) else None,
+        # Pits after the line: the in-lap drive on the in-lap, the rest on the out-lap. Before it: the
+        # in-lap drive and the standstill on the in-lap, the out-lap drive on the out-lap.
+        pit_in_s=tuple(tr[k] + (0.0 if aft else tr["t_pit_tirechange_min"])
+                       for k in ("t_pitdrive_inlap", "t_pitdrive_inlap_fcy", "t_pitdrive_inlap_sc")),
+        standstill_on_in_lap=not aft,
         min_gap_s=rp["min_t_dist"], min_gap_sc_s=rp["min_t_dist_sc"], overtake_gap_s=tr["t_gap_overtake"],
         duel_s=rp["t_duel"], loser_s=rp["t_overtake_loser"],
         drs_effect_s=(-0.1 if tr["t_drseffect"] is None else tr["t_drseffect"]) if drs else 0.0, drs_window_s=rp.get("drs_window") or 1.0,
@@ -264,11 +305,8 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
         b = round(k / n_start * L)
         if b > a:
             lap_p[a:b] = ev["p_sc_start"][k] / (b - a)
-    acc_tab = race.mcs_season.get("p_accident", {})
-    p_acc = np.array([acc_tab.get(race.drivers[c]["name"], np.mean(list(acc_tab.values())) if acc_tab else 1.0)
-                      for c in race.codes])
-    p_fail = np.array([race.mcs_season.get("p_failure", {}).get(race.drivers[c]["team"], 0.0)
-                       for c in race.codes])
+    p_acc = np.array([race.mcs_season["p_accident"][race.drivers[c]["name"]] for c in race.codes])
+    p_fail = np.array([race.mcs_season["p_failure"][race.drivers[c]["team"]] for c in race.codes])
     mc = race.monte_carlo
     ref_laps, ref_pit = reference_laps(race)
     base = race.track["t_q"] + race.track["t_gap_racepace"]
@@ -277,7 +315,33 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
         _pmf(ev["p_sc_duration"]), _pmf(p_acc), p_fail, float(ev["p_vsc_aft_failure"]),
         _pmf(ev["p_vsc_duration"]), float(mc.get("min_dist_sc", 1.5)), float(mc.get("min_dist_vsc", 1.5)),
         ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"])
+    # The file's own events replace the random ones in every race (TUMFTM: a filled list is used,
+    # [] means random, null means none).
+    fcy = race.events.get("fcy_data") or {}
+    phases = fcy.get("phases", [])
+    if phases is None or phases:
+        fixed = sorted(phases or [], key=lambda ph: ph[0])
+        one = [np.zeros((1, L), np.int8), np.zeros((1, L), np.float32), np.ones((1, L), np.float32),
+               np.full((1, L), np.nan)]
+        _phases_to_laps(0, np.array([ph[0] for ph in fixed], float), np.array([ph[1] for ph in fixed], float),
+                        np.array([SC if ph[2] == "SC" else FCY for ph in fixed], np.int8), len(fixed), L,
+                        ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"],
+                        *one)
+        flags, c_from, c_to, ghost = (np.repeat(a, races, axis=0) for a in one)
+    ret = (race.events.get("retire_data") or {}).get("retirements", [])
+    if ret is None or ret:
+        retire = np.full((races, C), L, np.int64)
+        for code, progress in ret or []:
+            retire[:, race.codes.index(code)] = min(int(progress), L - 1)
     return Cautions(flags, retire, c_from, c_to, ghost)
+
+
+def event_mode(race: TumftmRace) -> dict:
+    """Which events a run of this file uses: its own (a filled list), none (null) or random ([])."""
+    def mode(part: str, key: str) -> str:
+        items = (race.events.get(part) or {}).get(key, [])
+        return "none" if items is None else "from the file" if items else "random (pars_mcs.ini)"
+    return {"fcy_phases": mode("fcy_data", "phases"), "retirements": mode("retire_data", "retirements")}
 
 
 def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray]:
@@ -380,43 +444,52 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
             else:
                 s = np.random.random() * L
             retire[r, c] = int(s)
-        for i in range(1, n):                       # phases in order of their start
-            s, e, kd = starts[i], ends[i], kinds[i]
-            j = i - 1
-            while j >= 0 and starts[j] > s:
-                starts[j + 1], ends[j + 1], kinds[j + 1] = starts[j], ends[j], kinds[j]
-                j -= 1
-            starts[j + 1], ends[j + 1], kinds[j + 1] = s, e, kd
-        laps = ref_laps.copy()
-        for k in range(n):
-            first, last = int(np.floor(starts[k])), int(np.ceil(ends[k]))
-            t_start = 0.0
-            for lap in range(first, min(last, L)):
-                flags[r, lap] = kinds[k]
-                if lap == first:
-                    c_from[r, lap] = starts[k] - first
-                if lap == last - 1 and ends[k] < last:
-                    c_to[r, lap] = ends[k] - lap
-                # The pre-simulation's lap: the slow part at the FCY lap on the phase's first lap, at
-                # the SC lap behind the SC after it.
-                if lap == first:
-                    normal = starts[k] - lap + (lap + 1.0 - ends[k] if lap + 1.0 >= ends[k] else 0.0)
-                    slow = fcy_lap
-                    t_start = laps[:lap].sum() + ref_pit[:lap].sum() + (starts[k] - lap) * laps[lap]
-                elif lap + 1.0 >= ends[k]:
-                    normal = 0.0 if kinds[k] == SC else lap + 1.0 - ends[k]
-                    slow = sc_lap if kinds[k] == SC else fcy_lap
-                else:
-                    normal, slow = 0.0, (sc_lap if kinds[k] == SC else fcy_lap)
-                laps[lap] = max(laps[lap], normal * laps[lap] + (1.0 - normal) * slow)
-            if kinds[k] == SC:
-                at_line = laps[:first + 1].sum() + ref_pit[:first + 1].sum()
-                if at_line - t_start < 0.33 * sc_lap:
-                    if first + 1 < L:
-                        laps[first + 1] += t_start + 0.33 * sc_lap - at_line
-                    at_line = t_start + 0.33 * sc_lap
-                ghost[r, first] = at_line
+        _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost)
     return flags, c_from, c_to, retire, ghost
+
+
+@njit(cache=True)
+def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost):
+    """Race r's phases (race progress, any order) -> per-lap flags, the fraction of each lap they
+    cover, and on each SC's first lap the race time at which the SC waits at the line: the reference
+    driver's pre-simulated time at the end of that lap, at least a third of an SC lap after the
+    phase starts (TUMFTM's pre-simulation, with the SC delay)."""
+    for i in range(1, n):                       # phases in order of their start
+        s, e, kd = starts[i], ends[i], kinds[i]
+        j = i - 1
+        while j >= 0 and starts[j] > s:
+            starts[j + 1], ends[j + 1], kinds[j + 1] = starts[j], ends[j], kinds[j]
+            j -= 1
+        starts[j + 1], ends[j + 1], kinds[j + 1] = s, e, kd
+    laps = ref_laps.copy()
+    for k in range(n):
+        first, last = int(np.floor(starts[k])), int(np.ceil(ends[k]))
+        t_start = 0.0
+        for lap in range(first, min(last, L)):
+            flags[r, lap] = kinds[k]
+            if lap == first:
+                c_from[r, lap] = starts[k] - first
+            if lap == last - 1 and ends[k] < last and kinds[k] != SC:   # an SC stays out to the line
+                c_to[r, lap] = ends[k] - lap
+            # The pre-simulation's lap: the slow part at the FCY lap on the phase's first lap, at
+            # the SC lap behind the SC after it.
+            if lap == first:
+                normal = starts[k] - lap + (lap + 1.0 - ends[k] if lap + 1.0 >= ends[k] else 0.0)
+                slow = fcy_lap
+                t_start = laps[:lap].sum() + ref_pit[:lap].sum() + (starts[k] - lap) * laps[lap]
+            elif lap + 1.0 >= ends[k]:
+                normal = 0.0 if kinds[k] == SC else lap + 1.0 - ends[k]
+                slow = sc_lap if kinds[k] == SC else fcy_lap
+            else:
+                normal, slow = 0.0, (sc_lap if kinds[k] == SC else fcy_lap)
+            laps[lap] = max(laps[lap], normal * laps[lap] + (1.0 - normal) * slow)
+        if kinds[k] == SC:
+            at_line = laps[:first + 1].sum() + ref_pit[:first + 1].sum()
+            if at_line - t_start < 0.33 * sc_lap:
+                if first + 1 < L:
+                    laps[first + 1] += t_start + 0.33 * sc_lap - at_line
+                at_line = t_start + 0.33 * sc_lap
+            ghost[r, first] = at_line
 
 
 def _pmf(p) -> np.ndarray:
