@@ -210,7 +210,9 @@ def test_garage_rotates_by_itself_without_navigation(dash_br, race, screenshots)
     seen = set()
     until = time.monotonic() + 15
     while len(seen) < 3 and time.monotonic() < until:
-        view = dash_br.find_element("#garage-view").text.strip(" ·")
+        # Read in one script call: the view re-renders as it rotates, which a held element would not survive.
+        view = dash_br.driver.execute_script(
+            "return document.querySelector('#garage-view')?.innerText || ''").strip(" ·")
         if view not in seen:
             seen.add(view)
             dash_br.driver.save_screenshot(str(screenshots / f"garage_{view}.png"))
