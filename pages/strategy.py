@@ -103,6 +103,8 @@ def refresh_strategy(car, feed, _p, ondemand, session):
     st = data.insight(session, car).get("strategy")
     track = TRACKS.get(meta.get("track", ""))
     source = "from the strategy engine's live call"
+    if st and st.get("races"):
+        source += f" at lap {st.get('lap')} ({int(st['races']):,} races per strategy)"
     if not st and ondemand and ondemand.get("session") == session and ondemand.get("car") == car:
         st = ondemand["call"]
         source = f"computed on request at lap {st.get('lap')} ({st.get('races')} races), not live"

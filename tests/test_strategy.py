@@ -177,6 +177,22 @@ def test_grcup_fit_measures_pit_loss_and_cautions_from_the_laps(models):
     assert set(models) == {"barber", "cota", "indianapolis", "road-america", "sebring", "sonoma"}
 
 
+def test_grcup_fit_reads_retirements_and_incidents_from_the_laps(models):
+    from engine.grcup import find_race, read_laps
+    # Every starter is 'Classified' in the results; the laps show who stopped before the flag.
+    assert sgr.stopped_cars(read_laps(find_race(GRCUP, "barber", 1))) == ["88"]
+    assert sgr.stopped_cars(read_laps(find_race(GRCUP, "barber", 2))) == ["55"]     # lapped cars are not
+    barber = models["barber"]
+    assert 0.003 < barber.retire_per_lap < 0.008                # 31 stops in 6,280 car-laps
+    assert 0.003 < barber.incident_per_lap < 0.01               # spins, offs: 0.6 % of green laps
+    assert len(barber.incident_loss_s) == 10 and 5 < float(np.median(barber.incident_loss_s)) < 30
+    held = sgr.held_out(barber, "barber-r1")                    # the backtest's model for barber-r1
+    others = [v for k, v in barber.source["by_race"].items() if k != "barber-r1"]
+    assert held.retire_per_lap == pytest.approx(sum(v["stopped"] for v in others) / sum(v["car_laps"] for v in others))
+    assert held.incident_per_lap == pytest.approx(
+        sum(len(v["incident_losses"]) for v in others) / sum(v["green_laps"] for v in others))
+
+
 def test_live_recommend_for_a_real_race_state(models):
     from engine.grcup import find_race, read_laps
     laps = read_laps(find_race(GRCUP, "barber", 1))
@@ -198,7 +214,7 @@ def test_backtest_on_real_races_reports_spearman_and_coverage():
     out = sgr.backtest(GRCUP / "barber", races=500, seed=2)
     assert [c["session"] for c in out["cases"]] == ["barber-r1", "barber-r1", "barber-r2", "barber-r2"]
     assert 0.5 < out["spearman"] <= 1.0                 # the order at lap k carries real signal
-    assert 0.0 < out["coverage_80"] <= 1.0 and out["car_cases"] > 80
+    assert 0.6 < out["coverage_80"] <= 1.0 and out["car_cases"] > 80
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

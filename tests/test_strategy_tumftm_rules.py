@@ -155,3 +155,20 @@ def test_on_a_lap_a_car_retires_tumftm_resorts_the_field_by_the_race_times_as_ru
     held = run(f, TUM, caut)                                 # PitWall's own rules: no free pass
     assert held.position[0, 0].tolist() == [1, 2, 3]
     assert held.race_time_s[0, 0, 1] - held.race_time_s[0, 0, 0] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_incidents_cost_a_car_one_of_the_measured_losses_on_green_laps_only():
+    f = field([0.0, 500.0, 1000.0], [67.0, 67.0, 67.0])             # far apart: they never meet
+    rules = replace(TUM, incident_per_lap=0.05, incident_loss_s=(10.0, 20.0))
+    res = simulate(f, rules, Cautions(np.zeros((4000, 12), np.int8), np.full((4000, 3), 12)), no_stops(f, rules),
+                   np.random.default_rng(7))
+    lost = res.race_time_s[0] - (12 * 67.0 + np.array([0.0, 500.0, 1000.0]))
+    hits = np.round(lost / 10.0)                     # each incident costs 10 or 20 s
+    assert np.allclose(lost, 10.0 * hits, atol=1e-2)
+    assert lost.mean() / 12 == pytest.approx(0.05 * 15.0, rel=0.05)       # rate x mean loss per lap
+    sc = np.zeros((4000, 12), np.int8)
+    sc[:, :] = FCY
+    caut = Cautions(sc, np.full((4000, 3), 12))
+    under_vsc = simulate(f, rules, caut, no_stops(f, rules), np.random.default_rng(7))
+    quiet = simulate(f, TUM, caut, no_stops(f, TUM), np.random.default_rng(7))
+    assert np.allclose(under_vsc.race_time_s, quiet.race_time_s)                # none under a caution

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.grcup import discover, read_laps, read_results
+from engine.grcup import discover, read_laps
 from engine.strategy.sim import SC, Cautions, Rules, rate_cautions
 from engine.strategy.state import RaceState
 from engine.tracks import TRACKS, track as track_facts
@@ -29,10 +29,11 @@ from engine.tracks import TRACKS, track as track_facts
 PRIOR_LAPS = 20.0
 MAX_CAUTION_LAPS = 10
 MAX_LANE_FACTOR = 1.5     # pit-lane time over this x the lane's time at the limit: a repair, not a stop
-# Lap-time advantage a GR86 needs to pass, fitted by fit_overtake_gap() on data/grcup: the real
-# races change 0.197 places per car-lap on clean green laps; the simulator from the same states
-# 0.256 at 1.0 s and 0.172 at 1.5 s (interpolated: 1.35 s).
-OVERTAKE_GAP_S = 1.35
+INCIDENT_SLOW = 0.07      # a green lap this much over the car's median: an incident, not its pace
+# Lap-time advantage a GR86 needs to pass, fitted by place_changes() on data/grcup: the real races
+# change 0.197 places per car-lap on clean green laps; the simulator from the same states, with
+# incidents, 0.203 at 1.5 s and 0.183 at 1.65 s (interpolated: 1.55 s).
+OVERTAKE_GAP_S = 1.55
 
 
 @dataclass
@@ -48,6 +49,8 @@ class TrackModel:
     sigma_s: float
     retire_per_lap: float
     pace_drift_s: float = 0.0             # per-race spread of a car's pace change over a race
+    incident_per_lap: float = 0.0         # chance a car has an incident on a green lap ...
+    incident_loss_s: tuple = ()           # ... and what incidents cost (the measured losses' deciles)
     source: dict = field(default_factory=dict)   # what each figure was fitted from
 
     def rules(self, lap: int, total_laps: int) -> Rules:
@@ -55,7 +58,8 @@ class TrackModel:
         return Rules(total_laps=total_laps, laps_done=lap,
                      pit_loss_s=(self.pit_loss_green_s, self.pit_loss_fcy_s, self.pit_loss_fcy_s),
                      overtake_gap_s=OVERTAKE_GAP_S, min_gap_s=0.3, min_gap_sc_s=0.5, duel_s=0.2, loser_s=0.2,
-                     mult_sc=self.fcy_lap_mult, sc_bunches=True)
+                     mult_sc=self.fcy_lap_mult, sc_bunches=True, incident_per_lap=self.incident_per_lap,
+                     incident_loss_s=self.incident_loss_s)
 
     def cautions(self, state: RaceState, races: int, rng: np.random.Generator) -> Cautions:
         """Cautions and retirements for the laps left; a caution out now lasts its expected rest."""
@@ -73,6 +77,7 @@ class TrackModel:
                 "fcy_lap_mult": round(self.fcy_lap_mult, 4), "pit_loss_green_s": round(self.pit_loss_green_s, 2),
                 "pit_loss_fcy_s": round(self.pit_loss_fcy_s, 2), "sigma_s": round(self.sigma_s, 3),
                 "retire_per_lap": round(self.retire_per_lap, 5), "pace_drift_s": round(self.pace_drift_s, 3),
+                "incident_per_lap": round(self.incident_per_lap, 5), "incident_loss_s": list(self.incident_loss_s),
                 "source": self.source}
 
 
@@ -93,7 +98,7 @@ def caution_phases(flags: pd.Series) -> list[int]:
     return runs + ([n] if n else [])
 
 
-def clean_green(laps: pd.DataFrame) -> pd.DataFrame:
+def green_laps(laps: pd.DataFrame) -> pd.DataFrame:
     """Green racing laps: not lap 1, not an in- or out-lap, not the first lap after a caution."""
     flags = field_flags(laps)
     after_fcy = flags.shift(1).eq("FCY")
@@ -104,10 +109,23 @@ def clean_green(laps: pd.DataFrame) -> pd.DataFrame:
     ok = (laps["flag"].eq("GF") & (laps["lap"] > 1) & ~laps["lap"].isin(bad_laps)
           & laps["lap_time_s"].notna() & laps["pit_time_s"].isna()
           & ~pd.Series([k in key for k in zip(laps["car"], laps["lap"])], index=laps.index))
-    clean = laps[ok]
-    # Drop slow outliers (incidents): more than 7 % over the car's median.
-    med = clean.groupby("car")["lap_time_s"].transform("median")
-    return clean[clean["lap_time_s"] <= 1.07 * med]
+    return laps[ok]
+
+
+def incident_losses(laps: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Green laps more than INCIDENT_SLOW over the car's median (a spin, an off, contact): the time
+    each lost against that median, and how many green laps there were."""
+    green = green_laps(laps)
+    med = green.groupby("car")["lap_time_s"].transform("median")
+    slow = green["lap_time_s"] > (1 + INCIDENT_SLOW) * med
+    return (green["lap_time_s"] - med)[slow].to_numpy(float), len(green)
+
+
+def clean_green(laps: pd.DataFrame) -> pd.DataFrame:
+    """Green racing laps without the incident laps (their pace and noise, not their mishaps)."""
+    green = green_laps(laps)
+    med = green.groupby("car")["lap_time_s"].transform("median")
+    return green[green["lap_time_s"] <= (1 + INCIDENT_SLOW) * med]
 
 
 def pace_drift(laps: pd.DataFrame) -> float:
@@ -150,8 +168,14 @@ def fit(root: str) -> dict[str, TrackModel]:
     all_phases: list[int] = []
     fcy_ratio, retire_n, car_laps = [], 0, 0
     stops, drift = [], {}
+    incidents, green_n, by_race = [], 0, {}
     for rf in races:
         laps = read_laps(rf)
+        lost, n_green = incident_losses(laps)
+        incidents.append(lost)
+        green_n += n_green
+        by_race[rf.session] = {"stopped": len(stopped_cars(laps)), "car_laps": len(laps),
+                               "incident_losses": [round(float(x), 2) for x in lost], "green_laps": n_green}
         drift[rf.session] = pace_drift(laps)
         flags = field_flags(laps)
         phases = caution_phases(flags)
@@ -168,8 +192,7 @@ def fit(root: str) -> dict[str, TrackModel]:
         fcy = fcy[fcy["car"].isin(ref.index)]
         ratio = fcy["lap_time_s"].to_numpy(float) / ref.reindex(fcy["car"]).to_numpy(float)
         fcy_ratio += list(ratio[np.isfinite(ratio)])
-        res = read_results(rf)
-        retire_n += int((~res["status"].astype(str).str.lower().str.startswith("class")).sum())
+        retire_n += by_race[rf.session]["stopped"]
         car_laps += len(laps)
         stops.append(pit_losses(laps).assign(track=rf.track))
     stops = pd.concat(stops, ignore_index=True)
@@ -184,6 +207,8 @@ def fit(root: str) -> dict[str, TrackModel]:
     fcy_stops = stops[stops["flag"] == "FCY"]
     fcy_share = (float(fcy_stops["loss_s"].median() / green["loss_s"].median())
                  if len(fcy_stops) and len(green) else 0.5)
+    # Incidents are rare (0.6 % of green laps): pooled over every track.
+    incident_rate, incident_loss = pooled_incidents(by_race.values())
     out = {}
     for key, t in per_track.items():
         g = green[green["track"] == key]["loss_s"]
@@ -198,11 +223,35 @@ def fit(root: str) -> dict[str, TrackModel]:
             sigma_s=float(np.median(t["sigma"])) if t["sigma"] else 0.6,
             retire_per_lap=retire_n / max(1, car_laps),
             pace_drift_s=float(np.nanmedian(list(drift.values()))),
+            incident_per_lap=incident_rate, incident_loss_s=incident_loss,
             source={"races": t["races"], "pace_drift_by_race": {k: round(v, 3) for k, v in drift.items()}, "caution_phases": t["phases"], "green_laps": t["green"],
+                    "incidents": f"{sum(len(x) for x in incidents)} of {green_n} green laps, all tracks",
+                    "by_race": by_race,
                     "green_stops": int(len(g)), "fcy_stops": int(len(f)),
                     "pit_loss_green": "measured" if len(g) >= 2 else "track map (engine.tracks)",
                     "pit_loss_fcy": "measured" if len(f) >= 2 else "green x all-track FCY/green ratio"})
     return out
+
+
+def pooled_incidents(races) -> tuple[float, tuple]:
+    """Incident rate per green lap and the deciles of the time lost, pooled over these races'
+    by_race entries."""
+    lost = np.concatenate([np.asarray(r["incident_losses"], float) for r in races] or [np.zeros(0)])
+    green = sum(r["green_laps"] for r in races)
+    deciles = tuple(round(float(q), 2) for q in np.quantile(lost, np.linspace(0.05, 0.95, 10))) if len(lost) else ()
+    return len(lost) / max(1, green), deciles
+
+
+def held_out(model: TrackModel, session: str) -> TrackModel:
+    """The model without what it learnt from one race (for a backtest on that race): pace drift,
+    retirements and incidents from the other races only."""
+    others = {k: v for k, v in model.source["by_race"].items() if k != session}
+    drift = [v for k, v in model.source["pace_drift_by_race"].items() if k != session]
+    rate, loss = pooled_incidents(others.values())
+    return replace(model, pace_drift_s=float(np.nanmedian(drift)) if drift else 0.0,
+                   retire_per_lap=sum(v["stopped"] for v in others.values())
+                   / max(1, sum(v["car_laps"] for v in others.values())),
+                   incident_per_lap=rate, incident_loss_s=loss)
 
 
 def track_model(track: str, root: Path | None = None) -> TrackModel:
@@ -278,6 +327,19 @@ def place_changes(root: Path, gaps: tuple[float, ...] = (1.0, 1.5), races: int =
             "car_laps": n_real}
 
 
+def stopped_cars(laps: pd.DataFrame) -> list[str]:
+    """Cars that stopped before the flag: their last crossing came more than one and a half of
+    their laps before the race's last crossing (a lapped car still crosses after the winner).
+    GR Cup results classify every starter, so retirements are read from the laps."""
+    timed = laps.dropna(subset=["elapsed_s"])
+    if timed.empty:
+        return []
+    end = float(timed["elapsed_s"].max())
+    last = timed.groupby("car")["elapsed_s"].max()
+    typical = timed.groupby("car")["lap_time_s"].median()
+    return [str(c) for c in last.index if last[c] < end - 1.5 * float(typical.get(c, np.nan) or np.inf)]
+
+
 def final_order(laps: pd.DataFrame) -> list[str]:
     """Finishing order from the laps: most laps first, then earliest at the line."""
     last = laps.dropna(subset=["elapsed_s"]).sort_values("lap").groupby("car").tail(1)
@@ -291,7 +353,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def backtest(root: Path, races: int = 2000, seed: int = 1) -> dict:
     """From the state at one third and two thirds of every race under `root`, simulate to the flag
-    and compare with the real finish: rank correlation (Spearman) of expected vs actual order, and
+    (with the pace drift, retirements and incidents learnt from the other races) and compare with
+    the real finish: rank correlation (Spearman) of expected vs actual order, and
     how often the actual place is inside the car's 80 % interval (10th-90th percentile place)."""
     from engine.strategy.sim import no_stops, simulate
 
@@ -301,9 +364,7 @@ def backtest(root: Path, races: int = 2000, seed: int = 1) -> dict:
     rows, cases = [], []
     for i, rf in enumerate(found):
         laps = read_laps(rf)
-        model = track_model(rf.track, Path(root))
-        others = [v for k, v in model.source["pace_drift_by_race"].items() if k != rf.session]
-        model = replace(model, pace_drift_s=float(np.nanmedian(others)) if others else 0.0)
+        model = held_out(track_model(rf.track, Path(root)), rf.session)
         total = int(field_flags(laps).index.max())
         order = final_order(laps)
         for frac in (1 / 3, 2 / 3):

@@ -4,8 +4,9 @@ the order TUMFTM's race simulation runs a lap.
 Why compiled: a lap is sequential along the running order (a car is held by, duels with or passes
 the car ahead of it as that car ends up after its own fight), so in numpy it has to be a Python loop
 over running positions with masked array operations per slot; numba turns the natural loop into
-machine code (about 20x less work per car-lap than the numpy walk it replaced) and lets the walk
-repeat until no position changes, exactly as TUMFTM does. Everything random is drawn in numpy
+machine code (on the strategy benchmark 9 ns per car-lap against 22 ns for the numpy walk it
+replaced, with more of TUMFTM's rules) and lets the walk repeat until no position changes, as
+TUMFTM does. Everything random is drawn in numpy
 beforehand (sim.py) and shared by every strategy: common random numbers.
 
 A lap, for the cars still running, in running order:

@@ -127,6 +127,8 @@ class Rules:
                                   # part by flag, the rest (by the out-lap's flag), the standstill and the cold
                                   # tyres on the out-lap, after an FCY lap floor (pits after the line)
     standstill_on_in_lap: bool = False  # with pit_in_s: the standstill spread on the in-lap (pits before the line)
+    incident_per_lap: float = 0.0        # chance a car has an incident (spin, off, contact) on a green lap,
+    incident_loss_s: tuple = ()          # costing one of these (equally likely) seconds
 
     @property
     def laps_left(self) -> int:
@@ -293,6 +295,11 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                   field.pit_var[:, 1, None], field.pit_var[:, 2, None])).astype(f32)   # (R, C, M)
     noise = normal_f32(rng, (R, L, C))
     noise *= field.sigma_s.astype(f32)
+    if rules.incident_per_lap > 0 and rules.incident_loss_s:
+        hit = (rng.random((R, L, C), dtype=f32) < rules.incident_per_lap) & (cautions.flags == GREEN)[:, :, None]
+        r_i, l_i, c_i = np.nonzero(hit)
+        losses = np.asarray(rules.incident_loss_s, f32)
+        noise[r_i, l_i, c_i] += losses[rng.integers(0, losses.size, size=r_i.size)]
     lap_no = rules.laps_done + 1 + np.arange(L)
     lap_add = (rules.fuel_start_s - rules.fuel_per_lap_s * (lap_no - 1)).astype(np.float64)
     if from_start:
