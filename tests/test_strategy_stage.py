@@ -89,3 +89,36 @@ def test_a_queued_crossing_gets_fewer_races_so_its_call_still_lands_within_the_d
     queued = stage.races_for(event_s=100.0, now=100.8)                  # 0.15 s left to compute
     assert 4_900 <= queued <= 5_000 and queued * stage.s_per_race <= 0.15 + 1e-9
     assert stage.races_for(event_s=100.0, now=102.0) == 1_000           # late already: the floor
+
+
+def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
+    from pathlib import Path
+
+    from engine.settings import REPO_ROOT
+    from engine.tyre.live import TyreService, insight_fields
+
+    r = race_to_lap_9
+    laps = read_laps(find_race(grcup, "barber", 1))
+    predicted = TyreService.load(Path(REPO_ROOT / "models")).predict(laps[laps["lap"] <= 9], race_laps=27)
+    for row in predicted.to_dict("records"):                    # what the insights stage writes
+        r.hset(keys.insight("barber-r1", row["car"]), "tyre", json.dumps(insight_fields(row)))
+    c = consumer(r, "t3", races=300)
+    c.setup()
+    while c.poll():
+        pass
+    call = json.loads(r.hget(keys.insight("barber-r1", "13"), "strategy"))
+    board = json.loads(r.get(keys.board("barber-r1")))["cars"]
+    assert call["tyre_curves"] == f"tyre model for {len(board)} of {len(board)} cars"
+
+
+def test_tyre_curves_are_floored_at_zero_and_stale_ones_are_not_used():
+    from engine.strategy.stage import with_tyre_curves
+
+    cars = [{"car": "1", "laps": 10}, {"car": "2", "laps": 10}, {"car": "3", "laps": 10}, {"car": "4", "laps": 10}]
+    tyre = {"1": {"lap": 10, "deg_s_per_lap": 0.04, "deg_sd": 0.01},
+            "2": {"lap": 9, "deg_s_per_lap": -0.02, "deg_sd": 0.02},      # the pace trend, not the tyre
+            "3": {"lap": 6, "deg_s_per_lap": 0.09, "deg_sd": 0.02}}       # four laps old
+    out = {c["car"]: c for c in with_tyre_curves(cars, tyre)}
+    assert (out["1"]["deg_s_per_lap"], out["1"]["deg_sd"]) == (0.04, 0.01)
+    assert out["2"]["deg_s_per_lap"] == 0.0
+    assert "deg_s_per_lap" not in out["3"] and "deg_s_per_lap" not in out["4"]

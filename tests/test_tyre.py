@@ -308,3 +308,16 @@ def test_lap_records_from_the_engine_feed_the_service(barber1):
     assert out.loc["2", "predicted_next_lap_s"] == pytest.approx(98.5, abs=2.0)
     with pytest.raises(ValueError, match="speed_kmh"):
         samples_from_arrays({"t": arrays["t"], "accx_can": arrays["accx_can"], "accy_can": arrays["accy_can"]})
+
+
+def test_the_tyre_curve_for_the_strategy_is_the_projections_slope_with_its_band():
+    from engine.tyre.cliff import MIN_DEG_SD, degradation
+
+    k = np.arange(40.0)[None, :]
+    loss = 0.1 + 0.05 * k
+    band = 0.3 + 0.0128 * k                           # the 80 % band widens 0.0128 s a lap on each side
+    out = degradation((loss, loss - band, loss + band), laps=np.array([10]))
+    assert out["deg_s_per_lap"] == pytest.approx([0.05])
+    assert out["deg_sd"] == pytest.approx([2 * 0.0128 / (2 * 1.2816)])
+    flat = degradation((loss * 0, loss * 0 - 0.3, loss * 0 + 0.3), laps=5)
+    assert flat["deg_s_per_lap"] == pytest.approx([0.0]) and flat["deg_sd"] == pytest.approx([MIN_DEG_SD])

@@ -24,7 +24,7 @@ import redis
 
 from engine import keys
 from engine.strategy.live import DEFAULT_RACES, recommend
-from engine.strategy.state import state_from_timing
+from engine.strategy.state import DEFAULT_DEG_S_PER_LAP, DEFAULT_DEG_SD, state_from_timing
 
 GROUP = "strategy"
 BOARD_WAIT_S = 1.0   # how long a crossing waits for the timing stage to apply it
@@ -57,6 +57,23 @@ def timing_cars(board: list[dict]) -> list[dict]:
                "pit": bool(row.get("in_pit"))}
         if row.get("green_laps", 0) < 3 and field_pace is not None:
             car["pace_s"] = field_pace
+        out.append(car)
+    return out
+
+
+TYRE_STALE_LAPS = 2   # a tyre prediction older than this many of the car's laps is not used
+
+
+def with_tyre_curves(cars: list[dict], tyre: dict[str, dict]) -> list[dict]:
+    """Each car's tyre curve from its tyre insight: the slope of the model's projected loss over
+    the laps left (floored at 0: a tyre does not get faster with age; a falling projection is the
+    car's pace trend) and its uncertainty. Cars without a recent prediction keep the assumption."""
+    out = []
+    for car in cars:
+        t = tyre.get(car["car"])
+        if t and t.get("deg_s_per_lap") is not None and car.get("laps", 0) - int(t.get("lap", -99)) <= TYRE_STALE_LAPS:
+            car = dict(car, deg_s_per_lap=max(0.0, float(t["deg_s_per_lap"])),
+                       deg_sd=float(t.get("deg_sd") or DEFAULT_DEG_SD))
         out.append(car)
     return out
 
@@ -96,6 +113,14 @@ class StrategyStage:
                 return board, row
             time.sleep(0.02)
 
+    def _tyre_insights(self, session: str, board: list[dict]) -> dict[str, dict]:
+        """Each car's latest tyre insight (the insights stage's model output), by car."""
+        cars = [str(r["car"]) for r in board]
+        pipe = self.client.pipeline(transaction=False)
+        for car in cars:
+            pipe.hget(keys.insight(session, car), "tyre")
+        return {car: json.loads(raw) for car, raw in zip(cars, pipe.execute()) if raw}
+
     def handle(self, _stream: str, entry_id: bytes, fields: dict) -> dict | None:
         crossing = json.loads(fields[b"d"])
         session, car, lap = crossing["session"], str(crossing["car"]), int(crossing["lap"])
@@ -112,7 +137,8 @@ class StrategyStage:
         if reason:
             self.skipped[reason] += 1
             return None
-        state = state_from_timing(timing_cars(board), total, "fcy" if flag == "FCY" else "green")
+        cars = with_tyre_curves(timing_cars(board), self._tyre_insights(session, board))
+        state = state_from_timing(cars, total, "fcy" if flag == "FCY" else "green")
         seed = zlib.crc32(f"{session}/{car}/{lap}".encode())
         event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
         races = self.races_for(event_ms / 1000, time.time())
@@ -125,6 +151,9 @@ class StrategyStage:
         per_race = call["compute_ms"] / 1000 / races
         self.s_per_race = per_race if self.s_per_race is None else 0.7 * self.s_per_race + 0.3 * per_race
         now = time.time()
+        modelled = sum(1 for c in cars if "deg_s_per_lap" in c)
+        call.update(tyre_curves=f"tyre model for {modelled} of {len(cars)} cars"
+                    + ("" if modelled == len(cars) else f", {DEFAULT_DEG_S_PER_LAP} s/lap assumed for the rest"))
         call.update(trigger="caution" if caution_start else "lap", session=session,
                     latency_ms=round(now * 1000 - event_ms, 1), updated_at=now)
         pipe = self.client.pipeline(transaction=False)

@@ -57,11 +57,38 @@ def project(model, X: np.ndarray, horizon: int = HORIZON_LAPS):
 def laps_to_cliff(model, X: np.ndarray, threshold_s: float = CLIFF_LOSS_S, laps: int = CLIFF_LAPS,
                   horizon: int = HORIZON_LAPS) -> dict[str, np.ndarray]:
     """Laps until the cliff for each row of X, with its 80 % interval (lo <= laps <= hi)."""
+    return cliff_from(project(model, X, horizon), threshold_s, laps)
+
+
+def cliff_from(projection, threshold_s: float = CLIFF_LOSS_S, laps: int = CLIFF_LAPS) -> dict[str, np.ndarray]:
+    """Laps to the cliff and its 80 % interval from a projection (loss, lo, hi)."""
     if laps < 1 or threshold_s <= 0:
         raise ValueError(f"cliff: laps must be >= 1 and threshold_s > 0 (got {laps}, {threshold_s})")
-    loss, lo, hi = project(model, X, horizon)
+    loss, lo, hi = projection
     return {
         "laps_to_cliff": _first_run(loss > threshold_s, laps),
         "laps_to_cliff_lo": _first_run(hi > threshold_s, laps),
         "laps_to_cliff_hi": _first_run(lo > threshold_s, laps),
     }
+
+
+MIN_DEG_SD = 0.005   # s/lap: the floor of a degradation slope's uncertainty
+
+
+def degradation(projection, laps: np.ndarray | int) -> dict[str, np.ndarray]:
+    """The tyre curve as the strategy simulator takes it: per row, the least-squares slope (s per
+    lap) of the projected loss over the next `laps` laps (per row, at least 3, at most the
+    horizon), and its standard deviation from the slopes of the 80 % band (1.28 sd each side)."""
+    loss, lo, hi = projection
+    n, h = loss.shape
+    k = np.clip(np.broadcast_to(np.asarray(laps, int), (n,)), 3, h)
+    x = np.arange(h, dtype=float)[None, :]
+    use = x < k[:, None]
+
+    def slope(y: np.ndarray) -> np.ndarray:
+        xm = (x * use).sum(axis=1, keepdims=True) / k[:, None]
+        ym = (y * use).sum(axis=1, keepdims=True) / k[:, None]
+        return (((x - xm) * (y - ym)) * use).sum(axis=1) / (((x - xm) ** 2) * use).sum(axis=1)
+
+    return {"deg_s_per_lap": slope(loss),
+            "deg_sd": np.maximum(np.abs(slope(hi) - slope(lo)) / (2 * 1.2816), MIN_DEG_SD)}

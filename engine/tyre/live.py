@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from engine.tyre import CLIFF_LAPS, CLIFF_LOSS_S
-from engine.tyre.cliff import laps_to_cliff
+from engine.tyre.cliff import cliff_from, degradation, project
 from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
 from engine.tyre.explain import top_reasons
 from engine.tyre.model import TyreModel
@@ -26,6 +26,7 @@ from engine.tyre.wear import CORNERS, wear_for_lap
 OUTPUT_COLUMNS = (
     "session", "car", "lap", "predicted_next_lap_s", "next_lap_lo_s", "next_lap_hi_s",
     "loss_s", "loss_lo_s", "loss_hi_s", "laps_to_cliff", "laps_to_cliff_lo", "laps_to_cliff_hi",
+    "deg_s_per_lap", "deg_sd",
     "wear_fl", "wear_fr", "wear_rl", "wear_rr", "wear_lo_factor", "wear_hi_factor", "wear_source",
     "reasons", "model_version",
 )
@@ -93,7 +94,9 @@ class TyreService:
         session so far. `wear`: optional cumulative telemetry wear per car (columns car,
         wear_fl..wear_rr in %, e.g. summed wear_for_lap increments since the car's last stop).
         Returns OUTPUT_COLUMNS; laps_to_cliff is +inf when the cliff is not within 40 laps; the
-        80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor].
+        80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor];
+        deg_s_per_lap and deg_sd are the slope of the projected loss over the laps left and its
+        uncertainty, the tyre curve the strategy simulator runs each car on.
         """
         rows = self.features(laps, weather, telemetry, race_laps)
         if latest_only:
@@ -102,7 +105,11 @@ class TyreService:
             return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
         X = rows[list(FEATURES)].to_numpy(np.float32)
         pred = self.model.predict(X)
-        cliff = laps_to_cliff(self.model, X, self.threshold_s, self.cliff_laps)
+        projection = project(self.model, X)
+        cliff = cliff_from(projection, self.threshold_s, self.cliff_laps)
+        # The curve over the laps the race has left (10 when the race length is not known).
+        left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), 10)
+        deg = degradation(projection, left)
         wear_df = self._wear(rows, wear)
         out = pd.DataFrame({
             "session": rows["session"].to_numpy(), "car": rows["car"].astype(str).to_numpy(),
@@ -110,7 +117,7 @@ class TyreService:
             "predicted_next_lap_s": next_lap_time(rows, pred.loss),
             "next_lap_lo_s": next_lap_time(rows, pred.lo), "next_lap_hi_s": next_lap_time(rows, pred.hi),
             "loss_s": pred.loss, "loss_lo_s": pred.lo, "loss_hi_s": pred.hi,
-            **cliff,
+            **cliff, **deg,
         }, index=rows.index)
         out = out.join(wear_df)
         wear_dicts = out[[f"wear_{c}" for c in CORNERS]].to_dict("records")
