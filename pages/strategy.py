@@ -105,6 +105,8 @@ def refresh_strategy(car, feed, _p, ondemand, session):
     source = "from the strategy engine's live call"
     if st and st.get("races"):
         source += f" at lap {st.get('lap')} ({int(st['races']):,} races per strategy)"
+        if st.get("tyre_curves"):
+            source += f"; {st['tyre_curves']}"
     if not st and ondemand and ondemand.get("session") == session and ondemand.get("car") == car:
         st = ondemand["call"]
         source = f"computed on request at lap {st.get('lap')} ({st.get('races')} races), not live"
