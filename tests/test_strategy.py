@@ -245,3 +245,21 @@ def test_grcup_overtake_threshold_reproduces_the_real_rate_of_place_changes():
     out = sgr.place_changes(GRCUP, gaps=(sgr.OVERTAKE_GAP_S,), races=100)
     assert out["car_laps"] > 3000
     assert out["simulated"][sgr.OVERTAKE_GAP_S] == pytest.approx(out["real"], abs=0.02)
+
+
+def test_a_car_in_the_pit_lane_at_the_crossing_still_owes_its_out_lap(models):
+    from engine.grcup import find_race, read_laps
+    laps = read_laps(find_race(GRCUP, "barber", 1))
+    state = sgr.state_at(laps, 9, 27, models["barber"])
+    i = state.index("13")
+    running = recommend(state, "13", "barber", races=2000, seed=4)
+    pitting = recommend(replace(state, in_pit=np.eye(state.size, dtype=bool)[i]), "13", "barber", races=2000, seed=4)
+    stay_running, stay_pitting = running["strategies"][0], pitting["strategies"][0]
+    barber = models["barber"]
+    owed = barber.pit_loss_green_s * barber.pit_out_share                  # ~8.6 s of a 27 s stop
+    assert 0.2 < barber.pit_out_share < 0.5                                # measured: most is on the in-lap
+    # The leader (car 13) rejoins in the pack, where it is held behind slower cars: it loses at least
+    # what it owes, and places.
+    lost = stay_pitting["race_time_mean_s"] - stay_running["race_time_mean_s"]
+    assert lost >= 0.9 * owed
+    assert stay_pitting["expected_position"] > stay_running["expected_position"] + 1

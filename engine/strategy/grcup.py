@@ -49,6 +49,7 @@ class TrackModel:
     sigma_s: float
     retire_per_lap: float
     pace_drift_s: float = 0.0             # per-race spread of a car's pace change over a race
+    pit_out_share: float = 1 / 3          # share of a stop's loss on the out-lap (the rest on the in-lap)
     incident_per_lap: float = 0.0         # chance a car has an incident on a green lap ...
     incident_loss_s: tuple = ()           # ... and what incidents cost (the measured losses' deciles)
     source: dict = field(default_factory=dict)   # what each figure was fitted from
@@ -78,6 +79,7 @@ class TrackModel:
                 "pit_loss_fcy_s": round(self.pit_loss_fcy_s, 2), "sigma_s": round(self.sigma_s, 3),
                 "retire_per_lap": round(self.retire_per_lap, 5), "pace_drift_s": round(self.pace_drift_s, 3),
                 "incident_per_lap": round(self.incident_per_lap, 5), "incident_loss_s": list(self.incident_loss_s),
+                "pit_out_share": round(self.pit_out_share, 3),
                 "source": self.source}
 
 
@@ -145,7 +147,7 @@ def pace_drift(laps: pd.DataFrame) -> float:
 
 def pit_losses(laps: pd.DataFrame) -> pd.DataFrame:
     """Each stop: car, lap (in-lap), flag of the in-lap, loss_s = in + out - the same laps' field
-    median, pit_time_s (time in the pit lane, on the out-lap)."""
+    median (out_s: the out-lap's part), pit_time_s (time in the pit lane, on the out-lap)."""
     med = laps[~laps["in_pit"] & laps["pit_time_s"].isna()].groupby("lap")["lap_time_s"].median()
     by = laps.set_index(["car", "lap"])["lap_time_s"]
     lane = laps.set_index(["car", "lap"])["pit_time_s"]
@@ -153,9 +155,9 @@ def pit_losses(laps: pd.DataFrame) -> pd.DataFrame:
     for car, lap, flag in laps.loc[laps["in_pit"], ["car", "lap", "flag"]].itertuples(index=False):
         if (car, lap + 1) not in by.index or lap + 1 not in med.index or lap not in med.index:
             continue
-        loss = by[(car, lap)] + by[(car, lap + 1)] - med[lap] - med[lap + 1]
-        rows.append((car, lap, flag, loss, lane[(car, lap + 1)]))
-    return pd.DataFrame(rows, columns=["car", "lap", "flag", "loss_s", "pit_time_s"])
+        out = by[(car, lap + 1)] - med[lap + 1]
+        rows.append((car, lap, flag, by[(car, lap)] - med[lap] + out, out, lane[(car, lap + 1)]))
+    return pd.DataFrame(rows, columns=["car", "lap", "flag", "loss_s", "out_s", "pit_time_s"])
 
 
 @lru_cache(maxsize=8)
@@ -205,6 +207,7 @@ def fit(root: str) -> dict[str, TrackModel]:
     mult = float(np.median(fcy_ratio)) if fcy_ratio else 1.5
     green = stops[stops["flag"] == "GF"]
     fcy_stops = stops[stops["flag"] == "FCY"]
+    out_share = float((green["out_s"] / green["loss_s"]).median()) if len(green) else 1 / 3
     fcy_share = (float(fcy_stops["loss_s"].median() / green["loss_s"].median())
                  if len(fcy_stops) and len(green) else 0.5)
     # Incidents are rare (0.6 % of green laps): pooled over every track.
@@ -223,7 +226,7 @@ def fit(root: str) -> dict[str, TrackModel]:
             sigma_s=float(np.median(t["sigma"])) if t["sigma"] else 0.6,
             retire_per_lap=retire_n / max(1, car_laps),
             pace_drift_s=float(np.nanmedian(list(drift.values()))),
-            incident_per_lap=incident_rate, incident_loss_s=incident_loss,
+            incident_per_lap=incident_rate, incident_loss_s=incident_loss, pit_out_share=out_share,
             source={"races": t["races"], "pace_drift_by_race": {k: round(v, 3) for k, v in drift.items()}, "caution_phases": t["phases"], "green_laps": t["green"],
                     "incidents": f"{sum(len(x) for x in incidents)} of {green_n} green laps, all tracks",
                     "by_race": by_race,

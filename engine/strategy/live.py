@@ -44,6 +44,11 @@ def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES
     if state.pace_sd is None:       # how much a car's pace moves over a race, fitted from the track's races
         state = replace(state, pace_sd=np.full(state.size, model.pace_drift_s))
     field = state.field()
+    if state.in_pit.any():
+        # In the pit lane at the crossing: the in-lap is done, its out-lap part and cold tyres are not.
+        rest = rules.pit_loss_s[state.flag] * model.pit_out_share + rules.cold_tyre_s
+        field = replace(field, first_lap_extra_s=np.where(state.in_pit, rest, 0.0),
+                        tyre_age=np.where(state.in_pit, 0.0, field.tyre_age))
     position = int(np.sum(state.gap_s[~state.retired] < state.gap_s[i]) + 1)
     if rules.laps_left < 2:
         strategies = candidates(rules, window=0)[:1]

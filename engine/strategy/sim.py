@@ -66,6 +66,7 @@ class Field(CarColumns):
     retired: np.ndarray | None = None
     start_loss_s: np.ndarray | None = None  # first-lap loss mean (grid slot + start), from_start only
     start_sd_s: np.ndarray | None = None
+    first_lap_extra_s: np.ndarray | None = None  # added to the first simulated lap (the rest of a stop in progress)
     team: np.ndarray | None = None          # team id per car (team orders apply between team-mates)
     team_order_s: np.ndarray | None = None  # added to the overtake threshold against a team-mate ahead
 
@@ -81,7 +82,7 @@ class Field(CarColumns):
             setattr(self, name, value)
         zeros = np.zeros(n)
         for name in ("deg_sd", "pace_sd", "pit_extra_s", "overtake_bias_s", "start_loss_s", "start_sd_s",
-                     "team_order_s"):
+                     "team_order_s", "first_lap_extra_s"):
             value = getattr(self, name)
             setattr(self, name, zeros.copy() if value is None else np.asarray(value, dtype=float))
         self.pit_var = np.zeros((n, 3)) if self.pit_var is None else np.asarray(self.pit_var, float)
@@ -307,6 +308,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                      + field.start_sd_s * rng.standard_normal((R, C))).astype(f32)
     else:
         first_add = np.zeros((R, C), f32)
+    first_add += field.first_lap_extra_s.astype(f32)
     c_from = cautions.c_from if cautions.c_from is not None else np.zeros((R, L), f32)
     c_to = cautions.c_to if cautions.c_to is not None else np.ones((R, L), f32)
     sc_line = cautions.sc_line_s - offset if cautions.sc_line_s is not None else np.full((R, L), np.nan)
