@@ -33,7 +33,10 @@ RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e /app
 ENV PATH=/opt/venv/bin:$PATH \
     PITWALL_HTTP_HOST=0.0.0.0 PITWALL_DATA_DIR=/var/lib/pitwall \
     PITWALL_REPLAY_DATA=/app/data/grcup PITWALL_MODELS_DIR=/app/models \
-    OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
+    OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 \
+    NUMBA_CACHE_DIR=/var/lib/pitwall/numba-cache
+# The strategy simulator's compiled lap loop is cached on first use; /app belongs to root, so the
+# cache lives in the writable data volume.
 RUN mkdir -p /var/lib/pitwall && chown pitwall:pitwall /var/lib/pitwall
 USER pitwall
 VOLUME ["/var/lib/pitwall"]
