@@ -186,7 +186,8 @@ def test_grcup_fit_reads_retirements_and_incidents_from_the_laps(models):
     assert 0.003 < barber.retire_per_lap < 0.008                # 31 stops in 6,280 car-laps
     assert 0.003 < barber.incident_per_lap < 0.01               # spins, offs: 0.6 % of green laps
     assert len(barber.incident_loss_s) == 10 and 5 < float(np.median(barber.incident_loss_s)) < 30
-    held = sgr.held_out(barber, "barber-r1")                    # the backtest's model for barber-r1
+    held = sgr.track_model("barber", GRCUP, exclude="barber-r1")   # the backtest's model for barber-r1
+    assert held.source["races"] == ["barber-r2"] and "barber-r1" not in held.source["by_race"]
     others = [v for k, v in barber.source["by_race"].items() if k != "barber-r1"]
     assert held.retire_per_lap == pytest.approx(sum(v["stopped"] for v in others) / sum(v["car_laps"] for v in others))
     assert held.incident_per_lap == pytest.approx(
@@ -263,3 +264,16 @@ def test_a_car_in_the_pit_lane_at_the_crossing_still_owes_its_out_lap(models):
     lost = stay_pitting["race_time_mean_s"] - stay_running["race_time_mean_s"]
     assert lost >= 0.9 * owed
     assert stay_pitting["expected_position"] > stay_running["expected_position"] + 1
+
+
+def test_a_car_stops_once_a_lap_and_never_on_the_last_lap():
+    f = quiet_field(2, gap=100.0)
+    both = plans_for(f, RULES, "c0", [Strategy("pit lap 12 or under caution", (12,), on_caution=True)])
+    flags = np.zeros((1, RULES.laps_left), np.int8)
+    flags[0, 1] = SC                                             # the caution starts on lap 12 too
+    res = simulate(f, RULES, Cautions(flags, np.full((1, 2), RULES.laps_left)), both, np.random.default_rng(0))
+    assert res.pits[0, 0, 0] == 1
+    last = plans_for(f, RULES, "c0", [Strategy("stay out")])
+    last.pit_at[0, -1, 0] = True
+    with pytest.raises(ValueError, match="a stop on the last lap"):
+        simulate(f, RULES, green(1, RULES.laps_left, 2), last, np.random.default_rng(0))

@@ -186,6 +186,6 @@ def test_bad_event_entries_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"retirement \['XYZ', 3.5\]"):
         _with_events(tmp_path, '{"fcy_data": {"phases": [], "domain": "progress"}, '
                                '"retire_data": {"retirements": [["XYZ", 3.5]], "domain": "progress"}}')
-    with pytest.raises(ValueError, match="FCY phases overlap"):
+    with pytest.raises(ValueError, match="are closer than 1.5 laps"):
         _with_events(tmp_path, '{"fcy_data": {"phases": [[3.0, 6.0, "SC", null, null], [5.5, 7.0, "VSC", null, '
                                'null]], "domain": "progress"}, "retire_data": {"retirements": [], "domain": "progress"}}')

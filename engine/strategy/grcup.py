@@ -160,12 +160,13 @@ def pit_losses(laps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["car", "lap", "flag", "loss_s", "out_s", "pit_time_s"])
 
 
-@lru_cache(maxsize=8)
-def fit(root: str) -> dict[str, TrackModel]:
-    """TrackModel for every track with races under `root` (cached per root)."""
-    races = discover(Path(root))
+@lru_cache(maxsize=32)
+def fit(root: str, exclude: str | None = None) -> dict[str, TrackModel]:
+    """TrackModel for every track with races under `root`, without the race `exclude` (a backtest's
+    held-out race) when given (cached per root and exclusion)."""
+    races = [rf for rf in discover(Path(root)) if rf.session != exclude]
     if not races:
-        raise ValueError(f"no GR Cup races under {root}")
+        raise ValueError(f"no GR Cup races under {root}" + (f" besides {exclude}" if exclude else ""))
     per_track: dict[str, dict] = {}
     all_phases: list[int] = []
     fcy_ratio, retire_n, car_laps = [], 0, 0
@@ -202,7 +203,8 @@ def fit(root: str) -> dict[str, TrackModel]:
     lane = stops["track"].map(lambda k: track_facts(k).pit_lane_s).astype(float)
     stops = stops[(stops["loss_s"] > 5) & (stops["pit_time_s"].astype(float) <= MAX_LANE_FACTOR * lane)]
     pooled_rate = sum(t["phases"] for t in per_track.values()) / max(1, sum(t["green"] for t in per_track.values()))
-    pmf = np.bincount(np.minimum(all_phases, MAX_CAUTION_LAPS), minlength=MAX_CAUTION_LAPS + 1)[1:].astype(float)
+    pmf = np.bincount(np.minimum(np.asarray(all_phases, int), MAX_CAUTION_LAPS),
+                      minlength=MAX_CAUTION_LAPS + 1)[1:].astype(float)
     pmf = pmf / pmf.sum() if pmf.sum() else np.full(MAX_CAUTION_LAPS, 1.0 / MAX_CAUTION_LAPS)
     mult = float(np.median(fcy_ratio)) if fcy_ratio else 1.5
     green = stops[stops["flag"] == "GF"]
@@ -245,22 +247,11 @@ def pooled_incidents(races) -> tuple[float, tuple]:
     return len(lost) / max(1, green), deciles
 
 
-def held_out(model: TrackModel, session: str) -> TrackModel:
-    """The model without what it learnt from one race (for a backtest on that race): pace drift,
-    retirements and incidents from the other races only."""
-    others = {k: v for k, v in model.source["by_race"].items() if k != session}
-    drift = [v for k, v in model.source["pace_drift_by_race"].items() if k != session]
-    rate, loss = pooled_incidents(others.values())
-    return replace(model, pace_drift_s=float(np.nanmedian(drift)) if drift else 0.0,
-                   retire_per_lap=sum(v["stopped"] for v in others.values())
-                   / max(1, sum(v["car_laps"] for v in others.values())),
-                   incident_per_lap=rate, incident_loss_s=loss)
-
-
-def track_model(track: str, root: Path | None = None) -> TrackModel:
-    """The fitted model of one track (data under REPO_ROOT/data/grcup unless `root`)."""
+def track_model(track: str, root: Path | None = None, exclude: str | None = None) -> TrackModel:
+    """The fitted model of one track (data under REPO_ROOT/data/grcup unless `root`), without the
+    race `exclude` if given."""
     from engine.settings import REPO_ROOT
-    models = fit(str(root or REPO_ROOT / "data" / "grcup"))
+    models = fit(str(root or REPO_ROOT / "data" / "grcup"), exclude)
     if track not in models:
         if track in TRACKS:
             raise ValueError(f"track {track!r}: no races of it under the data folder")
@@ -356,8 +347,9 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def backtest(root: Path, races: int = 2000, seed: int = 1) -> dict:
     """From the state at one third and two thirds of every race under `root`, simulate to the flag
-    (with the pace drift, retirements and incidents learnt from the other races) and compare with
-    the real finish: rank correlation (Spearman) of expected vs actual order, and
+    with the track model fitted on the other races only (cautions, pit loss, noise, pace drift,
+    retirements, incidents; the overtake threshold OVERTAKE_GAP_S is one constant fitted on all
+    races) and compare with the real finish: rank correlation (Spearman) of expected vs actual order, and
     how often the actual place is inside the car's 80 % interval (10th-90th percentile place)."""
     from engine.strategy.sim import no_stops, simulate
 
@@ -367,7 +359,7 @@ def backtest(root: Path, races: int = 2000, seed: int = 1) -> dict:
     rows, cases = [], []
     for i, rf in enumerate(found):
         laps = read_laps(rf)
-        model = held_out(track_model(rf.track, Path(root)), rf.session)
+        model = track_model(rf.track, Path(root), exclude=rf.session)
         total = int(field_flags(laps).index.max())
         order = final_order(laps)
         for frac in (1 / 3, 2 / 3):

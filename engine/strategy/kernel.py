@@ -119,6 +119,7 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
     out_m = np.empty(C, np.int64)
     cold = np.empty(C, np.bool_)
     duel_lap = np.empty(C, np.int64)
+    stop_lap = np.empty(C, np.int64)
     cau_pitted = np.empty(C, np.bool_)
     alive = np.empty(C, np.bool_)
     ret_lap = np.empty(C, np.int64)
@@ -152,6 +153,7 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                 cold[c] = False
                 cau_pitted[c] = False
                 duel_lap[c] = -1
+                stop_lap[c] = -1
             n_out = 0
             next_ret = first_ret
             ghost_set = False
@@ -346,8 +348,9 @@ def run(t0, alive0, pace_r, k0_0, k1_0, age0, slope_noise, pit_at, on_caution, n
                         if not on_caution[s, c] or cau_pitted[c]:
                             continue
                         cau_pitted[c] = True
-                    if not alive[c] or stops[c] >= M or out_m[c] >= 0:
-                        continue
+                    if not alive[c] or stops[c] >= M or stop_lap[c] == lap:
+                        continue                  # one stop a lap (a planned lap and a caution call)
+                    stop_lap[c] = lap
                     m = stops[c]
                     if split_pit:
                         state = GREEN

@@ -25,6 +25,7 @@ __all__ = ["recommend", "state_from_timing", "should_rerun", "pit_window_fields"
 
 DEFAULT_RACES = 10_000  # per strategy; 22 cars x 8 strategies x 18 laps left: 0.31 s on one core
 LIVE_WINDOW = 4        # single-stop laps compared live (plus stay out, caution and two stops)
+MIN_STINT = 3          # laps: a car in the pit lane now is not offered another stop sooner
 
 
 def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES, seed: int = 0,
@@ -54,8 +55,12 @@ def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES
         strategies = candidates(rules, window=0)[:1]
     else:
         strategies = candidates(rules, window=window)
+    if state.in_pit[i]:            # stopping now: no second stop within a stint's minimum length
+        strategies = [s for s in strategies if not s.on_caution and all(p > state.lap + MIN_STINT for p in s.pit_laps)]
     plans = plans_for(field, rules, car, strategies)
+    sim_started = time.perf_counter()
     result = simulate(field, rules, model.cautions(state, races, rng), plans, rng)
+    simulate_ms = 1000 * (time.perf_counter() - sim_started)
     pit_loss = rules.pit_loss_s[state.flag]
     here = next(r for r in rejoin_all(state, pit_loss) if r["car"] == car)
     return {
@@ -72,6 +77,7 @@ def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES
         "threats": threats(state, car, pit_loss, rules.cold_tyre_s),
         "model": {"pit_loss_s": round(pit_loss, 2), "caution_start_per_lap": round(model.caution_start_per_lap, 4)},
         "compute_ms": round(1000 * (time.perf_counter() - started), 1),
+        "simulate_ms": round(simulate_ms, 1),
     }
 
 

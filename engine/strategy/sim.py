@@ -283,6 +283,8 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     if plans.pit_at.shape != (S, L, C) or cautions.flags.shape != (R, L):
         raise ValueError(f"shapes disagree: plans {plans.pit_at.shape}, cautions {cautions.flags.shape}, "
                          f"expected (S, {L}, {C}) and (R, {L})")
+    if plans.pit_at[:, L - 1].any():
+        raise ValueError(f"Plans.pit_at: a stop on the last lap ({rules.total_laps}) never comes out of the pit lane")
     f32 = np.float32
     running = ~field.retired
     offset = field.race_time_s[running].min() if running.any() else field.race_time_s.min()

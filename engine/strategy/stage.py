@@ -113,6 +113,22 @@ class StrategyStage:
                 return board, row
             time.sleep(0.02)
 
+    def warm_up(self) -> None:
+        """Fit the track models and load the compiled simulator before the first crossing, so the
+        first call is not the one that pays for them (about 1 s)."""
+        from engine.strategy.grcup import fit
+        from engine.strategy.sim import Cautions, Field, Rules, no_stops, simulate
+        from engine.settings import REPO_ROOT
+
+        try:
+            fit(str(REPO_ROOT / "data" / "grcup"))
+        except ValueError as exc:          # no GR Cup data here: calls will say so per session
+            log.warning("strategy warm-up: %s", exc)
+        f = Field(("a", "b"), np.zeros(2), np.full(2, 90.0), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2))
+        rules = Rules(total_laps=2, laps_done=0, pit_loss_s=(20.0, 10.0, 10.0))
+        simulate(f, rules, Cautions(np.zeros((2, 2), np.int8), np.full((2, 2), 2)), no_stops(f, rules),
+                 np.random.default_rng(0))
+
     def _tyre_insights(self, session: str, board: list[dict]) -> dict[str, dict]:
         """Each car's latest tyre insight (the insights stage's model output), by car."""
         cars = [str(r["car"]) for r in board]
@@ -148,7 +164,7 @@ class StrategyStage:
             self.skipped[str(exc).split(":")[0]] += 1
             log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc)
             return None
-        per_race = call["compute_ms"] / 1000 / races
+        per_race = call["simulate_ms"] / 1000 / races
         self.s_per_race = per_race if self.s_per_race is None else 0.7 * self.s_per_race + 0.3 * per_race
         now = time.time()
         modelled = sum(1 for c in cars if "deg_s_per_lap" in c)
@@ -172,4 +188,5 @@ def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 60, races: int
     from engine.consumer import StageConsumer
 
     stage = StrategyStage(client, insight_ttl_s, races)
+    stage.warm_up()
     return StageConsumer(client, GROUP, name, [keys.LAPS_STREAM], stage.handle)

@@ -159,10 +159,14 @@ def _check_events(race: TumftmRace) -> None:
         if len(ph) < 3 or ph[2] not in ("SC", "VSC") or not 0 <= ph[0] < ph[1] <= L:
             raise ValueError(f"{name}: [EVENT_PARS] FCY phase {ph}: expected [start, end, 'SC' or 'VSC', ...] "
                              f"with 0 <= start < end <= {L}")
-    spans = sorted((ph[0], ph[1]) for ph in phases)
-    for (a0, a1), (b0, _b1) in zip(spans, spans[1:]):
-        if b0 < a1:
-            raise ValueError(f"{name}: [EVENT_PARS] FCY phases overlap ({a0}-{a1} and from {b0})")
+    # TUMFTM refuses phases closer than min_dist_sc / min_dist_vsc laps (one phase per lap).
+    d_sc, d_vsc = race.monte_carlo.get("min_dist_sc", 1.5), race.monte_carlo.get("min_dist_vsc", 1.5)
+    for i, a in enumerate(phases):
+        d = d_sc if a[2] == "SC" else d_vsc
+        for b in phases[i + 1:]:
+            if b[0] <= a[1] + d and a[0] - d <= b[1]:
+                raise ValueError(f"{name}: [EVENT_PARS] FCY phases {a[:3]} and {b[:3]} are closer than "
+                                 f"{d} laps (TUMFTM's minimum: one phase per lap)")
     for ret in (race.events.get("retire_data") or {}).get("retirements") or []:
         if len(ret) != 2 or ret[0] not in race.codes or not 0 <= ret[1] <= L:
             raise ValueError(f"{name}: [EVENT_PARS] retirement {ret}: expected [initials of a participant, "
