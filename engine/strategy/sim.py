@@ -156,12 +156,6 @@ class Cautions:
         cut = (lambda x: None if x is None else x[a:b])
         return Cautions(self.flags[a:b], self.retire_lap[a:b], cut(self.c_from), cut(self.c_to), cut(self.sc_line_s))
 
-    def starts(self) -> np.ndarray:
-        """(R, L) bool: a caution starts on this lap."""
-        prev = np.zeros_like(self.flags[:, :1])
-        caution = self.flags > 0
-        return caution & ~np.concatenate([prev > 0, caution[:, :-1]], axis=1)
-
 
 @dataclass
 class Plans:
