@@ -334,7 +334,8 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                np.ascontiguousarray(plans.next_k0, np.float64), np.ascontiguousarray(plans.next_k1, np.float64),
                np.ascontiguousarray(plans.next_age, np.float64), standstill, noise, lap_add, first_add,
                np.ascontiguousarray(cautions.flags, np.int8), np.ascontiguousarray(c_from, f32),
-               np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64), drs_ok, np.ascontiguousarray(cautions.retire_lap, np.int64),
+               np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64), drs_ok,
+               np.ascontiguousarray(cautions.retire_lap, np.int64),
                field.overtake_bias_s.astype(np.float64), np.asarray(team, np.int64),
                field.team_order_s.astype(np.float64), P, Q, position, race_time, stops)
     race_time += f32(offset)
