@@ -117,17 +117,21 @@ def green_laps(laps: pd.DataFrame) -> pd.DataFrame:
 def incident_losses(laps: pd.DataFrame) -> tuple[np.ndarray, int]:
     """Green laps more than INCIDENT_SLOW over the car's median (a spin, an off, contact): the time
     each lost against that median, and how many green laps there were."""
-    green = green_laps(laps)
-    med = green.groupby("car")["lap_time_s"].transform("median")
+    green, med = _green_and_median(laps)
     slow = green["lap_time_s"] > (1 + INCIDENT_SLOW) * med
     return (green["lap_time_s"] - med)[slow].to_numpy(float), len(green)
 
 
 def clean_green(laps: pd.DataFrame) -> pd.DataFrame:
     """Green racing laps without the incident laps (their pace and noise, not their mishaps)."""
-    green = green_laps(laps)
-    med = green.groupby("car")["lap_time_s"].transform("median")
+    green, med = _green_and_median(laps)
     return green[green["lap_time_s"] <= (1 + INCIDENT_SLOW) * med]
+
+
+def _green_and_median(laps: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The green laps and, per row, the car's median green lap (what incidents are measured against)."""
+    green = green_laps(laps)
+    return green, green.groupby("car")["lap_time_s"].transform("median")
 
 
 def pace_drift(laps: pd.DataFrame) -> float:
