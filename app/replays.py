@@ -17,7 +17,7 @@ _children: list[subprocess.Popen] = []
 @lru_cache(maxsize=1)
 def recorded() -> list[dict]:
     """Every recorded race PitWall can replay: track, race number, session id, laps."""
-    from engine import grcup
+    from engine.sources import grcup
 
     settings = Settings.from_env()
     return [{"track": rf.track, "race": rf.race, "session": rf.session} for rf in grcup.discover(settings.replay_data)]

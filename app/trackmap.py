@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from engine.settings import REPO_ROOT
-from engine.tracks import TRACKS
+from engine.sources.tracks import TRACKS
 
 GPS_TRACES = {"barber": REPO_ROOT / "data" / "grcup" / "barber" / "R1_barber_telemetry_mvp.csv"}
 EARTH_M_PER_DEG = 111_320.0
@@ -89,7 +89,7 @@ def outline(track: str) -> Outline:
     """The circuit for a track key: the real GPS trace where we have one, else a schematic."""
     path = GPS_TRACES.get(track)
     if path is not None and path.exists():
-        from engine.grcup import read_telemetry
+        from engine.sources.grcup import read_telemetry
 
         tel = read_telemetry(path)
         return outline_from_gps(tel["lat"].to_numpy(float), tel["lon"].to_numpy(float),

@@ -30,7 +30,7 @@ def _times(fn, rows: np.ndarray, repeats: int) -> np.ndarray:
 
 
 def main(argv: list[str]) -> dict:
-    from engine.grcup import find_race
+    from engine.sources.grcup import find_race
     from engine.settings import REPO_ROOT, Settings
     from engine.tyre.dataset import race_features
     from engine.tyre.explain import top_reasons
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> dict:
         "model_version": model.version,
     }
     # The engine's call: the whole field's next lap after lap 15 from the session's laps so far.
-    from engine.grcup import read_laps
+    from engine.sources.grcup import read_laps
     from engine.tyre.live import TyreService
 
     svc = TyreService(model)

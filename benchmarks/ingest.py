@@ -34,7 +34,7 @@ def _progress(msg: str) -> None:
 
 def real_samples() -> np.ndarray:
     """(n, len(CHANNELS)) real telemetry values from Barber race 1 car #2 (the wide file)."""
-    from engine import grcup
+    from engine.sources import grcup
     from engine.settings import REPO_ROOT
 
     files = grcup.find_race(REPO_ROOT / "data" / "grcup", "barber", 1)

@@ -74,7 +74,7 @@ def car_ids(n: int) -> list[str]:
 
 def load_car2():
     """(timestamps, channels, values) of car #2's real Barber R1 telemetry on the race clock."""
-    from engine import grcup as gr
+    from engine.sources import grcup as gr
     from engine.replay.grcup import load_race
 
     tl = load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
@@ -111,7 +111,7 @@ def spawn(url: str, name: str, hooks: bool = False) -> subprocess.Popen:
 def worker(name: str) -> None:
     """A process-stage worker without on_lap_complete hooks: what this benchmark measures."""
     from engine.commands.engine import stop_on_signals
-    from engine.laps import stage
+    from engine.stages import process as stage
     from engine.redisserver import connect
     from engine.settings import Settings
 
@@ -186,7 +186,7 @@ def throughput(r, url: str, redis_pid: int, workers: int, stream_entries, expect
 
 def core_rate(ts, channels, values, batch: int, repeats: int) -> float:
     from engine.laps.state import CarState, build_record
-    from engine.tracks import TRACKS
+    from engine.sources.tracks import TRACKS
 
     track = TRACKS["barber"]
     blocks = [Batch(SESSION, "2", ts[i:i + batch], channels, values[i:i + batch]) for i in range(0, len(ts), batch)]

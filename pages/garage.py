@@ -9,7 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 
 from app import components, data, trackmap, views
-from engine.tracks import TRACKS
+from engine.sources.tracks import TRACKS
 
 dash.register_page(__name__, path="/garage", name="Garage", order=9, hide_nav=True, title="PitWall · Garage")
 

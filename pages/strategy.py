@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_
 
 from app import components, data, views
 from app.callbacks import car_choices, touches
-from engine.tracks import TRACKS
+from engine.sources.tracks import TRACKS
 
 dash.register_page(__name__, path="/strategy", name="Strategy", order=3, title="PitWall · Strategy")
 

@@ -11,7 +11,7 @@ import dash
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
 from app import components, data, trackmap
-from engine.tracks import TRACKS
+from engine.sources.tracks import TRACKS
 
 dash.register_page(__name__, path="/map", name="Track map", order=1, title="PitWall · Track map")
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from app import commands
-from engine import grcup as gr
+from engine.sources import grcup as gr
 from engine import keys
 from engine.ingest.writer import StreamWriter
 from engine.redisserver import connect, free_port

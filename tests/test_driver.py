@@ -23,8 +23,8 @@ from engine.driver.profile import MIN_LAPS, MIN_LOSS_SHARE, DriverBook, DriverPr
 from engine.driver.sections import SEGMENTS, clean_mask, fingerprint, summary
 from engine.driver.store import load_profiles, profiles_frame
 from engine.driver.welford import Welford
-from engine.grcup import find_race, read_laps
-from engine.tracks import TRACKS
+from engine.sources.grcup import find_race, read_laps
+from engine.sources.tracks import TRACKS
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from engine import grcup as gr
+from engine.sources import grcup as gr
 from engine.replay.grcup import load_race
 
 

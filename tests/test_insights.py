@@ -7,10 +7,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from engine import grcup as gr
+from engine.sources import grcup as gr
 from engine import keys
 from engine.ingest.writer import StreamWriter
-from engine.laps import stage as process
+from engine.stages import process
 from engine.replay.grcup import load_race
 from engine.replay.player import play
 from engine.settings import Settings

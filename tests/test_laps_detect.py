@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from engine import grcup as gr
+from engine.sources import grcup as gr
 from engine.contracts import batch_from_points
 from engine.laps.state import CarState, build_record
 from engine.replay.grcup import load_race
 from engine.replay.player import telemetry_points
-from engine.tracks import TRACKS
+from engine.sources.tracks import TRACKS
 
 SESSION, CAR = "barber-r1", "2"
 BARBER = TRACKS["barber"]

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from engine import grcup as gr
+from engine.sources import grcup as gr
 from engine.ingest.writer import StreamWriter
 from engine.replay.grcup import load_race
 from engine.replay.player import play

@@ -178,7 +178,7 @@ def test_grcup_fit_measures_pit_loss_and_cautions_from_the_laps(models):
 
 
 def test_grcup_fit_reads_retirements_and_incidents_from_the_laps(models):
-    from engine.grcup import find_race, read_laps
+    from engine.sources.grcup import find_race, read_laps
     # Every starter is 'Classified' in the results; the laps show who stopped before the flag.
     assert sgr.stopped_cars(read_laps(find_race(GRCUP, "barber", 1))) == ["88"]
     assert sgr.stopped_cars(read_laps(find_race(GRCUP, "barber", 2))) == ["55"]     # lapped cars are not
@@ -195,7 +195,7 @@ def test_grcup_fit_reads_retirements_and_incidents_from_the_laps(models):
 
 
 def test_live_recommend_for_a_real_race_state(models):
-    from engine.grcup import find_race, read_laps
+    from engine.sources.grcup import find_race, read_laps
     laps = read_laps(find_race(GRCUP, "barber", 1))
     state = sgr.state_at(laps, 9, 27, models["barber"])
     call = recommend(state, "13", "barber", races=2000, seed=4)
@@ -249,7 +249,7 @@ def test_grcup_overtake_threshold_reproduces_the_real_rate_of_place_changes():
 
 
 def test_a_car_in_the_pit_lane_at_the_crossing_still_owes_its_out_lap(models):
-    from engine.grcup import find_race, read_laps
+    from engine.sources.grcup import find_race, read_laps
     laps = read_laps(find_race(GRCUP, "barber", 1))
     state = sgr.state_at(laps, 9, 27, models["barber"])
     i = state.index("13")

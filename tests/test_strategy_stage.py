@@ -9,9 +9,9 @@ import math
 import pytest
 
 from engine import keys
-from engine.grcup import find_race, read_laps
+from engine.sources.grcup import find_race, read_laps
 from engine.stages.timing import TimingStage, publish_crossing
-from engine.strategy.stage import StrategyStage, consumer, timing_cars
+from engine.stages.strategy import StrategyStage, consumer, timing_cars
 
 
 def crossings(grcup, upto: int) -> list[dict]:
@@ -112,7 +112,7 @@ def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
 
 
 def test_tyre_curves_are_floored_at_zero_and_stale_ones_are_not_used():
-    from engine.strategy.stage import with_tyre_curves
+    from engine.stages.strategy import with_tyre_curves
 
     cars = [{"car": "1", "laps": 10}, {"car": "2", "laps": 10}, {"car": "3", "laps": 10}, {"car": "4", "laps": 10}]
     tyre = {"1": {"lap": 10, "deg_s_per_lap": 0.04, "deg_sd": 0.01},

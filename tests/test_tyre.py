@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from engine.cli import main
-from engine.grcup import find_race, read_laps, read_weather
+from engine.sources.grcup import find_race, read_laps, read_weather
 from engine.settings import REPO_ROOT
 from engine.tyre import FUEL_S_PER_LAP
 from engine.tyre.cliff import _first_run, laps_to_cliff

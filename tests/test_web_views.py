@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app import trackmap, views
-from engine.tracks import TRACKS
+from engine.sources.tracks import TRACKS
 
 
 def test_barber_is_drawn_from_the_real_gps_trace_at_the_official_length():

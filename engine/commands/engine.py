@@ -10,9 +10,9 @@ import socket
 import threading
 
 ROLES = ("timing", "process")
-ROLES += ("ingest",)   # UDP ingest: engine/ingest/service.py
+ROLES += ("ingest",)   # UDP ingest: engine/stages/ingest.py
 ROLES += ("insights",)  # tyre model + driver coaching per crossing: engine/stages/insights.py
-ROLES += ("strategy",)  # Monte Carlo call per crossing and caution: engine/strategy/stage.py
+ROLES += ("strategy",)  # Monte Carlo call per crossing and caution: engine/stages/strategy.py
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         raise SystemExit("pitwall engine needs PITWALL_REDIS_URL (or run `pitwall up`, which owns a Redis)")
     if args.stats:
-        from engine.ingest.service import print_stats
+        from engine.stages.ingest import print_stats
         return print_stats(settings)
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     roles = args.role or list(ROLES)
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="timing", daemon=True))
     children = []
     if "process" in roles:
-        from engine.laps.stage import start_workers
+        from engine.stages.process import start_workers
         from engine.stages.insights import lap_hooks
         process_threads, children = start_workers(settings, name, args.workers, stop,
                                                   hook_factory=lambda c: lap_hooks(c, settings))
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         c = strategy.consumer(connect(settings.redis_url), name, settings.insight_ttl_s)
         threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="strategy", daemon=True))
     if "ingest" in roles:
-        from engine.ingest.service import ingest_threads
+        from engine.stages.ingest import ingest_threads
         threads += ingest_threads(settings, name, stop)
     for t in threads:
         t.start()
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             logging.error("engine %s: stage %s stopped unexpectedly; shutting down", name, failed)
             stop.set()
     if children:
-        from engine.laps.stage import stop_workers
+        from engine.stages.process import stop_workers
         stop_workers(children)
     for t in threads:
         t.join(timeout=5)

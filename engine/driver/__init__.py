@@ -18,7 +18,7 @@ S2, S3, segments S1a..S3b, lap), profile (lap-time spread; braking zones with us
 and spread; usual telemetry figures), profile_laps, z, z_field, z_telemetry}; an `insight.generated` (kind "driver")
 goes to keys.INSIGHTS_CHANNEL. A redelivered lap returns the same alerts and writes nothing.
 A record without a valid car or lap raises engine.contracts.InvalidPoint (field, reason).
-Telemetry frames from engine.grcup.read_telemetry / the replay become per-lap samples with
+Telemetry frames from engine.sources.grcup.read_telemetry / the replay become per-lap samples with
 engine.driver.telemetry.laps_of(frame, clock="t").
 
 Offline: `pitwall driver evaluate --data DIR --json`, `pitwall driver fingerprint --data DIR

@@ -55,7 +55,7 @@ def _evaluate(args) -> int:
 
 def _fingerprint(args) -> int:
     from engine.driver.sections import fingerprint, summary
-    from engine.grcup import discover, read_laps
+    from engine.sources.grcup import discover, read_laps
 
     found = {rf.session: rf for rf in discover(args.data)}
     if args.session not in found:

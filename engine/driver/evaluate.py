@@ -26,9 +26,9 @@ import pandas as pd
 from engine.driver import telemetry as T
 from engine.driver.profile import MIN_LAPS, YOUNG_LAPS, DriverBook
 from engine.driver.sections import clean_mask
-from engine.grcup import RaceFiles, discover, read_laps, read_telemetry
+from engine.sources.grcup import RaceFiles, discover, read_laps, read_telemetry
 from engine.replay.grcup import align_telemetry
-from engine.tracks import track as track_of
+from engine.sources.tracks import track as track_of
 
 ANOMALY_SHARE = 0.03
 FIELD_WIDE_SHARE = 0.5     # a lap number on which at least half the field was anomalous

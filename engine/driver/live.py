@@ -20,7 +20,7 @@ from engine.contracts import InvalidPoint
 from engine.driver import store
 from engine.driver.alerts import SECTION_CHANNELS
 from engine.driver.profile import DriverBook
-from engine.tracks import Track, track as track_of
+from engine.sources.tracks import Track, track as track_of
 
 
 def session_track(client: redis.Redis, session: str) -> Track:

@@ -16,7 +16,7 @@ import numpy as np
 from engine.driver import alerts as A
 from engine.driver import telemetry as T
 from engine.driver.welford import Welford
-from engine.tracks import Track
+from engine.sources.tracks import Track
 
 MIN_LAPS = 5            # clean laps in a profile before it judges a lap on its own spread
 YOUNG_LAPS = 2          # ... before that, from this many laps, judged on the field's spread

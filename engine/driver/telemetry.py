@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.tracks import Track
+from engine.sources.tracks import Track
 
 BRAKE_ON_BAR = 20.0         # a stop starts when front pressure rises past this ...
 BRAKE_OFF_BAR = 5.0         # ... after having been released below this
@@ -24,7 +24,7 @@ FRESH_S = 0.5               # carry a sparse channel forward at most this long
 GPS_WINDOW = 3              # samples either side for GPS speed
 EARTH_M = 6_371_000.0
 def laps_of(frame: pd.DataFrame, clock: str = "t") -> dict[int, dict[str, np.ndarray]]:
-    """Split one car's telemetry frame (engine.grcup.read_telemetry columns) into
+    """Split one car's telemetry frame (engine.sources.grcup.read_telemetry columns) into
     lap -> {channel: array} with the `clock` column as `timestamp`, the shape `prepare` takes."""
     cols = [c for c in frame.columns if c not in ("lap", "car", "time_s", "t")]
     return {int(lap): {"timestamp": g[clock].to_numpy(dtype=float),

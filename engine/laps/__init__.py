@@ -4,5 +4,4 @@ detect.py   lap and sector boundaries (pure numpy)
 features.py THE feature spec (name, unit, formula) and its computation per lap and sector
 records.py  the versioned LapRecord contract
 state.py    per-car state: the open lap's samples, tyre age, checkpoint encoding
-stage.py    the consumer-group stage with shard leases, idempotent lap records and checkpoints
 """

@@ -17,7 +17,7 @@ import numpy as np
 from engine.contracts import Batch, decode_batch, encode_batch, out_of_range_mask
 from engine.laps import detect, features
 from engine.laps.records import LapRecord
-from engine.tracks import Track
+from engine.sources.tracks import Track
 
 CHECKPOINT_VERSION = "1"
 

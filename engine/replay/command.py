@@ -27,7 +27,7 @@ def resolve(path: str, race: int):
     """The RaceFiles for a folder + race number, or for an analysis file's own race."""
     from pathlib import Path
 
-    from engine import grcup
+    from engine.sources import grcup
 
     target = Path(path)
     if target.is_file() and "telemetry" in target.name.lower():
@@ -50,7 +50,7 @@ def telemetry_race(path):
     """The RaceFiles of the race a GR Cup telemetry file belongs to, with that file as its telemetry."""
     from dataclasses import replace
 
-    from engine import grcup
+    from engine.sources import grcup
 
     folder = path.parent.parent if path.parent.name.lower() == "samples" else path.parent
     for rf in grcup.discover(folder):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine.grcup import RaceFiles, read_laps, read_telemetry, read_weather
+from engine.sources.grcup import RaceFiles, read_laps, read_telemetry, read_weather
 
 CROSSING_FIELDS = ("lap", "lap_time_s", "s1_s", "s2_s", "s3_s", "elapsed_s", "flag", "in_pit",
                    "pit_time_s", "top_speed", "kph")

@@ -25,7 +25,7 @@ import pandas as pd
 import redis
 
 from engine import keys
-from engine.consumer import StageConsumer
+from engine.stages.consumer import StageConsumer
 from engine.stages.timing import publish_crossing
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import time
 import redis
 
 from engine import keys
-from engine.consumer import StageConsumer
+from engine.stages.consumer import StageConsumer
 from engine.timing import apply_lap, running_order
 
 GROUP = "timing"

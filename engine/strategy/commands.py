@@ -128,7 +128,7 @@ def _sweep(race, field, rules, ref, path: Path, races: int, seed: int) -> dict:
 
 def session_call(args: argparse.Namespace) -> dict:
     """The live call for one car at one lap of a recorded GR Cup race."""
-    from engine.grcup import discover, read_laps
+    from engine.sources.grcup import discover, read_laps
     from engine.settings import REPO_ROOT
     from engine.strategy.grcup import field_flags, state_at, track_model
     from engine.strategy.live import recommend

@@ -1,14 +1,14 @@
 """GR Cup: caution rates, caution laps and pit loss per track fitted from the real laps, and the
 backtest of the simulator against what really happened.
 
-Fits (engine.grcup.read_laps over every race of a track):
+Fits (engine.sources.grcup.read_laps over every race of a track):
 - caution phases: runs of laps the field took under FCY (FLAG_AT_FL); start rate per green lap,
   shrunk towards the all-track rate with a prior of PRIOR_LAPS laps (two races a track are few);
   the phase lengths (laps) pooled over all tracks;
 - FCY lap-time multiplier: median FCY lap / the car's median clean green lap;
 - pit loss: in-lap + out-lap minus the same two laps of the cars that did not stop (so it holds
   under FCY too), median per track and flag; a track without a measured stop uses the track's
-  map figure (engine.tracks) and FCY stops the all-track FCY/green ratio;
+  map figure (engine.sources.tracks) and FCY stops the all-track FCY/green ratio;
 - lap noise: median over cars of 1.4826 x MAD of clean green laps; retirements per car-lap.
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.grcup import discover, read_laps
+from engine.sources.grcup import discover, read_laps
 from engine.strategy.sim import SC, Cautions, Rules, rate_cautions
 from engine.strategy.state import RaceState
-from engine.tracks import TRACKS, track as track_facts
+from engine.sources.tracks import TRACKS, track as track_facts
 
 PRIOR_LAPS = 20.0
 MAX_CAUTION_LAPS = 10
@@ -238,7 +238,7 @@ def fit(root: str, exclude: str | None = None) -> dict[str, TrackModel]:
                     "incidents": f"{sum(len(x) for x in incidents)} of {green_n} green laps, all tracks",
                     "by_race": by_race,
                     "green_stops": int(len(g)), "fcy_stops": int(len(f)),
-                    "pit_loss_green": "measured" if len(g) >= 2 else "track map (engine.tracks)",
+                    "pit_loss_green": "measured" if len(g) >= 2 else "track map (engine.sources.tracks)",
                     "pit_loss_fcy": "measured" if len(f) >= 2 else "green x all-track FCY/green ratio"})
     return out
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.grcup import RaceFiles, discover, read_laps, read_weather
-from engine.tracks import TRACKS
+from engine.sources.grcup import RaceFiles, discover, read_laps, read_weather
+from engine.sources.tracks import TRACKS
 from engine.tyre import FIELD_WINDOW_S, FUEL_S_PER_LAP
 
 # Telemetry features (NaN where a car-lap has no telemetry; XGBoost routes missing values).

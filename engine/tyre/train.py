@@ -157,7 +157,7 @@ def data_fingerprint(data_dir) -> dict[str, str]:
     """Session -> sha256 of its lap file: how evaluate knows which races a model has seen."""
     from pathlib import Path
 
-    from engine.grcup import discover
+    from engine.sources.grcup import discover
 
     return {r.session: sha(Path(r.analysis).read_bytes())[:16] for r in discover(Path(data_dir))}
 

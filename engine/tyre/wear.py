@@ -182,7 +182,7 @@ def calibrate_wear(model, rows: pd.DataFrame, data_dir: Path, log=None) -> dict:
     """
     import sys
 
-    from engine.grcup import discover
+    from engine.sources.grcup import discover
     from engine.tyre.cliff import HORIZON_LAPS, laps_to_cliff
     from engine.tyre.dataset import FEATURES
 

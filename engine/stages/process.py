@@ -14,7 +14,7 @@ script that first checks the writer still holds the shard's lease (a stale owner
 The laps closed by one read of the streams are written in one pipelined round trip.
 
 Session meta: the stage reads keys.session_meta(session) fields `track` (a key of
-engine.tracks.TRACKS: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or missing =
+engine.sources.tracks.TRACKS: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or missing =
 unknown) at most every META_REFRESH_S; whoever plays or receives the session writes them.
 
 Hook: `ProcessStage.on_lap_complete` (or consumer(..., hooks=...), start_workers(...,
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 import redis
 
 from engine import keys
-from engine.consumer import StageConsumer, ensure_group
+from engine.stages.consumer import StageConsumer, ensure_group
 from engine.contracts import decode_batch
 from engine.laps.state import CarState, build_record, entry_key
-from engine.tracks import TRACKS, Track
+from engine.sources.tracks import TRACKS, Track
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.tracks import TRACKS
+from engine.sources.tracks import TRACKS
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ class StrategyStage:
 
 def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 60, races: int = DEFAULT_RACES):
     """The strategy stage as a consumer of the timing stream (its own group: sees every crossing)."""
-    from engine.consumer import StageConsumer
+    from engine.stages.consumer import StageConsumer
 
     stage = StrategyStage(client, insight_ttl_s, races)
     stage.warm_up()
