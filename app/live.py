@@ -369,11 +369,17 @@ def register(server) -> None:
     """Mount /ws/live and /api/live on the Flask server."""
     from flask_sock import Sock
 
+    from app import security
+
     sock = Sock(server)
 
     @sock.route("/ws/live")
     def ws_live(ws):
         since = request.args.get("since") or None
+        if (bad := security.since_error(since)) is not None:     # never handed to XRANGE
+            ws.send(security.error_frame("since", bad))
+            ws.close(reason=1008, message="bad since")
+            return
         serve(ws, since)
 
     server.register_blueprint(live)

@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("engine.tyre.modelcmd", "tyre model: `evaluate` held-out error, baselines and interval coverage"),
     "simulate": ("engine.strategy.commands", "strategy Monte Carlo: TUMFTM validation, GR Cup backtest, a car's call"),
     "bench": ("benchmarks.command", "run a benchmark; the last line printed is one JSON object"),
+    "user": ("engine.commands.user", "dashboard logins: `user add NAME --role viewer|engineer|admin`, `user list`"),
+    "token": ("engine.commands.token", "API tokens: `token create --role R [--scope ingest|read|kiosk|metrics] [--ttl 30d]`"),
     "driver": ("engine.driver.commands", "driver fingerprints against the field, and the coaching alerts measured on real races"),
 }
 

@@ -25,6 +25,7 @@ import pandas as pd
 import redis
 
 from engine import keys
+from engine.observe import observe
 from engine.stages.consumer import StageConsumer
 from engine.stages.timing import publish_crossing
 
@@ -106,7 +107,9 @@ class InsightsStage:
             laps["track"] = meta["track"]
         race_laps = int(float(meta["total_laps"])) if meta.get("total_laps") else None
         wear, telemetry = self._telemetry_wear(session, laps)
+        inferring = time.perf_counter()
         out = self.tyre.predict(laps, wear=wear, telemetry=telemetry, race_laps=race_laps)
+        observe(self.client, "inference", time.perf_counter() - inferring)
         from engine.tyre.live import insight_fields
 
         now = time.time()
