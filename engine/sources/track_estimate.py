@@ -8,7 +8,8 @@ the figure and a few words saying what it was estimated from:
   the race clock, column `t`), else the lap length split in proportion to the median green
   sector times (the lap's mean speed x each sector's time);
 - pit loss: in-lap + out-lap - 2 x the car's median green lap, median over green stops that
-  were a pass through the lane (pit-lane time within PASS_FACTOR of the shortest);
+  were a pass through the lane (pit-lane time within PASS_FACTOR of the shortest, and a loss
+  below the time in the lane);
   pit-lane time: the shortest time in the lane; with no such stop both are scaled from the
   known tracks (per metre of lap) and said to be assumed;
 - start/finish GPS: where the car was when its lap number changed (telemetry with GPS).
@@ -21,17 +22,16 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from engine.race.geo import centred_metres
+from engine.race.lap import clean_laps
+
 PASS_FACTOR = 1.15      # a stop with a lane time over this x the shortest one: a repair or a penalty
-EARTH_M_PER_DEG = 111_320.0
 UNKNOWN_LAP = 32768
 
 
 def green_laps(laps: pd.DataFrame) -> pd.DataFrame:
-    """Green racing laps: flag GF, not lap 1, not an in-lap (crossed in the pit) or an out-lap."""
-    prev_in = laps.groupby("car")["in_pit"].shift(1, fill_value=False).astype(bool)
-    ok = (laps["flag"].eq("GF") & (laps["lap"] > 1) & ~laps["in_pit"].astype(bool) & ~prev_in
-          & laps["pit_time_s"].isna() & np.isfinite(laps["lap_time_s"]))
-    return laps[ok]
+    """The clean laps (engine.race's rule: green, not lap 1, no pit in or out, after a green lap)."""
+    return laps[clean_laps(laps)]
 
 
 def _lap_samples(telemetry: pd.DataFrame | None, channel: str) -> pd.DataFrame | None:
@@ -62,12 +62,6 @@ def length_from_lapdist(telemetry: pd.DataFrame | None) -> float | None:
     return float(np.median(out)) if len(out) >= 3 else None
 
 
-def _metres(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Local east/north metres around the trace's median point."""
-    lat0, lon0 = np.median(lat), np.median(lon)
-    return (lon - lon0) * EARTH_M_PER_DEG * np.cos(np.radians(lat0)), (lat - lat0) * EARTH_M_PER_DEG
-
-
 def length_from_gps(telemetry: pd.DataFrame | None) -> float | None:
     """Median length of the GPS trace over laps that close on themselves (start within 50 m of
     the end) with no gap over 100 m between samples."""
@@ -79,7 +73,7 @@ def length_from_gps(telemetry: pd.DataFrame | None) -> float | None:
     for (_car, _lap), g in tel.groupby(["car", "lap"]):
         if len(g) < 50:
             continue
-        x, y = _metres(g["lat"].to_numpy(float), g["lon"].to_numpy(float))
+        x, y = centred_metres(g["lat"].to_numpy(float), g["lon"].to_numpy(float))
         seg = np.hypot(np.diff(x), np.diff(y))
         if seg.max() < 100 and np.hypot(x[-1] - x[0], y[-1] - y[0]) < 50:
             out.append(float(seg.sum() + np.hypot(x[-1] - x[0], y[-1] - y[0])))
@@ -146,6 +140,8 @@ def sector_lengths(laps: pd.DataFrame, length_m: float,
 
 def _stops(laps: pd.DataFrame) -> pd.DataFrame:
     """Green stops: car, lap, loss_s (in + out - 2 x the car's median green lap), lane_s."""
+    if "session" in laps and laps["session"].nunique() > 1:
+        return pd.concat([_stops(part) for _s, part in laps.groupby("session", sort=False)], ignore_index=True)
     med = green_laps(laps).groupby("car")["lap_time_s"].median()
     by = laps.set_index(["car", "lap"])
     rows = []
@@ -165,7 +161,9 @@ def pit_figures(laps: pd.DataFrame, length_m: float, reference: Iterable = ()) -
     """pit_lane_s and pit_loss_s with their sources; `reference` (known Tracks) scales the
     assumption made when the race has no stop to measure."""
     stops = _stops(laps).dropna(subset=["loss_s", "lane_s"])
-    stops = stops[stops["loss_s"] > 0]
+    # The lane replaces a stretch of track, so a stop costs less than its time in the lane; a loss
+    # over that was lost elsewhere on the in- or out-lap (an incident), not in the pits.
+    stops = stops[(stops["loss_s"] > 0) & (stops["loss_s"] <= stops["lane_s"])]
     if len(stops):
         shortest = float(stops["lane_s"].min())
         passes = stops[stops["lane_s"] <= PASS_FACTOR * shortest]
@@ -173,12 +171,13 @@ def pit_figures(laps: pd.DataFrame, length_m: float, reference: Iterable = ()) -
         return {"pit_lane_s": (shortest, f"shortest time in the pit lane ({len(stops)} green stops)"),
                 "pit_loss_s": (float(passes["loss_s"].median()),
                                f"in-lap + out-lap - 2 x median green lap ({n} stop{'s' * (n != 1)})")}
+    reference = list(reference)
     ref = [t for t in reference if t.pit_loss_s]
     if not ref:
         raise ValueError("laps: no green pit stop to measure the pit loss, and no known track to scale from")
-    lane = float(np.median([t.pit_lane_s / t.length_m for t in ref])) * length_m
+    lane = float(np.median([t.pit_lane_s / t.length_m for t in reference])) * length_m
     loss = float(np.median([t.pit_loss_s / t.length_m for t in ref])) * length_m
-    why = f"assumed: no green stop; the known tracks' median per metre of lap ({len(ref)} tracks)"
+    why = f"an assumption: no green stop to measure; the known tracks' median per metre of lap ({len(ref)} tracks)"
     return {"pit_lane_s": (lane, why), "pit_loss_s": (loss, why)}
 
 

@@ -254,3 +254,16 @@ def session_track(meta: Mapping) -> Track | None:
     if raw:
         return Track.from_dict(json.loads(raw) if isinstance(raw, (str, bytes)) else raw)
     return find(meta["track"]) if meta.get("track") else None
+
+
+def lap_length_m(name: str, laps: pd.DataFrame | None = None) -> float:
+    """The lap length: the tracks file's, else estimated from the laps, else NaN (nothing to go on)."""
+    known = find(name) if name else None
+    if known is not None:
+        return known.length_m
+    if laps is None or "kph" not in laps or not len(laps):
+        return float("nan")
+    try:
+        return est.lap_length(laps)[0]
+    except ValueError:
+        return float("nan")
