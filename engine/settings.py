@@ -51,6 +51,7 @@ class Settings:
     insight_ttl_s: int = 60
     replay_data: Path = field(default_factory=lambda: REPO_ROOT / "data" / "grcup")
     models_dir: Path = field(default_factory=lambda: REPO_ROOT / "models")
+    tracks_file: Path = field(default_factory=lambda: REPO_ROOT / "data" / "tracks.toml")
     # Access (issue 16; README 'Configuration'): auth is on unless PITWALL_AUTH=off says otherwise.
     auth: bool = True
     auth_allow_open: bool = False          # auth off on a non-loopback address needs this too
@@ -78,6 +79,7 @@ class Settings:
             insight_ttl_s=_env_int(env, "PITWALL_INSIGHT_TTL_S", 60),
             replay_data=Path(env.get("PITWALL_REPLAY_DATA") or REPO_ROOT / "data" / "grcup"),
             models_dir=Path(env.get("PITWALL_MODELS_DIR") or REPO_ROOT / "models"),
+            tracks_file=Path(env.get("PITWALL_TRACKS_FILE") or REPO_ROOT / "data" / "tracks.toml"),
             auth=_env_switch(env, "PITWALL_AUTH", True),
             auth_allow_open=_env_switch(env, "PITWALL_AUTH_ALLOW_OPEN", False),
             secret=env.get("PITWALL_SECRET") or None,
@@ -106,6 +108,7 @@ class Settings:
             "PITWALL_INSIGHT_TTL_S": str(self.insight_ttl_s),
             "PITWALL_REPLAY_DATA": str(self.replay_data),
             "PITWALL_MODELS_DIR": str(self.models_dir),
+            "PITWALL_TRACKS_FILE": str(self.tracks_file),
         }
         if self.redis_url:
             out["PITWALL_REDIS_URL"] = self.redis_url
