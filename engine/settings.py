@@ -35,6 +35,7 @@ class Settings:
     insight_ttl_s: int = 60
     replay_data: Path = field(default_factory=lambda: REPO_ROOT / "data" / "grcup")
     models_dir: Path = field(default_factory=lambda: REPO_ROOT / "models")
+    tracks_file: Path = field(default_factory=lambda: REPO_ROOT / "data" / "tracks.toml")
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -53,6 +54,7 @@ class Settings:
             insight_ttl_s=_env_int(env, "PITWALL_INSIGHT_TTL_S", 60),
             replay_data=Path(env.get("PITWALL_REPLAY_DATA") or REPO_ROOT / "data" / "grcup"),
             models_dir=Path(env.get("PITWALL_MODELS_DIR") or REPO_ROOT / "models"),
+            tracks_file=Path(env.get("PITWALL_TRACKS_FILE") or REPO_ROOT / "data" / "tracks.toml"),
         )
 
     def with_(self, **changes) -> "Settings":
@@ -73,6 +75,7 @@ class Settings:
             "PITWALL_INSIGHT_TTL_S": str(self.insight_ttl_s),
             "PITWALL_REPLAY_DATA": str(self.replay_data),
             "PITWALL_MODELS_DIR": str(self.models_dir),
+            "PITWALL_TRACKS_FILE": str(self.tracks_file),
         }
         if self.redis_url:
             out["PITWALL_REDIS_URL"] = self.redis_url

@@ -72,7 +72,8 @@ def forget_session(client, session: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from engine.redisserver import connect
-    from engine.replay.f1 import is_f1_dump, play_f1
+    from engine.replay.f1 import play_f1
+    from engine.sources.f1capture import is_f1_dump
     from engine.replay.sinks import open_sink
     from engine.settings import Settings
 
