@@ -123,10 +123,10 @@ class WebCollector:
     """This web process's own figures (the live feed's connected WebSockets)."""
 
     def collect(self):
-        from app import live
+        from app import feed
 
         g = GaugeMetricFamily("pitwall_websocket_connections", "Live feed WebSockets open in this web process")
-        hub = live._hub
+        hub = feed._hub
         g.add_metric([], float(hub.stats["clients"]) if hub is not None else 0.0)
         yield g
 

@@ -1,6 +1,6 @@
 """The REST API beyond health, sessions and board: cars and their insights, alerts, a strategy
 call on demand, replays, who am I, users. Every route is validated and documented by app.apidoc;
-the routes app/api.py, app/ingest.py and app/live.py serve are documented here as well."""
+the routes app/api.py, app/ingest.py and app/feed.py serve are documented here as well."""
 
 from __future__ import annotations
 

@@ -51,8 +51,8 @@ def create_dash(server: Flask) -> dash.Dash:
         suppress_callback_exceptions=True, update_title=None,
     )
     app.index_string = INDEX
-    from app import live
-    live.register(server)   # /ws/live next to the pages: assets/live.js connects to it
+    from app import feed
+    feed.register(server)   # /ws/live next to the pages: assets/live.js connects to it
     app.layout = html.Div([dcc.Location(id="url", refresh="callback-nav"), *shell(), navbar(),
                            dbc.Container(dash.page_container, fluid=True)], id="root")
     app.clientside_callback(

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"replayed F1 capture {args.path}: {result['packets']} packets, {result['points']} points "
               f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s")
         return 0
-    from engine.replay.grcup import load_race
+    from engine.replay.timeline import load_race
     from engine.replay.player import play
 
     files = resolve(args.path, args.race)
