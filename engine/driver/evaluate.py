@@ -27,7 +27,7 @@ from engine.driver import telemetry as T
 from engine.driver.profile import MIN_LAPS, YOUNG_LAPS, DriverBook
 from engine.race.lap import clean_laps
 from engine.sources.grcup import RaceFiles, discover, read_laps, read_telemetry
-from engine.replay.grcup import align_telemetry
+from engine.replay.timeline import align_telemetry
 from engine.sources.tracks import track as track_of
 
 ANOMALY_SHARE = 0.03

@@ -72,7 +72,8 @@ def forget_session(client, session: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from engine.redisserver import connect
-    from engine.replay.f1 import is_f1_dump, play_f1
+    from engine.replay.f1 import play_f1
+    from engine.sources.f1capture import is_f1_dump
     from engine.replay.sinks import open_sink
     from engine.settings import Settings
 
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"replayed F1 capture {args.path}: {result['packets']} packets, {result['points']} points "
               f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s")
         return 0
-    from engine.replay.grcup import load_race
+    from engine.replay.timeline import load_race
     from engine.replay.player import play
 
     files = resolve(args.path, args.race)
