@@ -13,8 +13,8 @@ the car's checkpoint (state + id of the last entry it covers) and the XACK are w
 script that first checks the writer still holds the shard's lease (a stale owner writes nothing).
 The laps closed by one read of the streams are written in one pipelined round trip.
 
-Session meta: the stage reads keys.session_meta(session) fields `track` (a key of
-engine.sources.tracks.TRACKS: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or missing =
+Session meta: the stage reads keys.session_meta(session) fields `track` / `track_facts`
+(engine.sources.tracks.session_track: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or missing =
 unknown) at most every META_REFRESH_S; whoever plays or receives the session writes them.
 
 Hook: `ProcessStage.on_lap_complete` (or consumer(..., hooks=...), start_workers(...,
@@ -40,7 +40,7 @@ from engine import keys
 from engine.stages.consumer import StageConsumer, ensure_group
 from engine.contracts import decode_batch
 from engine.laps.state import CarState, build_record, entry_key
-from engine.sources.tracks import TRACKS, Track
+from engine.sources.tracks import Track, session_track
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class ProcessStage:
                 return None
             return None if math.isnan(v) else v
 
-        out = (TRACKS.get(meta.get("track", "")), {"air_temp": num("air_temp"), "track_temp": num("track_temp")})
+        out = (session_track(meta), {"air_temp": num("air_temp"), "track_temp": num("track_temp")})
         self._sessions[session] = (now, *out)
         return out
 
