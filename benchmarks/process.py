@@ -18,7 +18,7 @@ Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replaye
 - redis_cpu_per_worker_cpu: redis-server's CPU seconds per worker CPU second in those runs: with
   two workers the machine needs 2 x (1 + this) cores to scale 2x, on a 2-core machine.
 - points_per_s_1w_engine_hooks: one run of `pitwall engine --role process` itself, which also
-  runs the tyre-wear and driver hooks on every lap (engine.stages.insights.lap_hooks): what the
+  runs the lap hooks on every lap (engine.stages.process.hooks: tyre energy, driver): what the
   downstream consumers cost on top of the stage. The figures above are the stage alone.
 - core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis: the
   ceiling the stage's Redis I/O is compared against.
@@ -75,7 +75,7 @@ def car_ids(n: int) -> list[str]:
 def load_car2():
     """(timestamps, channels, values) of car #2's real Barber R1 telemetry on the race clock."""
     from engine.sources import grcup as gr
-    from engine.replay.grcup import load_race
+    from engine.replay.timeline import load_race
 
     tl = load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
     tel = tl.telemetry

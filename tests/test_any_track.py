@@ -112,7 +112,7 @@ def test_estimates_from_the_laps_alone_are_near_the_tracks_file(laps_by_track, k
 
 def test_estimates_with_telemetry_use_lap_distance_and_gps(grcup):
     from engine.race.geo import to_metres
-    from engine.replay.grcup import align_telemetry
+    from engine.replay.timeline import align_telemetry
     from engine.sources import grcup as gr
 
     rf = gr.find_race(grcup, "barber", 1)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from engine.sources import grcup as gr
-from engine.replay.grcup import load_race
+from engine.replay.timeline import load_race
 
 
 def test_all_twelve_races_are_found_and_read(grcup):

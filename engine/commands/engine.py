@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     children = []
     if "process" in roles:
         from engine.stages.process import start_workers
-        from engine.stages.insights import lap_hooks
+        from engine.stages.process.hooks import lap_hooks
         process_threads, children = start_workers(settings, name, args.workers, stop,
                                                   hook_factory=lambda c: lap_hooks(c, settings))
         threads += process_threads
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         c = insights.consumer(connect(settings.redis_url), name, settings.models_dir, settings.insight_ttl_s)
         threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="insights", daemon=True))
     if "strategy" in roles:
-        from engine.strategy import stage as strategy
+        from engine.stages import strategy
         c = strategy.consumer(connect(settings.redis_url), name, settings.insight_ttl_s)
         threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="strategy", daemon=True))
     if "ingest" in roles:

@@ -27,7 +27,7 @@ from engine.driver import telemetry as T
 from engine.driver.profile import MIN_LAPS, YOUNG_LAPS, DriverBook
 from engine.driver.sections import clean_mask
 from engine.sources.grcup import RaceFiles, discover, race_track, read_laps, read_telemetry
-from engine.replay.grcup import align_telemetry
+from engine.replay.timeline import align_telemetry
 
 ANOMALY_SHARE = 0.03
 FIELD_WIDE_SHARE = 0.5     # a lap number on which at least half the field was anomalous

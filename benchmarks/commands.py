@@ -13,7 +13,7 @@ import benchmarks
 
 def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)
-                  if m.name not in ("command", "common"))
+                  if m.name not in ("commands", "common"))
 
 
 def configure(p: argparse.ArgumentParser) -> None:

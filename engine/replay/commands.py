@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from engine import keys
-    from engine.replay.grcup import load_race
+    from engine.replay.timeline import load_race
     from engine.sources.grcup import race_track
     from engine.replay.player import play
 

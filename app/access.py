@@ -1,0 +1,22 @@
+"""Wires issue 16 onto the server, in the order requests meet it: the security checks (Host,
+Origin, body type), the rate limits, then who is calling and may they; plus the documented REST
+API (/api/openapi.json)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app import apidoc, auth, metrics, ratelimit, security
+from app.restapi import rest
+
+
+def install(server: Flask) -> None:
+    """Call once the other routes are registered (create_server does)."""
+    auth.configure(server)
+    server.register_blueprint(rest)
+    metrics.install(server)
+    apidoc.install(server)
+    security.install(server)
+    ratelimit.install(server, auth.access_of(server).settings)
+    server.before_request(auth.guard)
+    server.after_request(auth.csrf_cookie)
