@@ -70,6 +70,7 @@ class UdpServer:
         ingest.hooks.append(self.stats)
 
     def stats(self) -> dict:
+        """The socket's figures for the counters: port, receive buffer, kernel drops."""
         drops = kernel_drops(self.sock)
         if drops is not None:
             self._kernel_drops = drops
@@ -150,4 +151,5 @@ class UdpServer:
             self.handle_many(batch)
 
     def close(self) -> None:
+        """Close the socket."""
         self.sock.close()
