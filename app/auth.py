@@ -268,6 +268,8 @@ def configure(server: Flask) -> None:
     check_startup(s)
     key = tokens.secret_for(s) if s.auth else secrets.token_urlsafe(32)
     server.extensions["pitwall_access"] = Access(s, key, store_for(s))
+    if s.auth and not server.extensions["pitwall_access"].users.names():
+        log.warning("auth is on and there are no users yet: `pitwall user add NAME --role admin`")
     server.secret_key = key
     server.session_interface = CookieSessions()
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",

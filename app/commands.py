@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from engine.settings import Settings
 
 
+# JSON access lines with the path only: a query string (a kiosk link's ?token=) is never logged.
+ACCESS_LOG_FORMAT = ('{"ts": "%(t)s", "process": "web", "logger": "access", "remote": "%(h)s", '
+                     '"method": "%(m)s", "path": "%(U)s", "status": %(s)s, "bytes": "%(B)s", "ms": %(M)s}')
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     """The `pitwall web` options."""
     p.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default 1)")
@@ -34,7 +39,8 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int = 64, worker_
         ["-k", "gthread", "--threads", str(threads)]
     return [sys.executable, "-m", "gunicorn", *kind,
             "-w", str(workers), "-b", f"{host}:{port}", "--timeout", "120", "--graceful-timeout", "5",
-            "--backlog", "4096", "--access-logfile", "-", "--log-level", "warning", "app.server:create_server()"]
+            "--backlog", "4096", "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT,
+            "--log-level", "warning", "app.server:create_server()"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.settings import Settings
     from engine.stages import timing
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s")
+    from engine.logjson import configure
+    configure("engine")          # JSON lines with session/car/lap; nothing secret
     settings = Settings.from_env()
     if not settings.redis_url:
         raise SystemExit("pitwall engine needs PITWALL_REDIS_URL (or run `pitwall up`, which owns a Redis)")

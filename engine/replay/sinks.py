@@ -5,6 +5,7 @@ sink has `write(points) -> int`, the StreamWriter interface the player already u
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import urllib.error
@@ -79,8 +80,10 @@ class HttpSink:
         sent = 0
         for start in range(0, len(points), HTTP_BATCH):
             chunk = points[start:start + HTTP_BATCH]
-            req = urllib.request.Request(self.url, data=json.dumps(chunk).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+            token = os.environ.get("PITWALL_TOKEN")    # an ingest token when the server has auth on
+            req = urllib.request.Request(self.url, data=json.dumps(chunk).encode(), method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  **({"Authorization": f"Bearer {token}"} if token else {})})
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     doc = json.loads(resp.read())

@@ -73,7 +73,7 @@ class StageConsumer:
             except Exception as exc:  # a bad entry must not stop the stage: count, retry, dead-letter
                 self.failures[entry_id] = attempt
                 log.warning("stage %s: entry %s on %s failed (%d/%d): %s", self.group, entry_id, stream,
-                            attempt, self.max_failures, exc)
+                            attempt, self.max_failures, exc, extra={"stage": self.group})
                 if attempt < self.max_failures:
                     time.sleep(0.05 * 2 ** attempt)
                     continue
