@@ -99,13 +99,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"replayed F1 capture {args.path}: {result['packets']} packets, {result['points']} points "
               f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s")
         return 0
+    import json
+
+    from engine import keys
     from engine.replay.timeline import load_race
+    from engine.sources.grcup import race_track
     from engine.replay.player import play
 
     files = resolve(args.path, args.race)
     tl = load_race(files, with_telemetry=not args.no_telemetry)
     if args.fresh and client is not None:
         forget_session(client, tl.session)
+    facts = race_track(files, telemetry=tl.telemetry if len(tl.telemetry) else None)
+    if client is not None:     # the session carries its track's facts (estimated ones too)
+        client.hset(keys.session_meta(tl.session), "track_facts", json.dumps(facts.as_dict()))
+    if facts.estimated:
+        print(f"{tl.track} (not in the tracks file): {facts.describe_estimates()}")
     result = play(tl, client, sink, speed=speed)
     print(f"replayed {result['session']}: {result['crossings']} crossings, {result['points']} points "
           f"in {result['seconds']:.1f} s")
