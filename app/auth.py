@@ -183,10 +183,12 @@ def _check(rule: Need):
         return deny(401, "Authorization", g.auth_error or "log in, or send 'Authorization: Bearer <token>'",
                     page=rule.page and request.method == "GET")
     if not allows(p, rule):
+        if p.at_least(rule.role):
+            return deny(403, "scope", f"{p.name}'s token is limited to {', '.join(sorted(p.scopes or ()))}: "
+                        f"{request.path} is outside it" + (" (a kiosk shows /garage only)" if p.kind == "kiosk" else ""))
         what = f"the {rule.role} role" + (f" (or a token with scope {'/'.join(sorted(rule.scopes))})"
                                           if rule.scope_suffices else "")
-        return deny(403, "role", f"needs {what}; {p.name} is {p.role}"
-                    + (f" with scope {', '.join(sorted(p.scopes))}" if p.scopes else ""))
+        return deny(403, "role", f"needs {what}; {p.name} is {p.role}")
     if request.method not in SAFE_METHODS and p.kind in ("user", "kiosk"):
         sent, expected = request.headers.get(CSRF_HEADER, ""), session.get("csrf", "")
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):

@@ -282,16 +282,13 @@ def test_open_access_is_shown_in_every_page_header(monkeypatch, tmp_path, redis_
 def web(redis_server, tmp_path_factory):
     from app import commands
     from engine.redisserver import free_port
-    from tests.conftest import AUTH_SECRET
+    from tests.conftest import spawn_auth_web
 
     data_dir = tmp_path_factory.mktemp("accessweb")
     settings = Settings.from_env({}).with_(redis_url=redis_server.url, http_port=free_port(), data_dir=data_dir)
     store_for(settings).add("engineer", "engineer", PASSWORD)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PITWALL_AUTH", "on")
-        mp.setenv("PITWALL_SECRET", AUTH_SECRET)
-        log = data_dir / "web.log"
-        proc = commands.spawn(settings, log_path=log)
+    log = data_dir / "web.log"
+    proc = spawn_auth_web(settings, log)
     yield f"127.0.0.1:{settings.http_port}", log
     commands.stop(proc)
 
