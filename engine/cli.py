@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("engine.strategy.commands", "strategy Monte Carlo: TUMFTM validation, GR Cup backtest, a car's call"),
     "bench": ("benchmarks.command", "run a benchmark; the last line printed is one JSON object"),
     "driver": ("engine.driver.commands", "driver fingerprints against the field, and the coaching alerts measured on real races"),
+    "import": ("engine.commands.import_session", "archive a recorded GR Cup race or an F1 capture (no live replay)"),
+    "report": ("engine.commands.report_session", "the post-race PDF report of an archived session"),
+    "export": ("engine.commands.export_session", "an archived session's laps, tyre outputs, calls, alerts, telemetry as CSV/Parquet"),
 }
 
 
