@@ -41,7 +41,7 @@ install: apt-runtime $(VENV)/.installed
 install-test: apt-test $(VENV)/.installed-test
 
 demo: install
-	$(BIN)/pitwall up
+	PITWALL_AUTH=off PITWALL_HTTP_HOST=127.0.0.1 $(BIN)/pitwall up   # open access, loopback only
 
 test: install-test
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --headless

@@ -6,7 +6,7 @@ import pytest
 from engine.sources import grcup as gr
 from engine.contracts import batch_from_points
 from engine.laps.state import CarState, build_record
-from engine.replay.grcup import load_race
+from engine.replay.timeline import load_race
 from engine.replay.player import telemetry_points
 from engine.sources.tracks import TRACKS
 
