@@ -21,7 +21,8 @@ from engine.archive.store import Archive, ArchiveError, check_session_id
 
 def _telemetry(path: Path) -> tuple[str | None, pd.DataFrame, dict]:
     from engine.contracts import CHANNEL_NAMES, InvalidPoint
-    from engine.ingest.f1udp import F1Decoder, read_dump
+    from engine.ingest.f1udp import F1Decoder
+    from engine.sources.f1capture import read_dump
     from engine.ingest.rows import validate_rows
 
     try:

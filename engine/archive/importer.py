@@ -90,7 +90,7 @@ def tyre_outputs(laps: pd.DataFrame, weather: pd.DataFrame, race_laps: int, mode
 def import_grcup(folder: Path, race: int | None, archive: Archive, models_dir: Path) -> dict:
     """Archive one GR Cup race; returns the summary (session, tables and row counts, seconds)."""
     from engine.driver.telemetry import laps_of
-    from engine.replay.grcup import load_race
+    from engine.replay.timeline import load_race
     from engine.sources.grcup import read_laps, read_weather
     from engine.sources.results import read_classification
     from engine.sources.tracks import TRACKS
