@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": ("engine.commands.user", "dashboard logins: `user add NAME --role viewer|engineer|admin`, `user list`"),
     "token": ("engine.commands.token", "API tokens: `token create --role R [--scope ingest|read|kiosk|metrics] [--ttl 30d]`"),
     "driver": ("engine.driver.commands", "driver fingerprints against the field, and the coaching alerts measured on real races"),
+    "import": ("engine.commands.import_session", "archive a recorded GR Cup race or an F1 capture (no live replay)"),
+    "report": ("engine.commands.report_session", "the post-race PDF report of an archived session"),
+    "export": ("engine.commands.export_session", "an archived session's laps, tyre outputs, calls, alerts, telemetry as CSV/Parquet"),
 }
 
 
