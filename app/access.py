@@ -4,14 +4,19 @@ API (/api/openapi.json)."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from app import apidoc, auth, metrics, ratelimit, security
 from app.restapi import rest
+from engine import logjson
 
 
 def install(server: Flask) -> None:
     """Call once the other routes are registered (create_server does)."""
+    if not logging.getLogger().handlers:     # gunicorn or the dev server: JSON lines (a test run keeps its own)
+        logjson.configure("web")
     auth.configure(server)
     server.register_blueprint(rest)
     metrics.install(server)

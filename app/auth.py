@@ -183,10 +183,12 @@ def _check(rule: Need):
         return deny(401, "Authorization", g.auth_error or "log in, or send 'Authorization: Bearer <token>'",
                     page=rule.page and request.method == "GET")
     if not allows(p, rule):
+        if p.at_least(rule.role):
+            return deny(403, "scope", f"{p.name}'s token is limited to {', '.join(sorted(p.scopes or ()))}: "
+                        f"{request.path} is outside it" + (" (a kiosk shows /garage only)" if p.kind == "kiosk" else ""))
         what = f"the {rule.role} role" + (f" (or a token with scope {'/'.join(sorted(rule.scopes))})"
                                           if rule.scope_suffices else "")
-        return deny(403, "role", f"needs {what}; {p.name} is {p.role}"
-                    + (f" with scope {', '.join(sorted(p.scopes))}" if p.scopes else ""))
+        return deny(403, "role", f"needs {what}; {p.name} is {p.role}")
     if request.method not in SAFE_METHODS and p.kind in ("user", "kiosk"):
         sent, expected = request.headers.get(CSRF_HEADER, ""), session.get("csrf", "")
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
@@ -268,6 +270,8 @@ def configure(server: Flask) -> None:
     check_startup(s)
     key = tokens.secret_for(s) if s.auth else secrets.token_urlsafe(32)
     server.extensions["pitwall_access"] = Access(s, key, store_for(s))
+    if s.auth and not server.extensions["pitwall_access"].users.names():
+        log.warning("auth is on and there are no users yet: `pitwall user add NAME --role admin`")
     server.secret_key = key
     server.session_interface = CookieSessions()
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",

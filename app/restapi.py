@@ -108,8 +108,11 @@ def simulate(body: m.SimulateRequest):
                          seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
     except ValueError as exc:
         return error(422, str(exc).split(":")[0] or "car", str(exc))
-    return m.StrategyCall(**json.loads(json.dumps(call, default=float)), session=body.session, car=body.car,
-                          races=body.races)
+    from engine.observe import count, observe
+
+    observe(data.client(), "montecarlo", call["simulate_ms"] / 1000)
+    count(data.client(), "montecarlo_races", call["races"] * len(call["strategies"]))
+    return m.StrategyCall(**{**json.loads(json.dumps(call, default=float)), "session": body.session})
 
 
 @rest.get("/replays")

@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_
 
 from app import components, data, views
 from app.callbacks import car_choices, touches
-from engine.sources.tracks import TRACKS
+from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/strategy", name="Strategy", order=3, title="PitWall · Strategy")
 
@@ -101,7 +101,7 @@ def refresh_strategy(car, feed, _p, ondemand, session):
     board = data.board(session) or {"cars": []}
     meta = data.meta(session)
     st = data.insight(session, car).get("strategy")
-    track = TRACKS.get(meta.get("track", ""))
+    track = session_track(meta)
     source = "from the strategy engine's live call"
     if st and st.get("races"):
         source += f" at lap {st.get('lap')} ({int(st['races']):,} races per strategy)"
@@ -114,7 +114,7 @@ def refresh_strategy(car, feed, _p, ondemand, session):
         rejoin = rejoin_card(views.rejoin_view(st["rejoin"]), source)
     elif track:
         r = field_rejoin(board, car, track)
-        rejoin = rejoin_card(views.rejoin_view(r), f"running order + {track.name}'s measured pit loss "
+        rejoin = rejoin_card(views.rejoin_view(r), f"running order + {track.name}'s {'estimated' if 'pit_loss_s' in track.estimated else 'measured'} pit loss "
                                                    f"{track.pit_loss_s or track.pit_lane_s:.1f} s")
     else:
         rejoin = rejoin_card(None, "")

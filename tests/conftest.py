@@ -114,3 +114,13 @@ def make_token():
     from app import tokens
 
     return lambda role, scopes=None, ttl_s=3600, **kw: tokens.create(AUTH_SECRET, role, scopes, ttl_s, **kw)
+
+
+def spawn_auth_web(settings: Settings, log_path: Path):
+    """`pitwall web` (gunicorn) with auth on and the tests' secret, for a module's server."""
+    from app import commands
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PITWALL_AUTH", "on")
+        mp.setenv("PITWALL_SECRET", AUTH_SECRET)
+        return commands.spawn(settings, log_path=log_path)

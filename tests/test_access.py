@@ -282,16 +282,13 @@ def test_open_access_is_shown_in_every_page_header(monkeypatch, tmp_path, redis_
 def web(redis_server, tmp_path_factory):
     from app import commands
     from engine.redisserver import free_port
-    from tests.conftest import AUTH_SECRET
+    from tests.conftest import spawn_auth_web
 
     data_dir = tmp_path_factory.mktemp("accessweb")
     settings = Settings.from_env({}).with_(redis_url=redis_server.url, http_port=free_port(), data_dir=data_dir)
     store_for(settings).add("engineer", "engineer", PASSWORD)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PITWALL_AUTH", "on")
-        mp.setenv("PITWALL_SECRET", AUTH_SECRET)
-        log = data_dir / "web.log"
-        proc = commands.spawn(settings, log_path=log)
+    log = data_dir / "web.log"
+    proc = spawn_auth_web(settings, log)
     yield f"127.0.0.1:{settings.http_port}", log
     commands.stop(proc)
 
@@ -368,3 +365,36 @@ def test_a_bad_since_gets_an_error_frame_not_a_redis_exception(web, make_token):
     assert json.loads(ws.recv())[0]["type"] == "feed.hello"
     ws.close()
     assert "Traceback" not in log.read_text() and "ResponseError" not in log.read_text()
+
+
+def test_no_secret_token_or_password_ever_reaches_the_log(web, make_token):
+    """After kiosk links, bearer tokens, good and bad logins and refused tokens, the server's whole
+    log (gunicorn access lines and the app's JSON lines) holds none of them."""
+    from tests.conftest import AUTH_SECRET
+
+    host, log = web
+    kiosk, admin = make_token("viewer", ["kiosk"]), make_token("admin")
+    expired = tokens.create(AUTH_SECRET, "admin", ttl_s=1, now=time.time() - 3600)
+    for url, headers in ((f"/garage?token={kiosk}", {}), (f"/garage?token={expired}", {}),
+                         ("/api/sessions", {"Authorization": f"Bearer {admin}"}),
+                         ("/api/sessions", {"Authorization": f"Bearer {expired}"}),
+                         (f"/api/sessions?token={admin}", {})):
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"http://{host}{url}", headers=headers), timeout=5).close()
+        except urllib.error.HTTPError:
+            pass
+    for password in (PASSWORD, "a wrong password 123"):
+        req = urllib.request.Request(f"http://{host}/login", method="POST",
+                                     data=f"username=engineer&password={password.replace(' ', '+')}".encode())
+        try:
+            urllib.request.urlopen(req, timeout=5).close()
+        except urllib.error.HTTPError:
+            pass
+    time.sleep(0.5)          # gunicorn writes its access lines after the response
+    text = log.read_text()
+    assert '"path": "/garage"' in text and '"path": "/login"' in text, "the requests were logged"
+    for needle in (AUTH_SECRET, kiosk, admin, expired, PASSWORD, PASSWORD.replace(" ", "+"), "eyJ"):
+        assert needle not in text, f"{needle[:12]}... is in the log"
+    for line in text.splitlines():
+        if line.startswith("{"):
+            json.loads(line)          # every structured line is one JSON object

@@ -26,9 +26,8 @@ import pandas as pd
 from engine.driver import telemetry as T
 from engine.driver.profile import MIN_LAPS, YOUNG_LAPS, DriverBook
 from engine.race.lap import clean_laps
-from engine.sources.grcup import RaceFiles, discover, read_laps, read_telemetry
+from engine.sources.grcup import RaceFiles, discover, race_track, read_laps, read_telemetry
 from engine.replay.timeline import align_telemetry
-from engine.sources.tracks import track as track_of
 
 ANOMALY_SHARE = 0.03
 FIELD_WIDE_SHARE = 0.5     # a lap number on which at least half the field was anomalous
@@ -57,7 +56,7 @@ def load_race(rf: RaceFiles, use_telemetry: bool = True) -> tuple[pd.DataFrame, 
 def judge_race(rf: RaceFiles, loaded: tuple, min_loss_share: float) -> pd.DataFrame:
     """Every lap of a race through a fresh DriverBook: one row per car-lap with the outcome."""
     laps, samples = loaded
-    book = DriverBook(track_of(rf.track), session=rf.session, min_loss_share=min_loss_share)
+    book = DriverBook(race_track(rf, laps), session=rf.session, min_loss_share=min_loss_share)
     rows = []
     order = laps.assign(_t=laps["elapsed_s"].fillna(np.inf)).sort_values(["_t", "car", "lap"], kind="stable")
     for rec in order.drop(columns="_t").to_dict("records"):

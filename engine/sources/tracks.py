@@ -257,8 +257,10 @@ def session_track(meta: Mapping) -> Track | None:
 
 
 def lap_length_m(name: str, laps: pd.DataFrame | None = None) -> float:
-    """The lap length: the tracks file's, else estimated from the laps, else NaN (nothing to go on)."""
-    known = find(name) if name else None
+    """The lap length: the tracks file's, else estimated from the laps, else NaN (no name or laps)."""
+    if not name:
+        return float("nan")
+    known = find(name)
     if known is not None:
         return known.length_m
     if laps is None or "kph" not in laps or not len(laps):

@@ -54,6 +54,7 @@ class StageConsumer:
     batch_handler: Callable[[str, list], None] | None = None
 
     def setup(self) -> None:
+        """Create the group on every stream (idempotent)."""
         for s in self.streams:
             ensure_group(self.client, s, self.group)
 
@@ -72,7 +73,7 @@ class StageConsumer:
             except Exception as exc:  # a bad entry must not stop the stage: count, retry, dead-letter
                 self.failures[entry_id] = attempt
                 log.warning("stage %s: entry %s on %s failed (%d/%d): %s", self.group, entry_id, stream,
-                            attempt, self.max_failures, exc)
+                            attempt, self.max_failures, exc, extra={"stage": self.group})
                 if attempt < self.max_failures:
                     time.sleep(0.05 * 2 ** attempt)
                     continue

@@ -23,7 +23,7 @@ from engine import keys
 from engine.contracts import InvalidPoint
 from engine.driver.alerts import SECTION_CHANNELS
 from engine.driver.profile import FIELD_MEMORY, DriverBook, DriverProfile
-from engine.sources.tracks import Track, track as track_of
+from engine.sources.tracks import Track, session_track as track_of_meta, track as track_of
 
 log = logging.getLogger(__name__)
 RECENT_ALERTS = 5
@@ -55,9 +55,8 @@ def load_field(client: redis.Redis, session: str) -> list[tuple[float, str, list
 
 def session_track(client: redis.Redis, session: str) -> Track:
     """The session's track: its meta hash if it says, else the session id ('barber-r1')."""
-    raw = client.hget(keys.session_meta(session), "track")
-    key = raw.decode() if isinstance(raw, bytes) else raw
-    return track_of(key or session.rsplit("-r", 1)[0])
+    meta = {k.decode(): v.decode() for k, v in client.hgetall(keys.session_meta(session)).items()}
+    return track_of_meta(meta) or track_of(session.rsplit("-r", 1)[0])
 
 
 def _z_dict(names, z) -> dict:

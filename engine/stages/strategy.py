@@ -163,7 +163,8 @@ class StrategyStage:
             call = recommend(state, car, track, races=races, seed=seed)
         except ValueError as exc:            # e.g. a track without fitted data: counted, not fatal
             self.skipped[str(exc).split(":")[0]] += 1
-            log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc)
+            log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc,
+                        extra={"session": session, "car": car, "lap": lap, "stage": GROUP})
             return None
         observe(self.client, "montecarlo", call["simulate_ms"] / 1000)
         count(self.client, "montecarlo_races", races * len(call["strategies"]))

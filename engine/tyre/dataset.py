@@ -23,7 +23,7 @@ import pandas as pd
 
 from engine.sources.grcup import RaceFiles, discover, read_laps, read_weather
 from engine.race.lap import clean_laps, stints, tyre_ages
-from engine.sources.tracks import TRACKS
+from engine.sources.tracks import lap_length_m
 from engine.tyre import FIELD_WINDOW_S, FUEL_S_PER_LAP
 
 # Telemetry features (NaN where a car-lap has no telemetry; XGBoost routes missing values).
@@ -204,7 +204,7 @@ def lap_features(laps: pd.DataFrame, weather: pd.DataFrame | None = None,
 
     total = race_laps if race_laps else df.groupby("session")["lap"].transform("max")
     df["laps_remaining"] = total - df["lap"]
-    df["track_length_m"] = TRACKS[track].length_m if track in TRACKS else np.nan
+    df["track_length_m"] = lap_length_m(track, df)
 
     # Position and gap to the car ahead when this car crossed the line (cars ahead already had).
     by_lap = df.groupby(["session", "lap"])["race_time_s"]

@@ -3,8 +3,8 @@
 Acknowledgement: an entry is XACKed only once the lap it belongs to is written: entries of the
 open lap stay pending. The laps an entry closes are queued and written by `flush` (lapstore).
 
-Session meta: the stage reads keys.session_meta(session) fields `track` (a key of
-engine.sources.tracks.TRACKS: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or
+Session meta: the stage reads keys.session_meta(session) fields `track` / `track_facts`
+(engine.sources.tracks.session_track: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or
 missing = unknown) at most every META_REFRESH_S; whoever plays or receives the session writes them.
 
 Hook: `ProcessStage.on_lap_complete` — callables (session, car, lap_record: dict, samples: dict[str,
@@ -27,7 +27,7 @@ import redis
 from engine import keys
 from engine.contracts import decode_batch
 from engine.laps.state import CarState, build_record, entry_key
-from engine.sources.tracks import TRACKS, Track
+from engine.sources.tracks import Track, session_track
 from engine.stages.process.lapstore import LOST, LapStore, LapWrite
 
 log = logging.getLogger("engine.stages.process")
@@ -89,7 +89,7 @@ class ProcessStage:
                 return None
             return None if math.isnan(v) else v
 
-        out = (TRACKS.get(meta.get("track", "")), {"air_temp": num("air_temp"), "track_temp": num("track_temp")})
+        out = (session_track(meta), {"air_temp": num("air_temp"), "track_temp": num("track_temp")})
         self._sessions[session] = (now, *out)
         return out
 
