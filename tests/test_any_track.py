@@ -108,6 +108,9 @@ def test_estimates_from_the_laps_alone_are_near_the_tracks_file(laps_by_track, k
     if real.pit_loss_s is not None:
         assert abs(e.pit_loss_s - real.pit_loss_s) < PIT_LOSS_TOL_S, (e.pit_loss_s, real.pit_loss_s)
     assert "length estimated from average lap speed x lap time" in e.describe_estimates()
+    print(f"{key}: length {e.length_m} vs {real.length_m}; sectors {e.sectors_m} vs {real.sectors_m}; "
+          f"pit lane {e.pit_lane_s} vs {real.pit_lane_s}; pit loss {e.pit_loss_s} vs {real.pit_loss_s} "
+          f"({e.sources['pit_loss_s']})")
 
 
 def test_estimates_with_telemetry_use_lap_distance_and_gps(grcup):
