@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_RUNTIME := redis-server
+# chromium: the post-race report renders its figures with it (kaleido)
+APT_RUNTIME := redis-server chromium
 APT_TEST := redis-server chromium chromium-driver poppler-utils
 
 .PHONY: demo test install install-test apt-runtime apt-test lint clean help
@@ -15,7 +16,7 @@ help:
 
 # Debian packages: installed only when a binary is missing.
 apt-runtime:
-	@command -v redis-server >/dev/null || { echo "installing $(APT_RUNTIME)"; \
+	@{ command -v redis-server && command -v chromium; } >/dev/null || { echo "installing $(APT_RUNTIME)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_RUNTIME) >/dev/null; }
 
 apt-test: apt-runtime

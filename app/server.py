@@ -18,6 +18,7 @@ INDEX = """<!DOCTYPE html>
 
 
 def navbar() -> dbc.Navbar:
+    """The top bar: brand, a link per page, the session picker."""
     links = [dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact"))
              for p in dash.page_registry.values() if not p.get("hide_nav")]
     return dbc.Navbar(dbc.Container([
@@ -65,6 +66,7 @@ def create_dash(server: Flask) -> dash.Dash:
 
 
 def register_callbacks() -> None:
+    """Register the callbacks every page shares (importing them registers them)."""
     from app.callbacks import session_options  # noqa: F401  (registers the shared callbacks)
 
 

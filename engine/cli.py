@@ -19,10 +19,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": ("engine.commands.user", "dashboard logins: `user add NAME --role viewer|engineer|admin`, `user list`"),
     "token": ("engine.commands.token", "API tokens: `token create --role R [--scope ingest|read|kiosk|metrics] [--ttl 30d]`"),
     "driver": ("engine.driver.commands", "driver fingerprints against the field, and the coaching alerts measured on real races"),
+    "import": ("engine.commands.import_session", "archive a recorded GR Cup race or an F1 capture (no live replay)"),
+    "report": ("engine.commands.report_session", "the post-race PDF report of an archived session"),
+    "export": ("engine.commands.export_session", "an archived session's laps, tyre outputs, calls, alerts, telemetry as CSV/Parquet"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `pitwall` argument parser, every subcommand configured."""
     parser = argparse.ArgumentParser(prog="pitwall", description="PitWall race strategy and tyre intelligence.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_) in COMMANDS.items():
@@ -33,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one `pitwall` command; returns its exit status."""
     args = build_parser().parse_args(argv)
     return int(importlib.import_module(args._module).run(args) or 0)
 

@@ -108,6 +108,9 @@ def test_estimates_from_the_laps_alone_are_near_the_tracks_file(laps_by_track, k
     if real.pit_loss_s is not None:
         assert abs(e.pit_loss_s - real.pit_loss_s) < PIT_LOSS_TOL_S, (e.pit_loss_s, real.pit_loss_s)
     assert "length estimated from average lap speed x lap time" in e.describe_estimates()
+    print(f"{key}: length {e.length_m} vs {real.length_m}; sectors {e.sectors_m} vs {real.sectors_m}; "
+          f"pit lane {e.pit_lane_s} vs {real.pit_lane_s}; pit loss {e.pit_loss_s} vs {real.pit_loss_s} "
+          f"({e.sources['pit_loss_s']})")
 
 
 def test_estimates_with_telemetry_use_lap_distance_and_gps(grcup):
@@ -237,3 +240,63 @@ def _hidden_laps(folder):
     from engine.sources import grcup as gr
 
     return pd.concat([gr.read_laps(rf) for rf in gr.discover(folder)], ignore_index=True)
+
+
+@pytest.mark.slow
+def test_the_map_page_says_which_facts_are_estimated(hidden, redis_url, r, tmp_path, monkeypatch):
+    """The track map of a replayed hidden-track race, through a real `pitwall web`: its status
+    line names the estimated facts, and the circuit is drawn from the race's own GPS."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from app import commands
+    from engine import keys
+    from engine.redisserver import free_port
+    from engine.settings import Settings
+    from engine.stages import timing
+
+    session = f"{HIDDEN}-r1"
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "replay", str(hidden["folder"]), "--race", "1",
+                          "--max", "--fresh"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+                         env={**os.environ, "PITWALL_REDIS_URL": redis_url, "PITWALL_TRACKS_FILE": hidden["without"]})
+    assert out.returncode == 0, out.stderr[-2000:]
+    stop = threading.Event()
+    stage = timing.consumer(r, "any-track")
+    thread = threading.Thread(target=stage.run, args=(stop.is_set,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not r.get(keys.board(session)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    monkeypatch.setenv("PITWALL_AUTH", "off")
+    settings = Settings.from_env({}).with_(redis_url=redis_url, http_port=free_port(),
+                                           tracks_file=Path(hidden["without"]))
+    web = commands.spawn(settings, log_path=tmp_path / "web.log")
+    try:
+        body = {"output": "..map-graph.figure...map-shown.data...map-status.children..",
+                "outputs": [{"id": "map-graph", "property": "figure"}, {"id": "map-shown", "property": "data"},
+                            {"id": "map-status", "property": "children"}],
+                "inputs": [{"id": "map-tick", "property": "n_intervals", "value": 1},
+                           {"id": "live-feed", "property": "data", "value": None},
+                           {"id": "session", "property": "value", "value": session}],
+                "state": [{"id": "map-shown", "property": "data", "value": None}],
+                "changedPropIds": ["session.value"]}
+        req = urllib.request.Request(f"http://127.0.0.1:{settings.http_port}/_dash-update-component",
+                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            answer = json.loads(resp.read())["response"]
+    finally:
+        stop.set()
+        web.terminate()
+        web.wait(10)
+    status = answer["map-status"]["children"]
+    print(status)
+    assert f"{HIDDEN} is not in the tracks file: length estimated from lap distance" in status, status
+    assert "pit loss estimated from" in status
+    title = answer["map-graph"]["figure"]["layout"]["title"]["text"]
+    assert "GPS" in title and "schematic" not in title, title

@@ -16,6 +16,7 @@ ROLES += ("strategy",)  # Monte Carlo call per crossing and caution: engine/stag
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """The `pitwall engine` options."""
     p.add_argument("--role", action="append", choices=ROLES,
                    help="stage(s) to run (repeatable; default: all)")
     p.add_argument("--name", default=None, help="consumer name (default: host-pid)")
@@ -33,6 +34,7 @@ def stop_on_signals() -> threading.Event:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the chosen stages until SIGINT or SIGTERM; 1 if a stage died."""
     from engine.redisserver import connect
     from engine.settings import Settings
     from engine.stages import timing

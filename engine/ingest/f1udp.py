@@ -137,6 +137,7 @@ class Packet:
 
     @property
     def packet_id(self) -> int:
+        """The packet type from the header (F1 game packet ids)."""
         return int(self.header["packet_id"])
 
 

@@ -93,6 +93,7 @@ class UdpServer:
         ingest.hooks.append(self.stats)
 
     def stats(self) -> dict:
+        """The socket's figures for the counters: port, receive buffer, kernel drops."""
         drops = kernel_drops(self.sock)
         if drops is not None:
             self._kernel_drops = drops
@@ -179,4 +180,5 @@ class UdpServer:
         return []
 
     def close(self) -> None:
+        """Close the socket."""
         self.sock.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +16,12 @@ from engine.contracts import CHANNEL_INDEX, InvalidPoint
 from engine.ingest.f1udp import HEADER, F1Decoder
 from engine.sources.f1capture import read_dump
 from engine.ingest.rows import validate_rows
+
+if TYPE_CHECKING:
+    import redis
+
+    from engine.ingest.writer import StreamWriter
+    from engine.replay.sinks import HttpSink, UdpSink
 
 MAX_GAP_S = 1.0     # a pause, a menu or a new session in the capture is not waited out
 
@@ -27,7 +35,8 @@ def schedule(packets: list[bytes]) -> np.ndarray:
     return np.cumsum(dt)
 
 
-def play_f1(path, sink, speed: float | None = 10.0, client=None, progress: bool = True,
+def play_f1(path: str | Path, sink: StreamWriter | UdpSink | HttpSink, speed: float | None = 10.0,
+            client: redis.Redis | None = None, progress: bool = True,
             stop: Callable[[], bool] = lambda: False) -> dict:
     """Replay a capture into `sink` (UdpSink sends raw packets; others get decoded, validated rows)."""
     packets = read_dump(path)

@@ -54,6 +54,7 @@ class StageConsumer:
     batch_handler: Callable[[str, list], None] | None = None
 
     def setup(self) -> None:
+        """Create the group on every stream (idempotent)."""
         for s in self.streams:
             ensure_group(self.client, s, self.group)
 

@@ -58,6 +58,7 @@ def format_stats(stats: dict[str, dict[str, float]]) -> str:
 
 
 def print_stats(settings: Settings) -> int:
+    """`pitwall engine --stats`: print every live ingest process's counters; returns 0."""
     from engine.ingest.counters import read_stats
     from engine.redisserver import connect
 

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections import defaultdict, deque
+from pathlib import Path
 
 import pandas as pd
 import redis
@@ -44,7 +45,7 @@ def _decode_hash(raw: dict) -> list[dict]:
 class InsightsStage:
     """Tyre model and driver coaching on each crossing; see the module docstring."""
 
-    def __init__(self, client: redis.Redis, models_dir, insight_ttl_s: int = 60):
+    def __init__(self, client: redis.Redis, models_dir: Path, insight_ttl_s: int = 60):
         from engine.tyre.live import TyreService
 
         self.client = client
@@ -137,7 +138,7 @@ class InsightsStage:
         return 100.0 * energy[f"energy_{corner}"] / self.tyre.energy_at_cliff
 
 
-def consumer(client: redis.Redis, name: str, models_dir, insight_ttl_s: int = 60) -> StageConsumer:
+def consumer(client: redis.Redis, name: str, models_dir: Path, insight_ttl_s: int = 60) -> StageConsumer:
     """The insights stage on the timing stream; entries read together are predicted together."""
     stage = InsightsStage(client, models_dir, insight_ttl_s)
     c = StageConsumer(client, GROUP, name, [keys.LAPS_STREAM],
