@@ -34,6 +34,8 @@ def client_key() -> str:
 
 def bucket(method: str, path: str, s: Settings) -> tuple[str, str] | None:
     """(limit, shared scope) for a route, None for the dashboard's own traffic (pages, assets)."""
+    if path == "/api/health":           # liveness probes poll it
+        return None
     if path in ("/api/telemetry", "/ws/ingest"):
         return s.rate_ingest, "ingest"
     if path == "/login" and method == "POST":

@@ -226,7 +226,7 @@ def test_ingest_takes_json_or_binary_only(app, make_token):
         assert r.status_code == 415 and r.json["error"]["field"] == "Content-Type", ctype
 
 
-def test_rate_limit_answers_429_with_retry_after(redis_url, tmp_path, monkeypatch, make_token):
+def test_rate_limit_answers_429_with_retry_after(redis_url, tmp_path, monkeypatch, make_token, wait_for):
     monkeypatch.setenv("PITWALL_RATE_API", "5/minute")
     monkeypatch.setenv("PITWALL_RATE_INGEST", "8/minute")
     monkeypatch.setenv("PITWALL_REDIS_URL", redis_url)
@@ -242,9 +242,13 @@ def test_rate_limit_answers_429_with_retry_after(redis_url, tmp_path, monkeypatc
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     other = bearer(make_token("viewer", ["read"]))
     assert c.get("/api/sessions", headers=other).status_code == 200, "limits are per client"
+    from app.ingest import pipeline
+
     ing = bearer(make_token("engineer", ["ingest"]))
+    written = pipeline().counters.get("written")
     codes = [c.post("/api/telemetry", json=POINT, headers=ing).status_code for _ in range(9)]
     assert codes == [200] * 8 + [429], "ingest has its own limit"
+    assert wait_for(lambda: pipeline().counters.get("written") == written + 8, timeout=10), "the 8 accepted are written"
     assert all(c.get("/_dash-layout").status_code == 200 for _ in range(8)), "the dashboard's own traffic is not limited"
 
 
