@@ -425,3 +425,22 @@ def test_a_viewer_cannot_run_the_strategy_simulation_from_the_page(app):
     assert r.status_code == 200
     assert "running the simulation needs the engineer role" in r.data.decode()
     assert "st-ondemand" not in r.json["response"], "no call was computed"
+
+
+def test_a_viewer_cannot_build_a_report_or_export(app):
+    c = login(app, "viewer")
+    csrf = {"X-CSRFToken": c.get_cookie("_csrf_token").value}
+    for output, button, states, words in (
+            ("..rp-download.data...rp-msg.children..", "rp-pdf", ["rp-session", "rp-cars"], "building a report"),
+            ("..rp-data.data...rp-msg.children@", "rp-export", ["rp-session", "rp-cars", "rp-format"], "exporting data")):
+        deps = {d["output"]: d for d in c.get("/_dash-dependencies").json}
+        key = next(k for k in deps if k.startswith(output))
+        body = {"output": key, "changedPropIds": [f"{button}.n_clicks"],
+                "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
+                            for o in key.strip(".").split("...")],
+                "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+                "state": [{"id": s, "property": "value", "value": "barber-r1" if s == "rp-session" else None}
+                          for s in states]}
+        r = c.post("/_dash-update-component", json=body, headers=csrf)
+        assert r.status_code == 200, r.data[:300]
+        assert f"{words} needs the engineer role" in r.data.decode()
