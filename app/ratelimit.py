@@ -34,6 +34,8 @@ def client_key() -> str:
 
 def bucket(method: str, path: str, s: Settings) -> tuple[str, str] | None:
     """(limit, shared scope) for a route, None for the dashboard's own traffic (pages, assets)."""
+    if path == "/api/health":           # liveness probes poll it
+        return None
     if path in ("/api/telemetry", "/ws/ingest"):
         return s.rate_ingest, "ingest"
     if path == "/login" and method == "POST":
@@ -56,6 +58,13 @@ def over(scope: str, rate: str) -> int | None:
         log.warning("rate limit storage unreachable (%s): %s not counted", type(exc).__name__, scope)
         return None
     return max(1, int(math.ceil(reset - time.time())))
+
+
+def refusal(scope: str, doing: str) -> str | None:
+    """Why this client may not do `doing` now (past PITWALL_RATE_REPLAY for `scope`: replay
+    starts, report builds), or None: for heavy actions inside Dash callbacks."""
+    wait = over(scope, current_app.extensions["pitwall_access"].settings.rate_replay)
+    return None if wait is None else f"too many {doing} from this client; retry in {wait} s"
 
 
 def check():
