@@ -29,6 +29,8 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico", "/_d
                    "/_dash-dependencies", "/_reload-hash")
 PUBLIC_PATHS = ("/api/health", "/api/openapi.json", "/login", "/logout")
 DASH_UPDATE = "/_dash-update-component"
+PAGES_OUTPUT = "_pages_content.children"       # dash.page_container's callback
+KIOSK_CALLBACKS = ("garage-", "session.options", PAGES_OUTPUT)   # what the garage page runs
 
 
 @dataclass(frozen=True)
@@ -134,16 +136,29 @@ def _resolve() -> tuple[Principal, str | None]:
     return ANONYMOUS, None
 
 
-def dash_pages(body) -> list[str]:
-    """The pages a Dash callback request renders (every `pathname` input it carries)."""
+def refusal(role: str, doing: str) -> str | None:
+    """Why the caller may not do `doing` (needs `role`, unscoped), or None if they may: for
+    actions inside Dash callbacks, which all arrive on one route."""
+    p = current()
+    if p.at_least(role) and p.scopes is None:
+        return None
+    return f"{doing} needs the {role} role; {p.name} is {p.role or 'not logged in'}" + (
+        f" (token limited to {', '.join(sorted(p.scopes))})" if p.scopes else "")
+
+
+def dash_rules(body) -> list[Need]:
+    """The rules a Dash callback request must meet. The pages callback renders the page its
+    first input names (Dash passes inputs by position, whatever property they claim): that page's
+    rule. Any other callback needs a viewer (or the kiosk), and every `pathname` it carries."""
     if not isinstance(body, dict):
-        return []
-    out = []
-    for item in body.get("inputs") or []:
-        for one in item if isinstance(item, list) else [item]:
-            if isinstance(one, dict) and one.get("property") == "pathname":
-                out.append(str(one.get("value") or "/"))
-    return out
+        return [need("POST", DASH_UPDATE)]
+    inputs = [one for item in body.get("inputs") or [] for one in (item if isinstance(item, list) else [item])
+              if isinstance(one, dict)]
+    if PAGES_OUTPUT in str(body.get("output", "")):
+        first = inputs[0].get("value") if inputs else None
+        return [need("GET", first if isinstance(first, str) and first.startswith("/") else "/")]
+    pages = [v if isinstance(v := one.get("value"), str) else "/" for one in inputs if one.get("property") == "pathname"]
+    return [need("POST", DASH_UPDATE), *(need("GET", page) for page in pages)]
 
 
 def deny(status: int, field: str, reason: str, page: bool = False):
@@ -166,11 +181,16 @@ def guard():
         return kiosk_link(token)
     rules = [need(request.method, request.path)]
     if request.path == DASH_UPDATE:
-        rules = [need("GET", page) for page in dash_pages(request.get_json(silent=True))] or rules
+        rules = dash_rules(request.get_json(silent=True))
     for rule in rules:
         refused = _check(rule)
         if refused is not None:
             return refused
+    if request.path == DASH_UPDATE and current().kind == "kiosk":
+        body = request.get_json(silent=True)
+        output = str(body.get("output", "")) if isinstance(body, dict) else ""
+        if not any(k in output for k in KIOSK_CALLBACKS):
+            return deny(403, "scope", "a kiosk shows /garage only: this callback belongs to another page")
     return None
 
 

@@ -60,6 +60,12 @@ class RedisCollector:
                 if k.startswith(("invalid:", "dropped:")) or k in ("kernel_drops", "udp_refused"):
                     cause = k.replace(":", " ", 1) if ":" in k else k
                     totals[("drops", src, cause)] = totals.get(("drops", src, cause), 0) + v
+        for raw in r.scan_iter(match=keys.process_stats("*"), count=500):     # the process stage's own drops
+            for k, v in r.hgetall(raw).items():
+                k = k.decode()
+                if k.startswith("dropped:"):
+                    cause = k.replace(":", " ", 1)
+                    totals[("drops", "process", cause)] = totals.get(("drops", "process", cause), 0) + float(v)
         for key, v in sorted(totals.items()):
             (points if key[0] == "points" else drops).add_metric(list(key[1:]), v)
         yield points

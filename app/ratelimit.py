@@ -60,6 +60,13 @@ def over(scope: str, rate: str) -> int | None:
     return max(1, int(math.ceil(reset - time.time())))
 
 
+def refusal(scope: str, doing: str) -> str | None:
+    """Why this client may not do `doing` now (past PITWALL_RATE_REPLAY for `scope`: replay
+    starts, report builds), or None: for heavy actions inside Dash callbacks."""
+    wait = over(scope, current_app.extensions["pitwall_access"].settings.rate_replay)
+    return None if wait is None else f"too many {doing} from this client; retry in {wait} s"
+
+
 def check():
     """before_request: count this request against its bucket; 429 with Retry-After past the limit."""
     s: Settings = current_app.extensions["pitwall_access"].settings

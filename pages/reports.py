@@ -15,6 +15,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
 
+from app import auth, ratelimit
 from engine.archive.store import Archive, ArchiveError
 from engine.report.history import cars_of, session_rows
 from engine.settings import REPO_ROOT, Settings
@@ -77,6 +78,9 @@ def rp_cars(session):
 def rp_pdf(_n, session, cars):
     """The report is built by `pitwall report` in its own process (it starts a browser to draw
     the figures), so the web server's workers only wait for it."""
+    if (why := auth.refusal("engineer", "building a report")
+            or ratelimit.refusal("report", "report builds")) is not None:       # issue 16: engineers, rate-limited
+        return no_update, html.Span(why, className="text-warning")
     if not session:
         return no_update, "Pick an archived session first."
     with tempfile.TemporaryDirectory(prefix="pw-report-") as tmp:
@@ -100,6 +104,8 @@ def rp_pdf(_n, session, cars):
 def rp_export(_n, session, cars, fmt):
     from engine.archive.export import export_session
 
+    if (why := auth.refusal("engineer", "exporting data")) is not None:     # issue 16: engineers export
+        return no_update, html.Span(why, className="text-warning")
     if not session:
         return no_update, "Pick an archived session first."
     with tempfile.TemporaryDirectory(prefix="pw-export-") as tmp:

@@ -53,8 +53,11 @@ def field_rejoin(board: dict, car: str, track) -> dict | None:
           State("st-car", "value"), State("session", "value"), prevent_initial_call=True)
 def run_now(_n, car, session):
     """The Monte Carlo on request, in this web process, when the engine has not published a call."""
+    from app import auth
     from engine.strategy.live import recommend, state_from_timing
 
+    if (why := auth.refusal("engineer", "running the simulation")) is not None:    # issue 16: engineers simulate
+        return no_update, html.Span(why, className="text-warning")
     board, meta = data.board(session) or {"cars": []}, data.meta(session)
     try:
         state = state_from_timing(views.strategy_field(board["cars"]), int(meta.get("total_laps") or 0))
