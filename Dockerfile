@@ -30,6 +30,8 @@ COPY assets ./assets
 COPY models ./models
 COPY data ./data
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e /app
+# Auth is on (the default): set PITWALL_SECRET, or the secret is created in the data volume;
+# `docker run ... IMAGE user add NAME --role admin` adds a login there.
 ENV PATH=/opt/venv/bin:$PATH \
     PITWALL_HTTP_HOST=0.0.0.0 PITWALL_DATA_DIR=/var/lib/pitwall \
     PITWALL_REPLAY_DATA=/app/data/grcup PITWALL_MODELS_DIR=/app/models \

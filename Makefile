@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_RUNTIME := redis-server
+# chromium: the post-race report renders its figures with it (kaleido)
+APT_RUNTIME := redis-server chromium
 APT_TEST := redis-server chromium chromium-driver poppler-utils
 
 .PHONY: demo test install install-test apt-runtime apt-test lint clean help
@@ -15,7 +16,7 @@ help:
 
 # Debian packages: installed only when a binary is missing.
 apt-runtime:
-	@command -v redis-server >/dev/null || { echo "installing $(APT_RUNTIME)"; \
+	@{ command -v redis-server && command -v chromium; } >/dev/null || { echo "installing $(APT_RUNTIME)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_RUNTIME) >/dev/null; }
 
 apt-test: apt-runtime
@@ -40,7 +41,7 @@ install: apt-runtime $(VENV)/.installed
 install-test: apt-test $(VENV)/.installed-test
 
 demo: install
-	$(BIN)/pitwall up
+	PITWALL_AUTH=off PITWALL_HTTP_HOST=127.0.0.1 $(BIN)/pitwall up   # open access, loopback only
 
 test: install-test
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --headless

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from app import data
 
@@ -12,7 +12,7 @@ api = Blueprint("api", __name__, url_prefix="/api")
 
 
 @api.get("/health")
-def health():
+def health() -> Response:
     """Liveness and Redis reachability."""
     started = time.perf_counter()
     data.client().ping()
@@ -20,12 +20,14 @@ def health():
 
 
 @api.get("/sessions")
-def sessions():
+def sessions() -> Response:
+    """The known sessions with their meta, newest activity first."""
     return jsonify({"sessions": data.sessions()})
 
 
 @api.get("/sessions/<session>/board")
-def board(session: str):
+def board(session: str) -> Response | tuple[Response, int]:
+    """The session's running order; 404 naming the session when it has none."""
     b = data.board(session)
     if b is None:
         return jsonify({"error": {"field": "session", "reason": f"no live board for {session!r}"}}), 404

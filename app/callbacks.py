@@ -11,7 +11,8 @@ from app import data
 
 @callback(Output("session", "options"), Output("session", "value"),
           Input("sessions-poll", "n_intervals"), Input("url", "search"), State("session", "value"))
-def session_options(_n, search, current):
+def session_options(_n: int | None, search: str | None,
+                    current: str | None) -> tuple[list[dict], str | None]:
     """Known sessions; ?session= in the address wins, then the user's choice, then the newest."""
     sessions = data.sessions()
     options = [{"label": f"{s['session']} · lap {s.get('lap', '?')}", "value": s["session"]} for s in sessions]

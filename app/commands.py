@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
+
+
+# JSON access lines with the path only: a query string (a kiosk link's ?token=) is never logged.
+ACCESS_LOG_FORMAT = ('{"ts": "%(t)s", "process": "web", "logger": "access", "remote": "%(h)s", '
+                     '"method": "%(m)s", "path": "%(U)s", "status": %(s)s, "bytes": "%(B)s", "ms": %(M)s}')
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """The `pitwall web` options."""
     p.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default 1)")
     p.add_argument("--worker-class", choices=("gevent", "gthread"), default="gevent",
                    help="gevent (default: many sockets per worker) or gthread (a thread per socket)")
@@ -27,10 +39,12 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int = 64, worker_
         ["-k", "gthread", "--threads", str(threads)]
     return [sys.executable, "-m", "gunicorn", *kind,
             "-w", str(workers), "-b", f"{host}:{port}", "--timeout", "120", "--graceful-timeout", "5",
-            "--backlog", "4096", "--access-logfile", "-", "--log-level", "warning", "app.server:create_server()"]
+            "--backlog", "4096", "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT,
+            "--log-level", "warning", "app.server:create_server()"]
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve the app: exec gunicorn (or Flask's development server with --dev)."""
     from engine.settings import Settings
 
     s = Settings.from_env()
@@ -43,11 +57,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def spawn(settings, worker_class: str = "gevent", connections: int = 2000, threads: int = 64,
-          log_path=None, timeout: float = 30.0):
+def spawn(settings: Settings, worker_class: str = "gevent", connections: int = 2000, threads: int = 64,
+          log_path: Path | None = None, timeout: float = 30.0) -> subprocess.Popen:
     """Start `pitwall web` (gunicorn) as a child process for these settings and wait until
     /api/health answers. Used by the benchmark and the browser tests; the caller stops it."""
-    import subprocess
     import time
     import urllib.request
 
@@ -72,10 +85,9 @@ def spawn(settings, worker_class: str = "gevent", connections: int = 2000, threa
     raise RuntimeError(f"pitwall web did not answer {url} within {timeout} s (log: {log_path})")
 
 
-def stop(proc, timeout: float = 10.0) -> None:
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """Stop a web server started by spawn(): SIGTERM to its process group, SIGKILL if it hangs."""
     import signal
-    import subprocess
 
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -46,6 +46,7 @@ def no_output(what: str, detail: str = "") -> html.Div:
 
 
 def alerts_by_car(alerts: list[dict], since_lap: int) -> dict[str, list[dict]]:
+    """The alerts of lap since_lap on, by car."""
     out: dict[str, list[dict]] = {}
     for a in alerts:
         if a.get("car") is not None and int(a.get("lap") or since_lap) >= since_lap:
@@ -92,6 +93,7 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
 
 
 def tower_row(cells: list[tuple[str, str | None, str]], big: bool = False) -> html.Tr:
+    """One tower row from its cells (the car number links to its page unless big)."""
     tds = []
     for i, (text, cls, tip) in enumerate(cells):
         content = dcc.Link(f"#{text}", href=f"/car?car={text}") if i == 1 and not big else (
@@ -100,7 +102,8 @@ def tower_row(cells: list[tuple[str, str | None, str]], big: bool = False) -> ht
     return html.Tr(tds, id=f"tower-car-{cells[1][0]}", className="tower-row")
 
 
-def tower_header(columns=TOWER_COLUMNS) -> html.Thead:
+def tower_header(columns: list[tuple[str, str]] = TOWER_COLUMNS) -> html.Thead:
+    """The tower's header row, each column with its tooltip."""
     return html.Thead(html.Tr([html.Th(name, title=tip) for name, tip in columns]))
 
 
@@ -180,6 +183,7 @@ def wear_figure(history: list[dict]) -> go.Figure | None:
 
 
 def sector_delta_figure(timing: dict) -> go.Figure | None:
+    """Last lap's sectors against the car's best (bars); None without sector times."""
     last, best = timing.get("last_sectors") or [], timing.get("best_sectors") or []
     d = [None if a is None or b is None else a - b for a, b in zip(last, best)]
     if not any(x is not None for x in d):
@@ -212,6 +216,7 @@ def car_positions(board: dict, meta: dict, insights: dict[str, dict], outline: t
 
 
 def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_starts: tuple, length_m: float) -> go.Figure:
+    """The circuit outline, its sector marks and the cars on it."""
     fig = go.Figure()
     fig.add_scatter(x=outline.x, y=outline.y, mode="lines", line=dict(color="#5a5a5a", width=10),
                     hoverinfo="skip", name="circuit")

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import redis
 
+from app.messages import alert_message
 from engine import keys
 from engine.redisserver import connect
 from engine.settings import Settings
@@ -112,8 +113,6 @@ def lap_history(session: str, car: str, r: redis.Redis | None = None, scan: int 
 
 def alerts(session: str | None = None, count: int = 200, r: redis.Redis | None = None) -> list[dict]:
     """The newest alerts (newest first), of one session or all, as alert.triggered data dicts."""
-    from app.live import alert_message
-
     out = []
     for eid, fields in (r or client()).xrevrange(keys.ALERTS_STREAM, count=count):
         try:

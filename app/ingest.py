@@ -13,8 +13,9 @@ import os
 import socket
 from functools import lru_cache
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask_sock import Sock
+from simple_websocket import Server
 
 from engine.contracts import InvalidPoint
 from engine.ingest.counters import read_stats
@@ -79,7 +80,7 @@ def accept(body: bytes | str, binary: bool) -> tuple[dict, int]:
 
 
 @ingest.post("/api/telemetry")
-def post_telemetry():
+def post_telemetry() -> tuple[Response, int]:
     """One point, a batch of points, or a binary datagram -> {"accepted", "rejected", "errors"}."""
     if (request.content_length or 0) > MAX_BODY:
         pipeline().counters.add("invalid:body: larger than 4 MiB")
@@ -94,7 +95,7 @@ def post_telemetry():
 
 
 @ingest.get("/api/ingest/stats")
-def stats():
+def stats() -> Response:
     """Counters of every live ingest process (UDP engine, web workers), from Redis."""
     from app import data
 
@@ -102,7 +103,7 @@ def stats():
 
 
 @sock.route("/ws/ingest", bp=ingest)
-def ws_ingest(ws):
+def ws_ingest(ws: Server) -> None:
     """Each message is a JSON point or array, or a binary datagram; each is answered with a JSON
     {"accepted", "rejected", "errors"}."""
     import json

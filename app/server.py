@@ -7,6 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from flask import Flask
 
+from app import auth
 from engine.settings import REPO_ROOT
 
 INDEX = """<!DOCTYPE html>
@@ -17,6 +18,7 @@ INDEX = """<!DOCTYPE html>
 
 
 def navbar() -> dbc.Navbar:
+    """The top bar: brand, a link per page, the session picker."""
     links = [dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact"))
              for p in dash.page_registry.values() if not p.get("hide_nav")]
     return dbc.Navbar(dbc.Container([
@@ -25,6 +27,7 @@ def navbar() -> dbc.Navbar:
         html.Div(dcc.Dropdown(id="session", placeholder="session", clearable=False, persistence=True,
                               persistence_type="local"),
                  title="The race session every page shows (live or replayed)", style={"minWidth": "14rem"}),
+        auth.banner(),
     ], fluid=True), color="dark", dark=True, className="mb-2 py-1")
 
 
@@ -49,8 +52,8 @@ def create_dash(server: Flask) -> dash.Dash:
         suppress_callback_exceptions=True, update_title=None,
     )
     app.index_string = INDEX
-    from app import live
-    live.register(server)   # /ws/live next to the pages: assets/live.js connects to it
+    from app import feed
+    feed.register(server)   # /ws/live next to the pages: assets/live.js connects to it
     app.layout = html.Div([dcc.Location(id="url", refresh="callback-nav"), *shell(), navbar(),
                            dbc.Container(dash.page_container, fluid=True)], id="root")
     app.clientside_callback(
@@ -63,6 +66,7 @@ def create_dash(server: Flask) -> dash.Dash:
 
 
 def register_callbacks() -> None:
+    """Register the callbacks every page shares (importing them registers them)."""
     from app.callbacks import session_options  # noqa: F401  (registers the shared callbacks)
 
 
@@ -74,4 +78,6 @@ def create_server() -> Flask:
     from app.ingest import ingest
     server.register_blueprint(ingest)   # POST /api/telemetry, /ws/ingest
     create_dash(server)
+    from app import access
+    access.install(server)              # Origin/CSRF checks, rate limits, logins and roles (issue 16)
     return server

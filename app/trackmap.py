@@ -1,22 +1,21 @@
 """Track map geometry: the circuit outline and where each car is on it right now.
 
-Barber is drawn from real GPS (car #2's telemetry, one clean lap, ordered along the lap);
-other tracks get a schematic loop whose length is the official lap length (labelled as such).
+A track with a GPS trace (the tracks file's gps_trace, e.g. Barber: car #2's telemetry; or the
+replayed race's own telemetry) is drawn from it (one clean lap, ordered along the lap); other
+tracks get a schematic loop of the lap length, official or estimated (labelled as such).
 Cars are placed by lap fraction: time since the car's last crossing / its last lap time.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from engine.settings import REPO_ROOT
-from engine.sources.tracks import TRACKS
-
-GPS_TRACES = {"barber": REPO_ROOT / "data" / "grcup" / "barber" / "R1_barber_telemetry_mvp.csv"}
-EARTH_M_PER_DEG = 111_320.0
+from engine.race.geo import centred_metres
+from engine.sources.tracks import find as find_track
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,7 @@ def outline_from_gps(lat: np.ndarray, lon: np.ndarray, lap: np.ndarray, track: s
     trace has the most samples and closes best on itself (a clean lap, no pit detour)."""
     ok = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(lap) & (lap < 32768)
     lat, lon, lap = lat[ok], lon[ok], lap[ok]
-    lat0, lon0 = np.median(lat), np.median(lon)
-    x = (lon - lon0) * EARTH_M_PER_DEG * np.cos(np.radians(lat0))
-    y = (lat - lat0) * EARTH_M_PER_DEG
+    x, y = centred_metres(lat, lon)
     best, best_score = None, -np.inf
     for L in np.unique(lap)[1:-1]:       # first and last laps are partial
         m = lap == L
@@ -85,16 +82,18 @@ def schematic(track: str, length_m: float, points: int = 240) -> Outline:
 
 
 @lru_cache(maxsize=16)
-def outline(track: str) -> Outline:
-    """The circuit for a track key: the real GPS trace where we have one, else a schematic."""
-    path = GPS_TRACES.get(track)
-    if path is not None and path.exists():
+def outline(track: str, length_m: float | None = None, gps_trace: str | None = None) -> Outline:
+    """The circuit for a track key: the real GPS trace where there is one (the tracks file's
+    gps_trace, or `gps_trace`), else a schematic of the lap length (`length_m` or the file's)."""
+    known = find_track(track) if track else None
+    path = gps_trace or (known.gps_trace if known else None)
+    if path is not None and os.path.exists(path):
         from engine.sources.grcup import read_telemetry
 
         tel = read_telemetry(path)
         return outline_from_gps(tel["lat"].to_numpy(float), tel["lon"].to_numpy(float),
                                 tel["lap"].to_numpy(float), track)
-    length = TRACKS[track].length_m if track in TRACKS else 4000.0
+    length = length_m or (known.length_m if known else 4000.0)
     return schematic(track, length)
 
 

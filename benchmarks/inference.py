@@ -30,6 +30,7 @@ def _times(fn, rows: np.ndarray, repeats: int) -> np.ndarray:
 
 
 def main(argv: list[str]) -> dict:
+    """`pitwall bench inference`: the tyre model's per-row and batch latency; returns the figures."""
     from engine.sources.grcup import find_race
     from engine.settings import REPO_ROOT, Settings
     from engine.tyre.dataset import race_features

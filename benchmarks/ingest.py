@@ -20,8 +20,16 @@ import sys
 import tempfile
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import redis
+
+    from engine.ingest.pipeline import Ingest
+    from engine.ingest.udp import UdpServer
+
 
 CHANNELS = ("lap", "lapdist_m", "speed_kmh", "accx_can", "accy_can", "pbrake_f", "pbrake_r", "nmot", "aps",
             "gear", "steering_angle", "lat", "lon", "air_temp", "track_temp")
@@ -93,7 +101,9 @@ def sender(port: int, rate: float, seconds: float, per_datagram: int, cars: int)
     return {"datagrams": sent, "points": sent * per_datagram, "seconds": elapsed, "send_errors": errors}
 
 
-def run_rate(ingest, udp, port: int, rate: float, seconds: float, per_datagram: int, cars: int) -> dict:
+def run_rate(ingest: Ingest, udp: UdpServer, port: int, rate: float, seconds: float, per_datagram: int,
+             cars: int) -> dict:
+    """Offer `rate` points/s over UDP for `seconds`; what was written, dropped and how late."""
     c = ingest.counters
     before = c.snapshot()
     kd0 = udp.stats().get("kernel_drops", 0)
@@ -128,6 +138,7 @@ def run_rate(ingest, udp, port: int, rate: float, seconds: float, per_datagram: 
 
 
 def f1_parse_rate(repeats: int) -> dict:
+    """F1 packets parsed per second (median of `repeats`) on the real 2025 capture."""
     from engine.ingest import f1udp
     from engine.settings import REPO_ROOT
 
@@ -145,7 +156,7 @@ def f1_parse_rate(repeats: int) -> dict:
             "f1_packets_per_s_runs": [round(x) for x in rates]}
 
 
-def baseline_dict_path(client, seconds: float = 3.0) -> float:
+def baseline_dict_path(client: redis.Redis, seconds: float = 3.0) -> float:
     """Points/s of the old path: a dict per point through validate_point and StreamWriter.write."""
     from engine.contracts import validate_point
     from engine.ingest.writer import StreamWriter
@@ -168,6 +179,7 @@ def baseline_dict_path(client, seconds: float = 3.0) -> float:
 
 
 def main(argv: list[str]) -> dict:
+    """`pitwall bench ingest`: throughput, loss and latency of the ingest path; returns the figures."""
     ap = argparse.ArgumentParser(prog="pitwall bench ingest")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rates", default="10000,50000,100000,150000,200000,0", help="points/s; 0 = as fast as possible")
@@ -179,6 +191,7 @@ def main(argv: list[str]) -> dict:
 
     from engine.ingest.pipeline import Ingest
     from engine.ingest.udp import UdpServer
+
     from engine.redisserver import RedisServer, connect
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")

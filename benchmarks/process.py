@@ -18,7 +18,7 @@ Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replaye
 - redis_cpu_per_worker_cpu: redis-server's CPU seconds per worker CPU second in those runs: with
   two workers the machine needs 2 x (1 + this) cores to scale 2x, on a 2-core machine.
 - points_per_s_1w_engine_hooks: one run of `pitwall engine --role process` itself, which also
-  runs the tyre-wear and driver hooks on every lap (engine.stages.insights.lap_hooks): what the
+  runs the lap hooks on every lap (engine.stages.process.hooks: tyre energy, driver): what the
   downstream consumers cost on top of the stage. The figures above are the stage alone.
 - core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis: the
   ceiling the stage's Redis I/O is compared against.
@@ -39,9 +39,11 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import redis
 
 from engine import keys
 from engine.contracts import Batch, encode_batch
@@ -54,6 +56,7 @@ LAP_S = 98.0          # a green lap at Barber, to spread the latency run's cars 
 
 
 def log(msg: str) -> None:
+    """Progress on stderr (stdout carries only the JSON line)."""
     print(f"bench process: {msg}", file=sys.stderr, flush=True)
 
 
@@ -72,10 +75,10 @@ def car_ids(n: int) -> list[str]:
     return out
 
 
-def load_car2():
+def load_car2() -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """(timestamps, channels, values) of car #2's real Barber R1 telemetry on the race clock."""
     from engine.sources import grcup as gr
-    from engine.replay.grcup import load_race
+    from engine.replay.timeline import load_race
 
     tl = load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
     tel = tl.telemetry
@@ -83,7 +86,7 @@ def load_car2():
     return tl.start_utc + tel["t"].to_numpy(float), channels, tel[list(channels)].to_numpy(float)
 
 
-def entries(ts, channels, values, cars: list[str], batch: int) -> list[tuple[str, dict]]:
+def entries(ts: np.ndarray, channels: tuple[str, ...], values: np.ndarray, cars: list[str], batch: int) -> list[tuple[str, dict]]:
     """(stream, fields) for every car's batches, interleaved batch by batch as ingest would write them."""
     out = []
     for i in range(0, len(ts), batch):
@@ -93,7 +96,8 @@ def entries(ts, channels, values, cars: list[str], batch: int) -> list[tuple[str
     return out
 
 
-def complete_laps(values, channels) -> int:
+def complete_laps(values: np.ndarray, channels: tuple[str, ...]) -> int:
+    """Laps completed in the telemetry (the partial first and last laps left out)."""
     lap = values[:, channels.index("lap")]
     return len(np.unique(lap[~np.isnan(lap)])) - 2      # the partial first and last laps
 
@@ -121,6 +125,7 @@ def worker(name: str) -> None:
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM the worker processes, SIGKILL one that hangs."""
     for p in procs:
         p.terminate()
     for p in procs:
@@ -131,7 +136,8 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def wait(predicate, timeout: float, what: str) -> None:
+def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll predicate until it holds; RuntimeError naming `what` after timeout seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -139,7 +145,8 @@ def wait(predicate, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
-def prepare(r) -> None:
+def prepare(r: redis.Redis) -> None:
+    """A clean database with the session meta the stage reads (track, weather)."""
     r.flushall()
     r.hset(keys.session_meta(SESSION), mapping={"track": "barber", "air_temp": 30.3, "track_temp": ""})
 
@@ -151,7 +158,8 @@ def cpu_s(procs: list) -> float:
     return sum(sum(psutil.Process(getattr(p, "pid", p)).cpu_times()[:2]) for p in procs)
 
 
-def throughput(r, url: str, redis_pid: int, workers: int, stream_entries, expected_laps: int,
+def throughput(r: redis.Redis, url: str, redis_pid: int, workers: int, stream_entries: list[tuple[str, dict]],
+               expected_laps: int,
                points: int, hooks: bool = False) -> tuple[float, float, float]:
     """(points/s wall clock, points per worker CPU-second, redis-server CPU s per worker CPU s)
     through `workers` worker processes, from their resume to the last lap record."""
@@ -184,7 +192,9 @@ def throughput(r, url: str, redis_pid: int, workers: int, stream_entries, expect
     return points / elapsed, points / cpu, rcpu / cpu
 
 
-def core_rate(ts, channels, values, batch: int, repeats: int) -> float:
+def core_rate(ts: np.ndarray, channels: tuple[str, ...], values: np.ndarray, batch: int,
+              repeats: int) -> float:
+    """Points per second of the pure core (CarState.push + build_record), median of `repeats`."""
     from engine.laps.state import CarState, build_record
     from engine.sources.tracks import TRACKS
 
@@ -201,7 +211,8 @@ def core_rate(ts, channels, values, batch: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def latency(r, url: str, ts, channels, values, cars: list[str], speed: float, seconds: float) -> list[float]:
+def latency(r: redis.Redis, url: str, ts: np.ndarray, channels: tuple[str, ...], values: np.ndarray,
+            cars: list[str], speed: float, seconds: float) -> list[float]:
     """Per-lap ms from the XADD that closes a lap to its record's announcement (Redis server clock)."""
     prepare(r)
     proc = spawn(url, "bench-lat")
@@ -247,6 +258,7 @@ def latency(r, url: str, ts, channels, values, cars: list[str], speed: float, se
 
 
 def main(argv: list[str]) -> dict:
+    """`pitwall bench process`: throughput, scaling, CPU cost and lap latency; returns the figures."""
     p = argparse.ArgumentParser(prog="pitwall bench process")
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)   # the runner passes it through
     p.add_argument("--cars", type=int, default=64)

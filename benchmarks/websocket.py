@@ -28,6 +28,7 @@ SESSION = "bench"
 
 
 def log(msg: str) -> None:
+    """Progress on stderr (stdout carries only the JSON line)."""
     print(f"bench websocket: {msg}", file=sys.stderr, flush=True)
 
 
@@ -157,7 +158,8 @@ def client_main(url: str, clients: int, stop_at: float, out_path: str) -> None:
 
 # ---------------------------------------------------------------- the run
 
-def percentiles(hist, qs=(50, 95, 99)) -> dict:
+def percentiles(hist: list[int], qs: tuple[int, ...] = (50, 95, 99)) -> dict:
+    """Latency percentiles (ms) from a histogram of BIN_MS-wide bins."""
     import numpy as np
 
     h = np.asarray(hist)
@@ -169,6 +171,7 @@ def percentiles(hist, qs=(50, 95, 99)) -> dict:
 
 
 def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children."""
     import psutil
 
     p = psutil.Process(pid)
@@ -177,6 +180,7 @@ def server_cpu_s(pid: int) -> float:
 
 
 def one_run(redis_url: str, clients: int, seconds: float, worker_class: str, client_procs: int, tmp: Path) -> dict:
+    """One run: `clients` sockets on a fresh `pitwall web` for `seconds`; latency, loss, CPU."""
     import numpy as np
 
     from app import commands
@@ -186,7 +190,9 @@ def one_run(redis_url: str, clients: int, seconds: float, worker_class: str, cli
 
     r = connect(redis_url)
     r.flushall()
-    settings = Settings.from_env({}).with_(redis_url=redis_url, http_port=free_port())
+    # The fan-out on loopback: open access and no rate limit (one address opens every socket).
+    os.environ["PITWALL_AUTH"] = "off"
+    settings = Settings.from_env({}).with_(redis_url=redis_url, http_port=free_port(), rate_api="10000000/minute")
     web = commands.spawn(settings, worker_class=worker_class, connections=clients + 200,
                          threads=clients + 50, log_path=tmp / f"web-{worker_class}-{clients}.log")
     base = f"127.0.0.1:{settings.http_port}"
@@ -258,6 +264,7 @@ def one_run(redis_url: str, clients: int, seconds: float, worker_class: str, cli
 
 
 def main(argv: list[str]) -> dict:
+    """`pitwall bench websocket`: push latency and loss at each client count; returns the figures."""
     p = argparse.ArgumentParser(prog="pitwall bench websocket")
     p.add_argument("--clients", default="100,500,1000", help="client counts (comma-separated)")
     p.add_argument("--seconds", type=float, default=20.0, help="publishing time per run (default 20)")

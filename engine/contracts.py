@@ -72,6 +72,7 @@ class InvalidPoint(ValueError):
         self.reason = reason
 
     def as_dict(self) -> dict:
+        """The error as {"field", "reason"} (what the ingest API answers)."""
         return {"field": self.field, "reason": self.reason}
 
 

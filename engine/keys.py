@@ -30,7 +30,8 @@ def _session_key(session: str, *parts: str) -> str:
 
 
 def session_meta(session: str) -> str:
-    return _session_key(session, "meta")        # hash: track, race, started_at, source
+    """Hash: the session's track, race, total_laps, source, timing, weather, lap and flag."""
+    return _session_key(session, "meta")
 
 
 def car_state(session: str) -> str:
@@ -56,6 +57,7 @@ def lap_record(session: str, car: str) -> str:
 
 
 def checkpoint(session: str, car: str) -> str:
+    """Hash: a car's process-stage checkpoint (its lap state and the last entry it covers)."""
     return _session_key(session, "checkpoint", car)
 
 

@@ -29,9 +29,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        """The server's redis:// URL (database 0)."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
+        """Start redis-server on 127.0.0.1 and wait until it answers; returns self."""
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server not found on PATH: `make demo` installs it "

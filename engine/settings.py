@@ -19,6 +19,22 @@ def _env_int(env: dict, name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r}: not an integer") from exc
 
 
+def _env_switch(env: dict, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise ValueError(f"{name}={raw!r}: not on/off")
+
+
+def _env_list(env: dict, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    return default if raw in (None, "") else tuple(x.strip() for x in raw.split(",") if x.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a PitWall process may be configured with; see README 'Configuration'."""
@@ -35,6 +51,16 @@ class Settings:
     insight_ttl_s: int = 60
     replay_data: Path = field(default_factory=lambda: REPO_ROOT / "data" / "grcup")
     models_dir: Path = field(default_factory=lambda: REPO_ROOT / "models")
+    tracks_file: Path = field(default_factory=lambda: REPO_ROOT / "data" / "tracks.toml")
+    # Access (issue 16; README 'Configuration'): auth is on unless PITWALL_AUTH=off says otherwise.
+    auth: bool = True
+    auth_allow_open: bool = False          # auth off on a non-loopback address needs this too
+    secret: str | None = field(default=None, repr=False)  # signs sessions, tokens; unset: data_dir/secret
+    origins: tuple[str, ...] = ()          # allowed Origins besides the server's own
+    rate_api: str = "100/minute"
+    rate_ingest: str = "20000/minute"
+    rate_replay: str = "6/minute"
+    udp_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -53,6 +79,15 @@ class Settings:
             insight_ttl_s=_env_int(env, "PITWALL_INSIGHT_TTL_S", 60),
             replay_data=Path(env.get("PITWALL_REPLAY_DATA") or REPO_ROOT / "data" / "grcup"),
             models_dir=Path(env.get("PITWALL_MODELS_DIR") or REPO_ROOT / "models"),
+            tracks_file=Path(env.get("PITWALL_TRACKS_FILE") or REPO_ROOT / "data" / "tracks.toml"),
+            auth=_env_switch(env, "PITWALL_AUTH", True),
+            auth_allow_open=_env_switch(env, "PITWALL_AUTH_ALLOW_OPEN", False),
+            secret=env.get("PITWALL_SECRET") or None,
+            origins=_env_list(env, "PITWALL_ORIGINS", ()),
+            rate_api=env.get("PITWALL_RATE_API") or "100/minute",
+            rate_ingest=env.get("PITWALL_RATE_INGEST") or "20000/minute",
+            rate_replay=env.get("PITWALL_RATE_REPLAY") or "6/minute",
+            udp_allow=_env_list(env, "PITWALL_UDP_ALLOW", ("127.0.0.0/8", "::1/128")),
         )
 
     def with_(self, **changes) -> "Settings":
@@ -60,7 +95,7 @@ class Settings:
         return replace(self, **changes)
 
     def env(self) -> dict[str, str]:
-        """These settings as PITWALL_* variables, for child processes."""
+        """These settings as PITWALL_* variables, for child processes (not the access switches)."""
         out = {
             "PITWALL_HTTP_HOST": self.http_host,
             "PITWALL_HTTP_PORT": str(self.http_port),
@@ -73,7 +108,13 @@ class Settings:
             "PITWALL_INSIGHT_TTL_S": str(self.insight_ttl_s),
             "PITWALL_REPLAY_DATA": str(self.replay_data),
             "PITWALL_MODELS_DIR": str(self.models_dir),
+            "PITWALL_TRACKS_FILE": str(self.tracks_file),
         }
         if self.redis_url:
             out["PITWALL_REDIS_URL"] = self.redis_url
+        # PITWALL_AUTH, PITWALL_AUTH_ALLOW_OPEN and PITWALL_SECRET are inherited from the
+        # environment itself, never passed on by a settings object.
+        out.update(PITWALL_ORIGINS=",".join(self.origins), PITWALL_RATE_API=self.rate_api,
+                   PITWALL_RATE_INGEST=self.rate_ingest, PITWALL_RATE_REPLAY=self.rate_replay,
+                   PITWALL_UDP_ALLOW=",".join(self.udp_allow))
         return out

@@ -9,7 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 
 from app import components, data, trackmap, views
-from engine.sources.tracks import TRACKS
+from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/garage", name="Garage", order=9, hide_nav=True, title="PitWall · Garage")
 
@@ -72,9 +72,9 @@ def rotate(step, _tick, _feed, wanted):
         body = tower(session, board, step // len(VIEWS))
     elif view == "map":
         meta = data.meta(session)
-        outline = trackmap.outline(meta.get("track", ""))
+        t = session_track(meta)
+        outline = trackmap.outline(meta.get("track", ""), t.length_m if t else None, t.gps_trace if t else None)
         pos = components.car_positions(board, meta, data.insights(session, [c["car"] for c in cars]), outline)
-        t = TRACKS.get(meta.get("track", ""))
         fig = components.map_figure(outline, t.name if t else meta.get("track", ""), pos,
                                     t.sector_starts_m if t else (0.0,), t.length_m if t else 1.0)
         fig.update_layout(height=None, autosize=True, font=dict(size=22))

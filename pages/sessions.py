@@ -59,7 +59,7 @@ def start_replay(_n, session, speed):
     if race is None:
         return "Pick a recorded race first.", no_update
     try:
-        replays.start(race["track"], race["race"], speed)
+        replays.start_as_caller(race["track"], race["race"], speed)   # engineer, rate-limited, one per session
     except ValueError as exc:
         return html.Span(str(exc), className="text-warning"), no_update
     return f"Replaying {session} at {f'{speed:g}×' if speed else 'full speed'}", f"/?session={session}"

@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_
 
 from app import components, data, views
 from app.callbacks import car_choices, touches
-from engine.sources.tracks import TRACKS
+from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/strategy", name="Strategy", order=3, title="PitWall · Strategy")
 
@@ -53,8 +53,11 @@ def field_rejoin(board: dict, car: str, track) -> dict | None:
           State("st-car", "value"), State("session", "value"), prevent_initial_call=True)
 def run_now(_n, car, session):
     """The Monte Carlo on request, in this web process, when the engine has not published a call."""
+    from app import auth
     from engine.strategy.live import recommend, state_from_timing
 
+    if (why := auth.refusal("engineer", "running the simulation")) is not None:    # issue 16: engineers simulate
+        return no_update, html.Span(why, className="text-warning")
     board, meta = data.board(session) or {"cars": []}, data.meta(session)
     try:
         state = state_from_timing(views.strategy_field(board["cars"]), int(meta.get("total_laps") or 0))
@@ -101,7 +104,7 @@ def refresh_strategy(car, feed, _p, ondemand, session):
     board = data.board(session) or {"cars": []}
     meta = data.meta(session)
     st = data.insight(session, car).get("strategy")
-    track = TRACKS.get(meta.get("track", ""))
+    track = session_track(meta)
     source = "from the strategy engine's live call"
     if st and st.get("races"):
         source += f" at lap {st.get('lap')} ({int(st['races']):,} races per strategy)"
@@ -114,7 +117,7 @@ def refresh_strategy(car, feed, _p, ondemand, session):
         rejoin = rejoin_card(views.rejoin_view(st["rejoin"]), source)
     elif track:
         r = field_rejoin(board, car, track)
-        rejoin = rejoin_card(views.rejoin_view(r), f"running order + {track.name}'s measured pit loss "
+        rejoin = rejoin_card(views.rejoin_view(r), f"running order + {track.name}'s {'estimated' if 'pit_loss_s' in track.estimated else 'measured'} pit loss "
                                                    f"{track.pit_loss_s or track.pit_lane_s:.1f} s")
     else:
         rejoin = rejoin_card(None, "")

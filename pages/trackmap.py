@@ -1,6 +1,7 @@
 """Track map: the cars moving on the circuit, coloured by tyre state; click a car to open it.
 
-Barber is the real GPS trace; other tracks a schematic of the right length (labelled). Between
+A track with a GPS trace is drawn from it; others a schematic of the lap length (labelled; a
+circuit not in the tracks file says which of its facts are estimated). Between
 crossings a car's place is interpolated from its last lap time, so the map moves on a 1 s timer;
 only the car markers are sent (a Patch), never the circuit again.
 """
@@ -11,7 +12,7 @@ import dash
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
 from app import components, data, trackmap
-from engine.sources.tracks import TRACKS
+from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/map", name="Track map", order=1, title="PitWall · Track map")
 
@@ -42,10 +43,13 @@ def move_cars(_tick, _feed, session, shown):
         return no_update, None, f"{session}: no timing yet — cars appear after their first crossing."
     meta = data.meta(session)
     key = meta.get("track", "")
-    outline = trackmap.outline(key)
+    t = session_track(meta)
+    outline = trackmap.outline(key, t.length_m if t else None, t.gps_trace if t else None)
     insights = data.insights(session, [c["car"] for c in board["cars"]])
     pos = components.car_positions(board, meta, insights, outline)
     status = f"{session} · {len(pos['cars'])} cars · leader on lap {board['cars'][0].get('laps', 0)}"
+    if t and t.estimated:
+        status += f" · {key} is not in the tracks file: {t.describe_estimates()}"
     if shown and shown.get("session") == session and shown.get("n") == len(pos["cars"]) and ctx.triggered_id != "session":
         fig = Patch()
         trace = fig["data"][CARS_TRACE]
@@ -53,7 +57,6 @@ def move_cars(_tick, _feed, session, shown):
         trace["text"], trace["customdata"], trace["hovertext"] = pos["labels"], pos["cars"], pos["hover"]
         trace["marker"]["color"] = pos["colours"]
     else:
-        t = TRACKS.get(key)
         fig = components.map_figure(outline, t.name if t else key or "unknown track", pos,
                                     t.sector_starts_m if t else (0.0,), t.length_m if t else 1.0)
     return fig, {"session": session, "n": len(pos["cars"])}, status

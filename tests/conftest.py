@@ -12,6 +12,7 @@ from engine.redisserver import RedisServer, connect
 from engine.settings import REPO_ROOT, Settings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["PITWALL_AUTH"] = "off"      # open access unless a test is marked `auth` (see _access_mode)
 DATA = REPO_ROOT / "data"
 SCREENSHOTS = REPO_ROOT / "tests" / "screenshots"
 
@@ -87,3 +88,39 @@ def _wait_for(predicate, timeout: float = 30.0, every: float = 0.05) -> bool:
 def wait_for():
     """wait_for(predicate, timeout=30) -> bool: poll until a live system reaches a state."""
     return _wait_for
+
+
+# --- access (issue 16): tests run with auth off unless marked `auth` ----------------------------
+AUTH_SECRET = "test-secret-" + "x" * 40
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "auth: runs with PITWALL_AUTH on (users, tokens, roles)")
+
+
+@pytest.fixture(autouse=True)
+def _access_mode(request, monkeypatch):
+    """Tests of the product's behaviour run with open access (PITWALL_AUTH=off, set above for the
+    whole session, servers on loopback); tests marked `auth` run with auth on and a known
+    PITWALL_SECRET (they create users and tokens)."""
+    if request.node.get_closest_marker("auth"):
+        monkeypatch.setenv("PITWALL_AUTH", "on")
+        monkeypatch.setenv("PITWALL_SECRET", AUTH_SECRET)
+
+
+@pytest.fixture
+def make_token():
+    """make_token(role, scopes=None, ttl_s=3600) -> a token signed with the tests' secret."""
+    from app import tokens
+
+    return lambda role, scopes=None, ttl_s=3600, **kw: tokens.create(AUTH_SECRET, role, scopes, ttl_s, **kw)
+
+
+def spawn_auth_web(settings: Settings, log_path: Path):
+    """`pitwall web` (gunicorn) with auth on and the tests' secret, for a module's server."""
+    from app import commands
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PITWALL_AUTH", "on")
+        mp.setenv("PITWALL_SECRET", AUTH_SECRET)
+        return commands.spawn(settings, log_path=log_path)

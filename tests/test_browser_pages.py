@@ -18,10 +18,10 @@ from engine.sources import grcup as gr
 from engine import keys
 from engine.ingest.writer import StreamWriter
 from engine.redisserver import connect, free_port
-from engine.replay.grcup import load_race
+from engine.replay.timeline import load_race
 from engine.replay.player import play
 from engine.settings import Settings
-from engine.driver import DriverService
+from engine.stages.driver import DriverService
 from engine.stages import timing
 from engine.tyre.live import TyreService, insight_fields
 

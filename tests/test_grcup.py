@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from engine.sources import grcup as gr
-from engine.replay.grcup import load_race
+from engine.replay.timeline import load_race
 
 
 def test_all_twelve_races_are_found_and_read(grcup):
@@ -55,3 +55,14 @@ def test_telemetry_lap_changes_fall_on_the_official_crossings_within_one_sample(
     errors = [first[lap] - official[lap - 1] for lap in first.index if lap - 1 in official.index]
     assert len(errors) >= 20
     assert np.max(np.abs(errors)) <= period, (period, errors)
+
+
+def test_f1_capture_reader_knows_the_decoders_header_size():
+    from engine.ingest.f1udp import HEADER
+    from engine.settings import REPO_ROOT
+    from engine.sources import f1capture
+
+    assert f1capture.HEADER_BYTES == HEADER.itemsize
+    capture = REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz"
+    assert f1capture.is_f1_dump(capture) and len(f1capture.read_dump(capture)) == 11_969
+    assert not f1capture.is_f1_dump(REPO_ROOT / "data" / "tracks.toml")

@@ -2,6 +2,10 @@
 for the car that has telemetry, driver coaching, all in each car's live insight."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -10,26 +14,28 @@ import pytest
 from engine.sources import grcup as gr
 from engine import keys
 from engine.ingest.writer import StreamWriter
-from engine.stages import process
-from engine.replay.grcup import load_race
+from engine.replay.timeline import load_race
 from engine.replay.player import play
-from engine.settings import Settings
-from engine.stages import insights, timing
+from engine.settings import REPO_ROOT, Settings
+from engine.stages import insights, process, timing
+from engine.stages.process.hooks import lap_hooks
 
 
 
 @contextmanager
 def engine_stages(url: str, prefix: str):
-    """The timing, insights and process stages (with the insights lap hook) in threads, as
+    """The timing, insights and process stages (with the process stage's lap hooks) in threads, as
     `pitwall engine` runs them, on a clean database; yields (client, insights consumer)."""
     from engine.redisserver import connect
 
     r = connect(url)
     r.flushall()
     stop = threading.Event()
-    ins = insights.consumer(connect(url), f"{prefix}-insights", Settings.from_env({}).models_dir)
+    settings = Settings.from_env({})
+    ins = insights.consumer(connect(url), f"{prefix}-insights", settings.models_dir)
+    hooks = lap_hooks(connect(url), settings)
     consumers = [timing.consumer(connect(url), f"{prefix}-timing"), ins,
-                 process.consumer(connect(url), f"{prefix}-process", 4, hooks=[ins.stage.on_lap_complete])]
+                 process.consumer(connect(url), f"{prefix}-process", 4, hooks=hooks)]
     threads = [threading.Thread(target=c.run, args=(stop.is_set,), daemon=True) for c in consumers]
     for t in threads:
         t.start()
@@ -43,8 +49,6 @@ def engine_stages(url: str, prefix: str):
 
 
 def barber_r1():
-    from engine.settings import REPO_ROOT
-
     return load_race(gr.find_race(REPO_ROOT / "data" / "grcup", "barber", 1))
 
 
@@ -135,3 +139,27 @@ def test_a_live_source_without_official_timing_still_gets_a_tower_and_tyre_calls
         car = json.loads(r.get(keys.board("live-1")))["cars"][0]
         assert car["car"] == "2" and 95 < car["best_lap_s"] < 100, "car #2's laps from its own telemetry"
         assert wait_for(lambda: b"tyre" in r.hgetall(keys.insight("live-1", "2")), 30)
+
+
+def test_a_process_worker_loads_no_model_yet_feeds_the_wear_and_the_coaching(redis_server, wait_for):
+    """`pitwall engine --role process` as its own process: it stores car #2's lap energies and has
+    the driver judged with the samples, and ONNX Runtime is never mapped into it (the insights
+    stage is the only owner of the tyre model)."""
+    from engine.redisserver import connect
+
+    r = connect(redis_server.url)
+    r.flushall()
+    play(barber_r1(), r, StreamWriter(r, 4), speed=None, progress=False)
+    env = {**os.environ, "PITWALL_REDIS_URL": redis_server.url, "PITWALL_SHARDS": "4", "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "process", "--name", "solo"],
+                              cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: r.hlen(insights.wear_key("barber-r1", "2")) >= 20, 60), "no lap energy for car #2"
+        assert wait_for(lambda: b"driver" in r.hgetall(keys.insight("barber-r1", "2")), 30)
+        lap = json.loads(r.hget(insights.wear_key("barber-r1", "2"), 5))
+        assert all(lap[f"energy_{c}"] > 0 for c in insights.CORNERS) and lap["heavy_brakes"] > 0
+        maps = open(f"/proc/{worker.pid}/maps").read()
+        assert "libonnxruntime" not in maps and "onnxruntime_pybind" not in maps
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(15)

@@ -9,7 +9,7 @@ import pytest
 from engine.sources import grcup as gr
 from engine import keys
 from engine.ingest.writer import StreamWriter
-from engine.replay.grcup import load_race
+from engine.replay.timeline import load_race
 from engine.replay.player import play
 from engine.stages import timing
 

@@ -16,7 +16,7 @@ from engine.sources import grcup as gr
 from engine import keys
 from engine.ingest.writer import StreamWriter
 from engine.stages import process
-from engine.replay.grcup import load_race
+from engine.replay.timeline import load_race
 from engine.replay.player import play
 from engine.settings import REPO_ROOT
 

@@ -10,9 +10,9 @@ from test_ingest_http import web  # noqa: F401  (the HTTP ingest server fixture)
 from test_ingest_path import stream_points, udp_ingest, wait_for  # noqa: F401  (shared fixtures)
 
 from engine import keys
-from engine.replay.command import telemetry_race
+from engine.replay.commands import telemetry_race
 from engine.replay.f1 import play_f1
-from engine.replay.grcup import load_race
+from engine.replay.timeline import load_race
 from engine.replay.player import play
 from engine.replay.sinks import HttpSink, UdpSink
 from engine.settings import REPO_ROOT

@@ -24,7 +24,8 @@ def get_json(url: str):
 def test_up_runs_the_demo_and_ctrl_c_leaves_no_process_behind(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PITWALL_")}
-    env.update(PITWALL_HTTP_PORT=str(port), PITWALL_DATA_DIR=str(tmp_path / "var"), PITWALL_UDP_PORT=str(free_port()))
+    env.update(PITWALL_AUTH="off",   # what `make demo` sets (loopback only)
+               PITWALL_HTTP_PORT=str(port), PITWALL_DATA_DIR=str(tmp_path / "var"), PITWALL_UDP_PORT=str(free_port()))
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "up", "--speed", "100"], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

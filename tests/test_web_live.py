@@ -11,7 +11,8 @@ import pytest
 import websocket
 
 from app import commands
-from app.live import ALERT, Batch, Client, Frame, alert_message, encode, ws_text_frame
+from app.feed import Client
+from app.messages import ALERT, Frame, Outbox, alert_message, encode, ws_text_frame
 from engine import keys
 from engine.redisserver import connect, free_port
 from engine.settings import Settings
@@ -23,7 +24,7 @@ def snap(car: str, lap: int, kind: str = "timing") -> dict:
 
 
 def test_a_batch_keeps_every_alert_and_only_the_newest_snapshot_per_car_and_kind():
-    b = Batch()
+    b = Outbox()
     for lap in range(1, 6):
         b.add(snap("7", lap))
         b.add({"type": ALERT, "timestamp": 0.0, "data": {"car": "7", "lap": lap}})
@@ -101,7 +102,7 @@ def test_a_client_that_falls_behind_gets_one_merged_frame_with_every_alert():
     c = Client()                                   # no socket: every frame queues, as for a slow reader
     c.busy = False
     for lap in range(50):
-        b = Batch()
+        b = Outbox()
         b.add(snap("5", lap))
         b.add({"type": ALERT, "timestamp": 0.0, "data": {"n": lap}})
         c.offer(Frame(b, ws_text_frame(encode(b))))

@@ -13,9 +13,11 @@ ROLES = ("timing", "process")
 ROLES += ("ingest",)   # UDP ingest: engine/stages/ingest.py
 ROLES += ("insights",)  # tyre model + driver coaching per crossing: engine/stages/insights.py
 ROLES += ("strategy",)  # Monte Carlo call per crossing and caution: engine/stages/strategy.py
+ROLES += ("archive",)   # everything of a session -> Parquet, flushed every lap: engine/stages/archive.py
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """The `pitwall engine` options."""
     p.add_argument("--role", action="append", choices=ROLES,
                    help="stage(s) to run (repeatable; default: all)")
     p.add_argument("--name", default=None, help="consumer name (default: host-pid)")
@@ -33,11 +35,13 @@ def stop_on_signals() -> threading.Event:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the chosen stages until SIGINT or SIGTERM; 1 if a stage died."""
     from engine.redisserver import connect
     from engine.settings import Settings
     from engine.stages import timing
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s")
+    from engine.logjson import configure
+    configure("engine")          # JSON lines with session/car/lap; nothing secret
     settings = Settings.from_env()
     if not settings.redis_url:
         raise SystemExit("pitwall engine needs PITWALL_REDIS_URL (or run `pitwall up`, which owns a Redis)")
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     children = []
     if "process" in roles:
         from engine.stages.process import start_workers
-        from engine.stages.insights import lap_hooks
+        from engine.stages.process.hooks import lap_hooks
         process_threads, children = start_workers(settings, name, args.workers, stop,
                                                   hook_factory=lambda c: lap_hooks(c, settings))
         threads += process_threads
@@ -63,12 +67,16 @@ def run(args: argparse.Namespace) -> int:
         c = insights.consumer(connect(settings.redis_url), name, settings.models_dir, settings.insight_ttl_s)
         threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="insights", daemon=True))
     if "strategy" in roles:
-        from engine.strategy import stage as strategy
+        from engine.stages import strategy
         c = strategy.consumer(connect(settings.redis_url), name, settings.insight_ttl_s)
         threads.append(threading.Thread(target=c.run, args=(stop.is_set,), name="strategy", daemon=True))
     if "ingest" in roles:
         from engine.stages.ingest import ingest_threads
         threads += ingest_threads(settings, name, stop)
+    if "archive" in roles:
+        from engine.stages.archive import stage as archive_stage
+        a = archive_stage(connect(settings.redis_url), settings, name)
+        threads.append(threading.Thread(target=a.run, args=(stop.is_set,), name="archive", daemon=True))
     for t in threads:
         t.start()
     logging.info("engine %s running roles %s on %s", name, roles, settings.redis_url)

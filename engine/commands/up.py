@@ -12,6 +12,7 @@ import time
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """The `pitwall up` options."""
     p.add_argument("--speed", type=float, default=10.0, help="replay factor against real time (default 10)")
     p.add_argument("--track", default="barber", help="GR Cup track to replay (default barber)")
     p.add_argument("--race", type=int, default=1, help="race number (default 1)")
@@ -38,6 +39,7 @@ def clear_transport(url: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run redis-server (unless PITWALL_REDIS_URL), the engine, a replay and the web until Ctrl-C."""
     from engine.redisserver import RedisServer
     from engine.settings import Settings
 

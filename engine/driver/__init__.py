@@ -1,8 +1,9 @@
-"""Driver fingerprinting and coaching alerts (issue 7).
+"""Driver fingerprinting and coaching alerts (issue 7): the pure core (profiles, sections,
+telemetry features, alerts). Its Redis side is the driver stage, engine/stages/driver.py.
 
 What the engine wires in (one call per completed lap of a car, in lap order per car):
 
-    from engine.driver import DriverService
+    from engine.stages.driver import DriverService
     svc = DriverService(redis_client, session)            # track from session meta or the id
     alerts = svc.on_lap(car: str, lap_record: dict, samples: dict[str, np.ndarray] | None)
 
@@ -22,17 +23,17 @@ Telemetry frames from engine.sources.grcup.read_telemetry / the replay become pe
 engine.driver.telemetry.laps_of(frame, clock="t").
 
 Offline: `pitwall driver evaluate --data DIR --json`, `pitwall driver fingerprint --data DIR
---session barber-r1`; `store.profiles_frame(profiles)` for the session archive.
+--session barber-r1`; `tables.profiles_frame(profiles)` for the session archive.
 """
 
 import importlib
 
-_EXPORTS = {"Alert": "alerts", "DriverBook": "profile", "DriverProfile": "profile", "DriverService": "live",
-            "fingerprint": "sections", "load_profiles": "store", "profiles_frame": "store"}
+_EXPORTS = {"Alert": "alerts", "DriverBook": "profile", "DriverProfile": "profile",
+            "fingerprint": "sections", "profiles_frame": "tables"}
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Lazy, so that `pitwall --help` (which imports engine.driver.commands) stays light.
     if name in _EXPORTS:
         return getattr(importlib.import_module(f"engine.driver.{_EXPORTS[name]}"), name)

@@ -12,6 +12,7 @@ from engine.settings import REPO_ROOT
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The `pitwall driver evaluate|fingerprint` options."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     ev = sub.add_parser("evaluate", help="false-alert rate, precision and recall of the alerts on real races")
     ev.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "grcup", help="GR Cup data folder")
@@ -25,6 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `pitwall driver ACTION`; 2 with the reason on a bad argument."""
     try:
         if args.action == "evaluate":
             return _evaluate(args)
@@ -36,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(args) -> int:
     from engine.driver.evaluate import evaluate
+    from engine.sources.grcup import discover, estimated_facts
 
     result = evaluate(args.data, use_telemetry=not args.no_telemetry)
+    result["estimated_track_facts"] = estimated_facts(discover(args.data))
     if args.json:
         print(json.dumps(result, default=str))
         return 0

@@ -25,10 +25,9 @@ import pandas as pd
 
 from engine.driver import telemetry as T
 from engine.driver.profile import MIN_LAPS, YOUNG_LAPS, DriverBook
-from engine.driver.sections import clean_mask
-from engine.sources.grcup import RaceFiles, discover, read_laps, read_telemetry
-from engine.replay.grcup import align_telemetry
-from engine.sources.tracks import track as track_of
+from engine.race.lap import clean_laps
+from engine.sources.grcup import RaceFiles, discover, race_track, read_laps, read_telemetry
+from engine.replay.timeline import align_telemetry
 
 ANOMALY_SHARE = 0.03
 FIELD_WIDE_SHARE = 0.5     # a lap number on which at least half the field was anomalous
@@ -50,14 +49,14 @@ def race_telemetry(rf: RaceFiles, laps: pd.DataFrame) -> dict[str, dict[int, dic
 def load_race(rf: RaceFiles, use_telemetry: bool = True) -> tuple[pd.DataFrame, dict]:
     """A race's laps (with the clean flag) and its telemetry cars' samples by official lap."""
     laps = read_laps(rf)
-    laps["clean"] = clean_mask(laps)
+    laps["clean"] = clean_laps(laps)
     return laps, race_telemetry(rf, laps) if use_telemetry else {}
 
 
 def judge_race(rf: RaceFiles, loaded: tuple, min_loss_share: float) -> pd.DataFrame:
     """Every lap of a race through a fresh DriverBook: one row per car-lap with the outcome."""
     laps, samples = loaded
-    book = DriverBook(track_of(rf.track), session=rf.session, min_loss_share=min_loss_share)
+    book = DriverBook(race_track(rf, laps), session=rf.session, min_loss_share=min_loss_share)
     rows = []
     order = laps.assign(_t=laps["elapsed_s"].fillna(np.inf)).sort_values(["_t", "car", "lap"], kind="stable")
     for rec in order.drop(columns="_t").to_dict("records"):

@@ -8,6 +8,8 @@ import threading
 import time
 from collections import Counter
 
+import redis
+
 from engine import keys
 
 MAX_REASONS = 200          # distinct reasons kept; garbage input must not grow the table forever
@@ -23,6 +25,7 @@ class Counters:
         self._c: Counter = Counter()
 
     def add(self, name: str, n: int = 1) -> None:
+        """Add n to a counter (past MAX_REASONS distinct names, to its prefix's "other")."""
         if n == 0:
             return
         with self._lock:
@@ -31,22 +34,27 @@ class Counters:
             self._c[name] += n
 
     def add_many(self, prefix: str, counts: Counter) -> None:
+        """Add each reason's count under prefix:reason."""
         for reason, n in counts.items():
             self.add(f"{prefix}:{reason}", n)
 
     def set(self, name: str, value: int) -> None:
+        """Set a counter to a value (a gauge such as kernel_drops)."""
         with self._lock:
             self._c[name] = value
 
     def get(self, name: str) -> int:
+        """A counter's value (0 if never counted)."""
         with self._lock:
             return self._c.get(name, 0)
 
     def total(self, prefix: str) -> int:
+        """The sum of every counter under prefix:."""
         with self._lock:
             return sum(v for k, v in self._c.items() if k.startswith(prefix + ":"))
 
     def snapshot(self) -> dict[str, int]:
+        """A copy of every counter, with the invalid and dropped totals."""
         with self._lock:
             out = dict(self._c)
         out.setdefault("received", 0)
@@ -55,7 +63,7 @@ class Counters:
         out["dropped"] = sum(v for k, v in out.items() if k.startswith("dropped:"))
         return out
 
-    def mirror(self, client, name: str, extra: dict | None = None) -> None:
+    def mirror(self, client: redis.Redis, name: str, extra: dict | None = None) -> None:
         """Write the snapshot to this process's stats hash (and list it in the index)."""
         snap = self.snapshot()
         if extra:
@@ -69,7 +77,7 @@ class Counters:
         pipe.execute()
 
 
-def read_stats(client) -> dict[str, dict[str, float]]:
+def read_stats(client: redis.Redis) -> dict[str, dict[str, float]]:
     """Every live ingest process's counters: name -> {counter: value}."""
     out = {}
     for raw in sorted(client.smembers(keys.INGEST_STATS_INDEX)):

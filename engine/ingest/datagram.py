@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def decode_binary(data: bytes | memoryview) -> Rows:
     return assemble(parsed[0], [parsed])
 
 
-def decode_binary_many(datagrams: list, on_error) -> list[Rows]:
+def decode_binary_many(datagrams: list[bytes], on_error: Callable[[InvalidPoint], None]) -> list[Rows]:
     """Many binary datagrams -> one Rows per session (the receive loop's batch); a malformed one
     is passed to on_error(InvalidPoint) and skipped."""
     by_session: dict[str, list[tuple]] = {}

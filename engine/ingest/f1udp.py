@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.contracts import CHANNEL_INDEX, InvalidPoint
 from engine.ingest.rows import Rows, blank
+from engine.sources.f1capture import read_dump  # noqa: F401  (moved to engine/sources; callers import it here too)
 
 HEADER = np.dtype([
     ("packet_format", "<u2"), ("game_year", "u1"), ("game_major_version", "u1"),
@@ -136,6 +137,7 @@ class Packet:
 
     @property
     def packet_id(self) -> int:
+        """The packet type from the header (F1 game packet ids)."""
         return int(self.header["packet_id"])
 
 
@@ -306,21 +308,3 @@ class F1Decoder:
                          "best_lap_s": float(pkt.cars["best_lap_time_in_ms"][i]) / 1000.0,
                          "total_race_time_s": float(pkt.cars["total_race_time"][i])} for i in idx}}
         return (rows if len(idx) else None), meta
-
-
-def read_dump(path) -> list[bytes]:
-    """Packets of a capture file: gzip (or plain) records of <uint16 LE length><UDP payload>."""
-    import gzip
-    from pathlib import Path
-
-    raw = Path(path).read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    out, i = [], 0
-    while i + 2 <= len(raw):
-        n = int.from_bytes(raw[i:i + 2], "little")
-        if i + 2 + n > len(raw):
-            raise ValueError(f"{path}: record at byte {i} truncated")
-        out.append(raw[i + 2:i + 2 + n])
-        i += 2 + n
-    return out

@@ -41,6 +41,7 @@ class Latency:
         self.lock = threading.Lock()
 
     def record(self, lat: np.ndarray) -> None:
+        """Append latencies (s) to the ring, skipping non-finite ones."""
         chunk = lat[np.isfinite(lat)][-len(self.buf):]
         with self.lock:
             i = self.n % len(self.buf)
@@ -50,10 +51,11 @@ class Latency:
             self.n += len(chunk)
 
     def reset(self) -> None:
+        """Forget everything recorded."""
         with self.lock:
             self.n = 0
 
-    def percentiles_ms(self, qs=(50, 95, 99), last: int | None = None) -> dict[str, float]:
+    def percentiles_ms(self, qs: tuple[int, ...] = (50, 95, 99), last: int | None = None) -> dict[str, float]:
         """Percentiles over everything recorded (or the `last` samples), in milliseconds."""
         with self.lock:
             size = min(self.n, len(self.buf))
@@ -158,6 +160,7 @@ class Ingest:
 
     # --- writer ---------------------------------------------------------------------------------
     def start(self) -> "Ingest":
+        """Start the writer thread (ring buffer -> Redis); returns self."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-writer", daemon=True)
         self._thread.start()

@@ -65,6 +65,7 @@ class Ring:
             return self.cond.wait_for(lambda: self.count + n <= self.capacity, timeout)
 
     def oldest_sent(self) -> float:
+        """The send time of the oldest row held (NaN when empty)."""
         with self.cond:
             return float(self.sent[self.head]) if self.count else np.nan
 

@@ -4,6 +4,7 @@ validated in one vectorised pass (no Python object per value), grouped into stre
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ class Rows:
         return len(self.ts)
 
     def take(self, mask: np.ndarray) -> "Rows":
+        """The rows where mask is true."""
         return Rows(self.session, self.cars[mask], self.ts[mask], self.values[mask], self.sent[mask])
 
     def car_groups(self) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +122,7 @@ def car_batches(session: str, car: str, ts: np.ndarray, values: np.ndarray, max_
     return out
 
 
-def car_blocks(rows: Rows):
+def car_blocks(rows: Rows) -> Iterator[tuple[str, np.ndarray]]:
     """(car, row indices) for each car of a block, rows in arrival order within each car."""
     order = np.argsort(rows.cars, kind="stable")
     cars = rows.cars[order]

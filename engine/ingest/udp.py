@@ -3,6 +3,7 @@ F1 game protocol, detected per datagram and fed to the ingest path. Garbage is c
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -56,11 +57,33 @@ def kernel_drops(sock: socket.socket) -> int | None:
     return None
 
 
+class SourceFilter:
+    """Whether a sender's address is in the allowed networks (answers cached per address)."""
+
+    def __init__(self, networks: tuple[str, ...]):
+        try:
+            self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        except ValueError as exc:
+            raise ValueError(f"PITWALL_UDP_ALLOW: {exc}") from None
+        self._seen: dict[str, bool] = {}
+
+    def __call__(self, address: str) -> bool:
+        ok = self._seen.get(address)
+        if ok is None:
+            ip = ipaddress.ip_address(address)
+            ok = any(ip in n for n in self.networks if n.version == ip.version)
+            if len(self._seen) < 4096:          # a spoofing flood must not grow the cache forever
+                self._seen[address] = ok
+        return ok
+
+
 class UdpServer:
     """Receives datagrams and hands them to an Ingest. `serve(stop)` runs until stop() is true."""
 
-    def __init__(self, ingest: Ingest, host: str = "127.0.0.1", port: int = 20777, rcvbuf: int = RCVBUF):
+    def __init__(self, ingest: Ingest, host: str = "127.0.0.1", port: int = 20777, rcvbuf: int = RCVBUF,
+                 allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")):
         self.ingest = ingest
+        self.allowed = SourceFilter(allow)     # PITWALL_UDP_ALLOW: other senders are refused and counted
         self.counters = ingest.counters
         self.sock = open_socket(host, port, rcvbuf)
         self.port = self.sock.getsockname()[1]
@@ -70,6 +93,7 @@ class UdpServer:
         ingest.hooks.append(self.stats)
 
     def stats(self) -> dict:
+        """The socket's figures for the counters: port, receive buffer, kernel drops."""
         drops = kernel_drops(self.sock)
         if drops is not None:
             self._kernel_drops = drops
@@ -130,7 +154,8 @@ class UdpServer:
         while not stop():
             sock.settimeout(0.2)
             try:
-                batch = [sock.recv(MAX_DATAGRAM_BUF)]
+                data, addr = sock.recvfrom(MAX_DATAGRAM_BUF)
+                batch = [data] if self.allowed(addr[0]) else self._refuse()
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -141,13 +166,19 @@ class UdpServer:
                 continue
             sock.setblocking(False)
             try:
-                while len(batch) < DRAIN_MAX:
-                    batch.append(sock.recv(MAX_DATAGRAM_BUF))
+                for _ in range(DRAIN_MAX - 1):
+                    data, addr = sock.recvfrom(MAX_DATAGRAM_BUF)
+                    batch.extend([data] if self.allowed(addr[0]) else self._refuse())
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError as exc:
                 self.counters.add(f"errors:socket {type(exc).__name__}")
             self.handle_many(batch)
 
+    def _refuse(self) -> list:
+        self.counters.add("udp_refused")
+        return []
+
     def close(self) -> None:
+        """Close the socket."""
         self.sock.close()

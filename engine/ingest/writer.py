@@ -23,6 +23,7 @@ class StreamWriter:
         self._shard: dict[tuple[str, str], str] = {}
 
     def stream_of(self, session: str, car: str) -> str:
+        """The telemetry stream (shard) of a session's car, cached."""
         s = self._shard.get((session, car))
         if s is None:
             if len(self._shard) > 100_000:
@@ -30,7 +31,7 @@ class StreamWriter:
             s = self._shard[(session, car)] = keys.telemetry_stream(keys.shard_of(session, car, self.shards))
         return s
 
-    def add(self, pipe, session: str, car: str, ts: np.ndarray, values: np.ndarray, sent: np.ndarray,
+    def add(self, pipe: redis.client.Pipeline, session: str, car: str, ts: np.ndarray, values: np.ndarray, sent: np.ndarray,
             max_points: int) -> int:
         """Queue one car's rows on a pipeline as XADDs of at most max_points; returns the entries queued.
         An entry's `at` is its oldest point's send time (or now), so a reader sees the worst latency."""

@@ -7,12 +7,21 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.contracts import CHANNEL_INDEX, InvalidPoint
-from engine.ingest.f1udp import HEADER, F1Decoder, read_dump
+from engine.ingest.f1udp import HEADER, F1Decoder
+from engine.sources.f1capture import read_dump
 from engine.ingest.rows import validate_rows
+
+if TYPE_CHECKING:
+    import redis
+
+    from engine.ingest.writer import StreamWriter
+    from engine.replay.sinks import HttpSink, UdpSink
 
 MAX_GAP_S = 1.0     # a pause, a menu or a new session in the capture is not waited out
 
@@ -26,7 +35,8 @@ def schedule(packets: list[bytes]) -> np.ndarray:
     return np.cumsum(dt)
 
 
-def play_f1(path, sink, speed: float | None = 10.0, client=None, progress: bool = True,
+def play_f1(path: str | Path, sink: StreamWriter | UdpSink | HttpSink, speed: float | None = 10.0,
+            client: redis.Redis | None = None, progress: bool = True,
             stop: Callable[[], bool] = lambda: False) -> dict:
     """Replay a capture into `sink` (UdpSink sends raw packets; others get decoded, validated rows)."""
     packets = read_dump(path)
@@ -76,22 +86,3 @@ def play_f1(path, sink, speed: float | None = 10.0, client=None, progress: bool 
                   file=sys.stderr, flush=True)
     return {"packets": len(packets), "points": points, "invalid": invalid, "errors": errors,
             "seconds": time.monotonic() - wall0}
-
-
-def is_f1_dump(path) -> bool:
-    """A capture of <uint16 length><F1 packet> records (gzip or plain)?"""
-    import gzip
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        return False
-    with open(p, "rb") as f:
-        head = f.read(2)
-    opener = gzip.open if head == b"\x1f\x8b" else open
-    try:
-        with opener(p, "rb") as f:
-            rec = f.read(2 + HEADER.itemsize)
-    except OSError:
-        return False
-    return len(rec) == 2 + HEADER.itemsize and int.from_bytes(rec[2:4], "little") in range(2023, 2027)

@@ -13,7 +13,7 @@ import redis
 
 from engine import keys
 from engine.ingest.writer import StreamWriter
-from engine.replay.grcup import RaceTimeline
+from engine.replay.timeline import RaceTimeline
 from engine.stages.timing import publish_crossing
 
 TELEMETRY_BATCH_S = 0.3   # race seconds of telemetry per write at 1x (the ingest batch window)
@@ -85,9 +85,10 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
     tel_t, tel_points = telemetry_points(tl)
     ci, ti = 0, int(np.searchsorted(tel_t, from_t))
     if client is not None and len(tl.weather):
-        # Once, before any telemetry: a lap record must not depend on when a worker re-read the
-        # session meta (records are compared byte for byte across workers and restarts).
-        publish_weather(client, tl, from_t, 0)
+        # Once, before any telemetry, the race's starting weather even when resuming at from_t: a
+        # lap record must not depend on when a worker re-read the session meta, nor on where the
+        # replay resumed (records are compared byte for byte across workers and restarts).
+        publish_weather(client, tl, 0.0, 0)
     while ci < len(crossings) and crossings[ci][0] < from_t:
         ci += 1
     wall0 = time.monotonic()

@@ -5,10 +5,12 @@ sink has `write(points) -> int`, the StreamWriter interface the player already u
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
@@ -16,6 +18,11 @@ import numpy as np
 from engine.contracts import CHANNEL_NAMES
 from engine.ingest.datagram import encode_binary
 from engine.ingest.rows import Rows, car_blocks, rows_from_points, rows_to_points
+
+if TYPE_CHECKING:
+    import redis
+
+    from engine.ingest.writer import StreamWriter
 
 DATAGRAM_POINTS = 40          # one car's points per datagram (about 2 KiB in float64)
 HTTP_BATCH = 500
@@ -32,6 +39,7 @@ class UdpSink:
         self.errors = 0
 
     def send_raw(self, data: bytes) -> None:
+        """Send one datagram as it is (raw F1 packets); a send error is counted."""
         try:
             self.sock.sendto(data, self.addr)
             self.datagrams += 1
@@ -39,6 +47,7 @@ class UdpSink:
             self.errors += 1
 
     def write_rows(self, rows: Rows) -> int:
+        """Send rows as PitWall binary datagrams; returns how many were sent."""
         for car, idx in car_blocks(rows):
             for start in range(0, len(idx), DATAGRAM_POINTS):
                 part = idx[start:start + DATAGRAM_POINTS]
@@ -49,6 +58,7 @@ class UdpSink:
         return len(rows)
 
     def write(self, points: list[dict]) -> int:
+        """Send point dicts as PitWall binary datagrams; returns how many were sent."""
         return sum(self.write_rows(r) for r in rows_from_points(points))
 
 
@@ -62,14 +72,18 @@ class HttpSink:
         self.errors = 0
 
     def write_rows(self, rows: Rows) -> int:
+        """POST rows as JSON batches; returns the points the server accepted."""
         return self.write(rows_to_points(rows))
 
     def write(self, points: list[dict]) -> int:
+        """POST point dicts as JSON batches; returns the points the server accepted."""
         sent = 0
         for start in range(0, len(points), HTTP_BATCH):
             chunk = points[start:start + HTTP_BATCH]
-            req = urllib.request.Request(self.url, data=json.dumps(chunk).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+            token = os.environ.get("PITWALL_TOKEN")    # an ingest token when the server has auth on
+            req = urllib.request.Request(self.url, data=json.dumps(chunk).encode(), method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  **({"Authorization": f"Bearer {token}"} if token else {})})
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     doc = json.loads(resp.read())
@@ -83,7 +97,8 @@ class HttpSink:
         return sent
 
 
-def open_sink(target: str, client=None, shards: int = 4, maxlen: int = 200_000):
+def open_sink(target: str, client: redis.Redis | None = None, shards: int = 4,
+              maxlen: int = 200_000) -> StreamWriter | UdpSink | HttpSink:
     """'stream' (needs a redis client), 'udp://host:port' or 'http://host:port'."""
     if target == "stream":
         from engine.ingest.writer import StreamWriter

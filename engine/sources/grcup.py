@@ -7,13 +7,13 @@ every reader here discovers files by pattern and normalises columns; nothing is 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from engine.sources.tracks import TRACKS
+from engine.sources.tracks import Track, canonical, find as find_track, track_facts
 
 
 @dataclass(frozen=True)
@@ -42,23 +42,34 @@ def _race_number(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _track_of(path: Path, root: Path) -> str | None:
-    for part in path.relative_to(root).parts:
-        if part.lower() in TRACKS:
-            return part.lower()
-    return None
+_RACE_FOLDER = re.compile(r"^(race[ _]*\d+|samples)$", re.I)
+
+
+def _track_of(path: Path, root: Path) -> str:
+    """The track of an analysis file: the first folder (from `root` down, `root` included) that
+    the tracks file knows by key, name or alias; for a circuit it does not know, the first folder
+    that is not a race's own ('Race 1'), as a key ('Laguna Seca' -> 'laguna-seca')."""
+    folders = [p for p in path.relative_to(root).parts[:-1]]
+    here = root if not _RACE_FOLDER.match(root.name) else root.parent
+    for part in [*folders, here.name]:
+        known = find_track(part)
+        if known is not None:
+            return known.key
+    return next((canonical(p) for p in folders if not _RACE_FOLDER.match(p) and canonical(p)),
+                canonical(here.resolve().name) or "unknown-track")
 
 
 def discover(root: Path) -> list[RaceFiles]:
-    """Every race under `root` (a folder holding track folders, or one track's folder)."""
+    """Every race under `root` (a folder holding track folders, or one track's folder), of any
+    circuit: one the tracks file does not know is named after its folder."""
     root = Path(root)
     races: list[RaceFiles] = []
     for analysis in sorted(root.rglob("23_AnalysisEnduranceWithSections*")):
         if "sample" in analysis.name.lower() or analysis.suffix.lower() != ".csv":
             continue
-        track = _track_of(analysis, root) or (root.name.lower() if root.name.lower() in TRACKS else None)
+        track = _track_of(analysis, root)
         race = _race_number(analysis)
-        if track is None or race is None:
+        if race is None:
             continue
         folder = analysis.parent
 
@@ -206,7 +217,7 @@ def car_number(vehicle_id: str) -> str:
     return str(vehicle_id)
 
 
-def read_telemetry(path: Path) -> pd.DataFrame:
+def read_telemetry(path: Path | str) -> pd.DataFrame:
     """GR Cup telemetry in either layout -> one row per sample time, canonical channel columns.
 
     Wide files have a column per channel; long files one channel value per row, pivoted here
@@ -216,6 +227,7 @@ def read_telemetry(path: Path) -> pd.DataFrame:
     orders samples; its day offset is removed by the caller's alignment (replay aligns on
     the official lap crossings).
     """
+    path = Path(path)
     head = pd.read_csv(path, nrows=0)
     cols = [c.strip() for c in head.columns]
     if "telemetry_name" in cols:
@@ -239,3 +251,32 @@ def read_telemetry(path: Path) -> pd.DataFrame:
     for c in keep[2:]:
         out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
     return out
+
+
+def race_track(files: RaceFiles, laps: pd.DataFrame | None = None, telemetry: pd.DataFrame | None = None) -> Track:
+    """The race's track: the tracks file's facts, else estimated from the race's laps (and its
+    telemetry on the race clock, when given: lap distance and GPS), marked as estimated."""
+    known = find_track(files.track)
+    if known is not None:
+        return known
+    t = track_facts(files.track, read_laps(files) if laps is None else laps, telemetry)
+    path = files.telemetry_wide or files.telemetry_long
+    if telemetry is not None and path is not None and {"lat", "lon"} <= set(telemetry.columns):
+        t = replace(t, gps_trace=str(Path(path).resolve()))
+    return t
+
+
+def tracks_of(races: list[RaceFiles]) -> dict[str, Track]:
+    """Each track of these races: the tracks file's facts, else estimated from all its races' laps."""
+    out: dict[str, Track] = {}
+    for key in sorted({r.track for r in races}):
+        mine = [r for r in races if r.track == key]
+        known = find_track(key)
+        out[key] = known or track_facts(key, pd.concat([read_laps(r) for r in mine], ignore_index=True))
+    return out
+
+
+def estimated_facts(races: list[RaceFiles]) -> dict[str, str]:
+    """For each of these races' tracks the tracks file does not know: which facts are estimated,
+    and from what (the line a command prints)."""
+    return {k: t.describe_estimates() for k, t in tracks_of(races).items() if t.estimated}

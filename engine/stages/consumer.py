@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import redis
 
 from engine import keys
+from engine.observe import observe
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class StageConsumer:
     batch_handler: Callable[[str, list], None] | None = None
 
     def setup(self) -> None:
+        """Create the group on every stream (idempotent)."""
         for s in self.streams:
             ensure_group(self.client, s, self.group)
 
@@ -63,13 +65,15 @@ class StageConsumer:
         first once Redis is back."""
         for attempt in range(1, self.max_failures + 1):
             try:
+                started = time.perf_counter()
                 self.handler(stream, entry_id, fields)
+                observe(self.client, f"stage_{self.group}", time.perf_counter() - started)
             except (redis.ConnectionError, redis.TimeoutError):
                 raise
             except Exception as exc:  # a bad entry must not stop the stage: count, retry, dead-letter
                 self.failures[entry_id] = attempt
                 log.warning("stage %s: entry %s on %s failed (%d/%d): %s", self.group, entry_id, stream,
-                            attempt, self.max_failures, exc)
+                            attempt, self.max_failures, exc, extra={"stage": self.group})
                 if attempt < self.max_failures:
                     time.sleep(0.05 * 2 ** attempt)
                     continue
@@ -134,7 +138,9 @@ class StageConsumer:
         """Give the entries read together to batch_handler in one call (e.g. one model batch for
         the field) and acknowledge them all; on failure, False: each is retried on its own."""
         try:
+            started = time.perf_counter()
             self.batch_handler(stream, [(i, f) for i, f in entries if f])
+            observe(self.client, f"stage_{self.group}", time.perf_counter() - started)
         except (redis.ConnectionError, redis.TimeoutError):
             raise
         except Exception as exc:  # retried entry by entry below, which counts and dead-letters

@@ -20,7 +20,7 @@ def ingest_threads(settings: Settings, name: str, stop: threading.Event) -> list
     ingest = Ingest(lambda: connect(settings.redis_url), shards=settings.shards, maxlen=settings.stream_maxlen,
                     ring_size=settings.ring_size, name=f"{name}-udp")
     try:
-        udp = UdpServer(ingest, settings.udp_host, settings.udp_port)
+        udp = UdpServer(ingest, settings.udp_host, settings.udp_port, allow=settings.udp_allow)
     except OSError as exc:   # the port is taken: the other roles keep running, the log says why
         log.error("ingest: cannot bind UDP %s:%d (%s): no UDP ingest in this process",
                   settings.udp_host, settings.udp_port, exc)
@@ -58,6 +58,7 @@ def format_stats(stats: dict[str, dict[str, float]]) -> str:
 
 
 def print_stats(settings: Settings) -> int:
+    """`pitwall engine --stats`: print every live ingest process's counters; returns 0."""
     from engine.ingest.counters import read_stats
     from engine.redisserver import connect
 

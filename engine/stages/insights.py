@@ -1,14 +1,14 @@
 """Insights stage: every lap crossing of the field -> tyre predictions (ONNX, batched across the
-cars that crossed together) and driver coaching, written into each car's live insight.
+cars that crossed together) and driver coaching, written into each car's live insight. This stage
+is the only owner of the tyre model.
 
-Two inputs:
-- the timing stream (own consumer group "insights"): every car's official crossings. Each
-  crossing is kept in the session's crossings hash (HSETNX by car and lap: idempotent), the
-  whole session's laps so far feed one batched TyreService.predict, and cars without
-  telemetry are judged by the driver service on their section times;
-- the process stage's `on_lap_complete` hook (cars with telemetry): the lap's per-corner wear
-  increment (friction energy) is stored by lap, and the driver service judges the lap with its
-  samples (braking points, cornering, throttle).
+Its input is the timing stream (own consumer group "insights"): every car's crossings, official
+or, for a live source, published by the process stage. Each crossing is kept in the session's
+crossings hash (HSETNX by car and lap: idempotent), the whole session's laps so far feed one
+batched TyreService.predict, and cars without telemetry are judged by the driver stage on their
+section times. Cars with telemetry: the process stage's lap hook (engine.stages.process.hooks)
+stores each lap's friction energy per corner (turned into wear % here, with the model's energy at
+the cliff) and has the driver stage judge the lap with its samples.
 Redelivery changes nothing: every write is keyed by session, car and lap.
 """
 
@@ -18,19 +18,20 @@ import itertools
 import json
 import logging
 import time
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import redis
 
 from engine import keys
+from engine.observe import observe
+from engine.race.corners import CORNERS
 from engine.stages.consumer import StageConsumer
-from engine.stages.timing import publish_crossing
+from engine.stages.driver import DriverStage
 
 log = logging.getLogger(__name__)
 GROUP = "insights"
-CORNERS = ("fl", "fr", "rl", "rr")
 
 
 crossings_key = keys.crossings
@@ -44,30 +45,15 @@ def _decode_hash(raw: dict) -> list[dict]:
 class InsightsStage:
     """Tyre model and driver coaching on each crossing; see the module docstring."""
 
-    def __init__(self, client: redis.Redis, models_dir, insight_ttl_s: int = 60):
+    def __init__(self, client: redis.Redis, models_dir: Path, insight_ttl_s: int = 60):
         from engine.tyre.live import TyreService
 
         self.client = client
         self.tyre = TyreService.load(models_dir)
         self.ttl = insight_ttl_s
-        self.drivers: dict[str, object] = {}
-        self.driver_skipped: Counter[str] = Counter()
+        self.drivers = DriverStage(client, insight_ttl_s)
         self.predictions = 0
         self.latency_ms: deque[float] = deque(maxlen=1000)   # the last 1,000 predictions
-
-    def judge(self, session: str, car: str, lap_info: dict, samples: dict | None) -> None:
-        """The driver service on one lap. A session on a track PitWall does not know (no
-        sector map: e.g. a live F1 session) gets no coaching; that is counted, not fatal."""
-        from engine.driver import DriverService
-
-        try:
-            if session not in self.drivers:
-                self.drivers[session] = DriverService(self.client, session, insight_ttl_s=self.ttl)
-            self.drivers[session].on_lap(car, lap_info, samples)
-        except ValueError as exc:     # unknown track, or a lap the driver service refuses (named)
-            self.driver_skipped[str(exc).split(";")[0]] += 1
-            if self.driver_skipped[str(exc).split(";")[0]] == 1:
-                log.warning("insights: no coaching for %s car %s: %s", session, car, exc)
 
     def handle_batch(self, crossings: list[dict]) -> None:
         """Apply the crossings read together, in waves: wave k holds each car's k-th crossing of
@@ -86,7 +72,7 @@ class InsightsStage:
                 pipe.execute()
                 for c in wave:
                     if not self.client.exists(keys.lap_record(session, str(c["car"]))):
-                        self.judge(session, str(c["car"]), c, None)   # telemetry cars: in the hook
+                        self.drivers.judge(session, str(c["car"]), c, None)   # telemetry cars: the lap hook
                 self.predict(session, {str(c["car"]) for c in wave})
 
     def predict(self, session: str, cars: set[str]) -> None:
@@ -106,7 +92,9 @@ class InsightsStage:
             laps["track"] = meta["track"]
         race_laps = int(float(meta["total_laps"])) if meta.get("total_laps") else None
         wear, telemetry = self._telemetry_wear(session, laps)
+        inferring = time.perf_counter()
         out = self.tyre.predict(laps, wear=wear, telemetry=telemetry, race_laps=race_laps)
+        observe(self.client, "inference", time.perf_counter() - inferring)
         from engine.tyre.live import insight_fields
 
         now = time.time()
@@ -139,49 +127,18 @@ class InsightsStage:
             stint_start = int(pits.max()) if len(pits) else 0
             latest = int(mine["lap"].max())     # telemetry may run ahead of the timing: not beyond it
             stint = [w for lap, w in per_lap.items() if stint_start < lap <= latest]
-            wear_rows.append({"car": car, **{f"wear_{c}": float(sum(w[f"wear_{c}"] for w in stint))
+            wear_rows.append({"car": car, **{f"wear_{c}": float(sum(self._wear_pct(w, c) for w in stint))
                                              for c in CORNERS}})
             tel_rows += [telemetry_row(car, lap, w) for lap, w in per_lap.items()]
         return (pd.DataFrame(wear_rows) if wear_rows else None,
                 pd.DataFrame(tel_rows) if tel_rows else None)
 
-    # -- the process stage's hook (cars with telemetry) ------------------------------------
-    def on_lap_complete(self, session: str, car: str, record: dict, arrays: dict[str, np.ndarray]) -> None:
-        """Store the lap's wear increment and judge the driver with the lap's samples."""
-        from engine.tyre.live import samples_from_arrays
-
-        lap = int(record["lap"])
-        try:
-            wear = self.tyre.wear_for_lap(samples_from_arrays(arrays))
-        except ValueError as exc:      # a lap without the channels wear needs: say so, keep going
-            log.info("insights: no wear for %s/%s lap %s: %s", session, car, lap, exc)
-        else:
-            self.client.hsetnx(wear_key(session, car), lap, json.dumps(_jsonable(wear)))
-        crossing = self.client.hget(crossings_key(session), f"{car}:{lap}")
-        lap_info = json.loads(crossing) if crossing else _crossing_from_record(record)
-        if self.client.hget(keys.session_meta(session), "timing") != b"official":
-            # A live source (UDP, F1 game, HTTP) has no official timing feed: the lap derived from
-            # telemetry is the crossing, so the tower, tyre model and strategy run for it too.
-            publish_crossing(self.client, {**_crossing_from_record(record), "session": session, "car": car})
-        samples = {("timestamp" if k == "t" else k): v for k, v in arrays.items()}
-        self.judge(session, car, lap_info, samples)
+    def _wear_pct(self, energy: dict, corner: str) -> float:
+        """One lap's wear increment at a corner in % of the cliff, from its stored friction energy."""
+        return 100.0 * energy[f"energy_{corner}"] / self.tyre.energy_at_cliff
 
 
-def _jsonable(d: dict) -> dict:
-    return {k: (float(v) if isinstance(v, (np.floating, float, np.integer, int)) and not isinstance(v, bool) else v)
-            for k, v in d.items()}
-
-
-def _crossing_from_record(record: dict) -> dict:
-    """A LapRecord (telemetry-derived) in the timing crossing's terms, when no crossing arrived yet."""
-    sectors = list(record.get("sectors_s") or []) + [None] * 3
-    flags = record.get("flags") or {}
-    return {"lap": record["lap"], "lap_time_s": record.get("lap_time_s"), "s1_s": sectors[0],
-            "s2_s": sectors[1], "s3_s": sectors[2], "flag": "FCY" if flags.get("fcy") else "GF",
-            "in_pit": bool(flags.get("pit")), "pit_time_s": None, "elapsed_s": record.get("end_utc")}
-
-
-def consumer(client: redis.Redis, name: str, models_dir, insight_ttl_s: int = 60) -> StageConsumer:
+def consumer(client: redis.Redis, name: str, models_dir: Path, insight_ttl_s: int = 60) -> StageConsumer:
     """The insights stage on the timing stream; entries read together are predicted together."""
     stage = InsightsStage(client, models_dir, insight_ttl_s)
     c = StageConsumer(client, GROUP, name, [keys.LAPS_STREAM],
@@ -189,8 +146,3 @@ def consumer(client: redis.Redis, name: str, models_dir, insight_ttl_s: int = 60
     c.batch_handler = lambda _s, entries: stage.handle_batch([json.loads(f[b"d"]) for _i, f in entries])
     c.stage = stage  # type: ignore[attr-defined]
     return c
-
-
-def lap_hooks(client: redis.Redis, settings) -> list:
-    """The process stage's on_lap_complete hooks for this process (see start_workers)."""
-    return [InsightsStage(client, settings.models_dir, settings.insight_ttl_s).on_lap_complete]

@@ -23,6 +23,7 @@ import numpy as np
 import redis
 
 from engine import keys
+from engine.observe import count, observe
 from engine.strategy.live import DEFAULT_RACES, recommend
 from engine.strategy.state import DEFAULT_DEG_S_PER_LAP, DEFAULT_DEG_SD, state_from_timing
 
@@ -162,8 +163,11 @@ class StrategyStage:
             call = recommend(state, car, track, races=races, seed=seed)
         except ValueError as exc:            # e.g. a track without fitted data: counted, not fatal
             self.skipped[str(exc).split(":")[0]] += 1
-            log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc)
+            log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc,
+                        extra={"session": session, "car": car, "lap": lap, "stage": GROUP})
             return None
+        observe(self.client, "montecarlo", call["simulate_ms"] / 1000)
+        count(self.client, "montecarlo_races", races * len(call["strategies"]))
         per_race = call["simulate_ms"] / 1000 / races
         self.s_per_race = per_race if self.s_per_race is None else 0.7 * self.s_per_race + 0.3 * per_race
         now = time.time()

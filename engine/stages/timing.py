@@ -28,6 +28,7 @@ class TimingStage:
         self.ttl = insight_ttl_s
 
     def handle(self, _stream: str, _entry_id: bytes, fields: dict) -> None:
+        """Apply one crossing to its car and rewrite the session's board and insights."""
         crossing = json.loads(fields[b"d"])
         session, car = crossing["session"], str(crossing["car"])
         cars_key = keys.car_state(session)

@@ -33,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
         if args.tumftm:
             out = tumftm_report(args.tumftm, args.races or 10_000, args.seed)
         elif args.backtest:
+            from engine.sources.grcup import discover, estimated_facts
             from engine.strategy.grcup import backtest
             out = backtest(args.backtest, races=args.races or 2000, seed=args.seed)
+            out["estimated_track_facts"] = estimated_facts(discover(args.backtest))
         else:
             out = session_call(args)
     except ValueError as exc:
@@ -169,6 +171,8 @@ def _print_human(out: dict) -> None:
     elif "coverage_80" in out:
         print(f"backtest: Spearman {out['spearman']} (holding the order: {out['spearman_hold_order']}), "
               f"80 % interval coverage {out['coverage_80']} over {out['car_cases']} car cases")
+        for track, note in out.get("estimated_track_facts", {}).items():
+            print(f"{track} (not in the tracks file): {note}")
     else:
         print(out["pit_window"]["sentence"])
         for s in out["strategies"]:

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.sources.grcup import discover, read_laps
+from engine.sources.grcup import discover, read_laps, tracks_of
 from engine.strategy.sim import SC, Cautions, Rules, rate_cautions
 from engine.strategy.state import RaceState
-from engine.sources.tracks import TRACKS, track as track_facts
+from engine.sources.tracks import TRACKS
 
 PRIOR_LAPS = 20.0
 MAX_CAUTION_LAPS = 10
@@ -203,8 +203,9 @@ def fit(root: str, exclude: str | None = None) -> dict[str, TrackModel]:
         car_laps += len(laps)
         stops.append(pit_losses(laps).assign(track=rf.track))
     stops = pd.concat(stops, ignore_index=True)
+    facts = tracks_of(races)      # a track the tracks file does not know: estimated from its laps
     # A strategic stop is a pass through the lane with a short stop; longer ones were repairs.
-    lane = stops["track"].map(lambda k: track_facts(k).pit_lane_s).astype(float)
+    lane = stops["track"].map(lambda k: facts[k].pit_lane_s).astype(float)
     stops = stops[(stops["loss_s"] > 5) & (stops["pit_time_s"].astype(float) <= MAX_LANE_FACTOR * lane)]
     pooled_rate = sum(t["phases"] for t in per_track.values()) / max(1, sum(t["green"] for t in per_track.values()))
     pmf = np.bincount(np.minimum(np.asarray(all_phases, int), MAX_CAUTION_LAPS),
@@ -222,8 +223,7 @@ def fit(root: str, exclude: str | None = None) -> dict[str, TrackModel]:
     for key, t in per_track.items():
         g = green[green["track"] == key]["loss_s"]
         f = fcy_stops[fcy_stops["track"] == key]["loss_s"]
-        facts = track_facts(key)
-        green_loss = float(g.median()) if len(g) >= 2 else float(facts.pit_loss_s or facts.pit_lane_s)
+        green_loss = float(g.median()) if len(g) >= 2 else float(facts[key].pit_loss_s or facts[key].pit_lane_s)
         out[key] = TrackModel(
             track=key,
             caution_start_per_lap=(t["phases"] + PRIOR_LAPS * pooled_rate) / (t["green"] + PRIOR_LAPS),

@@ -25,6 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from engine.settings import Settings
+    from engine.sources.grcup import discover, estimated_facts
     from engine.tyre.evaluate import evaluate
     from engine.tyre.model import ModelMissing
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ModelMissing) as exc:
         print(f"model evaluate: {exc}", file=sys.stderr)
         return 1
+    report["estimated_track_facts"] = estimated_facts([r for d in dirs for r in discover(Path(d))])
     text = json.dumps(report, default=float)
     if args.save:
         Path(args.save).write_text(json.dumps(report, indent=2, default=float) + "\n")

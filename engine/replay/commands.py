@@ -9,9 +9,17 @@ file (long or wide layout: its race is replayed with it), or an F1 UDP capture (
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
+
+    from engine.sources.grcup import RaceFiles
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """The `pitwall replay` options."""
     p.add_argument("path", help="a GR Cup track folder (with --race), an analysis or telemetry file, or an F1 UDP capture")
     p.add_argument("--race", type=int, default=1, help="race number in a track folder (default 1)")
     g = p.add_mutually_exclusive_group()
@@ -23,10 +31,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="stream (default), udp://HOST:PORT (PitWall datagrams; raw F1 packets) or http://HOST:PORT")
 
 
-def resolve(path: str, race: int):
+def resolve(path: str, race: int) -> RaceFiles:
     """The RaceFiles for a folder + race number, or for an analysis file's own race."""
-    from pathlib import Path
-
     from engine.sources import grcup
 
     target = Path(path)
@@ -46,7 +52,7 @@ def resolve(path: str, race: int):
     return grcup.find_race(target, tracks.pop(), race)
 
 
-def telemetry_race(path):
+def telemetry_race(path: Path) -> RaceFiles:
     """The RaceFiles of the race a GR Cup telemetry file belongs to, with that file as its telemetry."""
     from dataclasses import replace
 
@@ -60,7 +66,7 @@ def telemetry_race(path):
     raise SystemExit(f"{path}: a telemetry file outside any GR Cup race folder")
 
 
-def forget_session(client, session: str) -> int:
+def forget_session(client: redis.Redis, session: str) -> int:
     """Delete a session's live keys (timing, insights, laps, checkpoints) so a replay starts clean."""
     from engine import keys
 
@@ -71,8 +77,10 @@ def forget_session(client, session: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Replay the recorded session to the chosen target (`--to`); returns the exit status."""
     from engine.redisserver import connect
-    from engine.replay.f1 import is_f1_dump, play_f1
+    from engine.replay.f1 import play_f1
+    from engine.sources.f1capture import is_f1_dump
     from engine.replay.sinks import open_sink
     from engine.settings import Settings
 
@@ -91,13 +99,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"replayed F1 capture {args.path}: {result['packets']} packets, {result['points']} points "
               f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s")
         return 0
-    from engine.replay.grcup import load_race
+    import json
+
+    from engine import keys
+    from engine.replay.timeline import load_race
+    from engine.sources.grcup import race_track
     from engine.replay.player import play
 
     files = resolve(args.path, args.race)
     tl = load_race(files, with_telemetry=not args.no_telemetry)
     if args.fresh and client is not None:
         forget_session(client, tl.session)
+    facts = race_track(files, telemetry=tl.telemetry if len(tl.telemetry) else None)
+    if client is not None:     # the session carries its track's facts (estimated ones too)
+        client.hset(keys.session_meta(tl.session), "track_facts", json.dumps(facts.as_dict()))
+    if facts.estimated:
+        print(f"{tl.track} (not in the tracks file): {facts.describe_estimates()}")
     result = play(tl, client, sink, speed=speed)
     print(f"replayed {result['session']}: {result['crossings']} crossings, {result['points']} points "
           f"in {result['seconds']:.1f} s")

@@ -1,5 +1,8 @@
-"""The engine's driver stage: each completed lap updates the car's profile, is judged, and its
-alerts go to the alerts stream, the car's live insight and the push channel.
+"""The driver stage: each completed lap updates the car's profile, is judged (engine.driver, the
+pure core), and its alerts go to the alerts stream, the car's live insight and the push channel.
+
+Who calls it: the insights stage for each official crossing of a car without telemetry, the
+process stage's lap hook (engine.stages.process.hooks) for a car with telemetry, with its samples.
 
 State lives only in Redis (profiles hash, field list, alerts per lap), reloaded for every lap,
 so any worker that takes over a shard carries on where the last one stopped, and a redelivered
@@ -9,6 +12,7 @@ lap returns the alerts it already raised without learning from the lap twice.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 
@@ -17,28 +21,51 @@ import redis
 
 from engine import keys
 from engine.contracts import InvalidPoint
-from engine.driver import store
 from engine.driver.alerts import SECTION_CHANNELS
-from engine.driver.profile import DriverBook
-from engine.sources.tracks import Track, track as track_of
+from engine.driver.profile import FIELD_MEMORY, DriverBook, DriverProfile
+from engine.sources.tracks import Track, session_track as track_of_meta, track as track_of
+
+log = logging.getLogger(__name__)
+RECENT_ALERTS = 5
+
+
+def save_profile(pipe: redis.client.Pipeline | redis.Redis, session: str, profile: DriverProfile) -> None:
+    """Store one car's profile in the session's profiles hash."""
+    pipe.hset(keys.driver_profiles(session), profile.car, json.dumps(profile.to_dict()))
+
+
+def load_profiles(client: redis.Redis, session: str) -> dict[str, DriverProfile]:
+    """Every car's profile of a session (empty when the session has none yet)."""
+    raw = client.hgetall(keys.driver_profiles(session))
+    return {(k.decode() if isinstance(k, bytes) else k): DriverProfile.from_dict(json.loads(v))
+            for k, v in raw.items()}
+
+
+def push_field(pipe: redis.client.Pipeline | redis.Redis, session: str, entry: tuple) -> None:
+    """Append one lap's deviation from usual to the session's field memory (atomic, capped)."""
+    key = keys.driver_field(session)
+    pipe.rpush(key, json.dumps(list(entry)))
+    pipe.ltrim(key, -FIELD_MEMORY, -1)
+
+
+def load_field(client: redis.Redis, session: str) -> list[tuple[float, str, list[float]]]:
+    """The session's field memory: each recent lap's deviation from its driver's usual."""
+    return [tuple(json.loads(v)) for v in client.lrange(keys.driver_field(session), 0, -1)]
 
 
 def session_track(client: redis.Redis, session: str) -> Track:
     """The session's track: its meta hash if it says, else the session id ('barber-r1')."""
-    raw = client.hget(keys.session_meta(session), "track")
-    key = raw.decode() if isinstance(raw, bytes) else raw
-    return track_of(key or session.rsplit("-r", 1)[0])
+    meta = {k.decode(): v.decode() for k, v in client.hgetall(keys.session_meta(session)).items()}
+    return track_of_meta(meta) or track_of(session.rsplit("-r", 1)[0])
 
 
 def _z_dict(names, z) -> dict:
     return {n: round(float(v), 2) for n, v in zip(names, z) if v is not None and np.isfinite(v)}
 
 
-RECENT_ALERTS = 5
-
 
 class DriverService:
-    """`on_lap(car, lap_record, samples)` for one session; see engine/driver/__init__.py."""
+    """`on_lap(car, lap_record, samples)` for one session (the contract: engine/driver/__init__.py)."""
 
     def __init__(self, client: redis.Redis, session: str, track: Track | None = None,
                  insight_ttl_s: int = 60, stream_maxlen: int = 100_000):
@@ -73,8 +100,8 @@ class DriverService:
         done = self.client.hget(keys.driver_alerts(self.session, car), lap)
         if done is not None:
             return json.loads(done)
-        book = DriverBook(self.track, store.load_profiles(self.client, self.session), self.session,
-                          store.load_field(self.client, self.session))
+        book = DriverBook(self.track, load_profiles(self.client, self.session), self.session,
+                          load_field(self.client, self.session))
         j = book.on_lap(car, lap_record, samples)
         if j.telemetry_rejected:
             self.rejected[f"samples.{j.telemetry_rejected.split(':')[0]}"] += 1
@@ -91,9 +118,9 @@ class DriverService:
         insight["fingerprint"] = book.fingerprint(car)
         insight["profile"] = profile.summary()
         pipe = self.client.pipeline(transaction=True)
-        store.save_profile(pipe, self.session, profile)
+        save_profile(pipe, self.session, profile)
         if j.field_entry is not None:
-            store.push_field(pipe, self.session, j.field_entry)
+            push_field(pipe, self.session, j.field_entry)
         pipe.hset(keys.driver_alerts(self.session, car), lap, json.dumps(alerts))
         for a in alerts:
             pipe.xadd(keys.ALERTS_STREAM, {"session": self.session, "car": car, "lap": lap, "type": a["type"],
@@ -113,3 +140,26 @@ class DriverService:
         by_lap = {int(k): json.loads(v) for k, v in done.items()}
         by_lap[lap] = alerts
         return [a for _, lap_alerts in sorted(by_lap.items(), reverse=True) for a in lap_alerts][:n]
+
+
+class DriverStage:
+    """The driver service of every session seen; a session PitWall cannot coach is counted, not fatal."""
+
+    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60):
+        self.client = client
+        self.ttl = insight_ttl_s
+        self.services: dict[str, DriverService] = {}
+        self.skipped: Counter[str] = Counter()
+
+    def judge(self, session: str, car: str, lap_info: dict, samples: dict | None) -> None:
+        """The driver service on one lap. A session on a track PitWall does not know (no
+        sector map: e.g. a live F1 session) gets no coaching; that is counted, not fatal."""
+        try:
+            if session not in self.services:
+                self.services[session] = DriverService(self.client, session, insight_ttl_s=self.ttl)
+            self.services[session].on_lap(car, lap_info, samples)
+        except ValueError as exc:     # unknown track, or a lap the driver service refuses (named)
+            reason = str(exc).split(";")[0]
+            self.skipped[reason] += 1
+            if self.skipped[reason] == 1:
+                log.warning("driver: no coaching for %s car %s: %s", session, car, exc)

@@ -1,4 +1,4 @@
-"""Live push: one WebSocket endpoint (/ws/live) that fans the engine's insight changes and alerts
+"""The live feed: one WebSocket endpoint (/ws/live) that fans the engine's insight changes and alerts
 out to every browser and API client of this web process.
 
 One hub per process owns the Redis side (a pub/sub subscription to keys.INSIGHTS_CHANNEL and a
@@ -17,17 +17,16 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 import redis
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
+from app import data
+from app.messages import ALERT, Frame, Outbox, alert_message, encode, parse_published, ws_text_frame
 from engine import keys
 
 log = logging.getLogger("pitwall.live")
 
-ALERT = "alert.triggered"
-SNAPSHOT_TYPES = ("insight.generated", "prediction.complete", "telemetry.update")
 BURST_WINDOW_S = 0.01      # a burst of publishes (every car at once) leaves as one frame
 MIN_FLUSH_INTERVAL_S = 0.05  # at most 20 frames a second per client; pages apply at most 10
 HEARTBEAT_S = 5.0          # an idle feed still says it is alive, so a browser can tell "stale"
@@ -35,91 +34,6 @@ MAX_PENDING_ALERTS = 10_000  # beyond this a client is cut off and catches up fr
 MAX_PENDING_FRAMES = 3000      # ~5 minutes of 10 Hz frames queued for one client: cut it off
 CATCH_UP_MAX = 10_000
 
-
-# ---------------------------------------------------------------- pure core: coalescing
-
-def snapshot_key(msg: dict) -> tuple:
-    """What a newer snapshot replaces: the same kind of news about the same car."""
-    d = msg.get("data") or {}
-    return (msg.get("type"), d.get("session"), d.get("car"), d.get("kind"))
-
-
-@dataclass
-class Batch:
-    """Messages waiting for one client: every alert in order, the latest snapshot per key."""
-
-    alerts: list[dict] = field(default_factory=list)
-    snapshots: dict[tuple, dict] = field(default_factory=dict)
-
-    def add(self, msg: dict) -> None:
-        if msg.get("type") == ALERT:
-            self.alerts.append(msg)
-        else:
-            self.snapshots[snapshot_key(msg)] = msg
-
-    def merge(self, other: "Batch") -> None:
-        self.alerts.extend(other.alerts)
-        self.snapshots.update(other.snapshots)
-
-    def messages(self) -> list[dict]:
-        return [*self.alerts, *self.snapshots.values()]
-
-    def __len__(self) -> int:
-        return len(self.alerts) + len(self.snapshots)
-
-
-@dataclass
-class Frame:
-    """One flush of the hub: the batch and its WebSocket frame on the wire, encoded once and
-    shared by every client that is keeping up."""
-
-    batch: Batch
-    wire: bytes
-
-
-def encode(batch: Batch) -> str:
-    return json.dumps(batch.messages(), separators=(",", ":"), default=str)
-
-
-def ws_text_frame(text: str) -> bytes:
-    """An unmasked, unfragmented WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
-    payload = text.encode()
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x81, n))
-    elif n < 1 << 16:
-        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
-    return head + payload
-
-
-def alert_message(entry_id: bytes | str, fields: dict) -> dict:
-    """An ALERTS_STREAM entry as an alert.triggered message. Entries carry either one JSON field
-    `d` (the alert) or flat fields; the stream id goes into data.id for catch-up."""
-    f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-         for k, v in fields.items()}
-    data = json.loads(f["d"]) if "d" in f else dict(f)
-    if not isinstance(data, dict):
-        data = {"alert": data}
-    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    data["id"] = eid
-    ts = data.get("timestamp") or f.get("timestamp") or int(eid.split("-")[0]) / 1000.0
-    return {"type": ALERT, "timestamp": float(ts), "data": data}
-
-
-def parse_published(raw: bytes | str) -> dict | None:
-    """A pub/sub payload as a message, or None if it is not one (counted by the caller)."""
-    try:
-        msg = json.loads(raw)
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-        return None
-    return msg
-
-
-# ---------------------------------------------------------------- the shell: hub and clients
 
 class Client:
     """One connected socket's queue of frames: a deque and an Event (cheap under gevent, where a
@@ -130,7 +44,7 @@ class Client:
     greenlet switch per client. Whatever the kernel does not take at once (a slow reader) goes
     to the client's own greenlet, in order."""
 
-    def __init__(self, sock=None):
+    def __init__(self, sock: object | None = None):
         self.frames: deque[Frame] = deque()
         self.pending_alerts = 0
         self.cut_off = False
@@ -142,6 +56,7 @@ class Client:
         self.direct = 0
 
     def offer(self, frame: Frame) -> None:
+        """Hand the client a frame: sent at once when it is keeping up, else queued (or cut off)."""
         if self.cut_off:             # memory stays bounded while a stuck send holds its greenlet
             return
         if self.raw is not None and not self.frames and self.partial is None and not self.busy:
@@ -157,7 +72,7 @@ class Client:
                 self.ready.set()
                 return
         self.frames.append(frame)
-        self.pending_alerts += len(frame.batch.alerts)
+        self.pending_alerts += len(frame.outbox.alerts)
         if self.pending_alerts > MAX_PENDING_ALERTS or len(self.frames) > MAX_PENDING_FRAMES:
             self.cut_off = True      # it reconnects with ?since= and misses no alert
         self.ready.set()
@@ -175,9 +90,9 @@ class Client:
         self.pending_alerts = 0
         if len(self.frames) == 1:
             return self.frames.popleft().wire
-        merged = Batch()
+        merged = Outbox()
         while self.frames:
-            merged.merge(self.frames.popleft().batch)
+            merged.merge(self.frames.popleft().outbox)
         return ws_text_frame(encode(merged))
 
 
@@ -189,7 +104,7 @@ class Hub:
         self.client = redis.Redis.from_url(url)
         self.clients: set[Client] = set()
         self.lock = threading.Lock()
-        self.pending = Batch()
+        self.pending = Outbox()
         self.wake = threading.Event()
         self.stats = {"received": 0, "alerts": 0, "frames": 0, "invalid": 0, "redis_errors": 0,
                       "clients": 0, "cut_off": 0, "last_alert_id": None}
@@ -198,16 +113,19 @@ class Hub:
                          for fn in (self._listen, self._read_alerts, self._flush_loop)]
 
     def start(self) -> "Hub":
+        """Start the subscription, the alerts reader and the flush loop."""
         for t in self._threads:
             t.start()
         return self
 
     def stop(self) -> None:
+        """Ask the hub's threads to end."""
         self._stop.set()
         self.wake.set()
 
     # -- clients
-    def add(self, sock=None) -> Client:
+    def add(self, sock: object | None = None) -> Client:
+        """Register a connected socket's client."""
         c = Client(sock)
         with self.lock:
             self.clients.add(c)
@@ -215,6 +133,7 @@ class Hub:
         return c
 
     def remove(self, c: Client) -> None:
+        """Forget a client whose socket went away."""
         with self.lock:
             self.clients.discard(c)
             self.stats["clients"] = len(self.clients)
@@ -226,6 +145,7 @@ class Hub:
 
     # -- incoming
     def publish_local(self, msg: dict) -> None:
+        """Queue a message for the next flush to every client."""
         with self.lock:
             self.pending.add(msg)
             self.stats["received"] += 1
@@ -298,7 +218,7 @@ class Hub:
             self._stop.wait(delay)
             self.wake.clear()
             with self.lock:
-                batch, self.pending = self.pending, Batch()
+                batch, self.pending = self.pending, Outbox()
                 clients = list(self.clients)
             last_flush = time.monotonic()
             if not len(batch):
@@ -318,12 +238,11 @@ def hub() -> Hub:
     global _hub
     with _hub_lock:
         if _hub is None:
-            from app import data
             _hub = Hub(data.redis_url()).start()
         return _hub
 
 
-def serve(ws, since: str | None) -> None:
+def serve(ws: object, since: str | None) -> None:
     """The life of one socket: a hello, the alerts it missed, then frames until it goes away.
 
     Frames go straight to the socket, pre-encoded once per flush for every client (wsproto would
@@ -360,20 +279,26 @@ live = Blueprint("live", __name__)
 
 
 @live.get("/api/live")
-def live_stats():
+def live_stats() -> Response:
     """The push feed's counters in this process (clients, frames, invalid messages, Redis errors)."""
     return jsonify(dict(hub().stats))
 
 
-def register(server) -> None:
+def register(server: Flask) -> None:
     """Mount /ws/live and /api/live on the Flask server."""
     from flask_sock import Sock
+
+    from app import security
 
     sock = Sock(server)
 
     @sock.route("/ws/live")
     def ws_live(ws):
         since = request.args.get("since") or None
+        if (bad := security.since_error(since)) is not None:     # never handed to XRANGE
+            ws.send(security.error_frame("since", bad))
+            ws.close(reason=1008, message="bad since")
+            return
         serve(ws, since)
 
     server.register_blueprint(live)

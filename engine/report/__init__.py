@@ -1,0 +1,1 @@
+"""The post-race report: analysis (pure), figures (Plotly), render (kaleido, one browser), pdf (reportlab), build."""

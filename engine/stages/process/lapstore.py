@@ -1,0 +1,112 @@
+"""The process stage's writes: a car's completed laps, its checkpoint and the XACK of the entries
+they cover, in one Lua script that first checks the writer still holds the shard's lease (a stale
+owner writes nothing).
+
+Lap records go in with HSETNX by lap (a redelivery never duplicates or alters a lap), each new one
+announced on the laprecords stream and summarised in the car's insight field "lap". The laps
+closed by one read of the streams are written in one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+
+from engine import keys
+from engine.laps.state import CarState
+
+# One lease-fenced script writes a car's new lap records (HSETNX, announced on the laprecords
+# stream, summarised in the insight), its checkpoint and the XACK of the entries they cover;
+# any part may be empty. KEYS: lease, laps hash, checkpoint, laprecords stream, insight,
+# telemetry stream. ARGV: owner, session, car, maxlen, insight json, now, ttl, group,
+# n laps, (lap, json) x n, n checkpoint fields, (field, value) x n, n ids, id x n.
+_WRITE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local i = 9
+local added = 0
+local laps = tonumber(ARGV[i])
+for _ = 1, laps do
+  if redis.call('HSETNX', KEYS[2], ARGV[i + 1], ARGV[i + 2]) == 1 then
+    added = added + 1
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'session', ARGV[2], 'car', ARGV[3], 'lap', ARGV[i + 1])
+  end
+  i = i + 2
+end
+if laps > 0 then
+  redis.call('HSET', KEYS[5], 'lap', ARGV[5], 'updated_at', ARGV[6])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+end
+i = i + 1
+local fields = tonumber(ARGV[i])
+if fields > 0 then redis.call('DEL', KEYS[3]) end
+for _ = 1, fields do
+  redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
+  i = i + 2
+end
+i = i + 1
+for _ = 1, tonumber(ARGV[i]) do
+  redis.call('XACK', KEYS[6], ARGV[8], ARGV[i + 1])
+  i = i + 1
+end
+return added
+"""
+LOST = -1     # what the script returns when the writer no longer holds the shard's lease
+
+
+@dataclass
+class LapWrite:
+    """One car's completed lap(s) waiting to be written."""
+
+    shard: int
+    session: str
+    car: str
+    keys: list[str]
+    head: list
+    laps: list          # lap, json, lap, json, ...
+    checkpoint: list    # field, value, ...
+    ids: list[bytes]    # entries the checkpoint covers, to XACK with it
+    records: list
+    closed: list
+
+    def args(self, laps: bool, checkpoint: bool) -> list:
+        """The script's ARGV: the laps and/or the checkpoint with its XACKs."""
+        out = [*self.head, len(self.laps) // 2 if laps else 0, *(self.laps if laps else [])]
+        if checkpoint:
+            return [*out, len(self.checkpoint) // 2, *self.checkpoint, len(self.ids), *self.ids]
+        return [*out, 0, 0]
+
+
+class LapStore:
+    """Builds and runs the lease-fenced lap writes of one worker (see the module docstring)."""
+
+    def __init__(self, client: redis.Redis, name: str, group: str, shards: int, insight_ttl_s: int,
+                 records_maxlen: int):
+        self.client = client
+        self.name = name
+        self.group = group
+        self.shards = shards
+        self.ttl = insight_ttl_s
+        self.records_maxlen = records_maxlen
+        self._write = client.register_script(_WRITE)
+
+    def job(self, stream: str, st: CarState, records: list, closed: list, ids: list[bytes]) -> LapWrite:
+        """What `write` writes for one car: its records, then its checkpoint with the XACK of `ids`."""
+        shard = keys.shard_of(st.session, st.car, self.shards)
+        head = [self.name, st.session, st.car, self.records_maxlen, json.dumps(records[-1].summary()),
+                time.time(), self.ttl, self.group]
+        laps = [x for rec in records for x in (rec.lap, rec.to_json())]
+        cp = [x for kv in st.to_checkpoint().items() for x in kv]
+        script_keys = [keys.process_lease(shard), keys.lap_record(st.session, st.car),
+                       keys.checkpoint(st.session, st.car), keys.LAP_RECORDS_STREAM,
+                       keys.insight(st.session, st.car), stream]
+        return LapWrite(shard, st.session, st.car, script_keys, head, laps, cp, list(ids), records, closed)
+
+    def write(self, jobs: list[LapWrite], laps: bool, checkpoint: bool) -> list[int]:
+        """One pipelined round trip for all jobs; per job the number of new laps, or LOST."""
+        pipe = self.client.pipeline(transaction=False)
+        for job in jobs:
+            self._write(keys=job.keys, args=job.args(laps=laps, checkpoint=checkpoint), client=pipe)
+        return [int(x) for x in pipe.execute()]
