@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-CORNERS = ("fl", "fr", "rl", "rr")
-CORNER_NAMES = {"fl": "Front left", "fr": "Front right", "rl": "Rear left", "rr": "Rear right"}
+from engine.race.corners import CORNER_NAMES, CORNERS  # noqa: F401  (pages read views.CORNER_NAMES)
+
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
 BLUE, SKY, GREEN, ORANGE, VERMILLION, PINK, YELLOW, GREY = (
     "#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#F0E442", "#8C8C8C")

@@ -72,6 +72,8 @@ def main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="pitwall bench strategy")
     p.add_argument("--races", type=int, default=10_000)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None, help="threads the races are split over (default: "
+                   "PITWALL_SIM_THREADS or 1)")
     args = p.parse_args(argv)
     field, rules, cautions, plans = scenario(args.races)
     S, R, C, L = plans.count, cautions.races, field.size, rules.laps_left
@@ -85,7 +87,7 @@ def main(argv: list[str]) -> dict:
         for rep in range(args.repeats):
             w, c = time.perf_counter(), time.process_time()
             for each in (singles if one_at_a_time else [plans]):
-                sim.simulate(field, rules, cautions, each, np.random.default_rng(rep))
+                sim.simulate(field, rules, cautions, each, np.random.default_rng(rep), threads=args.threads)
             walls.append(time.perf_counter() - w)
             cpus.append(time.process_time() - c)
             what = "one strategy at a time" if one_at_a_time else "all strategies together"
@@ -113,5 +115,6 @@ def main(argv: list[str]) -> dict:
         "races": R, "strategies": S, "cars": C, "laps_left": L, "car_laps": car_laps,
         "repeats": args.repeats, "target_seconds": 0.25, "met_target": seconds <= 0.25,
         "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": args.threads or sim.THREADS,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

@@ -23,7 +23,8 @@ from engine.tyre.explain import MAX_CHARS, contributions, top_reasons
 from engine.tyre.live import OUTPUT_COLUMNS, TyreService, insight_fields
 from engine.tyre.model import ModelMissing, TyreModel
 from engine.tyre.train import matrix, onnx_max_diff, trainable
-from engine.tyre.wear import CORNERS, corner_power, lap_energy, telemetry_lap_features
+from engine.race.corners import CORNERS
+from engine.tyre.wear import corner_power, lap_energy, telemetry_lap_features
 
 MODELS = REPO_ROOT / "models"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.tyre import CLIFF_LAPS, CLIFF_LOSS_S, FIELD_WINDOW_S, FUEL_S_PER_LAP
 from engine.tyre.dataset import FEATURES, RACE_IDENTIFYING, REFERENCE_LAPS, TELEMETRY_FEATURES
-from engine.tyre.wear import HARD_CORNER_G, HEAVY_BRAKE_G
+from engine.race.braking import HARD_CORNER_G, HEAVY_BRAKE_G
 
 FEATURE_DOC = {
     "tyre_age": "laps on the current tyres (laps since the start, or since the car's last pit stop)",
@@ -27,7 +27,7 @@ FEATURE_DOC = {
     "field_loss": f"median last-lap loss of the field over laps completed in the last {FIELD_WINDOW_S:.0f} s",
     "field_fcy": f"share of the field's laps in the last {FIELD_WINDOW_S:.0f} s that ended under FCY",
     "tel_energy": "telemetry: the lap's total friction energy (wear model), NaN without telemetry",
-    "tel_heavy_brakes": f"telemetry: braking events below {HEAVY_BRAKE_G} g this lap",
+    "tel_heavy_brakes": f"telemetry: braking events below -{HEAVY_BRAKE_G} g this lap",
     "tel_hard_corners": f"telemetry: cornering events above {HARD_CORNER_G} g this lap",
 }
 
