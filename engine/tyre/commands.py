@@ -101,6 +101,7 @@ def evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from engine.settings import Settings
+    from engine.sources.grcup import discover, estimated_facts
     from engine.sources.models import ModelMissing, read_tyre_model
     from engine.sources.training import build, data_fingerprint
     from engine.tyre.evaluate import evaluate as evaluate_rows
@@ -118,6 +119,7 @@ def evaluate(args: argparse.Namespace) -> int:
     except (ValueError, ModelMissing) as exc:
         print(f"model evaluate: {exc}", file=sys.stderr)
         return 1
+    report["estimated_track_facts"] = estimated_facts([r for d in dirs for r in discover(Path(d))])
     text = json.dumps(report, default=float)
     if args.save:
         Path(args.save).write_text(json.dumps(report, indent=2, default=float) + "\n")
