@@ -89,8 +89,9 @@ def alerts(session: str, query: m.AlertsQuery):
               m.StrategyCall, body=m.SimulateRequest, errors=(404,)))
 def simulate(body: m.SimulateRequest):
     """Run the strategy Monte Carlo for one car on the session's live board."""
-    from engine.stages.strategy import timing_cars
-    from engine.strategy.live import recommend, state_from_timing
+    from engine.sources.track_models import track_model
+    from engine.strategy.call import recommend, state_from_timing
+    from engine.strategy.field import timing_cars
 
     b, err = _board_or_404(body.session)
     if err:
@@ -104,7 +105,8 @@ def simulate(body: m.SimulateRequest):
         return error(404, "car", f"car {body.car!r} is not on the board")
     flag = "fcy" if str(meta.get("flag", "")).upper() == "FCY" else "green"
     try:
-        call = recommend(state_from_timing(cars_, total, flag), body.car, track, races=body.races,
+        call = recommend(state_from_timing(cars_, total, flag), body.car, track_model(track, body.session),
+                         races=body.races,
                          seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
     except ValueError as exc:
         return error(422, str(exc).split(":")[0] or "car", str(exc))
