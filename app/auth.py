@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from flask import Flask, current_app, g, jsonify, redirect, request, session
+from flask import Flask, Response, current_app, g, jsonify, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from app import tokens
@@ -87,18 +87,22 @@ class Access:
 
 
 def access() -> Access:
+    """The access configuration of the app serving this request."""
     return current_app.extensions["pitwall_access"]
 
 
 def settings() -> Settings:
+    """This server's settings."""
     return access().settings
 
 
 def secret() -> str:
+    """The key that signs this server's cookies and tokens."""
     return access().secret
 
 
 def users() -> UserStore:
+    """This server's users file."""
     return access().users
 
 
@@ -161,7 +165,7 @@ def dash_rules(body) -> list[Need]:
     return [need("POST", DASH_UPDATE), *(need("GET", page) for page in pages)]
 
 
-def deny(status: int, field: str, reason: str, page: bool = False):
+def deny(status: int, field: str, reason: str, page: bool = False) -> Response:
     """401/403 as JSON naming the field; a browser asking for a page is sent to the login page."""
     if page and status == 401:
         return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
@@ -172,7 +176,7 @@ def deny(status: int, field: str, reason: str, page: bool = False):
     return resp
 
 
-def guard():
+def guard() -> Response | None:
     """before_request: the kiosk link, the policy, and CSRF for cookie-authenticated writes."""
     if not settings().auth:
         return None
@@ -194,7 +198,7 @@ def guard():
     return None
 
 
-def _check(rule: Need):
+def _check(rule: Need) -> Response | None:
     """None if the caller meets the rule, else the 401/403 answer."""
     if rule.role is None:
         return None
@@ -216,7 +220,7 @@ def _check(rule: Need):
     return None
 
 
-def kiosk_link(token: str):
+def kiosk_link(token: str) -> Response:
     """`?token=<kiosk token>` on a page: keep it in the session cookie, then reload without it."""
     try:
         p = tokens.decode(secret(), token)
@@ -231,7 +235,7 @@ def kiosk_link(token: str):
     return redirect(request.path + ("?" + urlencode(rest) if rest else ""))
 
 
-def csrf_cookie(resp):
+def csrf_cookie(resp: Response) -> Response:
     """after_request: the CSRF token also as a cookie Dash's renderer can read and send back."""
     token = session.get("csrf")
     if token and request.cookies.get(CSRF_COOKIE) != token:
@@ -239,7 +243,7 @@ def csrf_cookie(resp):
     return resp
 
 
-def login():
+def login() -> Response:
     """POST /login (form: username, password, next): the session cookie, or back to the form."""
     name, password = request.form.get("username", ""), request.form.get("password", "")
     target = request.form.get("next") or "/"
@@ -256,7 +260,7 @@ def login():
     return redirect(target)
 
 
-def logout():
+def logout() -> Response:
     """GET/POST /logout: forget the session."""
     session.clear()
     resp = redirect("/login")
@@ -280,6 +284,7 @@ def check_startup(s: Settings) -> None:
 
 
 def access_of(server: Flask) -> Access:
+    """The access configuration installed on `server`."""
     return server.extensions["pitwall_access"]
 
 
@@ -300,7 +305,7 @@ def configure(server: Flask) -> None:
     server.add_url_rule("/logout", "auth_logout", logout, methods=["GET", "POST"])
 
 
-def banner():
+def banner() -> object:
     """The header's access note: "open access" when auth is off, else a log-out link."""
     import dash_bootstrap_components as dbc
     from dash import html

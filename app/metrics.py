@@ -17,7 +17,6 @@ from engine import keys, observe
 from engine.ingest.counters import read_stats
 
 log = logging.getLogger("pitwall.metrics")
-GROUPS_OF = {"telemetry": "process", "timing": "timing/insights/strategy"}
 
 
 def source_of(process: str) -> str:

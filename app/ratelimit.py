@@ -9,7 +9,7 @@ import math
 import time
 
 import redis
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 from limits import parse
 from limits.errors import StorageError
@@ -67,7 +67,7 @@ def refusal(scope: str, doing: str) -> str | None:
     return None if wait is None else f"too many {doing} from this client; retry in {wait} s"
 
 
-def check():
+def check() -> Response | None:
     """before_request: count this request against its bucket; 429 with Retry-After past the limit."""
     s: Settings = current_app.extensions["pitwall_access"].settings
     found = bucket(request.method, request.path, s)
@@ -78,7 +78,7 @@ def check():
     return None if wait is None else too_many(scope, rate, wait)
 
 
-def too_many(scope: str, rate: str, retry_after: int):
+def too_many(scope: str, rate: str, retry_after: int) -> Response:
     """429 as JSON naming what was limited, with Retry-After in seconds."""
     resp = jsonify({"error": {"field": "rate", "reason": f"{scope}: more than {rate} from this client; "
                               f"retry in {retry_after} s"}})

@@ -258,7 +258,7 @@ def test_rate_limit_answers_429_with_retry_after(redis_url, tmp_path, monkeypatc
     written = pipeline().counters.get("written")
     codes = [c.post("/api/telemetry", json=POINT, headers=ing).status_code for _ in range(9)]
     assert codes == [200] * 8 + [429], "ingest has its own limit"
-    assert wait_for(lambda: pipeline().counters.get("written") == written + 8, timeout=10), "the 8 accepted are written"
+    assert wait_for(lambda: pipeline().counters.get("written") >= written + 8, timeout=10), "the 8 accepted are written"
     assert all(c.get("/_dash-layout").status_code == 200 for _ in range(8)), "the dashboard's own traffic is not limited"
 
 

@@ -119,7 +119,7 @@ def import_grcup(folder: Path, race: int | None, archive: Archive, models_dir: P
         "date": dt.datetime.fromtimestamp(start, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if start else "",
         "start_utc": str(start or ""), "total_laps": str(total_laps), "sources": " ; ".join(sources),
         "results_file": results_path.name if results_path else "", "imported_at": str(time.time()),
-        "strategy": "none: strategy calls are made live; an imported session has none",
+        "strategy": "Strategy calls are made live (the strategy stage); an imported session has none.",
     }
     tables = {
         "meta": pd.DataFrame({"key": list(meta), "value": list(meta.values())}),
