@@ -109,7 +109,8 @@ def simulate(body: m.SimulateRequest) -> BaseModel | Response:
     tyre = {car: i["tyre"] for car, i in insights.items() if isinstance(i.get("tyre"), dict)}
     try:          # as the strategy stage calls it: the board, each car's tyre curve, the flag at the line
         call = recommend(board_state(rows, tyre, total, meta.get("flag") or None), body.car,
-                         track_model(track, body.session), races=body.races, seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
+                         track_model(track, body.session), races=body.races,
+                         seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
     except ValueError as exc:
         return error(422, str(exc).split(":")[0] or "car", str(exc))
     observe(data.client(), "montecarlo", call["simulate_ms"] / 1000)
