@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.race.lap import clean_laps
+
 INCIDENT_SLOW = 0.07      # a green lap this much over the car's median: an incident, not its pace
 
 
@@ -28,17 +30,9 @@ def caution_phases(flags: pd.Series) -> list[int]:
 
 
 def green_laps(laps: pd.DataFrame) -> pd.DataFrame:
-    """Green racing laps: not lap 1, not an in- or out-lap, not the first lap after a caution."""
-    flags = field_flags(laps)
-    after_fcy = flags.shift(1).eq("FCY")
-    bad_laps = set(flags.index[after_fcy.to_numpy()])
-    out_laps = laps.loc[laps["in_pit"], ["car", "lap"]].assign(lap=lambda d: d["lap"] + 1)
-    pit = pd.concat([laps.loc[laps["in_pit"], ["car", "lap"]], out_laps])
-    key = set(zip(pit["car"], pit["lap"]))
-    ok = (laps["flag"].eq("GF") & (laps["lap"] > 1) & ~laps["lap"].isin(bad_laps)
-          & laps["lap_time_s"].notna() & laps["pit_time_s"].isna()
-          & ~pd.Series([k in key for k in zip(laps["car"], laps["lap"])], index=laps.index))
-    return laps[ok]
+    """Green racing laps: the race's one clean-lap rule (engine.race.lap.clean_laps: not lap 1, not
+    an in- or out-lap, green at the line after the car's own green lap)."""
+    return laps[clean_laps(laps)]
 
 
 def incident_losses(laps: pd.DataFrame) -> tuple[np.ndarray, int]:
