@@ -76,9 +76,9 @@ def driver_alerts(laps: pd.DataFrame, track_key: str, session: str, samples: dic
 
 def tyre_outputs(laps: pd.DataFrame, weather: pd.DataFrame, race_laps: int, models_dir: Path) -> pd.DataFrame:
     """The tyre model after every car-lap (one batch), as the live insights stage computes it."""
-    from engine.tyre.live import TyreService
+    from engine.sources.models import read_tyre_service
 
-    svc = TyreService.load(models_dir)
+    svc = read_tyre_service(models_dir)
     out = svc.predict(laps, weather=weather, race_laps=race_laps, latest_only=False)
     out["reasons"] = out["reasons"].map(lambda r: " | ".join(x.get("text", str(x)) if isinstance(x, dict) else str(x)
                                                              for x in (r or [])))

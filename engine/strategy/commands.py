@@ -3,6 +3,7 @@
     pitwall simulate --tumftm data/tumftm/pars_Spielberg_2019.ini --races 10000 --json
     pitwall simulate --backtest data/grcup --json
     pitwall simulate --session barber-r1 --lap 9 --car 13 --json
+    pitwall simulate --fit-tracks --data data/grcup --out models/track_models.json
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     what.add_argument("--tumftm", type=Path, metavar="FILE", help="TUMFTM pars_<race>.ini (pars_mcs.ini beside it)")
     what.add_argument("--backtest", type=Path, metavar="DIR", help="GR Cup races to backtest (a data folder)")
     what.add_argument("--session", help="a GR Cup race, e.g. barber-r1: the strategy call for --car at --lap")
+    what.add_argument("--fit-tracks", action="store_true",
+                      help="fit the GR Cup track models from --data and write them to --out (the live call loads them)")
+    p.add_argument("--out", type=Path, default=None, help="with --fit-tracks: the file (default models/track_models.json)")
     p.add_argument("--races", type=int, default=None, help="simulated races (default 10000; backtest 2000)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lap", type=int, help="with --session: laps the leader has completed")
@@ -33,10 +37,9 @@ def run(args: argparse.Namespace) -> int:
         if args.tumftm:
             out = tumftm_report(args.tumftm, args.races or 10_000, args.seed)
         elif args.backtest:
-            from engine.sources.grcup import discover, estimated_facts
-            from engine.strategy.grcup import backtest
-            out = backtest(args.backtest, races=args.races or 2000, seed=args.seed)
-            out["estimated_track_facts"] = estimated_facts(discover(args.backtest))
+            out = backtest_report(args.backtest, args.races or 2000, args.seed)
+        elif args.fit_tracks:
+            out = fit_tracks_file(args.data, args.out)
         else:
             out = session_call(args)
     except ValueError as exc:
@@ -131,12 +134,47 @@ def _sweep(race, field, rules, ref, path: Path, races: int, seed: int) -> dict:
             "ranking": ranking, "reference_ranking": ref_ranking, "ranking_unchanged": ranking == ref_ranking}
 
 
+def backtest_report(root: Path, races: int, seed: int) -> dict:
+    """The backtest over every race under `root`, each with its track's model fitted without it."""
+    from engine.sources.grcup import discover, estimated_facts
+    from engine.sources.track_models import fit_folder, race_laps
+    from engine.strategy.backtest import backtest
+
+    found = discover(Path(root))
+    if not found:
+        raise ValueError(f"--backtest {root}: no GR Cup races found (23_AnalysisEnduranceWithSections_*.CSV)")
+
+    def held_out(rf):
+        models = fit_folder(str(root), rf.session)
+        if rf.track not in models:
+            raise ValueError(f"track {rf.track!r}: no races of it under {root} besides {rf.session}")
+        return models[rf.track]
+
+    out = backtest(race_laps(Path(root)), held_out, races=races, seed=seed)
+    out["estimated_track_facts"] = estimated_facts(found)
+    return out
+
+
+def fit_tracks_file(data: Path | None, out: Path | None) -> dict:
+    """Fit every track's model (and each race's held-out model) and write models/track_models.json."""
+    from engine.settings import REPO_ROOT
+    from engine.sources import track_models
+
+    root = data or REPO_ROOT / "data" / "grcup"
+    path = out or track_models.DEFAULT_PATH
+    doc = track_models.fit_all(Path(root))
+    track_models.save(doc, path)
+    return {"file": str(path), "tracks": sorted(doc["tracks"]), "held_out_races": sorted(doc["without_race"])}
+
+
 def session_call(args: argparse.Namespace) -> dict:
     """The live call for one car at one lap of a recorded GR Cup race."""
     from engine.sources.grcup import discover, read_laps
     from engine.settings import REPO_ROOT
-    from engine.strategy.grcup import field_flags, state_at, track_model
-    from engine.strategy.live import recommend
+    from engine.sources.track_models import track_model
+    from engine.strategy.backtest import state_at
+    from engine.strategy.call import recommend
+    from engine.strategy.racelaps import field_flags
 
     if args.lap is None or args.car is None:
         raise ValueError("--session needs --lap and --car")
@@ -149,8 +187,9 @@ def session_call(args: argparse.Namespace) -> dict:
     total = int(field_flags(laps).index.max())
     if not 1 <= args.lap < total:
         raise ValueError(f"--lap {args.lap}: must be between 1 and {total - 1}")
-    state = state_at(laps, args.lap, total, track_model(rf.track, root))
-    return recommend(state, str(args.car), rf.track, races=args.races or 10_000, seed=args.seed)
+    model = track_model(rf.track, rf.session)       # the shipped model, fitted without this race
+    state = state_at(laps, args.lap, total, model)
+    return recommend(state, str(args.car), model, races=args.races or 10_000, seed=args.seed)
 
 
 def _jsonable(value):
@@ -176,6 +215,9 @@ def _print_human(out: dict) -> None:
               f"80 % interval coverage {out['coverage_80']} over {out['car_cases']} car cases")
         for track, note in out.get("estimated_track_facts", {}).items():
             print(f"{track} (not in the tracks file): {note}")
+    elif "held_out_races" in out:
+        print(f"track models for {', '.join(out['tracks'])} (and {len(out['held_out_races'])} held-out races) "
+              f"written to {out['file']}")
     else:
         print(out["pit_window"]["sentence"])
         for s in out["strategies"]:
