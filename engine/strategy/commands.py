@@ -4,6 +4,7 @@
     pitwall simulate --backtest data/grcup --json
     pitwall simulate --session barber-r1 --lap 9 --car 13 --json
     pitwall simulate --fit-tracks --data data/grcup --out models/track_models.json
+    pitwall simulate --tumftm-suite data/tumftm --json
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ MEAN_TOL, PCT_TOL = 0.5, 5.0     # the acceptance tolerances against the TUMFTM 
 def configure(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--tumftm", type=Path, metavar="FILE", help="TUMFTM pars_<race>.ini (pars_mcs.ini beside it)")
+    what.add_argument("--tumftm-suite", type=Path, metavar="DIR",
+                      help="every TUMFTM race file in DIR with a reference result, against it")
     what.add_argument("--backtest", type=Path, metavar="DIR", help="GR Cup races to backtest (a data folder)")
     what.add_argument("--session", help="a GR Cup race, e.g. barber-r1: the strategy call for --car at --lap")
     what.add_argument("--fit-tracks", action="store_true",
@@ -36,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.tumftm:
             out = tumftm_report(args.tumftm, args.races or 10_000, args.seed)
+        elif args.tumftm_suite:
+            out = tumftm_suite(args.tumftm_suite, args.races or 10_000, args.seed)
         elif args.backtest:
             out = backtest_report(args.backtest, args.races or 2000, args.seed)
         elif args.fit_tracks:
@@ -52,7 +57,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def tumftm_report(path: Path, races: int, seed: int = 1) -> dict:
+def tumftm_suite(folder: Path, races: int, seed: int = 1) -> dict:
+    """Every race file in `folder` that has a reference distribution, run `races` times and compared:
+    drivers within tolerance per race and overall, each race's worst driver and its seconds."""
+    import time
+
+    from engine.sources import tumftm as tumftm_files
+
+    started = time.perf_counter()
+    per_race, within, drivers = {}, 0, 0
+    for path in tumftm_files.race_files(folder):
+        if "distribution" not in tumftm_files.reference_files(path):
+            continue
+        rep = tumftm_report(path, races, seed, sweep=False)
+        ref = rep["reference"]
+        worst = max(ref["drivers"].items(), key=lambda kv: _excess(kv[1]["diff"]))
+        per_race[path.stem.removeprefix("pars_")] = {
+            "within": ref["within"], "of": ref["of"], "all_within": ref["all_within"], "failures": ref["failures"],
+            "worst": {"driver": worst[0], **worst[1]["diff"], "excess": round(_excess(worst[1]["diff"]), 2)},
+            "events": rep["events"], "seconds": rep["seconds"]}
+        within += ref["within"]
+        drivers += ref["of"]
+    if not per_race:
+        raise ValueError(f"--tumftm-suite {folder}: no pars_<race>_<year>.ini with a reference "
+                         f"<race>_<year>_*_position_distribution.csv (beside it or in reference-results/)")
+    return {"races": len(per_race), "within": within, "drivers": drivers,
+            "all_within": within == drivers, "races_per_race": races, "seed": seed,
+            "tolerance": {"mean_position": MEAN_TOL, "p_win_pp": PCT_TOL, "p_podium_pp": PCT_TOL},
+            "seconds": round(time.perf_counter() - started, 2), "per_race": per_race}
+
+
+def _excess(diff: dict) -> float:
+    """How far a driver is from the reference in tolerances (> 1: outside)."""
+    return max(abs(diff["mean_position"]) / MEAN_TOL, abs(diff["p_win"]) / PCT_TOL, abs(diff["p_podium"]) / PCT_TOL)
+
+
+def tumftm_report(path: Path, races: int, seed: int = 1, sweep: bool = True) -> dict:
     """Run a TUMFTM race `races` times; compare with its reference results where they exist."""
     import time
 
@@ -85,7 +125,7 @@ def tumftm_report(path: Path, races: int, seed: int = 1) -> dict:
     if "distribution" in refs:
         out["reference"] = _compare_distribution(drivers, tumftm_files.read_reference(refs["distribution"]),
                                                  refs["distribution"])
-    if "sweep" in refs:
+    if sweep and "sweep" in refs:
         out["sweep"] = _sweep(race, field, rules, tumftm_files.read_reference(refs["sweep"]), refs["sweep"], races, seed)
     return out
 
@@ -200,7 +240,14 @@ def _jsonable(value):
 
 
 def _print_human(out: dict) -> None:
-    if "drivers" in out:
+    if "per_race" in out:
+        print(f"TUMFTM suite: {out['within']} of {out['drivers']} drivers within tolerance over {out['races']} races "
+              f"({out['races_per_race']} races each, {out['seconds']} s)")
+        for name, r in out["per_race"].items():
+            w = r["worst"]
+            print(f"  {name:18s} {r['within']:2d}/{r['of']:2d}  worst {w['driver']} (mean {w['mean_position']:+.2f}, "
+                  f"win {w['p_win']:+.1f} pp, podium {w['p_podium']:+.1f} pp)  {r['seconds']} s")
+    elif "drivers" in out:
         print(f"{out['race']}: {out['races']} races in {out['seconds']} s")
         checks = out.get("reference", {}).get("drivers", {})
         for code, d in out["drivers"].items():
