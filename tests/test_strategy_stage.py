@@ -96,11 +96,12 @@ def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
     from pathlib import Path
 
     from engine.settings import REPO_ROOT
-    from engine.tyre.live import TyreService, insight_fields
+    from engine.sources.models import read_tyre_service
+    from engine.tyre.service import insight_fields
 
     r = race_to_lap_9
     laps = read_laps(find_race(grcup, "barber", 1))
-    predicted = TyreService.load(Path(REPO_ROOT / "models")).predict(laps[laps["lap"] <= 9], race_laps=27)
+    predicted = read_tyre_service(Path(REPO_ROOT / "models")).predict(laps[laps["lap"] <= 9], race_laps=27)
     for row in predicted.to_dict("records"):                    # what the insights stage writes
         r.hset(keys.insight("barber-r1", row["car"]), "tyre", json.dumps(insight_fields(row)))
     c = consumer(r, "t3", races=300)
@@ -157,3 +158,25 @@ def test_the_strategy_page_simulates_the_field_the_engines_call_simulates(race_t
         else:
             assert a == b, f.name
     assert int((engine.deg_s_per_lap == 0.041).sum()) == len(board[::2]) - 1 and engine.in_pit[3]
+
+
+def test_the_live_call_reads_no_race_file_and_uses_the_model_fitted_without_the_replayed_race(race_to_lap_9,
+                                                                                           monkeypatch):
+    import engine.sources.grcup as grcup_files
+    from engine.sources.track_models import shipped
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the live strategy call read a race file")
+
+    for name in ("read_laps", "discover", "find_race", "tracks_of"):
+        monkeypatch.setattr(grcup_files, name, refuse)
+    r = race_to_lap_9
+    c = consumer(r, "t4", races=300)
+    c.setup()
+    while c.poll():
+        pass
+    call = json.loads(r.hget(keys.insight("barber-r1", "13"), "strategy"))
+    held = shipped().model("barber", "barber-r1")
+    assert held.source["races"] == ["barber-r2"]
+    assert call["model"]["caution_start_per_lap"] == round(held.caution_start_per_lap, 4)
+    assert call["model"]["caution_start_per_lap"] != round(shipped().tracks["barber"].caution_start_per_lap, 4)

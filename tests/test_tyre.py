@@ -14,17 +14,18 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from engine.cli import main
+from engine.race.corners import CORNERS
 from engine.sources.grcup import find_race, read_laps, read_weather
 from engine.settings import REPO_ROOT
+from engine.sources.models import ModelMissing, read_tyre_model, read_tyre_service
+from engine.sources.training import race_features, telemetry_lap_features
 from engine.tyre import FUEL_S_PER_LAP
 from engine.tyre.cliff import _first_run, laps_to_cliff
-from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time, race_features
+from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time
 from engine.tyre.explain import MAX_CHARS, contributions, top_reasons
-from engine.tyre.live import OUTPUT_COLUMNS, TyreService, insight_fields
-from engine.tyre.model import ModelMissing, TyreModel
+from engine.tyre.service import OUTPUT_COLUMNS, TyreService, insight_fields
 from engine.tyre.train import matrix, onnx_max_diff, trainable
-from engine.race.corners import CORNERS
-from engine.tyre.wear import corner_power, lap_energy, telemetry_lap_features
+from engine.tyre.wear import corner_power, lap_energy
 
 MODELS = REPO_ROOT / "models"
 
@@ -41,7 +42,7 @@ def rows(barber1):
 
 @pytest.fixture(scope="module")
 def model():
-    return TyreModel.load(MODELS)
+    return read_tyre_model(MODELS)
 
 
 # --- feature rows -------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def test_interval_brackets_the_prediction_and_is_calibrated_on_held_out_races(mo
 
 def test_missing_models_directory_says_what_to_run(tmp_path):
     with pytest.raises(ModelMissing, match="pitwall train"):
-        TyreModel.load(tmp_path)
+        read_tyre_model(tmp_path)
 
 
 # --- wear -------------------------------------------------------------------------------------
@@ -151,9 +152,10 @@ def test_real_barber_telemetry_gives_wear_evidence_per_lap(barber1):
 
 
 def test_wear_check_against_f1_car_damage_reads_the_real_capture(model):
+    from engine.sources.f1capture import read_dump
     from engine.tyre.f1check import compare
 
-    out = compare(REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz",
+    out = compare(read_dump(REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz"),
                   model.meta["wear"]["energy_at_cliff_kj"])
     assert out["damage_packets"] == 1000 and out["parse_errors"] == 0
     # What the capture says: the game reports no tyre wear; our model reports some.
@@ -199,7 +201,7 @@ def test_radio_sentences_fit_80_characters_for_every_real_row(model, rows):
 # --- the live service ---------------------------------------------------------------------------
 
 def test_service_predicts_each_cars_next_lap_in_one_batch(barber1):
-    svc = TyreService.load(MODELS)
+    svc = read_tyre_service(MODELS)
     laps = read_laps(barber1)
     so_far = laps[laps["lap"] <= 15]
     out = svc.predict(so_far)
@@ -220,7 +222,7 @@ def test_service_predicts_each_cars_next_lap_in_one_batch(barber1):
 
 
 def test_service_uses_telemetry_wear_where_given(barber1):
-    svc = TyreService.load(MODELS)
+    svc = read_tyre_service(MODELS)
     laps = read_laps(barber1)
     wear = pd.DataFrame({"car": ["2"], **{f"wear_{c}": [v] for c, v in zip(CORNERS, (50.0, 40.0, 45.0, 35.0))}})
     out = svc.predict(laps[laps["lap"] <= 10], wear=wear).set_index("car")
@@ -247,7 +249,7 @@ def test_train_command_writes_checked_models_and_card(tmp_path, capsys):
     assert max(out["onnx_max_abs_diff"].values()) < 1e-4
     card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
     assert out["model_version"] in card and "cannot be separated" in card
-    assert TyreModel.load(tmp_path / "m").version == out["model_version"]
+    assert read_tyre_model(tmp_path / "m").version == out["model_version"]
 
 
 def test_evaluate_command_reports_held_out_figures_and_unseen_races(tmp_path, capsys):
@@ -287,8 +289,8 @@ def test_inference_benchmark_reports_its_keys():
 
 def test_lap_records_from_the_engine_feed_the_service(barber1):
     """The engine's LapRecord JSON and stage arrays go through the adapters into a prediction."""
-    from engine.tyre.live import laps_from_records, samples_from_arrays, telemetry_row
-    from engine.tyre.wear import read_wide_telemetry
+    from engine.sources.training import read_wide_telemetry
+    from engine.tyre.service import laps_from_records, samples_from_arrays, telemetry_row
 
     laps = read_laps(barber1)
     t0 = 1_757_184_000.0
@@ -302,7 +304,7 @@ def test_lap_records_from_the_engine_feed_the_service(barber1):
     lap9 = tel[tel["lap"] == 9]
     arrays = {"t": lap9["timestamp"].to_numpy(), "accx_can": lap9["accx"].to_numpy(),
               "accy_can": lap9["accy"].to_numpy(), "speed_kmh": lap9["speed"].to_numpy()}
-    svc = TyreService.load(MODELS)
+    svc = read_tyre_service(MODELS)
     inc = svc.wear_for_lap(samples_from_arrays(arrays))
     telemetry = pd.DataFrame([telemetry_row("2", 10, inc)])
     out = svc.predict(frame, telemetry=telemetry).set_index("car")

@@ -76,9 +76,9 @@ def driver_alerts(laps: pd.DataFrame, track_key: str, session: str, samples: dic
 
 def tyre_outputs(laps: pd.DataFrame, weather: pd.DataFrame, race_laps: int, models_dir: Path) -> pd.DataFrame:
     """The tyre model after every car-lap (one batch), as the live insights stage computes it."""
-    from engine.tyre.live import TyreService
+    from engine.sources.models import read_tyre_service
 
-    svc = TyreService.load(models_dir)
+    svc = read_tyre_service(models_dir)
     out = svc.predict(laps, weather=weather, race_laps=race_laps, latest_only=False)
     out["reasons"] = out["reasons"].map(lambda r: " | ".join(x.get("text", str(x)) if isinstance(x, dict) else str(x)
                                                              for x in (r or [])))
@@ -119,7 +119,7 @@ def import_grcup(folder: Path, race: int | None, archive: Archive, models_dir: P
         "date": dt.datetime.fromtimestamp(start, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if start else "",
         "start_utc": str(start or ""), "total_laps": str(total_laps), "sources": " ; ".join(sources),
         "results_file": results_path.name if results_path else "", "imported_at": str(time.time()),
-        "strategy": "none: strategy calls are made live; an imported session has none",
+        "strategy": "Strategy calls are made live (the strategy stage); an imported session has none.",
     }
     tables = {
         "meta": pd.DataFrame({"key": list(meta), "value": list(meta.values())}),

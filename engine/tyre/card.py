@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from engine.race.braking import HARD_CORNER_G, HEAVY_BRAKE_G
 from engine.tyre import CLIFF_LAPS, CLIFF_LOSS_S, FIELD_WINDOW_S, FUEL_S_PER_LAP
 from engine.tyre.dataset import FEATURES, RACE_IDENTIFYING, REFERENCE_LAPS, TELEMETRY_FEATURES
-from engine.race.braking import HARD_CORNER_G, HEAVY_BRAKE_G
 
 FEATURE_DOC = {
     "tyre_age": "laps on the current tyres (laps since the start, or since the car's last pit stop)",
@@ -75,8 +73,8 @@ def _f1(check: dict | None) -> str:
             "check the split against, and our scale is a GR86's (1350 kg) fed an F1 car's g-forces (up to 3.3 g).\n")
 
 
-def write_card(out_dir: Path, meta: dict, evaluation: dict | None) -> Path:
-    """Write MODEL_CARD.md next to the model files."""
+def card_text(meta: dict, evaluation: dict | None) -> str:
+    """MODEL_CARD.md's text for a trained model's meta and its evaluation report."""
     w = meta["wear"]
     feats = "\n".join(f"- `{f}`: {FEATURE_DOC.get(f) or 'as above'}" for f in FEATURES)
     text = f"""# Tyre model card — {meta['model_version']}
@@ -193,6 +191,4 @@ not a sudden cliff — the data shows no sudden cliff in these 15–28-lap sprin
 - 12 races, 6 tracks: a new track's quirks are unseen; the product owner's races are the real test.
 - Tyre changes at pit stops are assumed; fuel effect is assumed; track evolution is only the field term.
 """
-    path = Path(out_dir) / "MODEL_CARD.md"
-    path.write_text(text)
-    return path
+    return text

@@ -10,14 +10,14 @@ model (models/) is also judged on every given race it was not trained on.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from engine.tyre import INTERVAL
-from engine.tyre.dataset import build, next_lap_time
-from engine.tyre.train import data_fingerprint, fit_calibrated, matrix, predict_scale
+from engine.tyre.dataset import next_lap_time
+from engine.tyre.model import TyreModel
+from engine.tyre.train import fit_calibrated, matrix, predict_scale
 
 
 def metrics(rows: pd.DataFrame, loss: np.ndarray, lo: np.ndarray, hi: np.ndarray, mask_col: str = "eval_green") -> dict:
@@ -84,26 +84,14 @@ def leave_one_race_out(rows: pd.DataFrame, log=None) -> dict:
     return _summary(rows, loss, lo, hi)
 
 
-def _shipped_model(models_dir: Path):
-    """The committed model and the fingerprints of the races it was trained on."""
-    from engine.tyre.model import TyreModel
-
-    model = TyreModel.load(models_dir)
-    return model, set(model.meta.get("trained_on", {}).values())
-
-
-def evaluate(data_dirs: list[Path], models_dir: Path, log=None) -> dict:
-    """The `pitwall model evaluate` report (see module docstring); top-level keys are leave-one-
-    race-out figures when three or more races are given, else the shipped model's."""
-    frames, fingerprints = [], {}
-    for d in data_dirs:
-        frames.append(build(Path(d), log=log))
-        fingerprints.update(data_fingerprint(d))
-    rows = pd.concat(frames, ignore_index=True)
+def evaluate(rows: pd.DataFrame, fingerprints: dict[str, str], model: TyreModel, log=None) -> dict:
+    """The `pitwall model evaluate` report (see module docstring) on feature rows of the races
+    whose lap files have `fingerprints` (session -> fingerprint), for the shipped `model`; top-level
+    keys are leave-one-race-out figures when three or more races are given, else the shipped model's."""
     n_races = rows["session"].nunique()
     report: dict = {"races": sorted(rows["session"].unique()), "interval": list(INTERVAL),
                     "protocol": "leave-one-race-out; green laps (GF, not lap 1, no pit in/out)"}
-    model, seen = _shipped_model(models_dir)
+    seen = set(model.meta.get("trained_on", {}).values())
     unseen = [s for s, fp in fingerprints.items() if fp not in seen]
     part = rows[rows["session"].isin(unseen)]
     if len(part):

@@ -1,6 +1,7 @@
-"""What the engine calls: one TyreService per process, batched over the cars whose laps completed.
+"""The tyre model as the engine calls it: one TyreService per process, batched over the cars whose
+laps completed.
 
-    svc = TyreService.load(settings.models_dir)
+    svc = engine.sources.models.read_tyre_service(settings.models_dir)
     out = svc.predict(laps)              # laps: read_laps-style frame of the session so far
     inc = svc.wear_for_lap(samples)      # per-lap wear increments from telemetry arrays
 
@@ -11,7 +12,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,13 +49,9 @@ class TyreService:
         self.wear_lo_factor = self.cliff_age / float(wear.get("cliff_age_p90", self.cliff_age))
         self.wear_hi_factor = self.cliff_age / float(wear.get("cliff_age_p10", self.cliff_age))
 
-    @classmethod
-    def load(cls, models_dir: Path, threshold_s: float = CLIFF_LOSS_S, cliff_laps: int = CLIFF_LAPS) -> "TyreService":
-        """Load the committed model files (models/ by default: Settings.models_dir)."""
-        return cls(TyreModel.load(models_dir), threshold_s, cliff_laps)
-
     @property
     def version(self) -> str:
+        """The model's version (model_version in its meta)."""
         return self.model.version
 
     def features(self, laps: pd.DataFrame, weather: pd.DataFrame | None = None,
