@@ -16,6 +16,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "grcup", help="folder of GR Cup races")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="where the model files go")
     p.add_argument("--no-card", action="store_true", help="do not (re)write MODEL_CARD.md")
+    p.add_argument("--hold-out", action="append", default=[], metavar="SESSION",
+                   help="leave this race (e.g. barber-r1) out of the pace model (repeatable)")
     p.add_argument("--evaluation", type=Path, default=None,
                    help="JSON of `pitwall model evaluate` to quote in the card (default: OUT/evaluation.json)")
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"--data: {args.data} is not a folder", file=sys.stderr)
         return 2
     try:
-        meta = train(args.data, args.out, log=sys.stderr)
+        meta = train(args.data, args.out, log=sys.stderr, hold_out=tuple(args.hold_out))
     except (ValueError, RuntimeError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 1

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.tyre import CLIFF_LAPS, CLIFF_LOSS_S
-from engine.tyre.cliff import cliff_from, degradation, project
+from engine.tyre.cliff import cliff_call, degradation, pace_level, pit_losses, project
 from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
 from engine.tyre.explain import top_reasons
 from engine.tyre.model import TyreModel
@@ -35,10 +34,8 @@ OUTPUT_COLUMNS = (
 class TyreService:
     """The tyre model as the engine uses it: predictions, laps to cliff, wear and reasons per car."""
 
-    def __init__(self, model: TyreModel, threshold_s: float = CLIFF_LOSS_S, cliff_laps: int = CLIFF_LAPS):
+    def __init__(self, model: TyreModel):
         self.model = model
-        self.threshold_s = threshold_s
-        self.cliff_laps = cliff_laps
         wear = model.meta["wear"]
         self.energy_at_cliff = float(wear["energy_at_cliff_kj"])
         self.cliff_age = float(wear["cliff_age_laps"])
@@ -48,9 +45,9 @@ class TyreService:
         self.wear_hi_factor = self.cliff_age / float(wear.get("cliff_age_p10", self.cliff_age))
 
     @classmethod
-    def load(cls, models_dir: Path, threshold_s: float = CLIFF_LOSS_S, cliff_laps: int = CLIFF_LAPS) -> "TyreService":
+    def load(cls, models_dir: Path) -> "TyreService":
         """Load the committed model files (models/ by default: Settings.models_dir)."""
-        return cls(TyreModel.load(models_dir), threshold_s, cliff_laps)
+        return cls(TyreModel.load(models_dir))
 
     @property
     def version(self) -> str:
@@ -93,12 +90,14 @@ class TyreService:
         `laps`: read_laps-style frame (session, car, lap, lap_time_s, flag, sectors...) of the
         session so far. `wear`: optional cumulative telemetry wear per car (columns car,
         wear_fl..wear_rr in %, e.g. summed wear_for_lap increments since the car's last stop).
-        Returns OUTPUT_COLUMNS; laps_to_cliff is +inf when the cliff is not within 40 laps; the
+        Returns OUTPUT_COLUMNS; laps_to_cliff is the first lap from which a stop pays for itself
+        (engine.tyre.cliff), +inf when none does before the flag; the
         80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor];
         deg_s_per_lap and deg_sd are the slope of the projected loss over the laps left and its
         uncertainty, the tyre curve the strategy simulator runs each car on.
         """
         rows = self.features(laps, weather, telemetry, race_laps)
+        rows = rows.assign(pace_level_s=pace_level(rows))     # from each car's laps so far
         if latest_only:
             rows = rows.groupby(["session", "car"], sort=False).tail(1)
         if rows.empty:
@@ -106,10 +105,10 @@ class TyreService:
         X = rows[list(FEATURES)].to_numpy(np.float32)
         pred = self.model.predict(X)
         projection = project(self.model, X)
-        cliff = cliff_from(projection, self.threshold_s, self.cliff_laps)
         # The curve over the laps the race has left (10 when the race length is not known).
         left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), 10)
         deg = degradation(projection, left)
+        cliff = cliff_call(rows["pace_level_s"], deg["deg_s_per_lap"], deg["deg_sd"], left, pit_losses(rows))
         wear_df = self._wear(rows, wear)
         out = pd.DataFrame({
             "session": rows["session"].to_numpy(), "car": rows["car"].astype(str).to_numpy(),

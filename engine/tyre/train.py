@@ -162,10 +162,12 @@ def data_fingerprint(data_dir) -> dict[str, str]:
     return {r.session: sha(Path(r.analysis).read_bytes())[:16] for r in discover(Path(data_dir))}
 
 
-def train(data_dir, out_dir, log=None) -> dict:
+def train(data_dir, out_dir, log=None, hold_out: tuple[str, ...] = ()) -> dict:
     """Build the training set from every race under data_dir, train, export, check, write models.
 
-    Returns the meta dictionary written to tyre_meta.json.
+    Races named in `hold_out` (e.g. 'barber-r1') are left out of the pace model and its interval,
+    so that a replay of them is judged on races the model never saw. Returns the meta dictionary
+    written to tyre_meta.json.
     """
     from pathlib import Path
 
@@ -177,6 +179,7 @@ def train(data_dir, out_dir, log=None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = build(Path(data_dir), log=log)
+    rows = rows[~rows["session"].isin(hold_out)].reset_index(drop=True)
     m = trainable(rows)
     log_line(log, f"[train] {len(rows)} car-laps, {int(m.sum())} trainable, {rows['session'].nunique()} races")
     cal = fit_calibrated(rows, log=log, label="calibrate")
@@ -200,7 +203,7 @@ def train(data_dir, out_dir, log=None) -> dict:
         "pace_params": {k: v for k, v in PACE_PARAMS.items()},
         "scale_params": {k: v for k, v in SCALE_PARAMS.items()},
         "onnx_max_abs_diff": diffs,
-        "trained_on": data_fingerprint(data_dir),
+        "trained_on": {s: fp for s, fp in data_fingerprint(data_dir).items() if s not in hold_out},
         "rows": int(len(rows)), "trainable_rows": int(m.sum()),
     }
     (out_dir / M.PACE_ONNX).write_bytes(pace_onnx)

@@ -183,11 +183,10 @@ def calibrate_wear(model, rows: pd.DataFrame, data_dir: Path, log=None) -> dict:
     import sys
 
     from engine.sources.grcup import discover
-    from engine.tyre.cliff import HORIZON_LAPS, laps_to_cliff
-    from engine.tyre.dataset import FEATURES
+    from engine.tyre.cliff import HORIZON_LAPS, rows_call
 
     last = rows[rows["eval_clean"] | (rows["flag"] == "GF")].groupby(["session", "car"]).tail(1)
-    cliff = laps_to_cliff(model, last[list(FEATURES)].to_numpy(np.float32))["laps_to_cliff"]
+    cliff = rows_call(model, rows, only=rows.index.isin(last.index), laps_left=HORIZON_LAPS)["laps_to_cliff"]
     age = last["tyre_age"].to_numpy() + cliff
     finite = np.isfinite(age)
     max_age = float(rows["tyre_age"].max())
