@@ -5,10 +5,11 @@ operations, request validation (422 naming the field), and the OpenAPI 3.1 docum
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from app import auth
@@ -43,7 +44,8 @@ def document(op: Op) -> Op:
     return op
 
 
-def error(status: int, fld: str, reason: str, errors: list[dict] | None = None):
+def error(status: int, fld: str, reason: str, errors: list[dict] | None = None) -> Response:
+    """An error document naming the field (and every field error when there are several)."""
     doc = {"error": {"field": fld, "reason": reason}}
     if errors:
         doc["errors"] = errors
@@ -56,7 +58,7 @@ def _field_errors(exc: ValidationError, where: str) -> list[dict]:
     return [{"field": ".".join(str(x) for x in e["loc"]) or where, "reason": e["msg"]} for e in exc.errors()]
 
 
-def validated(op: Op):
+def validated(op: Op) -> Callable[[Callable], Callable]:
     """Route decorator: parse the query string and JSON body into the op's models (422 naming the
     field otherwise), call the view with them, and dump a model it returns as JSON."""
     document(op)

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from flask import Flask, current_app, g, jsonify, redirect, request, session
+from flask import Flask, Response, current_app, g, jsonify, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from app import tokens
@@ -29,6 +29,8 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico", "/_d
                    "/_dash-dependencies", "/_reload-hash")
 PUBLIC_PATHS = ("/api/health", "/api/openapi.json", "/login", "/logout")
 DASH_UPDATE = "/_dash-update-component"
+PAGES_OUTPUT = "_pages_content.children"       # dash.page_container's callback
+KIOSK_CALLBACKS = ("garage-", "session.options", PAGES_OUTPUT)   # what the garage page runs
 
 
 @dataclass(frozen=True)
@@ -85,18 +87,22 @@ class Access:
 
 
 def access() -> Access:
+    """The access configuration of the app serving this request."""
     return current_app.extensions["pitwall_access"]
 
 
 def settings() -> Settings:
+    """This server's settings."""
     return access().settings
 
 
 def secret() -> str:
+    """The key that signs this server's cookies and tokens."""
     return access().secret
 
 
 def users() -> UserStore:
+    """This server's users file."""
     return access().users
 
 
@@ -134,19 +140,32 @@ def _resolve() -> tuple[Principal, str | None]:
     return ANONYMOUS, None
 
 
-def dash_pages(body) -> list[str]:
-    """The pages a Dash callback request renders (every `pathname` input it carries)."""
+def refusal(role: str, doing: str) -> str | None:
+    """Why the caller may not do `doing` (needs `role`, unscoped), or None if they may: for
+    actions inside Dash callbacks, which all arrive on one route."""
+    p = current()
+    if p.at_least(role) and p.scopes is None:
+        return None
+    return f"{doing} needs the {role} role; {p.name} is {p.role or 'not logged in'}" + (
+        f" (token limited to {', '.join(sorted(p.scopes))})" if p.scopes else "")
+
+
+def dash_rules(body) -> list[Need]:
+    """The rules a Dash callback request must meet. The pages callback renders the page its
+    first input names (Dash passes inputs by position, whatever property they claim): that page's
+    rule. Any other callback needs a viewer (or the kiosk), and every `pathname` it carries."""
     if not isinstance(body, dict):
-        return []
-    out = []
-    for item in body.get("inputs") or []:
-        for one in item if isinstance(item, list) else [item]:
-            if isinstance(one, dict) and one.get("property") == "pathname":
-                out.append(str(one.get("value") or "/"))
-    return out
+        return [need("POST", DASH_UPDATE)]
+    inputs = [one for item in body.get("inputs") or [] for one in (item if isinstance(item, list) else [item])
+              if isinstance(one, dict)]
+    if PAGES_OUTPUT in str(body.get("output", "")):
+        first = inputs[0].get("value") if inputs else None
+        return [need("GET", first if isinstance(first, str) and first.startswith("/") else "/")]
+    pages = [v if isinstance(v := one.get("value"), str) else "/" for one in inputs if one.get("property") == "pathname"]
+    return [need("POST", DASH_UPDATE), *(need("GET", page) for page in pages)]
 
 
-def deny(status: int, field: str, reason: str, page: bool = False):
+def deny(status: int, field: str, reason: str, page: bool = False) -> Response:
     """401/403 as JSON naming the field; a browser asking for a page is sent to the login page."""
     if page and status == 401:
         return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
@@ -157,7 +176,7 @@ def deny(status: int, field: str, reason: str, page: bool = False):
     return resp
 
 
-def guard():
+def guard() -> Response | None:
     """before_request: the kiosk link, the policy, and CSRF for cookie-authenticated writes."""
     if not settings().auth:
         return None
@@ -166,15 +185,20 @@ def guard():
         return kiosk_link(token)
     rules = [need(request.method, request.path)]
     if request.path == DASH_UPDATE:
-        rules = [need("GET", page) for page in dash_pages(request.get_json(silent=True))] or rules
+        rules = dash_rules(request.get_json(silent=True))
     for rule in rules:
         refused = _check(rule)
         if refused is not None:
             return refused
+    if request.path == DASH_UPDATE and current().kind == "kiosk":
+        body = request.get_json(silent=True)
+        output = str(body.get("output", "")) if isinstance(body, dict) else ""
+        if not any(k in output for k in KIOSK_CALLBACKS):
+            return deny(403, "scope", "a kiosk shows /garage only: this callback belongs to another page")
     return None
 
 
-def _check(rule: Need):
+def _check(rule: Need) -> Response | None:
     """None if the caller meets the rule, else the 401/403 answer."""
     if rule.role is None:
         return None
@@ -196,7 +220,7 @@ def _check(rule: Need):
     return None
 
 
-def kiosk_link(token: str):
+def kiosk_link(token: str) -> Response:
     """`?token=<kiosk token>` on a page: keep it in the session cookie, then reload without it."""
     try:
         p = tokens.decode(secret(), token)
@@ -211,7 +235,7 @@ def kiosk_link(token: str):
     return redirect(request.path + ("?" + urlencode(rest) if rest else ""))
 
 
-def csrf_cookie(resp):
+def csrf_cookie(resp: Response) -> Response:
     """after_request: the CSRF token also as a cookie Dash's renderer can read and send back."""
     token = session.get("csrf")
     if token and request.cookies.get(CSRF_COOKIE) != token:
@@ -219,7 +243,7 @@ def csrf_cookie(resp):
     return resp
 
 
-def login():
+def login() -> Response:
     """POST /login (form: username, password, next): the session cookie, or back to the form."""
     name, password = request.form.get("username", ""), request.form.get("password", "")
     target = request.form.get("next") or "/"
@@ -236,7 +260,7 @@ def login():
     return redirect(target)
 
 
-def logout():
+def logout() -> Response:
     """GET/POST /logout: forget the session."""
     session.clear()
     resp = redirect("/login")
@@ -260,6 +284,7 @@ def check_startup(s: Settings) -> None:
 
 
 def access_of(server: Flask) -> Access:
+    """The access configuration installed on `server`."""
     return server.extensions["pitwall_access"]
 
 
@@ -280,7 +305,7 @@ def configure(server: Flask) -> None:
     server.add_url_rule("/logout", "auth_logout", logout, methods=["GET", "POST"])
 
 
-def banner():
+def banner() -> object:
     """The header's access note: "open access" when auth is off, else a log-out link."""
     import dash_bootstrap_components as dbc
     from dash import html

@@ -17,7 +17,6 @@ from engine import keys, observe
 from engine.ingest.counters import read_stats
 
 log = logging.getLogger("pitwall.metrics")
-GROUPS_OF = {"telemetry": "process", "timing": "timing/insights/strategy"}
 
 
 def source_of(process: str) -> str:
@@ -60,6 +59,12 @@ class RedisCollector:
                 if k.startswith(("invalid:", "dropped:")) or k in ("kernel_drops", "udp_refused"):
                     cause = k.replace(":", " ", 1) if ":" in k else k
                     totals[("drops", src, cause)] = totals.get(("drops", src, cause), 0) + v
+        for raw in r.scan_iter(match=keys.process_stats("*"), count=500):     # the process stage's own drops
+            for k, v in r.hgetall(raw).items():
+                k = k.decode()
+                if k.startswith("dropped:"):
+                    cause = k.replace(":", " ", 1)
+                    totals[("drops", "process", cause)] = totals.get(("drops", "process", cause), 0) + float(v)
         for key, v in sorted(totals.items()):
             (points if key[0] == "points" else drops).add_metric(list(key[1:]), v)
         yield points

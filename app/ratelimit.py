@@ -9,7 +9,7 @@ import math
 import time
 
 import redis
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 from limits import parse
 from limits.errors import StorageError
@@ -34,6 +34,8 @@ def client_key() -> str:
 
 def bucket(method: str, path: str, s: Settings) -> tuple[str, str] | None:
     """(limit, shared scope) for a route, None for the dashboard's own traffic (pages, assets)."""
+    if path == "/api/health":           # liveness probes poll it
+        return None
     if path in ("/api/telemetry", "/ws/ingest"):
         return s.rate_ingest, "ingest"
     if path == "/login" and method == "POST":
@@ -58,7 +60,14 @@ def over(scope: str, rate: str) -> int | None:
     return max(1, int(math.ceil(reset - time.time())))
 
 
-def check():
+def refusal(scope: str, doing: str) -> str | None:
+    """Why this client may not do `doing` now (past PITWALL_RATE_REPLAY for `scope`: replay
+    starts, report builds), or None: for heavy actions inside Dash callbacks."""
+    wait = over(scope, current_app.extensions["pitwall_access"].settings.rate_replay)
+    return None if wait is None else f"too many {doing} from this client; retry in {wait} s"
+
+
+def check() -> Response | None:
     """before_request: count this request against its bucket; 429 with Retry-After past the limit."""
     s: Settings = current_app.extensions["pitwall_access"].settings
     found = bucket(request.method, request.path, s)
@@ -69,7 +78,7 @@ def check():
     return None if wait is None else too_many(scope, rate, wait)
 
 
-def too_many(scope: str, rate: str, retry_after: int):
+def too_many(scope: str, rate: str, retry_after: int) -> Response:
     """429 as JSON naming what was limited, with Retry-After in seconds."""
     resp = jsonify({"error": {"field": "rate", "reason": f"{scope}: more than {rate} from this client; "
                               f"retry in {retry_after} s"}})

@@ -45,9 +45,9 @@ def start_as_caller(track: str, race: int, speed: float) -> subprocess.Popen:
 
     from app import auth, ratelimit
 
-    caller = auth.current()
-    if not caller.at_least("engineer") or not caller.covers(frozenset()):
-        raise Refused(403, "role", f"starting a replay needs the engineer role; {caller.name} is {caller.role}")
+    why = auth.refusal("engineer", "starting a replay")
+    if why is not None:
+        raise Refused(403, "role", why)
     wait = ratelimit.over("replay", current_app.extensions["pitwall_access"].settings.rate_replay)
     if wait is not None:
         raise Refused(429, "rate", f"too many replay starts from this client; retry in {wait} s")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import zlib
 
-from flask import Blueprint
+from flask import Blueprint, Response
+from pydantic import BaseModel
 
 from app import apimodels as m
 from app import auth, data
@@ -46,7 +47,7 @@ for _op in (
     document(_op)
 
 
-def _board_or_404(session: str):
+def _board_or_404(session: str) -> tuple[dict | None, Response | None]:
     b = data.board(session)
     if b is None:
         return None, error(404, "session", f"no live board for {session[:64]!r}")
@@ -56,7 +57,7 @@ def _board_or_404(session: str):
 @rest.get("/sessions/<session>/cars")
 @validated(Op("GET", "/api/sessions/{session}/cars", "Every car of the session with its live timing", m.Cars,
               errors=(404,)))
-def cars(session: str):
+def cars(session: str) -> BaseModel | Response:
     """Every car of the session with its live timing."""
     b, err = _board_or_404(session)
     return err or m.Cars(session=session, cars=b.get("cars", []))
@@ -65,7 +66,7 @@ def cars(session: str):
 @rest.get("/sessions/<session>/cars/<car>")
 @validated(Op("GET", "/api/sessions/{session}/cars/{car}", "A car's insights: timing, tyre state and forecast, "
               "strategy call, driver, newest alerts", m.CarInsight, errors=(404,)))
-def car(session: str, car: str):
+def car(session: str, car: str) -> BaseModel | Response:
     """A car's live insight and its newest alerts."""
     found = data.insight(session, car)
     if not found:
@@ -79,7 +80,7 @@ def car(session: str, car: str):
 @rest.get("/sessions/<session>/alerts")
 @validated(Op("GET", "/api/sessions/{session}/alerts", "The session's newest alerts, newest first", m.Alerts,
               query=m.AlertsQuery))
-def alerts(session: str, query: m.AlertsQuery):
+def alerts(session: str, query: m.AlertsQuery) -> BaseModel | Response:
     """The session's newest alerts."""
     return m.Alerts(session=session, alerts=data.alerts(session, count=query.count))
 
@@ -87,7 +88,7 @@ def alerts(session: str, query: m.AlertsQuery):
 @rest.post("/strategy/simulate")
 @validated(Op("POST", "/api/strategy/simulate", "A strategy call for a car now: Monte Carlo on the live board",
               m.StrategyCall, body=m.SimulateRequest, errors=(404,)))
-def simulate(body: m.SimulateRequest):
+def simulate(body: m.SimulateRequest) -> BaseModel | Response:
     """Run the strategy Monte Carlo for one car on the session's live board."""
     from engine.stages.strategy import timing_cars
     from engine.strategy.live import recommend, state_from_timing
@@ -117,7 +118,7 @@ def simulate(body: m.SimulateRequest):
 
 @rest.get("/replays")
 @validated(Op("GET", "/api/replays", "Recorded races that can be replayed", m.Replays))
-def replays_list():
+def replays_list() -> BaseModel | Response:
     """Recorded races that can be replayed."""
     from app import replays
 
@@ -127,7 +128,7 @@ def replays_list():
 @rest.post("/replays")
 @validated(Op("POST", "/api/replays", "Start replaying a recorded race (one at a time per session)",
               m.ReplayStarted, body=m.ReplayRequest, status=202, errors=(404, 409)))
-def replays_start(body: m.ReplayRequest):
+def replays_start(body: m.ReplayRequest) -> BaseModel | Response:
     """Start a replay: engineer, rate-limited, single-flight per session."""
     from app import replays
 
@@ -143,7 +144,7 @@ def replays_start(body: m.ReplayRequest):
 
 @rest.get("/whoami")
 @validated(Op("GET", "/api/whoami", "Who this request runs as: name, role, kind, scopes", m.Whoami))
-def whoami():
+def whoami() -> BaseModel | Response:
     """The caller as the server sees it."""
     p = auth.current()
     return m.Whoami(name=p.name, role=p.role, kind=p.kind, scopes=sorted(p.scopes) if p.scopes is not None else None)
@@ -151,6 +152,6 @@ def whoami():
 
 @rest.get("/admin/users")
 @validated(Op("GET", "/api/admin/users", "Every dashboard user and role (admin)", m.Users))
-def users():
+def users() -> BaseModel | Response:
     """Every user and role, never a password hash."""
     return m.Users(users=[m.User(**u) for u in auth.users().names()] if auth.settings().auth else [])

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 ROLES = ("viewer", "engineer", "admin")      # each role can do everything the ones before it can
 SCOPES = ("read", "ingest", "kiosk", "metrics")
-FULL = "full"       # what a request needs when no scope covers it (a user, or a token without scopes)
 
 
 @dataclass(frozen=True)

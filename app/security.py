@@ -11,7 +11,7 @@ import json
 import re
 import time
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 
 from engine.settings import Settings
 
@@ -21,7 +21,7 @@ JSON_BODY_PATHS = ("/api/",)            # every other API write takes JSON only
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
-def refuse(status: int, field: str, reason: str):
+def refuse(status: int, field: str, reason: str) -> Response:
     """An error document naming the field, with its status."""
     resp = jsonify({"error": {"field": field, "reason": reason}})
     resp.status_code = status
@@ -41,7 +41,7 @@ def hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def check() -> object | None:
+def check() -> Response | None:
     """before_request: Host (open access on loopback only), Origin, and the ingest body type."""
     s: Settings = current_app.extensions["pitwall_access"].settings
     if not s.auth and s.http_host in LOOPBACK_NAMES and hostname(request.host) not in LOOPBACK_NAMES:

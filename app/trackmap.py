@@ -14,9 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from engine.race.geo import centred_metres
 from engine.sources.tracks import find as find_track
-
-EARTH_M_PER_DEG = 111_320.0
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,7 @@ def outline_from_gps(lat: np.ndarray, lon: np.ndarray, lap: np.ndarray, track: s
     trace has the most samples and closes best on itself (a clean lap, no pit detour)."""
     ok = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(lap) & (lap < 32768)
     lat, lon, lap = lat[ok], lon[ok], lap[ok]
-    lat0, lon0 = np.median(lat), np.median(lon)
-    x = (lon - lon0) * EARTH_M_PER_DEG * np.cos(np.radians(lat0))
-    y = (lat - lat0) * EARTH_M_PER_DEG
+    x, y = centred_metres(lat, lon)
     best, best_score = None, -np.inf
     for L in np.unique(lap)[1:-1]:       # first and last laps are partial
         m = lap == L

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-CORNERS = ("fl", "fr", "rl", "rr")
-CORNER_NAMES = {"fl": "Front left", "fr": "Front right", "rl": "Rear left", "rr": "Rear right"}
+from engine.race.corners import CORNER_NAMES, CORNERS  # noqa: F401  (pages read views.CORNER_NAMES)
+
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
 BLUE, SKY, GREEN, ORANGE, VERMILLION, PINK, YELLOW, GREY = (
     "#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#F0E442", "#8C8C8C")
@@ -109,26 +109,14 @@ def interval_text(lo, hi, unit: str = "", digits: int = 0) -> str:
     return f"{float(lo):.{digits}f}–{float(hi):.{digits}f}{(' ' + unit) if unit else ''}"
 
 
-def deficit_s(cars: list[dict]) -> list[float | None]:
-    """Each car's race-time deficit to the leader (s), counting laps down as the leader's laps."""
-    if not cars:
-        return []
-    leader = cars[0]
-    ref = _num(leader.get("last_lap_s")) or _num(leader.get("best_lap_s"))
-    out = []
-    for c in cars:
-        e, le = _num(c.get("elapsed_s")), _num(leader.get("elapsed_s"))
-        if e is None or le is None or ref is None:
-            out.append(None)
-            continue
-        out.append(e - le + (leader.get("laps", 0) - c.get("laps", 0)) * ref)
-    return out
+def strategy_state(board_cars: list[dict], insights: dict[str, dict], total_laps: int, flag: object = None):
+    """The strategy call's RaceState for the page, built by the engine's own field builder from the
+    board rows and the cars' live insights ({car: {producer: output}}): the same field the engine's
+    live call simulates."""
+    from engine.strategy.field import board_state
 
-
-def strategy_field(cars: list[dict]) -> list[dict]:
-    """The board's cars with gap_s as the race-time deficit to the leader (laps down included),
-    the input engine.strategy.live.state_from_timing expects."""
-    return [dict(c, gap_s=d if d is not None else None) for c, d in zip(cars, deficit_s(cars)) if d is not None]
+    tyre = {car: ins["tyre"] for car, ins in insights.items() if isinstance(ins.get("tyre"), dict)}
+    return board_state(board_cars, tyre, total_laps, flag)
 
 
 def rejoin_view(r: dict | None) -> dict | None:

@@ -3,7 +3,7 @@
 The field is TUMFTM's Austrian GP 2019 (data/tumftm) after 41 of 71 laps: every car's pace,
 noise, tyre curve, remaining stops and the random events of pars_mcs.ini are the real parameters;
 the gaps at lap 41 are the parameters' expected race times (not a recorded race); the race rules
-are TUMFTM's as tumftm.field_and_rules maps them (passing on race time with duels while held, the
+are TUMFTM's as tumftm_map.field_and_rules maps them (passing on race time with duels while held, the
 SC ghost car, the split pit stop: since commit 7fe910e, about twice the work per car-lap of the
 rules measured before). VER's four strategies: stay out, stop on lap 45, stop on lap 50, stop under
 the next caution.
@@ -29,7 +29,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from engine.settings import REPO_ROOT  # noqa: E402
-from engine.strategy import sim, tumftm  # noqa: E402
+from engine.sources import tumftm as tumftm_files  # noqa: E402
+from engine.strategy import sim, tumftm_events, tumftm_map  # noqa: E402
 from engine.strategy.strategies import Strategy, plans_for  # noqa: E402
 
 LAPS_DONE = 41
@@ -37,9 +38,9 @@ LAPS_DONE = 41
 
 def scenario(races: int, seed: int = 5):
     """Field, rules, cautions and the four plans of the benchmark."""
-    race = tumftm.load(REPO_ROOT / "data" / "tumftm" / "pars_Spielberg_2019.ini")
-    start, rules0 = tumftm.field_and_rules(race)
-    all_plans = tumftm.plans(race, start)
+    race = tumftm_files.load(REPO_ROOT / "data" / "tumftm" / "pars_Spielberg_2019.ini")
+    start, rules0 = tumftm_map.field_and_rules(race)
+    all_plans = tumftm_map.plans(race, start)
     C, k = start.size, LAPS_DONE
     age, k0, k1, elapsed = start.tyre_age.copy(), start.deg_k0.copy(), start.deg_k1.copy(), np.zeros(C)
     for c, code in enumerate(start.cars):
@@ -47,7 +48,7 @@ def scenario(races: int, seed: int = 5):
         done = [s for s in stints[1:] if s[0] <= k]
         last_stop = done[-1][0] if done else 0
         if done:
-            k0[c], k1[c] = tumftm.tyre_curve(race.tyres[code], done[-1][1])
+            k0[c], k1[c] = tumftm_map.tyre_curve(race.tyres[code], done[-1][1])
             age[c] = done[-1][2] + (k - last_stop)
         else:
             age[c] += k
@@ -62,7 +63,7 @@ def scenario(races: int, seed: int = 5):
                   Strategy("pit under caution", on_caution=True)]
     plans = plans_for(field, rules, "VER", strategies, others)
     rng = np.random.default_rng(seed)
-    full = tumftm.cautions(race, races, rng)
+    full = tumftm_events.cautions(race, races, rng)
     # A car that retired before lap 41 in a draw stops on the first lap left of that race.
     cautions = sim.Cautions(full.flags[:, k:], np.maximum(full.retire_lap - k, 0))
     return field, rules, cautions, plans
@@ -72,6 +73,8 @@ def main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="pitwall bench strategy")
     p.add_argument("--races", type=int, default=10_000)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None, help="threads the races are split over (default: "
+                   "PITWALL_SIM_THREADS or 1)")
     args = p.parse_args(argv)
     field, rules, cautions, plans = scenario(args.races)
     S, R, C, L = plans.count, cautions.races, field.size, rules.laps_left
@@ -85,7 +88,7 @@ def main(argv: list[str]) -> dict:
         for rep in range(args.repeats):
             w, c = time.perf_counter(), time.process_time()
             for each in (singles if one_at_a_time else [plans]):
-                sim.simulate(field, rules, cautions, each, np.random.default_rng(rep))
+                sim.simulate(field, rules, cautions, each, np.random.default_rng(rep), threads=args.threads)
             walls.append(time.perf_counter() - w)
             cpus.append(time.process_time() - c)
             what = "one strategy at a time" if one_at_a_time else "all strategies together"
@@ -113,5 +116,6 @@ def main(argv: list[str]) -> dict:
         "races": R, "strategies": S, "cars": C, "laps_left": L, "car_laps": car_laps,
         "repeats": args.repeats, "target_seconds": 0.25, "met_target": seconds <= 0.25,
         "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": args.threads or sim.THREADS,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

@@ -190,7 +190,9 @@ def one_run(redis_url: str, clients: int, seconds: float, worker_class: str, cli
 
     r = connect(redis_url)
     r.flushall()
-    settings = Settings.from_env({}).with_(redis_url=redis_url, http_port=free_port())
+    # The fan-out on loopback: open access and no rate limit (one address opens every socket).
+    os.environ["PITWALL_AUTH"] = "off"
+    settings = Settings.from_env({}).with_(redis_url=redis_url, http_port=free_port(), rate_api="10000000/minute")
     web = commands.spawn(settings, worker_class=worker_class, connections=clients + 200,
                          threads=clients + 50, log_path=tmp / f"web-{worker_class}-{clients}.log")
     base = f"127.0.0.1:{settings.http_port}"

@@ -9,44 +9,38 @@ from __future__ import annotations
 import bisect
 import math
 
-SECTORS = ("s1_s", "s2_s", "s3_s")
-
-
-def _num(v) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
+from engine.race.lap import Lap, number, tyre_age
 
 
 def apply_lap(state: dict | None, crossing: dict) -> dict | None:
-    """The car's timing after a lap crossing, or None if this crossing is already applied."""
-    lap = int(crossing["lap"])
-    state = dict(state or {"car": str(crossing["car"]), "laps": 0, "pits": 0, "stint_start_lap": 0,
+    """The car's timing after a lap crossing, or None if this crossing is already applied.
+
+    Tyre age and stops follow engine.race.lap: a stop is an in-lap (the car crossed the line in
+    the pit lane); the out-lap's pit-lane time is the same stop, a pit-lane start none."""
+    lap = Lap.from_crossing(crossing)
+    state = dict(state or {"car": lap.car, "laps": 0, "pits": 0, "stint_start_lap": 0,
                            "best_lap_s": None, "best_sectors": [None, None, None]})
-    if lap <= state["laps"]:
+    if lap.number <= state["laps"]:
         return None
-    lap_time = _num(crossing.get("lap_time_s"))
-    sectors = [_num(crossing.get(s)) for s in SECTORS]
-    in_pit = bool(crossing.get("in_pit")) or _num(crossing.get("pit_time_s")) is not None
-    green = crossing.get("flag", "GF") in ("GF", "FF")
+    lap_time = lap.time_s
+    sectors = [s.time_s for s in lap.sectors]
+    green = lap.flag.racing
     best = state.get("best_lap_s")
-    # Best laps count only green, non-pit laps, as timing screens do.
-    if lap_time is not None and green and not in_pit and (best is None or lap_time < best):
+    # Best laps count only green laps out of the pit lane, as timing screens do.
+    if lap_time is not None and green and not lap.pit_lane and (best is None or lap_time < best):
         state["best_lap_s"] = lap_time
-    if lap_time is not None and green and not in_pit:
+    if lap_time is not None and green and not lap.pit_lane:
         state["green_laps"] = state.get("green_laps", 0) + 1
     best_sectors = list(state.get("best_sectors") or [None, None, None])
     for i, s in enumerate(sectors):
         if s is not None and green and (best_sectors[i] is None or s < best_sectors[i]):
             best_sectors[i] = s
-    if in_pit:
+    age = tyre_age(lap.number, state.get("stint_start_lap", 0))
+    if lap.in_pit:
         state["pits"] = state.get("pits", 0) + 1
-        state["stint_start_lap"] = lap
-    elapsed = _num(crossing.get("elapsed_s"))
+        state["stint_start_lap"] = lap.number
+    elapsed = lap.elapsed_s
+    lap = lap.number
     crossings = list(state.get("crossings_s") or [])
     crossings += [None] * (lap - len(crossings))
     crossings[lap - 1] = elapsed
@@ -58,9 +52,9 @@ def apply_lap(state: dict | None, crossing: dict) -> dict | None:
         "last_sectors": sectors,
         "best_sectors": best_sectors,
         "flag": crossing.get("flag", "GF"),
-        "in_pit": in_pit,
-        "tyre_age_laps": lap - state.get("stint_start_lap", 0),
-        "top_speed_kmh": _num(crossing.get("top_speed")),
+        "in_pit": bool(crossing.get("in_pit")),
+        "tyre_age_laps": age,
+        "top_speed_kmh": number(crossing.get("top_speed")),
     })
     return state
 

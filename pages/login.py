@@ -9,7 +9,8 @@ from dash import html
 dash.register_page(__name__, path="/login", name="Log in", order=99, hide_nav=True, title="PitWall · Log in")
 
 
-def layout(next: str | None = None, error: str | None = None, **_):  # noqa: A002 (the URL's own name)
+def layout(next: str | None = None, error: str | None = None, **_) -> dbc.Row:  # noqa: A002 (the URL's own name)
+    """The login form; `next` is where to go after, `error` set after a refused attempt."""
     target = next if next and next.startswith("/") and not next.startswith("//") else "/"
     return dbc.Row(dbc.Col([
         html.H4("Log in to PitWall"),
@@ -28,6 +29,6 @@ def layout(next: str | None = None, error: str | None = None, **_):  # noqa: A00
     ], md=4), justify="center", className="mt-5")
 
 
-def next_field(target: str):
+def next_field(target: str) -> dbc.Input:
     """The page to return to after logging in, sent with the form."""
     return dbc.Input(type="hidden", name="next", value=target, id="login-next")

@@ -39,11 +39,9 @@ def field_rejoin(board: dict, car: str, track) -> dict | None:
     """Where the car rejoins if it pits now, from the strategy engine's own rejoin arithmetic on
     the running order and the track's measured pit loss (no simulation)."""
     from engine.strategy.rejoin import rejoin_all
-    from engine.strategy.state import state_from_timing
 
-    cars = views.strategy_field(board["cars"])
     try:
-        state = state_from_timing(cars, 10_000)
+        state = views.strategy_state(board["cars"], {}, 10_000)
     except ValueError:
         return None
     return next((r for r in rejoin_all(state, track.pit_loss_s or track.pit_lane_s) if r["car"] == str(car)), None)
@@ -53,11 +51,15 @@ def field_rejoin(board: dict, car: str, track) -> dict | None:
           State("st-car", "value"), State("session", "value"), prevent_initial_call=True)
 def run_now(_n, car, session):
     """The Monte Carlo on request, in this web process, when the engine has not published a call."""
-    from engine.strategy.live import recommend, state_from_timing
+    from app import auth
+    from engine.strategy.live import recommend
 
+    if (why := auth.refusal("engineer", "running the simulation")) is not None:    # issue 16: engineers simulate
+        return no_update, html.Span(why, className="text-warning")
     board, meta = data.board(session) or {"cars": []}, data.meta(session)
     try:
-        state = state_from_timing(views.strategy_field(board["cars"]), int(meta.get("total_laps") or 0))
+        insights = data.insights(session, [str(c["car"]) for c in board["cars"]])
+        state = views.strategy_state(board["cars"], insights, int(meta.get("total_laps") or 0), meta.get("flag"))
         call = recommend(state, car, meta.get("track", ""), races=ON_DEMAND_RACES)
     except (ValueError, KeyError) as exc:
         return no_update, html.Span(f"Cannot simulate: {exc}", className="text-warning")

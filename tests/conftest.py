@@ -91,7 +91,7 @@ def wait_for():
 
 
 # --- access (issue 16): tests run with auth off unless marked `auth` ----------------------------
-AUTH_SECRET = "test-secret-" + "x" * 40
+AUTH_SECRET = "test-secret-" + "x" * 60     # 72 bytes: long enough for HS512 too (the forged tokens)
 
 
 def pytest_configure(config):

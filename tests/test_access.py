@@ -136,8 +136,14 @@ def test_dash_callbacks_need_the_role_and_the_csrf_token(app):
     login_page = dict(body, inputs=[{"id": "_pages_location", "property": "pathname", "value": "/login"},
                                     {"id": "_pages_location", "property": "search", "value": ""}])
     assert anon.post("/_dash-update-component", json=login_page).status_code == 200
-    smuggled = dict(body, inputs=[*login_page["inputs"], {"id": "x", "property": "pathname", "value": "/car"}])
-    assert anon.post("/_dash-update-component", json=smuggled).status_code == 401
+    smuggled = dict(body, inputs=[{"id": "_pages_location", "property": "search", "value": "/sessions"},
+                                  {"id": "_pages_location", "property": "pathname", "value": "/login"}])
+    assert anon.post("/_dash-update-component", json=smuggled).status_code == 401, "Dash renders inputs by position"
+    other = {"output": "ss-list.children", "outputs": {"id": "ss-list", "property": "children"}, "state": [],
+             "changedPropIds": ["ss-tick.n_intervals"],
+             "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/login"},
+                        {"id": "live-feed", "property": "data", "value": None}]}
+    assert anon.post("/_dash-update-component", json=other).status_code == 401, "the login page opens no other callback"
     c = login(app, "viewer")
     r = c.post("/_dash-update-component", json=body)
     assert r.status_code == 403 and r.json["error"]["field"] == CSRF_HEADER
@@ -160,6 +166,10 @@ def test_kiosk_token_sets_a_cookie_and_sees_the_garage_only(app, make_token):
     page = {"inputs": [{"id": "_pages_location", "property": "pathname", "value": "/strategy"},
                        {"id": "_pages_location", "property": "search", "value": ""}]}
     assert c.post("/_dash-update-component", json=page, headers=csrf).status_code == 403
+    strategy_run = {"output": "..st-ondemand.data...st-run-msg.children..", "changedPropIds": ["st-run.n_clicks"],
+                  "inputs": [{"id": "st-run", "property": "n_clicks", "value": 1}], "state": []}
+    r = c.post("/_dash-update-component", json=strategy_run, headers=csrf)
+    assert r.status_code == 403 and r.json["error"]["field"] == "scope", "another page's callback"
     # only a kiosk token may ride in a URL
     r = app.test_client().get("/garage?token=" + make_token("admin"))
     assert r.status_code == 403 and r.json["error"]["field"] == "token"
@@ -226,7 +236,7 @@ def test_ingest_takes_json_or_binary_only(app, make_token):
         assert r.status_code == 415 and r.json["error"]["field"] == "Content-Type", ctype
 
 
-def test_rate_limit_answers_429_with_retry_after(redis_url, tmp_path, monkeypatch, make_token):
+def test_rate_limit_answers_429_with_retry_after(redis_url, tmp_path, monkeypatch, make_token, wait_for):
     monkeypatch.setenv("PITWALL_RATE_API", "5/minute")
     monkeypatch.setenv("PITWALL_RATE_INGEST", "8/minute")
     monkeypatch.setenv("PITWALL_REDIS_URL", redis_url)
@@ -242,9 +252,13 @@ def test_rate_limit_answers_429_with_retry_after(redis_url, tmp_path, monkeypatc
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     other = bearer(make_token("viewer", ["read"]))
     assert c.get("/api/sessions", headers=other).status_code == 200, "limits are per client"
+    from app.ingest import pipeline
+
     ing = bearer(make_token("engineer", ["ingest"]))
+    written = pipeline().counters.get("written")
     codes = [c.post("/api/telemetry", json=POINT, headers=ing).status_code for _ in range(9)]
     assert codes == [200] * 8 + [429], "ingest has its own limit"
+    assert wait_for(lambda: pipeline().counters.get("written") >= written + 8, timeout=10), "the 8 accepted are written"
     assert all(c.get("/_dash-layout").status_code == 200 for _ in range(8)), "the dashboard's own traffic is not limited"
 
 
@@ -398,3 +412,35 @@ def test_no_secret_token_or_password_ever_reaches_the_log(web, make_token):
     for line in text.splitlines():
         if line.startswith("{"):
             json.loads(line)          # every structured line is one JSON object
+
+
+def test_a_viewer_cannot_run_the_strategy_simulation_from_the_page(app):
+    body = {"output": "..st-ondemand.data...st-run-msg.children..", "changedPropIds": ["st-run.n_clicks"],
+            "outputs": [{"id": "st-ondemand", "property": "data"}, {"id": "st-run-msg", "property": "children"}],
+            "inputs": [{"id": "st-run", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "st-car", "property": "value", "value": "13"},
+                      {"id": "session", "property": "value", "value": "barber-r1"}]}
+    c = login(app, "viewer")
+    r = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": c.get_cookie("_csrf_token").value})
+    assert r.status_code == 200
+    assert "running the simulation needs the engineer role" in r.data.decode()
+    assert "st-ondemand" not in r.json["response"], "no call was computed"
+
+
+def test_a_viewer_cannot_build_a_report_or_export(app):
+    c = login(app, "viewer")
+    csrf = {"X-CSRFToken": c.get_cookie("_csrf_token").value}
+    for output, button, states, words in (
+            ("..rp-download.data...rp-msg.children..", "rp-pdf", ["rp-session", "rp-cars"], "building a report"),
+            ("..rp-data.data...rp-msg.children@", "rp-export", ["rp-session", "rp-cars", "rp-format"], "exporting data")):
+        deps = {d["output"]: d for d in c.get("/_dash-dependencies").json}
+        key = next(k for k in deps if k.startswith(output))
+        body = {"output": key, "changedPropIds": [f"{button}.n_clicks"],
+                "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
+                            for o in key.strip(".").split("...")],
+                "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+                "state": [{"id": s, "property": "value", "value": "barber-r1" if s == "rp-session" else None}
+                          for s in states]}
+        r = c.post("/_dash-update-component", json=body, headers=csrf)
+        assert r.status_code == 200, r.data[:300]
+        assert f"{words} needs the engineer role" in r.data.decode()

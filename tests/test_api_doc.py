@@ -69,6 +69,12 @@ def test_every_route_is_in_the_openapi_document_with_its_role(app):
     assert doc["paths"]["/metrics"]["get"]["x-role"] == "admin"
     assert doc["paths"]["/api/sessions"]["get"]["x-role"] == "viewer"
     assert "SimulateRequest" in doc["components"]["schemas"]
+    from engine.settings import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme[readme.index("## REST API"):].split("\n## ")[0]
+    missing = [p for p in doc["paths"] if not any(f"{p}{end}" in table for end in "`[ ?")]
+    assert not missing, f"README 'REST API' does not list {missing}"
 
 
 def test_cars_insights_and_a_strategy_call_on_a_real_race(app, race_to_lap_5, make_token):
@@ -172,8 +178,14 @@ def test_metrics_for_an_operator(app, race_to_lap_5, make_token, wait_for):
     c = app.test_client()
     observe.RECORDER.flush(race_to_lap_5, force=True)
     ensure_group(race_to_lap_5, keys.LAPS_STREAM, "insights")      # a stage that has not read yet
+    from app.ingest import pipeline
+
+    def speed_rejects(counts: dict) -> float:
+        return sum(v for k, v in counts.items() if k.startswith("invalid:speed_kmh"))
+
     ingest = bearer(make_token("engineer", ["ingest"]))
     point = {"session": "m1", "vehicle_id": "7", "timestamp": 1.76e9, "speed_kmh": 100.0}
+    before = pipeline().counters.snapshot()      # this process's HTTP ingest (earlier tests count too)
     assert c.post("/api/telemetry", json=[point, dict(point, speed_kmh=-5)], headers=ingest).status_code == 200
     scrape = bearer(make_token("viewer", ["metrics"]))
 
@@ -182,11 +194,13 @@ def test_metrics_for_an_operator(app, race_to_lap_5, make_token, wait_for):
         return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                 if line and not line.startswith("#")}
 
-    assert wait_for(lambda: metrics().get('pitwall_telemetry_points_total{source="http"}') == 2, timeout=10)
+    points = before["received"] + 2
+    assert wait_for(lambda: metrics().get('pitwall_telemetry_points_total{source="http"}') == points, timeout=10)
     got = metrics()
     assert got["pitwall_redis_up"] == 1
     drops = {k: v for k, v in got.items() if k.startswith("pitwall_telemetry_drops_total{")}
-    assert [v for k, v in drops.items() if 'cause="invalid speed_kmh' in k and 'source="http"' in k] == [1], drops
+    shown = sum(v for k, v in drops.items() if 'cause="invalid speed_kmh' in k and 'source="http"' in k)
+    assert shown == speed_rejects(before) + 1 == speed_rejects(pipeline().counters.snapshot()), drops
     assert got['pitwall_stream_lag{group="strategy",stream="pw:timing"}'] == 0
     assert got['pitwall_stream_lag{group="insights",stream="pw:timing"}'] == race_to_lap_5.xlen(keys.LAPS_STREAM), \
         "the insights stage has not started: it lags by the whole stream"

@@ -19,10 +19,11 @@ from engine.driver import alerts as A
 from engine.driver import telemetry as T
 from engine.driver.evaluate import load_race
 from engine.driver.profile import MIN_LAPS, MIN_LOSS_SHARE, DriverBook, DriverProfile
-from engine.driver.sections import SEGMENTS, clean_mask, fingerprint, summary
+from engine.driver.sections import SEGMENTS, fingerprint, summary
 from engine.driver.tables import profiles_frame
 from engine.stages.driver import DriverService, load_profiles
 from engine.driver.welford import Welford
+from engine.race.lap import clean_laps
 from engine.sources.grcup import find_race, read_laps
 from engine.sources.tracks import TRACKS
 
@@ -200,7 +201,7 @@ def test_fingerprint_shows_where_each_car_gains_and_loses_against_the_field(grcu
     laps = read_laps(find_race(grcup, "barber", 1))
     fp = fingerprint(laps)
     assert set(fp["part"]) == {"S1", "S2", "S3", *SEGMENTS, "lap"}
-    clean = laps[clean_mask(laps)]
+    clean = laps[clean_laps(laps)]
     fastest = clean.groupby("car")["lap_time_s"].median().idxmin()
     row = fp[(fp["car"] == fastest) & (fp["part"] == "lap")].iloc[0]
     assert row["rank"] == 1 and row["delta_s"] < 0

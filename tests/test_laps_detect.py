@@ -119,6 +119,20 @@ def test_tyre_age_counts_laps_and_a_pit_lap_resets_it(points):
     assert got[9].flags["pit"] is None                                           # no pit channel that lap: unknown
 
 
+def test_a_pit_lane_across_the_line_is_one_stop(points):
+    # the pit lane spans the line: pit_status on the last samples of lap 10 and the first of lap 11
+    # (synthetic flag). One stop: lap 11 is the out-lap (age 1), lap 12 the second lap on the set;
+    # the old "any pit sample in the lap" rule restarted the tyres again on lap 12.
+    idx = [i for i, p in enumerate(points) if p.get("lap") in (10, 11)]
+    ten = [i for i in idx if points[i]["lap"] == 10]
+    eleven = [i for i in idx if points[i]["lap"] == 11]
+    pit = set(ten[-20:]) | set(eleven[:20])
+    marked = [dict(p, pit_status=1.0 if i in pit else 0.0) if i in set(idx) else p for i, p in enumerate(points)]
+    got = {r.lap: r for r in run(marked)[0]}
+    assert [got[lap].tyre_age_laps for lap in (9, 10, 11, 12)] == [9, 10, 1, 2]
+    assert got[10].flags["pit"] is True and got[11].flags["pit"] is False
+
+
 def test_without_a_lap_channel_laps_come_from_lap_distance_wraps(points, official, race):
     no_lap = [{k: v for k, v in p.items() if k != "lap"} for p in points]
     got, state = run(no_lap)

@@ -27,7 +27,7 @@ HAND = {   # worked out on paper from the formulas in FEATURES
     "lat_gs": 1.2 * .5 + 1.1 * .5 + .5 * .5 + .5 * 2 + 1.5 * .5,                 # 3.15
     "long_gs": .5 * .5 + .9 * .5 + 1.0 * .5 + .2 * 2 + .9 * .5,                 # 2.05
     "brake_energy": (10**2 + 5**2) * .5 + (20**2 + 5**2) * .5,                   # 275
-    "heavy_brakes": 2,              # |accx| > 0.8 at samples 1-2 (one event) and 4
+    "heavy_brakes": 1,              # accx < -0.8 at samples 1-2 (one event); +0.9 at 4 is no stop
     "hard_corners": 2,              # |accy| > 1.0 at samples 0-1 and 4
     "high_speed_segments": 1,       # 160 km/h at sample 3
     "high_speed_s": 2.0,

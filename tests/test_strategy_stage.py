@@ -11,7 +11,8 @@ import pytest
 from engine import keys
 from engine.sources.grcup import find_race, read_laps
 from engine.stages.timing import TimingStage, publish_crossing
-from engine.stages.strategy import StrategyStage, consumer, timing_cars
+from engine.stages.strategy import StrategyStage, consumer
+from engine.strategy.field import field_cars, state_from_cars, timing_cars, with_tyre_curves
 
 
 def crossings(grcup, upto: int) -> list[dict]:
@@ -112,8 +113,6 @@ def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
 
 
 def test_tyre_curves_are_floored_at_zero_and_stale_ones_are_not_used():
-    from engine.stages.strategy import with_tyre_curves
-
     cars = [{"car": "1", "laps": 10}, {"car": "2", "laps": 10}, {"car": "3", "laps": 10}, {"car": "4", "laps": 10}]
     tyre = {"1": {"lap": 10, "deg_s_per_lap": 0.04, "deg_sd": 0.01},
             "2": {"lap": 9, "deg_s_per_lap": -0.02, "deg_sd": 0.02},      # the pace trend, not the tyre
@@ -122,3 +121,39 @@ def test_tyre_curves_are_floored_at_zero_and_stale_ones_are_not_used():
     assert (out["1"]["deg_s_per_lap"], out["1"]["deg_sd"]) == (0.04, 0.01)
     assert out["2"]["deg_s_per_lap"] == 0.0
     assert "deg_s_per_lap" not in out["3"] and "deg_s_per_lap" not in out["4"]
+
+
+def test_deficit_counts_laps_down_at_the_leaders_pace():
+    cars = [{"car": "1", "laps": 10, "elapsed_s": 1000.0, "last_lap_s": 100.0},
+            {"car": "2", "laps": 9, "elapsed_s": 905.0, "last_lap_s": 100.0},    # 5 s behind, not yet across
+            {"car": "3", "laps": 10, "elapsed_s": 1012.0, "last_lap_s": 100.0}]
+    assert [c["gap_s"] for c in timing_cars(cars)] == [0.0, 5.0, 12.0]
+
+
+def test_the_strategy_page_simulates_the_field_the_engines_call_simulates(race_to_lap_9):
+    """One builder: the page's "Simulate now" state equals the strategy stage's for the same board,
+    tyre insights and flag (they used to differ in gaps, pit-lane cars, pace and tyre curves)."""
+    import dataclasses
+
+    import numpy as np
+
+    from app import data, views
+
+    r = race_to_lap_9
+    board = json.loads(r.get(keys.board("barber-r1")))["cars"]
+    for row in board[::2]:                       # tyre insights for half the field, one of them stale
+        lap = row["laps"] if row is not board[2] else row["laps"] - 5
+        r.hset(keys.insight("barber-r1", str(row["car"])), "tyre",
+               json.dumps({"lap": lap, "deg_s_per_lap": 0.041, "deg_sd": 0.012}))
+    board[3] = dict(board[3], in_pit=True, green_laps=1)
+    stage = StrategyStage(r)
+    engine = state_from_cars(field_cars(board, stage._tyre_insights("barber-r1", board)), 27, "FCY")
+    page = views.strategy_state(board, data.insights("barber-r1", [str(c["car"]) for c in board], r), 27, "FCY")
+    assert page.cars == engine.cars and len(page.cars) == len(board)
+    for f in dataclasses.fields(engine):
+        a, b = getattr(page, f.name), getattr(engine, f.name)
+        if isinstance(b, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=f.name)
+        else:
+            assert a == b, f.name
+    assert int((engine.deg_s_per_lap == 0.041).sum()) == len(board[::2]) - 1 and engine.in_pit[3]

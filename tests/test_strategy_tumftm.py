@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from engine.settings import REPO_ROOT
-from engine.strategy import tumftm
+from engine.sources import tumftm as tumftm_files
+from engine.strategy import tumftm_events, tumftm_map
 from engine.strategy.commands import tumftm_report
 from engine.strategy.sim import simulate
 from engine.strategy.strategies import field_table
@@ -25,8 +26,8 @@ REF = REPO_ROOT / "data" / "tumftm" / "reference-results" / "spielberg_2019_N100
 
 
 def test_import_reads_every_participant_and_maps_the_parameters():
-    race = tumftm.load(PARS)
-    field, rules = tumftm.field_and_rules(race)
+    race = tumftm_files.load(PARS)
+    field, rules = tumftm_map.field_and_rules(race)
     assert race.laps == 71 and len(field.cars) == 20 and field.cars[0] == "HAM"
     i = field.index("LEC")
     assert field.pace_s[i] == pytest.approx(63.003 + 4.036 + 0.11 + 0.0)     # t_q + racepace + car + driver
@@ -39,35 +40,35 @@ def test_import_reads_every_participant_and_maps_the_parameters():
     assert rules.fcy_lap_s == pytest.approx(67.039 * 1.4) and rules.sc_lap_s == pytest.approx(67.039 * 1.6)
     assert rules.pass_from_gap and rules.duel_when_held and rules.sc_bunches
     assert rules.drs_effect_s == pytest.approx(-0.322) and rules.overtake_gap_s == pytest.approx(2.01)
-    plans = tumftm.plans(race, field)
+    plans = tumftm_map.plans(race, field)
     assert plans.pit_at[0, 21, i] and plans.pit_at[0].sum() == 23                # LEC in on lap 22; 23 stops
 
 
 def test_bad_parameter_files_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        tumftm.load(tmp_path / "pars_X.ini")
+        tumftm_files.load(tmp_path / "pars_X.ini")
     bad = tmp_path / "pars_X.ini"
     bad.write_text(PARS.read_text().replace('"tot_no_laps": 71,', '"tot_no_laps": 71,,'))
     with pytest.raises(ValueError, match="pars_mcs.ini"):
-        tumftm.load(bad)
+        tumftm_files.load(bad)
     (tmp_path / "pars_mcs.ini").write_text((PARS.parent / "pars_mcs.ini").read_text())
     with pytest.raises(ValueError, match=r"\[RACE_PARS\] race_pars is not valid JSON"):
-        tumftm.load(bad)
+        tumftm_files.load(bad)
     bad.write_text(PARS.read_text().replace('"participants": ["HAM",', '"participants": ["XYZ", "HAM",'))
     with pytest.raises(ValueError, match="participant XYZ has no entry"):
-        tumftm.load(bad)
+        tumftm_files.load(bad)
     bad.write_text(PARS.read_text().replace('"vel_max": 306.2', '"velmax": 306.2'))
     with pytest.raises(ValueError, match="pars_X.ini: missing parameter 'vel_max'"):
-        tumftm.field_and_rules(tumftm.load(bad))
+        tumftm_map.field_and_rules(tumftm_files.load(bad))
 
 
 @pytest.fixture(scope="module")
 def fast():
-    race = tumftm.load(PARS)
-    field, rules = tumftm.field_and_rules(race)
+    race = tumftm_files.load(PARS)
+    field, rules = tumftm_map.field_and_rules(race)
     rng = np.random.default_rng(11)
-    res = simulate(field, rules, tumftm.cautions(race, 2000, rng), tumftm.plans(race, field), rng, from_start=True)
-    return field_table(res), tumftm.read_reference(REF), res
+    res = simulate(field, rules, tumftm_events.cautions(race, 2000, rng), tumftm_map.plans(race, field), rng, from_start=True)
+    return field_table(res), tumftm_files.read_reference(REF), res
 
 
 def test_event_model_reproduces_every_drivers_dnf_rate(fast):
@@ -106,8 +107,8 @@ def test_full_10000_race_validation_and_the_ver_sweep():
 
 
 def test_random_events_are_drawn_as_tumftm_draws_them():
-    race = tumftm.load(PARS)
-    caut = tumftm.cautions(race, 20_000, np.random.default_rng(5))
+    race = tumftm_files.load(PARS)
+    caut = tumftm_events.cautions(race, 20_000, np.random.default_rng(5))
     flags, L = caut.flags, race.laps
     sc = flags == 2
     starts = sc & ~np.concatenate([np.zeros((len(sc), 1), bool), sc[:, :-1]], axis=1)
@@ -131,8 +132,8 @@ def test_random_events_are_drawn_as_tumftm_draws_them():
 
 
 def test_the_accident_car_is_drawn_by_its_drivers_accident_probability():
-    race = tumftm.load(PARS)
-    caut = tumftm.cautions(race, 40_000, np.random.default_rng(6))
+    race = tumftm_files.load(PARS)
+    caut = tumftm_events.cautions(race, 40_000, np.random.default_rng(6))
     sc_laps = caut.flags == 2
     starts = sc_laps & ~np.concatenate([np.zeros((len(sc_laps), 1), bool), sc_laps[:, :-1]], axis=1)
     lap_of = np.where(starts.any(axis=1), starts.argmax(axis=1), -1)
@@ -153,7 +154,7 @@ def _with_events(tmp_path, events: str):
     end = text.index("[VSE_PARS]")
     f = tmp_path / "pars_Spielberg_2019.ini"
     f.write_text(text[:start] + "event_pars = " + events + "\n\n" + text[end:])
-    return tumftm.load(f)
+    return tumftm_files.load(f)
 
 
 def test_the_files_own_events_are_used_in_every_race_as_tumftm_uses_them(tmp_path):
@@ -161,8 +162,8 @@ def test_the_files_own_events_are_used_in_every_race_as_tumftm_uses_them(tmp_pat
     race = _with_events(tmp_path, '{"fcy_data": {"phases": [[10.3, 13.95, "SC", null, null], '
                                   '[40.2, 41.6, "VSC", null, null]], "domain": "progress"}, '
                                   '"retire_data": {"retirements": [["HAM", 16.5]], "domain": "progress"}}')
-    assert tumftm.event_mode(race) == {"fcy_phases": "from the file", "retirements": "from the file"}
-    caut = tumftm.cautions(race, 500, np.random.default_rng(1))
+    assert tumftm_map.event_mode(race) == {"fcy_phases": "from the file", "retirements": "from the file"}
+    caut = tumftm_events.cautions(race, 500, np.random.default_rng(1))
     assert (caut.flags == caut.flags[0]).all() and (caut.retire_lap == caut.retire_lap[0]).all()
     assert np.flatnonzero(caut.flags[0] == 2).tolist() == [10, 11, 12, 13]      # to the line of lap 14
     assert np.flatnonzero(caut.flags[0] == 1).tolist() == [40, 41]
@@ -170,12 +171,12 @@ def test_the_files_own_events_are_used_in_every_race_as_tumftm_uses_them(tmp_pat
     assert caut.c_from[0, 40] == pytest.approx(0.2) and caut.c_to[0, 41] == pytest.approx(0.6)
     retired = caut.retire_lap[0] < race.laps
     assert [race.codes[i] for i in np.flatnonzero(retired)] == ["HAM"] and caut.retire_lap[0, 0] == 16
-    field, rules = tumftm.field_and_rules(race)
-    res = simulate(field, rules, caut, tumftm.plans(race, field), np.random.default_rng(2), from_start=True)
+    field, rules = tumftm_map.field_and_rules(race)
+    res = simulate(field, rules, caut, tumftm_map.plans(race, field), np.random.default_rng(2), from_start=True)
     assert (res.position[0, :, 0] == 20).all()                                 # HAM out on lap 17, last
     none = _with_events(tmp_path, '{"fcy_data": {"phases": null, "domain": "progress"}, '
                                   '"retire_data": {"retirements": null, "domain": "progress"}}')
-    quiet = tumftm.cautions(none, 200, np.random.default_rng(1))
+    quiet = tumftm_events.cautions(none, 200, np.random.default_rng(1))
     assert not quiet.flags.any() and (quiet.retire_lap == none.laps).all()
 
 

@@ -21,12 +21,14 @@ from engine.settings import REPO_ROOT
 from engine.tyre import FUEL_S_PER_LAP
 from engine.tyre.cliff import first_paying_stop, pace_level, rows_call
 from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time, race_features
-from engine.tyre.forecast import BASELINES, baselines, clean_laps
+from engine.race.lap import clean_laps
+from engine.tyre.forecast import BASELINES, baselines
 from engine.tyre.explain import MAX_CHARS, contributions, top_reasons
 from engine.tyre.live import OUTPUT_COLUMNS, TyreService, insight_fields
 from engine.tyre.model import ModelMissing, TyreModel
 from engine.tyre.train import matrix, onnx_max_diff, trainable
-from engine.tyre.wear import CORNERS, corner_power, lap_energy, telemetry_lap_features
+from engine.race.corners import CORNERS
+from engine.tyre.wear import corner_power, lap_energy, telemetry_lap_features
 
 MODELS = REPO_ROOT / "models"
 

@@ -43,13 +43,6 @@ def test_tyre_fields_as_the_tyre_stage_writes_them():
     assert views.reasons(tyre) == ["a", "b", "c"]
 
 
-def test_deficit_counts_laps_down_at_the_leaders_pace():
-    cars = [{"car": "1", "laps": 10, "elapsed_s": 1000.0, "last_lap_s": 100.0},
-            {"car": "2", "laps": 9, "elapsed_s": 905.0, "last_lap_s": 100.0},    # 5 s behind, not yet across
-            {"car": "3", "laps": 10, "elapsed_s": 1012.0, "last_lap_s": 100.0}]
-    assert views.deficit_s(cars) == [0.0, 5.0, 12.0]
-
-
 def test_strategy_fields_as_the_strategy_engine_writes_them():
     st = {"strategies": [{"name": "stay out", "pit_laps": [], "position_distribution": [0.5, 0.5]},
                          {"name": "pit lap 14", "pit_laps": [14], "expected_position": 2.1, "p_gain": 0.1},

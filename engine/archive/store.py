@@ -180,6 +180,20 @@ class Archive:
         sort = [k for k in key if k in df.columns]
         return df.sort_values(sort, kind="stable").reset_index(drop=True) if sort else df
 
+    def compact(self, session: str) -> int:
+        """Merge each table's parts into one (new part first, then the old ones removed: a reader
+        meanwhile sees duplicates, which collapse by key). Returns the parts removed."""
+        removed = 0
+        for table in self.tables(session):
+            parts = sorted((self.session_dir(session) / table).glob("part-*.parquet"))
+            if len(parts) < 2:
+                continue
+            self.append(session, table, self.read(session, table))
+            for p in parts:
+                p.unlink()
+                removed += 1
+        return removed
+
     def meta(self, session: str) -> dict[str, str]:
         """The session's meta table as a dict."""
         m = self.read(session, "meta")

@@ -13,6 +13,7 @@ ROLES = ("timing", "process")
 ROLES += ("ingest",)   # UDP ingest: engine/stages/ingest.py
 ROLES += ("insights",)  # tyre model + driver coaching per crossing: engine/stages/insights.py
 ROLES += ("strategy",)  # Monte Carlo call per crossing and caution: engine/stages/strategy.py
+ROLES += ("archive",)   # everything of a session -> Parquet, flushed every lap: engine/stages/archive.py
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if "ingest" in roles:
         from engine.stages.ingest import ingest_threads
         threads += ingest_threads(settings, name, stop)
+    if "archive" in roles:
+        from engine.stages.archive import stage as archive_stage
+        a = archive_stage(connect(settings.redis_url), settings, name)
+        threads.append(threading.Thread(target=a.run, args=(stop.is_set,), name="archive", daemon=True))
     for t in threads:
         t.start()
     logging.info("engine %s running roles %s on %s", name, roles, settings.redis_url)

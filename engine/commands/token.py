@@ -20,6 +20,7 @@ def parse_ttl(raw: str) -> int:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """`token create --role R [--scope S ...] [--ttl T] [--name WHO]`."""
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = sub.add_parser("create", help="print a new token")
     create.add_argument("--role", required=True, choices=("viewer", "engineer", "admin"))
@@ -30,6 +31,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print a new token on stdout; 2 with the reason on stderr for a bad argument."""
     from app import tokens
     from engine.settings import Settings
 

@@ -9,6 +9,7 @@ import sys
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """`user add NAME --role R [--password-stdin]` and `user list`."""
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="create a user or replace their role and password")
     add.add_argument("name")
@@ -18,6 +19,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Add a user or list them; 2 with the reason on stderr for a bad name, role or password."""
     from app.users import store_for
     from engine.settings import Settings
 

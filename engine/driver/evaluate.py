@@ -25,7 +25,7 @@ import pandas as pd
 
 from engine.driver import telemetry as T
 from engine.driver.profile import MIN_LAPS, YOUNG_LAPS, DriverBook
-from engine.driver.sections import clean_mask
+from engine.race.lap import clean_laps
 from engine.sources.grcup import RaceFiles, discover, race_track, read_laps, read_telemetry
 from engine.replay.timeline import align_telemetry
 
@@ -49,7 +49,7 @@ def race_telemetry(rf: RaceFiles, laps: pd.DataFrame) -> dict[str, dict[int, dic
 def load_race(rf: RaceFiles, use_telemetry: bool = True) -> tuple[pd.DataFrame, dict]:
     """A race's laps (with the clean flag) and its telemetry cars' samples by official lap."""
     laps = read_laps(rf)
-    laps["clean"] = clean_mask(laps)
+    laps["clean"] = clean_laps(laps)
     return laps, race_telemetry(rf, laps) if use_telemetry else {}
 
 

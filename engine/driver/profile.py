@@ -1,8 +1,7 @@
 """Driver profiles and the per-lap judgement: z-scores against the driver's own clean laps and
 against the field, and the coaching alerts they raise. Pure: no I/O (see live.py for Redis).
 
-Profiles learn only from clean laps (green, not lap 1, not an in- or out-lap, not the lap after
-a caution) and skip a lap more than OUTLIER_Z sigma off in lap or sector time once judging,
+Profiles learn only from clean laps (engine.race.lap's rule) and skip a lap more than OUTLIER_Z sigma off in lap or sector time once judging,
 so one spin does not blow up the spread that later laps are judged by. A young profile (2 to 4
 clean laps) is judged with its own mean but the field's pooled lap-to-lap spread.
 """
@@ -16,6 +15,7 @@ import numpy as np
 from engine.driver import alerts as A
 from engine.driver import telemetry as T
 from engine.driver.welford import Welford
+from engine.race.lap import is_clean
 from engine.sources.tracks import Track
 
 MIN_LAPS = 5            # clean laps in a profile before it judges a lap on its own spread
@@ -43,14 +43,6 @@ def segment_values(lap) -> list:
         s = lap.get(f"s{k}_s", np.nan)
         out += [a, (np.nan if s is None else s) - a]
     return out
-
-
-def is_clean(lap, lap_time_s, flag, in_pit, pit_time_s, prev_flag, prev_in_pit) -> np.ndarray:
-    """Clean lap (scalars or arrays): green at the line and before it, not lap 1, not in/out lap."""
-    return (np.asarray(lap) > 1) & np.isfinite(np.asarray(lap_time_s, dtype=float)) \
-        & (np.asarray(flag) == "GF") & (np.asarray(prev_flag) == "GF") \
-        & ~np.asarray(in_pit, dtype=bool) & ~np.asarray(prev_in_pit, dtype=bool) \
-        & np.isnan(np.asarray(pit_time_s, dtype=float))
 
 
 @dataclass

@@ -10,16 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.driver.profile import SEGMENTS, is_clean, segment_values
-
-
-def clean_mask(laps: pd.DataFrame) -> np.ndarray:
-    """Clean laps of a read_laps frame (sorted by car then lap), the same rule as the live profile."""
-    same_car = laps["car"].eq(laps["car"].shift()).to_numpy()
-    prev_flag = np.where(same_car, laps["flag"].shift().fillna("GF").to_numpy(dtype=object), "GF")
-    prev_pit = np.where(same_car, laps["in_pit"].shift().fillna(False).to_numpy(dtype=bool), False)
-    return is_clean(laps["lap"].to_numpy(), laps["lap_time_s"].to_numpy(), laps["flag"].to_numpy(dtype=object),
-                    laps["in_pit"].to_numpy(dtype=bool), laps["pit_time_s"].to_numpy(), prev_flag, prev_pit)
+from engine.driver.profile import SEGMENTS, segment_values
+from engine.race.lap import clean_laps
 
 
 def segment_times(laps: pd.DataFrame) -> pd.DataFrame:
@@ -41,7 +33,7 @@ def fingerprint(laps: pd.DataFrame) -> pd.DataFrame:
         seg[f"S{k}"] = laps[f"s{k}_s"]
     seg["lap"] = laps["lap_time_s"]
     parts = ["S1", "S2", "S3", *SEGMENTS, "lap"]
-    clean = seg[clean_mask(laps)]
+    clean = seg[clean_laps(laps)]
     if clean.empty:
         return pd.DataFrame(columns=["car", "part", "driver_s", "field_s", "delta_s", "rank", "laps"])
     med = clean.groupby("car")[parts].median()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.race.geo import centred_metres
 from engine.sources.tracks import Track
 
 BRAKE_ON_BAR = 20.0         # a stop starts when front pressure rises past this ...
@@ -22,7 +23,6 @@ ZONE_GAP_M = 60.0           # onsets closer than this along the lap belong to on
 ZONE_MIN_SHARE = 0.5        # a braking zone is one used on at least half of the laps
 FRESH_S = 0.5               # carry a sparse channel forward at most this long
 GPS_WINDOW = 3              # samples either side for GPS speed
-EARTH_M = 6_371_000.0
 def laps_of(frame: pd.DataFrame, clock: str = "t") -> dict[int, dict[str, np.ndarray]]:
     """Split one car's telemetry frame (engine.sources.grcup.read_telemetry columns) into
     lap -> {channel: array} with the `clock` column as `timestamp`, the shape `prepare` takes."""
@@ -42,11 +42,6 @@ def carry_forward(t: np.ndarray, x: np.ndarray, max_gap_s: float = FRESH_S) -> n
     return np.where(fresh, x[src], np.nan)
 
 
-def _xy(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lat0 = np.deg2rad(np.nanmean(lat))
-    return np.deg2rad(lon) * EARTH_M * np.cos(lat0), np.deg2rad(lat) * EARTH_M
-
-
 def lap_distance(samples: dict[str, np.ndarray]) -> np.ndarray:
     """Lap distance (m) of every sample: GPS path length fitted to the sparse official distance.
 
@@ -62,7 +57,7 @@ def lap_distance(samples: dict[str, np.ndarray]) -> np.ndarray:
         if has.sum() < 2:
             return np.full(len(t), np.nan)
         return np.interp(t, t[has], known[has])
-    x, y = _xy(lat, lon)
+    x, y = centred_metres(lat, lon)
     s = np.r_[0.0, np.cumsum(np.hypot(np.diff(x), np.diff(y)))]
     keep = has.copy()
     for _ in range(2):
@@ -82,7 +77,7 @@ def speed(samples: dict[str, np.ndarray]) -> np.ndarray:
     k = GPS_WINDOW
     if lat is None or lon is None or len(t) <= 2 * k:
         return channel
-    x, y = _xy(lat, lon)
+    x, y = centred_metres(lat, lon)
     gps = np.full(len(t), np.nan)
     dt = t[2 * k:] - t[:-2 * k]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.race.geo import to_metres
+
 PLACEHOLDER_LAP = 32768          # GR Cup: lap number unknown
 MAX_HOLD_S = 2.0                 # a channel's value is carried forward across at most this gap
 LINE_SEARCH_M = 30.0             # a GPS line crossing must pass within this of the learnt line point
-EARTH_R_M = 6_371_000.0
 
 
 def hold(values: np.ndarray, t: np.ndarray, max_gap_s: float = MAX_HOLD_S) -> np.ndarray:
@@ -80,8 +81,8 @@ class StartLine:
     n: int = 1
 
     def local_xy(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = np.pi / 180 * EARTH_R_M
-        return (lon - self.lon) * k * np.cos(np.radians(self.lat)), (lat - self.lat) * k
+        """Metres east and north of the line point."""
+        return to_metres(lat, lon, self.lat, self.lon)
 
     def learn(self, lat: float, lon: float, hx: float, hy: float) -> None:
         """Fold one more observed step into the running means."""

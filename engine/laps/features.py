@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.laps.detect import MAX_HOLD_S, hold
+from engine.race.braking import (HARD_CORNER_G, HEAVY_BRAKE_G, events, hard_cornering_events,
+                                 heavy_braking_events)
 
 FEATURES_VERSION = "1"
-HEAVY_BRAKE_G = 0.8          # |accx_can| above this: a heavy-braking event
-HARD_CORNER_G = 1.0          # |accy_can| above this: a hard-cornering event
 HIGH_SPEED_KMH = 150.0       # speed above this: a high-speed segment
 
 
@@ -39,7 +39,7 @@ FEATURES: dict[str, Feature] = {
     "lat_gs": Feature("g·s", "Σ |accy_can|·Δt: cumulative lateral g·s"),
     "long_gs": Feature("g·s", "Σ |accx_can|·Δt: cumulative longitudinal g·s"),
     "brake_energy": Feature("bar²·s", "Σ (pbrake_f² + pbrake_r²)·Δt"),
-    "heavy_brakes": Feature("count", f"events with |accx_can| > {HEAVY_BRAKE_G} g"),
+    "heavy_brakes": Feature("count", f"events with accx_can < -{HEAVY_BRAKE_G} g (braking)"),
     "hard_corners": Feature("count", f"events with |accy_can| > {HARD_CORNER_G} g"),
     "high_speed_segments": Feature("count", f"events with speed_kmh > {HIGH_SPEED_KMH:g} km/h"),
     "high_speed_s": Feature("s", f"Σ Δt where speed_kmh > {HIGH_SPEED_KMH:g} km/h"),
@@ -61,11 +61,6 @@ CHANNELS_USED = ("accx_can", "accy_can", "pbrake_f", "pbrake_r", "speed_kmh", "a
 def sample_dt(t: np.ndarray, t_end: float) -> np.ndarray:
     """Δt of each sample: to the next sample, the last one to t_end; capped at MAX_HOLD_S."""
     return np.minimum(np.diff(np.append(t, max(t_end, t[-1]))), MAX_HOLD_S) if len(t) else np.empty(0)
-
-
-def events(cond: np.ndarray) -> int:
-    """Runs of True (a run already true at the first sample counts)."""
-    return int(cond[0]) + int(np.count_nonzero(cond[1:] & ~cond[:-1])) if len(cond) else 0
 
 
 def _share(part: float, whole: float) -> float | None:
@@ -104,8 +99,8 @@ def segment_features(t: np.ndarray, cols: dict[str, np.ndarray], t_end: float) -
             "lat_gs": lat_gs,
             "long_gs": long_gs,
             "brake_energy": float(brake),
-            "heavy_brakes": events(abs_ax > HEAVY_BRAKE_G),
-            "hard_corners": events(abs_ay > HARD_CORNER_G),
+            "heavy_brakes": heavy_braking_events(ax),
+            "hard_corners": hard_cornering_events(ay),
             "high_speed_segments": events(fast),
             "high_speed_s": float(dt[fast].sum()),
             "speed_mean_kmh": mean,

@@ -36,8 +36,9 @@ class LapRecord:
     end_utc: float                       # the crossing that ended it
     sectors_s: list[float | None]        # S1..S3, None where the track's sectors are unknown
     tyre_age_laps: int
-    # {"fcy": bool|None, "pit": bool|None, "source": "telemetry"|None}: from the safety_car and
-    # pit_status channels; None where the source has no such channel (GR Cup: join the official
+    # {"fcy": bool|None, "pit": bool|None, "source": "telemetry"|None}: from the safety_car (any
+    # caution in the lap) and pit_status (pit = an in-lap: the lap ended in the pit lane, as GR Cup's
+    # in_pit) channels; None where the source has no such channel (GR Cup: join the official
     # flags from the timing feed, keys.car_state / read_laps, by session, car and lap)
     flags: dict
     features: dict                       # the lap's vector (sector 0)

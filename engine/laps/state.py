@@ -17,6 +17,7 @@ import numpy as np
 from engine.contracts import Batch, decode_batch, encode_batch, out_of_range_mask
 from engine.laps import detect, features
 from engine.laps.records import LapRecord
+from engine.race.lap import age_leaving
 from engine.sources.tracks import Track
 
 CHECKPOINT_VERSION = "1"
@@ -167,9 +168,9 @@ class CarState:
         """The open lap ends at t_end; it becomes a ClosedLap if its start was seen too."""
         # first lap seen: assume the tyres were fitted at the start (sprint races have no stops)
         age = self.tyre_age if self.tyre_age is not None else int(self.lap or 0)
-        pit = _any_positive(samples.column("pit_status"))
+        pit = _last_positive(samples.column("pit_status"))      # an in-lap: ends in the pit lane
         fcy = _any_positive(samples.column("safety_car"))
-        self.tyre_age = 1 if pit else age + 1
+        self.tyre_age = age_leaving(age, bool(pit)) + 1
         if self.lap_start is None or self.lap is None:
             return None
         return ClosedLap(int(self.lap), self.lap_start, t_end, samples, age, pit, fcy)
@@ -205,6 +206,12 @@ class CarState:
 
 def _rows(b: Batch, a: int, z: int) -> Batch:
     return Batch(b.session, b.vehicle_id, b.timestamps[a:z], b.channels, b.values[a:z])
+
+
+def _last_positive(x: np.ndarray) -> bool | None:
+    """The last known value is positive (None: no value this lap)."""
+    known = x[~np.isnan(x)]
+    return bool(known[-1] > 0) if len(known) else None
 
 
 def _any_positive(x: np.ndarray) -> bool | None:

@@ -68,10 +68,10 @@ class Lap:
     def from_crossing(cls, crossing: dict) -> "Lap":
         """A Lap from a timing crossing dict (car, lap, lap_time_s, s1_s..s3_s, flag, in_pit,
         pit_time_s, elapsed_s); missing or unreadable times are None."""
-        return cls(car=str(crossing["car"]), number=int(crossing["lap"]), time_s=_num(crossing.get("lap_time_s")),
+        return cls(car=str(crossing["car"]), number=int(crossing["lap"]), time_s=number(crossing.get("lap_time_s")),
                    flag=Flag.parse(crossing.get("flag")), in_pit=bool(crossing.get("in_pit")),
-                   pit_time_s=_num(crossing.get("pit_time_s")), elapsed_s=_num(crossing.get("elapsed_s")),
-                   sectors=tuple(Sector(k, _num(crossing.get(f"s{k}_s"))) for k in (1, 2, 3)))
+                   pit_time_s=number(crossing.get("pit_time_s")), elapsed_s=number(crossing.get("elapsed_s")),
+                   sectors=tuple(Sector(k, number(crossing.get(f"s{k}_s"))) for k in (1, 2, 3)))
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ class Stint:
         return self.last_lap - self.first_lap + 1
 
 
-def _num(v) -> float | None:
+def number(v) -> float | None:
+    """A float from a timing field; None when missing, NaN or unreadable."""
     try:
         f = float(v)
     except (TypeError, ValueError):

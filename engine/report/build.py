@@ -75,18 +75,25 @@ def _weather_text(w: pd.DataFrame) -> str:
 
 
 def cover(d: SessionData, cls: pd.DataFrame, source: str, cars: list[str]) -> list:
+    from engine.sources.tracks import TRACKS
+
     m = d.meta
     win = cls.iloc[0]
+    track = m.get("track_name") or (TRACKS[m["track"]].name if m.get("track") in TRACKS else m.get("track", "?"))
+    start = pd.to_numeric(m.get("start_utc") or m.get("started_at"), errors="coerce")
+    date = m.get("date") or (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start)) if pd.notna(start) else "not recorded")
+    sources = m.get("sources") or (f"live session archived as it ran: source {m.get('source', 'unknown')}, "
+                                   f"timing {m.get('timing', 'from telemetry')}")
     story = [P.Paragraph("PitWall post-race report", P.TITLE),
-             P.heading(f"{m.get('track_name', m.get('track', ''))} — race {m.get('race', '?')}", 2),
-             P.para(f"Session: {d.session}"), P.para(f"Date: {m.get('date') or 'not recorded'}"),
+             P.heading(f"{track} — race {m.get('race', '?')}", 2),
+             P.para(f"Session: {d.session}"), P.para(f"Date: {date}"),
              P.para(f"Weather: {_weather_text(d.weather)}"),
              P.para(f"Result: winner car #{win['car']}, {P.cell(win['laps'], 0)} laps in {win['total_time']} "
                     f"(classification: {source})."),
              P.para("Podium: " + ", ".join(f"P{int(r.position)} #{r.car}" for r in cls.head(3).itertuples())),
              P.para(f"Cars in this report: {'the whole field' if len(cars) == len(d.cars()) else ', '.join('#' + c for c in cars)}"),
              P.spacer(), P.heading("Data sources", 2),
-             *[P.para(s.strip(), small=True) for s in (m.get("sources") or "not recorded").split(";")],
+             *[P.para(s.strip(), small=True) for s in sources.split(";")],
              P.para(f"Archive tables: {', '.join(d.tables)}", small=True),
              P.para(f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by PitWall from the "
                     "session archive (every figure: measured timing unless marked modelled).", small=True),
@@ -181,6 +188,30 @@ def build_report(archive: Archive, session: str, out: Path, cars: list[str] | No
         raise ArchiveError(f"car {', '.join('#' + str(c) for c in unknown)} is not in session {session!r} "
                            f"(cars: {', '.join(field_cars)})")
     chosen = [str(c) for c in cars] if cars else field_cars
+    with FigureRenderer() as r:            # the browser starts while the figures are composed
+        story, figs = compose(d, chosen)
+        render_started = time.perf_counter()
+        pngs = [r.png(f, w, h) for f, w, h in figs]
+        render_s = time.perf_counter() - render_started
+    flow = [P.figure(pngs[item[1]], figs[item[1]][1], figs[item[1]][2]) if isinstance(item, tuple) else item
+            for item in story]
+    pages = {}
+
+    def write(tmp: Path) -> None:
+        pages["n"] = P.build(tmp, flow, f"PitWall report {session}",
+                             f"PitWall · {session} · {d.meta.get('track_name', d.meta.get('track', ''))} race {d.meta.get('race', '')}")
+
+    try:
+        write_pdf_atomic(write, out)
+    except OSError as exc:
+        raise ArchiveError(f"cannot write the report {out}: {exc.strerror or exc}") from exc
+    return {"session": session, "out": str(out), "pages": pages["n"], "figures": len(figs),
+            "cars": len(chosen), "render_seconds": round(render_s, 3),
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def compose(d: SessionData, chosen: list[str]) -> tuple[list, list[tuple]]:
+    """The report's story (flowables, with ('fig', i) where figure i goes) and its figures (fig, w, h)."""
     cls, source = A.classification(d.laps, d.results)
     if d.meta.get("results_file") and not d.results.empty:
         source = f"the organisers' results file {d.meta['results_file']}"
@@ -236,22 +267,4 @@ def build_report(archive: Archive, session: str, out: Path, cars: list[str] | No
         story.append(P.page_break())
     story += confidence_section(d, order, figs)
 
-    render_started = time.perf_counter()
-    with FigureRenderer() as r:
-        pngs = [r.png(f, w, h) for f, w, h in figs]
-    render_s = time.perf_counter() - render_started
-    flow = [P.figure(pngs[item[1]], figs[item[1]][1], figs[item[1]][2]) if isinstance(item, tuple) else item
-            for item in story]
-    pages = {}
-
-    def write(tmp: Path) -> None:
-        pages["n"] = P.build(tmp, flow, f"PitWall report {session}",
-                             f"PitWall · {session} · {d.meta.get('track_name', '')} race {d.meta.get('race', '')}")
-
-    try:
-        write_pdf_atomic(write, out)
-    except OSError as exc:
-        raise ArchiveError(f"cannot write the report {out}: {exc.strerror or exc}") from exc
-    return {"session": session, "out": str(out), "pages": pages["n"], "figures": len(figs),
-            "cars": len(chosen), "render_seconds": round(render_s, 3),
-            "seconds": round(time.perf_counter() - started, 3)}
+    return story, figs

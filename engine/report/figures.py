@@ -196,7 +196,7 @@ def car_panels(laps: pd.DataFrame, tyre: pd.DataFrame, cars: list[str]) -> dict:
 
 
 def compare_pace(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> go.Figure:
-    """Two sessions side by side: each car's median green lap (History page)."""
+    """Two sessions side by side: each car's median green lap (History page; the caller styles it)."""
     fig = go.Figure()
     for laps, name in zip((a, b), names):
         green = laps[~laps["flag"].astype(str).str.upper().isin(A.CAUTION_FLAGS)
@@ -208,15 +208,16 @@ def compare_pace(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> go
     allv = pd.concat([a["lap_time_s"], b["lap_time_s"]]).dropna()
     if len(allv):
         fig.update_yaxes(range=[allv.min() - 1, allv.quantile(0.6) + 2])
-    return paper(fig, "Pace per car: median green lap, s", barmode="group")
+    return fig.update_layout(barmode="group")
 
 
 def compare_degradation(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> go.Figure:
-    """Two sessions side by side: each car's modelled degradation (median s per lap over the race)."""
+    """Two sessions side by side: each car's modelled degradation (median s per lap over the race;
+    the caller styles it)."""
     fig = go.Figure()
     order = A.car_order(set(a.get("car", [])) | set(b.get("car", [])))
     for tyre, name in zip((a, b), names):
         med = tyre.groupby("car")["deg_s_per_lap"].median() if len(tyre) else pd.Series(dtype=float)
         fig.add_bar(x=[f"#{c}" for c in order], y=med.reindex(order), name=name)
     fig.update_yaxes(title="s per lap (tyre model)")
-    return paper(fig, "Degradation per car: the tyre model's slope, median over the race, s/lap", barmode="group")
+    return fig.update_layout(barmode="group")

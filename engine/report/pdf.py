@@ -53,7 +53,11 @@ def table(df: pd.DataFrame, headers: list[str], digits: dict[str, int] | None = 
           widths: list[float] | None = None) -> Table:
     """A frame as a striped table (repeating its header row across pages)."""
     digits = digits or {}
-    rows = [headers] + [[cell(v, digits.get(col, 3)) for col, v in zip(df.columns, r)]
+
+    def wrap(text: str):   # long text wraps inside its column
+        return Paragraph(esc(text), SMALL) if len(text) > 24 else text
+
+    rows = [headers] + [[wrap(cell(v, digits.get(col, 3))) for col, v in zip(df.columns, r)]
                         for r in df.itertuples(index=False)]
     t = Table(rows, repeatRows=1, colWidths=widths, hAlign="LEFT")
     t.setStyle(TableStyle([

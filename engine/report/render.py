@@ -41,6 +41,7 @@ class FigureRenderer:
         self.count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kaleido = None
+        self._starting: concurrent.futures.Future | None = None
 
     def _call(self, coro, timeout: float, what: str):
         fut = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, timeout), self._loop)
@@ -60,18 +61,26 @@ class FigureRenderer:
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="kaleido", daemon=True).start()
         self._kaleido = kaleido.Kaleido(mathjax=False)
-        try:
-            self._call(self._kaleido.__aenter__(), self.START_TIMEOUT_S, "starting the browser")
-        except RenderError:
-            self._stop_loop()
-            raise
-        except Exception as exc:   # choreographer/kaleido raise their own types; name it and stop
-            self._stop_loop()
-            raise RenderError(f"starting the browser failed: {type(exc).__name__}: {exc}") from exc
+        # The browser starts while the caller builds its figures; the first png() waits for it.
+        self._starting = asyncio.run_coroutine_threadsafe(
+            asyncio.wait_for(self._kaleido.__aenter__(), self.START_TIMEOUT_S), self._loop)
         return self
+
+    def _ready(self) -> None:
+        if self._starting is None:
+            return
+        try:
+            self._starting.result(self.START_TIMEOUT_S + 5)
+        except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError) as exc:
+            raise RenderError(f"starting the browser: no answer within {self.START_TIMEOUT_S:.0f} s") from exc
+        except Exception as exc:   # choreographer/kaleido raise their own types: name it
+            raise RenderError(f"starting the browser failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._starting = None
 
     def __exit__(self, *exc) -> None:
         try:
+            self._ready()
             self._call(self._kaleido.__aexit__(None, None, None), 30.0, "closing the browser")
         except RenderError as err:
             log.warning("report: %s", err)
@@ -84,6 +93,7 @@ class FigureRenderer:
 
     def png(self, fig: go.Figure | dict, width: int = 900, height: int = 420) -> bytes:
         """The figure as image bytes (JPEG by default); a figure that fails is retried once."""
+        self._ready()
         opts = dict(format=self.format, width=width, height=height, scale=self.scale)
         layout = fig["layout"] if isinstance(fig, dict) else fig.to_plotly_json()["layout"]
         title = (layout.get("title") or {}).get("text")

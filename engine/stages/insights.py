@@ -26,12 +26,12 @@ import redis
 
 from engine import keys
 from engine.observe import observe
+from engine.race.corners import CORNERS
 from engine.stages.consumer import StageConsumer
 from engine.stages.driver import DriverStage
 
 log = logging.getLogger(__name__)
 GROUP = "insights"
-CORNERS = ("fl", "fr", "rl", "rr")
 
 
 crossings_key = keys.crossings

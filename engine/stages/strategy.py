@@ -2,7 +2,8 @@
 write it into the car's live insight (field "strategy"), with the latency from the crossing.
 
 It reads the timing stream with its own consumer group, so the timing stage and this one see
-every crossing; the field comes from the board the timing stage keeps. A crossing older than the
+every crossing; the field comes from the board the timing stage keeps, built by
+engine.strategy.field (the same builder the strategy page uses). A crossing older than the
 car's latest lap on the board is skipped (a newer one is queued): under a backlog the stage
 catches up instead of computing stale calls. Each call sizes its races per strategy to land within
 CALL_DEADLINE_S of its crossing, from the time per race the last calls took: the full count when
@@ -24,59 +25,15 @@ import redis
 
 from engine import keys
 from engine.observe import count, observe
+from engine.strategy.field import field_cars, state_from_cars
 from engine.strategy.live import DEFAULT_RACES, recommend
-from engine.strategy.state import DEFAULT_DEG_S_PER_LAP, DEFAULT_DEG_SD, state_from_timing
+from engine.strategy.state import DEFAULT_DEG_S_PER_LAP
 
 GROUP = "strategy"
 BOARD_WAIT_S = 1.0   # how long a crossing waits for the timing stage to apply it
 CALL_DEADLINE_S = 1.0  # a call lands in the insight within this of its crossing ...
 MIN_RACES = 1_000      # ... with fewer races per strategy when a bunched field's crossings queue up
 log = logging.getLogger(__name__)
-
-
-def timing_cars(board: list[dict]) -> list[dict]:
-    """Board rows -> the car dicts state_from_timing takes: gap_s is the race-time deficit to the
-    leader (a car laps down: its gap at its last crossing plus the laps down at the leader's pace)."""
-    if not board:
-        return []
-    leader = board[0]
-    ref_lap = leader.get("best_lap_s") or leader.get("last_lap_s")
-    # A car with fewer than three green laps (the start, a restart) has no race pace yet: one slow
-    # restart lap would make it the slowest car in the field. It runs at the field's pace instead.
-    settled = [r["best_lap_s"] for r in board if r.get("best_lap_s") and r.get("green_laps", 0) >= 3]
-    field_pace = float(np.median(settled)) if settled else None
-    out = []
-    for row in board:
-        best = row.get("best_lap_s") or row.get("last_lap_s")
-        if best is None or row.get("elapsed_s") is None or leader.get("elapsed_s") is None or ref_lap is None:
-            continue                 # no lap time yet: nothing to simulate this car from
-        down = leader.get("laps", 0) - row.get("laps", 0)
-        gap = row["elapsed_s"] - leader["elapsed_s"] + max(down, 0) * ref_lap
-        car = {"car": str(row["car"]), "position": row.get("position", len(out) + 1),
-               "laps": row.get("laps", 0), "gap_s": max(gap, 0.0), "best_lap_s": best,
-               "last_lap_s": row.get("last_lap_s") or best, "tyre_age_laps": row.get("tyre_age_laps", 0),
-               "pit": bool(row.get("in_pit"))}
-        if row.get("green_laps", 0) < 3 and field_pace is not None:
-            car["pace_s"] = field_pace
-        out.append(car)
-    return out
-
-
-TYRE_STALE_LAPS = 2   # a tyre prediction older than this many of the car's laps is not used
-
-
-def with_tyre_curves(cars: list[dict], tyre: dict[str, dict]) -> list[dict]:
-    """Each car's tyre curve from its tyre insight: the slope of the model's projected loss over
-    the laps left (floored at 0: a tyre does not get faster with age; a falling projection is the
-    car's pace trend) and its uncertainty. Cars without a recent prediction keep the assumption."""
-    out = []
-    for car in cars:
-        t = tyre.get(car["car"])
-        if t and t.get("deg_s_per_lap") is not None and car.get("laps", 0) - int(t.get("lap", -99)) <= TYRE_STALE_LAPS:
-            car = dict(car, deg_s_per_lap=max(0.0, float(t["deg_s_per_lap"])),
-                       deg_sd=float(t.get("deg_sd") or DEFAULT_DEG_SD))
-        out.append(car)
-    return out
 
 
 class StrategyStage:
@@ -154,14 +111,13 @@ class StrategyStage:
         if reason:
             self.skipped[reason] += 1
             return None
-        cars = with_tyre_curves(timing_cars(board), self._tyre_insights(session, board))
-        state = state_from_timing(cars, total, "fcy" if flag == "FCY" else "green")
+        cars = field_cars(board, self._tyre_insights(session, board))
         seed = zlib.crc32(f"{session}/{car}/{lap}".encode())
         event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
         races = self.races_for(event_ms / 1000, time.time())
         try:
-            call = recommend(state, car, track, races=races, seed=seed)
-        except ValueError as exc:            # e.g. a track without fitted data: counted, not fatal
+            call = recommend(state_from_cars(cars, total, flag), car, track, races=races, seed=seed)
+        except ValueError as exc:            # e.g. a track without fitted data, a bad board row: counted
             self.skipped[str(exc).split(":")[0]] += 1
             log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc,
                         extra={"session": session, "car": car, "lap": lap, "stage": GROUP})

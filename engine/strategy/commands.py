@@ -55,17 +55,19 @@ def tumftm_report(path: Path, races: int, seed: int = 1) -> dict:
 
     import numpy as np
 
-    from engine.strategy import tumftm
+    from engine.sources import tumftm as tumftm_files
     from engine.strategy.sim import simulate
     from engine.strategy.strategies import field_table
+    from engine.strategy.tumftm_events import cautions
+    from engine.strategy.tumftm_map import event_mode, field_and_rules, plans
 
     if races < 1:
         raise ValueError(f"--races: {races} must be at least 1")
-    race = tumftm.load(path)
-    field, rules = tumftm.field_and_rules(race)
+    race = tumftm_files.load(path)
+    field, rules = field_and_rules(race)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    result = simulate(field, rules, tumftm.cautions(race, races, rng), tumftm.plans(race, field), rng,
+    result = simulate(field, rules, cautions(race, races, rng), plans(race, field), rng,
                       from_start=True)
     seconds = time.perf_counter() - started
     table = field_table(result)
@@ -75,13 +77,13 @@ def tumftm_report(path: Path, races: int, seed: int = 1) -> dict:
                       "racetime_mean_s": None if np.isnan(r.racetime_mean_s) else round(float(r.racetime_mean_s), 1)}
                for code, r in table.iterrows()}
     out = {"race": race.track["name"], "laps": race.laps, "races": races, "seconds": round(seconds, 3),
-           "events": tumftm.event_mode(race), "drivers": drivers}
-    refs = tumftm.reference_files(path)
+           "events": event_mode(race), "drivers": drivers}
+    refs = tumftm_files.reference_files(path)
     if "distribution" in refs:
-        out["reference"] = _compare_distribution(drivers, tumftm.read_reference(refs["distribution"]),
+        out["reference"] = _compare_distribution(drivers, tumftm_files.read_reference(refs["distribution"]),
                                                  refs["distribution"])
     if "sweep" in refs:
-        out["sweep"] = _sweep(race, field, rules, tumftm.read_reference(refs["sweep"]), refs["sweep"], races, seed)
+        out["sweep"] = _sweep(race, field, rules, tumftm_files.read_reference(refs["sweep"]), refs["sweep"], races, seed)
     return out
 
 
@@ -107,16 +109,17 @@ def _compare_distribution(drivers: dict, ref, path: Path) -> dict:
 def _sweep(race, field, rules, ref, path: Path, races: int, seed: int) -> dict:
     import numpy as np
 
-    from engine.strategy import tumftm
     from engine.strategy.sim import simulate
+    from engine.strategy.tumftm_events import cautions
+    from engine.strategy.tumftm_map import plans, sweep_variants
 
     name = Path(path).stem
     car = next((c for c in race.codes if f"_{c}_" in name), None)
     if car is None:
         raise ValueError(f"{path.name}: no participant code in the file name")
-    variants = tumftm.sweep_variants(list(ref.index), race, car)
+    variants = sweep_variants(list(ref.index), race, car)
     rng = np.random.default_rng([seed, 2])
-    res = simulate(field, rules, tumftm.cautions(race, races, rng), tumftm.plans(race, field, variants, car),
+    res = simulate(field, rules, cautions(race, races, rng), plans(race, field, variants, car),
                    rng, from_start=True)
     i = field.index(car)
     mine = {n: round(float(res.position[s, :, i].mean()), 3) for s, n in enumerate(res.strategies)}

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from engine.strategy import kernel
@@ -250,18 +253,31 @@ def rate_cautions(races: int, laps: int, cars: int, rng: np.random.Generator, *,
     return Cautions(flags, np.minimum(lap_of, laps).astype(np.int32))
 
 
+THREADS = int(os.environ.get("PITWALL_SIM_THREADS") or 1)   # threads a block's races are split over
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """One pool of n threads per process (the compiled kernel releases the GIL)."""
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="sim")
+    return _POOLS[n]
+
+
 BLOCK_ELEMENTS = 1_000_000   # races x laps x cars of lap noise per block: the draws stay in the CPU cache
 
 
 def simulate(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
-             rng: np.random.Generator, from_start: bool = False, block: int | None = None) -> Result:
+             rng: np.random.Generator, from_start: bool = False, block: int | None = None,
+             threads: int | None = None) -> Result:
     """Run every strategy over the same races (common random numbers) to the flag. The races are
-    simulated in blocks whose random draws stay in the CPU cache."""
+    simulated in blocks whose random draws stay in the CPU cache, each block's races split over
+    `threads` cores (default: numba's thread count; the results do not depend on it)."""
     R = cautions.races
     block = block or max(256, BLOCK_ELEMENTS // max(1, rules.laps_left * field.size))
     if R <= block:
-        return _simulate_block(field, rules, cautions, plans, rng, from_start)
-    parts = [_simulate_block(field, rules, cautions.rows(a, a + block), plans, child, from_start)
+        return _simulate_block(field, rules, cautions, plans, rng, from_start, threads)
+    parts = [_simulate_block(field, rules, cautions.rows(a, a + block), plans, child, from_start, threads)
              for a, child in zip(range(0, R, block), rng.spawn(-(-R // block)))]
     return Result(field.cars, np.concatenate([p.position for p in parts], axis=1),
                   np.concatenate([p.race_time_s for p in parts], axis=1),
@@ -270,7 +286,7 @@ def simulate(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
 
 
 def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
-                    rng: np.random.Generator, from_start: bool = False) -> Result:
+                    rng: np.random.Generator, from_start: bool = False, threads: int | None = None) -> Result:
     S, R, C, L = plans.count, cautions.races, field.size, rules.laps_left
     if L <= 0:
         raise ValueError(f"Rules: no laps left (total {rules.total_laps}, done {rules.laps_done})")
@@ -310,34 +326,33 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     sc_line = cautions.sc_line_s - offset if cautions.sc_line_s is not None else np.full((R, L), np.nan)
     drs_ok = _drs_laps(cautions.flags, rules) if rules.drs_effect_s != 0 else np.zeros((R, L), bool)
     pit_in = rules.pit_in_s if rules.pit_in_s is not None else rules.pit_loss_s
-    P = np.zeros(kernel.N_P)
-    P[kernel.P_PIT_LOSS:kernel.P_PIT_LOSS + 3] = rules.pit_loss_s
-    P[kernel.P_PIT_IN:kernel.P_PIT_IN + 3] = pit_in
-    P[[kernel.P_COLD, kernel.P_GAP, kernel.P_GAP_SC, kernel.P_THR, kernel.P_DUEL, kernel.P_LOSER, kernel.P_DRS,
-       kernel.P_DRS_WINDOW, kernel.P_MULT_FCY, kernel.P_MULT_SC, kernel.P_FCY_LAP, kernel.P_SC_LAP,
-       kernel.P_DEG_FCY, kernel.P_DEG_SC]] = (
-        rules.cold_tyre_s, rules.min_gap_s, rules.min_gap_sc_s, rules.overtake_gap_s, rules.duel_s, rules.loser_s,
-        rules.drs_effect_s, rules.drs_window_s, rules.mult_fcy, rules.mult_sc, rules.fcy_lap_s, rules.sc_lap_s,
-        rules.deg_mult_fcy, rules.deg_mult_sc)
-    Q = np.zeros(kernel.N_Q, np.int64)
-    Q[[kernel.Q_PASS_FROM_GAP, kernel.Q_DUEL_WHEN_HELD, kernel.Q_SPLIT_PIT, kernel.Q_SC_BUNCHES,
-       kernel.Q_RESORT_ON_RETIREMENT, kernel.Q_STANDSTILL_IN]] = (
-        rules.pass_from_gap, rules.duel_when_held, rules.pit_in_s is not None, rules.sc_bunches,
-        rules.resort_on_retirement, rules.standstill_on_in_lap)
+    params = kernel.Params(
+        tuple(float(x) for x in rules.pit_loss_s), tuple(float(x) for x in pit_in), float(rules.cold_tyre_s),
+        float(rules.min_gap_s), float(rules.min_gap_sc_s), float(rules.overtake_gap_s), float(rules.duel_s),
+        float(rules.loser_s), float(rules.drs_effect_s), float(rules.drs_window_s), float(rules.mult_fcy),
+        float(rules.mult_sc), float(rules.fcy_lap_s), float(rules.sc_lap_s), float(rules.deg_mult_fcy),
+        float(rules.deg_mult_sc), bool(rules.pass_from_gap), bool(rules.duel_when_held), rules.pit_in_s is not None,
+        bool(rules.sc_bunches), bool(rules.resort_on_retirement), bool(rules.standstill_on_in_lap))
     team = field.team if field.team is not None else np.arange(C)
-    position = np.empty((S, R, C), np.int16)
-    race_time = np.empty((S, R, C), f32)
-    stops = np.empty((S, R, C), np.int8)
-    kernel.run(t0.astype(np.float64), running, pace_r, field.deg_k0.astype(np.float64),
-               (field.deg_k1.astype(f32) + slope_noise), field.tyre_age.astype(np.float64), slope_noise,
-               np.ascontiguousarray(plans.pit_at), np.ascontiguousarray(plans.on_caution),
-               np.ascontiguousarray(plans.next_k0, np.float64), np.ascontiguousarray(plans.next_k1, np.float64),
-               np.ascontiguousarray(plans.next_age, np.float64), standstill, noise, lap_add, first_add,
-               np.ascontiguousarray(cautions.flags, np.int8), np.ascontiguousarray(c_from, f32),
-               np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64), drs_ok,
-               np.ascontiguousarray(cautions.retire_lap, np.int64),
-               field.overtake_bias_s.astype(np.float64), np.asarray(team, np.int64),
-               field.team_order_s.astype(np.float64), P, Q, position, race_time, stops)
+    start = kernel.Start(t0.astype(np.float64), running, field.deg_k0.astype(np.float64),
+                         field.tyre_age.astype(np.float64), field.overtake_bias_s.astype(np.float64),
+                         np.asarray(team, np.int64), field.team_order_s.astype(np.float64))
+    draws = kernel.Draws(pace_r, field.deg_k1.astype(f32) + slope_noise, slope_noise, standstill, noise, lap_add,
+                         first_add, np.ascontiguousarray(cautions.flags, np.int8), np.ascontiguousarray(c_from, f32),
+                         np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64), drs_ok,
+                         np.ascontiguousarray(cautions.retire_lap, np.int64))
+    plan = kernel.PlanArrays(np.ascontiguousarray(plans.pit_at), np.ascontiguousarray(plans.on_caution),
+                             np.ascontiguousarray(plans.next_k0, np.float64),
+                             np.ascontiguousarray(plans.next_k1, np.float64),
+                             np.ascontiguousarray(plans.next_age, np.float64))
+    out = kernel.Out(np.empty((S, R, C), np.int16), np.empty((S, R, C), f32), np.empty((S, R, C), np.int8))
+    n = max(1, min(threads or THREADS, R // 64 or 1))
+    if n == 1:
+        kernel.run(start, draws, params, plan, out, 0, R)
+    else:
+        cuts = [k * R // n for k in range(n + 1)]
+        list(_pool(n).map(lambda k: kernel.run(start, draws, params, plan, out, cuts[k], cuts[k + 1]), range(n)))
+    position, race_time, stops = out
     race_time += f32(offset)
     retired = (cautions.retire_lap < L) | field.retired[None, :]
     return Result(field.cars, position, race_time, retired, stops, L, plans.names)

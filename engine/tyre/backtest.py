@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from engine.tyre.cliff import HORIZON_LAPS, first_paying_stop
-from engine.tyre.forecast import clean_laps
+from engine.race.lap import clean_laps
 
 WITHIN = (1, 2, 5)
 BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 5, "3-5"), (6, 10, "6-10"), (11, HORIZON_LAPS, "11+"))
@@ -31,7 +31,7 @@ def actual_losses(rows: pd.DataFrame, horizon: int = HORIZON_LAPS) -> np.ndarray
     """(rows, horizon): the car's actual fuel-corrected loss on laps k+1 .. k+horizon against its
     reference at lap k; 0 on laps that are not clean, NaN after the car's last lap."""
     out = np.full((len(rows), horizon), np.nan)
-    clean = clean_laps(rows).to_numpy()
+    clean = np.asarray(clean_laps(rows), bool)
     t_fc = rows["t_fc"].to_numpy(float)
     ref = rows["ref_s"].to_numpy(float)
     for idx in rows.groupby(["session", "car"], sort=False).indices.values():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.race.lap import clean_laps
 from engine.tyre.dataset import FEATURES
 
 _IDX = {name: i for i, name in enumerate(FEATURES)}
@@ -77,8 +78,6 @@ def pace_level(rows: pd.DataFrame) -> np.ndarray:
     fuel-corrected laps minus the reference. Worn tyres slow every lap, so the best recent lap
     shows them; a one-off slow lap (an incident, traffic, a restart) does not raise it. 0 before
     the car's first clean lap."""
-    from engine.tyre.forecast import clean_laps
-
     keys = ["session", "car"]
     c = rows.loc[clean_laps(rows), keys + ["t_fc"]]
     by = c.groupby(keys, sort=False)["t_fc"]

@@ -6,7 +6,7 @@ causal: it uses only the car's laps up to n and the field's laps completed befor
 the line. Definitions (also in models/MODEL_CARD.md):
 
 - fuel-corrected lap time  t_fc(n) = lap_time(n) + FUEL_S_PER_LAP * (n - 1)
-- clean lap: flag GF at the line on this lap and the previous one, not lap 1, no pit in or out
+- clean lap and tyre age: engine.race.lap's rules (the clean lap needs a lap time too)
 - reference pace R(n): the median of the car's first REFERENCE_LAPS (5) fuel-corrected clean laps
   up to n (its fresh-tyre pace; the fastest lap so far where there is no clean lap yet)
 - loss(n) = t_fc(n) - R(n); the model's target is the next lap's loss t_fc(n+1) - R(n), so the
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from engine.sources.grcup import RaceFiles, discover, read_laps, read_weather
+from engine.race.lap import clean_laps, stints, tyre_ages
 from engine.sources.tracks import lap_length_m
 from engine.tyre import FIELD_WINDOW_S, FUEL_S_PER_LAP
 
@@ -169,16 +170,14 @@ def lap_features(laps: pd.DataFrame, weather: pd.DataFrame | None = None,
     df["race_time_s"] = df["elapsed_s"].fillna(g["lap_time_s"].cumsum())
     prev_in_pit = g["in_pit"].shift(1, fill_value=False).astype(bool)
     df["pit_lap"] = df["in_pit"] | df["pit_time_s"].notna() | prev_in_pit
-    stop = df["in_pit"] | (df["pit_time_s"].notna() & ~prev_in_pit)
-    df["stint"] = stop.groupby([df["session"], df["car"]]).shift(1, fill_value=False).astype(int)
-    df["stint"] = df.groupby(["session", "car"])["stint"].cumsum()
+    df["stint"] = stints(df)
     gs = df.groupby(["session", "car", "stint"], sort=False)
     df["stint_lap"] = gs.cumcount() + 1
-    df["tyre_age"] = np.where(df["stint"] == 0, df["lap"], df["stint_lap"]).astype(float)
+    df["tyre_age"] = tyre_ages(df).astype(float)
 
     prev_flag = g["flag"].shift(1).fillna("")
     green = (df["flag"] == "GF") & (df["lap"] > 1) & ~df["pit_lap"]
-    clean = green & (prev_flag == "GF")
+    clean = pd.Series(clean_laps(df), index=df.index)
     df["t_fc"] = df["lap_time_s"] + FUEL_S_PER_LAP * (df["lap"] - 1)
     clean_fc = df["t_fc"].where(clean)
     car_keys = [df["session"], df["car"]]

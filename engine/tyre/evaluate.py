@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine.race.lap import clean_laps
 from engine.tyre import INTERVAL
 from engine.tyre import backtest as bt
 from engine.tyre import forecast as fc
@@ -145,7 +146,7 @@ def _per_race(rows: pd.DataFrame, pred: Prediction, projection, pit_loss, q_by_r
 def clean_lap_slope(rows: pd.DataFrame) -> float | None:
     """The median over cars of the least-squares slope of their clean lap times against the lap
     number (s/lap; fuel, track evolution and wear together): whether anyone's pace fell off."""
-    clean = rows[fc.clean_laps(rows)]
+    clean = rows[clean_laps(rows)]
     slopes = [np.polyfit(g["lap"], g["lap_time_s"], 1)[0] for _, g in clean.groupby(["session", "car"])
               if len(g) >= 5]
     return float(np.median(slopes)) if slopes else None

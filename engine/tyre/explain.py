@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from engine.tyre.dataset import FEATURES
-from engine.tyre.wear import CORNER_NAMES, CORNERS
+from engine.race.corners import CORNER_NAMES, CORNERS
 
 MAX_CHARS = 80
 TOP = 3

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.tyre.wear import CORNERS, wear_for_lap
+from engine.race.corners import CORNERS
+from engine.tyre.wear import wear_for_lap
 
 F1_WHEELS = ("rl", "rr", "fl", "fr")   # the game's wheel-array order
 MOTION, TELEMETRY, DAMAGE = 0, 6, 10

@@ -3,7 +3,7 @@
 Per car-lap k (a row of engine.tyre.dataset.lap_features, rows ordered by session, car, lap):
 - the next lap's time, and the mean time of the clean laps among the next H laps (H = 5, 10);
 - baselines from laps up to k only: the last lap, the last clean lap, the mean of the last 3
-  clean laps (a clean lap: flag GF at the line on it and the lap before, not lap 1, no pit in/out);
+  clean laps (engine.race.lap's rule: GF at the line on it and the lap before, not lap 1, no pit);
 - the model's forecast: the projected loss (engine.tyre.cliff.project) turned back into lap times
   (reference + loss - fuel), averaged over the H laps ahead.
 """
@@ -13,17 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.race.lap import clean_laps
 from engine.tyre import FUEL_S_PER_LAP
 
 HORIZONS = (5, 10)
 BASELINES = ("last_lap", "last_clean_lap", "mean_last3_clean")
-
-
-def clean_laps(rows: pd.DataFrame) -> pd.Series:
-    """Clean laps: GF at the line on the lap and the one before, not lap 1, no pit in or out."""
-    prev = rows.groupby(["session", "car"], sort=False)["flag"].shift(1).fillna("")
-    return ((rows["flag"] == "GF") & (prev == "GF") & (rows["lap"] > 1)
-            & ~rows["pit_lap"].astype(bool) & rows["lap_time_s"].notna())
 
 
 def baselines(rows: pd.DataFrame) -> pd.DataFrame:

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine.race.corners import CORNERS
+from engine.race.flag import Flag
 from engine.tyre.cliff import cliff_call, degradation, pace_level, pit_losses, project
 from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
 from engine.tyre.explain import top_reasons
 from engine.tyre.model import TyreModel
-from engine.tyre.wear import CORNERS, wear_for_lap
+from engine.tyre.wear import wear_for_lap
 
 OUTPUT_COLUMNS = (
     "session", "car", "lap", "predicted_next_lap_s", "next_lap_lo_s", "next_lap_hi_s",
@@ -160,7 +162,7 @@ def laps_from_records(records: list[dict]) -> pd.DataFrame:
         "s3_s": pd.to_numeric(sectors.str[2], errors="coerce"),
         "elapsed_s": pd.to_numeric(df["end_utc"], errors="coerce") - start.groupby(df["session"]).transform("min"),
         "in_pit": flags.apply(lambda f: bool(f.get("pit"))),
-        "flag": flags.apply(lambda f: "FCY" if f.get("fcy") else "GF"),
+        "flag": flags.apply(lambda f: Flag.parse(f).code),
     })
 
 

@@ -8,8 +8,7 @@ F / Fz). Integrated over the lap with dt from the timestamps, this is each corne
 energy. Wear % = 100 * cumulative energy / the energy at which the pace model says the cliff
 comes (calibrated in train.py; 100 % is the cliff).
 
-Sign conventions (checked on Barber telemetry: accy against the GPS yaw rate, r = 0.92; accx
-against brake pressure, r = -0.84): accx > 0 accelerating, accy > 0 turning left.
+Sign conventions: engine.race.braking (accx > 0 accelerating, accy > 0 turning left).
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CORNERS: tuple[str, ...] = ("fl", "fr", "rl", "rr")
-CORNER_NAMES = {"fl": "Front-left", "fr": "Front-right", "rl": "Rear-left", "rr": "Rear-right"}
+from engine.race.braking import hard_cornering_events, heavy_braking_events
+from engine.race.corners import CORNERS
+
 G = 9.81
 
 
@@ -39,8 +39,6 @@ class Car:
 
 
 GR86 = Car()
-HEAVY_BRAKE_G = -0.8      # a "heavy stop": longitudinal g below this
-HARD_CORNER_G = 1.0       # a "hard corner": lateral g above this (as engine/laps/features.py)
 
 
 def corner_power(accx: np.ndarray, accy: np.ndarray, speed_kmh: np.ndarray, car: Car = GR86) -> np.ndarray:
@@ -83,12 +81,6 @@ def _dt(timestamps_s: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(dt), 0.0, 1.0)
 
 
-def _events(mask: np.ndarray) -> int:
-    """Number of separate episodes where `mask` is true (rising edges)."""
-    m = np.asarray(mask, bool)
-    return int(np.count_nonzero(m[1:] & ~m[:-1]) + (1 if len(m) and m[0] else 0))
-
-
 def lap_energy(samples: dict[str, np.ndarray], car: Car = GR86) -> dict:
     """One lap's friction energy per corner (kJ / c) and its evidence counts.
 
@@ -116,8 +108,8 @@ def lap_energy(samples: dict[str, np.ndarray], car: Car = GR86) -> dict:
         speed = np.interp(t, t[ok], speed[ok])
     energy = (corner_power(accx, accy, speed, car) * dt[:, None]).sum(axis=0) / 1000.0
     out = {f"energy_{c}": float(e) for c, e in zip(CORNERS, energy)}
-    out["heavy_brakes"] = _events(np.nan_to_num(accx) < HEAVY_BRAKE_G)
-    out["hard_corners"] = _events(np.abs(np.nan_to_num(accy)) > HARD_CORNER_G)
+    out["heavy_brakes"] = heavy_braking_events(accx)
+    out["hard_corners"] = hard_cornering_events(accy)
     out["duration_s"] = float(dt.sum())
     return out
 

@@ -22,6 +22,7 @@ import numpy as np
 import redis
 
 from engine import keys
+from engine.race.flag import Flag
 from engine.stages.driver import DriverStage
 from engine.stages.process.fold import LapHook
 from engine.stages.timing import publish_crossing
@@ -72,7 +73,7 @@ def crossing_from_record(record: dict) -> dict:
     sectors = list(record.get("sectors_s") or []) + [None] * 3
     flags = record.get("flags") or {}
     return {"lap": record["lap"], "lap_time_s": record.get("lap_time_s"), "s1_s": sectors[0],
-            "s2_s": sectors[1], "s3_s": sectors[2], "flag": "FCY" if flags.get("fcy") else "GF",
+            "s2_s": sectors[1], "s3_s": sectors[2], "flag": Flag.parse(flags).code,
             "in_pit": bool(flags.get("pit")), "pit_time_s": None, "elapsed_s": record.get("end_utc")}
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import redis
 
 from engine import keys
+from engine.observe import observe
 from engine.stages.consumer import StageConsumer, ensure_group
 from engine.stages.process.fold import GROUP, ProcessStage
 from engine.stages.process.leases import ShardLeases
@@ -37,7 +38,9 @@ class ShardConsumer(StageConsumer):
             # entries to their checkpoints would skip the ones in between; the resync replays all
             return
         try:
+            started = time.perf_counter()
             done = self.stage.handle(stream, entry_id, fields)
+            observe(self.client, f"stage_{self.group}", time.perf_counter() - started)
         except (redis.ConnectionError, redis.TimeoutError):
             raise                  # Redis is down, not the entry: the run loop backs off and resyncs
         except Exception as exc:   # bad entry: count, resync the shard, dead-letter at 3

@@ -1,0 +1,77 @@
+"""The board -> the strategy call's field: one builder for the engine's live call (engine/stages/
+strategy.py) and the strategy page's "Simulate now" and rejoin card, so both simulate the same field.
+
+Rules (where the stage and the page used to disagree, the stage's won; /work/coord/h3-rules.md):
+- gap_s is the race-time deficit to the leader at the line: its elapsed time minus the leader's,
+  plus the laps it is down at the leader's best lap (a caution lap of the leader would stretch the
+  gap of every lapped car), never below 0; a car without a lap time or elapsed time is left out;
+- a car with fewer than three green laps (the start, a restart) runs at the field's pace (the median
+  best lap of the settled cars): one slow restart lap would make it the slowest car in the field;
+- `in_pit` on the board is the car's `pit`: its out-lap is still owed;
+- each car runs on its tyre model's curve when its tyre insight is at most TYRE_STALE_LAPS old.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.race.flag import Flag
+from engine.strategy.state import DEFAULT_DEG_SD, RaceState, state_from_timing
+
+TYRE_STALE_LAPS = 2   # a tyre prediction older than this many of the car's laps is not used
+SETTLED_GREEN_LAPS = 3
+
+
+def timing_cars(board: list[dict]) -> list[dict]:
+    """Board rows -> the car dicts state_from_timing takes (gap_s: race-time deficit to the leader)."""
+    if not board:
+        return []
+    leader = board[0]
+    ref_lap = leader.get("best_lap_s") or leader.get("last_lap_s")
+    settled = [r["best_lap_s"] for r in board if r.get("best_lap_s") and r.get("green_laps", 0) >= SETTLED_GREEN_LAPS]
+    field_pace = float(np.median(settled)) if settled else None
+    out = []
+    for row in board:
+        best = row.get("best_lap_s") or row.get("last_lap_s")
+        if best is None or row.get("elapsed_s") is None or leader.get("elapsed_s") is None or ref_lap is None:
+            continue                 # no lap time yet: nothing to simulate this car from
+        down = leader.get("laps", 0) - row.get("laps", 0)
+        gap = row["elapsed_s"] - leader["elapsed_s"] + max(down, 0) * ref_lap
+        car = {"car": str(row["car"]), "position": row.get("position", len(out) + 1),
+               "laps": row.get("laps", 0), "gap_s": max(gap, 0.0), "best_lap_s": best,
+               "last_lap_s": row.get("last_lap_s") or best, "tyre_age_laps": row.get("tyre_age_laps", 0),
+               "pit": bool(row.get("in_pit"))}
+        if row.get("green_laps", 0) < SETTLED_GREEN_LAPS and field_pace is not None:
+            car["pace_s"] = field_pace
+        out.append(car)
+    return out
+
+
+def with_tyre_curves(cars: list[dict], tyre: dict[str, dict]) -> list[dict]:
+    """Each car's tyre curve from its tyre insight: the slope of the model's projected loss over
+    the laps left (floored at 0: a tyre does not get faster with age; a falling projection is the
+    car's pace trend) and its uncertainty. Cars without a recent prediction keep the assumption."""
+    out = []
+    for car in cars:
+        t = tyre.get(car["car"])
+        if t and t.get("deg_s_per_lap") is not None and car.get("laps", 0) - int(t.get("lap", -99)) <= TYRE_STALE_LAPS:
+            car = dict(car, deg_s_per_lap=max(0.0, float(t["deg_s_per_lap"])),
+                       deg_sd=float(t.get("deg_sd") or DEFAULT_DEG_SD))
+        out.append(car)
+    return out
+
+
+def field_cars(board: list[dict], tyre: dict[str, dict]) -> list[dict]:
+    """The strategy call's car dicts from the board rows and each car's tyre insight (by car)."""
+    return with_tyre_curves(timing_cars(board), tyre)
+
+
+def state_from_cars(cars: list[dict], total_laps: int, flag: object = None) -> RaceState:
+    """The RaceState of field_cars' cars under the flag at the line (any form Flag.parse reads; a
+    VSC runs as a full-course yellow)."""
+    return state_from_timing(cars, total_laps, Flag.parse(flag).simulated().name.lower())
+
+
+def board_state(board: list[dict], tyre: dict[str, dict], total_laps: int, flag: object = None) -> RaceState:
+    """The strategy call's RaceState from the board, the tyre insights (by car) and the flag."""
+    return state_from_cars(field_cars(board, tyre), total_laps, flag)

@@ -1,0 +1,344 @@
+"""The named steps of a simulated lap, in TUMFTM's order (kernel.race calls them): out-lap re-sort,
+lap times with DRS, caution blend and SC ghost, retirements, the passing walk, in-lap re-sort; and
+the classification at the flag. Each works on one race's `Work` in place."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.strategy.kernel_inputs import FCY, GREEN, SC, step
+
+
+@step
+def insertion_sort(order, n, key):
+    """Stable in-place sort of order[:n] by key[order[i]]; almost sorted input costs one pass."""
+    for i in range(1, n):
+        c = order[i]
+        k = key[c]
+        j = i - 1
+        while j >= 0 and key[order[j]] > k:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = c
+
+
+@step
+def sc_at_lap_start(flag, r, lap):
+    """The safety car was already out when this lap began (it is the SC's second lap or later)."""
+    return lap > 0 and flag[r, lap] == SC and flag[r, lap - 1] == SC
+
+
+@step
+def reset(w, st, d, r, init_order):
+    """A race's initial state: running cars in order of their race time, cars retired already last;
+    returns the number running."""
+    order, alive0 = w.order, st.alive0
+    n = 0
+    for i in range(init_order.size):
+        c = init_order[i]
+        if alive0[c]:
+            order[n] = c
+            n += 1
+    t, alive, ret_lap, ret_slot, age, k0, k1 = w.t, w.alive, w.ret_lap, w.ret_slot, w.age, w.k0, w.k1
+    stops, out_m, cold, cau_pitted, duel_lap, stop_lap = w.stops, w.out_m, w.cold, w.cau_pitted, w.duel_lap, w.stop_lap
+    t0, age0, k0_0, k1_r = st.t0, st.age0, st.k0, d.k1
+    for c in range(alive0.size):
+        t[c] = t0[c]
+        alive[c] = alive0[c]
+        ret_lap[c] = -1 if alive0[c] else -2
+        ret_slot[c] = 0
+        age[c] = age0[c]
+        k0[c] = k0_0[c]
+        k1[c] = k1_r[r, c]
+        stops[c] = 0
+        out_m[c] = -1
+        cold[c] = False
+        cau_pitted[c] = False
+        duel_lap[c] = -1
+        stop_lap[c] = -1
+    return n
+
+
+@step
+def out_lap_resort(w, d, p, r, lap, fl, n):
+    """Step 1: out-lap of last lap's stops; re-sort by it, keep the cars behind at the minimum gap."""
+    order, prev_order, prev_slot, lt, raw, t, out_m = w.order, w.prev_order, w.prev_slot, w.lt, w.raw, w.t, w.out_m
+    flag = d.flag
+    for i in range(n):
+        c = order[i]
+        prev_order[i] = c
+        prev_slot[c] = i
+        lt[c] = 0.0
+        m = out_m[c]
+        if m >= 0:
+            still = 0.0 if p.standstill_in else d.standstill[r, c, m]
+            drive = p.pit_loss[GREEN] - p.pit_in[GREEN]
+            if sc_at_lap_start(flag, r, lap):
+                if sc_at_lap_start(flag, r, lap - 1):
+                    drive = p.pit_loss[SC] - p.pit_in[SC]
+                else:
+                    drive = p.pit_loss[FCY] - p.pit_in[FCY]
+            elif fl == FCY and d.c_from[r, lap] == 0.0:
+                fcy_drive = p.pit_loss[FCY] - p.pit_in[FCY]
+                if d.c_to[r, lap] * p.fcy_lap > fcy_drive + still:
+                    drive = fcy_drive
+            lt[c] = drive + still
+        raw[c] = t[c] + lt[c]
+    insertion_sort(order, n, raw)
+    gap0 = p.gap
+    for i in range(1, n):
+        a, b = order[i - 1], order[i]
+        if raw[a] - raw[b] > -gap0:
+            lt[b] += raw[a] + gap0 - raw[b]
+            raw[b] = raw[a] + gap0
+    pol = w.pol
+    for i in range(n):
+        c = order[i]
+        pol[c] = lt[c]
+
+
+@step
+def lap_times(w, d, p, r, lap, fl, fc, n, has_out):
+    """Step 2: lap times, with DRS in two halves: the gap at the line before and after the out-lap
+    re-sort (no DRS behind a car that was in the pit lane)."""
+    if fl == FCY:
+        inc = 1.0 - fc * (1.0 - p.deg_fcy)
+    elif fl == SC:
+        inc = 1.0 - fc * (1.0 - p.deg_sc)
+    else:
+        inc = 1.0
+    drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
+    base_add = d.lap_add[lap]
+    drs_on = drs_half != 0.0 and d.drs_ok[r, lap]
+    order, t, lt, raw, age, k0, k1, cold = w.order, w.t, w.lt, w.raw, w.age, w.k0, w.k1, w.cold
+    prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol
+    pace, noise, first_add = d.pace, d.noise, d.first_add
+    for i in range(n):
+        c = order[i]
+        age[c] += inc
+        x = pace[r, c] + k0[c] + k1[c] * age[c] + base_add + noise[r, lap, c]
+        if cold[c]:
+            x += cold_s
+            cold[c] = False
+        if lap == 0:
+            x += first_add[r, c]
+        raw[c] = x
+        if has_out:
+            x += lt[c]
+        if drs_on:
+            if has_out:
+                js = prev_slot[c]
+                if js > 0:
+                    f = prev_order[js - 1]
+                    if out_m[f] >= 0:
+                        lt[c] = x
+                        continue      # the car ahead was in the pit lane: no DRS this lap
+                    if t[c] - t[f] <= drs_window:
+                        x += drs_half
+                if i > 0:
+                    f = order[i - 1]
+                    if (t[c] + pol[c]) - (t[f] + pol[f]) <= drs_window:
+                        x += drs_half
+            elif i > 0 and t[c] - t[order[i - 1]] <= drs_window:
+                x += 2.0 * drs_half
+        lt[c] = x
+    if has_out:
+        for i in range(n):
+            c = order[i]
+            out_m[c] = -1
+            pol[c] = 0.0
+
+
+@step
+def caution_blend(w, p, fl, fc, n):
+    """Step 3a: the lap's caution part at the FCY lap (a floor, gaps frozen) or each lap x its
+    multiplier; returns (overtaking allowed, minimum gap)."""
+    overtake_ok = True
+    gap = p.gap
+    if fl == GREEN:
+        return overtake_ok, gap
+    order, lt = w.order, w.lt
+    if p.fcy_lap > 0.0:
+        fcy_lap = p.fcy_lap
+        for i in range(n):
+            c = order[i]
+            slow = (1.0 - fc) * lt[c] + fc * fcy_lap
+            if lt[c] < slow:
+                lt[c] = slow
+        overtake_ok = fl != SC and (1.0 - fc) >= 0.5
+    elif fl == FCY or not p.sc_bunches:
+        mult = p.mult_fcy if fl == FCY else p.mult_sc
+        for i in range(n):
+            lt[order[i]] *= mult
+        overtake_ok = fl != SC
+    else:
+        overtake_ok = False
+    if fl == SC and p.sc_bunches and not (p.sc_lap > 0.0):
+        if n > 0:                     # the leader follows the pace car
+            lt[order[0]] *= p.mult_sc
+        gap = p.gap_sc
+    return overtake_ok, gap
+
+
+@step
+def sc_ghost(w, p, n, ghost):
+    """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
+    position P may not be ahead of it + P x the SC gap. Returns the ghost's new race time."""
+    order, lt, t = w.order, w.lt, w.t
+    gap_sc = p.gap_sc
+    ghost += p.sc_lap
+    for i in range(n):
+        c = order[i]
+        need = ghost + (i + 1) * gap_sc - t[c]
+        if lt[c] < need:
+            lt[c] = need
+    return ghost
+
+
+@step
+def retirements(w, d, p, r, lap, n, L):
+    """Step 4: this lap's retirements leave the running order (their slot is kept for ties); with
+    TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
+    (cars running, the next lap with a retirement)."""
+    order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
+    retire_lap = d.retire_lap
+    j = 0
+    next_ret = L
+    for i in range(n):
+        c = order[i]
+        rl = retire_lap[r, c]
+        if rl == lap:
+            alive[c] = False
+            ret_lap[c] = lap
+            ret_slot[c] = i
+        else:
+            order[j] = c
+            j += 1
+            key[c] = t[c] + lt[c]
+            if lap < rl < next_ret:
+                next_ret = rl
+    if p.resort_on_retirement:
+        insertion_sort(order, j, key)
+    return j, next_ret
+
+
+@step
+def passing_walk(w, st, p, lap, n, overtake_ok, gap):
+    """Step 5: the walk from the front on the race times at the line, repeated until nobody moves."""
+    t, order, lt, raw, duel_lap = w.t, w.order, w.lt, w.raw, w.duel_lap
+    bias, team, teamorder = st.bias, st.team, st.teamorder
+    duel, loser, thr0 = p.duel, p.loser, p.thr
+    duel_when_held, pass_from_gap = p.duel_when_held, p.pass_from_gap
+    for i in range(n):
+        c = order[i]
+        t[c] += lt[c]
+    changed = True
+    sweeps = 0
+    C = t.size
+    while changed and sweeps <= C:
+        changed = False
+        sweeps += 1
+        for i in range(n - 1):
+            a, b = order[i], order[i + 1]
+            if t[a] - t[b] <= -gap:
+                continue
+            if overtake_ok:
+                if duel_when_held:
+                    if duel_lap[a] != lap:
+                        t[a] += duel
+                        duel_lap[a] = lap
+                    if duel_lap[b] != lap:
+                        t[b] += duel
+                        duel_lap[b] = lap
+                thr = thr0 + bias[a] - bias[b]
+                if team[a] == team[b]:
+                    thr += teamorder[b]
+                adv = (t[a] - t[b]) if pass_from_gap else (raw[a] - raw[b])
+                if adv >= thr:
+                    order[i] = b
+                    order[i + 1] = a
+                    t[a] += loser
+                    if not duel_when_held:
+                        t[a] += duel
+                        t[b] += duel
+                    changed = True
+                    continue
+            if t[a] - t[b] > -gap:
+                t[b] = t[a] + gap
+
+
+@step
+def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, L):
+    """Step 6: in-lap of this lap's stops (planned, or at a caution's first lap): new tyres, the
+    field re-sorted without a fight. Returns the number of cars now in the pit lane (split stops)."""
+    n_caution_cars = caution_car.size
+    caution_start = (n_caution_cars > 0 and fl != GREEN and lap < L - 1
+                     and (lap == 0 or d.flag[r, lap - 1] == GREEN))
+    n_list = pit_ptr[lap + 1] - pit_ptr[lap]
+    if n_list == 0 and not caution_start:
+        return 0
+    pit_at, on_caution = pl.pit_at, pl.on_caution
+    t, stops, stop_lap, cau_pitted, alive = w.t, w.stops, w.stop_lap, w.cau_pitted, w.alive
+    M = pl.next_k0.shape[2]
+    n_out = 0
+    any_in = False
+    for j in range(n_list + (n_caution_cars if caution_start else 0)):
+        if j < n_list:
+            c = pit_car[pit_ptr[lap] + j]
+            if not pit_at[s, lap, c]:
+                continue
+        else:
+            c = caution_car[j - n_list]
+            if not on_caution[s, c] or cau_pitted[c]:
+                continue
+            cau_pitted[c] = True
+        if not alive[c] or stops[c] >= M or stop_lap[c] == lap:
+            continue                  # one stop a lap (a planned lap and a caution call)
+        stop_lap[c] = lap
+        m = stops[c]
+        if p.split_pit:
+            state = GREEN
+            if fl == SC:
+                state = SC if sc_at_lap_start(d.flag, r, lap) else FCY
+            elif fl == FCY and d.c_to[r, lap] >= 1.0:
+                state = FCY
+            t[c] += p.pit_in[state]
+            if p.standstill_in:
+                t[c] += d.standstill[r, c, m]
+            w.out_m[c] = m
+            n_out += 1
+        else:
+            t[c] += p.pit_loss[fl] + d.standstill[r, c, m]
+        w.cold[c] = True
+        w.k0[c] = pl.next_k0[s, c, m]
+        w.k1[c] = pl.next_k1[s, c, m] + d.slope_noise[r, c]
+        w.age[c] = pl.next_age[s, c, m]
+        stops[c] += 1
+        any_in = True
+    if any_in:
+        insertion_sort(w.order, n, t)
+    return n_out
+
+
+@step
+def classify(w, st, o, s, r, n):
+    """Finishers in running order, then retirements (later first, then by slot)."""
+    order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
+    pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
+    for i in range(n):
+        c = order[i]
+        pos[s, r, c] = i + 1
+        time[s, r, c] = t[c]
+        out_stops[s, r, c] = stops[c]
+    k = 0
+    for c in range(t0.size):
+        if not alive[c]:
+            order[n + k] = c
+            key[c] = -ret_lap[c] * 1000.0 + ret_slot[c] + (t0[c] * 1e-6 if ret_lap[c] == -2 else 0.0)
+            k += 1
+    insertion_sort(order[n:], k, key)
+    for i in range(n, n + k):
+        c = order[i]
+        pos[s, r, c] = i + 1
+        time[s, r, c] = np.nan
+        out_stops[s, r, c] = stops[c]

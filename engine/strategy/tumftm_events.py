@@ -1,0 +1,213 @@
+"""TUMFTM's random events and its pre-simulation, for the simulator's Cautions: safety cars,
+accidents, failures and the VSCs they bring drawn as MonteCarlo.create_random_events draws them, or
+the file's own phases and retirements; each SC's line time from the reference driver's free-track
+race (TUMFTM's pre-simulation). Pure: takes a TumftmRace, returns arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.strategy.sim import FCY, SC, Cautions
+from engine.strategy.tumftm_map import TumftmRace, tyre_curve
+
+
+def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions:
+    """SC phases, accidents, failures and the VSCs they bring, drawn as TUMFTM draws them from
+    pars_mcs.ini: the number of SCs; each SC's start (lap 1, or a lap of a race fifth, at a uniform
+    point inside the lap; not in the last lap) and length in laps, ending at a line; an accident
+    retiring a car chosen by p_accident for each SC; a failure per car by its team's p_failure at a
+    uniform point of the race, bringing a VSC (1-4 laps plus a uniform fraction) with
+    p_vsc_aft_failure; phases closer than min_dist_sc / min_dist_vsc laps to another are redrawn."""
+    L, C = race.laps, len(race.codes)
+    ev = race.mcs_all["p_fcy_phases"]
+    n_start = len(ev["p_sc_start"]) - 1
+    lap_p = np.zeros(L)
+    lap_p[0] = ev["p_sc_start"][0]
+    for k in range(1, n_start + 1):             # a race fifth: its probability spread over its laps
+        a = max(round((k - 1) / n_start * L), 1)
+        b = round(k / n_start * L)
+        if b > a:
+            lap_p[a:b] = ev["p_sc_start"][k] / (b - a)
+    p_acc = np.array([race.mcs_season["p_accident"][race.drivers[c]["name"]] for c in race.codes])
+    p_fail = np.array([race.mcs_season["p_failure"][race.drivers[c]["team"]] for c in race.codes])
+    mc = race.monte_carlo
+    ref_laps, ref_pit = reference_laps(race)
+    base = race.track["t_q"] + race.track["t_gap_racepace"]
+    flags, c_from, c_to, retire, ghost = _draw_events(
+        int(rng.integers(0, 2 ** 31 - 1)), races, L, C, _pmf(ev["p_sc_quant"]), _pmf(lap_p),
+        _pmf(ev["p_sc_duration"]), _pmf(p_acc), p_fail, float(ev["p_vsc_aft_failure"]),
+        _pmf(ev["p_vsc_duration"]), float(mc.get("min_dist_sc", 1.5)), float(mc.get("min_dist_vsc", 1.5)),
+        ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"])
+    # The file's own events replace the random ones in every race (TUMFTM: a filled list is used,
+    # [] means random, null means none).
+    fcy = race.events.get("fcy_data") or {}
+    phases = fcy.get("phases", [])
+    if phases is None or phases:
+        fixed = sorted(phases or [], key=lambda ph: ph[0])
+        one = [np.zeros((1, L), np.int8), np.zeros((1, L), np.float32), np.ones((1, L), np.float32),
+               np.full((1, L), np.nan)]
+        _phases_to_laps(0, np.array([ph[0] for ph in fixed], float), np.array([ph[1] for ph in fixed], float),
+                        np.array([SC if ph[2] == "SC" else FCY for ph in fixed], np.int8), len(fixed), L,
+                        ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"],
+                        *one)
+        flags, c_from, c_to, ghost = (np.repeat(a, races, axis=0) for a in one)
+    ret = (race.events.get("retire_data") or {}).get("retirements", [])
+    if ret is None or ret:
+        retire = np.full((races, C), L, np.int64)
+        for code, progress in ret or []:
+            retire[:, race.codes.index(code)] = min(int(progress), L - 1)
+    return Cautions(flags, retire, c_from, c_to, ghost)
+
+
+def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray]:
+    """The reference driver's lap times on a free track (TUMFTM's pre-simulation, which places the
+    random phases in race time and the SC): pace, fuel, start, tyres and cold tyres per lap, and the
+    green pit losses per lap, apart."""
+    tr, L = race.track, race.laps
+    code = race.monte_carlo.get("ref_driver") or race.codes[0]
+    if code not in race.drivers:
+        raise ValueError(f"{race.path.name}: [MONTE_CARLO_PARS] ref_driver {code!r} is not a driver")
+    d = race.drivers[code]
+    car = race.cars[d["team"]]
+    laps = np.full(L, tr["t_q"] + tr["t_gap_racepace"] + d["t_driver"] + car["t_car"])
+    laps += ((car["m_fuel"] or 0.0) - (car["b_fuel_perlap"] or 0.0) * np.arange(L)) * tr["t_lap_sens_mass"]
+    laps[0] += tr["t_loss_firstlap"] + (d["p_grid"] - 1) * tr["t_loss_pergridpos"]
+    pit = np.zeros(L)
+    stints = d["strategy_info"]
+    for k, (inlap, compound, age, _fuel) in enumerate(stints):
+        end = stints[k + 1][0] if k + 1 < len(stints) else L
+        k0, k1 = tyre_curve(race.tyres[code], compound)
+        laps[inlap:end] += k0 + k1 * (age + np.arange(end - inlap))
+        if inlap < L:
+            laps[inlap] += race.tyres[code]["t_add_coldtires"]
+        if inlap > 0:
+            pit[inlap - 1] += tr["t_pitdrive_inlap"]
+            if inlap < L:
+                pit[inlap] += tr["t_pitdrive_outlap"] + tr["t_pit_tirechange_min"] + car["t_pit_tirechange_add"]
+    return laps, pit
+
+
+@njit(cache=True)
+def _pick(cdf: np.ndarray) -> int:
+    u = np.random.random()
+    i = 0
+    while i < cdf.size - 1 and u >= cdf[i]:
+        i += 1
+    return i
+
+
+@njit(cache=True)
+def _clashes(starts, ends, kinds, n, s, e, min_sc, min_vsc) -> bool:
+    """TUMFTM's check: a phase within min_dist laps (of the earlier-listed phase's type) of another."""
+    for i in range(n):
+        d = min_sc if kinds[i] == SC else min_vsc
+        if s <= ends[i] + d and starts[i] - d <= e:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, vsc_dur_p, min_sc, min_vsc,
+                 ref_laps, ref_pit, fcy_lap, sc_lap):
+    """Per race: the phases in race progress (laps), turned into per-lap flags with the fraction of
+    the lap each covers; each car's retirement lap (L = none); and, on each SC's first lap, the race
+    time at which the SC waits for the field at the line (the reference driver's pre-simulated time
+    at the end of that lap, at least a third of an SC lap after the phase starts). Races are
+    independent."""
+    np.random.seed(seed)
+    q_cdf, lap_cdf, dur_cdf = np.cumsum(p_quant), np.cumsum(lap_p), np.cumsum(sc_dur_p)
+    acc_cdf, vdur_cdf = np.cumsum(acc_p), np.cumsum(vsc_dur_p)
+    flags = np.zeros((R, L), np.int8)
+    c_from = np.zeros((R, L), np.float32)
+    c_to = np.ones((R, L), np.float32)
+    retire = np.full((R, C), L, np.int64)
+    ghost = np.full((R, L), np.nan)
+    kmax = p_quant.size - 1 + C
+    starts, ends, kinds = np.empty(kmax), np.empty(kmax), np.empty(kmax, np.int8)
+    for r in range(R):
+        n = 0
+        n_sc = _pick(q_cdf)
+        while n < n_sc:
+            s = _pick(lap_cdf) + np.random.random()
+            if s > L - 1.0:
+                continue
+            e = min(float(np.floor(s + 1 + _pick(dur_cdf))), float(L))
+            if _clashes(starts, ends, kinds, n, s, e, min_sc, min_vsc):
+                continue
+            starts[n], ends[n], kinds[n] = s, e, SC
+            n += 1
+        for k in range(n):                          # one accident per SC, a different car each
+            if k >= C:
+                break
+            c = _pick(acc_cdf)
+            while retire[r, c] < L:
+                c = _pick(acc_cdf)
+            retire[r, c] = int(starts[k])
+        for c in range(C):
+            if retire[r, c] < L or np.random.random() >= fail_p[c]:
+                continue
+            if np.random.random() < p_vsc:
+                while True:
+                    s = np.random.random() * L
+                    if s >= L - 0.5:
+                        continue
+                    e = min(s + 1 + _pick(vdur_cdf) + np.random.random(), float(L))
+                    if not _clashes(starts, ends, kinds, n, s, e, min_sc, min_vsc):
+                        break
+                starts[n], ends[n], kinds[n] = s, e, FCY
+                n += 1
+            else:
+                s = np.random.random() * L
+            retire[r, c] = int(s)
+        _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost)
+    return flags, c_from, c_to, retire, ghost
+
+
+@njit(cache=True)
+def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost):
+    """Race r's phases (race progress, any order) -> per-lap flags, the fraction of each lap they
+    cover, and on each SC's first lap the race time at which the SC waits at the line: the reference
+    driver's pre-simulated time at the end of that lap, at least a third of an SC lap after the
+    phase starts (TUMFTM's pre-simulation, with the SC delay)."""
+    for i in range(1, n):                       # phases in order of their start
+        s, e, kd = starts[i], ends[i], kinds[i]
+        j = i - 1
+        while j >= 0 and starts[j] > s:
+            starts[j + 1], ends[j + 1], kinds[j + 1] = starts[j], ends[j], kinds[j]
+            j -= 1
+        starts[j + 1], ends[j + 1], kinds[j + 1] = s, e, kd
+    laps = ref_laps.copy()
+    for k in range(n):
+        first, last = int(np.floor(starts[k])), int(np.ceil(ends[k]))
+        t_start = 0.0
+        for lap in range(first, min(last, L)):
+            flags[r, lap] = kinds[k]
+            if lap == first:
+                c_from[r, lap] = starts[k] - first
+            if lap == last - 1 and ends[k] < last and kinds[k] != SC:   # an SC stays out to the line
+                c_to[r, lap] = ends[k] - lap
+            # The pre-simulation's lap: the slow part at the FCY lap on the phase's first lap, at
+            # the SC lap behind the SC after it.
+            if lap == first:
+                normal = starts[k] - lap + (lap + 1.0 - ends[k] if lap + 1.0 >= ends[k] else 0.0)
+                slow = fcy_lap
+                t_start = laps[:lap].sum() + ref_pit[:lap].sum() + (starts[k] - lap) * laps[lap]
+            elif lap + 1.0 >= ends[k]:
+                normal = 0.0 if kinds[k] == SC else lap + 1.0 - ends[k]
+                slow = sc_lap if kinds[k] == SC else fcy_lap
+            else:
+                normal, slow = 0.0, (sc_lap if kinds[k] == SC else fcy_lap)
+            laps[lap] = max(laps[lap], normal * laps[lap] + (1.0 - normal) * slow)
+        if kinds[k] == SC:
+            at_line = laps[:first + 1].sum() + ref_pit[:first + 1].sum()
+            if at_line - t_start < 0.33 * sc_lap:
+                if first + 1 < L:
+                    laps[first + 1] += t_start + 0.33 * sc_lap - at_line
+                at_line = t_start + 0.33 * sc_lap
+            ghost[r, first] = at_line
+
+
+def _pmf(p) -> np.ndarray:
+    p = np.asarray(p, float)
+    return p / p.sum()
