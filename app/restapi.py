@@ -90,8 +90,9 @@ def alerts(session: str, query: m.AlertsQuery) -> BaseModel | Response:
               m.StrategyCall, body=m.SimulateRequest, errors=(404,)))
 def simulate(body: m.SimulateRequest) -> BaseModel | Response:
     """Run the strategy Monte Carlo for one car on the session's live board."""
-    from engine.stages.strategy import timing_cars
-    from engine.strategy.live import recommend, state_from_timing
+    from engine.observe import count, observe
+    from engine.strategy.field import board_state
+    from engine.strategy.live import recommend
 
     b, err = _board_or_404(body.session)
     if err:
@@ -100,17 +101,16 @@ def simulate(body: m.SimulateRequest) -> BaseModel | Response:
     track, total = meta.get("track"), int(float(meta.get("total_laps") or 0))
     if not track or total < 1:
         return error(404, "session", "no track or race length known for this session")
-    cars_ = timing_cars(b.get("cars", []))
-    if body.car not in {str(c["car"]) for c in cars_}:
+    rows = b.get("cars", [])
+    if body.car not in {str(r["car"]) for r in rows}:
         return error(404, "car", f"car {body.car!r} is not on the board")
-    flag = "fcy" if str(meta.get("flag", "")).upper() == "FCY" else "green"
-    try:
-        call = recommend(state_from_timing(cars_, total, flag), body.car, track, races=body.races,
-                         seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
+    insights = data.insights(body.session, [str(r["car"]) for r in rows])
+    tyre = {car: i["tyre"] for car, i in insights.items() if isinstance(i.get("tyre"), dict)}
+    try:          # as the strategy stage calls it: the board, each car's tyre curve, the flag at the line
+        call = recommend(board_state(rows, tyre, total, meta.get("flag") or None), body.car, track,
+                         races=body.races, seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
     except ValueError as exc:
         return error(422, str(exc).split(":")[0] or "car", str(exc))
-    from engine.observe import count, observe
-
     observe(data.client(), "montecarlo", call["simulate_ms"] / 1000)
     count(data.client(), "montecarlo_races", call["races"] * len(call["strategies"]))
     return m.StrategyCall(**{**json.loads(json.dumps(call, default=float)), "session": body.session})

@@ -42,7 +42,7 @@ def wear(tyre: dict | None, corner: str) -> tuple[float | None, float | None, fl
     elif lo is None and isinstance(iv, dict):
         lo, hi = iv.get("lo"), iv.get("hi")
     elif lo is None and _num(v) is not None and tyre.get("wear_lo_factor") is not None:
-        # engine.tyre.live: the interval is the wear scaled by the spread of cliff ages in the field
+        # engine.tyre.service: the interval is the wear scaled by the spread of cliff ages in the field
         lo, hi = _num(v) * float(tyre["wear_lo_factor"]), _num(v) * float(tyre["wear_hi_factor"])
     return _num(v), _num(lo), _num(hi)
 

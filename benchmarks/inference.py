@@ -33,9 +33,9 @@ def main(argv: list[str]) -> dict:
     """`pitwall bench inference`: the tyre model's per-row and batch latency; returns the figures."""
     from engine.sources.grcup import find_race
     from engine.settings import REPO_ROOT, Settings
-    from engine.tyre.dataset import race_features
+    from engine.sources.models import read_tyre_model
+    from engine.sources.training import race_features
     from engine.tyre.explain import top_reasons
-    from engine.tyre.model import TyreModel
     from engine.tyre.train import matrix
 
     p = argparse.ArgumentParser(prog="pitwall bench inference")
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> dict:
     args = p.parse_args(argv)
 
     root = REPO_ROOT / "data" / "grcup"
-    model = TyreModel.load(Settings.from_env().models_dir)
+    model = read_tyre_model(Settings.from_env().models_dir)
     rows = matrix(race_features(find_race(root, "barber", 1)))
     print(f"[bench] {len(rows)} real feature rows, model {model.version}", file=sys.stderr)
 
@@ -90,7 +90,7 @@ def main(argv: list[str]) -> dict:
     }
     # The engine's call: the whole field's next lap after lap 15 from the session's laps so far.
     from engine.sources.grcup import read_laps
-    from engine.tyre.live import TyreService
+    from engine.tyre.service import TyreService
 
     svc = TyreService(model)
     laps = read_laps(find_race(root, "barber", 1))

@@ -3,7 +3,8 @@ post-race PDF, each three times; reports the medians.
 
 Keys: seconds (whole-field report, median of 3: archive read, analysis, figures through one
 browser, PDF), pages, figures, seconds_per_figure (browser time of the median run, its start
-included, per figure), import_seconds (median of 3 imports of the race), and the load average
+included, per figure), import_seconds (median of 3 imports of the race), the median run's
+compose / render / pdf seconds (the browser starts during compose), and the load average
 (the machine is 2 shared cores: wall times grow with other work).
 """
 
@@ -47,4 +48,6 @@ def main(argv: list[str]) -> dict:
             "seconds_per_figure": round(med["render_seconds"] / max(med["figures"], 1), 3),
             "import_seconds": statistics.median(r["seconds"] for r in imports),
             "runs_seconds": [r["seconds"] for r in runs], "cars": med["cars"],
+            "compose_seconds": med["compose_seconds"], "render_seconds": med["render_seconds"],
+            "pdf_seconds": med["pdf_seconds"],
             "load_average_1m": round(os.getloadavg()[0], 2)}

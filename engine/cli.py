@@ -13,7 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "web": ("app.commands", "serve the dashboard, REST API and WebSocket with gunicorn"),
     "replay": ("engine.replay.commands", "replay a recorded session into PitWall at N x speed"),
     "train": ("engine.tyre.commands", "train the tyre model on real races, export ONNX, write models/ and the model card"),
-    "model": ("engine.tyre.modelcmd", "tyre model: `evaluate` held-out error, baselines and interval coverage"),
+    "model": ("engine.tyre.commands", "tyre model: `evaluate` held-out error, baselines and interval coverage"),
     "simulate": ("engine.strategy.commands", "strategy Monte Carlo: TUMFTM validation, GR Cup backtest, a car's call"),
     "bench": ("benchmarks.commands", "run a benchmark; the last line printed is one JSON object"),
     "user": ("engine.commands.user", "dashboard logins: `user add NAME --role viewer|engineer|admin`, `user list`"),

@@ -23,7 +23,8 @@ from engine.replay.player import play
 from engine.settings import Settings
 from engine.stages.driver import DriverService
 from engine.stages import timing
-from engine.tyre.live import TyreService, insight_fields
+from engine.sources.models import read_tyre_service
+from engine.tyre.service import insight_fields
 
 pytestmark = pytest.mark.browser
 SESSION = "barber-r1"
@@ -47,7 +48,7 @@ class LiveRace:
         self.files = gr.find_race(grcup, "barber", 1)
         self.tl = load_race(self.files, with_telemetry=False)
         self.laps, self.weather = gr.read_laps(self.files), gr.read_weather(self.files)
-        self.tyres = TyreService.load(Settings.from_env({}).models_dir)
+        self.tyres = read_tyre_service(Settings.from_env({}).models_dir)
         self.drivers = DriverService(self.r, SESSION)
         self.t = 0.0
         self.stop = threading.Event()

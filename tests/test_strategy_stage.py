@@ -96,11 +96,12 @@ def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
     from pathlib import Path
 
     from engine.settings import REPO_ROOT
-    from engine.tyre.live import TyreService, insight_fields
+    from engine.sources.models import read_tyre_service
+    from engine.tyre.service import insight_fields
 
     r = race_to_lap_9
     laps = read_laps(find_race(grcup, "barber", 1))
-    predicted = TyreService.load(Path(REPO_ROOT / "models")).predict(laps[laps["lap"] <= 9], race_laps=27)
+    predicted = read_tyre_service(Path(REPO_ROOT / "models")).predict(laps[laps["lap"] <= 9], race_laps=27)
     for row in predicted.to_dict("records"):                    # what the insights stage writes
         r.hset(keys.insight("barber-r1", row["car"]), "tyre", json.dumps(insight_fields(row)))
     c = consumer(r, "t3", races=300)

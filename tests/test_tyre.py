@@ -16,19 +16,21 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from engine.cli import main
+from engine.race.corners import CORNERS
 from engine.sources.grcup import find_race, read_laps, read_weather
 from engine.settings import REPO_ROOT
+from engine.sources.models import ModelMissing, read_tyre_model, read_tyre_service
+from engine.sources.training import race_features, telemetry_lap_features
 from engine.tyre import FUEL_S_PER_LAP
-from engine.tyre.cliff import first_paying_stop, pace_level, rows_call
-from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time, race_features
+from engine.sources.tracks import find as find_track
+from engine.tyre.cliff import first_paying_stop, pace_level, pit_loss_of, rows_call
+from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time
 from engine.race.lap import clean_laps
 from engine.tyre.forecast import BASELINES, baselines
 from engine.tyre.explain import MAX_CHARS, contributions, top_reasons
-from engine.tyre.live import OUTPUT_COLUMNS, TyreService, insight_fields
-from engine.tyre.model import ModelMissing, TyreModel
+from engine.tyre.service import OUTPUT_COLUMNS, TyreService, insight_fields
 from engine.tyre.train import matrix, onnx_max_diff, trainable
-from engine.race.corners import CORNERS
-from engine.tyre.wear import corner_power, lap_energy, telemetry_lap_features
+from engine.tyre.wear import corner_power, lap_energy
 
 MODELS = REPO_ROOT / "models"
 
@@ -45,7 +47,7 @@ def rows(barber1):
 
 @pytest.fixture(scope="module")
 def model():
-    return TyreModel.load(MODELS)
+    return read_tyre_model(MODELS)
 
 
 # --- feature rows -------------------------------------------------------------------------------
@@ -108,7 +110,7 @@ def test_interval_brackets_the_prediction(model, rows):
 
 def test_missing_models_directory_says_what_to_run(tmp_path):
     with pytest.raises(ModelMissing, match="pitwall train"):
-        TyreModel.load(tmp_path)
+        read_tyre_model(tmp_path)
 
 
 # --- wear -------------------------------------------------------------------------------------
@@ -152,18 +154,19 @@ def test_real_barber_telemetry_gives_wear_evidence_per_lap(barber1):
 
 
 def test_wear_check_against_f1_car_damage_reads_the_real_capture(model):
+    from engine.sources.f1capture import read_dump
     from engine.tyre.f1check import compare
 
-    capture = REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz"
+    dump = read_dump(REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz")
     energy = model.meta["wear"]["energy_at_cliff_kj"]
-    out = compare(capture, energy)
+    out = compare(dump, energy)
     assert out["damage_packets"] == 1000 and out["parse_errors"] == 0
     assert out["reported_wear_max_pct"] == 0.0          # what the capture says: the game reports no wear
     # the comparison is arithmetic on what was read: the error is |model - reported| per wheel ...
     errors = [abs(out["model_change_pct"][c] - out["reported_change_pct"][c]) for c in CORNERS]
     assert out["mae_pct"] == pytest.approx(np.mean(errors))
     # ... and the model's wear is the capture's friction energy over the energy at the cliff
-    half = compare(capture, 2 * energy)
+    half = compare(dump, 2 * energy)
     for c in CORNERS:
         assert half["model_change_pct"][c] == pytest.approx(out["model_change_pct"][c] / 2, rel=1e-9)
 
@@ -196,13 +199,14 @@ def test_one_slow_lap_does_not_raise_the_cars_pace_level(rows):
 
 def test_cliff_call_on_a_real_sprint_is_none_before_the_flag_with_an_ordered_interval(model, rows):
     at10 = (rows["lap"] == 10).to_numpy()
-    c = rows_call(model, rows, only=at10)
+    barber = pit_loss_of(find_track("barber"))
+    c = rows_call(model, rows, barber, only=at10)
     assert (c["laps_to_cliff_lo"] <= c["laps_to_cliff"]).all() and (c["laps_to_cliff"] <= c["laps_to_cliff_hi"]).all()
     assert np.isinf(c["laps_to_cliff"]).all(), "nobody's pace falls off at Barber: no stop pays before the flag"
-    cheap = rows_call(model, rows, only=at10, pit_loss_s=1.0)       # a 1 s stop would pay for some
+    cheap = rows_call(model, rows, 1.0, only=at10)       # a 1 s stop would pay for some
     assert np.isfinite(cheap["laps_to_cliff"]).any()
     with pytest.raises(ValueError, match="pit_loss_s"):
-        rows_call(model, rows, only=at10, pit_loss_s=0.0)
+        rows_call(model, rows, 0.0, only=at10)
 
 
 def test_contributions_add_up_to_the_served_prediction(model, rows):
@@ -230,12 +234,12 @@ def held_out_models(tmp_path_factory):
     out = tmp_path_factory.mktemp("held-out-models")
     assert main(["train", "--data", str(REPO_ROOT / "data" / "grcup"), "--out", str(out),
                  "--hold-out", "barber-r1", "--no-card"]) == 0
-    assert "barber-r1" not in TyreModel.load(out).meta["trained_on"]
+    assert "barber-r1" not in read_tyre_model(out).meta["trained_on"]
     return out
 
 
 def test_service_predicts_each_cars_next_lap_in_one_batch(barber1, held_out_models):
-    svc = TyreService.load(held_out_models)
+    svc = read_tyre_service(held_out_models)
     laps = read_laps(barber1)
     so_far = laps[laps["lap"] <= 15]
     out = svc.predict(so_far)
@@ -262,7 +266,7 @@ def test_service_predicts_each_cars_next_lap_in_one_batch(barber1, held_out_mode
 
 
 def test_service_uses_telemetry_wear_where_given(barber1):
-    svc = TyreService.load(MODELS)
+    svc = read_tyre_service(MODELS)
     laps = read_laps(barber1)
     wear = pd.DataFrame({"car": ["2"], **{f"wear_{c}": [v] for c, v in zip(CORNERS, (50.0, 40.0, 45.0, 35.0))}})
     out = svc.predict(laps[laps["lap"] <= 10], wear=wear).set_index("car")
@@ -289,7 +293,7 @@ def test_train_command_writes_checked_models_and_card(tmp_path, capsys):
     assert max(out["onnx_max_abs_diff"].values()) < 1e-4
     card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
     assert out["model_version"] in card and "cannot be separated" in card
-    assert TyreModel.load(tmp_path / "m").version == out["model_version"]
+    assert read_tyre_model(tmp_path / "m").version == out["model_version"]
 
 
 @pytest.fixture(scope="module")
@@ -367,8 +371,8 @@ def test_inference_benchmark_reports_its_keys():
 
 def test_lap_records_from_the_engine_feed_the_service(barber1):
     """The engine's LapRecord JSON and stage arrays go through the adapters into a prediction."""
-    from engine.tyre.live import laps_from_records, samples_from_arrays, telemetry_row
-    from engine.tyre.wear import read_wide_telemetry
+    from engine.sources.training import read_wide_telemetry
+    from engine.tyre.service import laps_from_records, samples_from_arrays, telemetry_row
 
     laps = read_laps(barber1)
     t0 = 1_757_184_000.0
@@ -382,7 +386,7 @@ def test_lap_records_from_the_engine_feed_the_service(barber1):
     lap9 = tel[tel["lap"] == 9]
     arrays = {"t": lap9["timestamp"].to_numpy(), "accx_can": lap9["accx"].to_numpy(),
               "accy_can": lap9["accy"].to_numpy(), "speed_kmh": lap9["speed"].to_numpy()}
-    svc = TyreService.load(MODELS)
+    svc = read_tyre_service(MODELS)
     inc = svc.wear_for_lap(samples_from_arrays(arrays))
     telemetry = pd.DataFrame([telemetry_row("2", 10, inc)])
     out = svc.predict(frame, telemetry=telemetry).set_index("car")

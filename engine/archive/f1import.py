@@ -102,8 +102,8 @@ def import_f1(path: Path, archive: Archive, session: str | None = None) -> dict:
     info = {"session": sid, "track": "f1", "track_name": f"F1 game capture ({found or 'unknown session'})",
             "race": "1", "kind": "imported", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)) if t0 > 1e9 else "",
             "sources": f"{Path(path).name} (F1 game UDP, packet format {meta.get('packet_format', '?')})",
-            "strategy": "none: strategy calls are made live; an imported session has none",
-            "tyre": "none: PitWall's tyre model is fitted on GR Cup tracks only", "imported_at": str(time.time())}
+            "strategy": "Strategy calls are made live (the strategy stage); an imported session has none.",
+            "tyre": "PitWall's tyre model is fitted on GR Cup tracks only.", "imported_at": str(time.time())}
     tables = {"meta": pd.DataFrame({"key": list(info), "value": [str(v) for v in info.values()]}),
               "laps": laps, "results": results, "telemetry": tel,
               "flags": laps.groupby("lap")["flag"].agg(lambda s: s.value_counts().index[0]).reset_index()}

@@ -24,7 +24,7 @@ from engine.report.render import FigureRenderer, write_pdf_atomic
 SECTIONS = ("Classification", "Lap chart and gap chart", "Stints and pit stops", "Pace",
             "Best sectors and theoretical best lap", "Top speeds", "Model confidence")
 WIDE, TALL = (1000, 430), (1000, 560)
-CARS_PER_FIGURE = 3     # the per-car panels of three cars are one render: the browser's cost is per call
+CARS_PER_FIGURE = 4     # the per-car panels of four cars are one render: the browser's cost is per call
 
 
 @dataclass
@@ -118,8 +118,8 @@ def car_section(d: SessionData, car: str, final_pos: dict, fp: pd.DataFrame) -> 
     """One car's tables: tyre state, strategy calls against the outcome, fingerprint and alerts."""
     story = [P.heading(f"Car #{car}", 2)]
     if d.tyre.empty:
-        story.append(P.para("Tyre model: this session has no tyre model outputs in the archive"
-                            + (f" ({d.meta['tyre']})." if d.meta.get("tyre") else ".")))
+        story.append(P.para("Tyre model: this session has no tyre model outputs in the archive. "
+                            + d.meta.get("tyre", "")))
     else:
         last = d.tyre[d.tyre["car"] == car].sort_values("lap").tail(1)
         if len(last):
@@ -162,7 +162,7 @@ def car_section(d: SessionData, car: str, final_pos: dict, fp: pd.DataFrame) -> 
     return story
 
 
-def confidence_section(d: SessionData, cars: list[str], out: list) -> list:
+def confidence_section(d: SessionData, cars: list[str], fig) -> list:
     story = [P.heading("Model confidence")]
     cov = A.interval_coverage(d.tyre, d.laps)
     if not cov.get("n"):
@@ -173,8 +173,7 @@ def confidence_section(d: SessionData, cars: list[str], out: list) -> list:
         f"On green laps (no caution, no pit lap next): {100 * (cov['green_coverage'] or 0):.1f} % of {cov['green_n']}, "
         f"MAE {cov['green_mae_s'] or 0:.2f} s. Below 80 % the intervals were too narrow for this race; above, too wide."))
     pc = cov["per_car"][cov["per_car"]["car"].isin(cars)]
-    out.append((F.coverage_chart(pc, cars), *WIDE))
-    story.append(("fig", len(out) - 1))
+    story.append(fig(F.coverage_chart(pc, cars)))
     return story
 
 
@@ -188,10 +187,12 @@ def build_report(archive: Archive, session: str, out: Path, cars: list[str] | No
         raise ArchiveError(f"car {', '.join('#' + str(c) for c in unknown)} is not in session {session!r} "
                            f"(cars: {', '.join(field_cars)})")
     chosen = [str(c) for c in cars] if cars else field_cars
-    with FigureRenderer() as r:            # the browser starts while the figures are composed
-        story, figs = compose(d, chosen)
+    with FigureRenderer() as r:     # the browser starts, then draws each figure while the next is composed
+        compose_started = time.perf_counter()
+        story, figs = compose(d, chosen, r.submit)
+        compose_s = time.perf_counter() - compose_started
         render_started = time.perf_counter()
-        pngs = [r.png(f, w, h) for f, w, h in figs]
+        pngs = [r.result(fut) for _f, _w, _h, fut in figs]
         render_s = time.perf_counter() - render_started
     flow = [P.figure(pngs[item[1]], figs[item[1]][1], figs[item[1]][2]) if isinstance(item, tuple) else item
             for item in story]
@@ -201,17 +202,20 @@ def build_report(archive: Archive, session: str, out: Path, cars: list[str] | No
         pages["n"] = P.build(tmp, flow, f"PitWall report {session}",
                              f"PitWall · {session} · {d.meta.get('track_name', d.meta.get('track', ''))} race {d.meta.get('race', '')}")
 
+    pdf_started = time.perf_counter()
     try:
         write_pdf_atomic(write, out)
     except OSError as exc:
         raise ArchiveError(f"cannot write the report {out}: {exc.strerror or exc}") from exc
     return {"session": session, "out": str(out), "pages": pages["n"], "figures": len(figs),
-            "cars": len(chosen), "render_seconds": round(render_s, 3),
+            "cars": len(chosen), "compose_seconds": round(compose_s, 3), "render_seconds": round(render_s, 3),
+            "pdf_seconds": round(time.perf_counter() - pdf_started, 3),
             "seconds": round(time.perf_counter() - started, 3)}
 
 
-def compose(d: SessionData, chosen: list[str]) -> tuple[list, list[tuple]]:
-    """The report's story (flowables, with ('fig', i) where figure i goes) and its figures (fig, w, h)."""
+def compose(d: SessionData, chosen: list[str], submit) -> tuple[list, list[tuple]]:
+    """The report's story (flowables, with ('fig', i) where figure i goes) and its figures
+    (fig, w, h, future): each figure is handed to submit(fig, w, h) as soon as it is built."""
     cls, source = A.classification(d.laps, d.results)
     if d.meta.get("results_file") and not d.results.empty:
         source = f"the organisers' results file {d.meta['results_file']}"
@@ -221,7 +225,7 @@ def compose(d: SessionData, chosen: list[str]) -> tuple[list, list[tuple]]:
     figs: list[tuple] = []
 
     def fig(f, size=WIDE):
-        figs.append((f, *size))
+        figs.append((f, *size, submit(f, *size)))
         return ("fig", len(figs) - 1)
 
     from engine.driver.sections import fingerprint
@@ -261,10 +265,10 @@ def compose(d: SessionData, chosen: list[str]) -> tuple[list, list[tuple]]:
         group = order[i:i + CARS_PER_FIGURE]
         story.append(P.heading("Per car: " + ", ".join(f"#{c}" for c in group)))
         if not d.tyre.empty:
-            story.append(fig(F.car_panels(d.laps, d.tyre, group), (1000, 120 + 300 * len(group))))
+            story.append(fig(F.car_panels(d.laps, d.tyre, group), (1000, 110 + 265 * len(group))))
         for car in group:
             story += car_section(d, car, final_pos, fp)
         story.append(P.page_break())
-    story += confidence_section(d, order, figs)
+    story += confidence_section(d, order, fig)
 
     return story, figs

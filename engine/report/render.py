@@ -42,6 +42,7 @@ class FigureRenderer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kaleido = None
         self._starting: concurrent.futures.Future | None = None
+        self.submitted = 0
 
     def _call(self, coro, timeout: float, what: str):
         fut = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, timeout), self._loop)
@@ -61,28 +62,61 @@ class FigureRenderer:
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="kaleido", daemon=True).start()
         self._kaleido = kaleido.Kaleido(mathjax=False)
-        # The browser starts while the caller builds its figures; the first png() waits for it.
-        self._starting = asyncio.run_coroutine_threadsafe(
-            asyncio.wait_for(self._kaleido.__aenter__(), self.START_TIMEOUT_S), self._loop)
+        # The browser starts while the caller composes its figures; each figure submitted is drawn
+        # as soon as the browser is up, while the caller goes on composing the next ones.
+        self._starting = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
         return self
 
-    def _ready(self) -> None:
-        if self._starting is None:
-            return
+    async def _start(self) -> None:
         try:
-            self._starting.result(self.START_TIMEOUT_S + 5)
-        except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError) as exc:
+            await asyncio.wait_for(self._kaleido.__aenter__(), self.START_TIMEOUT_S)
+        except (TimeoutError, asyncio.TimeoutError) as exc:
             raise RenderError(f"starting the browser: no answer within {self.START_TIMEOUT_S:.0f} s") from exc
         except Exception as exc:   # choreographer/kaleido raise their own types: name it
             raise RenderError(f"starting the browser failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            self._starting = None
+
+    async def _draw(self, fig, opts: dict, title: str | None) -> bytes:
+        await asyncio.wrap_future(self._starting)
+        for attempt in (1, 2):
+            try:
+                return await asyncio.wait_for(self._kaleido.calc_fig(fig, opts=opts), self.FIGURE_TIMEOUT_S)
+            except (TimeoutError, asyncio.TimeoutError) as exc:
+                raise RenderError(f"figure {title!r}: the browser did not answer within "
+                                  f"{self.FIGURE_TIMEOUT_S:.0f} s") from exc
+            except Exception as exc:   # kaleido's own error types: retried once, then named
+                if attempt == 2:
+                    raise RenderError(f"figure {title!r}: the browser failed to render it "
+                                      f"({type(exc).__name__}: {exc})") from exc
+                log.warning("report: retrying a figure after a browser error: %s", exc)
+        raise AssertionError("unreachable")
+
+    def submit(self, fig: go.Figure | dict, width: int = 900, height: int = 420) -> concurrent.futures.Future:
+        """Queue a figure for the browser; the future's result is the image (JPEG by default)."""
+        opts = dict(format=self.format, width=width, height=height, scale=self.scale)
+        layout = fig["layout"] if isinstance(fig, dict) else fig.to_plotly_json()["layout"]
+        title = (layout.get("title") or {}).get("text")
+        self.submitted += 1
+        return asyncio.run_coroutine_threadsafe(self._draw(fig, opts, title), self._loop)
+
+    def result(self, future: concurrent.futures.Future) -> bytes:
+        """The image of a submitted figure (waits for the figures queued before it)."""
+        limit = self.START_TIMEOUT_S + self.FIGURE_TIMEOUT_S * (self.submitted + 1)
+        try:
+            data = future.result(limit)
+        except concurrent.futures.TimeoutError as exc:
+            raise RenderError(f"the browser did not finish the figures within {limit:.0f} s") from exc
+        self.count += 1
+        return data
+
+    def png(self, fig: go.Figure | dict, width: int = 900, height: int = 420) -> bytes:
+        """One figure's image, drawn now."""
+        return self.result(self.submit(fig, width, height))
 
     def __exit__(self, *exc) -> None:
         try:
-            self._ready()
+            self._starting.result(self.START_TIMEOUT_S + 5)
             self._call(self._kaleido.__aexit__(None, None, None), 30.0, "closing the browser")
-        except RenderError as err:
+        except (RenderError, concurrent.futures.TimeoutError) as err:
             log.warning("report: %s", err)
         finally:
             self._stop_loop()
@@ -90,26 +124,6 @@ class FigureRenderer:
     def _stop_loop(self) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
-
-    def png(self, fig: go.Figure | dict, width: int = 900, height: int = 420) -> bytes:
-        """The figure as image bytes (JPEG by default); a figure that fails is retried once."""
-        self._ready()
-        opts = dict(format=self.format, width=width, height=height, scale=self.scale)
-        layout = fig["layout"] if isinstance(fig, dict) else fig.to_plotly_json()["layout"]
-        title = (layout.get("title") or {}).get("text")
-        for attempt in (1, 2):
-            try:
-                data = self._call(self._kaleido.calc_fig(fig, opts=opts), self.FIGURE_TIMEOUT_S, f"figure {title!r}")
-                self.count += 1
-                return data
-            except RenderError:
-                raise
-            except Exception as exc:   # kaleido's own error types: retried once, then named
-                if attempt == 2:
-                    raise RenderError(f"figure {title!r}: the browser failed to render it "
-                                      f"({type(exc).__name__}: {exc})") from exc
-                log.warning("report: retrying a figure after a browser error: %s", exc)
-        raise AssertionError("unreachable")
 
 
 def write_pdf_atomic(build, out: Path) -> None:

@@ -28,6 +28,7 @@ from engine import keys
 from engine.observe import observe
 from engine.race.corners import CORNERS
 from engine.stages.consumer import StageConsumer
+from engine.sources.tracks import session_track
 from engine.stages.driver import DriverStage
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,10 @@ class InsightsStage:
     """Tyre model and driver coaching on each crossing; see the module docstring."""
 
     def __init__(self, client: redis.Redis, models_dir: Path, insight_ttl_s: int = 60):
-        from engine.tyre.live import TyreService
+        from engine.sources.models import read_tyre_service
 
         self.client = client
-        self.tyre = TyreService.load(models_dir)
+        self.tyre = read_tyre_service(models_dir)
         self.ttl = insight_ttl_s
         self.drivers = DriverStage(client, insight_ttl_s)
         self.predictions = 0
@@ -93,9 +94,12 @@ class InsightsStage:
         race_laps = int(float(meta["total_laps"])) if meta.get("total_laps") else None
         wear, telemetry = self._telemetry_wear(session, laps)
         inferring = time.perf_counter()
-        out = self.tyre.predict(laps, wear=wear, telemetry=telemetry, race_laps=race_laps)
+        from engine.tyre.cliff import pit_loss_of
+
+        out = self.tyre.predict(laps, wear=wear, telemetry=telemetry, race_laps=race_laps,
+                                pit_loss_s=pit_loss_of(session_track(meta)))
         observe(self.client, "inference", time.perf_counter() - inferring)
-        from engine.tyre.live import insight_fields
+        from engine.tyre.service import insight_fields
 
         now = time.time()
         pipe = self.client.pipeline(transaction=False)
@@ -114,7 +118,7 @@ class InsightsStage:
 
     def _telemetry_wear(self, session: str, laps: pd.DataFrame):
         """Cumulative telemetry wear per car over its current stint, and per-lap telemetry features."""
-        from engine.tyre.live import telemetry_row
+        from engine.tyre.service import telemetry_row
 
         wear_rows, tel_rows = [], []
         for car in laps["car"].unique():

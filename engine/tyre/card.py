@@ -4,8 +4,6 @@ it comes from those two files or from the code's own constants; nothing here is 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.race.braking import HARD_CORNER_G, HEAVY_BRAKE_G
 from engine.tyre import FIELD_WINDOW_S, FUEL_S_PER_LAP, INTERVAL
 from engine.tyre.backtest import WITHIN
@@ -147,8 +145,8 @@ def _cliff(ev: dict | None) -> str:
     return "\n".join(lines)
 
 
-def write_card(out_dir: Path, meta: dict, evaluation: dict | None) -> Path:
-    """Write MODEL_CARD.md next to the model files."""
+def card_text(meta: dict, evaluation: dict | None) -> str:
+    """MODEL_CARD.md's text for a trained model's meta and its evaluation report."""
     w = meta["wear"]
     races = sorted(meta.get("trained_on", {}))
     feats = "\n".join(f"- `{f}`: {FEATURE_DOC.get(f) or 'as above'}" for f in FEATURES)
@@ -268,9 +266,7 @@ energy at the cliff = that age x the most-worked corner's median lap energy on t
 - {len(races)} races: a new track's quirks are unseen; the product owner's races are the real test.
 - Tyre changes at pit stops are assumed; the fuel effect is assumed; track evolution is only the field term.
 """
-    path = Path(out_dir) / "MODEL_CARD.md"
-    path.write_text(text)
-    return path
+    return text
 
 
 def _f1(check: dict | None) -> str:

@@ -86,19 +86,12 @@ def pace_level(rows: pd.DataFrame) -> np.ndarray:
     return (level - rows["ref_s"]).fillna(0.0).to_numpy(float)
 
 
-def pit_losses(rows: pd.DataFrame) -> np.ndarray:
-    """Each row's track pit loss (s): the tracks file's measured figure, else its pit-lane time;
-    for a track the file does not know, the median of the known tracks' figures."""
-    from engine.sources.tracks import find, known_tracks
-
-    known = [t.pit_loss_s or t.pit_lane_s for t in known_tracks().values()]
-    default = float(np.median(known))
-    names = rows["track"].astype(str) if "track" in rows else pd.Series("", index=rows.index)
-    per = {}
-    for name in names.unique():
-        t = find(name) if name else None
-        per[name] = (t.pit_loss_s or t.pit_lane_s) if t is not None else default
-    return names.map(per).to_numpy(float)
+def pit_loss_of(track) -> float:
+    """A track's pit loss for the call (s): its measured figure, else its pit-lane time; NaN
+    without a track (engine.sources.tracks.Track; no call can then be made)."""
+    if track is None:
+        return float("nan")
+    return float(track.pit_loss_s or track.pit_lane_s)
 
 
 def cliff_call(level, deg, deg_sd, laps_left, pit_loss_s, horizon: int = HORIZON_LAPS) -> dict[str, np.ndarray]:
@@ -106,27 +99,27 @@ def cliff_call(level, deg, deg_sd, laps_left, pit_loss_s, horizon: int = HORIZON
     flag) and its 80 % interval, for loss curves level + deg x laps ahead: the earliest with the
     rate 1.28 sd higher, the latest with it 1.28 sd lower (floored at 0)."""
     pit = np.asarray(pit_loss_s, float)
-    if not np.all(pit > 0):
+    if np.any(pit[np.isfinite(pit)] <= 0):
         raise ValueError(f"cliff: pit_loss_s must be > 0 s (got {pit_loss_s!r})")
     level = np.asarray(level, float)[:, None]
     ahead = np.arange(1, horizon + 1, dtype=float)[None, :]
     out = {}
     for key, z in (("laps_to_cliff", 0.0), ("laps_to_cliff_lo", 1.2816), ("laps_to_cliff_hi", -1.2816)):
         d = np.maximum(np.asarray(deg, float) + z * np.asarray(deg_sd, float), 0.0)
-        out[key] = first_paying_stop(level + d[:, None] * ahead, laps_left, pit, d)
+        out[key] = np.where(np.isnan(pit), np.nan, first_paying_stop(level + d[:, None] * ahead, laps_left, pit, d))
     return out
 
 
-def rows_call(model, rows: pd.DataFrame, only=None, laps_left=None, pit_loss_s=None) -> dict[str, np.ndarray]:
+def rows_call(model, rows: pd.DataFrame, pit_loss_s, only=None, laps_left=None) -> dict[str, np.ndarray]:
     """The cliff call after the rows `only` (a mask; default all) of feature rows (engine.tyre.
-    dataset, each car's laps so far): the car's clean pace now plus its projected degradation
-    rate; laps left default to the race's laps in the data, the pit loss to the track's."""
+    dataset, each car's laps so far; `pit_loss_s` per row or one figure): the car's clean pace
+    now plus its projected degradation rate; laps left default to the race's laps in the data."""
     only = np.ones(len(rows), bool) if only is None else np.asarray(only, bool)
     level = pace_level(rows)[only]
     rows = rows[only]
     left = rows["laps_remaining"].to_numpy(float) if laps_left is None else np.broadcast_to(laps_left, (len(rows),))
     deg = degradation(project(model, rows[list(FEATURES)].to_numpy(np.float32)), np.nan_to_num(left).astype(int))
-    pit = pit_losses(rows) if pit_loss_s is None else pit_loss_s
+    pit = np.broadcast_to(np.asarray(pit_loss_s, float), (len(only),))[only]
     return cliff_call(level, deg["deg_s_per_lap"], deg["deg_sd"], left, pit)
 
 

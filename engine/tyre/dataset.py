@@ -15,13 +15,9 @@ the line. Definitions (also in models/MODEL_CARD.md):
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from engine.sources.grcup import RaceFiles, discover, read_laps, read_weather
 from engine.race.lap import clean_laps, stints, tyre_ages
 from engine.sources.tracks import lap_length_m
 from engine.tyre import FIELD_WINDOW_S, FUEL_S_PER_LAP
@@ -240,25 +236,3 @@ def lap_features(laps: pd.DataFrame, weather: pd.DataFrame | None = None,
 def next_lap_time(rows: pd.DataFrame, loss: np.ndarray) -> np.ndarray:
     """Predicted next lap time (s) from rows of `lap_features` and a predicted loss."""
     return rows["ref_s"].to_numpy() + np.asarray(loss) - FUEL_S_PER_LAP * rows["lap"].to_numpy()
-
-
-def race_features(race: RaceFiles, telemetry: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Feature rows of one GR Cup race (laps, weather, and per-lap telemetry where there is some)."""
-    laps = read_laps(race)
-    if telemetry is None and race.telemetry_wide is not None:
-        from engine.tyre.wear import telemetry_lap_features
-        telemetry = telemetry_lap_features(race.telemetry_wide)
-    return lap_features(laps, read_weather(race), telemetry)
-
-
-def build(data_dir: Path, log=None) -> pd.DataFrame:
-    """Feature rows of every race under `data_dir`, with progress on stderr."""
-    races = discover(Path(data_dir))
-    if not races:
-        raise ValueError(f"no GR Cup races under {data_dir} (expected 23_AnalysisEnduranceWithSections_*.CSV)")
-    frames = []
-    for i, race in enumerate(races, 1):
-        frames.append(race_features(race))
-        print(f"[data] {i}/{len(races)} {race.session}: {len(frames[-1])} car-laps",
-              file=log or sys.stderr, flush=True)
-    return pd.concat(frames, ignore_index=True)

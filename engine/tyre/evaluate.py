@@ -7,13 +7,13 @@ Every figure is compared, in the same run, with three naive baselines from the c
 its last lap, its last clean lap, the mean of its last 3 clean laps; improvements are against the
 best of the three. Next-lap figures are on ordinary green laps (a clean lap after a clean lap);
 restart laps (the first green lap after a caution) and all green laps are reported separately.
-The shipped model (models/) is also judged on every given race it was not trained on.
+The shipped model is also judged on every given race it was not trained on. No file is read here
+(engine/tyre/commands.py reads the races, the model and the tracks' pit losses).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,9 @@ from engine.tyre import INTERVAL
 from engine.tyre import backtest as bt
 from engine.tyre import forecast as fc
 from engine.tyre.cliff import HORIZON_LAPS, cliff_call, degradation, pace_level, project
-from engine.tyre.dataset import build, next_lap_time
-from engine.tyre.model import Prediction
-from engine.tyre.train import data_fingerprint, fit_calibrated, matrix, predict_scale
+from engine.tyre.dataset import next_lap_time
+from engine.tyre.model import Prediction, TyreModel
+from engine.tyre.train import fit_calibrated, matrix, predict_scale
 
 PROTOCOL = ("leave-one-race-out; next lap judged on ordinary green laps (GF after GF, not lap 1, no pit "
             "in/out), restart laps apart; forecasts: mean of the clean laps among the next H laps")
@@ -65,16 +65,6 @@ def _errors(y: np.ndarray, pred: np.ndarray, base: pd.DataFrame, m: np.ndarray) 
 def _coverage(y, lo, hi, m) -> float | None:
     m = m & np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi)
     return float(np.mean((y[m] >= lo[m]) & (y[m] <= hi[m]))) if m.any() else None
-
-
-def _pit_losses(rows: pd.DataFrame, data_dirs: list[Path]) -> np.ndarray:
-    """Each row's track pit loss (s): the tracks file's measured figure, else its pit-lane time,
-    else both estimated from the race's laps (engine.sources.grcup.tracks_of)."""
-    from engine.sources.grcup import discover, tracks_of
-
-    tracks = tracks_of([r for d in data_dirs for r in discover(Path(d))])
-    loss = {k: (t.pit_loss_s or t.pit_lane_s) for k, t in tracks.items()}
-    return rows["track"].map(loss).to_numpy(float)
 
 
 def judge(rows: pd.DataFrame, pred: Prediction, projection, pit_loss: np.ndarray,
@@ -195,20 +185,14 @@ def choice(report: dict) -> dict[str, str]:
     return out
 
 
-def evaluate(data_dirs: list[Path], models_dir: Path, log=None) -> dict:
-    """The `pitwall model evaluate` report (see module docstring); top-level keys are leave-one-
-    race-out figures when three or more races are given, else the shipped model's."""
-    from engine.tyre.model import TyreModel
-
-    frames, fingerprints = [], {}
-    for d in data_dirs:
-        frames.append(build(Path(d), log=log))
-        fingerprints.update(data_fingerprint(d))
-    rows = pd.concat(frames, ignore_index=True)
-    pit_loss = _pit_losses(rows, data_dirs)
+def evaluate(rows: pd.DataFrame, fingerprints: dict[str, str], model: TyreModel, pit_loss: np.ndarray,
+             log=None) -> dict:
+    """The `pitwall model evaluate` report (see module docstring) on feature rows of the races whose
+    lap files have `fingerprints` (session -> fingerprint), for the shipped `model`, with each row's
+    track pit loss (s); top-level keys are leave-one-race-out figures when three or more races are
+    given, else the shipped model's."""
     n_races = rows["session"].nunique()
     report: dict = {"races": sorted(rows["session"].unique()), "interval": list(INTERVAL), "protocol": PROTOCOL}
-    model = TyreModel.load(models_dir)
     seen = set(model.meta.get("trained_on", {}).values())
     unseen = [s for s, fp in fingerprints.items() if fp not in seen]
     m = rows["session"].isin(unseen).to_numpy()

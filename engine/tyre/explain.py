@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.tyre.dataset import FEATURES
 from engine.race.corners import CORNER_NAMES, CORNERS
+from engine.tyre.dataset import FEATURES
 
 MAX_CHARS = 80
 TOP = 3

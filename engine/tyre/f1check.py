@@ -7,10 +7,6 @@ wear model the player car's Motion g-forces and Car Telemetry speed, and compare
 
 from __future__ import annotations
 
-import gzip
-import struct
-from pathlib import Path
-
 import numpy as np
 
 from engine.race.corners import CORNERS
@@ -20,18 +16,15 @@ F1_WHEELS = ("rl", "rr", "fl", "fr")   # the game's wheel-array order
 MOTION, TELEMETRY, DAMAGE = 0, 6, 10
 
 
-def read_capture(path: Path) -> dict[str, np.ndarray]:
-    """Player-car arrays from a `<uint16 LE length><payload>` gzip capture: motion time, lateral and
-    longitudinal g; telemetry time and speed; damage time and tyre wear (n, 4) in FL, FR, RL, RR order."""
+def capture_arrays(packets: list[bytes]) -> dict[str, np.ndarray]:
+    """Player-car arrays from a capture's packets (engine.sources.f1capture.read_dump): motion time,
+    lateral and longitudinal g; telemetry time and speed; damage time and tyre wear (n, 4) in FL,
+    FR, RL, RR order."""
     from f1.packets import resolve
 
-    data = gzip.open(path).read()
     motion, telemetry, damage = [], [], []
-    pos = errors = 0
-    while pos + 2 <= len(data):
-        (n,) = struct.unpack_from("<H", data, pos)
-        payload = data[pos + 2: pos + 2 + n]
-        pos += 2 + n
+    errors = 0
+    for payload in packets:
         pid = payload[6] if len(payload) > 6 else -1
         if pid not in (MOTION, TELEMETRY, DAMAGE):
             continue
@@ -55,9 +48,9 @@ def read_capture(path: Path) -> dict[str, np.ndarray]:
             "damage_t": d[:, 0], "tyre_wear": d[:, 1:], "errors": np.array(errors)}
 
 
-def compare(path: Path, energy_at_cliff: float) -> dict:
-    """Per-corner wear (%) of our model over the capture against the game's reported wear change."""
-    cap = read_capture(path)
+def compare(packets: list[bytes], energy_at_cliff: float) -> dict:
+    """Per-corner wear (%) of our model over a capture's packets against the game's reported wear change."""
+    cap = capture_arrays(packets)
     order = np.argsort(cap["motion_t"], kind="stable")
     t = cap["motion_t"][order]
     speed = np.interp(t, *(_sorted(cap["speed_t"], cap["speed"])))

@@ -10,16 +10,18 @@ Two single-output models (onnxmltools is silently wrong for multi-output regress
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from engine.race.corners import CORNERS
 from engine.tyre import INTERVAL, SEED
+from engine.tyre.cliff import HORIZON_LAPS, rows_call
 from engine.tyre.dataset import FEATURES, TARGET
+from engine.tyre.model import TyreModel, session
+from engine.tyre.wear import corner_shares
 
 MAX_ABS_TARGET_S = 60.0   # red-flag and timing-glitch laps: not pace, kept out of training
 ONNX_TOLERANCE = 1e-4
@@ -45,6 +47,7 @@ def matrix(rows: pd.DataFrame) -> np.ndarray:
 
 
 def fit_pace(rows: pd.DataFrame):
+    """The pace model (XGBoost) on the trainable rows."""
     import xgboost as xgb
 
     m = trainable(rows)
@@ -54,6 +57,7 @@ def fit_pace(rows: pd.DataFrame):
 
 
 def fit_scale(rows: pd.DataFrame, abs_residual: np.ndarray):
+    """The scale model: the pace model's expected |error| per row."""
     import xgboost as xgb
 
     model = xgb.XGBRegressor(**SCALE_PARAMS)
@@ -62,6 +66,7 @@ def fit_scale(rows: pd.DataFrame, abs_residual: np.ndarray):
 
 
 def predict_scale(model, X: np.ndarray) -> np.ndarray:
+    """The scale model's prediction, floored at SCALE_FLOOR_S."""
     return np.maximum(model.predict(X), SCALE_FLOOR_S)
 
 
@@ -115,17 +120,6 @@ def to_onnx(model, n_features: int, name: str):
                            target_opset=15, name=name)
 
 
-def session(onnx_bytes: bytes):
-    """An ONNX Runtime session with one thread (the machine is shared; see DESIGN.md section 7)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
-
-
 def onnx_max_diff(model, onnx_bytes: bytes, X: np.ndarray) -> float:
     """Largest |XGBoost - ONNX Runtime| over the rows X."""
     sess = session(onnx_bytes)
@@ -134,52 +128,36 @@ def onnx_max_diff(model, onnx_bytes: bytes, X: np.ndarray) -> float:
 
 
 def log_line(log, text: str) -> None:
+    """One progress line on `log` (stderr by default)."""
     print(text, file=log or sys.stderr, flush=True)
 
 
-def timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=float)
-
-
 def sha(data: bytes) -> str:
+    """sha256 hex digest."""
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
 
 
-def data_fingerprint(data_dir) -> dict[str, str]:
-    """Session -> sha256 of its lap file: how evaluate knows which races a model has seen."""
-    from pathlib import Path
+@dataclass
+class Trained:
+    """What training produced: the model files' bytes and the meta so far (wear not calibrated yet)."""
 
-    from engine.sources.grcup import discover
+    pace_onnx: bytes
+    scale_onnx: bytes
+    booster_json: bytes
+    meta: dict
+    rows: pd.DataFrame = field(repr=False, default=None)
 
-    return {r.session: sha(Path(r.analysis).read_bytes())[:16] for r in discover(Path(data_dir))}
+    def model(self) -> TyreModel:
+        """The trained model as it will be served."""
+        return TyreModel(self.pace_onnx, self.scale_onnx, self.meta, self.booster_json)
 
 
-def train(data_dir, out_dir, log=None, hold_out: tuple[str, ...] = ()) -> dict:
-    """Build the training set from every race under data_dir, train, export, check, write models.
-
-    Races named in `hold_out` (e.g. 'barber-r1') are left out of the pace model and its interval,
-    so that a replay of them is judged on races the model never saw. Returns the meta dictionary
-    written to tyre_meta.json.
-    """
-    from pathlib import Path
-
-    from engine.tyre import model as M
-    from engine.tyre.dataset import build
-    from engine.tyre.wear import calibrate_wear
-
-    t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = build(Path(data_dir), log=log)
-    rows = rows[~rows["session"].isin(hold_out)].reset_index(drop=True)
+def fit_model(rows: pd.DataFrame, trained_on: dict[str, str], log=None) -> Trained:
+    """Train the pace and scale models on feature rows, export both to ONNX and check the export
+    against XGBoost on the real rows (RuntimeError beyond ONNX_TOLERANCE). `trained_on`: session ->
+    fingerprint of the races the rows come from (kept in the meta)."""
     m = trainable(rows)
     log_line(log, f"[train] {len(rows)} car-laps, {int(m.sum())} trainable, {rows['session'].nunique()} races")
     cal = fit_calibrated(rows, log=log, label="calibrate")
@@ -193,43 +171,55 @@ def train(data_dir, out_dir, log=None, hold_out: tuple[str, ...] = ()) -> dict:
     bad = {k: v for k, v in diffs.items() if not v < ONNX_TOLERANCE}
     if bad:
         raise RuntimeError(f"ONNX export differs from XGBoost by {bad} (tolerance {ONNX_TOLERANCE})")
-    version = f"tyre-{sha(pace_onnx + scale_onnx)[:12]}"
     meta = {
-        "model_version": version,
+        "model_version": f"tyre-{sha(pace_onnx + scale_onnx)[:12]}",
         "features": list(FEATURES),
         "target": TARGET,
         "q_lo": cal.q_lo, "q_hi": cal.q_hi,
         "interval": list(INTERVAL),
-        "pace_params": {k: v for k, v in PACE_PARAMS.items()},
-        "scale_params": {k: v for k, v in SCALE_PARAMS.items()},
+        "pace_params": dict(PACE_PARAMS),
+        "scale_params": dict(SCALE_PARAMS),
         "onnx_max_abs_diff": diffs,
-        "trained_on": {s: fp for s, fp in data_fingerprint(data_dir).items() if s not in hold_out},
+        "trained_on": dict(trained_on),
         "rows": int(len(rows)), "trainable_rows": int(m.sum()),
     }
-    (out_dir / M.PACE_ONNX).write_bytes(pace_onnx)
-    (out_dir / M.SCALE_ONNX).write_bytes(scale_onnx)
-    cal.pace.get_booster().save_model(str(out_dir / M.PACE_XGB))
-    model = M.TyreModel.load_parts(out_dir, meta)
-    meta["wear"] = calibrate_wear(model, rows, Path(data_dir), log=log)
-    meta["f1_wear_check"] = f1_wear_check(meta["wear"]["energy_at_cliff_kj"], log)
-    meta["train_seconds"] = round(time.perf_counter() - t0, 1)
-    (out_dir / M.META).write_text(dumps(meta) + "\n")
-    log_line(log, f"[train] wrote {version} to {out_dir} in {meta['train_seconds']} s")
-    return meta
+    booster = bytes(cal.pace.get_booster().save_raw(raw_format="json"))
+    return Trained(pace_onnx, scale_onnx, booster, meta, rows)
 
 
-def f1_wear_check(energy_at_cliff: float, log=None) -> dict | None:
-    """The wear model against the F1 capture's Car Damage tyre wear (None without f1-packets)."""
-    from engine.settings import REPO_ROOT
-    from engine.tyre.f1check import compare
+def calibrate_wear(model: TyreModel, rows: pd.DataFrame, per_lap: pd.DataFrame, telemetry: str, pit_loss_s,
+                   log=None) -> dict:
+    """Scale wear so that 100 % is the cliff: energy at cliff = typical cliff age x energy per lap.
 
-    capture = REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz"
-    try:
-        import f1.packets  # noqa: F401  (a test dependency)
-    except ImportError:
-        log_line(log, "[wear] f1-packets not installed: F1 Car Damage comparison skipped")
-        return None
-    out = compare(capture, energy_at_cliff)
-    log_line(log, f"[wear] F1 Car Damage check: reported max wear {out['reported_wear_max_pct']:.2f} %, "
-                  f"model MAE {out['mae_pct']:.2f} points")
+    The typical cliff age is the median, over the cars of the training races, of tyre age + the
+    laps to the cliff (engine.tyre.cliff, `pit_loss_s` per row) from the car's last green lap.
+    The energy per lap is the most-worked corner's median lap energy in `per_lap` (wear.telemetry_laps of the real
+    telemetry, the file named `telemetry`: Barber race 1, car #2, the only telemetry in the data).
+    """
+    last = rows[rows["eval_clean"] | (rows["flag"] == "GF")].groupby(["session", "car"]).tail(1)
+    only = rows.index.isin(last.index)
+    cliff = rows_call(model, rows, pit_loss_s, only=only, laps_left=HORIZON_LAPS)["laps_to_cliff"]
+    age = rows.loc[only, "tyre_age"].to_numpy() + cliff
+    finite = np.isfinite(age)
+    max_age = float(rows["tyre_age"].max())
+    if finite.mean() >= 0.5:
+        cliff_age = float(np.median(age[finite]))
+        # The spread of cliff ages across the field makes the wear interval (80 %).
+        age_lo, age_hi = (float(np.quantile(age[finite], q)) for q in (0.1, 0.9))
+    else:
+        cliff_age = age_lo = age_hi = max_age + HORIZON_LAPS
+    energy = [f"energy_{c}" for c in CORNERS]
+    # Out- and FCY-laps carry little energy: calibrate on laps with at least half the median.
+    total = per_lap[energy].sum(axis=1)
+    per_lap = per_lap[total >= 0.5 * total.median()]
+    top = max(per_lap[e].median() for e in energy)
+    out = {
+        "energy_at_cliff_kj": float(top * cliff_age),
+        "cliff_age_laps": cliff_age, "cliff_age_p10": age_lo, "cliff_age_p90": age_hi,
+        "cars_reaching_cliff_in_horizon": int(finite.sum()), "cars": int(len(age)),
+        "corner_share": corner_shares(per_lap),
+        "telemetry": telemetry, "telemetry_laps": int(len(per_lap)),
+    }
+    log_line(log, f"[wear] cliff age {cliff_age:.1f} laps ({finite.sum()}/{len(age)} cars reach it within "
+                  f"{HORIZON_LAPS} laps); energy at cliff {out['energy_at_cliff_kj']:.0f} units")
     return out

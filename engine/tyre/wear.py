@@ -6,7 +6,8 @@ longitudinal and lateral load transfer from the measured g; the force each tyre 
 and the friction power F^2 / (c * Fz) * v (sliding speed grows with the tyre's utilisation
 F / Fz). Integrated over the lap with dt from the timestamps, this is each corner's friction
 energy. Wear % = 100 * cumulative energy / the energy at which the pace model says the cliff
-comes (calibrated in train.py; 100 % is the cliff).
+comes (calibrated in train.py; 100 % is the cliff). No file is read here: engine.sources.training
+reads the telemetry files.
 
 Sign conventions: engine.race.braking (accx > 0 accelerating, accy > 0 turning left).
 """
@@ -14,7 +15,6 @@ Sign conventions: engine.race.braking (accx > 0 accelerating, accy > 0 turning l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ G = 9.81
 
 
 @dataclass(frozen=True)
-class Car:
+class Chassis:
     """Chassis figures of the load model (Toyota GR86 published figures; bias and CG assumed)."""
 
     mass_kg: float = 1350.0          # 1275 kg kerb + driver
@@ -38,10 +38,10 @@ class Car:
     driven: str = "rear"
 
 
-GR86 = Car()
+GR86 = Chassis()
 
 
-def corner_power(accx: np.ndarray, accy: np.ndarray, speed_kmh: np.ndarray, car: Car = GR86) -> np.ndarray:
+def corner_power(accx: np.ndarray, accy: np.ndarray, speed_kmh: np.ndarray, car: Chassis = GR86) -> np.ndarray:
     """Friction power of each tyre per sample, shape (n, 4) in the order FL, FR, RL, RR (W / c)."""
     ax = np.nan_to_num(np.asarray(accx, float))
     ay = np.nan_to_num(np.asarray(accy, float))
@@ -81,7 +81,7 @@ def _dt(timestamps_s: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(dt), 0.0, 1.0)
 
 
-def lap_energy(samples: dict[str, np.ndarray], car: Car = GR86) -> dict:
+def lap_energy(samples: dict[str, np.ndarray], car: Chassis = GR86) -> dict:
     """One lap's friction energy per corner (kJ / c) and its evidence counts.
 
     `samples` holds equal-length arrays: accx (g), accy (g), speed (km/h), and either dt (s) or
@@ -114,31 +114,13 @@ def lap_energy(samples: dict[str, np.ndarray], car: Car = GR86) -> dict:
     return out
 
 
-def wear_for_lap(samples: dict[str, np.ndarray], energy_at_cliff: float, car: Car = GR86) -> dict:
+def wear_for_lap(samples: dict[str, np.ndarray], energy_at_cliff: float, car: Chassis = GR86) -> dict:
     """This lap's wear increment per corner in % of the cliff (100 % = cliff), plus the evidence."""
     e = lap_energy(samples, car)
     out = dict(e)
     for c in CORNERS:
         out[f"wear_{c}"] = 100.0 * e[f"energy_{c}"] / energy_at_cliff
     return out
-
-
-def read_wide_telemetry(path: Path) -> pd.DataFrame:
-    """GR Cup wide telemetry (a column per channel) as car, lap, timestamp (s), accx, accy, speed."""
-    raw = pd.read_csv(path)
-    t = pd.to_datetime(raw["timestamp"], utc=True, format="ISO8601")
-    car = raw["vehicle_id"].astype(str).str.split("-").str[-1] if "vehicle_id" in raw else "2"
-    out = pd.DataFrame({
-        "car": car,
-        "lap": pd.to_numeric(raw["lap"], errors="coerce"),
-        "timestamp": (t - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds(),
-        "accx": pd.to_numeric(raw["accx_can"], errors="coerce"),
-        "accy": pd.to_numeric(raw["accy_can"], errors="coerce"),
-        "speed": pd.to_numeric(raw["speed"], errors="coerce"),
-    })
-    # 32768 is the logger's placeholder for an unknown lap.
-    out = out[(out["lap"] > 0) & (out["lap"] < 32768)].sort_values("timestamp", kind="stable")
-    return out.reset_index(drop=True)
 
 
 def telemetry_laps(samples: pd.DataFrame) -> pd.DataFrame:
@@ -150,59 +132,15 @@ def telemetry_laps(samples: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def telemetry_lap_features(path: Path) -> pd.DataFrame:
-    """The model's telemetry features per car-lap (car, lap, tel_energy, tel_heavy_brakes, tel_hard_corners)."""
-    laps = telemetry_laps(read_wide_telemetry(path))
-    energy = laps[[f"energy_{c}" for c in CORNERS]].sum(axis=1)
-    return pd.DataFrame({"car": laps["car"], "lap": laps["lap"], "tel_energy": energy,
-                         "tel_heavy_brakes": laps["heavy_brakes"], "tel_hard_corners": laps["hard_corners"]})
+def telemetry_features(per_lap: pd.DataFrame) -> pd.DataFrame:
+    """The model's telemetry features per car-lap (car, lap, tel_energy, tel_heavy_brakes,
+    tel_hard_corners) from `telemetry_laps` output."""
+    energy = per_lap[[f"energy_{c}" for c in CORNERS]].sum(axis=1)
+    return pd.DataFrame({"car": per_lap["car"], "lap": per_lap["lap"], "tel_energy": energy,
+                         "tel_heavy_brakes": per_lap["heavy_brakes"], "tel_hard_corners": per_lap["hard_corners"]})
 
 
 def corner_shares(per_lap: pd.DataFrame) -> dict[str, float]:
     """Each corner's share of the friction energy, relative to the most-worked corner (max 1)."""
     e = np.array([per_lap[f"energy_{c}"].median() for c in CORNERS])
     return {c: float(v) for c, v in zip(CORNERS, e / e.max())}
-
-
-def calibrate_wear(model, rows: pd.DataFrame, data_dir: Path, log=None) -> dict:
-    """Scale wear so that 100 % is the cliff: energy at cliff = typical cliff age x energy per lap.
-
-    The typical cliff age is the median, over the cars of the training races, of tyre age + the
-    pace model's laps to the cliff from the car's last green lap. The energy per lap is the
-    most-worked corner's median lap energy on the real telemetry (Barber race 1, car #2: the
-    only telemetry in the data set).
-    """
-    import sys
-
-    from engine.sources.grcup import discover
-    from engine.tyre.cliff import HORIZON_LAPS, rows_call
-
-    last = rows[rows["eval_clean"] | (rows["flag"] == "GF")].groupby(["session", "car"]).tail(1)
-    cliff = rows_call(model, rows, only=rows.index.isin(last.index), laps_left=HORIZON_LAPS)["laps_to_cliff"]
-    age = last["tyre_age"].to_numpy() + cliff
-    finite = np.isfinite(age)
-    max_age = float(rows["tyre_age"].max())
-    if finite.mean() >= 0.5:
-        cliff_age = float(np.median(age[finite]))
-        # The spread of cliff ages across the field makes the wear interval (80 %).
-        age_lo, age_hi = (float(np.quantile(age[finite], q)) for q in (0.1, 0.9))
-    else:
-        cliff_age = age_lo = age_hi = max_age + HORIZON_LAPS
-    tel = [r.telemetry_wide for r in discover(Path(data_dir)) if r.telemetry_wide is not None]
-    if not tel:
-        raise ValueError(f"wear calibration: no telemetry under {data_dir} (need R*_telemetry_mvp.csv)")
-    per_lap = telemetry_laps(read_wide_telemetry(tel[0]))
-    # Out- and FCY-laps carry little energy: calibrate on laps with at least half the median.
-    total = per_lap[[f"energy_{c}" for c in CORNERS]].sum(axis=1)
-    per_lap = per_lap[total >= 0.5 * total.median()]
-    top = max(per_lap[f"energy_{c}"].median() for c in CORNERS)
-    out = {
-        "energy_at_cliff_kj": float(top * cliff_age),
-        "cliff_age_laps": cliff_age, "cliff_age_p10": age_lo, "cliff_age_p90": age_hi,
-        "cars_reaching_cliff_in_horizon": int(finite.sum()), "cars": int(len(age)),
-        "corner_share": corner_shares(per_lap),
-        "telemetry": str(Path(tel[0]).name), "telemetry_laps": int(len(per_lap)),
-    }
-    print(f"[wear] cliff age {cliff_age:.1f} laps ({finite.sum()}/{len(age)} cars reach it within "
-          f"{HORIZON_LAPS} laps); energy at cliff {out['energy_at_cliff_kj']:.0f} units", file=log or sys.stderr)
-    return out

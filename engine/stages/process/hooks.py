@@ -26,7 +26,7 @@ from engine.race.flag import Flag
 from engine.stages.driver import DriverStage
 from engine.stages.process.fold import LapHook
 from engine.stages.timing import publish_crossing
-from engine.tyre.live import samples_from_arrays
+from engine.tyre.service import samples_from_arrays
 from engine.tyre.wear import lap_energy
 
 if TYPE_CHECKING:

@@ -1,6 +1,7 @@
-"""What the engine calls: one TyreService per process, batched over the cars whose laps completed.
+"""The tyre model as the engine calls it: one TyreService per process, batched over the cars whose
+laps completed.
 
-    svc = TyreService.load(settings.models_dir)
+    svc = engine.sources.models.read_tyre_service(settings.models_dir)
     out = svc.predict(laps)              # laps: read_laps-style frame of the session so far
     inc = svc.wear_for_lap(samples)      # per-lap wear increments from telemetry arrays
 
@@ -11,14 +12,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from engine.race.corners import CORNERS
 from engine.race.flag import Flag
-from engine.tyre.cliff import cliff_call, degradation, pace_level, pit_losses, project
+from engine.tyre.cliff import cliff_call, degradation, pace_level, project
 from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
 from engine.tyre.explain import top_reasons
 from engine.tyre.model import TyreModel
@@ -46,13 +46,9 @@ class TyreService:
         self.wear_lo_factor = self.cliff_age / float(wear.get("cliff_age_p90", self.cliff_age))
         self.wear_hi_factor = self.cliff_age / float(wear.get("cliff_age_p10", self.cliff_age))
 
-    @classmethod
-    def load(cls, models_dir: Path) -> "TyreService":
-        """Load the committed model files (models/ by default: Settings.models_dir)."""
-        return cls(TyreModel.load(models_dir))
-
     @property
     def version(self) -> str:
+        """The model's version (model_version in its meta)."""
         return self.model.version
 
     def features(self, laps: pd.DataFrame, weather: pd.DataFrame | None = None,
@@ -86,14 +82,15 @@ class TyreService:
 
     def predict(self, laps: pd.DataFrame, weather: pd.DataFrame | None = None,
                 wear: pd.DataFrame | None = None, telemetry: pd.DataFrame | None = None,
-                race_laps: int | None = None, latest_only: bool = True) -> pd.DataFrame:
+                race_laps: int | None = None, latest_only: bool = True, pit_loss_s: float | None = None) -> pd.DataFrame:
         """Predictions after each car's latest lap (or every lap), one batch through ONNX Runtime.
 
         `laps`: read_laps-style frame (session, car, lap, lap_time_s, flag, sectors...) of the
         session so far. `wear`: optional cumulative telemetry wear per car (columns car,
         wear_fl..wear_rr in %, e.g. summed wear_for_lap increments since the car's last stop).
-        Returns OUTPUT_COLUMNS; laps_to_cliff is the first lap from which a stop pays for itself
-        (engine.tyre.cliff), +inf when none does before the flag; the
+        `pit_loss_s`: the track's (engine.tyre.cliff.pit_loss_of). Returns OUTPUT_COLUMNS;
+        laps_to_cliff is the first lap from which a stop pays for itself (engine.tyre.cliff), +inf
+        when none does before the flag, NaN without a pit loss; the
         80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor];
         deg_s_per_lap and deg_sd are the slope of the projected loss over the laps left and its
         uncertainty, the tyre curve the strategy simulator runs each car on.
@@ -110,7 +107,8 @@ class TyreService:
         # The curve over the laps the race has left (10 when the race length is not known).
         left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), 10)
         deg = degradation(projection, left)
-        cliff = cliff_call(rows["pace_level_s"], deg["deg_s_per_lap"], deg["deg_sd"], left, pit_losses(rows))
+        pit = np.nan if pit_loss_s is None else pit_loss_s
+        cliff = cliff_call(rows["pace_level_s"], deg["deg_s_per_lap"], deg["deg_sd"], left, pit)
         wear_df = self._wear(rows, wear)
         out = pd.DataFrame({
             "session": rows["session"].to_numpy(), "car": rows["car"].astype(str).to_numpy(),
