@@ -150,3 +150,24 @@ def test_a_full_disk_leaves_no_half_written_report(env, report, small_disk):
     assert run.returncode != 0
     assert "cannot write the report" in run.stderr and "full.pdf" in run.stderr, run.stderr
     assert list(small_disk.iterdir()) == []
+
+
+def test_the_report_is_made_without_any_network(env, report, tmp_path):
+    """In a network namespace of its own (no interface up, not even loopback: `unshare -n`, as
+    root), the report still renders every figure: no font, script or asset comes from a network."""
+    import shutil
+
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare here")
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {probe.stderr.strip()}")
+    winner = next(r for r in official() if r["POSITION"] == "1")["NUMBER"]
+    out = tmp_path / "offline.pdf"
+    run = subprocess.run(["unshare", "-n", sys.executable, "-m", "engine.cli", "report", report["session"], "--car",
+                          winner, "--out", str(out), "--json"], env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1])["figures"] >= 8
+    subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "3", "-l", "3", str(out), str(tmp_path / "p")], check=True)
+    rgb = np.asarray(Image.open(next(tmp_path.glob("p-*.png"))).convert("RGB"), dtype=int)
+    assert float((rgb.max(axis=2) - rgb.min(axis=2) > 60).mean()) > 0.01, "the lap chart was drawn"

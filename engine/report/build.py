@@ -242,7 +242,9 @@ def compose(d: SessionData, chosen: list[str], submit) -> tuple[list, list[tuple
               P.table(stop_tab, ["Car", "In-lap", "Pit lane s", "Pos before", "Pos after", "Gained"],
                       {"lap": 0, "pit_lane_s": 1, "position_before": 0, "position_after": 0, "positions_gained": 0})
               if len(stops) else P.para("No pit stops in this session."), P.page_break()]
-    pace_tab = pace[pace["car"].isin(chosen)].assign(car=lambda x: "#" + x["car"])
+    rank = {c: i for i, c in enumerate(order)}
+    pace_tab = (pace[pace["car"].isin(chosen)].sort_values(["car", "stint"], key=lambda c: c.map(rank) if c.name == "car" else c)
+                .assign(car=lambda x: "#" + x["car"]))
     story += [P.heading("Pace"), fig(F.pace_scatter(d.laps[d.laps["car"].isin(chosen)], cautions, order)),
               fig(F.pace_distribution(d.laps, order)),
               P.heading("Clean average per stint", 2),
