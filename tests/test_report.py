@@ -117,11 +117,12 @@ def test_pages_render_with_figures(report, tmp_path):
 def test_one_car_report_and_bad_input(env, report, tmp_path):
     winner = next(r for r in official() if r["POSITION"] == "1")["NUMBER"]
     out = tmp_path / "one.pdf"
-    run = pitwall("report", report["session"], "--car", winner, "--out", str(out), "--json", env=env)
+    second = next(r for r in official() if r["POSITION"] == "2")["NUMBER"]
+    run = pitwall("report", report["session"], "--car", winner, "--gap-to", second, "--out", str(out), "--json", env=env)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.strip().splitlines()[-1])["cars"] == 1
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
-    assert f"Car #{winner}" in text
+    assert f"Car #{winner}" in text and f"Gap chart reference: car #{second}" in text
 
     bad = pitwall("report", "no-such-race", "--out", str(tmp_path / "x.pdf"), env=env)
     assert bad.returncode != 0 and "'no-such-race' is not in the archive" in bad.stderr
