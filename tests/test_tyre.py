@@ -26,7 +26,7 @@ from engine.sources.tracks import find as find_track
 from engine.tyre.cliff import first_paying_stop, pace_level, pit_loss_of, rows_call
 from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time
 from engine.race.lap import clean_laps
-from engine.tyre.forecast import BASELINES, baselines
+from engine.tyre.forecast import BASELINES, baselines, targets
 from engine.tyre.explain import MAX_CHARS, contributions, top_reasons
 from engine.tyre.service import OUTPUT_COLUMNS, TyreService, insight_fields
 from engine.tyre.train import matrix, onnx_max_diff, trainable
@@ -256,6 +256,12 @@ def test_service_predicts_each_cars_next_lap_in_one_batch(barber1, held_out_mode
     assert judged.sum() > 400
     assert err.mean() < naive.mean()                # the model beats the car's last clean lap ...
     assert np.median(err) < 0.5                     # ... and is within half a second on a ~98 s lap
+    # the 5-lap pace forecast the service serves, against the mean of the next 5 laps' clean laps
+    target = targets(feats, 5)
+    has = np.isfinite(target)
+    assert has.sum() > 300
+    f5 = np.abs(every["forecast5_s"].to_numpy() - target)[has]
+    assert f5.mean() < np.abs(baselines(feats)["last_clean_lap"].to_numpy() - target)[has].mean()
     assert (out["next_lap_lo_s"] < out["predicted_next_lap_s"]).all()
     assert (out["model_version"] == svc.version).all()
     assert set(out["wear_source"]) == {"tyre age"}

@@ -249,9 +249,9 @@ A load and friction-energy model (engine/tyre/wear.py): static corner loads ({GR
 longitudinal and lateral load transfer from accx/accy, cornering force shared by corner load,
 braking split {GR86.brake_bias_front:.0%} front (assumed bias), traction on the driven {GR86.driven} axle; friction power
 F^2 / Fz x v integrated with dt from the timestamps. Calibration: the cliff age is the median, over
-the training cars, of tyre age + laps to the cliff (above, over {HORIZON_LAPS} laps) from the car's last
-green lap, where at least half the cars reach it ({w['cars_reaching_cliff_in_horizon']}/{w['cars']} do), else the
-longest stint + {HORIZON_LAPS} laps: **{w['cliff_age_laps']:.1f} laps** (10th–90th percentile {w.get('cliff_age_p10', float('nan')):.1f}–{w.get('cliff_age_p90', float('nan')):.1f});
+the training cars, of tyre age + laps to the cliff (above, with {HORIZON_LAPS} laps left) from the car's last
+green lap when at least half the cars reach it, else the longest stint + {HORIZON_LAPS} laps.
+{w['cars_reaching_cliff_in_horizon']} of {w['cars']} cars reach it{_wear_fallback(w)}: **{w['cliff_age_laps']:.1f} laps** (10th–90th percentile {w.get('cliff_age_p10', float('nan')):.1f}–{w.get('cliff_age_p90', float('nan')):.1f});
 energy at the cliff = that age x the most-worked corner's median lap energy on the telemetry =
 {w['energy_at_cliff_kj']:.0f} units. Corner shares there (most-worked = 1):
 {', '.join(f"{c.upper()} {v:.2f}" for c, v in w['corner_share'].items())}.
@@ -267,6 +267,14 @@ energy at the cliff = that age x the most-worked corner's median lap energy on t
 - Tyre changes at pit stops are assumed; the fuel effect is assumed; track evolution is only the field term.
 """
     return text
+
+
+def _wear_fallback(w: dict) -> str:
+    """Says when the wear scale rests on the fallback (fewer than half the cars reach a cliff)."""
+    if w["cars_reaching_cliff_in_horizon"] * 2 >= w["cars"]:
+        return ""
+    return (", fewer than half: the data shows no cliff, so the wear % is a friction-energy scale with no"
+            " measured end point and no spread")
 
 
 def _f1(check: dict | None) -> str:
