@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.race.corners import CORNERS
 from engine.race.flag import Flag
-from engine.tyre.cliff import cliff_call, degradation, pace_level, project
+from engine.tyre.cliff import LAPS_LEFT_UNKNOWN, cliff_call, degradation, pace_level, project
 from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
 from engine.tyre.forecast import HORIZONS, model_forecast
 from engine.tyre.explain import top_reasons
@@ -108,7 +108,7 @@ class TyreService:
         pred = self.model.predict(X)
         projection = project(self.model, X)
         # The curve over the laps the race has left (10 when the race length is not known).
-        left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), 10)
+        left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), LAPS_LEFT_UNKNOWN)
         deg = degradation(projection, left)
         pit = np.nan if pit_loss_s is None else pit_loss_s
         cliff = cliff_call(rows["pace_level_s"], deg["deg_s_per_lap"], deg["deg_sd"], left, pit)
