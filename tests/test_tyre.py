@@ -187,6 +187,22 @@ def test_a_stop_pays_from_the_lap_worked_out_by_hand():
     np.testing.assert_array_equal(np.concatenate([rising, flat, drift, last]), [3.0, 1.0, np.inf, np.inf])
 
 
+def test_backtest_scores_calls_against_what_happened_by_hand():
+    from engine.tyre.backtest import score
+
+    inf = np.inf
+    call = np.array([1.0, 2.0, 2.0, inf, inf, 4.0])
+    true = np.array([1.0, inf, 5.0, inf, 2.0, 3.0])
+    out = score(call, true, np.ones(6, bool))
+    assert out["within_2"] == {"calls": 3, "came_true": 1, "came_true_rate": pytest.approx(1 / 3), "happened": 2,
+                               "called_in_time": 1}
+    assert out["cliff_false_call_rate"] == pytest.approx(2 / 3)
+    assert out["within_5"]["calls"] == 4 and out["within_5"]["came_true"] == 3
+    table = {r["call"]: r for r in out["calibration"]}
+    assert table["3-5"] == {"call": "3-5", "n": 1, "came_true_in_time": 1.0, "any_stop_paid": 1.0}
+    assert table["none before the flag"]["n"] == 2 and table["none before the flag"]["came_true_in_time"] == 0.5
+
+
 def test_one_slow_lap_does_not_raise_the_cars_pace_level(rows):
     car = rows[rows["car"] == rows["car"].iloc[0]].reset_index(drop=True)
     base = pace_level(car)
