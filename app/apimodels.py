@@ -101,7 +101,7 @@ class SimulateRequest(BaseModel):
 
 
 class StrategyCall(Open):
-    """engine/strategy/live.py `recommend`: strategies compared, pit window, radio line, threats."""
+    """engine/strategy/call.py `recommend`: strategies compared, pit window, radio line, threats."""
 
     session: str
     car: str

@@ -91,8 +91,9 @@ def alerts(session: str, query: m.AlertsQuery) -> BaseModel | Response:
 def simulate(body: m.SimulateRequest) -> BaseModel | Response:
     """Run the strategy Monte Carlo for one car on the session's live board."""
     from engine.observe import count, observe
+    from engine.sources.track_models import track_model
+    from engine.strategy.call import recommend
     from engine.strategy.field import board_state
-    from engine.strategy.live import recommend
 
     b, err = _board_or_404(body.session)
     if err:
@@ -107,8 +108,9 @@ def simulate(body: m.SimulateRequest) -> BaseModel | Response:
     insights = data.insights(body.session, [str(r["car"]) for r in rows])
     tyre = {car: i["tyre"] for car, i in insights.items() if isinstance(i.get("tyre"), dict)}
     try:          # as the strategy stage calls it: the board, each car's tyre curve, the flag at the line
-        call = recommend(board_state(rows, tyre, total, meta.get("flag") or None), body.car, track,
-                         races=body.races, seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
+        call = recommend(board_state(rows, tyre, total, meta.get("flag") or None), body.car,
+                         track_model(track, body.session), races=body.races,
+                         seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
     except ValueError as exc:
         return error(422, str(exc).split(":")[0] or "car", str(exc))
     observe(data.client(), "montecarlo", call["simulate_ms"] / 1000)

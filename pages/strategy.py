@@ -52,7 +52,8 @@ def field_rejoin(board: dict, car: str, track) -> dict | None:
 def run_now(_n, car, session):
     """The Monte Carlo on request, in this web process, when the engine has not published a call."""
     from app import auth
-    from engine.strategy.live import recommend
+    from engine.sources.track_models import track_model
+    from engine.strategy.call import recommend
 
     if (why := auth.refusal("engineer", "running the simulation")) is not None:    # issue 16: engineers simulate
         return no_update, html.Span(why, className="text-warning")
@@ -60,7 +61,7 @@ def run_now(_n, car, session):
     try:
         insights = data.insights(session, [str(c["car"]) for c in board["cars"]])
         state = views.strategy_state(board["cars"], insights, int(meta.get("total_laps") or 0), meta.get("flag"))
-        call = recommend(state, car, meta.get("track", ""), races=ON_DEMAND_RACES)
+        call = recommend(state, car, track_model(meta.get("track", ""), session), races=ON_DEMAND_RACES)
     except (ValueError, KeyError) as exc:
         return no_update, html.Span(f"Cannot simulate: {exc}", className="text-warning")
     return {"session": session, "car": car, "call": call}, None

@@ -143,3 +143,21 @@ def test_f1_capture_imports_as_a_session(tmp_path):
     s = (laps["s1_s"] + laps["s2_s"] + laps["s3_s"] - laps["lap_time_s"]).abs()
     assert (s < 1e-6).all()
     assert json.loads(json.dumps(got))["session"].startswith("f1-")
+
+
+def test_parts_collapse_by_key_and_compact_to_one(archive, tmp_path):
+    """Flushes append parts; a redelivered lap written twice reads back once (the last write), and
+    compaction leaves one part with the same rows."""
+    a = Archive(tmp_path / "archive")
+    laps = archive.read("barber-r1", "laps")
+    first, second = laps.iloc[:300], laps.iloc[250:]            # laps 250-299 written twice
+    a.append("live-test", "laps", first)
+    a.append("live-test", "laps", second.assign(kph=second["kph"] + 1.0))
+    got = a.read("live-test", "laps")
+    assert len(got) == len(laps) and not got.duplicated(["car", "lap"]).any()
+    again = got.set_index(["car", "lap"]).loc[list(zip(second["car"], second["lap"])), "kph"].to_numpy()
+    assert (again == second["kph"].to_numpy() + 1.0).all(), "the later write wins"
+    assert a.compact("live-test") == 2
+    parts = list((a.session_dir("live-test") / "laps").glob("part-*.parquet"))
+    assert len(parts) == 1
+    pd.testing.assert_frame_equal(a.read("live-test", "laps"), got)

@@ -117,11 +117,12 @@ def test_pages_render_with_figures(report, tmp_path):
 def test_one_car_report_and_bad_input(env, report, tmp_path):
     winner = next(r for r in official() if r["POSITION"] == "1")["NUMBER"]
     out = tmp_path / "one.pdf"
-    run = pitwall("report", report["session"], "--car", winner, "--out", str(out), "--json", env=env)
+    second = next(r for r in official() if r["POSITION"] == "2")["NUMBER"]
+    run = pitwall("report", report["session"], "--car", winner, "--gap-to", second, "--out", str(out), "--json", env=env)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.strip().splitlines()[-1])["cars"] == 1
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
-    assert f"Car #{winner}" in text
+    assert f"Car #{winner}" in text and f"Gap chart reference: car #{second}" in text
 
     bad = pitwall("report", "no-such-race", "--out", str(tmp_path / "x.pdf"), env=env)
     assert bad.returncode != 0 and "'no-such-race' is not in the archive" in bad.stderr
@@ -150,3 +151,24 @@ def test_a_full_disk_leaves_no_half_written_report(env, report, small_disk):
     assert run.returncode != 0
     assert "cannot write the report" in run.stderr and "full.pdf" in run.stderr, run.stderr
     assert list(small_disk.iterdir()) == []
+
+
+def test_the_report_is_made_without_any_network(env, report, tmp_path):
+    """In a network namespace of its own (no interface up, not even loopback: `unshare -n`, as
+    root), the report still renders every figure: no font, script or asset comes from a network."""
+    import shutil
+
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare here")
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {probe.stderr.strip()}")
+    winner = next(r for r in official() if r["POSITION"] == "1")["NUMBER"]
+    out = tmp_path / "offline.pdf"
+    run = subprocess.run(["unshare", "-n", sys.executable, "-m", "engine.cli", "report", report["session"], "--car",
+                          winner, "--out", str(out), "--json"], env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1])["figures"] >= 8
+    subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "3", "-l", "3", str(out), str(tmp_path / "p")], check=True)
+    rgb = np.asarray(Image.open(next(tmp_path.glob("p-*.png"))).convert("RGB"), dtype=int)
+    assert float((rgb.max(axis=2) - rgb.min(axis=2) > 60).mean()) > 0.01, "the lap chart was drawn"

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from engine.settings import REPO_ROOT
-from engine.strategy import grcup as sgr
-from engine.strategy.live import pit_window_fields, recommend, should_rerun
+from engine.sources.track_models import fit_folder, race_laps, shipped
+from engine.strategy.backtest import place_changes, state_at
+from engine.strategy.call import pit_window_fields, recommend, should_rerun
+from engine.strategy.racelaps import stopped_cars
+from engine.strategy.trackmodel import OVERTAKE_GAP_S
 from engine.strategy.rejoin import rejoin_all, threats
 from engine.strategy.sim import SC, Cautions, Field, Rules, no_stops, rate_cautions, simulate
 from engine.strategy.state import state_from_timing
@@ -164,7 +167,7 @@ def test_undercut_threat_from_a_close_car_when_our_tyres_are_old():
 
 @pytest.fixture(scope="module")
 def models():
-    return sgr.fit(str(GRCUP))
+    return fit_folder(str(GRCUP))
 
 
 def test_grcup_fit_measures_pit_loss_and_cautions_from_the_laps(models):
@@ -180,13 +183,13 @@ def test_grcup_fit_measures_pit_loss_and_cautions_from_the_laps(models):
 def test_grcup_fit_reads_retirements_and_incidents_from_the_laps(models):
     from engine.sources.grcup import find_race, read_laps
     # Every starter is 'Classified' in the results; the laps show who stopped before the flag.
-    assert sgr.stopped_cars(read_laps(find_race(GRCUP, "barber", 1))) == ["88"]
-    assert sgr.stopped_cars(read_laps(find_race(GRCUP, "barber", 2))) == ["55"]     # lapped cars are not
+    assert stopped_cars(read_laps(find_race(GRCUP, "barber", 1))) == ["88"]
+    assert stopped_cars(read_laps(find_race(GRCUP, "barber", 2))) == ["55"]     # lapped cars are not
     barber = models["barber"]
     assert 0.003 < barber.retire_per_lap < 0.008                # 31 stops in 6,280 car-laps
     assert 0.003 < barber.incident_per_lap < 0.01               # spins, offs: 0.6 % of green laps
     assert len(barber.incident_loss_s) == 10 and 5 < float(np.median(barber.incident_loss_s)) < 30
-    held = sgr.track_model("barber", GRCUP, exclude="barber-r1")   # the backtest's model for barber-r1
+    held = fit_folder(str(GRCUP), "barber-r1")["barber"]          # the backtest's model for barber-r1
     assert held.source["races"] == ["barber-r2"] and "barber-r1" not in held.source["by_race"]
     others = [v for k, v in barber.source["by_race"].items() if k != "barber-r1"]
     assert held.retire_per_lap == pytest.approx(sum(v["stopped"] for v in others) / sum(v["car_laps"] for v in others))
@@ -197,8 +200,8 @@ def test_grcup_fit_reads_retirements_and_incidents_from_the_laps(models):
 def test_live_recommend_for_a_real_race_state(models):
     from engine.sources.grcup import find_race, read_laps
     laps = read_laps(find_race(GRCUP, "barber", 1))
-    state = sgr.state_at(laps, 9, 27, models["barber"])
-    call = recommend(state, "13", "barber", races=2000, seed=4)
+    state = state_at(laps, 9, 27, models["barber"])
+    call = recommend(state, "13", models["barber"], races=2000, seed=4)
     assert call["lap"] == 9 and call["position"] == state.position[state.index("13")]
     names = [s["name"] for s in call["strategies"]]
     assert names[0] == "stay out" and "pit under caution" in names and any(n.startswith("two stops") for n in names)
@@ -208,11 +211,29 @@ def test_live_recommend_for_a_real_race_state(models):
     assert set(pit_window_fields(call)) >= {"pit_window", "pit_call", "rejoin"}
     assert should_rerun({"type": "lap.completed"}) and not should_rerun({"type": "telemetry.update"})
     with pytest.raises(ValueError, match="car '999' is not in the field"):
-        recommend(state, "999", "barber", races=500)
+        recommend(state, "999", models["barber"], races=500)
+
+
+def test_the_shipped_track_models_are_the_fit_of_the_data_and_hold_each_race_out(models):
+    """models/track_models.json is what `pitwall simulate --fit-tracks` fits from data/grcup (refit
+    and commit it when the data or the fit changes), and a call on a replayed race uses its track's
+    model fitted without that race."""
+    files = shipped()
+    assert set(files.tracks) == set(models)
+    for track, m in models.items():
+        assert files.tracks[track].to_json() == json.loads(json.dumps(m.to_json())), track
+    held = files.model("barber", "barber-r1")
+    assert held.source["races"] == ["barber-r2"]
+    assert held.to_json() == json.loads(json.dumps(fit_folder(str(GRCUP), "barber-r1")["barber"].to_json()))
+    assert files.model("barber", "some-live-session") is files.tracks["barber"]
+    with pytest.raises(ValueError, match="track 'monaco': no fitted model"):
+        files.model("monaco")
 
 
 def test_backtest_on_real_races_reports_spearman_and_coverage():
-    out = sgr.backtest(GRCUP / "barber", races=500, seed=2)
+    from engine.strategy.commands import backtest_report
+
+    out = backtest_report(GRCUP / "barber", races=500, seed=2)
     assert [c["session"] for c in out["cases"]] == ["barber-r1", "barber-r1", "barber-r2", "barber-r2"]
     assert 0.5 < out["spearman"] <= 1.0                 # the order at lap k carries real signal
     assert 0.6 < out["coverage_80"] <= 1.0 and out["car_cases"] > 80
@@ -243,18 +264,20 @@ def test_pitwall_simulate_bad_input_is_a_clear_error():
 
 
 def test_grcup_overtake_threshold_reproduces_the_real_rate_of_place_changes():
-    out = sgr.place_changes(GRCUP, gaps=(sgr.OVERTAKE_GAP_S,), races=100)
+    out = place_changes(race_laps(GRCUP), lambda rf: fit_folder(str(GRCUP))[rf.track], gaps=(OVERTAKE_GAP_S,),
+                        races=100)
     assert out["car_laps"] > 3000
-    assert out["simulated"][sgr.OVERTAKE_GAP_S] == pytest.approx(out["real"], abs=0.02)
+    assert out["simulated"][OVERTAKE_GAP_S] == pytest.approx(out["real"], abs=0.02)
 
 
 def test_a_car_in_the_pit_lane_at_the_crossing_still_owes_its_out_lap(models):
     from engine.sources.grcup import find_race, read_laps
     laps = read_laps(find_race(GRCUP, "barber", 1))
-    state = sgr.state_at(laps, 9, 27, models["barber"])
+    state = state_at(laps, 9, 27, models["barber"])
     i = state.index("13")
-    running = recommend(state, "13", "barber", races=2000, seed=4)
-    pitting = recommend(replace(state, in_pit=np.eye(state.size, dtype=bool)[i]), "13", "barber", races=2000, seed=4)
+    running = recommend(state, "13", models["barber"], races=2000, seed=4)
+    pitting = recommend(replace(state, in_pit=np.eye(state.size, dtype=bool)[i]), "13", models["barber"], races=2000,
+                        seed=4)
     stay_running, stay_pitting = running["strategies"][0], pitting["strategies"][0]
     barber = models["barber"]
     owed = barber.pit_loss_green_s * barber.pit_out_share                  # ~8.6 s of a 27 s stop

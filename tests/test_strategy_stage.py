@@ -158,3 +158,25 @@ def test_the_strategy_page_simulates_the_field_the_engines_call_simulates(race_t
         else:
             assert a == b, f.name
     assert int((engine.deg_s_per_lap == 0.041).sum()) == len(board[::2]) - 1 and engine.in_pit[3]
+
+
+def test_the_live_call_reads_no_race_file_and_uses_the_model_fitted_without_the_replayed_race(race_to_lap_9,
+                                                                                           monkeypatch):
+    import engine.sources.grcup as grcup_files
+    from engine.sources.track_models import shipped
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the live strategy call read a race file")
+
+    for name in ("read_laps", "discover", "find_race", "tracks_of"):
+        monkeypatch.setattr(grcup_files, name, refuse)
+    r = race_to_lap_9
+    c = consumer(r, "t4", races=300)
+    c.setup()
+    while c.poll():
+        pass
+    call = json.loads(r.hget(keys.insight("barber-r1", "13"), "strategy"))
+    held = shipped().model("barber", "barber-r1")
+    assert held.source["races"] == ["barber-r2"]
+    assert call["model"]["caution_start_per_lap"] == round(held.caution_start_per_lap, 4)
+    assert call["model"]["caution_start_per_lap"] != round(shipped().tracks["barber"].caution_start_per_lap, 4)

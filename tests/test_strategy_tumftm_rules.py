@@ -172,3 +172,19 @@ def test_incidents_cost_a_car_one_of_the_measured_losses_on_green_laps_only():
     under_vsc = simulate(f, rules, caut, no_stops(f, rules), np.random.default_rng(7))
     quiet = simulate(f, TUM, caut, no_stops(f, TUM), np.random.default_rng(7))
     assert np.allclose(under_vsc.race_time_s, quiet.race_time_s)                # none under a caution
+
+
+def test_a_safety_car_start_is_placed_in_each_cars_own_race_time():
+    """TUMFTM places a caution in race time, per car: the SC comes out 30 s into the leader's lap 4;
+    a car 10 s behind runs 20 s of it green, a car 40 s behind (on its lap 3 when the SC came out)
+    runs all of lap 4 at the FCY lap. Without a start time every car runs the same fraction."""
+    f = field([0.0, 10.0, 40.0], [67.0, 67.0, 67.0])
+    caut = cautions({3: SC}, laps=5)
+    uniform = run(f, replace(TUM, total_laps=5), replace(caut, c_from=np.array([[0, 0, 0, 30 / 67, 0]], np.float32)))
+    start = np.full((1, 5), np.nan)
+    start[0, 3] = 3 * 67.0 + 30.0
+    placed = run(f, replace(TUM, total_laps=5), replace(caut, start_s=start))
+    lap4 = lambda res: res.race_time_s[0, 0] - 5 * 67.0 - np.array([0.0, 10.0, 40.0])   # lap 4's extra time
+    frac_green = np.array([30.0, 20.0, 0.0]) / 67.0
+    assert lap4(placed) == pytest.approx((1 - frac_green) * (94.0 - 67.0), abs=1e-3)
+    assert lap4(uniform) == pytest.approx(np.full(3, (1 - 30 / 67) * (94.0 - 67.0)), abs=1e-3)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -20,8 +22,11 @@ from engine.settings import REPO_ROOT
 from engine.sources.models import ModelMissing, read_tyre_model, read_tyre_service
 from engine.sources.training import race_features, telemetry_lap_features
 from engine.tyre import FUEL_S_PER_LAP
-from engine.tyre.cliff import _first_run, laps_to_cliff
+from engine.sources.tracks import find as find_track
+from engine.tyre.cliff import first_paying_stop, pace_level, pit_loss_of, rows_call
 from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time
+from engine.race.lap import clean_laps
+from engine.tyre.forecast import BASELINES, baselines, targets
 from engine.tyre.explain import MAX_CHARS, contributions, top_reasons
 from engine.tyre.service import OUTPUT_COLUMNS, TyreService, insight_fields
 from engine.tyre.train import matrix, onnx_max_diff, trainable
@@ -98,12 +103,9 @@ def test_shipped_onnx_matches_xgboost_on_real_rows(model, rows):
     assert model.version.startswith("tyre-")
 
 
-def test_interval_brackets_the_prediction_and_is_calibrated_on_held_out_races(model, rows):
+def test_interval_brackets_the_prediction(model, rows):
     pred = model.predict_rows(rows)
     assert (pred.lo < pred.loss).all() and (pred.loss < pred.hi).all()
-    ev = json.loads((MODELS / "evaluation.json").read_text())
-    assert abs(ev["coverage_80"] - 0.80) <= 0.07
-    assert ev["improvement_pct"] > 0
 
 
 def test_missing_models_directory_says_what_to_run(tmp_path):
@@ -155,30 +157,72 @@ def test_wear_check_against_f1_car_damage_reads_the_real_capture(model):
     from engine.sources.f1capture import read_dump
     from engine.tyre.f1check import compare
 
-    out = compare(read_dump(REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz"),
-                  model.meta["wear"]["energy_at_cliff_kj"])
+    dump = read_dump(REPO_ROOT / "data" / "f1udp" / "f1_25_fmt2025_f1-packets.bin.gz")
+    energy = model.meta["wear"]["energy_at_cliff_kj"]
+    out = compare(dump, energy)
     assert out["damage_packets"] == 1000 and out["parse_errors"] == 0
-    # What the capture says: the game reports no tyre wear; our model reports some.
-    assert out["reported_wear_max_pct"] == 0.0
-    assert all(v > 0 for v in out["model_change_pct"].values())
+    assert out["reported_wear_max_pct"] == 0.0          # what the capture says: the game reports no wear
+    # the comparison is arithmetic on what was read: the error is |model - reported| per wheel ...
+    errors = [abs(out["model_change_pct"][c] - out["reported_change_pct"][c]) for c in CORNERS]
+    assert out["mae_pct"] == pytest.approx(np.mean(errors))
+    # ... and the model's wear is the capture's friction energy over the energy at the cliff
+    half = compare(dump, 2 * energy)
+    for c in CORNERS:
+        assert half["model_change_pct"][c] == pytest.approx(out["model_change_pct"][c] / 2, rel=1e-9)
 
 
 # --- cliff and explanations ----------------------------------------------------------------------
 
-def test_first_run_of_consecutive_laps_over_threshold():
-    over = np.array([[0, 1, 0, 1, 1, 1], [0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0]], bool)
-    np.testing.assert_array_equal(_first_run(over, 2), [4.0, np.inf, 1.0])
+def test_a_stop_pays_from_the_lap_worked_out_by_hand():
+    ahead = np.arange(1, 41, dtype=float)
+    # Loss 0.5 s/lap from 0, fresh tyres lose the same, 20 laps left, 20 s pit loss: a stop at
+    # lap j gives back 0.5 j (20 - j) s, first >= 20 s at j = 3 (j = 2 gives 18 s).
+    rising = first_paying_stop((0.5 * ahead)[None, :], 20, 20.0, 0.5)
+    # A flat 3 s loss and 20 laps left: 3 (20 - j) >= 29 s up to j = 10: stop now (lap 1).
+    flat = first_paying_stop(np.full((1, 40), 3.0), 20, 29.0, 0.0)
+    # The old fixed threshold's case: 0.03 s/lap (what fuel alone adds) over 27 laps repays nothing.
+    drift = first_paying_stop((0.03 * ahead)[None, :], 27, 29.0, 0.03)
+    # With 1 lap left no stop can pay.
+    last = first_paying_stop(np.full((1, 40), 30.0), 1, 29.0, 0.0)
+    np.testing.assert_array_equal(np.concatenate([rising, flat, drift, last]), [3.0, 1.0, np.inf, np.inf])
 
 
-def test_laps_to_cliff_interval_is_ordered_and_threshold_moves_it(model, rows):
-    X = matrix(rows[rows["lap"] == 10])
-    c = laps_to_cliff(model, X)
-    assert (c["laps_to_cliff_lo"] <= c["laps_to_cliff"]).all()
-    assert (c["laps_to_cliff"] <= c["laps_to_cliff_hi"]).all()
-    later = laps_to_cliff(model, X, threshold_s=1.5)
-    assert (later["laps_to_cliff"] >= c["laps_to_cliff"]).all()
-    with pytest.raises(ValueError, match="threshold"):
-        laps_to_cliff(model, X, threshold_s=0)
+def test_backtest_scores_calls_against_what_happened_by_hand():
+    from engine.tyre.backtest import score
+
+    inf = np.inf
+    call = np.array([1.0, 2.0, 2.0, inf, inf, 4.0])
+    true = np.array([1.0, inf, 5.0, inf, 2.0, 3.0])
+    out = score(call, true, np.ones(6, bool))
+    assert out["within_2"] == {"calls": 3, "came_true": 1, "came_true_rate": pytest.approx(1 / 3), "happened": 2,
+                               "called_in_time": 1}
+    assert out["cliff_false_call_rate"] == pytest.approx(2 / 3)
+    assert out["within_5"]["calls"] == 4 and out["within_5"]["came_true"] == 3
+    table = {r["call"]: r for r in out["calibration"]}
+    assert table["3-5"] == {"call": "3-5", "n": 1, "came_true_in_time": 1.0, "any_stop_paid": 1.0}
+    assert table["none before the flag"]["n"] == 2 and table["none before the flag"]["came_true_in_time"] == 0.5
+
+
+def test_one_slow_lap_does_not_raise_the_cars_pace_level(rows):
+    car = rows[rows["car"] == rows["car"].iloc[0]].reset_index(drop=True)
+    base = pace_level(car)
+    slow = car.copy()
+    k = int(np.flatnonzero((car["lap"] >= 8) & clean_laps(car))[0])
+    slow.loc[k, "t_fc"] += 10.0                        # an off on a clean lap k, flagged green
+    assert pace_level(slow)[k] == pytest.approx(base[k])
+    assert pace_level(slow)[k] == pytest.approx(slow["t_fc"][k - 2: k + 1].min() - car["ref_s"][k])
+
+
+def test_cliff_call_on_a_real_sprint_is_none_before_the_flag_with_an_ordered_interval(model, rows):
+    at10 = (rows["lap"] == 10).to_numpy()
+    barber = pit_loss_of(find_track("barber"))
+    c = rows_call(model, rows, barber, only=at10)
+    assert (c["laps_to_cliff_lo"] <= c["laps_to_cliff"]).all() and (c["laps_to_cliff"] <= c["laps_to_cliff_hi"]).all()
+    assert np.isinf(c["laps_to_cliff"]).all(), "nobody's pace falls off at Barber: no stop pays before the flag"
+    cheap = rows_call(model, rows, 1.0, only=at10)       # a 1 s stop would pay for some
+    assert np.isfinite(cheap["laps_to_cliff"]).any()
+    with pytest.raises(ValueError, match="pit_loss_s"):
+        rows_call(model, rows, 0.0, only=at10)
 
 
 def test_contributions_add_up_to_the_served_prediction(model, rows):
@@ -224,23 +268,45 @@ def test_radio_sentences_never_say_a_feature_name_or_no_data(model, rows):
 
 # --- the live service ---------------------------------------------------------------------------
 
-def test_service_predicts_each_cars_next_lap_in_one_batch(barber1):
-    svc = read_tyre_service(MODELS)
+@pytest.fixture(scope="module")
+def held_out_models(tmp_path_factory):
+    """A model trained by the command on every race but Barber race 1 (the race judged below)."""
+    out = tmp_path_factory.mktemp("held-out-models")
+    assert main(["train", "--data", str(REPO_ROOT / "data" / "grcup"), "--out", str(out),
+                 "--hold-out", "barber-r1", "--no-card"]) == 0
+    assert "barber-r1" not in read_tyre_model(out).meta["trained_on"]
+    return out
+
+
+def test_service_predicts_each_cars_next_lap_in_one_batch(barber1, held_out_models):
+    svc = read_tyre_service(held_out_models)
     laps = read_laps(barber1)
     so_far = laps[laps["lap"] <= 15]
     out = svc.predict(so_far)
     assert list(out.columns) == list(OUTPUT_COLUMNS)
     latest = so_far.groupby("car")["lap"].max()
     assert len(out) == len(latest) and (out.set_index("car")["lap"] == latest.reindex(out["car"])).all()
-    truth = laps[laps["lap"] == 16].set_index("car")["lap_time_s"]
-    got = out.set_index("car")["predicted_next_lap_s"]
-    green = laps[(laps["lap"] == 16) & (laps["flag"] == "GF")]["car"]
-    err = (got[green] - truth[green]).abs()
-    assert err.median() < 1.5                       # seconds, on a ~98 s lap
+    # Held out: every ordinary green lap of a race the model never saw, against the car's last clean lap.
+    every = svc.predict(laps, latest_only=False)
+    feats = lap_features(laps)
+    judged = feats["eval_clean"].to_numpy()
+    truth = feats["next_lap_time_s"].to_numpy()
+    err = np.abs(every["predicted_next_lap_s"].to_numpy() - truth)[judged]
+    naive = np.abs(baselines(feats)["last_clean_lap"].to_numpy() - truth)[judged]
+    assert judged.sum() > 400
+    assert err.mean() < naive.mean()                # the model beats the car's last clean lap ...
+    assert np.median(err) < 0.5                     # ... and is within half a second on a ~98 s lap
+    # the 5-lap pace forecast the service serves, against the mean of the next 5 laps' clean laps
+    target = targets(feats, 5)
+    has = np.isfinite(target)
+    assert has.sum() > 300
+    f5 = np.abs(every["forecast5_s"].to_numpy() - target)[has]
+    assert f5.mean() < np.abs(baselines(feats)["last_clean_lap"].to_numpy() - target)[has].mean()
     assert (out["next_lap_lo_s"] < out["predicted_next_lap_s"]).all()
     assert (out["model_version"] == svc.version).all()
     assert set(out["wear_source"]) == {"tyre age"}
-    assert (out["wear_lo_factor"] < 1).all() and (out["wear_hi_factor"] > 1).all()
+    # the wear band holds the point (it has no width when most cars never reach the cliff: item 3 reworks wear)
+    assert (out["wear_lo_factor"] <= 1).all() and (out["wear_hi_factor"] >= 1).all()
     insight = insight_fields(out.iloc[0].to_dict())
     json.dumps(insight)                             # JSON-safe: inf became None
 
@@ -276,22 +342,60 @@ def test_train_command_writes_checked_models_and_card(tmp_path, capsys):
     assert read_tyre_model(tmp_path / "m").version == out["model_version"]
 
 
-def test_evaluate_command_reports_held_out_figures_and_unseen_races(tmp_path, capsys):
-    data = _races(tmp_path, "barber", "sebring")
-    # A race the shipped model has not seen (its lap file differs): the first 15 laps of Barber R1.
-    other = tmp_path / "other" / "barber"
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory):
+    """`pitwall model evaluate --json`, run for real: leave-one-race-out over four races (Barber and
+    Sebring), and the shipped model on a race it never saw (the first 15 laps of Barber R1)."""
+    tmp = tmp_path_factory.mktemp("evaluate")
+    data = _races(tmp, "barber", "sebring")
+    other = tmp / "other" / "barber"
     other.mkdir(parents=True)
     src = find_race(REPO_ROOT / "data" / "grcup", "barber", 1)
     text = src.analysis.read_text(encoding="utf-8-sig").splitlines()
     keep = [text[0]] + [ln for ln in text[1:] if int(ln.split(";")[2]) <= 15]
     (other / src.analysis.name).write_text("\n".join(keep) + "\n")
     shutil.copy(src.weather, other / src.weather.name)
-    assert main(["model", "evaluate", "--data", str(data), "--data", str(tmp_path / "other"), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ("mae_s", "baseline_mae_s", "improvement_pct", "coverage_80", "rmse_s"):
-        assert isinstance(report[key], float)
-    assert report["n_laps"] > 1000
-    assert report["shipped"]["races"] == ["barber-r1"] and report["shipped"]["n_laps"] > 200
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "model", "evaluate", "--data", str(data),
+                          "--data", str(tmp / "other"), "--json"], cwd=REPO_ROOT, capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_evaluate_command_reports_held_out_figures_and_unseen_races(evaluation):
+    for key in ("next_lap_mae_s", "next_lap_baseline_mae_s", "next_lap_improvement_pct", "coverage_80",
+                "forecast5_mae_s", "forecast5_baseline_mae_s", "forecast5_improvement_pct", "forecast10_mae_s",
+                "forecast10_baseline_mae_s", "forecast10_improvement_pct", "forecast5_coverage_80",
+                "forecast10_coverage_80", "cliff_false_call_rate"):
+        assert isinstance(evaluation[key], float), key
+    assert evaluation["n_laps"] > 1000
+    assert evaluation["shipped"]["races"] == ["barber-r1"] and evaluation["shipped"]["n_laps"] > 200
+    assert evaluation["restart_laps"]["n"] > 0 and evaluation["forecast10_n"] > 200
+
+
+def test_held_out_model_beats_the_best_naive_baseline_with_calibrated_intervals(evaluation):
+    """Figures on races each fold never saw; they can fail: a worse model, or a mis-set interval."""
+    ev = evaluation
+    for what in ("next_lap", "forecast5", "forecast10"):
+        three = [ev[f"{what}_baseline_{b}_mae_s"] for b in BASELINES]
+        assert ev[f"{what}_baseline_mae_s"] == min(three), what          # judged against the best of three
+        assert ev[f"{what}_improvement_pct"] > 0, f"{what}: the model does not beat {ev[f'{what}_baseline']}"
+    assert 0.72 <= ev["coverage_80"] <= 0.92
+    assert 0.65 <= ev["forecast5_coverage_80"] <= 0.95 and 0.65 <= ev["forecast10_coverage_80"] <= 0.95
+    assert ev["serve"] == {"next_lap": "model", "forecast5": "model", "forecast10": "model"}
+
+
+def test_cliff_backtest_counts_calls_against_what_happened(evaluation):
+    cliff = evaluation["cliff"]
+    assert evaluation["cliff_false_call_rate"] <= 0.10
+    assert sum(r["n"] for r in cliff["calibration"]) == cliff["n_calls"] > 1000
+    none = cliff["calibration"][-1]
+    assert none["call"] == "none before the flag" and none["came_true_in_time"] >= 0.95
+    w = [cliff[f"within_{k}"] for k in (1, 2, 5)]
+    assert w[0]["calls"] <= w[1]["calls"] <= w[2]["calls"] and all(x["came_true"] <= x["calls"] for x in w)
+    # A quarter of the pit loss makes stops pay far more often, in truth as in the calls.
+    quarter = evaluation["cliff_at_quarter_pit_loss"]
+    assert quarter["n_true_stops"] > cliff["n_true_stops"]
 
 
 def test_evaluate_refuses_clearly_when_nothing_is_held_out(tmp_path, capsys):

@@ -74,12 +74,14 @@ def driver_alerts(laps: pd.DataFrame, track_key: str, session: str, samples: dic
     return pd.DataFrame(rows)
 
 
-def tyre_outputs(laps: pd.DataFrame, weather: pd.DataFrame, race_laps: int, models_dir: Path) -> pd.DataFrame:
-    """The tyre model after every car-lap (one batch), as the live insights stage computes it."""
+def tyre_outputs(laps: pd.DataFrame, weather: pd.DataFrame, race_laps: int, models_dir: Path,
+                 pit_loss_s: float | None = None) -> pd.DataFrame:
+    """The tyre model after every car-lap (one batch), as the live insights stage computes it
+    (`pit_loss_s`: the track's, for the cliff call)."""
     from engine.sources.models import read_tyre_service
 
     svc = read_tyre_service(models_dir)
-    out = svc.predict(laps, weather=weather, race_laps=race_laps, latest_only=False)
+    out = svc.predict(laps, weather=weather, race_laps=race_laps, latest_only=False, pit_loss_s=pit_loss_s)
     out["reasons"] = out["reasons"].map(lambda r: " | ".join(x.get("text", str(x)) if isinstance(x, dict) else str(x)
                                                              for x in (r or [])))
     out["actual_next_lap_s"] = (laps.set_index(["car", "lap"])["lap_time_s"]
@@ -91,7 +93,8 @@ def import_grcup(folder: Path, race: int | None, archive: Archive, models_dir: P
     """Archive one GR Cup race; returns the summary (session, tables and row counts, seconds)."""
     from engine.driver.telemetry import laps_of
     from engine.replay.timeline import load_race
-    from engine.sources.grcup import read_laps, read_weather
+    from engine.sources.grcup import race_track, read_laps, read_weather
+    from engine.tyre.cliff import pit_loss_of
     from engine.sources.results import read_classification
     from engine.sources.tracks import TRACKS
 
@@ -128,7 +131,7 @@ def import_grcup(folder: Path, race: int | None, archive: Archive, models_dir: P
         "weather": weather.rename(columns={"time_utc": "t"}),
         "flags": flags_by_lap(laps),
         "telemetry": tel.assign(car=tel["car"].astype(str)) if len(tel) else tel,
-        "tyre": tyre_outputs(laps, weather, total_laps, models_dir),
+        "tyre": tyre_outputs(laps, weather, total_laps, models_dir, pit_loss_of(race_track(files, laps))),
         "alerts": driver_alerts(laps, files.track, files.session, samples),
     }
     archive.write_session(files.session, tables)

@@ -161,13 +161,14 @@ class Archive:
         if table not in TABLES:
             raise ArchiveError(f"table {table!r}: not one of {', '.join(TABLES)}")
         folder = self.require(session) / table
-        frames = []
-        for part in sorted(folder.glob("part-*.parquet")):
+        for _attempt in range(3):    # a part compacted away while we read: list the parts again
             try:
-                frames.append(pq.read_table(part).to_pandas())
-            except (pa.ArrowException, OSError) as exc:
-                raise ArchiveError(f"session {session!r} table {table!r}: {part.name} is corrupt or partial "
-                                   f"({exc})") from exc
+                frames = [self._part(session, table, p) for p in sorted(folder.glob("part-*.parquet"))]
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            raise ArchiveError(f"session {session!r} table {table!r}: its parts kept changing while being read")
         frames = [f for f in frames if not f.empty]
         if not frames:
             return pd.DataFrame()
@@ -179,6 +180,18 @@ class Archive:
             df["car"] = df["car"].astype(str)
         sort = [k for k in key if k in df.columns]
         return df.sort_values(sort, kind="stable").reset_index(drop=True) if sort else df
+
+    @staticmethod
+    def _part(session: str, table: str, part: Path) -> pd.DataFrame:
+        if not part.exists():
+            raise FileNotFoundError(part)
+        try:
+            return pq.read_table(part).to_pandas()
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError) as exc:
+            raise ArchiveError(f"session {session!r} table {table!r}: {part.name} is corrupt or partial "
+                               f"({exc})") from exc
 
     def compact(self, session: str) -> int:
         """Merge each table's parts into one (new part first, then the old ones removed: a reader

@@ -62,6 +62,7 @@ def configure_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", help="an archived session id (see `pitwall report --list`)")
     p.add_argument("--car", action="append", default=None, help="only this car (repeatable; default: the whole field)")
     p.add_argument("--out", type=Path, default=None, help="PDF file (default: <session>.pdf)")
+    p.add_argument("--gap-to", default=None, metavar="CAR", help="gap chart against this car (default: the leader)")
     _common(p)
 
 
@@ -71,7 +72,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     out = args.out or Path(f"{args.session}.pdf")
     try:
-        summary = build_report(_archive(args), args.session, out, args.car)
+        summary = build_report(_archive(args), args.session, out, args.car, args.gap_to)
     except (ArchiveError, RenderError) as exc:
         return _fail("report", exc)
     return _finish(args, summary, f"wrote {summary['out']}: {summary['pages']} pages, {summary['figures']} figures "

@@ -129,7 +129,7 @@ def car_section(d: SessionData, car: str, final_pos: dict, fp: pd.DataFrame) -> 
             story.append(P.para(
                 f"Tyre state after lap {int(r['lap'])} (modelled; wear source: {r.get('wear_source', '?')}): most worn "
                 f"corner {worst.upper()} at {r[f'wear_{worst}']:.0f} % of the cliff; laps to the cliff: "
-                f"{'none within 40 laps' if not np.isfinite(cliff) else f'{cliff:.0f}'}; degradation "
+                f"{'none before the flag' if not np.isfinite(cliff) else f'{cliff:.0f}'}; degradation "
                 f"{r['deg_s_per_lap']:+.3f} s/lap."))
     calls = d.strategy[d.strategy["car"] == car] if not d.strategy.empty else d.strategy
     story.append(P.para("<b>Strategy calls against the outcome</b>"))
@@ -177,19 +177,21 @@ def confidence_section(d: SessionData, cars: list[str], fig) -> list:
     return story
 
 
-def build_report(archive: Archive, session: str, out: Path, cars: list[str] | None = None) -> dict:
-    """Write the PDF for `session` (optionally only some cars) to `out`; returns pages, figures, seconds."""
+def build_report(archive: Archive, session: str, out: Path, cars: list[str] | None = None,
+                 gap_to: str | None = None) -> dict:
+    """Write the PDF for `session` (optionally only some cars; the gap chart against the leader or
+    the car `gap_to`) to `out`; returns pages, figures, seconds."""
     started = time.perf_counter()
     d = SessionData.load(archive, session)
     field_cars = d.cars()
-    unknown = [c for c in (cars or []) if str(c) not in field_cars]
+    unknown = [c for c in (cars or []) + ([gap_to] if gap_to else []) if str(c) not in field_cars]
     if unknown:
         raise ArchiveError(f"car {', '.join('#' + str(c) for c in unknown)} is not in session {session!r} "
                            f"(cars: {', '.join(field_cars)})")
     chosen = [str(c) for c in cars] if cars else field_cars
     with FigureRenderer() as r:     # the browser starts, then draws each figure while the next is composed
         compose_started = time.perf_counter()
-        story, figs = compose(d, chosen, r.submit)
+        story, figs = compose(d, chosen, r.submit, str(gap_to) if gap_to else None)
         compose_s = time.perf_counter() - compose_started
         render_started = time.perf_counter()
         pngs = [r.result(fut) for _f, _w, _h, fut in figs]
@@ -213,7 +215,7 @@ def build_report(archive: Archive, session: str, out: Path, cars: list[str] | No
             "seconds": round(time.perf_counter() - started, 3)}
 
 
-def compose(d: SessionData, chosen: list[str], submit) -> tuple[list, list[tuple]]:
+def compose(d: SessionData, chosen: list[str], submit, gap_to: str | None = None) -> tuple[list, list[tuple]]:
     """The report's story (flowables, with ('fig', i) where figure i goes) and its figures
     (fig, w, h, future): each figure is handed to submit(fig, w, h) as soon as it is built."""
     cls, source = A.classification(d.laps, d.results)
@@ -234,15 +236,20 @@ def compose(d: SessionData, chosen: list[str], submit) -> tuple[list, list[tuple
     pace = A.clean_stint_pace(d.laps)
     best = A.best_sectors(d.laps)
     story = cover(d, cls, source, chosen) + classification_section(cls, source)
-    story += [P.heading("Lap chart and gap chart"), fig(F.lap_chart(pos, cautions), TALL),
-              fig(F.gap_chart(pos, cautions), TALL), P.page_break()]
+    story += [P.heading("Lap chart and gap chart"),
+              P.para(f"Positions and gaps at the line; caution laps shaded. Gap chart reference: "
+                     f"{'car #' + gap_to if gap_to else 'the leader'}.", small=True),
+              fig(F.lap_chart(pos, cautions), TALL),
+              fig(F.gap_chart(pos, cautions, gap_to), TALL), P.page_break()]
     stop_tab = stops.assign(car="#" + stops["car"])
     story += [P.heading("Stints and pit stops"), fig(F.stint_chart(st, stops, order), TALL),
               P.heading("Pit-stop summary", 2),
               P.table(stop_tab, ["Car", "In-lap", "Pit lane s", "Pos before", "Pos after", "Gained"],
                       {"lap": 0, "pit_lane_s": 1, "position_before": 0, "position_after": 0, "positions_gained": 0})
               if len(stops) else P.para("No pit stops in this session."), P.page_break()]
-    pace_tab = pace[pace["car"].isin(chosen)].assign(car=lambda x: "#" + x["car"])
+    rank = {c: i for i, c in enumerate(order)}
+    pace_tab = (pace[pace["car"].isin(chosen)].sort_values(["car", "stint"], key=lambda c: c.map(rank) if c.name == "car" else c)
+                .assign(car=lambda x: "#" + x["car"]))
     story += [P.heading("Pace"), fig(F.pace_scatter(d.laps[d.laps["car"].isin(chosen)], cautions, order)),
               fig(F.pace_distribution(d.laps, order)),
               P.heading("Clean average per stint", 2),

@@ -39,7 +39,7 @@ def lap_chart(pos: pd.DataFrame, cautions: list[int]) -> go.Figure:
         g = pos[pos["car"] == car]
         fig.add_scatter(x=g["lap"], y=g["position"], mode="lines", name=f"#{car}", line=dict(width=1.4))
     shade(fig, cautions)
-    fig.update_yaxes(autorange="reversed", dtick=1, title="position")
+    fig.update_yaxes(range=[float(pos["position"].max()) + 0.5, 0.5], dtick=1, title="position")
     fig.update_xaxes(title="lap")
     return paper(fig, "Lap chart: position at the end of each lap", showlegend=True,
                  legend=dict(orientation="v", x=1.01, y=1, font=dict(size=9)))

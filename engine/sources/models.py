@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.tyre import CLIFF_LAPS, CLIFF_LOSS_S
 from engine.tyre.model import TyreModel
 from engine.tyre.service import TyreService
 
@@ -39,9 +38,9 @@ def read_tyre_model(models_dir: Path, meta: dict | None = None) -> TyreModel:
                      booster.read_bytes() if booster.exists() else None)
 
 
-def read_tyre_service(models_dir: Path, threshold_s: float = CLIFF_LOSS_S, cliff_laps: int = CLIFF_LAPS) -> TyreService:
+def read_tyre_service(models_dir: Path) -> TyreService:
     """The engine's TyreService on the committed model files (Settings.models_dir)."""
-    return TyreService(read_tyre_model(models_dir), threshold_s, cliff_laps)
+    return TyreService(read_tyre_model(models_dir))
 
 
 def write_tyre_model(out_dir: Path, pace_onnx: bytes, scale_onnx: bytes, booster_json: bytes) -> None:

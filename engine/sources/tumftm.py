@@ -95,12 +95,22 @@ def _check_events(race: TumftmRace) -> None:
                              f"race progress 0-{L}]")
 
 
+def race_files(folder: Path) -> list[Path]:
+    """The race parameter files in a folder (pars_<Race>_<year>.ini; not pars_mcs.ini), by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder")
+    return sorted(p for p in folder.glob("pars_*_*.ini") if p.name != "pars_mcs.ini")
+
+
 def reference_files(path: Path) -> dict[str, Path]:
-    """The reference CSVs that belong to pars_<Race>_<year>.ini, found in reference-results/."""
+    """The reference CSVs that belong to pars_<Race>_<year>.ini (<race>_<year>_*.csv, lower case),
+    found beside it or in reference-results/ beside it."""
     stem = Path(path).stem.removeprefix("pars_").lower()
-    folder = Path(path).parent / "reference-results"
     found = {}
-    for p in sorted(folder.glob(f"{stem}_*.csv")) if folder.is_dir() else []:
+    csvs = [p for folder in (Path(path).parent, Path(path).parent / "reference-results") if folder.is_dir()
+            for p in sorted(folder.glob(f"{stem}_*.csv"))]
+    for p in csvs:
         if p.name.endswith("_position_distribution.csv"):
             found["distribution"] = p
         elif "_strategy_sweep_" in p.name:

@@ -162,4 +162,5 @@ class DriverStage:
             reason = str(exc).split(";")[0]
             self.skipped[reason] += 1
             if self.skipped[reason] == 1:
-                log.warning("driver: no coaching for %s car %s: %s", session, car, exc)
+                log.warning("driver: no coaching for %s car %s: %s", session, car, exc,
+                            extra={"session": session, "car": car})

@@ -28,6 +28,7 @@ from engine import keys
 from engine.observe import observe
 from engine.race.corners import CORNERS
 from engine.stages.consumer import StageConsumer
+from engine.sources.tracks import session_track
 from engine.stages.driver import DriverStage
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,10 @@ class InsightsStage:
         race_laps = int(float(meta["total_laps"])) if meta.get("total_laps") else None
         wear, telemetry = self._telemetry_wear(session, laps)
         inferring = time.perf_counter()
-        out = self.tyre.predict(laps, wear=wear, telemetry=telemetry, race_laps=race_laps)
+        from engine.tyre.cliff import pit_loss_of
+
+        out = self.tyre.predict(laps, wear=wear, telemetry=telemetry, race_laps=race_laps,
+                                pit_loss_s=pit_loss_of(session_track(meta)))
         observe(self.client, "inference", time.perf_counter() - inferring)
         from engine.tyre.service import insight_fields
 

@@ -26,7 +26,9 @@ import redis
 from engine import keys
 from engine.observe import count, observe
 from engine.strategy.field import field_cars, state_from_cars
-from engine.strategy.live import DEFAULT_RACES, recommend
+from engine.sources.track_models import TrackModels
+from engine.sources.track_models import load as load_track_models
+from engine.strategy.call import DEFAULT_RACES, recommend
 from engine.strategy.state import DEFAULT_DEG_S_PER_LAP
 
 GROUP = "strategy"
@@ -39,8 +41,10 @@ log = logging.getLogger(__name__)
 class StrategyStage:
     """Handles timing-stream crossings: the crossing car's call, into its insight hash."""
 
-    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60, races: int = DEFAULT_RACES):
+    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60, races: int = DEFAULT_RACES,
+                 models: TrackModels | None = None):
         self.client = client
+        self.models = models          # loaded from models/track_models.json at warm-up when not given
         self.ttl = insight_ttl_s
         self.races = races
         self.flags: dict[str, str] = {}
@@ -72,20 +76,26 @@ class StrategyStage:
             time.sleep(0.02)
 
     def warm_up(self) -> None:
-        """Fit the track models and load the compiled simulator before the first crossing, so the
-        first call is not the one that pays for them (about 1 s)."""
-        from engine.strategy.grcup import fit
+        """Load the track models (models/track_models.json) and the compiled simulator before the
+        first crossing, so the first call is not the one that pays for them (about 1 s)."""
         from engine.strategy.sim import Cautions, Field, Rules, no_stops, simulate
-        from engine.settings import REPO_ROOT
 
-        try:
-            fit(str(REPO_ROOT / "data" / "grcup"))
-        except ValueError as exc:          # no GR Cup data here: calls will say so per session
-            log.warning("strategy warm-up: %s", exc)
+        self.track_models()
         f = Field(("a", "b"), np.zeros(2), np.full(2, 90.0), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2))
         rules = Rules(total_laps=2, laps_done=0, pit_loss_s=(20.0, 10.0, 10.0))
         simulate(f, rules, Cautions(np.zeros((2, 2), np.int8), np.full((2, 2), 2)), no_stops(f, rules),
                  np.random.default_rng(0))
+
+    def track_models(self) -> TrackModels | None:
+        """The fitted track models, loaded once (None, logged, when the file is missing or bad:
+        every call is then skipped and counted)."""
+        if self.models is None:
+            try:
+                self.models = load_track_models()
+            except ValueError as exc:
+                log.warning("strategy: %s", exc)
+                self.skipped["no track models"] += 1
+        return self.models
 
     def _tyre_insights(self, session: str, board: list[dict]) -> dict[str, dict]:
         """Each car's latest tyre insight (the insights stage's model output), by car."""
@@ -116,7 +126,11 @@ class StrategyStage:
         event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
         races = self.races_for(event_ms / 1000, time.time())
         try:
-            call = recommend(state_from_cars(cars, total, flag), car, track, races=races, seed=seed)
+            models = self.track_models()
+            if models is None:
+                raise ValueError("track models: models/track_models.json could not be read")
+            call = recommend(state_from_cars(cars, total, flag), car, models.model(track, session), races=races,
+                             seed=seed)
         except ValueError as exc:            # e.g. a track without fitted data, a bad board row: counted
             self.skipped[str(exc).split(":")[0]] += 1
             log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc,

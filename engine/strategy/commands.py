@@ -3,6 +3,8 @@
     pitwall simulate --tumftm data/tumftm/pars_Spielberg_2019.ini --races 10000 --json
     pitwall simulate --backtest data/grcup --json
     pitwall simulate --session barber-r1 --lap 9 --car 13 --json
+    pitwall simulate --fit-tracks --data data/grcup --out models/track_models.json
+    pitwall simulate --tumftm-suite data/tumftm --json
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ MEAN_TOL, PCT_TOL = 0.5, 5.0     # the acceptance tolerances against the TUMFTM 
 def configure(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--tumftm", type=Path, metavar="FILE", help="TUMFTM pars_<race>.ini (pars_mcs.ini beside it)")
+    what.add_argument("--tumftm-suite", type=Path, metavar="DIR",
+                      help="every TUMFTM race file in DIR with a reference result, against it")
     what.add_argument("--backtest", type=Path, metavar="DIR", help="GR Cup races to backtest (a data folder)")
     what.add_argument("--session", help="a GR Cup race, e.g. barber-r1: the strategy call for --car at --lap")
+    what.add_argument("--fit-tracks", action="store_true",
+                      help="fit the GR Cup track models from --data and write them to --out (the live call loads them)")
+    p.add_argument("--out", type=Path, default=None, help="with --fit-tracks: the file (default models/track_models.json)")
     p.add_argument("--races", type=int, default=None, help="simulated races (default 10000; backtest 2000)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lap", type=int, help="with --session: laps the leader has completed")
@@ -32,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.tumftm:
             out = tumftm_report(args.tumftm, args.races or 10_000, args.seed)
+        elif args.tumftm_suite:
+            out = tumftm_suite(args.tumftm_suite, args.races or 10_000, args.seed)
         elif args.backtest:
-            from engine.sources.grcup import discover, estimated_facts
-            from engine.strategy.grcup import backtest
-            out = backtest(args.backtest, races=args.races or 2000, seed=args.seed)
-            out["estimated_track_facts"] = estimated_facts(discover(args.backtest))
+            out = backtest_report(args.backtest, args.races or 2000, args.seed)
+        elif args.fit_tracks:
+            out = fit_tracks_file(args.data, args.out)
         else:
             out = session_call(args)
     except ValueError as exc:
@@ -49,7 +57,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def tumftm_report(path: Path, races: int, seed: int = 1) -> dict:
+def tumftm_suite(folder: Path, races: int, seed: int = 1) -> dict:
+    """Every race file in `folder` that has a reference distribution, run `races` times and compared:
+    drivers within tolerance per race and overall, each race's worst driver and its seconds."""
+    import time
+
+    from engine.sources import tumftm as tumftm_files
+
+    started = time.perf_counter()
+    per_race, within, drivers = {}, 0, 0
+    for path in tumftm_files.race_files(folder):
+        if "distribution" not in tumftm_files.reference_files(path):
+            continue
+        rep = tumftm_report(path, races, seed, sweep=False)
+        ref = rep["reference"]
+        worst = max(ref["drivers"].items(), key=lambda kv: _excess(kv[1]["diff"]))
+        per_race[path.stem.removeprefix("pars_")] = {
+            "within": ref["within"], "of": ref["of"], "all_within": ref["all_within"], "failures": ref["failures"],
+            "worst": {"driver": worst[0], **worst[1]["diff"], "excess": round(_excess(worst[1]["diff"]), 2)},
+            "events": rep["events"], "seconds": rep["seconds"]}
+        within += ref["within"]
+        drivers += ref["of"]
+    if not per_race:
+        raise ValueError(f"--tumftm-suite {folder}: no pars_<race>_<year>.ini with a reference "
+                         f"<race>_<year>_*_position_distribution.csv (beside it or in reference-results/)")
+    return {"races": len(per_race), "within": within, "drivers": drivers,
+            "all_within": within == drivers, "races_per_race": races, "seed": seed,
+            "tolerance": {"mean_position": MEAN_TOL, "p_win_pp": PCT_TOL, "p_podium_pp": PCT_TOL},
+            "seconds": round(time.perf_counter() - started, 2), "per_race": per_race}
+
+
+def _excess(diff: dict) -> float:
+    """How far a driver is from the reference in tolerances (> 1: outside)."""
+    return max(abs(diff["mean_position"]) / MEAN_TOL, abs(diff["p_win"]) / PCT_TOL, abs(diff["p_podium"]) / PCT_TOL)
+
+
+def tumftm_report(path: Path, races: int, seed: int = 1, sweep: bool = True) -> dict:
     """Run a TUMFTM race `races` times; compare with its reference results where they exist."""
     import time
 
@@ -82,7 +125,7 @@ def tumftm_report(path: Path, races: int, seed: int = 1) -> dict:
     if "distribution" in refs:
         out["reference"] = _compare_distribution(drivers, tumftm_files.read_reference(refs["distribution"]),
                                                  refs["distribution"])
-    if "sweep" in refs:
+    if sweep and "sweep" in refs:
         out["sweep"] = _sweep(race, field, rules, tumftm_files.read_reference(refs["sweep"]), refs["sweep"], races, seed)
     return out
 
@@ -131,12 +174,47 @@ def _sweep(race, field, rules, ref, path: Path, races: int, seed: int) -> dict:
             "ranking": ranking, "reference_ranking": ref_ranking, "ranking_unchanged": ranking == ref_ranking}
 
 
+def backtest_report(root: Path, races: int, seed: int) -> dict:
+    """The backtest over every race under `root`, each with its track's model fitted without it."""
+    from engine.sources.grcup import discover, estimated_facts
+    from engine.sources.track_models import fit_folder, race_laps
+    from engine.strategy.backtest import backtest
+
+    found = discover(Path(root))
+    if not found:
+        raise ValueError(f"--backtest {root}: no GR Cup races found (23_AnalysisEnduranceWithSections_*.CSV)")
+
+    def held_out(rf):
+        models = fit_folder(str(root), rf.session)
+        if rf.track not in models:
+            raise ValueError(f"track {rf.track!r}: no races of it under {root} besides {rf.session}")
+        return models[rf.track]
+
+    out = backtest(race_laps(Path(root)), held_out, races=races, seed=seed)
+    out["estimated_track_facts"] = estimated_facts(found)
+    return out
+
+
+def fit_tracks_file(data: Path | None, out: Path | None) -> dict:
+    """Fit every track's model (and each race's held-out model) and write models/track_models.json."""
+    from engine.settings import REPO_ROOT
+    from engine.sources import track_models
+
+    root = data or REPO_ROOT / "data" / "grcup"
+    path = out or track_models.DEFAULT_PATH
+    doc = track_models.fit_all(Path(root))
+    track_models.save(doc, path)
+    return {"file": str(path), "tracks": sorted(doc["tracks"]), "held_out_races": sorted(doc["without_race"])}
+
+
 def session_call(args: argparse.Namespace) -> dict:
     """The live call for one car at one lap of a recorded GR Cup race."""
     from engine.sources.grcup import discover, read_laps
     from engine.settings import REPO_ROOT
-    from engine.strategy.grcup import field_flags, state_at, track_model
-    from engine.strategy.live import recommend
+    from engine.sources.track_models import track_model
+    from engine.strategy.backtest import state_at
+    from engine.strategy.call import recommend
+    from engine.strategy.racelaps import field_flags
 
     if args.lap is None or args.car is None:
         raise ValueError("--session needs --lap and --car")
@@ -149,8 +227,9 @@ def session_call(args: argparse.Namespace) -> dict:
     total = int(field_flags(laps).index.max())
     if not 1 <= args.lap < total:
         raise ValueError(f"--lap {args.lap}: must be between 1 and {total - 1}")
-    state = state_at(laps, args.lap, total, track_model(rf.track, root))
-    return recommend(state, str(args.car), rf.track, races=args.races or 10_000, seed=args.seed)
+    model = track_model(rf.track, rf.session)       # the shipped model, fitted without this race
+    state = state_at(laps, args.lap, total, model)
+    return recommend(state, str(args.car), model, races=args.races or 10_000, seed=args.seed)
 
 
 def _jsonable(value):
@@ -161,7 +240,14 @@ def _jsonable(value):
 
 
 def _print_human(out: dict) -> None:
-    if "drivers" in out:
+    if "per_race" in out:
+        print(f"TUMFTM suite: {out['within']} of {out['drivers']} drivers within tolerance over {out['races']} races "
+              f"({out['races_per_race']} races each, {out['seconds']} s)")
+        for name, r in out["per_race"].items():
+            w = r["worst"]
+            print(f"  {name:18s} {r['within']:2d}/{r['of']:2d}  worst {w['driver']} (mean {w['mean_position']:+.2f}, "
+                  f"win {w['p_win']:+.1f} pp, podium {w['p_podium']:+.1f} pp)  {r['seconds']} s")
+    elif "drivers" in out:
         print(f"{out['race']}: {out['races']} races in {out['seconds']} s")
         checks = out.get("reference", {}).get("drivers", {})
         for code, d in out["drivers"].items():
@@ -176,6 +262,9 @@ def _print_human(out: dict) -> None:
               f"80 % interval coverage {out['coverage_80']} over {out['car_cases']} car cases")
         for track, note in out.get("estimated_track_facts", {}).items():
             print(f"{track} (not in the tracks file): {note}")
+    elif "held_out_races" in out:
+        print(f"track models for {', '.join(out['tracks'])} (and {len(out['held_out_races'])} held-out races) "
+              f"written to {out['file']}")
     else:
         print(out["pit_window"]["sentence"])
         for s in out["strategies"]:

@@ -90,7 +90,7 @@ def races(w, st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car)
                 if has_out:
                     out_lap_resort(w, d, p, r, lap, fl, n)
                 lap_times(w, d, p, r, lap, fl, fc, n, has_out)
-                overtake_ok, gap = caution_blend(w, p, fl, fc, n)
+                overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n)
                 if fl == SC and ghost_mode and ghost_set:
                     ghost = sc_ghost(w, p, n, ghost)
                 if lap == next_ret:

@@ -71,6 +71,7 @@ class Draws(NamedTuple):
     c_from: np.ndarray       # (R, L) float32
     c_to: np.ndarray         # (R, L) float32
     sc_line: np.ndarray      # (R, L) float64
+    c_start: np.ndarray      # (R, L) float64 race time a caution starts on its first lap (NaN: at c_from)
     drs_ok: np.ndarray       # (R, L) bool
     retire_lap: np.ndarray   # (R, C) int64
 

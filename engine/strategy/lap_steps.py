@@ -150,19 +150,30 @@ def lap_times(w, d, p, r, lap, fl, fc, n, has_out):
 
 
 @step
-def caution_blend(w, p, fl, fc, n):
+def caution_blend(w, d, p, r, lap, fl, fc, n):
     """Step 3a: the lap's caution part at the FCY lap (a floor, gaps frozen) or each lap x its
-    multiplier; returns (overtaking allowed, minimum gap)."""
+    multiplier; returns (overtaking allowed, minimum gap). On a caution's first lap with a start
+    race time, each car's part is placed by its own race time (TUMFTM: a car that began the lap
+    after the start runs it all under the caution, one that ended it before runs it green)."""
     overtake_ok = True
     gap = p.gap
     if fl == GREEN:
         return overtake_ok, gap
-    order, lt = w.order, w.lt
+    order, lt, t = w.order, w.lt, w.t
+    start = d.c_start[r, lap]
+    per_car = not np.isnan(start)
+    end = d.c_to[r, lap]
     if p.fcy_lap > 0.0:
         fcy_lap = p.fcy_lap
         for i in range(n):
             c = order[i]
-            slow = (1.0 - fc) * lt[c] + fc * fcy_lap
+            f = fc
+            if per_car:
+                before = (start - t[c]) / lt[c]
+                f = end - min(max(before, 0.0), 1.0)
+                if f < 0.0:
+                    f = 0.0
+            slow = (1.0 - f) * lt[c] + f * fcy_lap
             if lt[c] < slow:
                 lt[c] = slow
         overtake_ok = fl != SC and (1.0 - fc) >= 0.5

@@ -1,5 +1,5 @@
 """The tyre model: pace degradation learned from real GR Cup races (XGBoost -> ONNX), per-corner
-friction-energy wear, laps to the cliff with an interval, and radio-ready explanations.
+friction-energy wear, laps to the cliff (the first lap a stop pays for itself) with an interval, and radio-ready explanations.
 
 Model constants live here so that training, evaluation and the live engine agree on them.
 """
@@ -13,8 +13,6 @@ from __future__ import annotations
 # alone (all three grow with the lap number in a no-stop sprint); see models/MODEL_CARD.md.
 FUEL_S_PER_LAP = 0.03
 
-CLIFF_LOSS_S = 0.5       # the team's threshold: predicted loss above this ...
-CLIFF_LAPS = 2           # ... for this many consecutive laps is "the cliff"
 INTERVAL = (0.10, 0.90)  # the 80 % prediction interval
 FIELD_WINDOW_S = 120.0   # the field's recent pace: laps completed in the last 2 minutes
 SEED = 7

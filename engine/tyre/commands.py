@@ -1,7 +1,7 @@
 """`pitwall train` and `pitwall model evaluate`: parse the arguments, read the races and model files
 (engine.sources), call the tyre core, write the model files and models/MODEL_CARD.md.
 
-    pitwall train [--data DIR] [--out DIR] [--no-card] [--evaluation JSON]
+    pitwall train [--data DIR] [--out DIR] [--no-card] [--evaluation JSON] [--hold-out SESSION ...]
     pitwall model evaluate [--data DIR ...] [--models DIR] [--json] [--save JSON]
 """
 
@@ -28,15 +28,18 @@ def configure(p: argparse.ArgumentParser) -> None:
         p.add_argument("--no-card", action="store_true", help="do not (re)write MODEL_CARD.md")
         p.add_argument("--evaluation", type=Path, default=None,
                        help="JSON of `pitwall model evaluate` to quote in the card (default: OUT/evaluation.json)")
+        p.add_argument("--hold-out", action="append", default=[], metavar="SESSION",
+                       help="leave this race (e.g. barber-r1) out of the pace model (repeatable)")
         return
     p.set_defaults(_tyre_command="model")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ev = sub.add_parser("evaluate", help="held-out MAE/RMSE, baselines, improvement, 80 %% coverage")
+    ev = sub.add_parser("evaluate", help="held-out next lap, 5/10-lap forecasts and cliff backtest against baselines")
     ev.add_argument("--data", type=Path, action="append", default=None,
                     help="folder of GR Cup races (repeatable; default: the repo's data/grcup)")
     ev.add_argument("--models", type=Path, default=None, help="models folder (default: Settings.models_dir)")
     ev.add_argument("--json", action="store_true", help="print one JSON object only")
-    ev.add_argument("--save", type=Path, default=None, help="also write the JSON report to this file")
+    ev.add_argument("--save", type=Path, default=None,
+                    help="also write the JSON report to this file (next to tyre_meta.json: rewrites MODEL_CARD.md too)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,11 +61,14 @@ def train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         rows = training.build(args.data, log=sys.stderr)
-        trained = fit_model(rows, training.data_fingerprint(args.data), log=sys.stderr)
+        rows = rows[~rows["session"].isin(args.hold_out)].reset_index(drop=True)
+        seen = {s: fp for s, fp in training.data_fingerprint(args.data).items() if s not in args.hold_out}
+        trained = fit_model(rows, seen, log=sys.stderr)
         models.write_tyre_model(args.out, trained.pace_onnx, trained.scale_onnx, trained.booster_json)
         meta = trained.meta
         name, per_lap = training.wear_telemetry(args.data)
-        meta["wear"] = calibrate_wear(trained.model(), rows, per_lap, name, log=sys.stderr)
+        pit = pit_losses(rows, [args.data])
+        meta["wear"] = calibrate_wear(trained.model(), rows, per_lap, name, pit, log=sys.stderr)
     except (ValueError, RuntimeError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 1
@@ -78,6 +84,16 @@ def train(args: argparse.Namespace) -> int:
     print(json.dumps({"model_version": meta["model_version"], "train_seconds": meta["train_seconds"],
                       "onnx_max_abs_diff": meta["onnx_max_abs_diff"]}))
     return 0
+
+
+def pit_losses(rows, dirs: list[Path]):
+    """Each feature row's track pit loss (s): the tracks file's facts, else estimated from the
+    races' laps (engine.sources.grcup.tracks_of)."""
+    from engine.sources.grcup import discover, tracks_of
+    from engine.tyre.cliff import pit_loss_of
+
+    tracks = tracks_of([r for d in dirs for r in discover(Path(d))])
+    return rows["track"].map({k: pit_loss_of(t) for k, t in tracks.items()}).to_numpy(float)
 
 
 def f1_wear_check(energy_at_cliff: float) -> dict | None:
@@ -97,11 +113,10 @@ def f1_wear_check(energy_at_cliff: float) -> dict | None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """Held-out figures of the next-lap-time prediction (`pitwall model evaluate`)."""
+    """Held-out figures of the next lap, the 5/10-lap forecasts and the cliff call (`pitwall model evaluate`)."""
     import pandas as pd
 
     from engine.settings import Settings
-    from engine.sources.grcup import discover, estimated_facts
     from engine.sources.models import ModelMissing, read_tyre_model
     from engine.sources.training import build, data_fingerprint
     from engine.tyre.evaluate import evaluate as evaluate_rows
@@ -114,19 +129,30 @@ def evaluate(args: argparse.Namespace) -> int:
     try:
         rows = pd.concat([build(Path(d), log=sys.stderr) for d in dirs], ignore_index=True)
         fingerprints = {k: v for d in dirs for k, v in data_fingerprint(Path(d)).items()}
-        model = read_tyre_model(args.models or Settings.from_env().models_dir)
-        report = evaluate_rows(rows, fingerprints, model, log=sys.stderr)
+        models_dir = args.models or Settings.from_env().models_dir
+        model = read_tyre_model(models_dir)
+        report = evaluate_rows(rows, fingerprints, model, pit_losses(rows, dirs), log=sys.stderr)
     except (ValueError, ModelMissing) as exc:
         print(f"model evaluate: {exc}", file=sys.stderr)
         return 1
+    from engine.sources.grcup import discover, estimated_facts
+
     report["estimated_track_facts"] = estimated_facts([r for d in dirs for r in discover(Path(d))])
     text = json.dumps(report, default=float)
     if args.save:
         Path(args.save).write_text(json.dumps(report, indent=2, default=float) + "\n")
+        if Path(args.save).resolve().parent == Path(models_dir).resolve():   # the model's card quotes it
+            from engine.tyre.card import card_text
+
+            (Path(models_dir) / "MODEL_CARD.md").write_text(card_text(model.meta, report))
+            print(f"[evaluate] wrote {Path(models_dir) / 'MODEL_CARD.md'}", file=sys.stderr)
     if args.json:
         print(text)
     else:
-        for key in ("mae_s", "rmse_s", "baseline", "baseline_mae_s", "improvement_pct", "coverage_80", "n_laps"):
-            print(f"{key:>18}: {report.get(key)}")
+        for key in ("n_laps", "next_lap_mae_s", "next_lap_baseline", "next_lap_baseline_mae_s",
+                    "next_lap_improvement_pct", "coverage_80", "forecast5_mae_s", "forecast5_baseline_mae_s",
+                    "forecast5_improvement_pct", "forecast10_mae_s", "forecast10_baseline_mae_s",
+                    "forecast10_improvement_pct", "cliff_false_call_rate", "serve"):
+            print(f"{key:>26}: {report.get(key)}")
         print(text)
     return 0

@@ -18,9 +18,9 @@ import pandas as pd
 
 from engine.race.corners import CORNERS
 from engine.race.flag import Flag
-from engine.tyre import CLIFF_LAPS, CLIFF_LOSS_S
-from engine.tyre.cliff import cliff_from, degradation, project
+from engine.tyre.cliff import LAPS_LEFT_UNKNOWN, cliff_call, degradation, pace_level, project
 from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
+from engine.tyre.forecast import HORIZONS, model_forecast
 from engine.tyre.explain import top_reasons
 from engine.tyre.model import TyreModel
 from engine.tyre.wear import wear_for_lap
@@ -28,7 +28,7 @@ from engine.tyre.wear import wear_for_lap
 OUTPUT_COLUMNS = (
     "session", "car", "lap", "predicted_next_lap_s", "next_lap_lo_s", "next_lap_hi_s",
     "loss_s", "loss_lo_s", "loss_hi_s", "laps_to_cliff", "laps_to_cliff_lo", "laps_to_cliff_hi",
-    "deg_s_per_lap", "deg_sd",
+    "deg_s_per_lap", "deg_sd", "forecast5_s", "forecast10_s",
     "wear_fl", "wear_fr", "wear_rl", "wear_rr", "wear_lo_factor", "wear_hi_factor", "wear_source",
     "reasons", "model_version",
 )
@@ -37,10 +37,8 @@ OUTPUT_COLUMNS = (
 class TyreService:
     """The tyre model as the engine uses it: predictions, laps to cliff, wear and reasons per car."""
 
-    def __init__(self, model: TyreModel, threshold_s: float = CLIFF_LOSS_S, cliff_laps: int = CLIFF_LAPS):
+    def __init__(self, model: TyreModel):
         self.model = model
-        self.threshold_s = threshold_s
-        self.cliff_laps = cliff_laps
         wear = model.meta["wear"]
         self.energy_at_cliff = float(wear["energy_at_cliff_kj"])
         self.cliff_age = float(wear["cliff_age_laps"])
@@ -85,18 +83,23 @@ class TyreService:
 
     def predict(self, laps: pd.DataFrame, weather: pd.DataFrame | None = None,
                 wear: pd.DataFrame | None = None, telemetry: pd.DataFrame | None = None,
-                race_laps: int | None = None, latest_only: bool = True) -> pd.DataFrame:
+                race_laps: int | None = None, latest_only: bool = True, pit_loss_s: float | None = None) -> pd.DataFrame:
         """Predictions after each car's latest lap (or every lap), one batch through ONNX Runtime.
 
         `laps`: read_laps-style frame (session, car, lap, lap_time_s, flag, sectors...) of the
         session so far. `wear`: optional cumulative telemetry wear per car (columns car,
         wear_fl..wear_rr in %, e.g. summed wear_for_lap increments since the car's last stop).
-        Returns OUTPUT_COLUMNS; laps_to_cliff is +inf when the cliff is not within 40 laps; the
+        `pit_loss_s`: the track's (engine.tyre.cliff.pit_loss_of). Returns OUTPUT_COLUMNS;
+        laps_to_cliff is the first lap from which a stop pays for itself (engine.tyre.cliff), +inf
+        when none does before the flag, NaN without a pit loss; the
         80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor];
         deg_s_per_lap and deg_sd are the slope of the projected loss over the laps left and its
-        uncertainty, the tyre curve the strategy simulator runs each car on.
+        uncertainty, the tyre curve the strategy simulator runs each car on; forecast5_s and
+        forecast10_s the mean lap time over the next 5 and 10 laps under green running (the figures
+        `pitwall model evaluate` judges against the naive baselines).
         """
         rows = self.features(laps, weather, telemetry, race_laps)
+        rows = rows.assign(pace_level_s=pace_level(rows))     # from each car's laps so far
         if latest_only:
             rows = rows.groupby(["session", "car"], sort=False).tail(1)
         if rows.empty:
@@ -104,10 +107,11 @@ class TyreService:
         X = rows[list(FEATURES)].to_numpy(np.float32)
         pred = self.model.predict(X)
         projection = project(self.model, X)
-        cliff = cliff_from(projection, self.threshold_s, self.cliff_laps)
         # The curve over the laps the race has left (10 when the race length is not known).
-        left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), 10)
+        left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), LAPS_LEFT_UNKNOWN)
         deg = degradation(projection, left)
+        pit = np.nan if pit_loss_s is None else pit_loss_s
+        cliff = cliff_call(rows["pace_level_s"], deg["deg_s_per_lap"], deg["deg_sd"], left, pit)
         wear_df = self._wear(rows, wear)
         out = pd.DataFrame({
             "session": rows["session"].to_numpy(), "car": rows["car"].astype(str).to_numpy(),
@@ -116,6 +120,7 @@ class TyreService:
             "next_lap_lo_s": next_lap_time(rows, pred.lo), "next_lap_hi_s": next_lap_time(rows, pred.hi),
             "loss_s": pred.loss, "loss_lo_s": pred.lo, "loss_hi_s": pred.hi,
             **cliff, **deg,
+            **{f"forecast{h}_s": model_forecast(rows, projection, h)[0] for h in HORIZONS},
         }, index=rows.index)
         out = out.join(wear_df)
         # Radio lines name a corner's wear only from the car's own telemetry, never an estimate.

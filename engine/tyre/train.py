@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.race.corners import CORNERS
 from engine.tyre import INTERVAL, SEED
-from engine.tyre.cliff import HORIZON_LAPS, laps_to_cliff
+from engine.tyre.cliff import HORIZON_LAPS, rows_call
 from engine.tyre.dataset import FEATURES, TARGET
 from engine.tyre.model import TyreModel, session
 from engine.tyre.wear import corner_shares
@@ -187,17 +187,19 @@ def fit_model(rows: pd.DataFrame, trained_on: dict[str, str], log=None) -> Train
     return Trained(pace_onnx, scale_onnx, booster, meta, rows)
 
 
-def calibrate_wear(model: TyreModel, rows: pd.DataFrame, per_lap: pd.DataFrame, telemetry: str, log=None) -> dict:
+def calibrate_wear(model: TyreModel, rows: pd.DataFrame, per_lap: pd.DataFrame, telemetry: str, pit_loss_s,
+                   log=None) -> dict:
     """Scale wear so that 100 % is the cliff: energy at cliff = typical cliff age x energy per lap.
 
     The typical cliff age is the median, over the cars of the training races, of tyre age + the
-    pace model's laps to the cliff from the car's last green lap. The energy per lap is the
-    most-worked corner's median lap energy in `per_lap` (wear.telemetry_laps of the real
+    laps to the cliff (engine.tyre.cliff, `pit_loss_s` per row) from the car's last green lap.
+    The energy per lap is the most-worked corner's median lap energy in `per_lap` (wear.telemetry_laps of the real
     telemetry, the file named `telemetry`: Barber race 1, car #2, the only telemetry in the data).
     """
     last = rows[rows["eval_clean"] | (rows["flag"] == "GF")].groupby(["session", "car"]).tail(1)
-    cliff = laps_to_cliff(model, last[list(FEATURES)].to_numpy(np.float32))["laps_to_cliff"]
-    age = last["tyre_age"].to_numpy() + cliff
+    only = rows.index.isin(last.index)
+    cliff = rows_call(model, rows, pit_loss_s, only=only, laps_left=HORIZON_LAPS)["laps_to_cliff"]
+    age = rows.loc[only, "tyre_age"].to_numpy() + cliff
     finite = np.isfinite(age)
     max_age = float(rows["tyre_age"].max())
     if finite.mean() >= 0.5:

@@ -152,4 +152,5 @@ class ProcessStage:
                 hook(session, car, payload, arrays)
             except Exception:   # a consumer's bug must not stop lap processing: count and log it
                 self.hook_errors += 1
-                log.exception("on_lap_complete hook %r failed for %s/%s lap %s", hook, session, car, rec.lap)
+                log.exception("on_lap_complete hook %r failed for %s/%s lap %s", hook, session, car, rec.lap,
+                              extra={"session": session, "car": car, "lap": rec.lap})

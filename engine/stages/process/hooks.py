@@ -58,7 +58,8 @@ class LapHooks:
         try:
             energy = lap_energy(samples_from_arrays(arrays))
         except ValueError as exc:      # a lap without the channels wear needs: say so, keep going
-            log.info("process: no tyre energy for %s/%s lap %s: %s", session, car, lap, exc)
+            log.info("process: no tyre energy for %s/%s lap %s: %s", session, car, lap, exc,
+                     extra={"session": session, "car": car, "lap": lap})
             return
         self.client.hsetnx(keys.tyre_wear(session, car), lap, json.dumps(_jsonable(energy)))
 

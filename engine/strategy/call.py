@@ -1,7 +1,7 @@
-"""What the engine calls: a pure API from live timing to a JSON-ready strategy call (no I/O).
+"""The live strategy call: a pure API from the field at a lap to a JSON-ready call (no I/O).
 
-    state = state_from_timing(cars, total_laps=27, flag="green")
-    call = recommend(state, car="13", track="barber")
+    state = board_state(board, tyre, total_laps=27, flag="GF")      # engine.strategy.field
+    call = recommend(state, car="13", model=track_model("barber"))   # engine.sources.track_models
     insight["strategy"] = call          # or pit_window_fields(call) for the compact insight fields
 
 Rerun it for a car when its lap completes or a caution starts (`should_rerun`); with the default
@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine.strategy.grcup import track_model
+from engine.strategy.trackmodel import TrackModel
 from engine.strategy.rejoin import rejoin_all, threats
 from engine.strategy.sim import FLAG_NAMES, simulate
 from engine.strategy.state import RaceState, state_from_timing
@@ -28,7 +28,7 @@ LIVE_WINDOW = 4        # single-stop laps compared live (plus stay out, caution 
 MIN_STINT = 3          # laps: a car in the pit lane now is not offered another stop sooner
 
 
-def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES, seed: int = 0,
+def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAULT_RACES, seed: int = 0,
               window: int = LIVE_WINDOW) -> dict:
     """Simulate the rest of the race `races` times for each of the car's strategies (same random
     draws for all) and return the comparison, the pit window and its radio sentence, where the car
@@ -39,7 +39,6 @@ def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES
         raise ValueError(f"car {car!r} has retired: no strategy to call")
     if races < 100:
         raise ValueError(f"races: {races} is too few for a strategy call (at least 100)")
-    model = track_model(track)
     rules = model.rules(state.lap, state.total_laps)
     rng = np.random.default_rng(seed)
     if state.pace_sd is None:       # how much a car's pace moves over a race, fitted from the track's races
@@ -65,7 +64,7 @@ def recommend(state: RaceState, car: str, track: str, races: int = DEFAULT_RACES
     here = next(r for r in rejoin_all(state, pit_loss) if r["car"] == car)
     return {
         "car": car,
-        "track": track,
+        "track": model.track,
         "lap": state.lap,
         "total_laps": state.total_laps,
         "flag": FLAG_NAMES[state.flag],
