@@ -256,13 +256,13 @@ def retirements(w, d, p, r, lap, n, L):
     TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
     (cars running, the next lap with a retirement)."""
     order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
-    retire_lap = d.retire_lap
+    retire_lap, retire_s = d.retire_lap, d.retire_s
     j = 0
     next_ret = L
     for i in range(n):
         c = order[i]
         rl = retire_lap[r, c]
-        if rl == lap:
+        if rl == lap or t[c] + lt[c] > retire_s[r, c]:      # NaN compares False
             alive[c] = False
             ret_lap[c] = lap
             ret_slot[c] = i
@@ -272,7 +272,7 @@ def retirements(w, d, p, r, lap, n, L):
             key[c] = t[c] + lt[c]
             if lap < rl < next_ret:
                 next_ret = rl
-    if p.resort_on_retirement:
+    if p.resort_on_retirement and j < n:
         insertion_sort(order, j, key)
     return j, next_ret
 
