@@ -21,7 +21,7 @@ TOWER_COLUMNS = [
     ("S1 s", "Sector 1 of the last lap, seconds"), ("S2 s", "Sector 2 of the last lap, seconds"),
     ("S3 s", "Sector 3 of the last lap, seconds"), ("Age", "Laps on the current tyres"),
     ("Wear %", "Most worn corner, % of the way to the cliff (tyre model)"),
-    ("Cliff", "Laps until the tyre cliff (tyre model)"),
+    ("Cliff", "Laps until a pit stop pays for itself (tyre model); none = not before the flag"),
     ("Pit", "Pit stops made; IN when the last lap ended in the pit lane"),
     ("Alerts", "Alerts for this car in the last laps"),
 ]

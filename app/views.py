@@ -83,8 +83,8 @@ def cliff_words(tyre: dict | None) -> tuple[str, str]:
         return "–", "no tyre model output yet"
     n, lo, hi = laps_to_cliff(tyre)
     if n is None:
-        return "none", "no cliff predicted within the model's horizon"
-    return f"{n:.0f}", f"{n:.0f} laps to the cliff {interval_text(lo, hi, 'laps')}".strip()
+        return "none", "none before the flag: no pit stop pays for itself before the finish"
+    return f"{n:.0f}", f"a stop pays for itself from {n:.0f} laps on {interval_text(lo, hi, 'laps')}".strip()
 
 
 def reasons(tyre: dict | None, n: int = 3) -> list[str]:

@@ -381,6 +381,19 @@ def test_a_bad_since_gets_an_error_frame_not_a_redis_exception(web, make_token):
     assert "Traceback" not in log.read_text() and "ResponseError" not in log.read_text()
 
 
+def test_replay_over_http_sends_its_ingest_token(web, make_token, monkeypatch, capsys):
+    from engine.replay.sinks import HttpSink
+
+    host, _log = web
+    monkeypatch.delenv("PITWALL_TOKEN", raising=False)
+    sink = HttpSink(f"http://{host}")
+    assert sink.write([POINT, POINT]) == 0 and sink.errors == 1
+    assert "401" in capsys.readouterr().err
+    monkeypatch.setenv("PITWALL_TOKEN", make_token("engineer", ["ingest"]))
+    sink = HttpSink(f"http://{host}")
+    assert sink.write([POINT, POINT]) == 2 and sink.errors == 0
+
+
 def test_no_secret_token_or_password_ever_reaches_the_log(web, make_token):
     """After kiosk links, bearer tokens, good and bad logins and refused tokens, the server's whole
     log (gunicorn access lines and the app's JSON lines) holds none of them."""

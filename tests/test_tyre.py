@@ -26,7 +26,7 @@ from engine.sources.tracks import find as find_track
 from engine.tyre.cliff import first_paying_stop, pace_level, pit_loss_of, rows_call
 from engine.tyre.dataset import FEATURES, TARGET, lap_features, next_lap_time
 from engine.race.lap import clean_laps
-from engine.tyre.forecast import BASELINES, baselines
+from engine.tyre.forecast import BASELINES, baselines, targets
 from engine.tyre.explain import MAX_CHARS, contributions, top_reasons
 from engine.tyre.service import OUTPUT_COLUMNS, TyreService, insight_fields
 from engine.tyre.train import matrix, onnx_max_diff, trainable
@@ -187,6 +187,22 @@ def test_a_stop_pays_from_the_lap_worked_out_by_hand():
     np.testing.assert_array_equal(np.concatenate([rising, flat, drift, last]), [3.0, 1.0, np.inf, np.inf])
 
 
+def test_backtest_scores_calls_against_what_happened_by_hand():
+    from engine.tyre.backtest import score
+
+    inf = np.inf
+    call = np.array([1.0, 2.0, 2.0, inf, inf, 4.0])
+    true = np.array([1.0, inf, 5.0, inf, 2.0, 3.0])
+    out = score(call, true, np.ones(6, bool))
+    assert out["within_2"] == {"calls": 3, "came_true": 1, "came_true_rate": pytest.approx(1 / 3), "happened": 2,
+                               "called_in_time": 1}
+    assert out["cliff_false_call_rate"] == pytest.approx(2 / 3)
+    assert out["within_5"]["calls"] == 4 and out["within_5"]["came_true"] == 3
+    table = {r["call"]: r for r in out["calibration"]}
+    assert table["3-5"] == {"call": "3-5", "n": 1, "came_true_in_time": 1.0, "any_stop_paid": 1.0}
+    assert table["none before the flag"]["n"] == 2 and table["none before the flag"]["came_true_in_time"] == 0.5
+
+
 def test_one_slow_lap_does_not_raise_the_cars_pace_level(rows):
     car = rows[rows["car"] == rows["car"].iloc[0]].reset_index(drop=True)
     base = pace_level(car)
@@ -256,6 +272,12 @@ def test_service_predicts_each_cars_next_lap_in_one_batch(barber1, held_out_mode
     assert judged.sum() > 400
     assert err.mean() < naive.mean()                # the model beats the car's last clean lap ...
     assert np.median(err) < 0.5                     # ... and is within half a second on a ~98 s lap
+    # the 5-lap pace forecast the service serves, against the mean of the next 5 laps' clean laps
+    target = targets(feats, 5)
+    has = np.isfinite(target)
+    assert has.sum() > 300
+    f5 = np.abs(every["forecast5_s"].to_numpy() - target)[has]
+    assert f5.mean() < np.abs(baselines(feats)["last_clean_lap"].to_numpy() - target)[has].mean()
     assert (out["next_lap_lo_s"] < out["predicted_next_lap_s"]).all()
     assert (out["model_version"] == svc.version).all()
     assert set(out["wear_source"]) == {"tyre age"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -89,6 +90,11 @@ class HttpSink:
                     doc = json.loads(resp.read())
             except urllib.error.HTTPError as exc:
                 doc = json.loads(exc.read() or b"{}")
+                if "error" in doc:             # refused whole (401/403 without PITWALL_TOKEN, 415, 429)
+                    self.errors += 1
+                    if self.errors == 1:
+                        print(f"replay --to {self.url}: {exc.code} {doc['error'].get('reason')}", file=sys.stderr)
+                    continue
             except (urllib.error.URLError, OSError):
                 self.errors += 1
                 continue

@@ -129,7 +129,7 @@ def car_section(d: SessionData, car: str, final_pos: dict, fp: pd.DataFrame) -> 
             story.append(P.para(
                 f"Tyre state after lap {int(r['lap'])} (modelled; wear source: {r.get('wear_source', '?')}): most worn "
                 f"corner {worst.upper()} at {r[f'wear_{worst}']:.0f} % of the cliff; laps to the cliff: "
-                f"{'none within 40 laps' if not np.isfinite(cliff) else f'{cliff:.0f}'}; degradation "
+                f"{'none before the flag' if not np.isfinite(cliff) else f'{cliff:.0f}'}; degradation "
                 f"{r['deg_s_per_lap']:+.3f} s/lap."))
     calls = d.strategy[d.strategy["car"] == car] if not d.strategy.empty else d.strategy
     story.append(P.para("<b>Strategy calls against the outcome</b>"))

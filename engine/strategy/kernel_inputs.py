@@ -71,6 +71,7 @@ class Draws(NamedTuple):
     c_from: np.ndarray       # (R, L) float32
     c_to: np.ndarray         # (R, L) float32
     sc_line: np.ndarray      # (R, L) float64
+    c_start: np.ndarray      # (R, L) float64 race time a caution starts on its first lap (NaN: at c_from)
     drs_ok: np.ndarray       # (R, L) bool
     retire_lap: np.ndarray   # (R, C) int64
 
@@ -116,6 +117,7 @@ class Work(NamedTuple):
     ret_lap: np.ndarray
     ret_slot: np.ndarray
     key: np.ndarray
+    late: np.ndarray        # on an SC: the car was still on its previous lap when the SC came out
 
 
 @njit(cache=True, nogil=True)
@@ -125,4 +127,4 @@ def work(C: int) -> Work:
     return Work(np.empty(C, i8), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.empty(C), np.empty(C),
                 np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C))
+                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, np.bool_))

@@ -149,6 +149,8 @@ class Cautions:
     c_to: np.ndarray | None = None    # (R, L) fraction at which it ends (None: 1, through the line)
     sc_line_s: np.ndarray | None = None  # (R, L) on an SC's first lap: race time (from the state's zero) at
                                          # which the SC waits at the line; NaN/None: as the leader crosses it
+    start_s: np.ndarray | None = None    # (R, L) on a caution's first lap: race time (from the state's zero) at
+                                         # which it starts, placed per car (TUMFTM); NaN/None: at c_from for all
 
     @property
     def races(self) -> int:
@@ -157,7 +159,8 @@ class Cautions:
     def rows(self, a: int, b: int) -> Cautions:
         """Races a..b-1."""
         cut = (lambda x: None if x is None else x[a:b])
-        return Cautions(self.flags[a:b], self.retire_lap[a:b], cut(self.c_from), cut(self.c_to), cut(self.sc_line_s))
+        return Cautions(self.flags[a:b], self.retire_lap[a:b], cut(self.c_from), cut(self.c_to), cut(self.sc_line_s),
+                        cut(self.start_s))
 
 
 @dataclass
@@ -324,6 +327,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     c_from = cautions.c_from if cautions.c_from is not None else np.zeros((R, L), f32)
     c_to = cautions.c_to if cautions.c_to is not None else np.ones((R, L), f32)
     sc_line = cautions.sc_line_s - offset if cautions.sc_line_s is not None else np.full((R, L), np.nan)
+    c_start = cautions.start_s - offset if cautions.start_s is not None else np.full((R, L), np.nan)
     drs_ok = _drs_laps(cautions.flags, rules) if rules.drs_effect_s != 0 else np.zeros((R, L), bool)
     pit_in = rules.pit_in_s if rules.pit_in_s is not None else rules.pit_loss_s
     params = kernel.Params(
@@ -339,7 +343,8 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                          np.asarray(team, np.int64), field.team_order_s.astype(np.float64))
     draws = kernel.Draws(pace_r, field.deg_k1.astype(f32) + slope_noise, slope_noise, standstill, noise, lap_add,
                          first_add, np.ascontiguousarray(cautions.flags, np.int8), np.ascontiguousarray(c_from, f32),
-                         np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64), drs_ok,
+                         np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64),
+                         np.ascontiguousarray(c_start, np.float64), drs_ok,
                          np.ascontiguousarray(cautions.retire_lap, np.int64))
     plan = kernel.PlanArrays(np.ascontiguousarray(plans.pit_at), np.ascontiguousarray(plans.on_caution),
                              np.ascontiguousarray(plans.next_k0, np.float64),

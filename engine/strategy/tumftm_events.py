@@ -34,7 +34,7 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
     mc = race.monte_carlo
     ref_laps, ref_pit = reference_laps(race)
     base = race.track["t_q"] + race.track["t_gap_racepace"]
-    flags, c_from, c_to, retire, ghost = _draw_events(
+    flags, c_from, c_to, retire, ghost, start = _draw_events(
         int(rng.integers(0, 2 ** 31 - 1)), races, L, C, _pmf(ev["p_sc_quant"]), _pmf(lap_p),
         _pmf(ev["p_sc_duration"]), _pmf(p_acc), p_fail, float(ev["p_vsc_aft_failure"]),
         _pmf(ev["p_vsc_duration"]), float(mc.get("min_dist_sc", 1.5)), float(mc.get("min_dist_vsc", 1.5)),
@@ -46,18 +46,18 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
     if phases is None or phases:
         fixed = sorted(phases or [], key=lambda ph: ph[0])
         one = [np.zeros((1, L), np.int8), np.zeros((1, L), np.float32), np.ones((1, L), np.float32),
-               np.full((1, L), np.nan)]
+               np.full((1, L), np.nan), np.full((1, L), np.nan)]
         _phases_to_laps(0, np.array([ph[0] for ph in fixed], float), np.array([ph[1] for ph in fixed], float),
                         np.array([SC if ph[2] == "SC" else FCY for ph in fixed], np.int8), len(fixed), L,
                         ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"],
                         *one)
-        flags, c_from, c_to, ghost = (np.repeat(a, races, axis=0) for a in one)
+        flags, c_from, c_to, ghost, start = (np.repeat(a, races, axis=0) for a in one)
     ret = (race.events.get("retire_data") or {}).get("retirements", [])
     if ret is None or ret:
         retire = np.full((races, C), L, np.int64)
         for code, progress in ret or []:
             retire[:, race.codes.index(code)] = min(int(progress), L - 1)
-    return Cautions(flags, retire, c_from, c_to, ghost)
+    return Cautions(flags, retire, c_from, c_to, ghost, start)
 
 
 def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +123,7 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
     c_to = np.ones((R, L), np.float32)
     retire = np.full((R, C), L, np.int64)
     ghost = np.full((R, L), np.nan)
+    start = np.full((R, L), np.nan)
     kmax = p_quant.size - 1 + C
     starts, ends, kinds = np.empty(kmax), np.empty(kmax), np.empty(kmax, np.int8)
     for r in range(R):
@@ -160,12 +161,14 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
             else:
                 s = np.random.random() * L
             retire[r, c] = int(s)
-        _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost)
-    return flags, c_from, c_to, retire, ghost
+        _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost,
+                        start)
+    return flags, c_from, c_to, retire, ghost, start
 
 
 @njit(cache=True)
-def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost):
+def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost,
+                    start):
     """Race r's phases (race progress, any order) -> per-lap flags, the fraction of each lap they
     cover, and on each SC's first lap the race time at which the SC waits at the line: the reference
     driver's pre-simulated time at the end of that lap, at least a third of an SC lap after the
@@ -206,6 +209,7 @@ def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc
                     laps[first + 1] += t_start + 0.33 * sc_lap - at_line
                 at_line = t_start + 0.33 * sc_lap
             ghost[r, first] = at_line
+            start[r, first] = t_start
 
 
 def _pmf(p) -> np.ndarray:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from engine.race.braking import HARD_CORNER_G, HEAVY_BRAKE_G
 from engine.tyre import FIELD_WINDOW_S, FUEL_S_PER_LAP, INTERVAL
 from engine.tyre.backtest import WITHIN
-from engine.tyre.cliff import HORIZON_LAPS
+from engine.tyre.cliff import HORIZON_LAPS, LAPS_LEFT_UNKNOWN, Z80
 from engine.tyre.dataset import FEATURES, RACE_IDENTIFYING, REFERENCE_LAPS, TELEMETRY_FEATURES
 from engine.tyre.forecast import BASELINES, HORIZONS
+from engine.tyre.train import MAX_ABS_TARGET_S, ONNX_TOLERANCE
 from engine.tyre.wear import GR86
 
 FEATURE_DOC = {
@@ -171,7 +172,7 @@ races have no scheduled stops. The only evidence of tyre degradation is pace. So
 ## Data used
 
 {meta['rows']} car-laps of {len(races)} races ({', '.join(races)}), {meta['trainable_rows']} trainable:
-a next lap exists, no pit on it, |target| <= 60 s (red-flag and timing-glitch laps are not pace).
+a next lap exists, no pit on it, |target| <= {MAX_ABS_TARGET_S:.0f} s (red-flag and timing-glitch laps are not pace).
 Weather from each race's weather log, aligned by minutes since the log's first row.
 Telemetry: {w['telemetry_laps']} laps from `{w['telemetry']}`, the only telemetry file found.
 
@@ -218,7 +219,7 @@ XGBoost routes missing values, so they can only matter where telemetry exists.
   residuals of the pace model; the {PCT} interval is `loss + q x scale` with q = {meta['q_lo']:.3f} and
   {meta['q_hi']:.3f}, the {INTERVAL[0]:.0%} / {INTERVAL[1]:.0%} quantiles of residual / scale on races held out of training.
 - ONNX (onnxmltools, one model per target): max |ONNX - XGBoost| on all {meta['trainable_rows']} real trainable rows:
-  pace {meta['onnx_max_abs_diff']['pace']:.2e}, scale {meta['onnx_max_abs_diff']['scale']:.2e} (must be < 1e-4; training fails otherwise).
+  pace {meta['onnx_max_abs_diff']['pace']:.2e}, scale {meta['onnx_max_abs_diff']['scale']:.2e} (must be < {ONNX_TOLERANCE:g}; training fails otherwise).
 - Forecasts over the next laps: the pace model rolled forward lap by lap under green running (tyre
   age +1, the predicted loss fed back as the last lap), turned back into lap times and averaged.
 
@@ -234,11 +235,11 @@ at 0) times the laps ahead. A stop at the end of lap k+j costs the track's pit l
 file's measured figure, else its pit-lane time) and gives the car back its reference pace, after
 which the fresh tyres lose d a lap. The call is the first j with
 `sum over i = j+1..L of (loss_i - d x (i - j)) >= P`, L the laps left; "none before the flag" when no
-j pays. Its {PCT} interval takes d 1.28 standard deviations higher (earliest) and lower (latest).
+j pays. Its {PCT} interval takes d {Z80:.2f} standard deviations higher (earliest) and lower (latest).
 Fuel cannot make a call: it is out of the loss. The backtest (`engine/tyre/backtest.py`) applies
 the same rule to what the car really did after lap k (its actual loss on later clean laps, 0 on
 caution, pit and restart laps, its actual slope for the fresh tyres, the laps it really ran: the
-backtest knows the race's length, the live call takes the scheduled length, or 10 laps when none
+backtest knows the race's length, the live call takes the scheduled length, or {LAPS_LEFT_UNKNOWN} laps when none
 is given). A second backtest at a quarter of the pit loss checks the loss curves where a stop would
 pay far more often.
 
@@ -249,9 +250,9 @@ A load and friction-energy model (engine/tyre/wear.py): static corner loads ({GR
 longitudinal and lateral load transfer from accx/accy, cornering force shared by corner load,
 braking split {GR86.brake_bias_front:.0%} front (assumed bias), traction on the driven {GR86.driven} axle; friction power
 F^2 / Fz x v integrated with dt from the timestamps. Calibration: the cliff age is the median, over
-the training cars, of tyre age + laps to the cliff (above, over {HORIZON_LAPS} laps) from the car's last
-green lap, where at least half the cars reach it ({w['cars_reaching_cliff_in_horizon']}/{w['cars']} do), else the
-longest stint + {HORIZON_LAPS} laps: **{w['cliff_age_laps']:.1f} laps** (10th–90th percentile {w.get('cliff_age_p10', float('nan')):.1f}–{w.get('cliff_age_p90', float('nan')):.1f});
+the training cars, of tyre age + laps to the cliff (above, with {HORIZON_LAPS} laps left) from the car's last
+green lap when at least half the cars reach it, else the longest stint + {HORIZON_LAPS} laps.
+{w['cars_reaching_cliff_in_horizon']} of {w['cars']} cars reach it{_wear_fallback(w)}: **{w['cliff_age_laps']:.1f} laps** (10th–90th percentile {w.get('cliff_age_p10', float('nan')):.1f}–{w.get('cliff_age_p90', float('nan')):.1f});
 energy at the cliff = that age x the most-worked corner's median lap energy on the telemetry =
 {w['energy_at_cliff_kj']:.0f} units. Corner shares there (most-worked = 1):
 {', '.join(f"{c.upper()} {v:.2f}" for c, v in w['corner_share'].items())}.
@@ -267,6 +268,14 @@ energy at the cliff = that age x the most-worked corner's median lap energy on t
 - Tyre changes at pit stops are assumed; the fuel effect is assumed; track evolution is only the field term.
 """
     return text
+
+
+def _wear_fallback(w: dict) -> str:
+    """Says when the wear scale rests on the fallback (fewer than half the cars reach a cliff)."""
+    if w["cars_reaching_cliff_in_horizon"] * 2 >= w["cars"]:
+        return ""
+    return (", fewer than half: the data shows no cliff, so the wear % is a friction-energy scale with no"
+            " measured end point and no spread")
 
 
 def _f1(check: dict | None) -> str:

@@ -26,6 +26,8 @@ from engine.tyre.dataset import FEATURES
 _IDX = {name: i for i, name in enumerate(FEATURES)}
 HORIZON_LAPS = 40
 MIN_DEG_SD = 0.005   # s/lap: the floor of a degradation slope's uncertainty
+Z80 = 1.2816         # standard normal quantile: 80 % of a normal lies within +-Z80 sd
+LAPS_LEFT_UNKNOWN = 10   # laps left assumed when the race length is not given
 
 
 def project(model, X: np.ndarray, horizon: int = HORIZON_LAPS):
@@ -104,7 +106,7 @@ def cliff_call(level, deg, deg_sd, laps_left, pit_loss_s, horizon: int = HORIZON
     level = np.asarray(level, float)[:, None]
     ahead = np.arange(1, horizon + 1, dtype=float)[None, :]
     out = {}
-    for key, z in (("laps_to_cliff", 0.0), ("laps_to_cliff_lo", 1.2816), ("laps_to_cliff_hi", -1.2816)):
+    for key, z in (("laps_to_cliff", 0.0), ("laps_to_cliff_lo", Z80), ("laps_to_cliff_hi", -Z80)):
         d = np.maximum(np.asarray(deg, float) + z * np.asarray(deg_sd, float), 0.0)
         out[key] = np.where(np.isnan(pit), np.nan, first_paying_stop(level + d[:, None] * ahead, laps_left, pit, d))
     return out
@@ -139,4 +141,4 @@ def degradation(projection, laps: np.ndarray | int) -> dict[str, np.ndarray]:
         return (((x - xm) * (y - ym)) * use).sum(axis=1) / (((x - xm) ** 2) * use).sum(axis=1)
 
     return {"deg_s_per_lap": slope(loss),
-            "deg_sd": np.maximum(np.abs(slope(hi) - slope(lo)) / (2 * 1.2816), MIN_DEG_SD)}
+            "deg_sd": np.maximum(np.abs(slope(hi) - slope(lo)) / (2 * Z80), MIN_DEG_SD)}

@@ -18,8 +18,9 @@ import pandas as pd
 
 from engine.race.corners import CORNERS
 from engine.race.flag import Flag
-from engine.tyre.cliff import cliff_call, degradation, pace_level, project
+from engine.tyre.cliff import LAPS_LEFT_UNKNOWN, cliff_call, degradation, pace_level, project
 from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
+from engine.tyre.forecast import HORIZONS, model_forecast
 from engine.tyre.explain import top_reasons
 from engine.tyre.model import TyreModel
 from engine.tyre.wear import wear_for_lap
@@ -27,7 +28,7 @@ from engine.tyre.wear import wear_for_lap
 OUTPUT_COLUMNS = (
     "session", "car", "lap", "predicted_next_lap_s", "next_lap_lo_s", "next_lap_hi_s",
     "loss_s", "loss_lo_s", "loss_hi_s", "laps_to_cliff", "laps_to_cliff_lo", "laps_to_cliff_hi",
-    "deg_s_per_lap", "deg_sd",
+    "deg_s_per_lap", "deg_sd", "forecast5_s", "forecast10_s",
     "wear_fl", "wear_fr", "wear_rl", "wear_rr", "wear_lo_factor", "wear_hi_factor", "wear_source",
     "reasons", "model_version",
 )
@@ -93,7 +94,9 @@ class TyreService:
         when none does before the flag, NaN without a pit loss; the
         80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor];
         deg_s_per_lap and deg_sd are the slope of the projected loss over the laps left and its
-        uncertainty, the tyre curve the strategy simulator runs each car on.
+        uncertainty, the tyre curve the strategy simulator runs each car on; forecast5_s and
+        forecast10_s the mean lap time over the next 5 and 10 laps under green running (the figures
+        `pitwall model evaluate` judges against the naive baselines).
         """
         rows = self.features(laps, weather, telemetry, race_laps)
         rows = rows.assign(pace_level_s=pace_level(rows))     # from each car's laps so far
@@ -105,7 +108,7 @@ class TyreService:
         pred = self.model.predict(X)
         projection = project(self.model, X)
         # The curve over the laps the race has left (10 when the race length is not known).
-        left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), 10)
+        left = (race_laps - rows["lap"].to_numpy(int)) if race_laps else np.full(len(rows), LAPS_LEFT_UNKNOWN)
         deg = degradation(projection, left)
         pit = np.nan if pit_loss_s is None else pit_loss_s
         cliff = cliff_call(rows["pace_level_s"], deg["deg_s_per_lap"], deg["deg_sd"], left, pit)
@@ -117,6 +120,7 @@ class TyreService:
             "next_lap_lo_s": next_lap_time(rows, pred.lo), "next_lap_hi_s": next_lap_time(rows, pred.hi),
             "loss_s": pred.loss, "loss_lo_s": pred.lo, "loss_hi_s": pred.hi,
             **cliff, **deg,
+            **{f"forecast{h}_s": model_forecast(rows, projection, h)[0] for h in HORIZONS},
         }, index=rows.index)
         out = out.join(wear_df)
         wear_dicts = out[[f"wear_{c}" for c in CORNERS]].to_dict("records")
