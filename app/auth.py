@@ -305,6 +305,15 @@ def configure(server: Flask) -> None:
     server.add_url_rule("/logout", "auth_logout", logout, methods=["GET", "POST"])
 
 
+def garage_banner() -> object:
+    """The garage hides the header: with auth off it shows "open access" in a corner instead."""
+    from dash import html
+
+    if Settings.from_env().auth:
+        return None
+    return html.Div("open access", className="open-access-garage", id="access-badge-garage")
+
+
 def banner() -> object:
     """The header's access note: "open access" when auth is off, else a log-out link."""
     import dash_bootstrap_components as dbc

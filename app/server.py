@@ -54,7 +54,7 @@ def create_dash(server: Flask) -> dash.Dash:
     app.index_string = INDEX
     from app import feed
     feed.register(server)   # /ws/live next to the pages: assets/live.js connects to it
-    app.layout = html.Div([dcc.Location(id="url", refresh="callback-nav"), *shell(), navbar(),
+    app.layout = html.Div([dcc.Location(id="url", refresh="callback-nav"), *shell(), navbar(), auth.garage_banner(),
                            dbc.Container(dash.page_container, fluid=True)], id="root")
     app.clientside_callback(
         """function(path, search) {

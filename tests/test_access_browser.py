@@ -79,3 +79,25 @@ def test_a_kiosk_link_opens_the_garage_and_nothing_else(dash_br, site, make_toke
     dash_br.driver.get(site + "/car?car=13")
     body = dash_br.driver.find_element("tag name", "body").text
     assert "a kiosk shows /garage only" in body
+
+
+def test_open_access_is_said_on_every_page_garage_included(dash_br, redis_server, tmp_path, screenshots, monkeypatch):
+    """PITWALL_AUTH=off (what `make demo` runs): the header says "open access"; the garage, which
+    hides the header, says it in a corner."""
+    settings = Settings.from_env({}).with_(redis_url=redis_server.url, http_port=free_port(), data_dir=tmp_path)
+    monkeypatch.setenv("PITWALL_AUTH", "off")        # this module is marked auth (on) for the other tests
+    proc = commands.spawn(settings, log_path=tmp_path / "web.log")
+    try:
+        site = f"http://127.0.0.1:{settings.http_port}"
+        dash_br.server_url = site
+        for path in ("/", "/map", "/car", "/strategy", "/driver", "/sessions", "/reports"):
+            dash_br.driver.get(site + path)
+            dash_br.wait_for_text_to_equal("#access-badge", "open access", timeout=20)
+            assert dash_br.find_element("#access-badge").is_displayed(), path
+        dash_br.driver.get(site + "/garage")
+        dash_br.wait_for_element("#access-badge-garage", timeout=20)
+        assert dash_br.find_element("#access-badge-garage").is_displayed()
+        assert not dash_br.find_element("#access-badge").is_displayed(), "the header is hidden in the garage"
+        dash_br.driver.save_screenshot(str(screenshots / "access_open_garage.png"))
+    finally:
+        commands.stop(proc)
