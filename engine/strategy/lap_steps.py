@@ -136,7 +136,7 @@ def caution_blend(w, d, p, r, lap, fl, fc, n, last):
             start = d.c_start[r, lap + 1]        # the SC comes out before this car ends its lap
             for i in range(n):
                 c = order[i]
-                after = (t[c] + lt[c] - start) / lt[c]
+                after = min((t[c] + lt[c] - start) / lt[c], 1.0)
                 if after > 0.0:
                     slow = (1.0 - after) * lt[c] + after * p.fcy_lap
                     if lt[c] < slow:
