@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.strategy.kernel_inputs import GREEN, SC, Draws, Out, Params, PlanArrays, Start, loop, work
+from engine.strategy.kernel_inputs import GREEN, SC, Draws, Out, Params, PlanArrays, Start, Work, loop, work
 from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, mark_late,
                                        out_lap_resort, passing_walk, retirements, sc_ghost)
 
@@ -42,11 +42,11 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "50de71df7c3fa0ee"
+STEPS_DIGEST = "631192325aecb86b"
 
 
 @loop
-def reset(w, st, d, r, init_order):
+def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
     """A race's initial state: running cars in order of their race time, cars retired already last;
     returns the number running."""
     order, alive0 = w.order, st.alive0
@@ -77,7 +77,7 @@ def reset(w, st, d, r, init_order):
 
 
 @loop
-def classify(w, st, o, s, r, n):
+def classify(w: Work, st: Start, o: Out, s: int, r: int, n: int) -> None:
     """Finishers in running order, then retirements (later first, then by slot)."""
     order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
     pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
@@ -101,7 +101,7 @@ def classify(w, st, o, s, r, n):
 
 
 @njit(cache=True, nogil=True)
-def pit_lists(pl, L, C):
+def pit_lists(pl: PlanArrays, L: int, C: int) -> tuple:
     """The cars that may stop at the end of each lap under any strategy (CSR lists), and the cars
     that may stop at a caution: the in-lap step visits only those."""
     S = pl.pit_at.shape[0]
@@ -128,7 +128,8 @@ def pit_lists(pl, L, C):
 
 
 @loop
-def races(w, st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car):
+def races(w: Work, st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int,
+          init_order: np.ndarray, pit_ptr: np.ndarray, pit_car: np.ndarray, caution_car: np.ndarray) -> None:
     """Every strategy over races r0..r1-1, lap by lap, in TUMFTM's order of a lap."""
     S, L, C = pl.pit_at.shape
     ghost_mode = p.sc_bunches and p.sc_lap > 0.0
