@@ -29,37 +29,6 @@ def sc_at_lap_start(flag, r, lap):
 
 
 @step
-def reset(w, st, d, r, init_order):
-    """A race's initial state: running cars in order of their race time, cars retired already last;
-    returns the number running."""
-    order, alive0 = w.order, st.alive0
-    n = 0
-    for i in range(init_order.size):
-        c = init_order[i]
-        if alive0[c]:
-            order[n] = c
-            n += 1
-    t, alive, ret_lap, ret_slot, age, k0, k1 = w.t, w.alive, w.ret_lap, w.ret_slot, w.age, w.k0, w.k1
-    stops, out_m, cold, cau_pitted, duel_lap, stop_lap = w.stops, w.out_m, w.cold, w.cau_pitted, w.duel_lap, w.stop_lap
-    t0, age0, k0_0, k1_r = st.t0, st.age0, st.k0, d.k1
-    for c in range(alive0.size):
-        t[c] = t0[c]
-        alive[c] = alive0[c]
-        ret_lap[c] = -1 if alive0[c] else -2
-        ret_slot[c] = 0
-        age[c] = age0[c]
-        k0[c] = k0_0[c]
-        k1[c] = k1_r[r, c]
-        stops[c] = 0
-        out_m[c] = -1
-        cold[c] = False
-        cau_pitted[c] = False
-        duel_lap[c] = -1
-        stop_lap[c] = -1
-    return n
-
-
-@step
 def out_lap_resort(w, d, p, r, lap, fl, n):
     """Step 1: out-lap of last lap's stops; re-sort by it, keep the cars behind at the minimum gap."""
     order, prev_order, prev_slot, lt, raw, t, out_m = w.order, w.prev_order, w.prev_slot, w.lt, w.raw, w.t, w.out_m
@@ -256,13 +225,13 @@ def retirements(w, d, p, r, lap, n, L):
     TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
     (cars running, the next lap with a retirement)."""
     order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
-    retire_lap = d.retire_lap
+    retire_lap, retire_s = d.retire_lap, d.retire_s
     j = 0
     next_ret = L
     for i in range(n):
         c = order[i]
         rl = retire_lap[r, c]
-        if rl == lap:
+        if rl == lap or t[c] + lt[c] > retire_s[r, c]:      # NaN compares False
             alive[c] = False
             ret_lap[c] = lap
             ret_slot[c] = i
@@ -272,7 +241,7 @@ def retirements(w, d, p, r, lap, n, L):
             key[c] = t[c] + lt[c]
             if lap < rl < next_ret:
                 next_ret = rl
-    if p.resort_on_retirement:
+    if p.resort_on_retirement and j < n:
         insertion_sort(order, j, key)
     return j, next_ret
 
@@ -376,27 +345,3 @@ def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, 
     if any_in:
         insertion_sort(w.order, n, t)
     return n_out
-
-
-@step
-def classify(w, st, o, s, r, n):
-    """Finishers in running order, then retirements (later first, then by slot)."""
-    order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
-    pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
-    for i in range(n):
-        c = order[i]
-        pos[s, r, c] = i + 1
-        time[s, r, c] = t[c]
-        out_stops[s, r, c] = stops[c]
-    k = 0
-    for c in range(t0.size):
-        if not alive[c]:
-            order[n + k] = c
-            key[c] = -ret_lap[c] * 1000.0 + ret_slot[c] + (t0[c] * 1e-6 if ret_lap[c] == -2 else 0.0)
-            k += 1
-    insertion_sort(order[n:], k, key)
-    for i in range(n, n + k):
-        c = order[i]
-        pos[s, r, c] = i + 1
-        time[s, r, c] = np.nan
-        out_stops[s, r, c] = stops[c]
