@@ -74,6 +74,7 @@ class Draws(NamedTuple):
     c_start: np.ndarray      # (R, L) float64 race time a caution starts on its first lap (NaN: at c_from)
     drs_ok: np.ndarray       # (R, L) bool
     retire_lap: np.ndarray   # (R, C) int64
+    retire_s: np.ndarray     # (R, C) float64 race time a car retires at (NaN: on retire_lap)
 
 
 class PlanArrays(NamedTuple):
@@ -117,6 +118,7 @@ class Work(NamedTuple):
     ret_lap: np.ndarray
     ret_slot: np.ndarray
     key: np.ndarray
+    late: np.ndarray        # on an SC: the car was still on its previous lap when the SC came out
 
 
 @njit(cache=True, nogil=True)
@@ -126,4 +128,4 @@ def work(C: int) -> Work:
     return Work(np.empty(C, i8), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.empty(C), np.empty(C),
                 np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C))
+                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, np.bool_))

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.strategy.kernel_inputs import FCY, GREEN, SC, step
+from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Start, Work, step
 
 
 @step
-def insertion_sort(order, n, key):
+def insertion_sort(order: np.ndarray, n: int, key: np.ndarray) -> None:
     """Stable in-place sort of order[:n] by key[order[i]]; almost sorted input costs one pass."""
     for i in range(1, n):
         c = order[i]
@@ -23,47 +23,17 @@ def insertion_sort(order, n, key):
 
 
 @step
-def sc_at_lap_start(flag, r, lap):
+def sc_at_lap_start(flag: np.ndarray, r: int, lap: int) -> bool:
     """The safety car was already out when this lap began (it is the SC's second lap or later)."""
     return lap > 0 and flag[r, lap] == SC and flag[r, lap - 1] == SC
 
 
 @step
-def reset(w, st, d, r, init_order):
-    """A race's initial state: running cars in order of their race time, cars retired already last;
-    returns the number running."""
-    order, alive0 = w.order, st.alive0
-    n = 0
-    for i in range(init_order.size):
-        c = init_order[i]
-        if alive0[c]:
-            order[n] = c
-            n += 1
-    t, alive, ret_lap, ret_slot, age, k0, k1 = w.t, w.alive, w.ret_lap, w.ret_slot, w.age, w.k0, w.k1
-    stops, out_m, cold, cau_pitted, duel_lap, stop_lap = w.stops, w.out_m, w.cold, w.cau_pitted, w.duel_lap, w.stop_lap
-    t0, age0, k0_0, k1_r = st.t0, st.age0, st.k0, d.k1
-    for c in range(alive0.size):
-        t[c] = t0[c]
-        alive[c] = alive0[c]
-        ret_lap[c] = -1 if alive0[c] else -2
-        ret_slot[c] = 0
-        age[c] = age0[c]
-        k0[c] = k0_0[c]
-        k1[c] = k1_r[r, c]
-        stops[c] = 0
-        out_m[c] = -1
-        cold[c] = False
-        cau_pitted[c] = False
-        duel_lap[c] = -1
-        stop_lap[c] = -1
-    return n
-
-
-@step
-def out_lap_resort(w, d, p, r, lap, fl, n):
+def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: int) -> None:
     """Step 1: out-lap of last lap's stops; re-sort by it, keep the cars behind at the minimum gap."""
     order, prev_order, prev_slot, lt, raw, t, out_m = w.order, w.prev_order, w.prev_slot, w.lt, w.raw, w.t, w.out_m
     flag = d.flag
+    ghost = p.sc_bunches and p.sc_lap > 0.0    # TUMFTM's SC: its laps are counted from each car's race time
     for i in range(n):
         c = order[i]
         prev_order[i] = c
@@ -74,10 +44,12 @@ def out_lap_resort(w, d, p, r, lap, fl, n):
             still = 0.0 if p.standstill_in else d.standstill[r, c, m]
             drive = p.pit_loss[GREEN] - p.pit_in[GREEN]
             if sc_at_lap_start(flag, r, lap):
-                if sc_at_lap_start(flag, r, lap - 1):
-                    drive = p.pit_loss[SC] - p.pit_in[SC]
+                if sc_at_lap_start(flag, r, lap - 1) or (ghost and w.late[c]):
+                    drive = p.pit_loss[SC] - p.pit_in[SC]     # the SC was out before its in-lap began
                 else:
                     drive = p.pit_loss[FCY] - p.pit_in[FCY]
+            elif fl == SC and ghost and t[c] > d.c_start[r, lap]:
+                drive = p.pit_loss[FCY] - p.pit_in[FCY]       # the SC came out during its in-lap
             elif fl == FCY and d.c_from[r, lap] == 0.0:
                 fcy_drive = p.pit_loss[FCY] - p.pit_in[FCY]
                 if d.c_to[r, lap] * p.fcy_lap > fcy_drive + still:
@@ -98,7 +70,7 @@ def out_lap_resort(w, d, p, r, lap, fl, n):
 
 
 @step
-def lap_times(w, d, p, r, lap, fl, fc, n, has_out):
+def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, has_out: bool) -> None:
     """Step 2: lap times, with DRS in two halves: the gap at the line before and after the out-lap
     re-sort (no DRS behind a car that was in the pit lane)."""
     if fl == FCY:
@@ -150,23 +122,37 @@ def lap_times(w, d, p, r, lap, fl, fc, n, has_out):
 
 
 @step
-def caution_blend(w, d, p, r, lap, fl, fc, n):
+def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int,
+                  last: bool) -> tuple[bool, float]:
     """Step 3a: the lap's caution part at the FCY lap (a floor, gaps frozen) or each lap x its
     multiplier; returns (overtaking allowed, minimum gap). On a caution's first lap with a start
     race time, each car's part is placed by its own race time (TUMFTM: a car that began the lap
-    after the start runs it all under the caution, one that ended it before runs it green)."""
+    after the start runs it all under the caution, one that ended it before runs it green). On an
+    SC's last lap a late car (`mark_late`) is out of it already: its lap is green."""
     overtake_ok = True
     gap = p.gap
-    if fl == GREEN:
-        return overtake_ok, gap
     order, lt, t = w.order, w.lt, w.t
+    if fl == GREEN:
+        if p.fcy_lap > 0.0 and lap + 1 < d.flag.shape[1] and d.flag[r, lap + 1] == SC:
+            start = d.c_start[r, lap + 1]        # the SC comes out before this car ends its lap
+            for i in range(n):
+                c = order[i]
+                after = min((t[c] + lt[c] - start) / lt[c], 1.0)
+                if after > 0.0:
+                    slow = (1.0 - after) * lt[c] + after * p.fcy_lap
+                    if lt[c] < slow:
+                        lt[c] = slow
+        return overtake_ok, gap
     start = d.c_start[r, lap]
     per_car = not np.isnan(start)
     end = d.c_to[r, lap]
     if p.fcy_lap > 0.0:
         fcy_lap = p.fcy_lap
+        late = w.late
         for i in range(n):
             c = order[i]
+            if last and late[c]:
+                continue
             f = fc
             if per_car:
                 before = (start - t[c]) / lt[c]
@@ -192,33 +178,62 @@ def caution_blend(w, d, p, r, lap, fl, fc, n):
 
 
 @step
-def sc_ghost(w, p, n, ghost):
-    """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
-    position P may not be ahead of it + P x the SC gap. Returns the ghost's new race time."""
-    order, lt, t = w.order, w.lt, w.t
-    gap_sc = p.gap_sc
-    ghost += p.sc_lap
+def mark_late(w: Work, d: Draws, r: int, lap: int, n: int) -> int:
+    """On an SC's first lap: the cars that were still on their previous lap when it came out (their
+    race time at the line is past its start). TUMFTM starts such a car's SC ghost a lap earlier, so
+    it runs one SC lap behind the others. Returns how many there are."""
+    order, t, late = w.order, w.t, w.late
+    start = d.c_start[r, lap]
+    k = 0
     for i in range(n):
         c = order[i]
-        need = ghost + (i + 1) * gap_sc - t[c]
+        late[c] = not np.isnan(start) and t[c] > start
+        k += late[c]
+    return k
+
+
+@step
+def sc_ghost(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ghost: float, ghost_set: bool,
+             last: bool) -> float:
+    """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
+    position P may not be ahead of it + P x the SC gap (a late car: one SC lap more, from the SC's
+    first lap, and free on its last). Returns the ghost's new race time."""
+    order, lt, t, late = w.order, w.lt, w.t, w.late
+    gap_sc, sc_lap = p.gap_sc, p.sc_lap
+    if ghost_set:
+        ghost += sc_lap
+    line = d.sc_line[r, lap]
+    for i in range(n):
+        c = order[i]
+        if late[c]:
+            if last:
+                continue
+            g = (ghost if ghost_set else line) + sc_lap
+            if np.isnan(g):
+                continue
+        elif ghost_set:
+            g = ghost
+        else:
+            continue
+        need = g + (i + 1) * gap_sc - t[c]
         if lt[c] < need:
             lt[c] = need
     return ghost
 
 
 @step
-def retirements(w, d, p, r, lap, n, L):
+def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) -> tuple[int, int]:
     """Step 4: this lap's retirements leave the running order (their slot is kept for ties); with
     TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
     (cars running, the next lap with a retirement)."""
     order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
-    retire_lap = d.retire_lap
+    retire_lap, retire_s = d.retire_lap, d.retire_s
     j = 0
     next_ret = L
     for i in range(n):
         c = order[i]
         rl = retire_lap[r, c]
-        if rl == lap:
+        if rl == lap or t[c] + lt[c] > retire_s[r, c]:      # NaN compares False
             alive[c] = False
             ret_lap[c] = lap
             ret_slot[c] = i
@@ -228,13 +243,13 @@ def retirements(w, d, p, r, lap, n, L):
             key[c] = t[c] + lt[c]
             if lap < rl < next_ret:
                 next_ret = rl
-    if p.resort_on_retirement:
+    if p.resort_on_retirement and j < n:
         insertion_sort(order, j, key)
     return j, next_ret
 
 
 @step
-def passing_walk(w, st, p, lap, n, overtake_ok, gap):
+def passing_walk(w: Work, st: Start, p: Params, lap: int, n: int, overtake_ok: bool, gap: float) -> None:
     """Step 5: the walk from the front on the race times at the line, repeated until nobody moves."""
     t, order, lt, raw, duel_lap = w.t, w.order, w.lt, w.raw, w.duel_lap
     bias, team, teamorder = st.bias, st.team, st.teamorder
@@ -279,7 +294,8 @@ def passing_walk(w, st, p, lap, n, overtake_ok, gap):
 
 
 @step
-def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, L):
+def in_lap_resort(w: Work, d: Draws, p: Params, pl: PlanArrays, s: int, r: int, lap: int, fl: int, n: int,
+                  pit_ptr: np.ndarray, pit_car: np.ndarray, caution_car: np.ndarray, L: int) -> int:
     """Step 6: in-lap of this lap's stops (planned, or at a caution's first lap): new tyres, the
     field re-sorted without a fight. Returns the number of cars now in the pit lane (split stops)."""
     n_caution_cars = caution_car.size
@@ -288,6 +304,7 @@ def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, 
     n_list = pit_ptr[lap + 1] - pit_ptr[lap]
     if n_list == 0 and not caution_start:
         return 0
+    late_ok = p.sc_bunches and p.sc_lap > 0.0 and not (lap > 0 and fl == SC and d.flag[r, lap - 1] == SC)
     pit_at, on_caution = pl.pit_at, pl.on_caution
     t, stops, stop_lap, cau_pitted, alive = w.t, w.stops, w.stop_lap, w.cau_pitted, w.alive
     M = pl.next_k0.shape[2]
@@ -310,9 +327,11 @@ def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, 
         if p.split_pit:
             state = GREEN
             if fl == SC:
-                state = SC if sc_at_lap_start(d.flag, r, lap) else FCY
+                state = SC if sc_at_lap_start(d.flag, r, lap) or (late_ok and w.late[c]) else FCY
             elif fl == FCY and d.c_to[r, lap] >= 1.0:
                 state = FCY
+            elif late_ok and lap + 1 < L and d.flag[r, lap + 1] == SC and t[c] > d.c_start[r, lap + 1]:
+                state = FCY               # for this car the SC came out during its in-lap
             t[c] += p.pit_in[state]
             if p.standstill_in:
                 t[c] += d.standstill[r, c, m]
@@ -329,27 +348,3 @@ def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, 
     if any_in:
         insertion_sort(w.order, n, t)
     return n_out
-
-
-@step
-def classify(w, st, o, s, r, n):
-    """Finishers in running order, then retirements (later first, then by slot)."""
-    order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
-    pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
-    for i in range(n):
-        c = order[i]
-        pos[s, r, c] = i + 1
-        time[s, r, c] = t[c]
-        out_stops[s, r, c] = stops[c]
-    k = 0
-    for c in range(t0.size):
-        if not alive[c]:
-            order[n + k] = c
-            key[c] = -ret_lap[c] * 1000.0 + ret_slot[c] + (t0[c] * 1e-6 if ret_lap[c] == -2 else 0.0)
-            k += 1
-    insertion_sort(order[n:], k, key)
-    for i in range(n, n + k):
-        c = order[i]
-        pos[s, r, c] = i + 1
-        time[s, r, c] = np.nan
-        out_stops[s, r, c] = stops[c]
