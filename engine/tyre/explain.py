@@ -10,12 +10,13 @@ import pandas as pd
 
 from engine.race.corners import CORNER_NAMES, CORNERS
 from engine.tyre.dataset import FEATURES
+from engine.tyre.model import TyreModel
 
 MAX_CHARS = 80
 TOP = 3
 
 
-def contributions(model, X: np.ndarray) -> np.ndarray:
+def contributions(model: TyreModel, X: np.ndarray) -> np.ndarray:
     """Per-feature contributions to the predicted loss (s), shape (n, len(FEATURES)); bias dropped."""
     import xgboost as xgb
 
@@ -123,7 +124,7 @@ def _lines(x: np.ndarray, contrib: np.ndarray, wear: dict | None, top: int) -> l
     return lines
 
 
-def top_reasons(model, X: np.ndarray, wear: list[dict] | None = None, top: int = TOP) -> list[list[str]]:
+def top_reasons(model: TyreModel, X: np.ndarray, wear: list[dict] | None = None, top: int = TOP) -> list[list[str]]:
     """For each row: up to `top` radio sentences for the largest contributions (by size)."""
     X = np.asarray(X, dtype=np.float32)
     contrib = contributions(model, X)
@@ -133,6 +134,6 @@ def top_reasons(model, X: np.ndarray, wear: list[dict] | None = None, top: int =
     return [_lines(X[i], contrib[i], wear[i] if wear is not None else None, top) for i in range(len(X))]
 
 
-def reasons_frame(model, rows: pd.DataFrame, wear: list[dict] | None = None) -> pd.Series:
+def reasons_frame(model: TyreModel, rows: pd.DataFrame, wear: list[dict] | None = None) -> pd.Series:
     """top_reasons for a frame of feature rows, as a Series of lists aligned with `rows`."""
     return pd.Series(top_reasons(model, rows[list(FEATURES)].to_numpy(np.float32), wear), index=rows.index)
