@@ -188,6 +188,14 @@ def test_a_stop_pays_from_the_lap_worked_out_by_hand():
     np.testing.assert_array_equal(np.concatenate([rising, flat, drift, last]), [3.0, 1.0, np.inf, np.inf])
 
 
+def test_without_a_pit_loss_there_is_no_call_rather_than_none_before_the_flag():
+    from engine.tyre.cliff import cliff_call
+
+    out = cliff_call(np.array([3.0, 0.0]), np.array([0.0, 0.0]), np.array([0.01, 0.01]), 20, np.array([np.nan, 29.0]))
+    assert np.isnan(out["laps_to_cliff"][0]) and np.isinf(out["laps_to_cliff"][1])
+    assert cliff_call(np.array([3.0]), np.array([0.0]), np.array([0.01]), 20, 29.0)["laps_to_cliff"][0] == 1.0
+
+
 def test_backtest_scores_calls_against_what_happened_by_hand():
     from engine.tyre.backtest import score
 
