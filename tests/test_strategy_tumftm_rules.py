@@ -176,8 +176,9 @@ def test_incidents_cost_a_car_one_of_the_measured_losses_on_green_laps_only():
 
 def test_a_safety_car_start_is_placed_in_each_cars_own_race_time():
     """TUMFTM places a caution in race time, per car: the SC comes out 30 s into the leader's lap 4;
-    a car 10 s behind runs 20 s of it green, a car 40 s behind (on its lap 3 when the SC came out)
-    runs all of lap 4 at the FCY lap. Without a start time every car runs the same fraction."""
+    a car 10 s behind runs 20 s of it green; a car 40 s behind was on its lap 3 when the SC came out:
+    it runs the last 10 s of lap 3 at the FCY lap, and this one-lap SC is over for it after that
+    lap (its ghost counted from lap 3). Without a start time every car runs the same fraction."""
     f = field([0.0, 10.0, 40.0], [67.0, 67.0, 67.0])
     caut = cautions({3: SC}, laps=5)
     uniform = run(f, replace(TUM, total_laps=5), replace(caut, c_from=np.array([[0, 0, 0, 30 / 67, 0]], np.float32)))
@@ -185,6 +186,26 @@ def test_a_safety_car_start_is_placed_in_each_cars_own_race_time():
     start[0, 3] = 3 * 67.0 + 30.0
     placed = run(f, replace(TUM, total_laps=5), replace(caut, start_s=start))
     lap4 = lambda res: res.race_time_s[0, 0] - 5 * 67.0 - np.array([0.0, 10.0, 40.0])   # lap 4's extra time
-    frac_green = np.array([30.0, 20.0, 0.0]) / 67.0
-    assert lap4(placed) == pytest.approx((1 - frac_green) * (94.0 - 67.0), abs=1e-3)
+    frac_slow = np.array([37.0, 47.0, 10.0]) / 67.0
+    assert lap4(placed) == pytest.approx(frac_slow * (94.0 - 67.0), abs=1e-3)
     assert lap4(uniform) == pytest.approx(np.full(3, (1 - 30 / 67) * (94.0 - 67.0)), abs=1e-3)
+
+
+def test_a_car_still_on_its_previous_lap_when_the_sc_came_out_runs_one_sc_lap_behind():
+    """TUMFTM starts a car's SC ghost on the lap its race time first meets the SC: a car 80 s back
+    was still on lap 3 when the SC came out 30 s into the leader's lap 4, so it is held one SC lap
+    (107 s) further back than the cars that met it on lap 4, and is free on the SC's last lap (it
+    left the SC a lap earlier). With the start shared by all cars it ends bunched at P3."""
+    f = field([0.0, 10.0, 80.0], [67.0, 67.0, 67.0])
+    laps = 14
+    rules = replace(TUM, total_laps=laps)
+    caut = cautions({k: SC for k in range(3, 11)}, laps=laps)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 3], line[0, 3] = 3 * 67.0 + 30.0, 283.0
+    c_from = np.zeros((1, laps), np.float32)
+    c_from[0, 3] = 30 / 67
+    placed = run(f, rules, replace(caut, start_s=start, sc_line_s=line))
+    shared = run(f, rules, replace(caut, sc_line_s=line, c_from=c_from))
+    gaps = lambda res: res.race_time_s[0, 0] - res.race_time_s[0, 0, 0]
+    assert gaps(shared) == pytest.approx([0.0, 0.8, 1.6], abs=1e-3)
+    assert gaps(placed) == pytest.approx([0.0, 0.8, 107.0 + 1.6 - (107.0 - 67.0)], abs=1e-3)

@@ -35,9 +35,14 @@ from numba import njit
 
 from engine.strategy.kernel_inputs import GREEN, SC, Draws, Out, Params, PlanArrays, Start, loop, work
 from engine.strategy.lap_steps import (caution_blend, classify, in_lap_resort, lap_times, out_lap_resort,
-                                       passing_walk, reset, retirements, sc_ghost)
+                                       mark_late, passing_walk, reset, retirements, sc_ghost)
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
+
+# numba caches races/run keyed on this file's text only: a change to the steps they call would run the
+# stale compiled code. This digest of kernel_inputs.py + lap_steps.py (tests/test_strategy_kernel.py
+# checks it) changes this file whenever they change.
+STEPS_DIGEST = "467cf134a5727d3c"
 
 
 @njit(cache=True, nogil=True)
@@ -83,6 +88,7 @@ def races(w, st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car)
             next_ret = first_ret
             ghost_set = False
             ghost = 0.0
+            n_late = 0
             for lap in range(L):
                 fl = d.flag[r, lap]
                 fc = (d.c_to[r, lap] - d.c_from[r, lap]) if fl != GREEN else 0.0
@@ -90,9 +96,12 @@ def races(w, st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car)
                 if has_out:
                     out_lap_resort(w, d, p, r, lap, fl, n)
                 lap_times(w, d, p, r, lap, fl, fc, n, has_out)
-                overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n)
-                if fl == SC and ghost_mode and ghost_set:
-                    ghost = sc_ghost(w, p, n, ghost)
+                sc_last = fl == SC and (lap == L - 1 or d.flag[r, lap + 1] != SC)
+                if fl == SC and ghost_mode and not ghost_set:
+                    n_late = mark_late(w, d, r, lap, n)
+                overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n, sc_last and n_late > 0)
+                if fl == SC and ghost_mode and (ghost_set or n_late > 0):
+                    ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_last)
                 if lap == next_ret:
                     n, next_ret = retirements(w, d, p, r, lap, n, L)
                 passing_walk(w, st, p, lap, n, overtake_ok, gap)
@@ -105,6 +114,7 @@ def races(w, st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car)
                         ghost_set = True
                 else:
                     ghost_set = False
+                    n_late = 0
             classify(w, st, o, s, r, n)
 
 

@@ -117,6 +117,7 @@ class Work(NamedTuple):
     ret_lap: np.ndarray
     ret_slot: np.ndarray
     key: np.ndarray
+    late: np.ndarray        # on an SC: the car was still on its previous lap when the SC came out
 
 
 @njit(cache=True, nogil=True)
@@ -126,4 +127,4 @@ def work(C: int) -> Work:
     return Work(np.empty(C, i8), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.empty(C), np.empty(C),
                 np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C))
+                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, np.bool_))

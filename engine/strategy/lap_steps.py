@@ -64,6 +64,7 @@ def out_lap_resort(w, d, p, r, lap, fl, n):
     """Step 1: out-lap of last lap's stops; re-sort by it, keep the cars behind at the minimum gap."""
     order, prev_order, prev_slot, lt, raw, t, out_m = w.order, w.prev_order, w.prev_slot, w.lt, w.raw, w.t, w.out_m
     flag = d.flag
+    ghost = p.sc_bunches and p.sc_lap > 0.0    # TUMFTM's SC: its laps are counted from each car's race time
     for i in range(n):
         c = order[i]
         prev_order[i] = c
@@ -74,10 +75,12 @@ def out_lap_resort(w, d, p, r, lap, fl, n):
             still = 0.0 if p.standstill_in else d.standstill[r, c, m]
             drive = p.pit_loss[GREEN] - p.pit_in[GREEN]
             if sc_at_lap_start(flag, r, lap):
-                if sc_at_lap_start(flag, r, lap - 1):
-                    drive = p.pit_loss[SC] - p.pit_in[SC]
+                if sc_at_lap_start(flag, r, lap - 1) or (ghost and w.late[c]):
+                    drive = p.pit_loss[SC] - p.pit_in[SC]     # the SC was out before its in-lap began
                 else:
                     drive = p.pit_loss[FCY] - p.pit_in[FCY]
+            elif fl == SC and ghost and t[c] > d.c_start[r, lap]:
+                drive = p.pit_loss[FCY] - p.pit_in[FCY]       # the SC came out during its in-lap
             elif fl == FCY and d.c_from[r, lap] == 0.0:
                 fcy_drive = p.pit_loss[FCY] - p.pit_in[FCY]
                 if d.c_to[r, lap] * p.fcy_lap > fcy_drive + still:
@@ -150,23 +153,36 @@ def lap_times(w, d, p, r, lap, fl, fc, n, has_out):
 
 
 @step
-def caution_blend(w, d, p, r, lap, fl, fc, n):
+def caution_blend(w, d, p, r, lap, fl, fc, n, last):
     """Step 3a: the lap's caution part at the FCY lap (a floor, gaps frozen) or each lap x its
     multiplier; returns (overtaking allowed, minimum gap). On a caution's first lap with a start
     race time, each car's part is placed by its own race time (TUMFTM: a car that began the lap
-    after the start runs it all under the caution, one that ended it before runs it green)."""
+    after the start runs it all under the caution, one that ended it before runs it green). On an
+    SC's last lap a late car (`mark_late`) is out of it already: its lap is green."""
     overtake_ok = True
     gap = p.gap
-    if fl == GREEN:
-        return overtake_ok, gap
     order, lt, t = w.order, w.lt, w.t
+    if fl == GREEN:
+        if p.fcy_lap > 0.0 and lap + 1 < d.flag.shape[1] and d.flag[r, lap + 1] == SC:
+            start = d.c_start[r, lap + 1]        # the SC comes out before this car ends its lap
+            for i in range(n):
+                c = order[i]
+                after = (t[c] + lt[c] - start) / lt[c]
+                if after > 0.0:
+                    slow = (1.0 - after) * lt[c] + after * p.fcy_lap
+                    if lt[c] < slow:
+                        lt[c] = slow
+        return overtake_ok, gap
     start = d.c_start[r, lap]
     per_car = not np.isnan(start)
     end = d.c_to[r, lap]
     if p.fcy_lap > 0.0:
         fcy_lap = p.fcy_lap
+        late = w.late
         for i in range(n):
             c = order[i]
+            if last and late[c]:
+                continue
             f = fc
             if per_car:
                 before = (start - t[c]) / lt[c]
@@ -192,15 +208,43 @@ def caution_blend(w, d, p, r, lap, fl, fc, n):
 
 
 @step
-def sc_ghost(w, p, n, ghost):
-    """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
-    position P may not be ahead of it + P x the SC gap. Returns the ghost's new race time."""
-    order, lt, t = w.order, w.lt, w.t
-    gap_sc = p.gap_sc
-    ghost += p.sc_lap
+def mark_late(w, d, r, lap, n):
+    """On an SC's first lap: the cars that were still on their previous lap when it came out (their
+    race time at the line is past its start). TUMFTM starts such a car's SC ghost a lap earlier, so
+    it runs one SC lap behind the others. Returns how many there are."""
+    order, t, late = w.order, w.t, w.late
+    start = d.c_start[r, lap]
+    k = 0
     for i in range(n):
         c = order[i]
-        need = ghost + (i + 1) * gap_sc - t[c]
+        late[c] = not np.isnan(start) and t[c] > start
+        k += late[c]
+    return k
+
+
+@step
+def sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, last):
+    """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
+    position P may not be ahead of it + P x the SC gap (a late car: one SC lap more, from the SC's
+    first lap, and free on its last). Returns the ghost's new race time."""
+    order, lt, t, late = w.order, w.lt, w.t, w.late
+    gap_sc, sc_lap = p.gap_sc, p.sc_lap
+    if ghost_set:
+        ghost += sc_lap
+    line = d.sc_line[r, lap]
+    for i in range(n):
+        c = order[i]
+        if late[c]:
+            if last:
+                continue
+            g = (ghost if ghost_set else line) + sc_lap
+            if np.isnan(g):
+                continue
+        elif ghost_set:
+            g = ghost
+        else:
+            continue
+        need = g + (i + 1) * gap_sc - t[c]
         if lt[c] < need:
             lt[c] = need
     return ghost
@@ -288,6 +332,7 @@ def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, 
     n_list = pit_ptr[lap + 1] - pit_ptr[lap]
     if n_list == 0 and not caution_start:
         return 0
+    late_ok = p.sc_bunches and p.sc_lap > 0.0 and not (lap > 0 and fl == SC and d.flag[r, lap - 1] == SC)
     pit_at, on_caution = pl.pit_at, pl.on_caution
     t, stops, stop_lap, cau_pitted, alive = w.t, w.stops, w.stop_lap, w.cau_pitted, w.alive
     M = pl.next_k0.shape[2]
@@ -310,9 +355,11 @@ def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, 
         if p.split_pit:
             state = GREEN
             if fl == SC:
-                state = SC if sc_at_lap_start(d.flag, r, lap) else FCY
+                state = SC if sc_at_lap_start(d.flag, r, lap) or (late_ok and w.late[c]) else FCY
             elif fl == FCY and d.c_to[r, lap] >= 1.0:
                 state = FCY
+            elif late_ok and lap + 1 < L and d.flag[r, lap + 1] == SC and t[c] > d.c_start[r, lap + 1]:
+                state = FCY               # for this car the SC came out during its in-lap
             t[c] += p.pit_in[state]
             if p.standstill_in:
                 t[c] += d.standstill[r, c, m]
