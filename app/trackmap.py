@@ -34,6 +34,7 @@ class Outline:
         return np.interp(f, self.frac, self.x), np.interp(f, self.frac, self.y)
 
     def sector_marks(self, sector_starts_m: tuple[float, ...], length_m: float) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the sector starts on the outline."""
         return self.at(np.asarray(sector_starts_m) / length_m)
 
 

@@ -47,6 +47,7 @@ def main(argv: list[str]) -> dict:
     return {"session": session, "seconds": med["seconds"], "pages": med["pages"], "figures": med["figures"],
             "seconds_per_figure": round(med["render_seconds"] / max(med["figures"], 1), 3),
             "import_seconds": statistics.median(r["seconds"] for r in imports),
+            "import_cpu_seconds": statistics.median(r["cpu_seconds"] for r in imports),
             "runs_seconds": [r["seconds"] for r in runs], "cars": med["cars"],
             "compose_seconds": med["compose_seconds"], "render_seconds": med["render_seconds"],
             "pdf_seconds": med["pdf_seconds"],

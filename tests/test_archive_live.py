@@ -100,3 +100,28 @@ def test_archiver_killed_mid_race_loses_at_most_the_current_lap(r, redis_url, tm
     finally:
         _stop(replay)
         _stop(archiver)
+
+
+def test_archiver_survives_a_deleted_stream_and_a_malformed_value(r, tmp_path):
+    """In process, on a real Redis: the timing stream deleted under the archiver (its group goes
+    with it) and a tyre output that is not JSON: both counted or repaired, the next laps archived."""
+    import json
+
+    from engine.stages.archive import ArchiveStage
+    from engine.stages.timing import publish_crossing
+
+    stage = ArchiveStage(r, Archive(tmp_path / "archive"), "solo", shards=1)
+    stage.setup()
+    lap = {"session": "s1", "car": "7", "lap": 1, "lap_time_s": 90.1, "flag": "GF"}
+    publish_crossing(r, lap)
+    stage.read(">", None)
+    r.hset(keys.tyre_history("s1", "7"), 1, "not json")
+    stage.flush()
+    assert stage.errors == 1
+    r.delete(keys.LAPS_STREAM)                        # the group is gone with the stream
+    assert stage.read(">", 10) == 0                   # NOGROUP: groups made again, no crash
+    publish_crossing(r, {**lap, "lap": 2})
+    assert stage.read(">", 100) == 1
+    stage.flush()
+    got = stage.archive.read("s1", "laps")
+    assert list(got["lap"]) == [1, 2] and json.loads(json.dumps(list(got["car"]))) == ["7", "7"]

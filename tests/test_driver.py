@@ -17,13 +17,13 @@ from engine import keys
 from engine.contracts import InvalidPoint
 from engine.driver import alerts as A
 from engine.driver import telemetry as T
-from engine.driver.evaluate import load_race
 from engine.driver.profile import MIN_LAPS, MIN_LOSS_SHARE, DriverBook, DriverProfile
 from engine.driver.sections import SEGMENTS, fingerprint, summary
 from engine.driver.tables import profiles_frame
 from engine.stages.driver import DriverService, load_profiles
 from engine.driver.welford import Welford
 from engine.race.lap import clean_laps
+from engine.sources.coaching import load_race
 from engine.sources.grcup import find_race, read_laps
 from engine.sources.tracks import TRACKS
 
@@ -32,7 +32,8 @@ from engine.sources.tracks import TRACKS
 def barber(grcup):
     """Barber race 1: every car's laps and car #2's telemetry by official lap."""
     rf = find_race(grcup, "barber", 1)
-    laps, samples = load_race(rf)
+    race = load_race(rf)
+    laps, samples = race.laps, race.samples
     return laps, samples["2"]
 
 
@@ -334,7 +335,7 @@ def test_the_replay_timeline_drives_the_service_like_the_offline_evaluation(r, g
     raised = 0
     for rec in timeline.crossings.to_dict("records"):
         raised += len(svc.on_lap(rec["car"], rec, tel.get(int(rec["lap"])) if rec["car"] == "2" else None))
-    offline = judge_race(rf, load_race(rf), MIN_LOSS_SHARE)
+    offline = judge_race(load_race(rf), MIN_LOSS_SHARE)
     assert raised == offline["alerts"].sum() > 0
     assert len(r.xrange(keys.ALERTS_STREAM)) == raised
     assert load_profiles(r, timeline.session)["2"].telemetry is not None

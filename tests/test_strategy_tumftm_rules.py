@@ -209,3 +209,15 @@ def test_a_car_still_on_its_previous_lap_when_the_sc_came_out_runs_one_sc_lap_be
     gaps = lambda res: res.race_time_s[0, 0] - res.race_time_s[0, 0, 0]
     assert gaps(shared) == pytest.approx([0.0, 0.8, 1.6], abs=1e-3)
     assert gaps(placed) == pytest.approx([0.0, 0.8, 107.0 + 1.6 - (107.0 - 67.0)], abs=1e-3)
+
+
+def test_a_retirement_happens_on_the_lap_the_cars_race_time_passes_it():
+    """TUMFTM turns a retirement's race progress into the reference driver's race time and retires
+    a car on the lap its own race time passes it: c1 (231 s) stops on lap 4, c2 on lap 6 (its lap),
+    so c2 is classified ahead of c1 (later retirements first). On laps alone both stop on lap 6."""
+    f = field([0.0, 10.0, 40.0], [67.0, 67.0, 67.0])
+    rules = replace(TUM, total_laps=8)
+    by_lap = Cautions(np.zeros((1, 8), np.int8), np.array([[8, 5, 5]]))
+    by_time = replace(by_lap, retire_s=np.array([[np.nan, 231.0, np.nan]]))
+    assert run(f, rules, by_lap).position[0, 0].tolist() == [1, 2, 3]
+    assert run(f, rules, by_time).position[0, 0].tolist() == [1, 3, 2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -187,6 +188,14 @@ def test_a_stop_pays_from_the_lap_worked_out_by_hand():
     np.testing.assert_array_equal(np.concatenate([rising, flat, drift, last]), [3.0, 1.0, np.inf, np.inf])
 
 
+def test_without_a_pit_loss_there_is_no_call_rather_than_none_before_the_flag():
+    from engine.tyre.cliff import cliff_call
+
+    out = cliff_call(np.array([3.0, 0.0]), np.array([0.0, 0.0]), np.array([0.01, 0.01]), 20, np.array([np.nan, 29.0]))
+    assert np.isnan(out["laps_to_cliff"][0]) and np.isinf(out["laps_to_cliff"][1])
+    assert cliff_call(np.array([3.0]), np.array([0.0]), np.array([0.01]), 20, 29.0)["laps_to_cliff"][0] == 1.0
+
+
 def test_backtest_scores_calls_against_what_happened_by_hand():
     from engine.tyre.backtest import score
 
@@ -240,6 +249,30 @@ def test_radio_sentences_fit_80_characters_for_every_real_row(model, rows):
     assert max(len(s) for r in reasons for s in r) <= MAX_CHARS
     tyre_lines = [s for r in reasons for s in r if s.startswith("Front-left 78 %")]
     assert tyre_lines, "tyre evidence never made the top three"
+
+
+def test_radio_sentences_never_say_a_feature_name_or_no_data(model, rows):
+    """Issue 13 item 6: a sentence an engineer would say, with unit and sign; a missing value is
+    said in words (or left out), and a caution restart that is the largest reason comes first."""
+    from engine.tyre.explain import CAUTION, MISSING, TEMPLATES
+
+    assert set(TEMPLATES) == set(FEATURES) and set(MISSING) | set(CAUTION) | {"tyre_age", "stint_lap", "last_pit"} >= set(FEATURES)
+    X = matrix(rows)
+    reasons = top_reasons(model, X)
+    said = [s for r in reasons for s in r]
+    assert said and all(len(s) <= MAX_CHARS for s in said)
+    assert not [s for s in said if "no data" in s.lower() or re.search(r"\b[a-z0-9]+_[a-z0-9_]+\b", s)]  # snake_case
+    assert all(s.endswith(" s)") for s in said if "(" in s)                         # effect: sign and unit
+    assert sum(1 for s in said if "(" not in s) <= len(said) // 20                  # rarely cut to fit
+    assert any("No clean lap yet on these tyres" in s or "First timed lap" in s for s in said)
+    c = contributions(model, X)
+    quiet = [FEATURES.index(f) for f in ("last_fcy", "prev_fcy", "last_pit", "field_fcy")]
+    c[:, quiet] = np.where(X[:, quiet] == 0, 0.0, c[:, quiet])     # a flag at "no" says nothing
+    cols = [FEATURES.index(f) for f in CAUTION]
+    others = np.abs(np.delete(c, cols, axis=1)).max(axis=1)
+    restart = (rows["last_fcy"].to_numpy() == 1) & (np.abs(c[:, cols].sum(axis=1)) >= others)
+    assert restart.any()
+    assert all(reasons[i][0].startswith("Restart after a full-course yellow") for i in np.flatnonzero(restart))
 
 
 # --- the live service ---------------------------------------------------------------------------

@@ -82,6 +82,7 @@ def tyre_outputs(laps: pd.DataFrame, weather: pd.DataFrame, race_laps: int, mode
 
     svc = read_tyre_service(models_dir)
     out = svc.predict(laps, weather=weather, race_laps=race_laps, latest_only=False, pit_loss_s=pit_loss_s)
+    out["trained_on_this_race"] = str(laps["session"].iloc[0]) in svc.model.meta.get("trained_on", {})
     out["reasons"] = out["reasons"].map(lambda r: " | ".join(x.get("text", str(x)) if isinstance(x, dict) else str(x)
                                                              for x in (r or [])))
     out["actual_next_lap_s"] = (laps.set_index(["car", "lap"])["lap_time_s"]
@@ -98,7 +99,7 @@ def import_grcup(folder: Path, race: int | None, archive: Archive, models_dir: P
     from engine.sources.results import read_classification
     from engine.sources.tracks import TRACKS
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     files = pick_race(folder, race)
     laps = read_laps(files)
     if laps.empty:
@@ -124,6 +125,8 @@ def import_grcup(folder: Path, race: int | None, archive: Archive, models_dir: P
         "results_file": results_path.name if results_path else "", "imported_at": str(time.time()),
         "strategy": "Strategy calls are made live (the strategy stage); an imported session has none.",
     }
+    tyre = tyre_outputs(laps, weather, total_laps, models_dir, pit_loss_of(race_track(files, laps)))
+    meta["tyre_trained_on_this_race"] = "yes" if tyre["trained_on_this_race"].any() else "no"
     tables = {
         "meta": pd.DataFrame({"key": list(meta), "value": list(meta.values())}),
         "laps": laps,
@@ -131,10 +134,11 @@ def import_grcup(folder: Path, race: int | None, archive: Archive, models_dir: P
         "weather": weather.rename(columns={"time_utc": "t"}),
         "flags": flags_by_lap(laps),
         "telemetry": tel.assign(car=tel["car"].astype(str)) if len(tel) else tel,
-        "tyre": tyre_outputs(laps, weather, total_laps, models_dir, pit_loss_of(race_track(files, laps))),
+        "tyre": tyre.drop(columns="trained_on_this_race"),
         "alerts": driver_alerts(laps, files.track, files.session, samples),
     }
     archive.write_session(files.session, tables)
     return {"session": files.session, "track": files.track, "race": files.race,
             "rows": {k: int(len(v)) for k, v in tables.items()},
-            "seconds": round(time.perf_counter() - started, 3), "archive": str(archive.session_dir(files.session))}
+            "seconds": round(time.perf_counter() - started, 3),
+            "cpu_seconds": round(time.process_time() - cpu_started, 3), "archive": str(archive.session_dir(files.session))}

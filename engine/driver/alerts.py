@@ -51,6 +51,7 @@ def spec(channel: str) -> Channel:
 
 
 def floors(channels: list[str] | tuple[str, ...]) -> np.ndarray:
+    """The measurement floor of each channel (the smallest spread a z-score is divided by)."""
     return np.array([spec(c).floor for c in channels])
 
 
@@ -76,6 +77,7 @@ class Alert:
     session: str = ""
 
     def as_dict(self) -> dict:
+        """The alert as JSON-safe values (floats rounded to 3 decimals)."""
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 

@@ -38,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(args) -> int:
     from engine.driver.evaluate import evaluate
+    from engine.sources.coaching import load_races
     from engine.sources.grcup import discover, estimated_facts
 
-    result = evaluate(args.data, use_telemetry=not args.no_telemetry)
+    result = evaluate(load_races(args.data, use_telemetry=not args.no_telemetry))
     result["estimated_track_facts"] = estimated_facts(discover(args.data))
     if args.json:
         print(json.dumps(result, default=str))

@@ -18,16 +18,13 @@ too. Telemetry alerts apply to car #2 at Barber race 1 only (the only car with t
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from engine.driver import telemetry as T
 from engine.driver.profile import MIN_LAPS, YOUNG_LAPS, DriverBook
-from engine.race.lap import clean_laps
-from engine.sources.grcup import RaceFiles, discover, race_track, read_laps, read_telemetry
-from engine.replay.timeline import align_telemetry
+from engine.sources.tracks import Track
 
 ANOMALY_SHARE = 0.03
 FIELD_WIDE_SHARE = 0.5     # a lap number on which at least half the field was anomalous
@@ -35,35 +32,29 @@ TARGET_FALSE_ALERT_RATE = 0.02
 LOSS_GRID = (0.0, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03)
 
 
-def race_telemetry(rf: RaceFiles, laps: pd.DataFrame) -> dict[str, dict[int, dict]]:
-    """Each telemetry car's samples by official lap (clock and lap numbering aligned by the
-    replay's `align_telemetry`: the GR Cup logger counts laps its own way, 2 ahead at Barber R1)."""
-    path = rf.telemetry_wide or rf.telemetry_long
-    if path is None:
-        return {}
-    tel = read_telemetry(path)
-    return {car: T.laps_of(align_telemetry(g, laps[laps["car"] == car]))
-            for car, g in tel.groupby("car") if (laps["car"] == car).any()}
+@dataclass
+class RaceLaps:
+    """One race as the evaluation takes it: its laps (with the clean flag) and its telemetry cars'
+    samples by official lap (engine.sources.coaching reads them)."""
+
+    session: str
+    race: int                       # 1 or 2: the held-out folds pair the races of a weekend
+    track: Track
+    laps: pd.DataFrame
+    samples: dict[str, dict[int, dict]] = field(default_factory=dict)
 
 
-def load_race(rf: RaceFiles, use_telemetry: bool = True) -> tuple[pd.DataFrame, dict]:
-    """A race's laps (with the clean flag) and its telemetry cars' samples by official lap."""
-    laps = read_laps(rf)
-    laps["clean"] = clean_laps(laps)
-    return laps, race_telemetry(rf, laps) if use_telemetry else {}
-
-
-def judge_race(rf: RaceFiles, loaded: tuple, min_loss_share: float) -> pd.DataFrame:
+def judge_race(race: RaceLaps, min_loss_share: float) -> pd.DataFrame:
     """Every lap of a race through a fresh DriverBook: one row per car-lap with the outcome."""
-    laps, samples = loaded
-    book = DriverBook(race_track(rf, laps), session=rf.session, min_loss_share=min_loss_share)
+    laps, samples = race.laps, race.samples
+    book = DriverBook(race.track, session=race.session, min_loss_share=min_loss_share)
     rows = []
     order = laps.assign(_t=laps["elapsed_s"].fillna(np.inf)).sort_values(["_t", "car", "lap"], kind="stable")
     for rec in order.drop(columns="_t").to_dict("records"):
         s = samples.get(rec["car"], {}).get(int(rec["lap"]))
         j = book.on_lap(rec["car"], rec, s)
         causes = sorted({a.type for a in j.alerts})
-        rows.append({"session": rf.session, "car": rec["car"], "lap": rec["lap"], "lap_time_s": rec["lap_time_s"],
+        rows.append({"session": race.session, "car": rec["car"], "lap": rec["lap"], "lap_time_s": rec["lap_time_s"],
                      "clean": j.clean, "judged": j.clean and not np.isnan(j.z_sections[0]),
                      "telemetry": s is not None, "alerts": len(j.alerts), "causes": ",".join(causes),
                      "messages": " | ".join(a.message for a in j.alerts)})
@@ -107,15 +98,13 @@ def _choose(judged_by_share: dict[float, pd.DataFrame]) -> float:
     return ok[0] if ok else min(rates, key=rates.get)
 
 
-def evaluate(data: Path, use_telemetry: bool = True, grid: tuple[float, ...] = LOSS_GRID) -> dict:
-    """Judge every race under `data` and report held-out and ungated figures (module docstring)."""
-    races = discover(Path(data))
+def evaluate(races: list[RaceLaps], grid: tuple[float, ...] = LOSS_GRID) -> dict:
+    """Judge every race and report held-out and ungated figures (module docstring)."""
     if not races:
-        raise ValueError(f"no GR Cup races under {data}")
-    loaded = {rf.session: load_race(rf, use_telemetry) for rf in races}
-    by_share = {sh: pd.concat([judge_race(rf, loaded[rf.session], sh) for rf in races], ignore_index=True)
+        raise ValueError("no races to evaluate")
+    by_share = {sh: pd.concat([judge_race(race, sh) for race in races], ignore_index=True)
                 for sh in sorted(set(grid) | {0.0})}
-    race_no = {rf.session: rf.race for rf in races}
+    race_no = {race.session: race.race for race in races}
     folds, held = {}, []
     for test_race in sorted(set(race_no.values())):
         train = {sh: j[j["session"].map(race_no) != test_race] for sh, j in by_share.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from engine.driver import alerts as A
 from engine.driver import telemetry as T
@@ -33,7 +34,7 @@ MIN_LOSS_SHARE = 0.02
 SEGMENTS = ("S1a", "S1b", "S2a", "S2b", "S3a", "S3b")
 
 
-def segment_values(lap) -> list:
+def segment_values(lap: dict | pd.DataFrame) -> list:
     """Segment times S1a..S3b of a lap record (dict) or of a whole read_laps frame (columns):
     S<k>a is the organisers' IM<k>a split, S<k>b the rest of sector k (NaN where not published)."""
     out = []
@@ -61,6 +62,7 @@ class DriverProfile:
 
     @property
     def telemetry_channels(self) -> list[str]:
+        """Names of the telemetry metrics (one braking onset per zone, then the lap's)."""
         return T.metric_names(len(self.zones))
 
     def summary(self) -> dict:
@@ -81,6 +83,7 @@ class DriverProfile:
         return out
 
     def to_dict(self) -> dict:
+        """The profile as JSON-safe values."""
         return {"car": self.car, "sections": self.sections.to_dict(), "segments": self.segments.to_dict(),
                 "zones": self.zones,
                 "telemetry": self.telemetry.to_dict() if self.telemetry else None,
@@ -89,6 +92,7 @@ class DriverProfile:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DriverProfile":
+        """The profile from `to_dict` output."""
         segments = Welford.from_dict(d["segments"]) if d.get("segments") else Welford.empty(len(SEGMENTS))
         return cls(d["car"], Welford.from_dict(d["sections"]), segments, list(d["zones"]),
                    Welford.from_dict(d["telemetry"]) if d.get("telemetry") else None,
@@ -145,6 +149,7 @@ class DriverBook:
         return np.nan_to_num(np.nanmedian(np.asarray(devs, dtype=float), axis=0))
 
     def profile(self, car: str) -> DriverProfile:
+        """The car's profile (a new one on its first lap)."""
         return self.profiles.setdefault(car, DriverProfile(car))
 
     def field(self) -> Welford:

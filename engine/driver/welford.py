@@ -21,6 +21,7 @@ class Welford:
 
     @classmethod
     def empty(cls, k: int) -> "Welford":
+        """Accumulators for k channels with nothing seen yet."""
         return cls(np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k))
 
     @classmethod
@@ -35,6 +36,7 @@ class Welford:
 
     @property
     def k(self) -> int:
+        """Number of channels."""
         return len(self.n)
 
     def update(self, x: np.ndarray) -> None:
@@ -99,9 +101,11 @@ class Welford:
         return np.where((self.n >= min_n) & (scale > 0), z, np.nan)
 
     def to_dict(self) -> dict:
+        """The accumulators as JSON-safe lists."""
         return {"n": self.n.tolist(), "mean": self.mean.tolist(), "m2": self.m2.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Welford":
+        """Accumulators from `to_dict` output."""
         return cls(np.asarray(d["n"], dtype=np.int64), np.asarray(d["mean"], dtype=float),
                    np.asarray(d["m2"], dtype=float))

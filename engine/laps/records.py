@@ -47,11 +47,13 @@ class LapRecord:
     version: str = RECORD_VERSION
 
     def to_json(self) -> str:
+        """The record as canonical JSON (sorted keys, rounded floats: byte-identical across workers)."""
         return json.dumps(_clean({f.name: getattr(self, f.name) for f in fields(self)}),
                           sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> "LapRecord":
+        """A record from its JSON; ValueError on another RECORD_VERSION."""
         d = json.loads(raw)
         if d.get("version") != RECORD_VERSION:
             raise ValueError(f"lap record version {d.get('version')!r}, expected {RECORD_VERSION}")

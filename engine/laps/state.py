@@ -190,6 +190,7 @@ class CarState:
 
     @classmethod
     def from_checkpoint(cls, session: str, car: str, fields: dict) -> "CarState":
+        """The state from its checkpoint hash; ValueError on another CHECKPOINT_VERSION."""
         f = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
         meta = json.loads(f["meta"])
         if meta.get("v") != CHECKPOINT_VERSION:

@@ -13,6 +13,7 @@ from enum import IntEnum
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 
 class Flag(IntEnum):
@@ -100,7 +101,7 @@ _NAME_CODES = {name: flag.code for name, flag in _NAMES.items()}
 _F1_SAFETY_CAR = {0: Flag.GREEN, 1: Flag.SC, 2: Flag.VSC, 3: Flag.FCY}
 
 
-def codes(values) -> np.ndarray:
+def codes(values: ArrayLike) -> np.ndarray:
     """GR Cup flag strings (GF, FCY, SC, VSC, FF) of an array or Series of flag values; NaN where
     a value is missing (None / NaN: not known, so neither green nor a caution)."""
     s = pd.Series(np.asarray(values, dtype=object).ravel())
@@ -117,11 +118,11 @@ def codes(values) -> np.ndarray:
     return out.to_numpy(dtype=object).reshape(np.shape(values))
 
 
-def is_green(values) -> np.ndarray:
+def is_green(values: ArrayLike) -> np.ndarray:
     """Per value: green at the line ("GF"; the flag lap and cautions are not)."""
     return codes(values) == Flag.GREEN.code
 
 
-def is_caution(values) -> np.ndarray:
+def is_caution(values: ArrayLike) -> np.ndarray:
     """Per value: run under FCY, SC or VSC."""
     return np.isin(codes(values), [Flag.FCY.code, Flag.SC.code, Flag.VSC.code])

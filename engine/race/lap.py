@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from engine.race.flag import Flag, is_green
 
@@ -89,7 +90,7 @@ class Stint:
         return self.last_lap - self.first_lap + 1
 
 
-def number(v) -> float | None:
+def number(v: object) -> float | None:
     """A float from a timing field; None when missing, NaN or unreadable."""
     try:
         f = float(v)
@@ -146,7 +147,8 @@ def stint_table(laps: pd.DataFrame) -> list[Stint]:
 
 
 # -- clean laps --------------------------------------------------------------------------------
-def is_clean(lap, lap_time_s, flag, in_pit, pit_time_s, prev_flag, prev_in_pit) -> np.ndarray:
+def is_clean(lap: ArrayLike, lap_time_s: ArrayLike, flag: ArrayLike, in_pit: ArrayLike, pit_time_s: ArrayLike,
+             prev_flag: ArrayLike, prev_in_pit: ArrayLike) -> np.ndarray:
     """The clean-lap rule on scalars or arrays (prev_*: the car's own previous lap)."""
     with np.errstate(invalid="ignore"):
         return ((np.asarray(lap) > 1) & np.isfinite(np.asarray(lap_time_s, dtype=float))

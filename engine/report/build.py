@@ -172,6 +172,13 @@ def confidence_section(d: SessionData, cars: list[str], fig) -> list:
         f"of {cov['n']} predictions in this race (nominal 80 %); mean absolute error {cov['mae_s']:.2f} s. "
         f"On green laps (no caution, no pit lap next): {100 * (cov['green_coverage'] or 0):.1f} % of {cov['green_n']}, "
         f"MAE {cov['green_mae_s'] or 0:.2f} s. Below 80 % the intervals were too narrow for this race; above, too wide."))
+    seen = d.meta.get("tyre_trained_on_this_race")
+    story.append(P.para(
+        "The tyre model was trained on this race: this coverage is in-sample, not a forecast's (the held-out "
+        "figures are in models/MODEL_CARD.md)." if seen == "yes" else
+        "The tyre model was not trained on this race: this coverage is out of sample." if seen == "no" else
+        "If the tyre model was trained on this race (models/MODEL_CARD.md lists its races), this coverage is "
+        "in-sample, not a forecast's.", small=True))
     pc = cov["per_car"][cov["per_car"]["car"].isin(cars)]
     story.append(fig(F.coverage_chart(pc, cars)))
     return story

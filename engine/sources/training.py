@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
@@ -44,7 +45,7 @@ def race_features(race: RaceFiles, telemetry: pd.DataFrame | None = None) -> pd.
     return lap_features(read_laps(race), read_weather(race), telemetry)
 
 
-def build(data_dir: Path, log=None) -> pd.DataFrame:
+def build(data_dir: Path, log: TextIO | None = None) -> pd.DataFrame:
     """Feature rows of every race under `data_dir`, with progress on stderr."""
     races = discover(Path(data_dir))
     if not races:

@@ -120,18 +120,26 @@ class ArchiveStage:
                     self.buffer[(session, "weather")].append(
                         {"t": time.time(), "air_temp": R.number(weather[0]), "track_temp": R.number(weather[1])})
             for car in self.cars[session]:
-                seen = self.seen_tyre.get((session, car), 0)
-                new = [R.tyre_row(session, raw) for lap, raw in
-                       self.client.hgetall(keys.tyre_history(session, car)).items() if int(lap) > seen]
-                if new:
-                    self.buffer[(session, "tyre")] += new
-                    self.seen_tyre[(session, car)] = max(r["lap"] for r in new)
-                call = self.client.hget(keys.insight(session, car), "strategy")
-                if call:
-                    row = R.strategy_row(session, call)
-                    if self.seen_calls.get((session, car)) != row["lap"]:
-                        self.seen_calls[(session, car)] = row["lap"]
-                        self.buffer[(session, "strategy")].append(row)
+                try:
+                    self._poll_car(session, car)
+                except (KeyError, ValueError, TypeError) as exc:   # a malformed value: counted, named
+                    self.errors += 1
+                    log.warning("archive: %s car %s: tyre/strategy value skipped: %s", session, car, exc)
+
+    def _poll_car(self, session: str, car: str) -> None:
+        """The car's new tyre outputs (by lap) and its latest strategy call, if not archived yet."""
+        seen = self.seen_tyre.get((session, car), 0)
+        new = [R.tyre_row(session, raw) for lap, raw in
+               self.client.hgetall(keys.tyre_history(session, car)).items() if int(lap) > seen]
+        if new:
+            self.buffer[(session, "tyre")] += new
+            self.seen_tyre[(session, car)] = max(r["lap"] for r in new)
+        call = self.client.hget(keys.insight(session, car), "strategy")
+        if call:
+            row = R.strategy_row(session, call)
+            if self.seen_calls.get((session, car)) != row["lap"]:
+                self.seen_calls[(session, car)] = row["lap"]
+                self.buffer[(session, "strategy")].append(row)
 
     # -- writing ----------------------------------------------------------------------------
     def due(self) -> bool:
@@ -184,8 +192,18 @@ class ArchiveStage:
 
     # -- the loop ---------------------------------------------------------------------------
     def read(self, entry_id: str, block_ms: int | None) -> int:
-        """One XREADGROUP over every stream ('0': this consumer's own pending entries, '>': new ones)."""
-        got = self.client.xreadgroup(GROUP, self.name, {s: entry_id for s in self.streams}, count=500, block=block_ms)
+        """One XREADGROUP over every stream ('0': this consumer's own pending entries, '>': new ones).
+        A stream deleted meanwhile (e.g. `pitwall up` clearing the transport) loses its group: it is
+        made again and the read retried."""
+        try:
+            got = self.client.xreadgroup(GROUP, self.name, {s: entry_id for s in self.streams}, count=500,
+                                         block=block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("archive: a stream lost its consumer group (%s); making it again", exc)
+            self.setup()
+            return 0
         n = 0
         for stream, entries in got or []:
             stream = stream.decode() if isinstance(stream, bytes) else stream

@@ -33,20 +33,75 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.strategy.kernel_inputs import GREEN, SC, Draws, Out, Params, PlanArrays, Start, loop, work
-from engine.strategy.lap_steps import (caution_blend, classify, in_lap_resort, lap_times, out_lap_resort,
-                                       mark_late, passing_walk, reset, retirements, sc_ghost)
+from engine.strategy.kernel_inputs import GREEN, SC, Draws, Out, Params, PlanArrays, Start, Work, loop, work
+from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, mark_late,
+                                       out_lap_resort, passing_walk, retirements, sc_ghost)
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "467cf134a5727d3c"
+STEPS_DIGEST = "631192325aecb86b"
+
+
+@loop
+def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
+    """A race's initial state: running cars in order of their race time, cars retired already last;
+    returns the number running."""
+    order, alive0 = w.order, st.alive0
+    n = 0
+    for i in range(init_order.size):
+        c = init_order[i]
+        if alive0[c]:
+            order[n] = c
+            n += 1
+    t, alive, ret_lap, ret_slot, age, k0, k1 = w.t, w.alive, w.ret_lap, w.ret_slot, w.age, w.k0, w.k1
+    stops, out_m, cold, cau_pitted, duel_lap, stop_lap = w.stops, w.out_m, w.cold, w.cau_pitted, w.duel_lap, w.stop_lap
+    t0, age0, k0_0, k1_r = st.t0, st.age0, st.k0, d.k1
+    for c in range(alive0.size):
+        t[c] = t0[c]
+        alive[c] = alive0[c]
+        ret_lap[c] = -1 if alive0[c] else -2
+        ret_slot[c] = 0
+        age[c] = age0[c]
+        k0[c] = k0_0[c]
+        k1[c] = k1_r[r, c]
+        stops[c] = 0
+        out_m[c] = -1
+        cold[c] = False
+        cau_pitted[c] = False
+        duel_lap[c] = -1
+        stop_lap[c] = -1
+    return n
+
+
+@loop
+def classify(w: Work, st: Start, o: Out, s: int, r: int, n: int) -> None:
+    """Finishers in running order, then retirements (later first, then by slot)."""
+    order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
+    pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
+    for i in range(n):
+        c = order[i]
+        pos[s, r, c] = i + 1
+        time[s, r, c] = t[c]
+        out_stops[s, r, c] = stops[c]
+    k = 0
+    for c in range(t0.size):
+        if not alive[c]:
+            order[n + k] = c
+            key[c] = -ret_lap[c] * 1000.0 + ret_slot[c] + (t0[c] * 1e-6 if ret_lap[c] == -2 else 0.0)
+            k += 1
+    insertion_sort(order[n:], k, key)
+    for i in range(n, n + k):
+        c = order[i]
+        pos[s, r, c] = i + 1
+        time[s, r, c] = np.nan
+        out_stops[s, r, c] = stops[c]
 
 
 @njit(cache=True, nogil=True)
-def pit_lists(pl, L, C):
+def pit_lists(pl: PlanArrays, L: int, C: int) -> tuple:
     """The cars that may stop at the end of each lap under any strategy (CSR lists), and the cars
     that may stop at a caution: the in-lap step visits only those."""
     S = pl.pit_at.shape[0]
@@ -73,15 +128,18 @@ def pit_lists(pl, L, C):
 
 
 @loop
-def races(w, st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car):
+def races(w: Work, st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int,
+          init_order: np.ndarray, pit_ptr: np.ndarray, pit_car: np.ndarray, caution_car: np.ndarray) -> None:
     """Every strategy over races r0..r1-1, lap by lap, in TUMFTM's order of a lap."""
     S, L, C = pl.pit_at.shape
     ghost_mode = p.sc_bunches and p.sc_lap > 0.0
     for r in range(r0, r1):
         first_ret = L
+        timed_ret = False
         for c in range(C):
             if st.alive0[c] and d.retire_lap[r, c] < first_ret:
                 first_ret = d.retire_lap[r, c]
+            timed_ret = timed_ret or (st.alive0[c] and not np.isnan(d.retire_s[r, c]))
         for s in range(S):
             n = reset(w, st, d, r, init_order)
             n_out = 0
@@ -102,7 +160,7 @@ def races(w, st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car)
                 overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n, sc_last and n_late > 0)
                 if fl == SC and ghost_mode and (ghost_set or n_late > 0):
                     ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_last)
-                if lap == next_ret:
+                if lap == next_ret or (timed_ret and lap < next_ret):
                     n, next_ret = retirements(w, d, p, r, lap, n, L)
                 passing_walk(w, st, p, lap, n, overtake_ok, gap)
                 n_out = in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, L)

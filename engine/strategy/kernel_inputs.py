@@ -74,6 +74,7 @@ class Draws(NamedTuple):
     c_start: np.ndarray      # (R, L) float64 race time a caution starts on its first lap (NaN: at c_from)
     drs_ok: np.ndarray       # (R, L) bool
     retire_lap: np.ndarray   # (R, C) int64
+    retire_s: np.ndarray     # (R, C) float64 race time a car retires at (NaN: on retire_lap)
 
 
 class PlanArrays(NamedTuple):

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.strategy.kernel_inputs import FCY, GREEN, SC, step
+from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Start, Work, step
 
 
 @step
-def insertion_sort(order, n, key):
+def insertion_sort(order: np.ndarray, n: int, key: np.ndarray) -> None:
     """Stable in-place sort of order[:n] by key[order[i]]; almost sorted input costs one pass."""
     for i in range(1, n):
         c = order[i]
@@ -23,44 +23,13 @@ def insertion_sort(order, n, key):
 
 
 @step
-def sc_at_lap_start(flag, r, lap):
+def sc_at_lap_start(flag: np.ndarray, r: int, lap: int) -> bool:
     """The safety car was already out when this lap began (it is the SC's second lap or later)."""
     return lap > 0 and flag[r, lap] == SC and flag[r, lap - 1] == SC
 
 
 @step
-def reset(w, st, d, r, init_order):
-    """A race's initial state: running cars in order of their race time, cars retired already last;
-    returns the number running."""
-    order, alive0 = w.order, st.alive0
-    n = 0
-    for i in range(init_order.size):
-        c = init_order[i]
-        if alive0[c]:
-            order[n] = c
-            n += 1
-    t, alive, ret_lap, ret_slot, age, k0, k1 = w.t, w.alive, w.ret_lap, w.ret_slot, w.age, w.k0, w.k1
-    stops, out_m, cold, cau_pitted, duel_lap, stop_lap = w.stops, w.out_m, w.cold, w.cau_pitted, w.duel_lap, w.stop_lap
-    t0, age0, k0_0, k1_r = st.t0, st.age0, st.k0, d.k1
-    for c in range(alive0.size):
-        t[c] = t0[c]
-        alive[c] = alive0[c]
-        ret_lap[c] = -1 if alive0[c] else -2
-        ret_slot[c] = 0
-        age[c] = age0[c]
-        k0[c] = k0_0[c]
-        k1[c] = k1_r[r, c]
-        stops[c] = 0
-        out_m[c] = -1
-        cold[c] = False
-        cau_pitted[c] = False
-        duel_lap[c] = -1
-        stop_lap[c] = -1
-    return n
-
-
-@step
-def out_lap_resort(w, d, p, r, lap, fl, n):
+def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: int) -> None:
     """Step 1: out-lap of last lap's stops; re-sort by it, keep the cars behind at the minimum gap."""
     order, prev_order, prev_slot, lt, raw, t, out_m = w.order, w.prev_order, w.prev_slot, w.lt, w.raw, w.t, w.out_m
     flag = d.flag
@@ -101,7 +70,7 @@ def out_lap_resort(w, d, p, r, lap, fl, n):
 
 
 @step
-def lap_times(w, d, p, r, lap, fl, fc, n, has_out):
+def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, has_out: bool) -> None:
     """Step 2: lap times, with DRS in two halves: the gap at the line before and after the out-lap
     re-sort (no DRS behind a car that was in the pit lane)."""
     if fl == FCY:
@@ -153,7 +122,8 @@ def lap_times(w, d, p, r, lap, fl, fc, n, has_out):
 
 
 @step
-def caution_blend(w, d, p, r, lap, fl, fc, n, last):
+def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int,
+                  last: bool) -> tuple[bool, float]:
     """Step 3a: the lap's caution part at the FCY lap (a floor, gaps frozen) or each lap x its
     multiplier; returns (overtaking allowed, minimum gap). On a caution's first lap with a start
     race time, each car's part is placed by its own race time (TUMFTM: a car that began the lap
@@ -167,7 +137,7 @@ def caution_blend(w, d, p, r, lap, fl, fc, n, last):
             start = d.c_start[r, lap + 1]        # the SC comes out before this car ends its lap
             for i in range(n):
                 c = order[i]
-                after = (t[c] + lt[c] - start) / lt[c]
+                after = min((t[c] + lt[c] - start) / lt[c], 1.0)
                 if after > 0.0:
                     slow = (1.0 - after) * lt[c] + after * p.fcy_lap
                     if lt[c] < slow:
@@ -208,7 +178,7 @@ def caution_blend(w, d, p, r, lap, fl, fc, n, last):
 
 
 @step
-def mark_late(w, d, r, lap, n):
+def mark_late(w: Work, d: Draws, r: int, lap: int, n: int) -> int:
     """On an SC's first lap: the cars that were still on their previous lap when it came out (their
     race time at the line is past its start). TUMFTM starts such a car's SC ghost a lap earlier, so
     it runs one SC lap behind the others. Returns how many there are."""
@@ -223,7 +193,8 @@ def mark_late(w, d, r, lap, n):
 
 
 @step
-def sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, last):
+def sc_ghost(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ghost: float, ghost_set: bool,
+             last: bool) -> float:
     """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
     position P may not be ahead of it + P x the SC gap (a late car: one SC lap more, from the SC's
     first lap, and free on its last). Returns the ghost's new race time."""
@@ -251,18 +222,18 @@ def sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, last):
 
 
 @step
-def retirements(w, d, p, r, lap, n, L):
+def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) -> tuple[int, int]:
     """Step 4: this lap's retirements leave the running order (their slot is kept for ties); with
     TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
     (cars running, the next lap with a retirement)."""
     order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
-    retire_lap = d.retire_lap
+    retire_lap, retire_s = d.retire_lap, d.retire_s
     j = 0
     next_ret = L
     for i in range(n):
         c = order[i]
         rl = retire_lap[r, c]
-        if rl == lap:
+        if rl == lap or t[c] + lt[c] > retire_s[r, c]:      # NaN compares False
             alive[c] = False
             ret_lap[c] = lap
             ret_slot[c] = i
@@ -272,13 +243,13 @@ def retirements(w, d, p, r, lap, n, L):
             key[c] = t[c] + lt[c]
             if lap < rl < next_ret:
                 next_ret = rl
-    if p.resort_on_retirement:
+    if p.resort_on_retirement and j < n:
         insertion_sort(order, j, key)
     return j, next_ret
 
 
 @step
-def passing_walk(w, st, p, lap, n, overtake_ok, gap):
+def passing_walk(w: Work, st: Start, p: Params, lap: int, n: int, overtake_ok: bool, gap: float) -> None:
     """Step 5: the walk from the front on the race times at the line, repeated until nobody moves."""
     t, order, lt, raw, duel_lap = w.t, w.order, w.lt, w.raw, w.duel_lap
     bias, team, teamorder = st.bias, st.team, st.teamorder
@@ -323,7 +294,8 @@ def passing_walk(w, st, p, lap, n, overtake_ok, gap):
 
 
 @step
-def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, L):
+def in_lap_resort(w: Work, d: Draws, p: Params, pl: PlanArrays, s: int, r: int, lap: int, fl: int, n: int,
+                  pit_ptr: np.ndarray, pit_car: np.ndarray, caution_car: np.ndarray, L: int) -> int:
     """Step 6: in-lap of this lap's stops (planned, or at a caution's first lap): new tyres, the
     field re-sorted without a fight. Returns the number of cars now in the pit lane (split stops)."""
     n_caution_cars = caution_car.size
@@ -376,27 +348,3 @@ def in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, 
     if any_in:
         insertion_sort(w.order, n, t)
     return n_out
-
-
-@step
-def classify(w, st, o, s, r, n):
-    """Finishers in running order, then retirements (later first, then by slot)."""
-    order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
-    pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
-    for i in range(n):
-        c = order[i]
-        pos[s, r, c] = i + 1
-        time[s, r, c] = t[c]
-        out_stops[s, r, c] = stops[c]
-    k = 0
-    for c in range(t0.size):
-        if not alive[c]:
-            order[n + k] = c
-            key[c] = -ret_lap[c] * 1000.0 + ret_slot[c] + (t0[c] * 1e-6 if ret_lap[c] == -2 else 0.0)
-            k += 1
-    insertion_sort(order[n:], k, key)
-    for i in range(n, n + k):
-        c = order[i]
-        pos[s, r, c] = i + 1
-        time[s, r, c] = np.nan
-        out_stops[s, r, c] = stops[c]

@@ -151,6 +151,8 @@ class Cautions:
                                          # which the SC waits at the line; NaN/None: as the leader crosses it
     start_s: np.ndarray | None = None    # (R, L) on a caution's first lap: race time (from the state's zero) at
                                          # which it starts, placed per car (TUMFTM); NaN/None: at c_from for all
+    retire_s: np.ndarray | None = None   # (R, C) race time (from the state's zero) at which a car retires: on the
+                                         # lap its race time passes it, at the latest on retire_lap (TUMFTM)
 
     @property
     def races(self) -> int:
@@ -160,7 +162,7 @@ class Cautions:
         """Races a..b-1."""
         cut = (lambda x: None if x is None else x[a:b])
         return Cautions(self.flags[a:b], self.retire_lap[a:b], cut(self.c_from), cut(self.c_to), cut(self.sc_line_s),
-                        cut(self.start_s))
+                        cut(self.start_s), cut(self.retire_s))
 
 
 @dataclass
@@ -328,6 +330,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     c_to = cautions.c_to if cautions.c_to is not None else np.ones((R, L), f32)
     sc_line = cautions.sc_line_s - offset if cautions.sc_line_s is not None else np.full((R, L), np.nan)
     c_start = cautions.start_s - offset if cautions.start_s is not None else np.full((R, L), np.nan)
+    retire_s = cautions.retire_s - offset if cautions.retire_s is not None else np.full((R, C), np.nan)
     drs_ok = _drs_laps(cautions.flags, rules) if rules.drs_effect_s != 0 else np.zeros((R, L), bool)
     pit_in = rules.pit_in_s if rules.pit_in_s is not None else rules.pit_loss_s
     params = kernel.Params(
@@ -345,7 +348,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                          first_add, np.ascontiguousarray(cautions.flags, np.int8), np.ascontiguousarray(c_from, f32),
                          np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64),
                          np.ascontiguousarray(c_start, np.float64), drs_ok,
-                         np.ascontiguousarray(cautions.retire_lap, np.int64))
+                         np.ascontiguousarray(cautions.retire_lap, np.int64), np.ascontiguousarray(retire_s, np.float64))
     plan = kernel.PlanArrays(np.ascontiguousarray(plans.pit_at), np.ascontiguousarray(plans.on_caution),
                              np.ascontiguousarray(plans.next_k0, np.float64),
                              np.ascontiguousarray(plans.next_k1, np.float64),

@@ -34,7 +34,7 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
     mc = race.monte_carlo
     ref_laps, ref_pit = reference_laps(race)
     base = race.track["t_q"] + race.track["t_gap_racepace"]
-    flags, c_from, c_to, retire, ghost, start = _draw_events(
+    flags, c_from, c_to, retire, ghost, start, retire_s = _draw_events(
         int(rng.integers(0, 2 ** 31 - 1)), races, L, C, _pmf(ev["p_sc_quant"]), _pmf(lap_p),
         _pmf(ev["p_sc_duration"]), _pmf(p_acc), p_fail, float(ev["p_vsc_aft_failure"]),
         _pmf(ev["p_vsc_duration"]), float(mc.get("min_dist_sc", 1.5)), float(mc.get("min_dist_vsc", 1.5)),
@@ -46,18 +46,39 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
     if phases is None or phases:
         fixed = sorted(phases or [], key=lambda ph: ph[0])
         one = [np.zeros((1, L), np.int8), np.zeros((1, L), np.float32), np.ones((1, L), np.float32),
-               np.full((1, L), np.nan), np.full((1, L), np.nan)]
+               np.full((1, L), np.nan), np.full((1, L), np.nan), np.empty((1, L + 1))]
         _phases_to_laps(0, np.array([ph[0] for ph in fixed], float), np.array([ph[1] for ph in fixed], float),
                         np.array([SC if ph[2] == "SC" else FCY for ph in fixed], np.int8), len(fixed), L,
                         ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"],
                         *one)
-        flags, c_from, c_to, ghost, start = (np.repeat(a, races, axis=0) for a in one)
+        flags, c_from, c_to, ghost, start = (np.repeat(a, races, axis=0) for a in one[:5])
+        cum_fixed, fixed_start = one[5][0], {float(ph[0]): one[4][0, int(np.floor(ph[0]))] for ph in fixed}
+    else:
+        cum_fixed, fixed_start = None, {}
     ret = (race.events.get("retire_data") or {}).get("retirements", [])
     if ret is None or ret:
         retire = np.full((races, C), L, np.int64)
+        retire_s = np.full((races, C), np.nan)
+        if cum_fixed is None:                       # the file's retirements with random cautions
+            cum_fixed = np.empty((1, L + 1))
+            _phases_to_laps(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int8), 0, L, ref_laps, ref_pit, 1.0, 1.0,
+                            np.zeros((1, L), np.int8), np.zeros((1, L), np.float32), np.ones((1, L), np.float32),
+                            np.full((1, L), np.nan), np.full((1, L), np.nan), cum_fixed)
+            cum_fixed = cum_fixed[0]
         for code, progress in ret or []:
             retire[:, race.codes.index(code)] = min(int(progress), L - 1)
-    return Cautions(flags, retire, c_from, c_to, ghost, start)
+            at_phase = [t for s, t in fixed_start.items() if np.isclose(s, float(progress))]
+            retire_s[:, race.codes.index(code)] = (at_phase[0] if at_phase and np.isfinite(at_phase[0]) else
+                                                   _progress_time(cum_fixed, min(float(progress), L - 1e-9)))
+    return Cautions(flags, retire, c_from, c_to, ghost, start, retire_s=retire_s)
+
+
+@njit(cache=True)
+def _progress_time(cum: np.ndarray, progress: float) -> float:
+    """The reference driver's pre-simulated race time at a race progress (laps), interpolated
+    within the lap (TUMFTM's conversion of a retirement to race time)."""
+    lap = int(np.floor(progress))
+    return cum[lap] + (progress - lap) * (cum[lap + 1] - cum[lap])
 
 
 def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray]:
@@ -124,10 +145,14 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
     retire = np.full((R, C), L, np.int64)
     ghost = np.full((R, L), np.nan)
     start = np.full((R, L), np.nan)
+    cum = np.empty((R, L + 1))
+    retire_s = np.full((R, C), np.nan)
+    prog = np.empty(C)
     kmax = p_quant.size - 1 + C
     starts, ends, kinds = np.empty(kmax), np.empty(kmax), np.empty(kmax, np.int8)
     for r in range(R):
         n = 0
+        prog[:] = np.nan
         n_sc = _pick(q_cdf)
         while n < n_sc:
             s = _pick(lap_cdf) + np.random.random()
@@ -145,6 +170,7 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
             while retire[r, c] < L:
                 c = _pick(acc_cdf)
             retire[r, c] = int(starts[k])
+            prog[c] = -1.0 - k                      # at the SC's start (its race time)
         for c in range(C):
             if retire[r, c] < L or np.random.random() >= fail_p[c]:
                 continue
@@ -161,14 +187,21 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
             else:
                 s = np.random.random() * L
             retire[r, c] = int(s)
+            prog[c] = s
+        sc_start = starts[:n].copy()
         _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost,
-                        start)
-    return flags, c_from, c_to, retire, ghost, start
+                        start, cum)
+        for c in range(C):
+            if prog[c] <= -1.0:
+                retire_s[r, c] = start[r, int(np.floor(sc_start[int(-1.0 - prog[c])]))]
+            elif prog[c] >= 0.0:
+                retire_s[r, c] = _progress_time(cum[r], prog[c])
+    return flags, c_from, c_to, retire, ghost, start, retire_s
 
 
 @njit(cache=True)
 def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost,
-                    start):
+                    start, cum):
     """Race r's phases (race progress, any order) -> per-lap flags, the fraction of each lap they
     cover, and on each SC's first lap the race time at which the SC waits at the line: the reference
     driver's pre-simulated time at the end of that lap, at least a third of an SC lap after the
@@ -210,6 +243,9 @@ def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc
                 at_line = t_start + 0.33 * sc_lap
             ghost[r, first] = at_line
             start[r, first] = t_start
+    cum[r, 0] = 0.0
+    for lap in range(L):
+        cum[r, lap + 1] = cum[r, lap] + laps[lap] + ref_pit[lap]
 
 
 def _pmf(p) -> np.ndarray:

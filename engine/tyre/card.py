@@ -106,6 +106,16 @@ def _reading(ev: dict) -> str:
                    f"{nl['median_ae_s']:.3f} s against {nl.get('baseline_median_ae_s', float('nan')):.3f} s for that "
                    "baseline: the mean is moved by a minority of laps seconds off (incidents, traffic, laps after a "
                    "slow one), where the model knows a slow lap is rarely repeated.")
+    for h in HORIZONS:
+        f = _prefixed(ev, f"forecast{h}")
+        if f.get("median_ae_s") is None or f.get("baseline_median_ae_s") is None:
+            continue
+        better = f["median_ae_s"] < f["baseline_median_ae_s"]
+        out.append(f"Mean pace over the next {h} laps: MAE {f['mae_s']:.3f} s against {f['baseline_mae_s']:.3f} s, "
+                   f"median absolute error {f['median_ae_s']:.3f} s against {f['baseline_median_ae_s']:.3f} s: "
+                   + ("better on the typical stretch too." if better else
+                      "on a typical stretch the baseline is as good or better; the MAE gain comes from the "
+                      "minority of stretches where the naive forecast is seconds off."))
     if rs.get("n"):
         out.append(f"Restart laps ({rs['n']}, the first green lap after a caution) are reported apart: model MAE "
                    f"{rs['mae_s']:.3f} s against {rs['baseline_mae_s']:.3f} s for the best baseline there "

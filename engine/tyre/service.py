@@ -123,7 +123,9 @@ class TyreService:
             **{f"forecast{h}_s": model_forecast(rows, projection, h)[0] for h in HORIZONS},
         }, index=rows.index)
         out = out.join(wear_df)
-        wear_dicts = out[[f"wear_{c}" for c in CORNERS]].to_dict("records")
+        # Radio lines name a corner's wear only from the car's own telemetry, never an estimate.
+        own = (out["wear_source"] == "telemetry").to_numpy()
+        wear_dicts = [w if ok else None for w, ok in zip(out[[f"wear_{c}" for c in CORNERS]].to_dict("records"), own)]
         out["reasons"] = top_reasons(self.model, X, wear_dicts)
         out["model_version"] = self.version
         return out[list(OUTPUT_COLUMNS)].reset_index(drop=True)
