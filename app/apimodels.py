@@ -4,7 +4,7 @@ objects: their fields are the engine's contracts, listed where they are defined.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -160,3 +160,19 @@ class IngestStats(BaseModel):
 class FeedStats(Open):
     clients: int
     frames: int
+
+
+class ReportQuery(BaseModel):
+    """Which cars the post-race report covers and the gap chart's reference car."""
+
+    model_config = ConfigDict(extra="forbid")
+    car: Id | None = Field(None, description="only this car (default: the whole field)")
+    gap_to: Id | None = Field(None, description="the gap chart against this car (default: the leader)")
+
+
+class ExportQuery(BaseModel):
+    """The export's file format and, optionally, one car."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["csv", "parquet"] = "csv"
+    car: Id | None = Field(None, description="only this car (default: every car)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -30,6 +31,7 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico", "/_d
 PUBLIC_PATHS = ("/api/health", "/api/openapi.json", "/login", "/logout")
 DASH_UPDATE = "/_dash-update-component"
 PAGES_OUTPUT = "_pages_content.children"       # dash.page_container's callback
+POSTRACE = re.compile(r"^/api/sessions/[^/]+/(report|export)$")
 KIOSK_CALLBACKS = ("garage-", "session.options", PAGES_OUTPUT)   # what the garage page runs
 
 
@@ -59,6 +61,8 @@ def need(method: str, path: str) -> Need:
         return Need("viewer", frozenset({"read", "kiosk"}))
     if path.startswith("/api/admin/"):
         return Need("admin")
+    if POSTRACE.match(path):       # report builds and exports (HEAD runs the GET view too): engineers
+        return Need("engineer")
     if path.startswith("/api/"):
         return Need("viewer", frozenset({"read"})) if method in SAFE_METHODS else Need("engineer")
     if path == DASH_UPDATE:

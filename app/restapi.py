@@ -157,3 +157,58 @@ def whoami() -> BaseModel | Response:
 def users() -> BaseModel | Response:
     """Every user and role, never a password hash."""
     return m.Users(users=[m.User(**u) for u in auth.users().names()] if auth.settings().auth else [])
+
+
+def _archive():
+    from engine.archive.store import Archive
+
+    return Archive.from_settings(auth.settings())
+
+
+def _attachment(body: bytes, name: str, mimetype: str) -> Response:
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _download(mimetype: str) -> dict:
+    return {"200": {"description": "the file, as an attachment",
+                    "content": {mimetype: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@rest.get("/sessions/<session>/report")
+@validated(Op("GET", "/api/sessions/{session}/report", "The post-race PDF of an archived session (`pitwall report`); "
+              "rate-limited as replay starts (PITWALL_RATE_REPLAY)", query=m.ReportQuery, errors=(404, 500, 504),
+              responses=_download("application/pdf")))
+def report(session: str, query: m.ReportQuery) -> Response:
+    """The post-race PDF of an archived session: engineer, rate-limited per client."""
+    from app import postrace, ratelimit
+
+    archive = _archive()
+    try:
+        postrace.check_cars(archive, session, car=query.car, gap_to=query.gap_to)
+        rate = auth.settings().rate_replay
+        if (wait := ratelimit.over("report", rate)) is not None:
+            return ratelimit.too_many("report builds", rate, wait)
+        pdf, name, _summary = postrace.report_pdf(archive, session, [query.car] if query.car else None, query.gap_to)
+    except postrace.Failed as exc:
+        return error(exc.status, exc.field, exc.reason)
+    return _attachment(pdf, name, "application/pdf")
+
+
+@rest.get("/sessions/<session>/export")
+@validated(Op("GET", "/api/sessions/{session}/export", "An archived session's laps, tyre outputs, strategy calls, "
+              "alerts and telemetry per car as CSV or Parquet, zipped (`pitwall export`)", query=m.ExportQuery,
+              errors=(404, 500), responses=_download("application/zip")))
+def export(session: str, query: m.ExportQuery) -> Response:
+    """An archived session's tables per car, zipped: engineer."""
+    from app import postrace
+    from engine.archive.store import ArchiveError
+
+    archive = _archive()
+    try:
+        postrace.check_cars(archive, session, car=query.car)
+        body, name, _summary = postrace.export_zip(archive, session, query.format, [query.car] if query.car else None)
+    except postrace.Failed as exc:
+        return error(exc.status, exc.field, exc.reason)
+    except ArchiveError as exc:         # a corrupt or partial table: named by the archive
+        return error(500, "session", str(exc))
+    return _attachment(body, name, "application/zip")

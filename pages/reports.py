@@ -3,25 +3,16 @@ chosen cars) and its data (CSV or Parquet, zipped) to download."""
 
 from __future__ import annotations
 
-import io
-import json
-import subprocess
-import sys
-import tempfile
-import zipfile
-from pathlib import Path
-
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from app import auth, ratelimit
+from app import auth, postrace, ratelimit
 from engine.archive.store import Archive, ArchiveError
 from engine.report.history import cars_of, session_rows
-from engine.settings import REPO_ROOT, Settings
+from engine.settings import Settings
 
 dash.register_page(__name__, path="/reports", name="Reports", order=6, title="PitWall · Reports")
-REPORT_TIMEOUT_S = 180
 
 
 def archive() -> Archive:
@@ -76,45 +67,29 @@ def rp_cars(session):
 @callback(Output("rp-download", "data"), Output("rp-msg", "children"), Input("rp-pdf", "n_clicks"),
           State("rp-session", "value"), State("rp-cars", "value"), prevent_initial_call=True)
 def rp_pdf(_n, session, cars):
-    """The report is built by `pitwall report` in its own process (it starts a browser to draw
-    the figures), so the web server's workers only wait for it."""
+    """The report is built by `pitwall report` in its own process (app.postrace)."""
     if (why := auth.refusal("engineer", "building a report")
             or ratelimit.refusal("report", "report builds")) is not None:       # issue 16: engineers, rate-limited
         return no_update, html.Span(why, className="text-warning")
     if not session:
         return no_update, "Pick an archived session first."
-    with tempfile.TemporaryDirectory(prefix="pw-report-") as tmp:
-        out = Path(tmp) / f"pitwall-{session}{'-cars-' + '-'.join(cars) if cars else ''}.pdf"
-        argv = [sys.executable, "-m", "engine.cli", "report", session, "--out", str(out), "--json"]
-        argv += [a for c in (cars or []) for a in ("--car", str(c))]
-        try:
-            run = subprocess.run(argv, capture_output=True, text=True, timeout=REPORT_TIMEOUT_S, cwd=REPO_ROOT)
-        except subprocess.TimeoutExpired:
-            return no_update, html.Span(f"The report took longer than {REPORT_TIMEOUT_S} s and was stopped.",
-                                        className="text-warning")
-        if run.returncode != 0:
-            return no_update, html.Span((run.stderr.strip().splitlines() or ["report failed"])[-1], className="text-warning")
-        summary = json.loads(run.stdout.strip().splitlines()[-1])
-        data = dcc.send_bytes(out.read_bytes(), out.name)
-    return data, f"{out.name}: {summary['pages']} pages, {summary['figures']} figures, built in {summary['seconds']:.1f} s"
+    try:
+        pdf, name, summary = postrace.report_pdf(archive(), session, cars or None)
+    except postrace.Failed as exc:
+        return no_update, html.Span(exc.reason, className="text-warning")
+    return (dcc.send_bytes(pdf, name),
+            f"{name}: {summary['pages']} pages, {summary['figures']} figures, built in {summary['seconds']:.1f} s")
 
 
 @callback(Output("rp-data", "data"), Output("rp-msg", "children", allow_duplicate=True), Input("rp-export", "n_clicks"),
           State("rp-session", "value"), State("rp-cars", "value"), State("rp-format", "value"), prevent_initial_call=True)
 def rp_export(_n, session, cars, fmt):
-    from engine.archive.export import export_session
-
     if (why := auth.refusal("engineer", "exporting data")) is not None:     # issue 16: engineers export
         return no_update, html.Span(why, className="text-warning")
     if not session:
         return no_update, "Pick an archived session first."
-    with tempfile.TemporaryDirectory(prefix="pw-export-") as tmp:
-        try:
-            got = export_session(archive(), session, fmt, Path(tmp), cars or None)
-        except ArchiveError as exc:
-            return no_update, html.Span(str(exc), className="text-warning")
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in sorted(Path(got["out"]).rglob("*.*")):
-                z.write(f, f"{session}/{f.relative_to(got['out'])}")
-    return dcc.send_bytes(buf.getvalue(), f"pitwall-{session}-{fmt}.zip"), f"{got['files']} {fmt} files, zipped"
+    try:
+        data, name, got = postrace.export_zip(archive(), session, fmt, cars or None)
+    except ArchiveError as exc:
+        return no_update, html.Span(str(exc), className="text-warning")
+    return dcc.send_bytes(data, name), f"{got['files']} {fmt} files, zipped"

@@ -18,6 +18,7 @@ import numpy as np
 from engine.strategy.trackmodel import TrackModel
 from engine.strategy.rejoin import rejoin_all, threats
 from engine.strategy.sim import FLAG_NAMES, simulate
+from engine.strategy.field import SETTLED_GREEN_LAPS
 from engine.strategy.state import RaceState, state_from_timing
 from engine.strategy.strategies import candidates, compare, pit_window, plans_for
 
@@ -62,6 +63,10 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
     simulate_ms = 1000 * (time.perf_counter() - sim_started)
     pit_loss = rules.pit_loss_s[state.flag]
     here = next(r for r in rejoin_all(state, pit_loss) if r["car"] == car)
+    window = pit_window(result, car, position, strategies).as_dict()
+    provisional = _provisional(state, i)
+    if provisional:
+        window["sentence"] = f"Provisional ({provisional}): {window['sentence']}"
     return {
         "car": car,
         "track": model.track,
@@ -71,13 +76,60 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
         "position": position,
         "races": races,
         "strategies": compare(result, car, position, strategies),
-        "pit_window": pit_window(result, car, position, strategies).as_dict(),
+        "pit_window": window,
+        "provisional": provisional,
+        "same_outcome": same_outcome(result, state, i, strategies, pit_loss, provisional),
+        "field": outlook(result, state),
         "rejoin": here,
         "threats": threats(state, car, pit_loss, rules.cold_tyre_s),
         "model": {"pit_loss_s": round(pit_loss, 2), "caution_start_per_lap": round(model.caution_start_per_lap, 4)},
         "compute_ms": round(1000 * (time.perf_counter() - started), 1),
         "simulate_ms": round(simulate_ms, 1),
     }
+
+
+def _provisional(state: RaceState, i: int) -> str | None:
+    """Why the call is provisional: the car's pace rests on fewer than SETTLED_GREEN_LAPS green laps."""
+    if state.green_laps is None or state.green_laps[i] >= SETTLED_GREEN_LAPS:
+        return None
+    n = int(state.green_laps[i])
+    return f"{n} green lap{'' if n == 1 else 's'}, pace assumed the field's"
+
+
+def same_outcome(result, state: RaceState, i: int, strategies: list, pit_loss: float,
+                 provisional: str | None) -> dict | None:
+    """Strategies with different stops that finish the car in exactly the same places in every
+    simulated race, and why (a stop that cannot cost a place, a caution, a provisional call);
+    None when every strategy's outcome differs."""
+    pos = result.position[:, :, i]
+    names = [s.name for k, s in enumerate(strategies)
+             if any(np.array_equal(pos[k], pos[j]) for j in range(len(strategies)) if j != k)]
+    if not names:
+        return None
+    running = ~state.retired
+    behind = state.gap_s[running & (state.gap_s > state.gap_s[i])] - state.gap_s[i]
+    why = []
+    if not behind.size:
+        why.append("no car behind to lose a place to")
+    elif behind.min() > pit_loss:
+        why.append(f"the car behind is {behind.min():.0f} s back, more than a stop's {pit_loss:.0f} s")
+    if state.flag:
+        why.append("under the caution the field closes up behind the car")
+    if provisional:
+        why.append(f"provisional: {provisional}")
+    return {"strategies": names, "why": "; ".join(why) or None}
+
+
+def outlook(result, state: RaceState, strategy: int = 0) -> list[dict]:
+    """Every car's finish under the call's first strategy (staying out, as every other car does):
+    expected place, its 80 % interval (10th-90th percentile place) and the odds it retires."""
+    pos = result.position[strategy].astype(float)
+    lo = np.quantile(pos, 0.1, axis=0, method="inverted_cdf")
+    hi = np.quantile(pos, 0.9, axis=0, method="inverted_cdf")
+    out = result.retired.mean(axis=0)
+    return [{"car": car, "position": int(state.position[i]), "expected_position": round(float(pos[:, i].mean()), 3),
+             "p10": int(lo[i]), "p90": int(hi[i]), "p_retire": round(float(out[i]), 4)}
+            for i, car in enumerate(state.cars)]
 
 
 def should_rerun(event: dict) -> bool:

@@ -175,7 +175,8 @@ def _sweep(race, field, rules, ref, path: Path, races: int, seed: int) -> dict:
 
 
 def backtest_report(root: Path, races: int, seed: int) -> dict:
-    """The backtest over every race under `root`, each with its track's model fitted without it."""
+    """The backtest over every race under `root` through the live call's path: each race with its
+    track's model fitted without it, each car on the tyre curve the engine's tyre model gives it."""
     from engine.sources.grcup import discover, estimated_facts
     from engine.sources.track_models import fit_folder, race_laps
     from engine.strategy.backtest import backtest
@@ -190,9 +191,33 @@ def backtest_report(root: Path, races: int, seed: int) -> dict:
             raise ValueError(f"track {rf.track!r}: no races of it under {root} besides {rf.session}")
         return models[rf.track]
 
-    out = backtest(race_laps(Path(root)), held_out, races=races, seed=seed)
+    out = backtest(race_laps(Path(root)), held_out, tyre_insights(found), races=races, seed=seed)
     out["estimated_track_facts"] = estimated_facts(found)
     return out
+
+
+def tyre_insights(found: list):
+    """backtest's tyre_for: each car's tyre insight as the insights stage writes it (the shipped
+    tyre model on the race's crossings so far, the race's laps expected, its track's pit loss;
+    without telemetry wear)."""
+    from engine.settings import Settings
+    from engine.sources.grcup import race_track
+    from engine.sources.models import read_tyre_service
+    from engine.tyre.cliff import pit_loss_of
+    from engine.tyre.service import insight_fields
+
+    svc = read_tyre_service(Settings.from_env().models_dir)
+    files = {rf.session: rf for rf in found}
+    pit_loss: dict[str, float] = {}
+
+    def tyre_for(rf, crossings, total: int) -> dict:
+        if rf.session not in pit_loss:
+            pit_loss[rf.session] = pit_loss_of(race_track(files[rf.session], rf.laps))
+        laps = crossings.assign(session=rf.session, car=crossings["car"].astype(str))
+        out = svc.predict(laps, race_laps=total, pit_loss_s=pit_loss[rf.session])
+        return {str(r["car"]): insight_fields(r) for r in out.to_dict("records")}
+
+    return tyre_for
 
 
 def fit_tracks_file(data: Path | None, out: Path | None) -> dict:
@@ -260,6 +285,9 @@ def _print_human(out: dict) -> None:
     elif "coverage_80" in out:
         print(f"backtest: Spearman {out['spearman']} (holding the order: {out['spearman_hold_order']}), "
               f"80 % interval coverage {out['coverage_80']} over {out['car_cases']} car cases")
+        for session, r in out.get("per_race", {}).items():
+            print(f"  {session:18s} Spearman {r['spearman']:.3f} (hold {r['spearman_hold_order']:.3f}), "
+                  f"coverage {r['coverage_80']:.2f}")
         for track, note in out.get("estimated_track_facts", {}).items():
             print(f"{track} (not in the tracks file): {note}")
     elif "held_out_races" in out:

@@ -5,8 +5,17 @@ Rules (where the stage and the page used to disagree, the stage's won; /work/coo
 - gap_s is the race-time deficit to the leader at the line: its elapsed time minus the leader's,
   plus the laps it is down at the leader's best lap (a caution lap of the leader would stretch the
   gap of every lapped car), never below 0; a car without a lap time or elapsed time is left out;
-- a car with fewer than three green laps (the start, a restart) runs at the field's pace (the median
-  best lap of the settled cars): one slow restart lap would make it the slowest car in the field;
+  a car that has not crossed since (in the garage, stopped) is at least as far behind as the time
+  since the leader completed the car's next lap (the latest crossing on the board is "now"): the
+  laps-down rule alone put a car that stopped seven laps ago level with the leader;
+- a car with fewer than three green laps (the start, a restart) runs at the pace of the field around
+  it: the median best lap of the settled cars within NEAR places of it, else of the whole settled
+  field, else (before two cars have settled) the whole field's median best lap (last lap where a
+  car has no green lap yet): before then a car's green laps are start and restart laps. One slow
+  restart lap, or a leader's caution lap against the others' green first lap, made a car the
+  slowest in the field (the leader at Barber r1 lap 2: "expected P19.7 from P1"); the whole
+  field's median made a settled back-marker's neighbour the field's median car, passing ten cars
+  on paper. Its call is provisional (the state carries each car's green laps);
 - `in_pit` on the board is the car's `pit`: its out-lap is still owed;
 - each car runs on its tyre model's curve when its tyre insight is at most TYRE_STALE_LAPS old.
 """
@@ -20,6 +29,21 @@ from engine.strategy.state import DEFAULT_DEG_SD, RaceState, state_from_timing
 
 TYRE_STALE_LAPS = 2   # a tyre prediction older than this many of the car's laps is not used
 SETTLED_GREEN_LAPS = 3
+NEAR = 3              # places either side whose pace an unsettled car is given
+
+
+def unsettled_pace(board: list[dict], j: int) -> float | None:
+    """The pace of board row j while it has fewer than SETTLED_GREEN_LAPS green laps (module rules)."""
+    near = [r for r in board[max(0, j - NEAR): j + NEAR + 1] if r is not board[j]]
+
+    def settled(rows: list[dict]) -> list[float]:
+        return [r["best_lap_s"] for r in rows if r.get("best_lap_s") and r.get("green_laps", 0) >= SETTLED_GREEN_LAPS]
+
+    for laps in (settled(near), settled(board)):
+        if len(laps) >= 2:
+            return float(np.median(laps))
+    every = [x for x in (r.get("best_lap_s") or r.get("last_lap_s") for r in board) if x]
+    return float(np.median(every)) if every else None
 
 
 def timing_cars(board: list[dict]) -> list[dict]:
@@ -28,21 +52,25 @@ def timing_cars(board: list[dict]) -> list[dict]:
         return []
     leader = board[0]
     ref_lap = leader.get("best_lap_s") or leader.get("last_lap_s")
-    settled = [r["best_lap_s"] for r in board if r.get("best_lap_s") and r.get("green_laps", 0) >= SETTLED_GREEN_LAPS]
-    field_pace = float(np.median(settled)) if settled else None
+    now = max((r["elapsed_s"] for r in board if r.get("elapsed_s") is not None), default=None)
+    lead_at = leader.get("crossings_s") or []
     out = []
-    for row in board:
+    for j, row in enumerate(board):
         best = row.get("best_lap_s") or row.get("last_lap_s")
         if best is None or row.get("elapsed_s") is None or leader.get("elapsed_s") is None or ref_lap is None:
             continue                 # no lap time yet: nothing to simulate this car from
         down = leader.get("laps", 0) - row.get("laps", 0)
         gap = row["elapsed_s"] - leader["elapsed_s"] + max(down, 0) * ref_lap
+        nxt = row.get("laps", 0)                    # the leader's crossing of the car's next lap
+        if down > 0 and nxt < len(lead_at) and lead_at[nxt] is not None:
+            gap = max(gap, now - lead_at[nxt])
         car = {"car": str(row["car"]), "position": row.get("position", len(out) + 1),
                "laps": row.get("laps", 0), "gap_s": max(gap, 0.0), "best_lap_s": best,
                "last_lap_s": row.get("last_lap_s") or best, "tyre_age_laps": row.get("tyre_age_laps", 0),
-               "pit": bool(row.get("in_pit"))}
-        if row.get("green_laps", 0) < SETTLED_GREEN_LAPS and field_pace is not None:
-            car["pace_s"] = field_pace
+               "pit": bool(row.get("in_pit")), "green_laps": row.get("green_laps", 0)}
+        pace = unsettled_pace(board, j) if row.get("green_laps", 0) < SETTLED_GREEN_LAPS else None
+        if pace is not None:
+            car["pace_s"] = pace
         out.append(car)
     return out
 

@@ -33,6 +33,7 @@ class RaceState(CarColumns):
     total_laps: int
     flag: int = GREEN
     pace_sd: np.ndarray | None = None   # uncertainty of pace_s (s)
+    green_laps: np.ndarray | None = None  # green laps each car's pace was measured on (None: not known)
 
     def __post_init__(self) -> None:
         if not 0 <= self.lap < self.total_laps:
@@ -61,8 +62,8 @@ def _number(car: dict, key: str, i: int, *, default=None, low: float = -math.inf
 def state_from_timing(cars: list[dict], total_laps: int, flag: str = "green") -> RaceState:
     """Build the RaceState from the live timing: each car dict has car, position, laps, gap_s (to
     the leader), last_lap_s, best_lap_s, tyre_age_laps, pit (bool); optional pace_s, sigma_s,
-    deg_s_per_lap, deg_sd (from the tyre model) and retired. Bad input raises a ValueError that
-    names the field and the reason."""
+    deg_s_per_lap, deg_sd (from the tyre model), retired and green_laps (the laps its pace rests
+    on). Bad input raises a ValueError that names the field and the reason."""
     if not cars:
         raise ValueError("cars: empty")
     try:
@@ -97,6 +98,7 @@ def state_from_timing(cars: list[dict], total_laps: int, flag: str = "green") ->
             _number(car, "deg_sd", i, default=DEFAULT_DEG_SD, low=0, high=5),
             bool(car.get("pit", False)),
             bool(car.get("retired", False)),
+            None if car.get("green_laps") is None else _number(car, "green_laps", i, low=0, high=10_000),
         ))
         names.append(name)
     a = np.array([r[:8] for r in rows], dtype=float)
@@ -106,4 +108,5 @@ def state_from_timing(cars: list[dict], total_laps: int, flag: str = "green") ->
     return RaceState(tuple(names), position=a[:, 0].astype(int), gap_s=a[:, 2], pace_s=a[:, 3],
                      sigma_s=a[:, 4], tyre_age=a[:, 5], deg_s_per_lap=a[:, 6], deg_sd=a[:, 7],
                      in_pit=np.array([r[8] for r in rows]), retired=np.array([r[9] for r in rows]),
-                     lap=lap, total_laps=int(total_laps), flag=flag_code)
+                     lap=lap, total_laps=int(total_laps), flag=flag_code,
+                    green_laps=None if any(r[10] is None for r in rows) else np.array([r[10] for r in rows]))

@@ -164,20 +164,20 @@ def pit_window(result: Result, car: str, current_position: int, strategies: list
     vs_stay = float(mean[stay] - mean[b]) if stay is not None else 0.0
     p_gain = float((pos[b] < current_position).mean())
     p_loss = float((pos[b] > current_position).mean())
-    odds = f"gain a place {p_gain:.0%}, lose one {p_loss:.0%}"
+    places = np.bincount(pos[b].astype(int))
+    likeliest = int(np.argmax(places))
+    odds = (f"P{likeliest} in {places[likeliest] / pos.shape[1]:.0%} (mean P{mean[b]:.1f}, retirements included), "
+            f"from P{current_position}")
     if best.pit_laps and len(best.pit_laps) == 1 and laps:
         when = f"lap {laps[0]}" if len(laps) == 1 else f"laps {_ranges(laps)}"
-        sentence = (f"Box {when}: expected P{mean[b]:.1f} from P{current_position} "
-                    f"({gain:+.1f} places, {vs_stay:+.1f} on staying out); {odds}.")
+        sentence = f"Box {when}: {odds}; {vs_stay:+.1f} places on staying out."
     elif best.on_caution:
-        sentence = (f"Stay out and box under the next caution: expected P{mean[b]:.1f} from "
-                    f"P{current_position} ({vs_stay:+.1f} on staying out); {odds}.")
+        sentence = f"Stay out and box under the next caution: {odds}; {vs_stay:+.1f} places on staying out."
     elif best.pit_laps:
-        sentence = (f"Two stops, laps {' and '.join(map(str, best.pit_laps))}: expected P{mean[b]:.1f} "
-                    f"from P{current_position} ({vs_stay:+.1f} on staying out); {odds}.")
+        stops_at = " and ".join(map(str, best.pit_laps))
+        sentence = f"Two stops, laps {stops_at}: {odds}; {vs_stay:+.1f} places on staying out."
     else:
-        sentence = (f"Stay out: expected P{mean[b]:.1f} from P{current_position}; no pit lap does better "
-                    f"within the simulation's error; {odds}.")
+        sentence = f"Stay out: {odds}; no pit lap does better within the simulation's error."
     return PitWindow(laps, best.name, round(float(mean[b]), 3), round(float(gain), 3), round(vs_stay, 3),
                      round(p_gain, 4), round(p_loss, 4), sentence)
 

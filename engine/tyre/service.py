@@ -20,6 +20,8 @@ from engine.race.corners import CORNERS
 from engine.race.flag import Flag
 from engine.tyre.cliff import LAPS_LEFT_UNKNOWN, cliff_call, degradation, pace_level, project
 from engine.tyre.dataset import FEATURES, lap_features, next_lap_time
+from engine.tyre.degradation import COLUMNS as DEGRADATION_COLUMNS
+from engine.tyre.degradation import rates as car_rates
 from engine.tyre.forecast import HORIZONS, model_forecast
 from engine.tyre.explain import top_reasons
 from engine.tyre.model import TyreModel
@@ -28,7 +30,7 @@ from engine.tyre.wear import wear_for_lap
 OUTPUT_COLUMNS = (
     "session", "car", "lap", "predicted_next_lap_s", "next_lap_lo_s", "next_lap_hi_s",
     "loss_s", "loss_lo_s", "loss_hi_s", "laps_to_cliff", "laps_to_cliff_lo", "laps_to_cliff_hi",
-    "deg_s_per_lap", "deg_sd", "forecast5_s", "forecast10_s",
+    "deg_s_per_lap", "deg_sd", "forecast5_s", "forecast10_s", *DEGRADATION_COLUMNS,
     "wear_fl", "wear_fr", "wear_rl", "wear_rr", "wear_lo_factor", "wear_hi_factor", "wear_source",
     "reasons", "model_version",
 )
@@ -128,6 +130,11 @@ class TyreService:
         wear_dicts = [w if ok else None for w, ok in zip(out[[f"wear_{c}" for c in CORNERS]].to_dict("records"), own)]
         out["reasons"] = top_reasons(self.model, X, wear_dicts)
         out["model_version"] = self.version
+        own = laps[["session", "car", "lap"]].assign(car=laps["car"].astype(str)).join(car_rates(laps))
+        own = own.drop_duplicates(["session", "car", "lap"], keep="last").set_index(["session", "car", "lap"])
+        at = pd.MultiIndex.from_arrays([out["session"], out["car"], out["lap"]])
+        for c in DEGRADATION_COLUMNS:      # the car's own rate from its clean laps (fuel-free)
+            out[c] = own[c].reindex(at).to_numpy()
         return out[list(OUTPUT_COLUMNS)].reset_index(drop=True)
 
 
