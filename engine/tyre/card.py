@@ -210,6 +210,11 @@ c crossed the line):
 - Track evolution and conditions everyone shares: the field's recent median loss (`field_loss`) and
   yellow share (`field_fcy`), over laps completed in the last {FIELD_WINDOW_S:.0f} s. This assumes
   the track changes alike for every car; the model learns how much of the field's change to pass on.
+- Each car's own degradation rate, served beside the model (`deg_rate_s_per_lap` and its {PCT}
+  interval, engine/tyre/degradation.py), uses no fuel assumption: each clean lap is taken against
+  the field's median clean lap of the same lap number, so fuel burn and track evolution, common to
+  the field, cancel. It assumes the field shares one tyre age (a race without stops) or that the
+  common part of the degradation is the same for every car: what every car loses alike is not in it.
 - In a no-stop race, tyre age, fuel burn and track evolution all grow with the lap number: from
   pace alone they **cannot be separated** beyond those two assumptions (only cars that pitted break
   the collinearity, and the data does not say whether a stop changed tyres). The `loss` is "tyre
