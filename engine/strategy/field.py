@@ -17,7 +17,10 @@ Rules (where the stage and the page used to disagree, the stage's won; /work/coo
   field's median made a settled back-marker's neighbour the field's median car, passing ten cars
   on paper. Its call is provisional (the state carries each car's green laps);
 - `in_pit` on the board is the car's `pit`: its out-lap is still owed;
-- each car runs on its tyre model's curve when its tyre insight is at most TYRE_STALE_LAPS old.
+- each car runs on its tyre model's curve when its tyre insight is at most TYRE_STALE_LAPS old and
+  the car has settled (before, the projection rests on start and restart laps: its uncertainty,
+  up to 0.1 s/lap per lap of age, put the leader at lap 2 of a race at P10 on average; such a car
+  keeps the assumed curve, as its pace is the field's).
 """
 
 from __future__ import annotations
@@ -82,7 +85,9 @@ def with_tyre_curves(cars: list[dict], tyre: dict[str, dict]) -> list[dict]:
     out = []
     for car in cars:
         t = tyre.get(car["car"])
-        if t and t.get("deg_s_per_lap") is not None and car.get("laps", 0) - int(t.get("lap", -99)) <= TYRE_STALE_LAPS:
+        settled = car.get("green_laps", SETTLED_GREEN_LAPS) >= SETTLED_GREEN_LAPS
+        recent = t is not None and car.get("laps", 0) - int(t.get("lap", -99)) <= TYRE_STALE_LAPS
+        if settled and recent and t.get("deg_s_per_lap") is not None:
             car = dict(car, deg_s_per_lap=max(0.0, float(t["deg_s_per_lap"])),
                        deg_sd=float(t.get("deg_sd") or DEFAULT_DEG_SD))
         out.append(car)
