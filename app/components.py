@@ -20,7 +20,8 @@ TOWER_COLUMNS = [
     ("Last", "Last lap time, m:ss.fff"), ("Best", "Best green-flag lap, m:ss.fff (pink: fastest of the race)"),
     ("S1 s", "Sector 1 of the last lap, seconds"), ("S2 s", "Sector 2 of the last lap, seconds"),
     ("S3 s", "Sector 3 of the last lap, seconds"), ("Age", "Laps on the current tyres"),
-    ("Wear %", "Most worn corner, % of the way to the cliff (tyre model)"),
+    ("Tyre", "Most worn corner, % of the way to the cliff, where the car's own telemetry gives the loads; "
+             "else the loss vs fresh tyres in s from the car's own lap times (pace, measured)"),
     ("Cliff", "Laps until a pit stop pays for itself (tyre model); none = not before the flag"),
     ("Pit", "Pit stops made; IN when the last lap ended in the pit lane"),
     ("Alerts", "Alerts for this car in the last laps"),
@@ -81,15 +82,23 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
          "fastest lap of the race" if car.get("fastest_lap") else "personal best lap"),
         *sectors,
         (str(car.get("tyre_age_laps", "")), None, f"{car.get('tyre_age_laps', '')} laps on these tyres"),
-        ("–" if w is None else f"{w:.0f}", wear_cls,
-         "no tyre model output yet" if w is None else
-         f"{views.CORNER_NAMES[corner]} {w:.0f} % ({colour_words}); "
-         + ("from this car's measured loads" if (tyre or {}).get("wear_source") == "telemetry"
-            else "estimated from tyre age: no telemetry from this car")),
+        tyre_cell(tyre, corner, w, wear_cls, colour_words),
         (cliff_text, "cliff-near" if cliff is not None and cliff <= views.CLIFF_WARN_LAPS else None, cliff_tip),
         (pit, "pit-in" if car.get("in_pit") else None, "in the pit lane" if car.get("in_pit") else f"{pit} stops"),
         (str(n_alerts) if n_alerts else "", "alert-badge" if n_alerts else None, alert_tip),
     ]
+
+
+def tyre_cell(tyre: dict | None, corner: str | None, w: float | None, wear_cls: str, colour_words: str) -> tuple:
+    """The tower's tyre cell: corner wear % only from the car's own telemetry, else its pace state."""
+    if w is not None:
+        return (f"{w:.0f}", wear_cls, f"{views.CORNER_NAMES[corner]} {w:.0f} % ({colour_words}); "
+                f"source: {views.corner_source(tyre)}")
+    st = views.pace_state(tyre)
+    if st is not None:
+        return (f"{float(st['loss_vs_fresh_s']):+.2f} s", "wear-pace",
+                f"{views.pace_words(tyre)}; {views.pace_detail(tyre)}; no corner wear: no telemetry from this car")
+    return "–", "wear-none", "no tyre model output yet"
 
 
 def tower_row(cells: list[tuple[str, str | None, str]], big: bool = False) -> html.Tr:
@@ -123,9 +132,35 @@ def gauge(corner: str, tyre: dict | None) -> dbc.Card:
             html.Div(html.Div(style={"width": f"{min(max(v, 0), 100):.0f}%", "background": colour},
                               className="gauge-fill"), className="gauge-bar"),
             html.Div(f"80 % interval {iv}" if iv else "interval not given", className="small text-secondary",
-                     title="The model's 80 % interval for this corner's wear"),
+                     title="The spread of cliff ages across cars (modelled) applied to this corner's wear"),
+            html.Div(f"source: {views.corner_source(tyre) or 'not given'}", className="small text-secondary gauge-source"),
         ]
     return dbc.Card(dbc.CardBody(body), className="gauge", id=f"gauge-{corner}")
+
+
+def pace_card(tyre: dict | None) -> dbc.Card:
+    """A car without its own telemetry: its pace-based tyre state instead of corner numbers."""
+    st = views.pace_state(tyre)
+    if st is None:
+        return dbc.Card(dbc.CardBody(no_output("tyre state", "appears with the car's first clean laps")),
+                        className="gauge", id="tyre-pace")
+    return dbc.Card(dbc.CardBody([
+        html.Div("Tyre state · pace, measured", className="gauge-corner", title=views.pace_detail(tyre)),
+        html.Div(f"{float(st['loss_vs_fresh_s']):+.2f} s", className="gauge-value",
+                 title="loss vs fresh tyres: the car's own degradation rate x laps on these tyres"),
+        html.Div(views.pace_words(tyre), className="pace-words"),
+        html.Div(views.pace_detail(tyre), className="small text-secondary"),
+        html.Div("No corner wear: this car sends no telemetry, and tyre age x constants is not a measurement.",
+                 className="small text-secondary"),
+    ]), className="gauge", id="tyre-pace")
+
+
+def tyre_panel(tyre: dict | None, **col) -> html.Div:
+    """Four corner gauges where the car's own telemetry gives the loads, else its pace state."""
+    if views.worst_corner(tyre)[1] is None:
+        return html.Div(pace_card(tyre), className="tyre-panel")
+    return html.Div(dbc.Row([dbc.Col(gauge(c, tyre), **col) for c in views.CORNERS], className="g-2"),
+                    className="tyre-panel")
 
 
 def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
@@ -209,7 +244,8 @@ def car_positions(board: dict, meta: dict, insights: dict[str, dict], outline: t
         corner, w = views.worst_corner(insights.get(str(c["car"]), {}).get("tyre"))
         colour, words = views.wear_colour(w)
         colours.append(colour)
-        tyre_txt = words if w is None else f"{views.CORNER_NAMES[corner]} {w:.0f} % ({words})"
+        tyre = insights.get(str(c["car"]), {}).get("tyre")
+        tyre_txt = (views.pace_words(tyre) or words) if w is None else f"{views.CORNER_NAMES[corner]} {w:.0f} % ({words}, telemetry)"
         hover.append(f"P{c['position']} #{c['car']} · lap {c.get('laps', 0)} · {tyre_txt}")
     return {"x": x.round(1).tolist(), "y": y.round(1).tolist(), "colours": colours, "hover": hover,
             "labels": [str(c["car"]) for c in cars], "cars": [str(c["car"]) for c in cars]}

@@ -54,6 +54,37 @@ def worst_corner(tyre: dict | None) -> tuple[str | None, float | None]:
     return max(vals, key=lambda cv: cv[1]) if vals else (None, None)
 
 
+def pace_state(tyre: dict | None) -> dict | None:
+    """The car's pace-based tyre state (engine.tyre.service.pace_states), or None without one."""
+    st = (tyre or {}).get("tyre_state")
+    return st if isinstance(st, dict) and _num(st.get("loss_vs_fresh_s")) is not None else None
+
+
+def pace_words(tyre: dict | None) -> str:
+    """'loss vs fresh tyres +0.42 s, +0.030 s/lap (pace, measured)', '' without a pace state."""
+    st = pace_state(tyre)
+    if st is None:
+        return ""
+    rate = _num(st.get("deg_rate_s_per_lap"))
+    return (f"loss vs fresh tyres {float(st['loss_vs_fresh_s']):+.2f} s"
+            + ("" if rate is None else f", {rate:+.3f} s/lap") + " (pace, measured)")
+
+
+def pace_detail(tyre: dict | None) -> str:
+    """Where the pace state comes from: its interval and the clean laps it rests on."""
+    st = pace_state(tyre) or {}
+    lo, hi = (list(st.get("interval") or []) + [None, None])[:2]
+    iv = "" if _num(lo) is None or _num(hi) is None else f"80 % interval {float(lo):+.3f} to {float(hi):+.3f} s/lap; "
+    return (iv + f"from {st.get('laps', 0)} clean laps on these tyres against the field's median lap "
+            "(fuel and track evolution cancel): degradation beyond the field's")
+
+
+def corner_source(tyre: dict | None) -> str:
+    """The source label of a corner's wear: only the car's own telemetry gives corner numbers."""
+    return ("measured loads (this car's telemetry), wear % modelled"
+            if (tyre or {}).get("wear_source") == "telemetry" else "")
+
+
 def wear_colour(pct: float | None) -> tuple[str, str]:
     """(colour, words) for a wear %: grey 'no tyre model output' when absent."""
     if pct is None:

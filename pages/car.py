@@ -1,4 +1,5 @@
-"""Car detail: four tyre gauges with intervals, laps to the cliff, the three radio-ready reasons,
+"""Car detail: four tyre gauges with intervals (cars with their own telemetry; else the pace-based
+tyre state), laps to the cliff, the three radio-ready reasons,
 lap-time and wear trends with the prediction band, sectors against the car's best."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ dash.register_page(__name__, path="/car", name="Car detail", order=2, title="Pit
 def layout(car: str | None = None, **_):
     return html.Div([
         components.car_header("car", car, "The car to look at"),
-        dbc.Row([dbc.Col(html.Div(id=f"car-gauge-{c}"), xs=6, lg=3) for c in views.CORNERS], className="g-2"),
+        html.Div(id="car-tyre"),
         dbc.Row([
             dbc.Col(html.Div(id="car-cliff", className="cliff-box"), lg=3),
             dbc.Col(html.Div(id="car-reasons"), lg=9),
@@ -54,7 +55,7 @@ def cliff_box(tyre: dict | None) -> list:
             html.Div(f"model {tyre.get('model_version', '?')}", className="small text-secondary")]
 
 
-@callback(*[Output(f"car-gauge-{c}", "children") for c in views.CORNERS],
+@callback(Output("car-tyre", "children"),
           Output("car-cliff", "children"), Output("car-reasons", "children"), Output("car-wear", "children"),
           Output("car-sectors", "children"), Output("car-status", "children"),
           Output("car-laps", "figure"), Output("car-shown", "data"),
@@ -62,19 +63,20 @@ def cliff_box(tyre: dict | None) -> list:
           State("session", "value"), State("car-shown", "data"))
 def refresh_car(car, feed, _poll, session, shown):
     if not session or not car:
-        return *([no_update] * 8), "Pick a session and a car.", no_update, no_update
+        return *([no_update] * 5), "Pick a session and a car.", no_update, no_update
     if ctx.triggered_id == "live-feed" and not touches(feed, session, car):
-        return (no_update,) * 11
+        return (no_update,) * 8
     ins = data.insight(session, car)
     tyre, timing = ins.get("tyre"), ins.get("timing") or {}
     history = data.lap_history(session, car)
-    gauges = [components.gauge(c, tyre) for c in views.CORNERS]
+    panel = components.tyre_panel(tyre, xs=6, lg=3)
     rs = views.reasons(tyre)
     reasons = [html.H6("Why (radio-ready)", title="The model's three largest contributions, in words")] + (
         [html.Ol([html.Li(r, className="reason") for r in rs])] if rs else [components.no_output("tyre model", "reasons appear with the tyre model's first prediction")])
     wf = components.wear_figure(history)
     wear = dcc.Graph(figure=wf, config={"displaylogo": False}) if wf else components.no_output(
-        "wear history", "the tyre model has not predicted a lap of this car yet")
+        "corner wear history", "corner wear is shown only from the car's own telemetry"
+        + (f"; this car's tyres: {views.pace_words(tyre)}" if views.pace_state(tyre) else ""))
     sf = components.sector_delta_figure(timing)
     sectors = dcc.Graph(figure=sf, config={"displaylogo": False}, style={"height": "260px"}) if sf else None
     status = (f"#{car} · P{timing.get('position', '?')} · lap {timing.get('laps', '?')} · "
@@ -93,5 +95,5 @@ def refresh_car(car, feed, _poll, session, shown):
             trace["y"].append(h.get("lap_time_s"))
     else:
         fig = components.laptime_figure(history, tyre)
-    return (*gauges, cliff_box(tyre), reasons, wear, sectors, status, fig,
+    return (panel, cliff_box(tyre), reasons, wear, sectors, status, fig,
             {"car": car, "session": session, "laps": laps})

@@ -48,7 +48,7 @@ def car_view(session: str, car: dict) -> html.Div:
     return html.Div([
         html.Div(f"P{car['position']}  #{car['car']}  ·  last {components.format_laptime(car.get('last_lap_s'))}"
                  f"  ·  best {components.format_laptime(car.get('best_lap_s'))}", className="garage-car-title"),
-        dbc.Row([dbc.Col(components.gauge(c, tyre), width=3) for c in views.CORNERS], className="g-3"),
+        components.tyre_panel(tyre, width=3),
         html.Div("Laps to cliff: " + (views.cliff_words(tyre)[1] if n is None else f"{n:.0f} {views.interval_text(lo, hi, 'laps')}"),
                  className="garage-line"),
         html.Ol([html.Li(r) for r in reasons], className="garage-line") if reasons else None,

@@ -31,7 +31,7 @@ SESSION = "barber-r1"
 PAGES = [  # path, an element that only appears once the page has real content, screenshot name
     ("/", "#timing-tower tbody tr", "overview"),
     ("/map", "#map-graph .scatterlayer .trace:nth-child(3) .point", "trackmap"),
-    ("/car?car=13", "#gauge-fl", "car"),
+    ("/car?car=13", "#tyre-pace", "car"),
     ("/strategy?car=13", "#rejoin-card", "strategy"),
     ("/driver?car=13", "#dr-print .js-plotly-plot", "driver"),
     ("/sessions", "#sessions-table", "sessions"),
@@ -146,8 +146,11 @@ def test_every_number_on_the_tower_has_a_tooltip(dash_br, race):
         "return [...document.querySelectorAll('#timing-tower th, #timing-tower td')]"
         ".filter(e => e.textContent.trim() && !e.title).length")
     assert untitled == 0
-    wear = dash_br.find_element("#tower-car-13 td:nth-child(12)")
-    assert 0 <= float(wear.text) <= 150 and "%" in wear.get_attribute("title"), "the tyre model's wear, with its corner"
+    # car #13 sends no telemetry: no corner wear %, its pace-based tyre state with its source
+    tyre = dash_br.find_element("#tower-car-13 td:nth-child(12)")
+    assert tyre.text.endswith(" s") and -5 < float(tyre.text[:-2]) < 5, tyre.text
+    assert "%" not in tyre.text and "(pace, measured)" in tyre.get_attribute("title")
+    assert "no corner wear" in tyre.get_attribute("title")
 
 
 def test_tower_changes_live_when_laps_are_replayed(dash_br, race, screenshots):
@@ -186,10 +189,13 @@ def test_clicking_a_car_on_the_map_opens_its_detail(dash_br, race):
         "return document.getElementById('map-graph').querySelector('.js-plotly-plot').data[2].customdata[0]")
     from selenium.webdriver.common.action_chains import ActionChains
     ActionChains(dash_br.driver).move_to_element(dash_br.find_elements(point)[0]).click().perform()
-    dash_br.wait_for_element("#gauge-fl", timeout=10)
+    dash_br.wait_for_element("#car-tyre", timeout=10)
     assert dash_br.driver.current_url.endswith(f"/car?car={car}")
     dash_br.wait_for_contains_text("#car-status", f"#{car}", timeout=10)
-    dash_br.wait_for_contains_text("#gauge-fl", "%", timeout=10)
+    # no car in this feed sends telemetry wear: the pace state, and no corner gauge
+    dash_br.wait_for_contains_text("#tyre-pace", "loss vs fresh tyres", timeout=10)
+    assert "(pace, measured)" in dash_br.find_element("#tyre-pace").text
+    assert not dash_br.find_elements("#gauge-fl")
     assert len(dash_br.find_elements("#car-reasons li")) == 3, "three radio-ready reasons"
 
 

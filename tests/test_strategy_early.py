@@ -1,6 +1,7 @@
 """Issue 13 item 8: the live strategy call in the first three laps of every GR Cup race (the
-engine's path: the timing board, engine.strategy.field's builder, call.recommend, each race's
-track model fitted without it), at the leader's crossing and the last car's of laps 1, 2 and 3."""
+engine's path: the timing board, each car's tyre insight from the shipped tyre model,
+engine.strategy.field's builder, call.recommend, each race's track model fitted without it), at
+the leader's crossing and the last car's of laps 1, 2 and 3."""
 
 from __future__ import annotations
 
@@ -10,22 +11,25 @@ import numpy as np
 import pytest
 
 from engine.settings import REPO_ROOT
+from engine.sources.grcup import discover
 from engine.sources.track_models import race_laps, shipped
 from engine.strategy.backtest import live_call
+from engine.strategy.commands import tyre_insights
 
 GRCUP = REPO_ROOT / "data" / "grcup"
-RACES = 2000         # per strategy: 72 calls in about 12 s on one core
+RACES = 2000         # per strategy: 72 calls in about 17 s on one core
 
 
 @pytest.fixture(scope="module")
 def early_calls():
     models = shipped()
+    tyre_for = tyre_insights(discover(GRCUP))
     out = []
     for rf in race_laps(GRCUP):
         model = models.model(rf.track, rf.session)
         for k in (1, 2, 3):
             for last in (False, True):
-                state, call = live_call(rf, k, model, races=RACES, seed=k, last=last)
+                state, call = live_call(rf, k, model, tyre_for, races=RACES, seed=k, last=last)
                 out.append((f"{rf.session} lap {k} ({'last car' if last else 'leader'})", state, call))
     return out
 

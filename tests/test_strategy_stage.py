@@ -95,6 +95,8 @@ def test_a_queued_crossing_gets_fewer_races_so_its_call_still_lands_within_the_d
 def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
     from pathlib import Path
 
+    import numpy as np
+
     from engine.settings import REPO_ROOT
     from engine.sources.models import read_tyre_service
     from engine.tyre.service import insight_fields
@@ -110,16 +112,31 @@ def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
         pass
     call = json.loads(r.hget(keys.insight("barber-r1", "13"), "strategy"))
     board = json.loads(r.get(keys.board("barber-r1")))["cars"]
-    assert call["tyre_curves"] == f"tyre model for {len(board)} of {len(board)} cars"
+    assert call["tyre_curves"] == f"own degradation rate (pace, measured) for {len(board)} of {len(board)} cars"
+    # the curve each car runs on is its own degradation rate (fuel and track evolution cancelled),
+    # not the tyre model's fuel-corrected projection and not tyre age x constants
+    cars = {c["car"]: c for c in field_cars(board, StrategyStage(r)._tyre_insights("barber-r1", board))}
+    own = predicted.set_index("car")
+    for car, c in cars.items():
+        rate, lo, hi = (insight_fields(own.loc[car].to_dict())[k] for k in ("deg_rate_s_per_lap", "deg_rate_lo", "deg_rate_hi"))
+        assert c["deg_s_per_lap"] == max(0.0, rate), car
+        assert c["deg_sd"] == pytest.approx((hi - lo) / (2 * 1.2816)), car
+    fuel = own["deg_s_per_lap"].reindex(list(cars)).to_numpy()
+    ran = np.array([c["deg_s_per_lap"] for c in cars.values()])
+    assert not np.allclose(ran, fuel, atol=1e-3), "the fuel-corrected projection is not the tyre curve"
 
 
 def test_tyre_curves_are_floored_at_zero_and_stale_ones_are_not_used():
     cars = [{"car": "1", "laps": 10}, {"car": "2", "laps": 10}, {"car": "3", "laps": 10}, {"car": "4", "laps": 10}]
-    tyre = {"1": {"lap": 10, "deg_s_per_lap": 0.04, "deg_sd": 0.01},
-            "2": {"lap": 9, "deg_s_per_lap": -0.02, "deg_sd": 0.02},      # the pace trend, not the tyre
-            "3": {"lap": 6, "deg_s_per_lap": 0.09, "deg_sd": 0.02}}       # four laps old
+    def rate(r, sd):        # the insight's own rate with its 80 % interval
+        return {"deg_rate_s_per_lap": r, "deg_rate_lo": r - 1.2816 * sd, "deg_rate_hi": r + 1.2816 * sd}
+
+    tyre = {"1": {"lap": 10, **rate(0.04, 0.01), "deg_s_per_lap": 0.07},   # 0.07: with fuel, never used
+            "2": {"lap": 9, **rate(-0.02, 0.02)},                           # less than the field's
+            "3": {"lap": 6, **rate(0.09, 0.02)},                            # four laps old
+            "4": {"lap": 10, "deg_s_per_lap": 0.05, "deg_sd": 0.01}}        # only the fuel-corrected slope
     out = {c["car"]: c for c in with_tyre_curves(cars, tyre)}
-    assert (out["1"]["deg_s_per_lap"], out["1"]["deg_sd"]) == (0.04, 0.01)
+    assert out["1"]["deg_s_per_lap"] == 0.04 and out["1"]["deg_sd"] == pytest.approx(0.01)
     assert out["2"]["deg_s_per_lap"] == 0.0
     assert "deg_s_per_lap" not in out["3"] and "deg_s_per_lap" not in out["4"]
 
@@ -145,7 +162,7 @@ def test_the_strategy_page_simulates_the_field_the_engines_call_simulates(race_t
     for row in board[::2]:                       # tyre insights for half the field, one of them stale
         lap = row["laps"] if row is not board[2] else row["laps"] - 5
         r.hset(keys.insight("barber-r1", str(row["car"])), "tyre",
-               json.dumps({"lap": lap, "deg_s_per_lap": 0.041, "deg_sd": 0.012}))
+               json.dumps({"lap": lap, "deg_rate_s_per_lap": 0.041, "deg_rate_lo": 0.026, "deg_rate_hi": 0.056}))
     board[3] = dict(board[3], in_pit=True, green_laps=1)
     stage = StrategyStage(r)
     engine = state_from_cars(field_cars(board, stage._tyre_insights("barber-r1", board)), 27, "FCY")

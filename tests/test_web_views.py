@@ -43,6 +43,27 @@ def test_tyre_fields_as_the_tyre_stage_writes_them():
     assert views.reasons(tyre) == ["a", "b", "c"]
 
 
+def test_corner_wear_only_from_telemetry_else_the_pace_state_with_its_source():
+    from app import components
+
+    pace = {"wear_fl": None, "wear_fr": None, "wear_rl": None, "wear_rr": None, "wear_source": None,
+            "tyre_state": {"source": "pace", "loss_vs_fresh_s": 0.42, "loss_interval": [0.1, 0.7],
+                           "deg_rate_s_per_lap": 0.03, "interval": [0.01, 0.05], "laps": 9, "tyre_age_laps": 14}}
+    assert views.worst_corner(pace) == (None, None)
+    assert views.pace_words(pace) == "loss vs fresh tyres +0.42 s, +0.030 s/lap (pace, measured)"
+    text, cls, tip = components.tyre_cell(pace, None, None, "wear-none", "")
+    assert text == "+0.42 s" and "%" not in text and "(pace, measured)" in tip and "9 clean laps" in tip
+    panel = str(components.tyre_panel(pace))
+    assert "tyre-pace" in panel and "gauge-fl" not in panel
+    tel = {"wear_fl": 62.0, "wear_fr": 50.0, "wear_rl": 41.0, "wear_rr": 38.0, "wear_source": "telemetry",
+           "wear_lo_factor": 0.8, "wear_hi_factor": 1.3, "tyre_state": pace["tyre_state"]}
+    text, cls, tip = components.tyre_cell(tel, *views.worst_corner(tel), "wear-worn", "worn")
+    assert text == "62" and "source: measured loads (this car's telemetry)" in tip
+    panel = str(components.tyre_panel(tel))
+    assert all(f"gauge-{c}" in panel for c in views.CORNERS) and "measured loads" in panel
+    assert views.pace_words({"tyre_state": {"source": "pace", "loss_vs_fresh_s": None}}) == ""
+
+
 def test_strategy_fields_as_the_strategy_engine_writes_them():
     st = {"strategies": [{"name": "stay out", "pit_laps": [], "position_distribution": [0.5, 0.5]},
                          {"name": "pit lap 14", "pit_laps": [14], "expected_position": 2.1, "p_gain": 0.1},

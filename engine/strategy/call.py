@@ -42,8 +42,8 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
         raise ValueError(f"races: {races} is too few for a strategy call (at least 100)")
     rules = model.rules(state.lap, state.total_laps)
     rng = np.random.default_rng(seed)
-    if state.pace_sd is None:       # how much a car's pace moves over a race, fitted from the track's races
-        state = replace(state, pace_sd=np.full(state.size, model.pace_drift_s))
+    if state.pace_sd is None:
+        state = replace(state, pace_sd=np.full(state.size, pace_drift_left(model.pace_drift_s, state)))
     field = state.field()
     if state.in_pit.any():
         # In the pit lane at the crossing: the in-lap is done, its out-lap part and cold tyres are not.
@@ -130,6 +130,15 @@ def outlook(result, state: RaceState, strategy: int = 0) -> list[dict]:
     return [{"car": car, "position": int(state.position[i]), "expected_position": round(float(pos[:, i].mean()), 3),
              "p10": int(lo[i]), "p90": int(hi[i]), "p_retire": round(float(out[i]), 4)}
             for i, car in enumerate(state.cars)]
+
+
+def pace_drift_left(drift_s: float, state: RaceState) -> float:
+    """The spread of the constant pace offset that stands for a car's drift over the laps left: the
+    track's pace drift (fitted between the middles of a race's first and last thirds, two thirds
+    of a race apart) grows linearly, so over L of T laps its mean is the drift at L/2 laps ahead:
+    drift x (L / 2) / (2 T / 3)."""
+    left = state.total_laps - state.lap
+    return float(drift_s * 0.75 * left / max(state.total_laps, 1))
 
 
 def should_rerun(event: dict) -> bool:

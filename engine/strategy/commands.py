@@ -233,13 +233,13 @@ def fit_tracks_file(data: Path | None, out: Path | None) -> dict:
 
 
 def session_call(args: argparse.Namespace) -> dict:
-    """The live call for one car at one lap of a recorded GR Cup race."""
+    """The live call for one car when the leader completes a lap of a recorded GR Cup race (the
+    engine's path: engine.strategy.backtest.live_call)."""
     from engine.sources.grcup import discover, read_laps
     from engine.settings import REPO_ROOT
     from engine.sources.track_models import track_model
-    from engine.strategy.backtest import state_at
-    from engine.strategy.call import recommend
-    from engine.strategy.racelaps import field_flags
+    from engine.strategy.backtest import live_call
+    from engine.strategy.trackmodel import RaceLaps
 
     if args.lap is None or args.car is None:
         raise ValueError("--session needs --lap and --car")
@@ -249,12 +249,13 @@ def session_call(args: argparse.Namespace) -> dict:
         raise ValueError(f"--session {args.session!r}: not found; sessions: {', '.join(sorted(found))}")
     rf = found[args.session]
     laps = read_laps(rf)
-    total = int(field_flags(laps).index.max())
-    if not 1 <= args.lap < total:
-        raise ValueError(f"--lap {args.lap}: must be between 1 and {total - 1}")
+    last = int(laps["lap"].max())
+    if not 1 <= args.lap < last:
+        raise ValueError(f"--lap {args.lap}: must be between 1 and {last - 1}")
     model = track_model(rf.track, rf.session)       # the shipped model, fitted without this race
-    state = state_at(laps, args.lap, total, model)
-    return recommend(state, str(args.car), model, races=args.races or 10_000, seed=args.seed)
+    _, call = live_call(RaceLaps(rf.session, rf.track, laps), args.lap, model, tyre_insights([rf]),
+                        races=args.races or 10_000, seed=args.seed, car=str(args.car))
+    return call
 
 
 def _jsonable(value):

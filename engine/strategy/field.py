@@ -17,7 +17,10 @@ Rules (where the stage and the page used to disagree, the stage's won; /work/coo
   field's median made a settled back-marker's neighbour the field's median car, passing ten cars
   on paper. Its call is provisional (the state carries each car's green laps);
 - `in_pit` on the board is the car's `pit`: its out-lap is still owed;
-- each car runs on its tyre model's curve when its tyre insight is at most TYRE_STALE_LAPS old.
+- each car runs on its own degradation rate (never the fuel-corrected projection) when its tyre
+  insight is at most TYRE_STALE_LAPS old and the car has settled (before, the projection rests on start and restart laps: its uncertainty,
+  up to 0.1 s/lap per lap of age, put the leader at lap 2 of a race at P10 on average; such a car
+  keeps the assumed curve, as its pace is the field's).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 
 from engine.race.flag import Flag
 from engine.strategy.state import DEFAULT_DEG_SD, RaceState, state_from_timing
+from engine.tyre.degradation import Z80
 
 TYRE_STALE_LAPS = 2   # a tyre prediction older than this many of the car's laps is not used
 SETTLED_GREEN_LAPS = 3
@@ -76,15 +80,20 @@ def timing_cars(board: list[dict]) -> list[dict]:
 
 
 def with_tyre_curves(cars: list[dict], tyre: dict[str, dict]) -> list[dict]:
-    """Each car's tyre curve from its tyre insight: the slope of the model's projected loss over
-    the laps left (floored at 0: a tyre does not get faster with age; a falling projection is the
-    car's pace trend) and its uncertainty. Cars without a recent prediction keep the assumption."""
+    """Each car's tyre curve from its tyre insight: the car's own degradation rate from its clean
+    laps (deg_rate_s_per_lap, engine.tyre.degradation: fuel and track evolution cancel, shrunk to
+    the field's when it has few laps; floored at 0, a tyre does not get faster with age) with the
+    sd of its 80 % interval. Never the fuel-corrected projection (deg_s_per_lap of the tyre model):
+    fuel burn is not tyre wear. Cars without a recent rate keep the assumption."""
     out = []
     for car in cars:
         t = tyre.get(car["car"])
-        if t and t.get("deg_s_per_lap") is not None and car.get("laps", 0) - int(t.get("lap", -99)) <= TYRE_STALE_LAPS:
-            car = dict(car, deg_s_per_lap=max(0.0, float(t["deg_s_per_lap"])),
-                       deg_sd=float(t.get("deg_sd") or DEFAULT_DEG_SD))
+        settled = car.get("green_laps", SETTLED_GREEN_LAPS) >= SETTLED_GREEN_LAPS
+        recent = t is not None and car.get("laps", 0) - int(t.get("lap", -99)) <= TYRE_STALE_LAPS
+        if settled and recent and t.get("deg_rate_s_per_lap") is not None:
+            lo, hi = t.get("deg_rate_lo"), t.get("deg_rate_hi")
+            sd = (float(hi) - float(lo)) / (2 * Z80) if lo is not None and hi is not None else DEFAULT_DEG_SD
+            car = dict(car, deg_s_per_lap=max(0.0, float(t["deg_rate_s_per_lap"])), deg_sd=sd if sd > 0 else DEFAULT_DEG_SD)
         out.append(car)
     return out
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Start, Work, step
+from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Work, step
 
 
 @step
@@ -249,12 +249,10 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
 
 
 @step
-def passing_walk(w: Work, st: Start, p: Params, lap: int, n: int, overtake_ok: bool, gap: float) -> None:
+def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarray, duel_lap: np.ndarray,
+                 bias: np.ndarray, team: np.ndarray, teamorder: np.ndarray, duel: float, loser: float, thr0: float,
+                 duel_when_held: bool, pass_from_gap: bool, lap: int, n: int, overtake_ok: bool, gap: float) -> None:
     """Step 5: the walk from the front on the race times at the line, repeated until nobody moves."""
-    t, order, lt, raw, duel_lap = w.t, w.order, w.lt, w.raw, w.duel_lap
-    bias, team, teamorder = st.bias, st.team, st.teamorder
-    duel, loser, thr0 = p.duel, p.loser, p.thr
-    duel_when_held, pass_from_gap = p.duel_when_held, p.pass_from_gap
     for i in range(n):
         c = order[i]
         t[c] += lt[c]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from engine.race.braking import HARD_CORNER_G, HEAVY_BRAKE_G
 from engine.tyre import FIELD_WINDOW_S, FUEL_S_PER_LAP, INTERVAL
 from engine.tyre.backtest import WITHIN
-from engine.tyre.cliff import HORIZON_LAPS, LAPS_LEFT_UNKNOWN, Z80
+from engine.tyre.cliff import HORIZON_LAPS, LAPS_LEFT_UNKNOWN
 from engine.tyre.dataset import FEATURES, RACE_IDENTIFYING, REFERENCE_LAPS, TELEMETRY_FEATURES
 from engine.tyre.forecast import BASELINES, HORIZONS
 from engine.tyre.train import MAX_ABS_TARGET_S, ONNX_TOLERANCE
@@ -136,7 +136,10 @@ def _cliff(ev: dict | None) -> str:
     if not ev or "cliff_at_quarter_pit_loss" not in ev:
         return "No cliff backtest in the evaluation file.\n"
     lines = []
-    for key, name in (("cliff", "at each track's pit loss"), ("cliff_at_quarter_pit_loss", "at a quarter of the pit loss")):
+    for key, name in (("cliff", "at each track's pit loss"), ("cliff_at_quarter_pit_loss", "at a quarter of the pit loss"),
+                      ("cliff_with_own_rate", "with the car's own rate (degradation.py) instead, at the pit loss: not served")):
+        if key not in ev:
+            continue
         c = ev[key]
         lines += [f"**{name.capitalize()}** ({c['n_calls']} car-laps judged, with at least 2 laps left; a stop would really "
                   f"have paid on {c['n_true_stops']} of them):", "",
@@ -207,6 +210,11 @@ c crossed the line):
 - Track evolution and conditions everyone shares: the field's recent median loss (`field_loss`) and
   yellow share (`field_fcy`), over laps completed in the last {FIELD_WINDOW_S:.0f} s. This assumes
   the track changes alike for every car; the model learns how much of the field's change to pass on.
+- Each car's own degradation rate, served beside the model (`deg_rate_s_per_lap` and its {PCT}
+  interval, engine/tyre/degradation.py), uses no fuel assumption: each clean lap is taken against
+  the field's median clean lap of the same lap number, so fuel burn and track evolution, common to
+  the field, cancel. It assumes the field shares one tyre age (a race without stops) or that the
+  common part of the degradation is the same for every car: what every car loses alike is not in it.
 - In a no-stop race, tyre age, fuel burn and track evolution all grow with the lap number: from
   pace alone they **cannot be separated** beyond those two assumptions (only cars that pitted break
   the collinearity, and the data does not say whether a stop changed tyres). The `loss` is "tyre
@@ -240,12 +248,14 @@ XGBoost routes missing values, so they can only matter where telemetry exists.
 
 A call that can come true or not. After lap k, the car's loss curve is its clean pace now (the best
 of its last 3 clean fuel-corrected laps against its reference: a one-off slow lap does not raise it)
-plus its projected degradation rate d (the slope of the model's rollout over the laps left, floored
-at 0) times the laps ahead. A stop at the end of lap k+j costs the track's pit loss P (the tracks
+plus its degradation rate d (the slope of the model's rollout over the laps left, the rate the
+strategy simulator runs the car on, floored at 0) times the laps ahead. The car's own rate from its
+clean laps against the field (engine/tyre/degradation.py) is backtested beside it (below) and is
+not used for the call where it makes more false calls. A stop at the end of lap k+j costs the track's pit loss P (the tracks
 file's measured figure, else its pit-lane time) and gives the car back its reference pace, after
 which the fresh tyres lose d a lap. The call is the first j with
 `sum over i = j+1..L of (loss_i - d x (i - j)) >= P`, L the laps left; "none before the flag" when no
-j pays. Its {PCT} interval takes d {Z80:.2f} standard deviations higher (earliest) and lower (latest).
+j pays. Its {PCT} interval takes d at the top (earliest) and bottom (latest) of its {PCT} band.
 Fuel cannot make a call: it is out of the loss. The backtest (`engine/tyre/backtest.py`) applies
 the same rule to what the car really did after lap k (its actual loss on later clean laps, 0 on
 caution, pit and restart laps, its actual slope for the fresh tyres, the laps it really ran: the

@@ -4,7 +4,9 @@ for itself, from each car's own loss curve, batched over cars.
 The car's loss curve from lap k on is its clean pace now (`pace_level`: the best of its last 3
 clean fuel-corrected laps against its reference) plus its degradation rate d (s/lap, floored at 0)
 times the laps ahead; d is the slope of the pace model's rollout (`project`, `degradation`), the
-same rate the strategy simulator runs the car on. A stop at the end of lap k+j costs the track's
+same rate the strategy simulator runs the car on. The car's own rate from its clean laps
+(`own_rate`: engine.tyre.degradation) is backtested beside it by engine/tyre/evaluate.py and made
+more false calls there (models/MODEL_CARD.md), so the call does not use it. A stop at the end of lap k+j costs the track's
 pit loss P and gives the car back its reference pace, after which the fresh tyres lose d a lap.
 The stop pays for itself when the time it gives back over the L laps left reaches P:
 
@@ -86,6 +88,16 @@ def pace_level(rows: pd.DataFrame) -> np.ndarray:
     best3 = np.fmin(c["t_fc"], np.fmin(by.shift(1), by.shift(2)))
     level = best3.reindex(rows.index).groupby([rows["session"], rows["car"]], sort=False).ffill()
     return (level - rows["ref_s"]).fillna(0.0).to_numpy(float)
+
+
+def own_rate(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's degradation rate (s/lap) and its standard deviation: the car's own rate from its
+    clean laps so far (engine.tyre.degradation, fuel-free, shrunk to the field)."""
+    from engine.tyre.degradation import rates
+
+    r = rates(rows)
+    return (r["deg_rate_s_per_lap"].to_numpy(float),
+            ((r["deg_rate_hi"] - r["deg_rate_lo"]) / (2 * Z80)).to_numpy(float))
 
 
 def pit_loss_of(track) -> float:

@@ -127,8 +127,13 @@ def evaluate(args: argparse.Namespace) -> int:
             print(f"--data: {d} is not a folder", file=sys.stderr)
             return 2
     try:
-        rows = pd.concat([build(Path(d), log=sys.stderr) for d in dirs], ignore_index=True)
-        fingerprints = {k: v for d in dirs for k, v in data_fingerprint(Path(d)).items()}
+        frames, fingerprints = [], {}
+        for d in dirs:     # the same race name in two folders (another year, a copy) stays two races
+            part, fp = build(Path(d), log=sys.stderr), data_fingerprint(Path(d))
+            rename = {s: f"{s}@{Path(d).name}" for s in fp if s in fingerprints}
+            frames.append(part.assign(session=part["session"].replace(rename)))
+            fingerprints.update({rename.get(s, s): v for s, v in fp.items()})
+        rows = pd.concat(frames, ignore_index=True)
         models_dir = args.models or Settings.from_env().models_dir
         model = read_tyre_model(models_dir)
         report = evaluate_rows(rows, fingerprints, model, pit_losses(rows, dirs), log=sys.stderr)

@@ -22,7 +22,7 @@ from engine.race.lap import clean_laps
 from engine.tyre import INTERVAL
 from engine.tyre import backtest as bt
 from engine.tyre import forecast as fc
-from engine.tyre.cliff import HORIZON_LAPS, cliff_call, degradation, pace_level, project
+from engine.tyre.cliff import HORIZON_LAPS, cliff_call, degradation, own_rate, pace_level, project
 from engine.tyre.dataset import next_lap_time
 from engine.tyre.model import Prediction, TyreModel
 from engine.tyre.train import fit_calibrated, matrix, predict_scale
@@ -102,10 +102,13 @@ def _cliff(rows: pd.DataFrame, projection, pit_loss: np.ndarray) -> dict:
     loss curves themselves are right, where stops would pay far more often)."""
     left = bt.laps_left(rows)
     deg = degradation(projection, left.astype(int))
+    rate, sd = own_rate(rows)
     level = pace_level(rows)
     out = {}
-    for key, scale in (("cliff", 1.0), ("cliff_at_quarter_pit_loss", 0.25)):
-        call = cliff_call(level, deg["deg_s_per_lap"], deg["deg_sd"], left, scale * pit_loss)["laps_to_cliff"]
+    for key, scale, d in (("cliff", 1.0, (deg["deg_s_per_lap"], deg["deg_sd"])),
+                          ("cliff_at_quarter_pit_loss", 0.25, (deg["deg_s_per_lap"], deg["deg_sd"])),
+                          ("cliff_with_own_rate", 1.0, (rate, sd))):     # the alternative rate, not served
+        call = cliff_call(level, *d, left, scale * pit_loss)["laps_to_cliff"]
         out[key] = bt.score(call, bt.truth(rows, scale * pit_loss), left >= 2)
     w2 = out["cliff"]["within_2"]
     out["cliff_false_call_rate"] = out["cliff"]["cliff_false_call_rate"]

@@ -32,7 +32,7 @@ OUTPUT_COLUMNS = (
     "loss_s", "loss_lo_s", "loss_hi_s", "laps_to_cliff", "laps_to_cliff_lo", "laps_to_cliff_hi",
     "deg_s_per_lap", "deg_sd", "forecast5_s", "forecast10_s", *DEGRADATION_COLUMNS,
     "wear_fl", "wear_fr", "wear_rl", "wear_rr", "wear_lo_factor", "wear_hi_factor", "wear_source",
-    "reasons", "model_version",
+    "tyre_state", "reasons", "model_version",
 )
 
 
@@ -65,14 +65,14 @@ class TyreService:
         return wear_for_lap(samples, self.energy_at_cliff)
 
     def _wear(self, rows: pd.DataFrame, wear: pd.DataFrame | None) -> pd.DataFrame:
-        """Cumulative wear % per corner: from telemetry where given, else from tyre age."""
+        """Cumulative wear % per corner, only for cars whose own telemetry gave the loads (NaN and
+        no source for the others: tyre age x constants is never presented as a corner's wear)."""
         out = pd.DataFrame(index=rows.index)
-        age = rows["tyre_age"].to_numpy(float)
         for c in CORNERS:
-            out[f"wear_{c}"] = 100.0 * age / self.cliff_age * self.corner_share[c]
-        out["wear_lo_factor"] = self.wear_lo_factor
-        out["wear_hi_factor"] = self.wear_hi_factor
-        out["wear_source"] = "tyre age"
+            out[f"wear_{c}"] = np.nan
+        out["wear_lo_factor"] = np.nan
+        out["wear_hi_factor"] = np.nan
+        out["wear_source"] = None
         if wear is not None and not wear.empty:
             w = wear.assign(car=wear["car"].astype(str)).set_index("car")
             cars = rows["car"].astype(str)
@@ -80,6 +80,8 @@ class TyreService:
             for c in CORNERS:
                 got = w[f"wear_{c}"].reindex(cars).to_numpy(float)
                 out.loc[has, f"wear_{c}"] = got[has]
+            out.loc[has, "wear_lo_factor"] = self.wear_lo_factor
+            out.loc[has, "wear_hi_factor"] = self.wear_hi_factor
             out.loc[has, "wear_source"] = "telemetry"
         return out
 
@@ -94,7 +96,9 @@ class TyreService:
         `pit_loss_s`: the track's (engine.tyre.cliff.pit_loss_of). Returns OUTPUT_COLUMNS;
         laps_to_cliff is the first lap from which a stop pays for itself (engine.tyre.cliff), +inf
         when none does before the flag, NaN without a pit loss; the
-        80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor];
+        80 % interval of each wear % is [wear x wear_lo_factor, wear x wear_hi_factor], corner wear
+        only for cars in `wear` (NaN, wear_source None for the others); tyre_state is every car's
+        pace-based state (pace_states);
         deg_s_per_lap and deg_sd are the slope of the projected loss over the laps left and its
         uncertainty, the tyre curve the strategy simulator runs each car on; forecast5_s and
         forecast10_s the mean lap time over the next 5 and 10 laps under green running (the figures
@@ -135,7 +139,24 @@ class TyreService:
         at = pd.MultiIndex.from_arrays([out["session"], out["car"], out["lap"]])
         for c in DEGRADATION_COLUMNS:      # the car's own rate from its clean laps (fuel-free)
             out[c] = own[c].reindex(at).to_numpy()
+        out["tyre_state"] = pace_states(out, rows["tyre_age"].to_numpy(float))
         return out[list(OUTPUT_COLUMNS)].reset_index(drop=True)
+
+
+def _r(v: float, nd: int = 3) -> float | None:
+    return None if not np.isfinite(v) else round(float(v), nd)
+
+
+def pace_states(out: pd.DataFrame, tyre_age: np.ndarray) -> list[dict]:
+    """Each car's pace-based tyre state, measured from its own clean laps (engine.tyre.degradation):
+    the degradation rate beyond the field's with its 80 % interval, and the loss against fresh
+    tyres it implies at the current tyre age (rate x laps on these tyres)."""
+    rate, lo, hi = (out[c].to_numpy(float) for c in ("deg_rate_s_per_lap", "deg_rate_lo", "deg_rate_hi"))
+    n = out["deg_rate_laps"].fillna(0).to_numpy(int)
+    return [{"source": "pace", "loss_vs_fresh_s": _r(r * a), "loss_interval": [_r(l * a), _r(h * a)],
+             "deg_rate_s_per_lap": _r(r, 4), "interval": [_r(l, 4), _r(h, 4)], "laps": int(k),
+             "tyre_age_laps": None if not np.isfinite(a) else int(a)}
+            for r, l, h, k, a in zip(rate, lo, hi, n, tyre_age)]
 
 
 def insight_fields(row: dict) -> dict:
