@@ -12,7 +12,7 @@ from engine import keys
 from engine.sources.grcup import find_race, read_laps
 from engine.stages.timing import TimingStage, publish_crossing
 from engine.stages.strategy import StrategyStage, consumer
-from engine.strategy.field import field_cars, state_from_cars, timing_cars, with_tyre_curves
+from engine.strategy.field import OWN_RATE_WEIGHT, field_cars, state_from_cars, timing_cars, with_tyre_curves
 
 
 def crossings(grcup, upto: int) -> list[dict]:
@@ -112,18 +112,21 @@ def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
         pass
     call = json.loads(r.hget(keys.insight("barber-r1", "13"), "strategy"))
     board = json.loads(r.get(keys.board("barber-r1")))["cars"]
-    assert call["tyre_curves"] == f"own degradation rate (pace, measured) for {len(board)} of {len(board)} cars"
-    # the curve each car runs on is its own degradation rate (fuel and track evolution cancelled),
-    # not the tyre model's fuel-corrected projection and not tyre age x constants
+    assert call["tyre_curves"] == (f"no loss beyond the field's, spread of the own degradation rate (pace, measured) "
+                                  f"for {len(board)} of {len(board)} cars")
+    # the curve each car runs on: no loss beyond the field's, with the spread of its own degradation
+    # rate (fuel and track evolution cancelled), not the tyre model's fuel-corrected projection
     cars = {c["car"]: c for c in field_cars(board, StrategyStage(r)._tyre_insights("barber-r1", board))}
     own = predicted.set_index("car")
     for car, c in cars.items():
         rate, lo, hi = (insight_fields(own.loc[car].to_dict())[k] for k in ("deg_rate_s_per_lap", "deg_rate_lo", "deg_rate_hi"))
-        assert c["deg_s_per_lap"] == max(0.0, rate), car
+        assert c["deg_s_per_lap"] == OWN_RATE_WEIGHT * max(0.0, rate) == 0.0, car
         assert c["deg_sd"] == pytest.approx((hi - lo) / (2 * 1.2816)), car
     fuel = own["deg_s_per_lap"].reindex(list(cars)).to_numpy()
     ran = np.array([c["deg_s_per_lap"] for c in cars.values()])
     assert not np.allclose(ran, fuel, atol=1e-3), "the fuel-corrected projection is not the tyre curve"
+    spread = np.array([c["deg_sd"] for c in cars.values()])
+    assert np.ptp(spread) > 0, "each car's curve carries its own rate's uncertainty, not one constant"
 
 
 def test_tyre_curves_are_floored_at_zero_and_stale_ones_are_not_used():
@@ -136,7 +139,7 @@ def test_tyre_curves_are_floored_at_zero_and_stale_ones_are_not_used():
             "3": {"lap": 6, **rate(0.09, 0.02)},                            # four laps old
             "4": {"lap": 10, "deg_s_per_lap": 0.05, "deg_sd": 0.01}}        # only the fuel-corrected slope
     out = {c["car"]: c for c in with_tyre_curves(cars, tyre)}
-    assert out["1"]["deg_s_per_lap"] == 0.04 and out["1"]["deg_sd"] == pytest.approx(0.01)
+    assert out["1"]["deg_s_per_lap"] == OWN_RATE_WEIGHT * 0.04 and out["1"]["deg_sd"] == pytest.approx(0.01)
     assert out["2"]["deg_s_per_lap"] == 0.0
     assert "deg_s_per_lap" not in out["3"] and "deg_s_per_lap" not in out["4"]
 
@@ -174,7 +177,8 @@ def test_the_strategy_page_simulates_the_field_the_engines_call_simulates(race_t
             np.testing.assert_array_equal(a, b, err_msg=f.name)
         else:
             assert a == b, f.name
-    assert int((engine.deg_s_per_lap == 0.041).sum()) == len(board[::2]) - 1 and engine.in_pit[3]
+    sd = (0.056 - 0.026) / (2 * 1.2816)                  # the rate's 80 % interval as the curve's spread
+    assert int(np.isclose(engine.deg_sd, sd).sum()) == len(board[::2]) - 1 and engine.in_pit[3]
 
 
 def test_the_live_call_reads_no_race_file_and_uses_the_model_fitted_without_the_replayed_race(race_to_lap_9,

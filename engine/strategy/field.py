@@ -17,7 +17,7 @@ Rules (where the stage and the page used to disagree, the stage's won; /work/coo
   field's median made a settled back-marker's neighbour the field's median car, passing ten cars
   on paper. Its call is provisional (the state carries each car's green laps);
 - `in_pit` on the board is the car's `pit`: its out-lap is still owed;
-- each car runs on its own degradation rate (never the fuel-corrected projection) when its tyre
+- each car runs with the spread of its own degradation rate (never the fuel-corrected projection) when its tyre
   insight is at most TYRE_STALE_LAPS old and the car has settled (before, the projection rests on start and restart laps: its uncertainty,
   up to 0.1 s/lap per lap of age, put the leader at lap 2 of a race at P10 on average; such a car
   keeps the assumed curve, as its pace is the field's).
@@ -33,6 +33,7 @@ from engine.tyre.degradation import Z80
 
 TYRE_STALE_LAPS = 2   # a tyre prediction older than this many of the car's laps is not used
 SETTLED_GREEN_LAPS = 3
+OWN_RATE_WEIGHT = 0.0  # share of a car's own degradation rate its curve carries (backtest: 0 ranks best)
 NEAR = 3              # places either side whose pace an unsettled car is given
 
 
@@ -80,10 +81,9 @@ def timing_cars(board: list[dict]) -> list[dict]:
 
 
 def with_tyre_curves(cars: list[dict], tyre: dict[str, dict]) -> list[dict]:
-    """Each car's tyre curve from its tyre insight: the car's own degradation rate from its clean
-    laps (deg_rate_s_per_lap, engine.tyre.degradation: fuel and track evolution cancel, shrunk to
-    the field's when it has few laps; floored at 0, a tyre does not get faster with age) with the
-    sd of its 80 % interval. Never the fuel-corrected projection (deg_s_per_lap of the tyre model):
+    """Each car's tyre curve from its tyre insight: no loss beyond the field's, with the uncertainty
+    of the car's own degradation rate (engine.tyre.degradation: fuel and track evolution cancel) as
+    the spread of its curve. Never the fuel-corrected projection (deg_s_per_lap of the tyre model):
     fuel burn is not tyre wear. Cars without a recent rate keep the assumption."""
     out = []
     for car in cars:
@@ -93,7 +93,10 @@ def with_tyre_curves(cars: list[dict], tyre: dict[str, dict]) -> list[dict]:
         if settled and recent and t.get("deg_rate_s_per_lap") is not None:
             lo, hi = t.get("deg_rate_lo"), t.get("deg_rate_hi")
             sd = (float(hi) - float(lo)) / (2 * Z80) if lo is not None and hi is not None else DEFAULT_DEG_SD
-            car = dict(car, deg_s_per_lap=max(0.0, float(t["deg_rate_s_per_lap"])), deg_sd=sd if sd > 0 else DEFAULT_DEG_SD)
+            # The point rate is not carried forward: backtested as each car's curve it ranked the
+            # finish worse than no loss beyond the field's (README, strategy backtest); its spread is.
+            car = dict(car, deg_s_per_lap=OWN_RATE_WEIGHT * max(0.0, float(t["deg_rate_s_per_lap"])),
+                       deg_sd=sd if sd > 0 else DEFAULT_DEG_SD)
         out.append(car)
     return out
 

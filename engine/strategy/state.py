@@ -11,7 +11,7 @@ from engine.strategy.sim import FCY, GREEN, SC, CarColumns, Field
 
 FLAGS = {"green": GREEN, "gf": GREEN, "fcy": FCY, "vsc": FCY, "sc": SC, "yellow": FCY}
 DEFAULT_SIGMA_S = 0.6          # lap noise when a car has no clean laps to measure it from
-DEFAULT_DEG_S_PER_LAP = 0.03   # tyre loss per lap when the tyre model gives none (an assumption)
+DEFAULT_DEG_S_PER_LAP = 0.0    # tyre loss beyond the field's per lap when no rate is known (an assumption)
 DEFAULT_DEG_SD = 0.03
 
 
