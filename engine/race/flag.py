@@ -101,21 +101,30 @@ _NAME_CODES = {name: flag.code for name, flag in _NAMES.items()}
 _F1_SAFETY_CAR = {0: Flag.GREEN, 1: Flag.SC, 2: Flag.VSC, 3: Flag.FCY}
 
 
+def _code(value: object) -> str | None:
+    """One flag value's GR Cup code; None where it is missing."""
+    if isinstance(value, str):
+        code = _NAME_CODES.get(value.strip().upper())
+        if code is None:
+            raise ValueError(f"flag: unknown value {value!r} (expected one of {', '.join(sorted(_NAMES))})")
+        return code
+    if value is None or pd.isna(value):
+        return None
+    return Flag.parse(value).code
+
+
 def codes(values: ArrayLike) -> np.ndarray:
     """GR Cup flag strings (GF, FCY, SC, VSC, FF) of an array or Series of flag values; NaN where
     a value is missing (None / NaN: not known, so neither green nor a caution)."""
-    s = pd.Series(np.asarray(values, dtype=object).ravel())
-    known = s.notna()
-    out = pd.Series(None, index=s.index, dtype=object)
-    if known.any():
-        parsed = s[known].map(lambda v: Flag.parse(v).code if not isinstance(v, str) else None)
-        text = s[known & s.map(lambda v: isinstance(v, str))].str.strip().str.upper()
-        parsed.loc[text.index] = text.map(_NAME_CODES)
-        bad = text[parsed.loc[text.index].isna()]
-        if len(bad):
-            raise ValueError(f"flag: unknown value {bad.iloc[0]!r} (expected one of {', '.join(sorted(_NAMES))})")
-        out[known] = parsed
-    return out.to_numpy(dtype=object).reshape(np.shape(values))
+    flat = np.asarray(values, dtype=object).ravel()
+    out = np.empty(len(flat), dtype=object)
+    seen: dict = {}                      # a race has a handful of distinct flags: parse each once
+    for i, value in enumerate(flat):
+        try:
+            out[i] = seen[value] if value in seen else seen.setdefault(value, _code(value))
+        except TypeError:                # an unhashable value: parse it on its own
+            out[i] = _code(value)
+    return out.reshape(np.shape(values))
 
 
 def is_green(values: ArrayLike) -> np.ndarray:
