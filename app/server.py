@@ -66,8 +66,19 @@ def create_dash(server: Flask) -> dash.Dash:
 
 
 def register_callbacks() -> None:
-    """Register the callbacks every page shares (importing them registers them)."""
-    from app.callbacks import session_options  # noqa: F401  (registers the shared callbacks)
+    """Register the callbacks every page shares (importing them registers them). Dash hands the
+    callbacks registered with `dash.callback` to the first app that serves a request; a second app
+    in the same process (the page modules are re-run for it) gets the shared ones by a reload."""
+    import importlib
+    import sys
+
+    from dash import _callback
+
+    module = sys.modules.get("app.callbacks")
+    if module is None:
+        importlib.import_module("app.callbacks")
+    elif not any(k.startswith("..session.options") for k in _callback.GLOBAL_CALLBACK_MAP):
+        importlib.reload(module)
 
 
 def create_server() -> Flask:
