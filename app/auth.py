@@ -276,6 +276,7 @@ class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed cookie, `Secure` whenever the request came over HTTPS."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
+        """Send the session cookie only over HTTPS when configured or already on HTTPS."""
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
 

@@ -35,6 +35,7 @@ class RedisCollector:
         self.client_fn = client_fn
 
     def collect(self):
+        """Redis health and engine counters for a Prometheus scrape."""
         up = GaugeMetricFamily("pitwall_redis_up", "Whether this scrape could read Redis")
         try:
             families = list(self._families(self.client_fn()))
@@ -128,6 +129,7 @@ class WebCollector:
     """This web process's own figures (the live feed's connected WebSockets)."""
 
     def collect(self):
+        """This web process's live-feed figures for a Prometheus scrape."""
         from app import feed
 
         g = GaugeMetricFamily("pitwall_websocket_connections", "Live feed WebSockets open in this web process")

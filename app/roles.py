@@ -22,6 +22,7 @@ class Principal:
 
     @property
     def authenticated(self) -> bool:
+        """Whether this user has logged in with a role."""
         return self.role is not None
 
     def at_least(self, role: str) -> bool:

@@ -127,6 +127,7 @@ def reasons(tyre: dict | None, n: int = 3) -> list[str]:
 
 
 def fmt(v, unit: str = "", digits: int = 1, none: str = "–") -> str:
+    """A number for the screens with its unit, or a dash when it is missing."""
     f = _num(v)
     return none if f is None else f"{f:.{digits}f}{(' ' + unit) if unit else ''}"
 

@@ -36,7 +36,7 @@ from engine.strategy.strategies import Strategy, plans_for  # noqa: E402
 LAPS_DONE = 41
 
 
-def scenario(races: int, seed: int = 5):
+def scenario(races: int, seed: int = 5) -> tuple:
     """Field, rules, cautions and the four plans of the benchmark."""
     race = tumftm_files.load(REPO_ROOT / "data" / "tumftm" / "pars_Spielberg_2019.ini")
     start, rules0 = tumftm_map.field_and_rules(race)
@@ -70,6 +70,7 @@ def scenario(races: int, seed: int = 5):
 
 
 def main(argv: list[str]) -> dict:
+    """Time the strategy Monte Carlo so we know a call is ready within a lap."""
     p = argparse.ArgumentParser(prog="pitwall bench strategy")
     p.add_argument("--races", type=int, default=10_000)
     p.add_argument("--repeats", type=int, default=5)

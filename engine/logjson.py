@@ -36,6 +36,7 @@ class JsonFormatter(logging.Formatter):
         self.secret = os.environ.get("PITWALL_SECRET") or None
 
     def format(self, record: logging.LogRecord) -> str:
+        """One log record as a JSON line, secrets redacted, so the pit wall logs can be searched."""
         doc = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
                "level": record.levelname.lower(), "process": self.process, "logger": record.name,
                "msg": record.getMessage()}

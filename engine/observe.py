@@ -35,6 +35,7 @@ class Recorder:
         self._last = time.monotonic()
 
     def observe(self, name: str, seconds: float) -> None:
+        """Record how long a named step took, for the latency histograms."""
         with self._lock:
             h = self._hist.setdefault(name, [0.0] * (len(BUCKETS) + 3))
             h[bisect_left(BUCKETS, seconds)] += 1
@@ -42,6 +43,7 @@ class Recorder:
             h[-1] += 1
 
     def count(self, name: str, n: float = 1) -> None:
+        """Add to a named counter (crossings handled, bad rows, ...)."""
         with self._lock:
             self._counts[name] = self._counts.get(name, 0) + n
 

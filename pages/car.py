@@ -14,7 +14,8 @@ from app.callbacks import car_choices, touches
 dash.register_page(__name__, path="/car", name="Car detail", order=2, title="PitWall · Car detail")
 
 
-def layout(car: str | None = None, **_):
+def layout(car: str | None = None, **_) -> html.Div:
+    """The car page: one car's tyres, sectors and laps to the cliff."""
     return html.Div([
         components.car_header("car", car, "The car to look at"),
         html.Div(id="car-tyre"),
@@ -34,7 +35,8 @@ def layout(car: str | None = None, **_):
 @callback(Output("car-car", "options"), Output("car-car", "value"),
           Input("session", "value"), Input("fallback-poll", "n_intervals"), Input("live-feed", "data"),
           State("car-car", "value"))
-def car_options(session, _p, _f, current):
+def car_options(session, _p, _f, current) -> tuple:
+    """The car picker for the chosen session."""
     opts, value = car_choices(session, current)
     if ctx.triggered_id == "live-feed" and (value == current or not opts):
         return no_update, no_update
@@ -42,6 +44,7 @@ def car_options(session, _p, _f, current):
 
 
 def cliff_box(tyre: dict | None) -> list:
+    """The laps-to-cliff box: how long this set of tyres has left."""
     n, lo, hi = views.laps_to_cliff(tyre)
     if n is None:
         return [html.Div("Laps to cliff", className="small text-secondary"),
@@ -61,7 +64,8 @@ def cliff_box(tyre: dict | None) -> list:
           Output("car-laps", "figure"), Output("car-shown", "data"),
           Input("car-car", "value"), Input("live-feed", "data"), Input("fallback-poll", "n_intervals"),
           State("session", "value"), State("car-shown", "data"))
-def refresh_car(car, feed, _poll, session, shown):
+def refresh_car(car, feed, _poll, session, shown) -> tuple:
+    """Refresh the car page from the live feed."""
     if not session or not car:
         return *([no_update] * 5), "Pick a session and a car.", no_update, no_update
     if ctx.triggered_id == "live-feed" and not touches(feed, session, car):

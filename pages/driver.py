@@ -14,7 +14,8 @@ from app.callbacks import car_choices, touches
 dash.register_page(__name__, path="/driver", name="Driver", order=4, title="PitWall · Driver")
 
 
-def layout(car: str | None = None, **_):
+def layout(car: str | None = None, **_) -> html.Div:
+    """The driver page: one driver's fingerprint and alerts."""
     return html.Div([
         components.car_header("dr", car, "The driver (car) to look at"),
         dbc.Row([dbc.Col(html.Div(id="dr-print"), lg=7), dbc.Col(html.Div(id="dr-alerts"), lg=5)], className="g-2"),
@@ -23,7 +24,8 @@ def layout(car: str | None = None, **_):
 
 @callback(Output("dr-car", "options"), Output("dr-car", "value"), Input("session", "value"),
           Input("fallback-poll", "n_intervals"), State("dr-car", "value"))
-def dr_cars(session, _p, current):
+def dr_cars(session, _p, current) -> tuple:
+    """The car picker for the chosen session."""
     return car_choices(session, current)
 
 
@@ -38,7 +40,8 @@ def fingerprint_rows(driver: dict) -> list[dict]:
 @callback(Output("dr-print", "children"), Output("dr-alerts", "children"), Output("dr-status", "children"),
           Input("dr-car", "value"), Input("live-feed", "data"), Input("fallback-poll", "n_intervals"),
           State("session", "value"))
-def refresh_driver(car, feed, _p, session):
+def refresh_driver(car, feed, _p, session) -> tuple:
+    """Refresh the driver page from the live feed."""
     if not session or not car:
         return None, None, "Pick a session and a car."
     if ctx.triggered_id == "live-feed" and not touches(feed, session, car, ("driver",)):

@@ -19,7 +19,8 @@ GARAGE_COLUMNS = [c for c in components.TOWER_COLUMNS if c[0] not in ("S1 s", "S
 _KEEP = [i for i, c in enumerate(components.TOWER_COLUMNS) if c in GARAGE_COLUMNS]
 
 
-def layout(every: str | None = None, session: str | None = None, **_):
+def layout(every: str | None = None, session: str | None = None, **_) -> html.Div:
+    """The garage screen: rotates between the tower and each car."""
     seconds = max(3, int(every)) if every and every.isdigit() else 12
     return html.Div([
         html.Div(id="garage-head", className="garage-head"),
@@ -31,6 +32,7 @@ def layout(every: str | None = None, session: str | None = None, **_):
 
 
 def tower(session: str, board: dict, page: int) -> html.Div:
+    """One page of the timing tower for the garage screen."""
     pages = max(1, -(-len(board["cars"]) // ROWS_PER_PAGE))
     cars = board["cars"][(page % pages) * ROWS_PER_PAGE:][:ROWS_PER_PAGE]
     insights = data.insights(session, [c["car"] for c in cars])
@@ -41,6 +43,7 @@ def tower(session: str, board: dict, page: int) -> html.Div:
 
 
 def car_view(session: str, car: dict) -> html.Div:
+    """One car's summary for the garage screen."""
     ins = data.insight(session, car["car"])
     tyre = ins.get("tyre")
     n, lo, hi = views.laps_to_cliff(tyre)
@@ -58,7 +61,8 @@ def car_view(session: str, car: dict) -> html.Div:
 @callback(Output("garage-head", "children"), Output("garage-body", "children"),
           Input("garage-rotate", "n_intervals"), Input("garage-tick", "n_intervals"), Input("live-feed", "data"),
           State("garage-session", "data"))
-def rotate(step, _tick, _feed, wanted):
+def rotate(step, _tick, _feed, wanted) -> tuple:
+    """Move the garage screen on to its next view."""
     session = wanted or data.latest_session()
     board = data.board(session) if session else None
     if not board or not board.get("cars"):

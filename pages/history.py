@@ -17,6 +17,7 @@ dash.register_page(__name__, path="/history", name="History", order=7, title="Pi
 
 
 def archive() -> Archive:
+    """The session archive this web process reads."""
     return Archive.from_settings(Settings.from_env())
 
 
@@ -31,7 +32,8 @@ def default_pair(rows: list[dict]) -> tuple[str | None, str | None]:
     return (ids + [None, None])[0], (ids + [None, None])[1]
 
 
-def layout(a: str | None = None, b: str | None = None, **_):
+def layout(a: str | None = None, b: str | None = None, **_) -> html.Div:
+    """The history page: compare two archived races."""
     rows = session_rows(archive())
     options = [{"label": f"{r['session']} · {r['track']}", "value": r["session"]} for r in rows if not r["problem"]]
     da, db = default_pair(rows)
@@ -47,6 +49,7 @@ def layout(a: str | None = None, b: str | None = None, **_):
 
 
 def outcome_table(rows: list[dict]) -> dbc.Table:
+    """Winner and fastest lap of each compared race."""
     heads = [("Session", ""), ("Winner", "Classified first"), ("Fastest lap", "Best lap of the race and its car"),
              ("Tyre model 80 % interval held", "Share of next laps inside the model's 80 % interval (nominal 80 %)"),
              ("Strategy calls", "Calls archived during the race"),
@@ -59,7 +62,8 @@ def outcome_table(rows: list[dict]) -> dbc.Table:
 
 @callback(Output("hi-outcome", "children"), Output("hi-pace", "children"), Output("hi-deg", "children"),
           Input("hi-a", "value"), Input("hi-b", "value"))
-def compare(a, b):
+def compare(a, b) -> tuple:
+    """Compare pace and degradation of two archived races."""
     if not a or not b:
         return html.Div("Pick two archived sessions (the archive needs at least two).", className="text-secondary"), None, None
     ar = archive()

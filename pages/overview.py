@@ -18,7 +18,8 @@ dash.register_page(__name__, path="/", name="Race overview", order=0, title="Pit
 ALERT_LAPS = 3   # the tower's badge counts alerts of the last laps
 
 
-def layout(**_):
+def layout(**_) -> html.Div:
+    """The overview page: timing tower and race alerts."""
     return html.Div([
         html.Div(id="ov-status", className="status-line", title="Session, leader's lap, flag, cars running"),
         dbc.Table([components.tower_header(), html.Tbody(id="tower-body")], id="timing-tower",
@@ -38,6 +39,7 @@ def layout(**_):
 
 
 def alert_items(alerts: list[dict], n: int = 8) -> list:
+    """The first `n` race alerts for the pit wall, or a note that there are none."""
     if not alerts:
         return [html.Div("No alerts yet.", className="text-secondary small")]
     return [html.Div([html.Span(a.get("severity", "info").upper(), className=f"sev sev-{a.get('severity', 'info')}"),
@@ -50,7 +52,8 @@ def alert_items(alerts: list[dict], n: int = 8) -> list:
           Output("ov-alerts", "children"), Output("ov-empty", "children"),
           Input("live-feed", "data"), Input("fallback-poll", "n_intervals"), Input("session", "value"),
           State("ov-rows", "data"))
-def refresh_tower(feed, _poll, session, shown):
+def refresh_tower(feed, _poll, session, shown) -> tuple:
+    """Refresh the timing tower and alerts from the live feed."""
     if not session:
         return [], None, "", no_update, html.Div("Waiting for a session: start a replay (Sessions page) "
                                                   "or send telemetry.", className="text-secondary")

@@ -16,10 +16,12 @@ dash.register_page(__name__, path="/reports", name="Reports", order=6, title="Pi
 
 
 def archive() -> Archive:
+    """The session archive this web process reads."""
     return Archive.from_settings(Settings.from_env())
 
 
 def sessions_table(rows: list[dict]) -> html.Div:
+    """The archived sessions a debrief can be built for."""
     if not rows:
         return html.Div("The archive is empty: the engine archives every session it runs, and "
                         "`pitwall import DIR` archives a recorded race.", className="text-secondary")
@@ -31,7 +33,8 @@ def sessions_table(rows: list[dict]) -> html.Div:
     return dbc.Table([head, body], size="sm", hover=True, id="rp-table")
 
 
-def layout(**_):
+def layout(**_) -> html.Div:
+    """The reports page: post-race PDF and data export."""
     rows = session_rows(archive())
     options = [{"label": f"{r['session']} · {r['track']}", "value": r["session"]} for r in rows if not r["problem"]]
     return html.Div([
@@ -55,7 +58,8 @@ def layout(**_):
 
 
 @callback(Output("rp-cars", "options"), Output("rp-cars", "value"), Input("rp-session", "value"))
-def rp_cars(session):
+def rp_cars(session) -> tuple:
+    """The car choices of the chosen archived session."""
     if not session:
         return [], []
     try:
@@ -66,7 +70,7 @@ def rp_cars(session):
 
 @callback(Output("rp-download", "data"), Output("rp-msg", "children"), Input("rp-pdf", "n_clicks"),
           State("rp-session", "value"), State("rp-cars", "value"), prevent_initial_call=True)
-def rp_pdf(_n, session, cars):
+def rp_pdf(_n, session, cars) -> tuple:
     """The report is built by `pitwall report` in its own process (app.postrace)."""
     if (why := auth.refusal("engineer", "building a report")
             or ratelimit.refusal("report", "report builds")) is not None:       # issue 16: engineers, rate-limited
@@ -83,7 +87,8 @@ def rp_pdf(_n, session, cars):
 
 @callback(Output("rp-data", "data"), Output("rp-msg", "children", allow_duplicate=True), Input("rp-export", "n_clicks"),
           State("rp-session", "value"), State("rp-cars", "value"), State("rp-format", "value"), prevent_initial_call=True)
-def rp_export(_n, session, cars, fmt):
+def rp_export(_n, session, cars, fmt) -> tuple:
+    """Export an archived session's data as a zip, for engineers only."""
     if (why := auth.refusal("engineer", "exporting data")) is not None:     # issue 16: engineers export
         return no_update, html.Span(why, className="text-warning")
     if not session:

@@ -13,7 +13,8 @@ from app import data, replays
 dash.register_page(__name__, path="/sessions", name="Sessions", order=5, title="PitWall · Sessions")
 
 
-def layout(**_):
+def layout(**_) -> html.Div:
+    """The sessions page: live sessions and recorded races to replay."""
     races = replays.recorded()
     return html.Div([
         html.H5("Sessions in PitWall", title="Live and replayed sessions the engine has timing for"),
@@ -35,6 +36,7 @@ def layout(**_):
 
 @callback(Output("ss-list", "children"), Input("ss-tick", "n_intervals"), Input("live-feed", "data"))
 def list_sessions(_n, _f):
+    """The sessions the engine is running or has run."""
     sessions = data.sessions()
     if not sessions:
         return html.Div("No sessions yet: start a replay below, or send telemetry to the engine.", className="text-secondary")
@@ -54,7 +56,8 @@ def list_sessions(_n, _f):
 
 @callback(Output("ss-msg", "children"), Output("url", "href", allow_duplicate=True),
           Input("ss-start", "n_clicks"), State("ss-race", "value"), State("ss-speed", "value"), prevent_initial_call=True)
-def start_replay(_n, session, speed):
+def start_replay(_n, session, speed) -> tuple:
+    """Replay a recorded race through the engine at the chosen speed."""
     race = next((r for r in replays.recorded() if r["session"] == session), None)
     if race is None:
         return "Pick a recorded race first.", no_update

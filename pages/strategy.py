@@ -16,7 +16,8 @@ dash.register_page(__name__, path="/strategy", name="Strategy", order=3, title="
 
 
 
-def layout(car: str | None = None, **_):
+def layout(car: str | None = None, **_) -> html.Div:
+    """The strategy page: pit call, window and rejoin for one car."""
     return html.Div([
         components.car_header("st", car, "The car whose strategy to show"),
         dbc.Row([dbc.Col(html.Div(id="st-rejoin"), lg=4), dbc.Col(html.Div(id="st-window"), lg=8)], className="g-2"),
@@ -28,7 +29,8 @@ def layout(car: str | None = None, **_):
 
 @callback(Output("st-car", "options"), Output("st-car", "value"), Input("session", "value"),
           Input("fallback-poll", "n_intervals"), State("st-car", "value"))
-def st_cars(session, _p, current):
+def st_cars(session, _p, current) -> tuple:
+    """The car picker for the chosen session."""
     return car_choices(session, current)
 
 
@@ -49,7 +51,7 @@ def field_rejoin(board: dict, car: str, track) -> dict | None:
 
 @callback(Output("st-ondemand", "data"), Output("st-run-msg", "children"), Input("st-run", "n_clicks"),
           State("st-car", "value"), State("session", "value"), prevent_initial_call=True)
-def run_now(_n, car, session):
+def run_now(_n, car, session) -> tuple:
     """The Monte Carlo on request, in this web process, when the engine has not published a call."""
     from app import auth
     from engine.sources.track_models import track_model
@@ -68,6 +70,7 @@ def run_now(_n, car, session):
 
 
 def rejoin_card(r: dict | None, source: str) -> dbc.Card:
+    """If we pit now: where the car rejoins and the gaps to the cars around it."""
     if not r:
         return dbc.Card(dbc.CardBody(components.no_output("rejoin", "the car needs a lap time first")))
     def side(label, x):
@@ -81,6 +84,7 @@ def rejoin_card(r: dict | None, source: str) -> dbc.Card:
 
 
 def window_figure(lo, hi, best, lap_now, total) -> go.Figure:
+    """The pit window chart: earliest, best and latest lap to stop."""
     fig = go.Figure()
     fig.add_shape(type="rect", x0=lo - 0.5, x1=hi + 0.5, y0=0, y1=1, fillcolor=views.GREEN, opacity=0.35, line_width=0)
     if best is not None:
@@ -96,7 +100,8 @@ def window_figure(lo, hi, best, lap_now, total) -> go.Figure:
           Output("st-whatif", "children"), Output("st-status", "children"),
           Input("st-car", "value"), Input("live-feed", "data"), Input("fallback-poll", "n_intervals"),
           Input("st-ondemand", "data"), State("session", "value"))
-def refresh_strategy(car, feed, _p, ondemand, session):
+def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
+    """Refresh the strategy page from the engine's latest call."""
     if not session or not car:
         return None, None, None, None, "Pick a session and a car."
     if ctx.triggered_id == "live-feed" and not touches(feed, session, car, ("strategy", "timing")):

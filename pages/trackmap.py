@@ -19,7 +19,8 @@ dash.register_page(__name__, path="/map", name="Track map", order=1, title="PitW
 CARS_TRACE = 2
 
 
-def layout(**_):
+def layout(**_) -> html.Div:
+    """The track map page: cars on track in real time."""
     return html.Div([
         html.Div(id="map-status", className="status-line"),
         dcc.Graph(id="map-graph", config={"displaylogo": False, "scrollZoom": False},
@@ -35,7 +36,8 @@ def layout(**_):
 @callback(Output("map-graph", "figure"), Output("map-shown", "data"), Output("map-status", "children"),
           Input("map-tick", "n_intervals"), Input("live-feed", "data"), Input("session", "value"),
           State("map-shown", "data"))
-def move_cars(_tick, _feed, session, shown):
+def move_cars(_tick, _feed, session, shown) -> tuple:
+    """Move the cars on the map from the live feed."""
     if not session:
         return no_update, None, "Waiting for a session."
     board = data.board(session)
@@ -64,6 +66,7 @@ def move_cars(_tick, _feed, session, shown):
 
 @callback(Output("url", "href", allow_duplicate=True), Input("map-graph", "clickData"), prevent_initial_call=True)
 def open_car(click):
+    """Open the car page of the clicked car."""
     point = ((click or {}).get("points") or [{}])[0]
     if point.get("curveNumber") != CARS_TRACE or point.get("customdata") is None:
         return no_update

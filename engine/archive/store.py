@@ -91,6 +91,7 @@ class Archive:
         return cls(Path(settings.data_dir) / "archive")
 
     def session_dir(self, session: str) -> Path:
+        """The folder holding one archived session's files."""
         return self.root / f"session={check_session_id(session)}"
 
     # -- writing --------------------------------------------------------------------------
@@ -140,6 +141,7 @@ class Archive:
         return sorted(p.name.split("=", 1)[1] for p in self.root.glob("session=*") if p.is_dir())
 
     def has(self, session: str) -> bool:
+        """Whether this session is already in the archive."""
         return self.session_dir(session).is_dir()
 
     def require(self, session: str) -> Path:

@@ -37,6 +37,7 @@ def _fail(what: str, exc: Exception) -> int:
 
 
 def configure_import(p: argparse.ArgumentParser) -> None:
+    """Arguments of `pitwall import`: which race or capture goes into the archive."""
     p.add_argument("path", type=Path, help="a GR Cup race or track folder, or an F1 UDP capture (.bin.gz)")
     p.add_argument("--race", type=int, default=None, help="race number when the folder holds two races")
     p.add_argument("--session", default=None, help="session id for an F1 capture (default: from the file name)")
@@ -44,6 +45,7 @@ def configure_import(p: argparse.ArgumentParser) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    """Archive one race from disk so the engineers can review it after the chequered flag."""
     from engine.settings import Settings
 
     try:
@@ -59,6 +61,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def configure_report(p: argparse.ArgumentParser) -> None:
+    """Arguments of `pitwall report`: which archived session and cars go in the PDF."""
     p.add_argument("session", help="an archived session id (see `pitwall report --list`)")
     p.add_argument("--car", action="append", default=None, help="only this car (repeatable; default: the whole field)")
     p.add_argument("--out", type=Path, default=None, help="PDF file (default: <session>.pdf)")
@@ -67,6 +70,7 @@ def configure_report(p: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    """Write the post-race PDF debrief for one archived session."""
     from engine.report.build import build_report
     from engine.report.render import RenderError
 
@@ -80,6 +84,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def configure_export(p: argparse.ArgumentParser) -> None:
+    """Arguments of `pitwall export`: which session, cars and file format."""
     from engine.archive.export import FORMATS
 
     p.add_argument("session", help="an archived session id")
@@ -90,6 +95,7 @@ def configure_export(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """Export an archived session's laps and calls for the engineers' own tools."""
     from engine.archive.export import export_session
 
     try:

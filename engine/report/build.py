@@ -59,6 +59,7 @@ class SessionData:
                    archive.read(session, "alerts"), archive.read(session, "weather"), tables)
 
     def cars(self) -> list[str]:
+        """The session's cars in running order, as the report lists them."""
         return A.car_order(self.laps["car"])
 
 
@@ -75,6 +76,7 @@ def _weather_text(w: pd.DataFrame) -> str:
 
 
 def cover(d: SessionData, cls: pd.DataFrame, source: str, cars: list[str]) -> list:
+    """The report's cover page: track, session and the cars covered."""
     from engine.sources.tracks import TRACKS
 
     m = d.meta
@@ -102,6 +104,7 @@ def cover(d: SessionData, cls: pd.DataFrame, source: str, cars: list[str]) -> li
 
 
 def classification_section(cls: pd.DataFrame, source: str) -> list:
+    """The final classification table with gaps and fastest laps."""
     df = cls[["position", "car", "laps", "total_time", "gap", "best_lap_s", "best_lap_no", "status"]].copy()
     df["best_lap_s"] = df["best_lap_s"].map(A.fmt_time)
     df["car"] = "#" + df["car"]
@@ -166,6 +169,7 @@ def car_section(d: SessionData, car: str, final_pos: dict, fp: pd.DataFrame) -> 
 
 
 def confidence_section(d: SessionData, cars: list[str], fig) -> list:
+    """How far the tyre model's predictions could be trusted in this race."""
     story = [P.heading("Model confidence")]
     cov = A.interval_coverage(d.tyre, d.laps)
     if not cov.get("n"):

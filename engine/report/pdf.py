@@ -30,6 +30,7 @@ def esc(text) -> str:
 
 
 def heading(text: str, level: int = 1) -> Paragraph:
+    """A section heading for the debrief PDF."""
     return Paragraph(esc(text), H1 if level == 1 else H2)
 
 
@@ -78,10 +79,12 @@ def figure(png: bytes, width_px: int, height_px: int, width: float = CONTENT_W) 
 
 
 def spacer(h_mm: float = 4) -> Spacer:
+    """Vertical space between report blocks."""
     return Spacer(1, h_mm * mm)
 
 
 def page_break() -> PageBreak:
+    """Start the next report section on a new page."""
     return PageBreak()
 
 

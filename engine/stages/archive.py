@@ -65,6 +65,7 @@ class ArchiveStage:
         self.flushes = self.rows = self.errors = 0
 
     def setup(self) -> None:
+        """Create the consumer groups so the archive sees every stream entry."""
         for s in self.streams:
             ensure_group(self.client, s, GROUP)
 
@@ -143,6 +144,7 @@ class ArchiveStage:
 
     # -- writing ----------------------------------------------------------------------------
     def due(self) -> bool:
+        """Whether the buffered laps should be flushed to disk now."""
         since = time.monotonic() - self.last_flush
         return (self.has_crossing and since >= self.flush_min_s) or since >= self.flush_max_s
 

@@ -106,6 +106,7 @@ class StrategyStage:
         return {car: json.loads(raw) for car, raw in zip(cars, pipe.execute()) if raw}
 
     def handle(self, _stream: str, entry_id: bytes, fields: dict) -> dict | None:
+        """The pit call for the car that just crossed the line, or None when it cannot be made yet."""
         crossing = json.loads(fields[b"d"])
         session, car, lap = crossing["session"], str(crossing["car"]), int(crossing["lap"])
         flag = str(crossing.get("flag", "GF")).upper()

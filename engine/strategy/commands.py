@@ -18,6 +18,7 @@ MEAN_TOL, PCT_TOL = 0.5, 5.0     # the acceptance tolerances against the TUMFTM 
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """Arguments of `pitwall strategy`: a pit call, a backtest, the TUMFTM checks or a track fit."""
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--tumftm", type=Path, metavar="FILE", help="TUMFTM pars_<race>.ini (pars_mcs.ini beside it)")
     what.add_argument("--tumftm-suite", type=Path, metavar="DIR",
@@ -36,6 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the strategy command the engineer asked for; the exit code says whether it worked."""
     try:
         if args.tumftm:
             out = tumftm_report(args.tumftm, args.races or 10_000, args.seed)

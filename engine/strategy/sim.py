@@ -40,6 +40,7 @@ class CarColumns:
 
     @property
     def size(self) -> int:
+        """Number of cars in the field."""
         return len(self.cars)
 
     def index(self, car: str) -> int:
@@ -136,6 +137,7 @@ class Rules:
 
     @property
     def laps_left(self) -> int:
+        """Laps still to run."""
         return self.total_laps - self.laps_done
 
 
@@ -156,6 +158,7 @@ class Cautions:
 
     @property
     def races(self) -> int:
+        """Number of simulated races."""
         return self.flags.shape[0]
 
     def rows(self, a: int, b: int) -> Cautions:
@@ -178,6 +181,7 @@ class Plans:
 
     @property
     def count(self) -> int:
+        """Number of pit plans compared."""
         return self.pit_at.shape[0]
 
 

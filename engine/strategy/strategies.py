@@ -139,6 +139,7 @@ class PitWindow:
     sentence: str
 
     def as_dict(self) -> dict:
+        """The pit window as plain JSON for the pit wall screens."""
         return {"laps": list(self.laps), "best": self.best, "expected_position": self.expected_position,
                 "expected_gain": self.expected_gain, "vs_stay_out": self.vs_stay_out,
                 "p_gain": self.p_gain, "p_loss": self.p_loss, "sentence": self.sentence}

@@ -80,10 +80,12 @@ class TumftmRace:
 
     @property
     def codes(self) -> tuple[str, ...]:
+        """The driver codes of the race's participants."""
         return tuple(self.race["participants"])
 
     @property
     def laps(self) -> int:
+        """The race distance in laps."""
         return int(self.race["tot_no_laps"])
 
 

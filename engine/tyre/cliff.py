@@ -32,7 +32,7 @@ Z80 = 1.2816         # standard normal quantile: 80 % of a normal lies within +-
 LAPS_LEFT_UNKNOWN = 10   # laps left assumed when the race length is not given
 
 
-def project(model, X: np.ndarray, horizon: int = HORIZON_LAPS):
+def project(model, X: np.ndarray, horizon: int = HORIZON_LAPS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predicted loss, lower and upper bound for each of the next `horizon` laps: 3 arrays (cars, horizon).
 
     Each projected lap ages the tyres by one lap, assumes green running (no FCY, no pit) and feeds

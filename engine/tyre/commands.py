@@ -86,7 +86,7 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def pit_losses(rows, dirs: list[Path]):
+def pit_losses(rows, dirs: list[Path]) -> np.ndarray:
     """Each feature row's track pit loss (s): the tracks file's facts, else estimated from the
     races' laps (engine.sources.grcup.tracks_of)."""
     from engine.sources.grcup import discover, tracks_of

@@ -38,6 +38,7 @@ class _Fold:
         self.cal = cal
 
     def predict(self, X: np.ndarray) -> Prediction:
+        """Tyre loss with its interval for held-out laps, as the live model would give."""
         loss = self.cal.pace.predict(X).astype(float)
         scale = predict_scale(self.cal.scale, X)
         return Prediction(loss, loss + self.cal.q_lo * scale, loss + self.cal.q_hi * scale)
