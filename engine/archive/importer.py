@@ -9,6 +9,7 @@ session has none, and the report says so.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def tyre_outputs(laps: pd.DataFrame, weather: pd.DataFrame, race_laps: int, mode
     out["trained_on_this_race"] = str(laps["session"].iloc[0]) in svc.model.meta.get("trained_on", {})
     out["reasons"] = out["reasons"].map(lambda r: " | ".join(x.get("text", str(x)) if isinstance(x, dict) else str(x)
                                                              for x in (r or [])))
+    if "tyre_state" in out:             # a nested dict, kept as JSON text as the live archive keeps it
+        out["tyre_state"] = out["tyre_state"].map(lambda v: json.dumps(v) if isinstance(v, dict) else None)
     out["actual_next_lap_s"] = (laps.set_index(["car", "lap"])["lap_time_s"]
                                 .reindex(list(zip(out["car"], out["lap"] + 1))).to_numpy(float))
     return out
