@@ -99,6 +99,9 @@ def ingest_stats(name: str) -> str:
     return f"{PREFIX}:ingest:stats:{name}"
 
 
+MODEL_STATUS = f"{PREFIX}:model:status"   # hash: the insights stage's tyre model (status, reason), for /api/health
+
+
 # --- process stage: laps, sectors, features (engine/laps, issue 4) ---
 PROCESS_WORKERS = f"{PREFIX}:process:workers"       # zset: worker name -> last heartbeat (ms)
 

@@ -150,16 +150,16 @@ def decode(data: bytes | memoryview) -> Packet:
     """Decode one datagram's header and, for the packets PitWall maps, its body. Raises
     InvalidPoint('f1', reason) when the packet cannot be what its header says."""
     if len(data) < HEADER.itemsize:
-        raise InvalidPoint("f1", "truncated header")
+        raise InvalidPoint("f1", "truncated header", "truncated_header")
     header = np.frombuffer(data, HEADER, 1)[0]
     fmt, pid = int(header["packet_format"]), int(header["packet_id"])
     layouts = LAYOUTS.get(fmt)
     if layouts is None:
-        raise InvalidPoint("f1", f"unsupported packetFormat {fmt}")
+        raise InvalidPoint("f1", f"unsupported packetFormat {fmt}", "packet_format")
     body = len(data) - HEADER.itemsize
     if pid == SESSION:
         if body < SESSION_PREFIX.itemsize:
-            raise InvalidPoint("f1", "truncated Session packet")
+            raise InvalidPoint("f1", "truncated Session packet", "truncated_session")
         return Packet(header, session=np.frombuffer(data, SESSION_PREFIX, 1, HEADER.itemsize)[0])
     if pid == SESSION_HISTORY:
         if body < SESSION_HISTORY_RECORD.itemsize:
@@ -173,13 +173,13 @@ def decode(data: bytes | memoryview) -> Packet:
     layout = layouts.get(pid)
     if layout is None:
         if pid not in PACKET_NAMES:
-            raise InvalidPoint("f1", f"unknown packet id {pid}")
+            raise InvalidPoint("f1", f"unknown packet id {pid}", "packet_id")
         return Packet(header)
     per_car = body - layout.before - layout.after
     n, rest = divmod(per_car, layout.car.itemsize)
     if rest or not 1 <= n <= MAX_CARS:
         raise InvalidPoint("f1", f"{PACKET_NAMES[pid]} packet of {len(data)} bytes fits no car count "
-                                 f"for packetFormat {fmt}")
+                                 f"for packetFormat {fmt}", "size")
     return Packet(header, cars=np.frombuffer(data, layout.car, n, HEADER.itemsize + layout.before))
 
 
@@ -272,7 +272,7 @@ class F1Decoder:
             return None, None, None                             # menus: no session yet
         session_time = float(h["session_time"])
         if not np.isfinite(session_time) or session_time < 0:
-            raise InvalidPoint("f1", "sessionTime not a finite positive number")
+            raise InvalidPoint("f1", "sessionTime not a finite positive number", "session_time")
         st = self._state(uid, session_time, now)
         session = f"f1-{uid:016x}"
         flashback = None

@@ -141,7 +141,7 @@ class UdpServer:
         elif kind == "json":
             self.ingest.submit_points(decode_json(bytes(data)))
         else:
-            self.counters.add("invalid:datagram: unknown format")
+            self.counters.add("invalid:datagram.format")
 
     def serve(self, stop: Callable[[], bool]) -> None:
         """Receive until stop(): wait for a datagram, then drain what else is queued (up to
