@@ -44,6 +44,10 @@ def touches(feed: dict | None, session: str | None, car: str | None = None, kind
 def car_choices(session: str | None, current: str | None) -> tuple[list[dict], str | None]:
     """The car dropdown of a car page: the field in running order; keep the choice (also while no
     board is there yet, so a ?car= link survives the first refresh), else the leader."""
-    cars = [c["car"] for c in ((data.board(session) if session else None) or {}).get("cars", [])]
-    return ([{"label": f"P{i + 1} · #{c}", "value": c} for i, c in enumerate(cars)],
+    rows = ((data.board(session) if session else None) or {}).get("cars", [])
+    cars = [c["car"] for c in rows]
+    # F1: the race number and name from the game's Participants (the value stays the car's slot)
+    labels = [f"#{c['f1']['number']} {c['f1'].get('name', '')}" if "number" in (c.get("f1") or {}) else f"#{c['car']}"
+              for c in rows]
+    return ([{"label": f"P{i + 1} · {label}", "value": c} for i, (c, label) in enumerate(zip(cars, labels))],
             current if current in cars or not cars else cars[0])

@@ -8,7 +8,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import components, data, views
+from app import components, data, f1car, views  # noqa: F401  (f1car registers the F1 panel)
 from app.callbacks import car_choices, touches
 
 dash.register_page(__name__, path="/car", name="Car detail", order=2, title="PitWall · Car detail")
@@ -18,6 +18,7 @@ def layout(car: str | None = None, **_) -> html.Div:
     """The car page: one car's tyres, sectors and laps to the cliff."""
     return html.Div([
         components.car_header("car", car, "The car to look at"),
+        html.Div(id="car-f1"),             # F1 sessions: the game's figures and traces (app/f1car.py)
         html.Div(id="car-tyre"),
         dbc.Row([
             dbc.Col(html.Div(id="car-cliff", className="cliff-box"), lg=3),
