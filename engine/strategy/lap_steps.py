@@ -135,6 +135,7 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
     if fl == GREEN:
         if p.fcy_lap > 0.0 and lap + 1 < d.flag.shape[1] and d.flag[r, lap + 1] == SC:
             start = d.c_start[r, lap + 1]        # the SC comes out before this car ends its lap
+            ghost = p.sc_bunches and p.sc_lap > 0.0
             for i in range(n):
                 c = order[i]
                 after = min((t[c] + lt[c] - start) / lt[c], 1.0)
@@ -142,6 +143,8 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
                     slow = (1.0 - after) * lt[c] + after * p.fcy_lap
                     if lt[c] < slow:
                         lt[c] = slow
+                    if ghost:
+                        sc_first_hold(lt, t, c, i, start, p.gap_sc)
         return overtake_ok, gap
     start = d.c_start[r, lap]
     per_car = not np.isnan(start)
@@ -149,19 +152,24 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
     if p.fcy_lap > 0.0:
         fcy_lap = p.fcy_lap
         late = w.late
+        ghost = p.sc_bunches and p.sc_lap > 0.0
         for i in range(n):
             c = order[i]
             if last and late[c]:
                 continue
             f = fc
+            hold = False
             if per_car:
                 before = (start - t[c]) / lt[c]
                 f = end - min(max(before, 0.0), 1.0)
                 if f < 0.0:
                     f = 0.0
+                hold = fl == SC and ghost and 0.0 <= before < 1.0
             slow = (1.0 - f) * lt[c] + f * fcy_lap
             if lt[c] < slow:
                 lt[c] = slow
+            if hold:
+                sc_first_hold(lt, t, c, i, start, p.gap_sc)
         overtake_ok = fl != SC and (1.0 - fc) >= 0.5
     elif fl == FCY or not p.sc_bunches:
         mult = p.mult_fcy if fl == FCY else p.mult_sc
@@ -175,6 +183,15 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
             lt[order[0]] *= p.mult_sc
         gap = p.gap_sc
     return overtake_ok, gap
+
+
+@step
+def sc_first_hold(lt: np.ndarray, t: np.ndarray, c: int, i: int, start: float, gap_sc: float) -> None:
+    """On the lap the SC comes out in a car's own race time, TUMFTM's ghost is the SC at its start:
+    the car in position i+1 ends the lap no earlier than the start + (i+1) x the SC gap."""
+    need = start + (i + 1) * gap_sc - t[c]
+    if lt[c] < need:
+        lt[c] = need
 
 
 @step
