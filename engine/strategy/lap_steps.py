@@ -139,6 +139,7 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
             for i in range(n):
                 c = order[i]
                 after = min((t[c] + lt[c] - start) / lt[c], 1.0)
+                w.late[c] = ghost and after > 0.0      # under the SC already: no passing (passing_walk)
                 if after > 0.0:
                     slow = (1.0 - after) * lt[c] + after * p.fcy_lap
                     if lt[c] < slow:
@@ -268,8 +269,12 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
 @step
 def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarray, duel_lap: np.ndarray,
                  bias: np.ndarray, team: np.ndarray, teamorder: np.ndarray, duel: float, loser: float, thr0: float,
-                 duel_when_held: bool, pass_from_gap: bool, lap: int, n: int, overtake_ok: bool, gap: float) -> None:
-    """Step 5: the walk from the front on the race times at the line, repeated until nobody moves."""
+                 duel_when_held: bool, pass_from_gap: bool, lap: int, n: int, overtake_ok: bool, gap: float,
+                 late: np.ndarray, late_mode: int) -> None:
+    """Step 5: the walk from the front on the race times at the line, repeated until nobody moves. A
+    pair may pass only if neither car is under the SC in its own race time (TUMFTM's per-car
+    overtake_allowed): late_mode 1, the lap before the SC's first, the late cars are under it already;
+    late_mode 2, the SC's last lap, only the late cars are out of it."""
     for i in range(n):
         c = order[i]
         t[c] += lt[c]
@@ -283,7 +288,12 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
             a, b = order[i], order[i + 1]
             if t[a] - t[b] <= -gap:
                 continue
-            if overtake_ok:
+            ok = overtake_ok
+            if late_mode == 1:
+                ok = overtake_ok and not late[a] and not late[b]
+            elif late_mode == 2:
+                ok = late[a] and late[b]
+            if ok:
                 if duel_when_held:
                     if duel_lap[a] != lap:
                         t[a] += duel
