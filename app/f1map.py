@@ -33,7 +33,7 @@ def positions(board: dict) -> dict:
         out["x"].append(f1["x"])
         out["y"].append(f1["z"])
         out["colours"].append(COMPOUND_COLOUR.get(f1.get("compound"), "#9e9e9e"))
-        out["lines"].append("#ffd700" if f1.get("player") else "#000000")
+        out["lines"].append("#56B4E9" if f1.get("player") else "#000000")
         wear = f1.get("wear") or {}
         worst = f"; worst tyre {max(wear.values()):.1f} % worn (game)" if wear else ""
         out["hover"].append(f"P{c['position']} #{f1.get('number', c['car'])} {f1.get('name', '')} · {f1.get('team', '')}"
@@ -88,7 +88,7 @@ def move(board: dict, session: str, shown: dict | None, new_session: bool, cars_
     o = outline(session)
     status = (f"{session} · {board.get('session_type') or 'F1'} · {len(pos['cars'])} cars placed from the game's "
               f"world positions · outline {float(o.get('covered') or 0):.0%} of the lap")
-    status += " · colour = the compound on the car (S red, M yellow, H white, I green, W blue), gold ring = the player"
+    status += " · colour = the compound on the car (S red, M yellow, H white, I green, W blue), blue ring = the player"
     if board.get("safety_car"):
         status += f" · {board['safety_car']}"
     if shown and shown.get("session") == session and shown.get("n") == len(pos["cars"]) and not new_session:
