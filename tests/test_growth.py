@@ -41,7 +41,7 @@ def test_idle_car_ids_are_freed_and_reused_for_new_sessions(redis_url, r, monkey
             assert wait_for(lambda: ing.counters.get("written") == 24 * (k + 1))
             time.sleep(0.35)
         assert ing.id_table_size() <= 8
-        assert ing.counters.get("invalid:vehicle_id: too many distinct cars") == 0
+        assert ing.counters.get("invalid:vehicle_id.too_many") == 0
     finally:
         ing.stop()
     got = _points_by_car(r)
@@ -55,7 +55,7 @@ def test_an_id_whose_points_wait_in_the_ring_is_never_freed(redis_url, monkeypat
     assert ing.submit(_rows("a", ["1", "2", "3", "4"])) == 12
     time.sleep(0.2)
     assert ing.submit(_rows("b", ["9"])) == 0, "an id of a queued point was handed to another car"
-    assert ing.counters.get("invalid:vehicle_id: too many distinct cars") == 3
+    assert ing.counters.get("invalid:vehicle_id.too_many") == 3
     ing.start()
     try:
         assert wait_for(lambda: ing.counters.get("written") == 12)

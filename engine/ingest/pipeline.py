@@ -164,7 +164,7 @@ class Ingest:
             return 0
         ids = self._intern(rows)
         if ids is None:
-            self.counters.add("invalid:vehicle_id: too many distinct cars", len(rows))
+            self.counters.add("invalid:vehicle_id.too_many", len(rows))
             return 0
         if self.connected and self.ring.count + len(rows) > self.ring.capacity:
             # Redis is up but behind (a burst): hold this source for a moment, so the burst waits in

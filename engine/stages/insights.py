@@ -46,14 +46,31 @@ crossings_key = keys.crossings
 wear_key = keys.tyre_wear
 
 
+MODEL_RETRY_S = 10.0       # a missing or corrupt model file is looked at again this often
+
+
+def load_tyre_service(models_dir: Path):
+    """(TyreService, None), or (None, why) when a model file is missing or cannot be read: the
+    engine runs on without predictions rather than dying."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
+
+    from engine.sources.models import read_tyre_service
+    try:
+        return read_tyre_service(models_dir), None
+    except (OSError, ValueError, KeyError, TypeError, Fail, InvalidArgument, InvalidGraph, InvalidProtobuf) as exc:
+        return None, f"tyre model unavailable: {type(exc).__name__}: {str(exc)[:300]}"
+
+
 class InsightsStage:
     """Tyre model and driver coaching on each crossing; see the module docstring."""
 
     def __init__(self, client: redis.Redis, models_dir: Path, insight_ttl_s: int = 60):
-        from engine.sources.models import read_tyre_service
-
         self.client = client
-        self.tyre = read_tyre_service(models_dir)
+        self.models_dir = Path(models_dir)
+        self.tyre = None
+        self.model_error: str | None = None
+        self._model_tried = 0.0
+        self._load_model()
         self.ttl = insight_ttl_s
         self.drivers = DriverStage(client, insight_ttl_s)
         self.predictions = 0
@@ -82,8 +99,41 @@ class InsightsStage:
                         self.drivers.judge(session, str(c["car"]), c, None)   # telemetry cars: the lap hook
                 self.predict(session, {str(c["car"]) for c in wave})
 
+    def _load_model(self) -> bool:
+        """Load the tyre model if it is not loaded (at most every MODEL_RETRY_S); say how it went
+        in keys.MODEL_STATUS, which /api/health reads. True when a model is loaded."""
+        if self.tyre is not None:
+            return True
+        if time.monotonic() - self._model_tried < MODEL_RETRY_S and self._model_tried:
+            return False
+        self._model_tried = time.monotonic()
+        self.tyre, self.model_error = load_tyre_service(self.models_dir)
+        if self.model_error:
+            log.error("insights: %s; predictions are marked unavailable until it loads", self.model_error)
+            status = {"status": "unavailable", "reason": self.model_error}
+        else:
+            status = {"status": "ok", "reason": "", "version": str(self.tyre.version)}
+        try:
+            self.client.hset(keys.MODEL_STATUS, mapping={**status, "models_dir": str(self.models_dir),
+                                                         "updated_at": time.time()})
+        except redis.RedisError as exc:
+            log.warning("insights: model status not written (%s)", exc)
+        return self.tyre is not None
+
+    def _mark_unavailable(self, session: str, cars: set[str]) -> None:
+        """Without a model: each car that crossed gets tyre_unavailable (why) in its insight."""
+        pipe = self.client.pipeline(transaction=False)
+        for car in cars:
+            pipe.hset(keys.insight(session, car), mapping={
+                "tyre_unavailable": json.dumps({"reason": self.model_error}), "updated_at": time.time()})
+            pipe.expire(keys.insight(session, car), self.ttl)
+        pipe.execute()
+
     def predict(self, session: str, cars: set[str]) -> None:
         """One ONNX batch for the field; writes the tyre insight of the cars that just crossed."""
+        if not self._load_model():
+            self._mark_unavailable(session, cars)
+            return
         started = time.perf_counter()
         laps = self.laps.frame(session)
         if laps.empty:
@@ -91,7 +141,10 @@ class InsightsStage:
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
         if meta.get("track"):
             laps["track"] = meta["track"]
-        race_laps = int(float(meta["total_laps"])) if meta.get("total_laps") else None
+        # Laps left: a timed race's flag lap as the strategy stage last expected it (unknown before
+        # its first call), never the laps a recording turned out to hold; else a scheduled count.
+        flag_lap = meta.get("laps_expected") or (None if meta.get("race_duration_s") else meta.get("total_laps"))
+        race_laps = int(float(flag_lap)) if flag_lap else None
         wear, telemetry = self._telemetry_wear(session, laps, cars)
         inferring = time.perf_counter()
         from engine.tyre.cliff import pit_loss_of
@@ -106,6 +159,7 @@ class InsightsStage:
         for row in out[out["car"].isin(cars)].to_dict("records"):
             fields = insight_fields(row)
             key = keys.insight(session, fields["car"])
+            pipe.hdel(key, "tyre_unavailable")
             pipe.hset(key, mapping={"tyre": json.dumps(fields), "updated_at": now})
             pipe.hset(keys.tyre_history(session, fields["car"]), fields["lap"], json.dumps(fields))
             pipe.expire(key, self.ttl)
