@@ -50,9 +50,9 @@ def test_corner_wear_only_from_telemetry_else_the_pace_state_with_its_source():
             "tyre_state": {"source": "pace", "loss_vs_fresh_s": 0.42, "loss_interval": [0.1, 0.7],
                            "deg_rate_s_per_lap": 0.03, "interval": [0.01, 0.05], "laps": 9, "tyre_age_laps": 14}}
     assert views.worst_corner(pace) == (None, None)
-    assert views.pace_words(pace) == "loss vs fresh tyres +0.42 s, +0.030 s/lap (pace, measured)"
+    assert views.pace_words(pace) == "loss vs fresh tyres +0.42 s, +0.030 s/lap (estimated from the car's lap times)"
     text, cls, tip = components.tyre_cell(pace, None, None, "wear-none", "")
-    assert text == "+0.42 s" and "%" not in text and "(pace, measured)" in tip and "9 clean laps" in tip
+    assert text == "+0.42 s" and "%" not in text and "(estimated from the car's lap times)" in tip and "9 clean laps" in tip
     panel = str(components.tyre_panel(pace))
     assert "tyre-pace" in panel and "gauge-fl" not in panel
     tel = {"wear_fl": 62.0, "wear_fr": 50.0, "wear_rl": 41.0, "wear_rr": 38.0, "wear_source": "telemetry",
