@@ -8,8 +8,8 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import components, data, views
-from app.callbacks import car_choices, touches
+from app import components, data, follow, views
+from app.callbacks import car_picker, touches
 from engine.tyre.explain import REFERENCE_PACE
 
 dash.register_page(__name__, path="/car", name="Car detail", order=2, title="PitWall · Car detail")
@@ -35,13 +35,13 @@ def layout(car: str | None = None, **_) -> html.Div:
 
 @callback(Output("car-car", "options"), Output("car-car", "value"),
           Input("session", "value"), Input("fallback-poll", "n_intervals"), Input("live-feed", "data"),
-          State("car-car", "value"))
-def car_options(session, _p, _f, current) -> tuple:
-    """The car picker for the chosen session."""
-    opts, value = car_choices(session, current)
-    if ctx.triggered_id == "live-feed" and (value == current or not opts):
-        return no_update, no_update
-    return opts, value
+          Input(follow.LOCATION_ID, "search"), State("car-car", "value"))
+def car_options(session, _p, _f, search, current) -> tuple:
+    """The car picker for the chosen session: the followed car (?car=) first."""
+    return car_picker(session, current, search, live=ctx.triggered_id == "live-feed")
+
+
+follow.picker_writes_address("car-car")
 
 
 def cliff_box(tyre: dict | None) -> list:
