@@ -44,14 +44,20 @@ def strings(node) -> list[str]:
     return out
 
 
-def in_callback(fn, *args, trigger: str = "fallback-poll.n_intervals"):
-    """Call a page callback as Dash would on a poll (its own context, not the live feed)."""
+def in_callback(fn, trigger: str = "fallback-poll.n_intervals", **given):
+    """Call a page callback as Dash would on a poll (its own context, not the live feed); the
+    arguments by name (others None), so a page adding an input does not break the check."""
+    import inspect
+
     from dash._callback_context import context_value
     from dash._utils import AttributeDict
 
+    fn = getattr(fn, "__wrapped__", fn)
+    args = [given.get(name) for name in inspect.signature(fn).parameters]
+
     def run():
         context_value.set(AttributeDict(triggered_inputs=[{"prop_id": trigger, "value": 1}]))
-        return getattr(fn, "__wrapped__", fn)(*args)
+        return fn(*args)
     return copy_context().run(run)
 
 
@@ -89,12 +95,12 @@ def test_every_view_shows_one_loss_vs_fresh_tyres_and_nothing_else_by_that_name(
                and any("pace" in s for s in tyres[str(row["car"])]["reasons"]))
     want = f"{tyres[car]['tyre_state']['loss_vs_fresh_s']:+.2f}"
     row = next(x for x in board if str(x["car"]) == car)
-    tower = in_callback(pages.overview.refresh_tower, None, 1, SESSION, None)[0]
+    tower = in_callback(pages.overview.refresh_tower, _poll=1, session=SESSION)[0]
     garage_tower = pages.garage.tower(SESSION, {"cars": board}, board.index(row) // pages.garage.ROWS_PER_PAGE)
     insights = data.insights(SESSION, [str(x["car"]) for x in board])
     hover = components.car_positions({"cars": board}, data.meta(SESSION), insights, trackmap.outline("barber", 3700.0, None))
     views = {
-        "car page": strings(in_callback(pages.car.refresh_car, car, None, 1, SESSION, None)[:6]),
+        "car page": strings(in_callback(pages.car.refresh_car, car=car, _poll=1, session=SESSION)[:6]),
         "tower row": strings([t for t in tower if getattr(t, "id", None) == f"tower-car-{car}"]),
         "garage car": strings(pages.garage.car_view(SESSION, row)),
         "garage tower row": strings([t for t in garage_tower.children[1].children if t.id == f"tower-car-{car}"]),
