@@ -76,6 +76,20 @@ def pace_words(tyre: dict | None) -> str:
             + ("" if rate is None else f", {rate:+.3f} s/lap") + f" ({PACE_SOURCE})")
 
 
+def race_length(meta: dict) -> tuple[str, str]:
+    """(text, tooltip) for the race's length after the leader's lap: a timed race's flag lap as the
+    strategy engine expects it ('of ~27 expected'), never the laps a recording turned out to hold;
+    a scheduled lap count as '/27'; '' when neither is known."""
+    if meta.get("race_duration_s"):
+        minutes = f"{float(meta['race_duration_s']) / 60:g} min race"
+        if meta.get("laps_expected"):
+            return (f" of ~{meta['laps_expected']} expected ({minutes})",
+                    f"{meta.get('laps_expected_rule', '')} (modelled)")
+        return f" ({minutes})", meta.get("race_duration_source", "")
+    total = meta.get("total_laps")
+    return (f"/{total}", "scheduled laps") if total else ("", "")
+
+
 def pace_detail(tyre: dict | None) -> str:
     """Where the pace state comes from: its interval and the clean laps it rests on."""
     st = pace_state(tyre) or {}

@@ -86,3 +86,13 @@ def test_a_replay_of_a_race_that_does_not_exist_is_refused_naming_the_field(monk
     with pytest.raises(ValueError, match="track/race"):
         replays.start("monaco", 1, 10.0)
     assert {"track": "barber", "race": 1, "session": "barber-r1"} in replays.recorded()
+
+
+def test_a_timed_race_shows_the_expected_flag_lap_never_the_recordings_lap_count():
+    meta = {"race_duration_s": "2700.0", "total_laps": "27", "laps_expected": "26",
+            "laps_expected_rule": "timed race: 45 min (derived ...); flag expected at the leader's lap 26"}
+    text, tip = views.race_length(meta)
+    assert text == " of ~26 expected (45 min race)" and "27" not in text and "modelled" in tip
+    assert "27" not in views.race_length({**meta, "laps_expected": None})[0]      # before the first call
+    assert views.race_length({"total_laps": "52"})[0] == "/52"                     # a scheduled lap count
+    assert views.race_length({}) == ("", "")
