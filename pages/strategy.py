@@ -9,9 +9,9 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_update
 
-from app import components, data, views
+from app import components, data, follow, views
 from app.cautionview import caution_table
-from app.callbacks import car_choices, touches
+from app.callbacks import car_picker, touches
 from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/strategy", name="Strategy", order=3, title="PitWall · Strategy")
@@ -31,10 +31,13 @@ def layout(car: str | None = None, **_) -> html.Div:
 
 
 @callback(Output("st-car", "options"), Output("st-car", "value"), Input("session", "value"),
-          Input("fallback-poll", "n_intervals"), State("st-car", "value"))
-def st_cars(session, _p, current) -> tuple:
-    """The car picker for the chosen session."""
-    return car_choices(session, current)
+          Input("fallback-poll", "n_intervals"), Input(follow.LOCATION_ID, "search"), State("st-car", "value"))
+def st_cars(session, _p, search, current) -> tuple:
+    """The car picker for the chosen session: the followed car (?car=) first."""
+    return car_picker(session, current, search)
+
+
+follow.picker_writes_address("st-car")
 
 
 ON_DEMAND_RACES = 1000
