@@ -22,7 +22,7 @@ TOWER_COLUMNS = [
     ("S1 s", "Sector 1 of the last lap, seconds"), ("S2 s", "Sector 2 of the last lap, seconds"),
     ("S3 s", "Sector 3 of the last lap, seconds"), ("Age", "Laps on the current tyres"),
     ("Tyre", "Most worn corner, % of the way to the cliff, where the car's own telemetry gives the loads; "
-             "else the loss vs fresh tyres in s from the car's own lap times (pace, measured)"),
+             "else the loss vs fresh tyres in s (estimated from the car's lap times)"),
     ("Cliff", "Laps until a pit stop pays for itself (tyre model); none = not before the flag"),
     ("Pit", "Pit stops made; IN when the last lap ended in the pit lane"),
     ("Alerts", "Alerts for this car in the last laps"),
@@ -173,9 +173,10 @@ def pace_card(tyre: dict | None) -> dbc.Card:
         return dbc.Card(dbc.CardBody(no_output("tyre state", "appears with the car's first clean laps")),
                         className="gauge", id="tyre-pace")
     return dbc.Card(dbc.CardBody([
-        html.Div("Tyre state · pace, measured", className="gauge-corner", title=views.pace_detail(tyre)),
+        html.Div(f"Tyre state · {views.PACE_SOURCE}", className="gauge-corner", title=views.pace_detail(tyre)),
         html.Div(f"{float(st['loss_vs_fresh_s']):+.2f} s", className="gauge-value",
-                 title="loss vs fresh tyres: the car's own degradation rate x laps on these tyres"),
+                 title="loss vs fresh tyres (estimated): the car's own degradation rate beyond the field's "
+                       "x laps on these tyres"),
         html.Div(views.pace_words(tyre), className="pace-words"),
         html.Div(views.pace_detail(tyre), className="small text-secondary"),
         html.Div("No corner wear: this car sends no telemetry, and tyre age x constants is not a measurement.",

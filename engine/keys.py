@@ -135,3 +135,7 @@ def tyre_wear(session: str, car: str) -> str:
 def tyre_history(session: str, car: str) -> str:
     """Hash: lap -> the tyre model's output after that lap (JSON): the car page's wear trend."""
     return _session_key(session, "tyrehist", car)
+
+
+# --- session resets (`pitwall replay --fresh`; engine/stages/resets.py) ---
+SESSION_RESETS = f"{PREFIX}:resets"   # hash: session -> Redis time (ms) it was last reset
