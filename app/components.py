@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import dcc, html
 
-from app import trackmap, views
+from app import follow, trackmap, views
 from engine.timing import format_gap, format_laptime
 
 TOWER_COLUMNS = [
@@ -21,7 +21,7 @@ TOWER_COLUMNS = [
     ("S1 s", "Sector 1 of the last lap, seconds"), ("S2 s", "Sector 2 of the last lap, seconds"),
     ("S3 s", "Sector 3 of the last lap, seconds"), ("Age", "Laps on the current tyres"),
     ("Tyre", "Most worn corner, % of the way to the cliff, where the car's own telemetry gives the loads; "
-             "else the loss vs fresh tyres in s from the car's own lap times (pace, measured)"),
+             "else the loss vs fresh tyres in s (estimated from the car's lap times)"),
     ("Cliff", "Laps until a pit stop pays for itself (tyre model); none = not before the flag"),
     ("Pit", "Pit stops made; IN when the last lap ended in the pit lane"),
     ("Alerts", "Alerts for this car in the last laps"),
@@ -101,14 +101,17 @@ def tyre_cell(tyre: dict | None, corner: str | None, w: float | None, wear_cls: 
     return "–", "wear-none", "no tyre model output yet"
 
 
-def tower_row(cells: list[tuple[str, str | None, str]], big: bool = False) -> html.Tr:
-    """One tower row from its cells (the car number links to its page unless big)."""
+def tower_row(cells: list[tuple[str, str | None, str]], big: bool = False, followed: bool = False,
+              session: str | None = None) -> html.Tr:
+    """One tower row from its cells (the car number links to its page, following it, unless big);
+    the followed car's row is highlighted."""
     tds = []
     for i, (text, cls, tip) in enumerate(cells):
-        content = dcc.Link(f"#{text}", href=f"/car?car={text}") if i == 1 and not big else (
-            f"#{text}" if i == 1 else text)
-        tds.append(html.Td(content, className=cls, title=tip))
-    return html.Tr(tds, id=f"tower-car-{cells[1][0]}", className="tower-row")
+        href = f"/car?car={text}" + (f"&session={session}" if session else "")
+        content = dcc.Link(f"#{text}", href=href, title=f"Follow #{text} and open its detail") \
+            if i == 1 and not big else (f"#{text}" if i == 1 else text)
+        tds.append(html.Td(content, className=cls, title=tip + (" · followed car" if followed and i == 1 else "")))
+    return html.Tr(tds, id=f"tower-car-{cells[1][0]}", className="tower-row" + (f" {follow.ROW_CLASS}" if followed else ""))
 
 
 def tower_header(columns: list[tuple[str, str]] = TOWER_COLUMNS) -> html.Thead:
@@ -145,9 +148,10 @@ def pace_card(tyre: dict | None) -> dbc.Card:
         return dbc.Card(dbc.CardBody(no_output("tyre state", "appears with the car's first clean laps")),
                         className="gauge", id="tyre-pace")
     return dbc.Card(dbc.CardBody([
-        html.Div("Tyre state · pace, measured", className="gauge-corner", title=views.pace_detail(tyre)),
+        html.Div(f"Tyre state · {views.PACE_SOURCE}", className="gauge-corner", title=views.pace_detail(tyre)),
         html.Div(f"{float(st['loss_vs_fresh_s']):+.2f} s", className="gauge-value",
-                 title="loss vs fresh tyres: the car's own degradation rate x laps on these tyres"),
+                 title="loss vs fresh tyres (estimated): the car's own degradation rate beyond the field's "
+                       "x laps on these tyres"),
         html.Div(views.pace_words(tyre), className="pace-words"),
         html.Div(views.pace_detail(tyre), className="small text-secondary"),
         html.Div("No corner wear: this car sends no telemetry, and tyre age x constants is not a measurement.",
@@ -251,8 +255,9 @@ def car_positions(board: dict, meta: dict, insights: dict[str, dict], outline: t
             "labels": [str(c["car"]) for c in cars], "cars": [str(c["car"]) for c in cars]}
 
 
-def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_starts: tuple, length_m: float) -> go.Figure:
-    """The circuit outline, its sector marks and the cars on it."""
+def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_starts: tuple, length_m: float,
+               followed: str | None = None) -> go.Figure:
+    """The circuit outline, its sector marks and the cars on it (the followed car ringed)."""
     fig = go.Figure()
     fig.add_scatter(x=outline.x, y=outline.y, mode="lines", line=dict(color="#5a5a5a", width=10),
                     hoverinfo="skip", name="circuit")
@@ -262,7 +267,8 @@ def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_sta
                     hoverinfo="skip", name="sectors")
     fig.add_scatter(x=pos["x"], y=pos["y"], mode="markers+text", text=pos["labels"], customdata=pos["cars"],
                     hovertext=pos["hover"], hoverinfo="text", textfont=dict(color="#000000", size=11),
-                    marker=dict(size=24, color=pos["colours"], line=dict(color="#ffffff", width=1.5)), name="cars")
+                    marker=dict(size=24, color=pos["colours"], line=follow.marker_outline(pos["cars"], followed)),
+                    name="cars")
     label = "real GPS trace (car #2, race 1)" if outline.source == "gps" else "schematic from lap distance — not the real shape"
     styled(fig, f"{track_name} · {label}", margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
            hovermode="closest", uirevision=outline.track, height=620)
@@ -273,6 +279,10 @@ def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_sta
 
 def car_header(prefix: str, car: str | None, tip: str) -> dbc.Row:
     """A car page's first row: the car dropdown (`<prefix>-car`) and the status line (`<prefix>-status`)."""
-    return dbc.Row([dbc.Col(html.Div(dcc.Dropdown(id=f"{prefix}-car", value=car, clearable=False, placeholder="car"),
+    # The asked-for car is an option from the start: a dropdown drops a value its options lack, and
+    # the first refresh would then fall back to the leader (issue 15: /car?car=22 showed #13).
+    opts = [{"label": f"#{car}", "value": str(car)}] if car else []
+    return dbc.Row([dbc.Col(html.Div(dcc.Dropdown(id=f"{prefix}-car", value=car and str(car), options=opts,
+                                                  clearable=False, placeholder="car"),
                                      title=tip), width=2),
                     dbc.Col(html.Div(id=f"{prefix}-status", className="status-line"), width=10)], className="mb-2")

@@ -44,6 +44,11 @@ def board(session: str) -> str:
     return _session_key(session, "board")
 
 
+def f1_outline(session: str) -> str:
+    """String (JSON): an F1 session's circuit outline from the cars' own world positions (engine/f1)."""
+    return _session_key(session, "f1", "outline")
+
+
 def insight(session: str, car: str) -> str:
     """Hash with a TTL: the car's live insight, one JSON field per producer (timing, tyre,
     strategy, driver, ...), so stages write their part without read-modify-write races.

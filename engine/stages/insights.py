@@ -141,7 +141,10 @@ class InsightsStage:
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
         if meta.get("track"):
             laps["track"] = meta["track"]
-        race_laps = int(float(meta["total_laps"])) if meta.get("total_laps") else None
+        # Laps left: a timed race's flag lap as the strategy stage last expected it (unknown before
+        # its first call), never the laps a recording turned out to hold; else a scheduled count.
+        flag_lap = meta.get("laps_expected") or (None if meta.get("race_duration_s") else meta.get("total_laps"))
+        race_laps = int(float(flag_lap)) if flag_lap else None
         wear, telemetry = self._telemetry_wear(session, laps)
         inferring = time.perf_counter()
         from engine.tyre.cliff import pit_loss_of

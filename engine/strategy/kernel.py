@@ -42,7 +42,7 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "4c85b5594721c0c9"
+STEPS_DIGEST = "510515f510cb891f"
 
 
 @loop
@@ -167,9 +167,14 @@ def races(w: Work, st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: i
                     ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_last)
                 if lap == next_ret or (timed_ret and lap < next_ret):
                     n, next_ret = retirements(w, d, p, r, lap, n, L)
+                late_mode = 0                 # passing with cars under the SC in their own race time
+                if ghost_mode and fl == GREEN and lap + 1 < L and d.flag[r, lap + 1] == SC:
+                    late_mode = 1
+                elif ghost_mode and sc_last and n_late > 0:
+                    late_mode = 2
                 # the hot walk takes plain arrays: measurably faster than reading them from w, st, p.
                 passing_walk(w.t, w.order, w.lt, w.raw, w.duel_lap, st.bias, st.team, st.teamorder, p.duel, p.loser,
-                             p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap)
+                             p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap, w.late, late_mode)
                 n_out = 0
                 if pit_ptr[lap + 1] > pit_ptr[lap] or (caution_car.size > 0 and fl != GREEN):
                     n_out = in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, L)
