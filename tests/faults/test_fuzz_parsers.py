@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.contracts import CHANNEL_NAMES, InvalidPoint
 from engine.ingest import f1udp
+from engine.ingest.f1feed import F1Feed
 from engine.ingest.datagram import HEADER, WIRE_CHANNELS, decode_binary, decode_json, detect, encode_binary
 from engine.ingest.counters import Counters
 from engine.ingest.pipeline import Ingest
@@ -46,16 +48,24 @@ def named(exc: InvalidPoint) -> None:
     assert exc.klass in REASON_CLASSES, f"{exc.klass!r} ({exc}) is not a reason class"
 
 
-def parse_any(data: bytes, decoder: f1udp.F1Decoder, ing: Ingest) -> None:
+def no_redis():
+    raise redis.ConnectionError("no Redis in the fuzz test")
+
+
+def f1_feed(ing: Ingest) -> F1Feed:
+    """The UDP socket's F1 entry point (decoder, live session state, Redis writes that fail here)."""
+    return F1Feed(ing, client_factory=no_redis)
+
+
+def parse_any(data: bytes, decoder: F1Feed, ing: Ingest) -> None:
     """What the UDP socket does with one datagram, rejections checked instead of counted."""
     kind = detect(data)
+    decoder.ingest = ing
     try:
         if kind == "binary":
             ing.submit(decode_binary(data))
         elif kind == "f1":
-            rows, _meta = decoder.feed(data, TS)
-            if rows is not None:
-                ing.submit(rows)
+            decoder.feed(data, TS)
         elif kind == "json":
             ing.submit_points(decode_json(data))
     except InvalidPoint as exc:
@@ -89,7 +99,7 @@ def datagram(n=5, channels=("speed_kmh", "accy_can", "gear"), f64=False):
 def test_random_bytes_as_any_datagram(data):
     for prefix in (b"", b"PW", b"PW\x01", (2025).to_bytes(2, "little"), b"{", b"["):
         counted("random bytes")
-        parse_any(prefix + data, f1udp.F1Decoder(), fresh())
+        parse_any(prefix + data, f1_feed(_INGEST), fresh())
 
 
 @fuzz(6_000)
@@ -111,7 +121,7 @@ def test_binary_headers_field_by_field(version, flags, n, k, slen, vlen, codes, 
     data = head + ids + codes + body
     for variant in (data, data[:-extra], data + b"\0" * extra, data[:len(data) // 2]):
         counted("binary header fields")
-        parse_any(variant, f1udp.F1Decoder(), fresh())
+        parse_any(variant, f1_feed(_INGEST), fresh())
 
 
 # --- real datagrams and packets, truncated and corrupted -------------------------------------
@@ -131,7 +141,7 @@ def test_real_datagrams_truncated_and_corrupted(base, pos, patch):
     for data in (base[:pos], base[:pos] + patch + base[pos + len(patch):], base + patch, base[:pos] + base[pos + 1:],
                  base[:pos] + bytes([base[pos] ^ patch[0]]) + base[pos + 1:]):
         counted("real datagrams corrupted")
-        parse_any(data, f1udp.F1Decoder(), fresh())
+        parse_any(data, f1_feed(_INGEST), fresh())
 
 
 @fuzz(4_000)
@@ -147,7 +157,7 @@ def test_f1_packets_of_every_format_and_id(fmt, pid, cars, extra, body, session_
     header["session_time"] = session_time if abs(session_time) < 3e38 or session_time != session_time else np.inf
     payload = (body * (size // max(len(body), 1) + 1))[:size] if body else b"\0" * size
     data = header.tobytes() + payload
-    decoder = f1udp.F1Decoder()                  # one decoder: the variants arrive as one stream
+    decoder = f1_feed(_INGEST)                  # one decoder: the variants arrive as one stream
     for variant in (data, data[:-extra], data + b"\x07" * extra, data[:f1udp.HEADER.itemsize + extra]):
         counted("F1 headers by format and id")
         parse_any(variant, decoder, fresh())
