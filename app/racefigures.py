@@ -15,13 +15,13 @@ import json
 
 import plotly.graph_objects as go
 
-from app import views
+from app import follow, views
 from app.components import styled
 
-CAUTION_FILL = "rgba(240,228,66,0.16)"      # Okabe-Ito yellow, faint: caution laps behind the lines
-FOLLOW_COLOUR = views.ORANGE
+CAUTION_FILL = "rgba(230,159,0,0.16)"       # faint orange, the report's caution shading
+FOLLOW_COLOUR = follow.COLOUR
 OTHER_COLOURS = (views.SKY, views.GREEN, views.PINK, views.BLUE, views.VERMILLION, views.YELLOW, "#B0B0B0")
-TYRE_AGE_SCALE = [[0, views.SKY], [0.5, views.YELLOW], [1, views.VERMILLION]]   # fresh -> old, readable on black
+TYRE_AGE_SCALE = [[0, views.SKY], [0.5, views.GREEN], [1, views.VERMILLION]]   # fresh -> old, readable on black
 APPEND = -1                                  # extendTraces maxPoints: keep every point
 
 
@@ -103,7 +103,7 @@ def figure(series: dict, follow: str | None, height: int = 330) -> go.Figure:
         elif kind == "car" and stint:
             followed = t["car"] == follow
             fig.add_scatter(x=t["x"], y=t["y"], text=t["text"], mode="lines+markers", name=f"#{t['car']}",
-                            line=dict(width=8, color="rgba(230,159,0,0.45)" if followed else "rgba(140,140,140,0.3)"),
+                            line=dict(width=8, color="rgba(240,228,66,0.45)" if followed else "rgba(140,140,140,0.3)"),
                             marker=dict(symbol="square", size=8, color=t["color"], coloraxis="coloraxis",
                                         line=dict(width=2 if followed else 0, color=FOLLOW_COLOUR)),
                             hovertemplate=hover, showlegend=False)

@@ -8,7 +8,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import components, data, follow, views
+from app import components, data, f1car, follow, views  # noqa: F401  (f1car registers the F1 panel)
 from app.callbacks import car_picker, touches
 from engine.tyre.explain import REFERENCE_PACE
 
@@ -19,6 +19,7 @@ def layout(car: str | None = None, **_) -> html.Div:
     """The car page: one car's tyres, sectors and laps to the cliff."""
     return html.Div([
         components.car_header("car", car, "The car to look at"),
+        html.Div(id="car-f1"),             # F1 sessions: the game's figures and traces (app/f1car.py)
         html.Div(id="car-tyre"),
         dbc.Row([
             dbc.Col(html.Div(id="car-cliff", className="cliff-box"), lg=3),

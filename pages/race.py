@@ -1,17 +1,15 @@
 """Race charts: gap history, lap chart, lap times with cautions shaded and stints, for the whole
-field, the followed car (?car=) highlighted. Live: each lap extends the drawn traces
+field, the followed car (?car=, app/follow.py) highlighted. Live: each lap extends the drawn traces
 (dcc.Graph extendData) instead of redrawing them; a full figure only when an axis or the
 followed car changes (app/racefigures.py says when)."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
-from app import data, racefigures, raceseries
+from app import data, follow, racefigures, raceseries
 from app.callbacks import touches
 
 dash.register_page(__name__, path="/race", name="Race", order=0.5, title="PitWall · Race charts")
@@ -20,15 +18,9 @@ CHARTS = ("gap", "position", "laptime", "stint")
 SOURCES = {   # what each chart's numbers are, beyond the session's timing source
     "gap": "race time at the line minus the leader's (or the followed car's) on the same lap",
     "position": "the order of race times at the line on each lap",
-    "laptime": "each lap's time at the line; caution laps shaded yellow",
+    "laptime": "each lap's time at the line; caution laps shaded orange",
     "stint": "a stint ends on a lap that finished in the pit lane (timing's pit flag)",
 }
-
-
-def followed_car(search: str | None) -> str | None:
-    """The followed car: the address's ?car= (the one choice every page shares), else None."""
-    car = (parse_qs((search or "").lstrip("?")).get("car") or [""])[0].strip()
-    return car or None
 
 
 def chart(name: str) -> dbc.Col:
@@ -48,8 +40,7 @@ def layout(car: str | None = None, **_) -> html.Div:
             html.Span("Gap to ", className="me-1"),
             dcc.RadioItems(id="race-ref", value="follow" if car else "leader", inline=True,
                            options=[{"label": " the leader", "value": "leader"},
-                                    {"label": f" the followed car{f' #{car}' if car else ' (none: add ?car=N)'}",
-                                     "value": "follow", "disabled": not car}],
+                                    {"label": " the followed car (Follow, in the navbar)", "value": "follow"}],
                            inputClassName="ms-2", className="d-inline-block"),
         ], className="small mb-1", title="The gap chart's zero line"),
         dbc.Row([chart(n) for n in CHARTS], className="g-2"),
@@ -57,9 +48,9 @@ def layout(car: str | None = None, **_) -> html.Div:
     ])
 
 
-def _status(session: str, crossings: list[dict], meta: dict, follow: str | None) -> str:
+def _status(session: str, crossings: list[dict], meta: dict, car: str | None) -> str:
     lap = max((int(c.get("lap") or 0) for c in crossings), default=0)
-    who = f" · following #{follow}" if follow else " · no car followed (add ?car=N to the address)"
+    who = f" · following #{car}" if car else " · no car followed (pick one with Follow, in the navbar)"
     return f"{session} · lap {lap} · flag {meta.get('flag', '?')} · lap times {raceseries.source_words(meta)}{who}"
 
 
@@ -67,7 +58,7 @@ def _status(session: str, crossings: list[dict], meta: dict, follow: str | None)
           *[Output(f"race-{n}-note", "children") for n in CHARTS], Output("race-status", "children"),
           Output("race-shown", "data"),
           Input("live-feed", "data"), Input("fallback-poll", "n_intervals"), Input("session", "value"),
-          Input("url", "search"), Input("race-ref", "value"), State("race-shown", "data"))
+          Input(follow.LOCATION_ID, "search"), Input("race-ref", "value"), State("race-shown", "data"))
 def refresh_race(feed, _poll, session, search, ref, shown) -> tuple:
     """Bring the four charts up to date: extend what is drawn, redraw only what must be."""
     n = len(CHARTS)
@@ -75,23 +66,23 @@ def refresh_race(feed, _poll, session, search, ref, shown) -> tuple:
         return *([no_update] * 3 * n), "Pick a session: the charts fill from its first lap.", no_update
     if ctx.triggered_id == "live-feed" and not touches(feed, session, kinds=("timing",)):
         return (no_update,) * (3 * n + 2)
-    follow = followed_car(search)
+    car = follow.followed_car(search)
     crossings = data.session_crossings(session)
     meta = data.meta(session)
     shown = shown if (shown or {}).get("session") == session else {}
     held = {k: v.get("range") for k, v in shown.items() if isinstance(v, dict)}
-    series = raceseries.race_charts(crossings, follow if ref == "follow" else None, held)
+    series = raceseries.race_charts(crossings, car if ref == "follow" else None, held)
     figures, extends, record = [], [], {"session": session}
     for name in CHARTS:
         s = series[name]
-        ext = racefigures.extension(s, shown.get(name), follow)
+        ext = racefigures.extension(s, shown.get(name), car)
         if ext is None:
-            figures.append(racefigures.figure(s, follow))
+            figures.append(racefigures.figure(s, car))
             extends.append(no_update)
         else:
             figures.append(no_update)
             extends.append(ext or no_update)
-        record[name] = racefigures.shown_record(s, follow)
+        record[name] = racefigures.shown_record(s, car)
     source = raceseries.source_words(meta)
     notes = [f"{series[k]['note']} · {SOURCES[k]} · {source}" for k in CHARTS]
-    return (*figures, *extends, *notes, _status(session, crossings, meta, follow), record)
+    return (*figures, *extends, *notes, _status(session, crossings, meta, car), record)
