@@ -41,6 +41,9 @@ def parse(packet: bytes) -> dict:
     if out["id"] == 2:
         n = (len(body) - 2) // LAP.size
         out["cars"] = [LAP.unpack_from(body, i * LAP.size) for i in range(n)]
+    elif out["id"] == 0:
+        size = 54 if out["format"] >= 2026 else 60          # CarMotionData; 2026 packs g-forces as int16
+        out["cars"] = [struct.unpack_from("<3f", body, i * size) for i in range(len(body) // size)]
     elif out["id"] == 4:
         size = 60 if out["format"] >= 2026 else 57
         name_at = 10 if out["format"] >= 2026 else 7
@@ -186,6 +189,9 @@ def check_board(b: dict, last: dict[int, dict]) -> int:
             assert f1["tyre_age_laps"] == s[15] and f1["compound_actual"] == actual, where
             assert f1["compound"] == {16: "S", 17: "M", 18: "H", 7: "I", 8: "W"}[s[14]], where
             assert f1["fuel_kg"] == pytest.approx(s[5], abs=0.005), where
+        if 0 in last:                    # on the map where the game's Motion packet says it is
+            x, _y, z = last[0]["cars"][int(r["car"])]
+            assert (f1["x"], f1["z"]) == (pytest.approx(x, abs=0.05), pytest.approx(z, abs=0.05)), where
         if 10 in last:
             w = last[10]["cars"][int(r["car"])]
             assert [f1["wear"][k] for k in ("rl", "rr", "fl", "fr")] == pytest.approx(w, abs=0.005), where
@@ -206,6 +212,10 @@ def test_race_tower_is_the_games_lap_data_to_the_millisecond(redis_url, r):
     # live from the first packet: a board in the game's running order long before any crossing
     first_crossing_t = min(c["t"] for c in game_crossings(parsed).values())
     assert min(b["session_time"] for b in boards.values()) < first_crossing_t - 1.0
+    # every car on the map (a world position on its row) within one second of the first Motion packet
+    first_motion_t = next(p["time"] for p in parsed if p["id"] == 0)
+    placed = [b for b in boards.values() if all("x" in row["f1"] for row in b["cars"]) and len(b["cars"]) == 22]
+    assert min(b["session_time"] for b in placed) <= first_motion_t + 1.0
 
     # every lap the game timed is on the timing stream once, with the game's time and sectors
     expected = game_crossings(parsed)

@@ -14,6 +14,7 @@ from engine.f1.layouts import (CAR_DAMAGE, CAR_STATUS, CAR_TELEMETRY, EVENT, FIN
                                MOTION, PARTICIPANTS, SESSION, SESSION_HISTORY)
 from engine.f1.lapdata import LapTracker
 from engine.f1.events import describe
+from engine.f1.traces import CarTraces
 
 OUTLINE_BIN_M = 10.0      # the outline from the cars' traces: one point per 10 m of lap distance
 
@@ -70,6 +71,7 @@ class F1Session:
     classification: list[dict] | None = None
     tracker: LapTracker = field(default_factory=LapTracker)
     outline: Outline = field(default_factory=Outline)
+    traces: CarTraces = field(default_factory=CarTraces)
     counts: dict[str, int] = field(default_factory=dict)
     packets: int = 0                                # packets folded in so far
 
@@ -88,7 +90,8 @@ class F1Session:
             self.frame = int(h["overall_frame_identifier"])
             crossings = self.tracker.update(t, pkt.cars)
             if self.motion is not None and len(self.motion) == len(pkt.cars):
-                self.outline.add(pkt.cars["lap_distance"].astype(float),
+                racing = (pkt.cars["car_position"] > 0) & (pkt.cars["pit_status"] == 0) & (pkt.cars["result_status"] == 2)
+                self.outline.add(np.where(racing, pkt.cars["lap_distance"], np.nan).astype(float),
                                  self.motion["world_position_x"].astype(float),
                                  self.motion["world_position_z"].astype(float))
         elif pid == SESSION and pkt.session is not None:
@@ -98,7 +101,7 @@ class F1Session:
                             "safety_car": int(s["safety_car_status"]), "weather": int(s["weather"]),
                             "air_temp": int(s["air_temperature"]), "track_temp": int(s["track_temperature"]),
                             "time_left_s": int(s["session_time_left"])}
-            self.outline.length_m = float(s["track_length"])
+            self.outline.length_m = self.traces.length_m = float(s["track_length"])
         elif pid == SESSION_HISTORY and pkt.history is not None:
             self.history[int(pkt.history["car_idx"])] = pkt.history.copy()
         elif pid == EVENT and pkt.event is not None:
@@ -118,6 +121,8 @@ class F1Session:
                       MOTION: "motion", CAR_TELEMETRY: "telemetry"}.get(pid)
             if target:
                 setattr(self, target, pkt.cars.copy())
+            if pid == CAR_TELEMETRY and self.lap is not None:
+                self.traces.add(self.lap["current_lap_num"], self.lap["lap_distance"].astype(float), pkt.cars)
         self.counts[str(pid)] = self.counts.get(str(pid), 0) + 1
         self.packets += 1
         return crossings, alerts

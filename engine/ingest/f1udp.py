@@ -163,11 +163,11 @@ def decode(data: bytes | memoryview) -> Packet:
         return Packet(header, session=np.frombuffer(data, SESSION_PREFIX, 1, HEADER.itemsize)[0])
     if pid == SESSION_HISTORY:
         if body < SESSION_HISTORY_RECORD.itemsize:
-            raise InvalidPoint("f1", "truncated Session History packet")
+            raise InvalidPoint("f1", "truncated Session History packet", "truncated_record")
         return Packet(header, history=np.frombuffer(data, SESSION_HISTORY_RECORD, 1, HEADER.itemsize)[0])
     if pid == EVENT:
         if body < EVENT_CODE_BYTES:
-            raise InvalidPoint("f1", "truncated Event packet")
+            raise InvalidPoint("f1", "truncated Event packet", "truncated_record")
         code = bytes(data[HEADER.itemsize:HEADER.itemsize + EVENT_CODE_BYTES]).decode("ascii", "replace")
         return Packet(header, event=(code, bytes(data[HEADER.itemsize + EVENT_CODE_BYTES:])))
     layout = layouts.get(pid)
