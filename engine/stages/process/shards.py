@@ -89,6 +89,7 @@ class ShardConsumer(StageConsumer):
             return 0
         n = super().poll()
         self.flush()
+        self.stage.live.publish(self.client)
         return n
 
     def flush(self) -> None:
