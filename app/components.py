@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from app import follow, trackmap, views
+from engine.f1.names import VISUAL_WORDS
 from engine.timing import format_gap, format_laptime
 
 TOWER_COLUMNS = [
@@ -71,9 +72,10 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
     n_alerts = len(car_alerts)
     alert_tip = " | ".join(str(a.get("message", a.get("type", "alert"))) for a in car_alerts[:5]) or "no alerts"
     wear_cls = "wear-none" if w is None else "wear-" + colour_words.split()[0]
+    f1 = car.get("f1") or {}
     return [
         (str(pos), "pos", f"P{pos}"),
-        (str(car["car"]), "car", f"Car #{car['car']}: open its detail"),
+        f1_car_cell(car, f1) if f1 else (str(car["car"]), "car", f"Car #{car['car']}: open its detail"),
         (str(car.get("laps", 0)), None, f"{car.get('laps', 0)} laps completed"),
         (format_gap(car.get("gap_s"), car.get("gap_laps", 0)) if pos > 1 else "Leader", None, "gap to the leader"),
         (format_gap(car.get("interval_s"), car.get("interval_laps", 0)), None, "interval to the car ahead"),
@@ -81,12 +83,34 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
         (format_laptime(car.get("best_lap_s")), "fastest" if car.get("fastest_lap") else None,
          "fastest lap of the race" if car.get("fastest_lap") else "personal best lap"),
         *sectors,
-        (str(car.get("tyre_age_laps", "")), None, f"{car.get('tyre_age_laps', '')} laps on these tyres"),
-        tyre_cell(tyre, corner, w, wear_cls, colour_words),
+        (str(car.get("tyre_age_laps", "")), None, f"{car.get('tyre_age_laps', '')} laps on these tyres"
+         + (" (game's Car Status)" if f1 else "")),
+        f1_tyre_cell(f1) if "wear" in f1 else tyre_cell(tyre, corner, w, wear_cls, colour_words),
         (cliff_text, "cliff-near" if cliff is not None and cliff <= views.CLIFF_WARN_LAPS else None, cliff_tip),
         (pit, "pit-in" if car.get("in_pit") else None, "in the pit lane" if car.get("in_pit") else f"{pit} stops"),
         (str(n_alerts) if n_alerts else "", "alert-badge" if n_alerts else None, alert_tip),
     ]
+
+
+def f1_car_cell(car: dict, f1: dict) -> tuple:
+    """An F1 car: race number and name from Participants (the player's car marked); the link keeps
+    the car's slot, which is its id in PitWall. The 4th element is the text shown."""
+    who = f"#{f1.get('number', car['car'])} {f1.get('name', '')}".strip()
+    role = " · the player's car" if f1.get("player") else " · second player" if f1.get("second_player") else ""
+    tip = f"{who} · {f1.get('team', '')}{role} · game slot {car['car']} (Participants): open its detail"
+    return (str(car["car"]), "car player" if f1.get("player") or f1.get("second_player") else "car", tip, who)
+
+
+def f1_tyre_cell(f1: dict) -> tuple:
+    """An F1 car's tyre cell: the compound on the car and the most worn corner, as the game measures
+    it (Car Status, Car Damage) — not modelled."""
+    wear = f1["wear"]
+    corner = max(wear, key=wear.get)
+    comp = f1.get("compound", "?")
+    words = ", ".join(f"{k.upper()} {v:.1f} %" for k, v in wear.items())
+    tip = (f"{VISUAL_WORDS.get(comp, comp)} ({f1.get('compound_actual', '?')}), "
+           f"{f1.get('tyre_age_laps', '?')} laps old; wear {words} — measured by the game (Car Damage)")
+    return (f"{comp} {wear[corner]:.0f}%", f"tyre-{comp}", tip)
 
 
 def tyre_cell(tyre: dict | None, corner: str | None, w: float | None, wear_cls: str, colour_words: str) -> tuple:
@@ -96,7 +120,7 @@ def tyre_cell(tyre: dict | None, corner: str | None, w: float | None, wear_cls: 
                 f"source: {views.corner_source(tyre)}")
     st = views.pace_state(tyre)
     if st is not None:
-        return (f"{float(st['loss_vs_fresh_s']):+.2f} s", "wear-pace",
+        return (views.loss_text(st), "wear-pace",
                 f"{views.pace_words(tyre)}; {views.pace_detail(tyre)}; no corner wear: no telemetry from this car")
     return "–", "wear-none", "no tyre model output yet"
 
@@ -106,10 +130,11 @@ def tower_row(cells: list[tuple[str, str | None, str]], big: bool = False, follo
     """One tower row from its cells (the car number links to its page, following it, unless big);
     the followed car's row is highlighted."""
     tds = []
-    for i, (text, cls, tip) in enumerate(cells):
+    for i, (text, cls, tip, *label) in enumerate(cells):
+        shown = label[0] if label else f"#{text}"        # F1: '#81 PIASTRI'; the link keeps the car's id
         href = f"/car?car={text}" + (f"&session={session}" if session else "")
-        content = dcc.Link(f"#{text}", href=href, title=f"Follow #{text} and open its detail") \
-            if i == 1 and not big else (f"#{text}" if i == 1 else text)
+        content = dcc.Link(shown, href=href, title=f"Follow {shown} and open its detail") \
+            if i == 1 and not big else (shown if i == 1 else text)
         tds.append(html.Td(content, className=cls, title=tip + (" · followed car" if followed and i == 1 else "")))
     return html.Tr(tds, id=f"tower-car-{cells[1][0]}", className="tower-row" + (f" {follow.ROW_CLASS}" if followed else ""))
 
@@ -149,7 +174,7 @@ def pace_card(tyre: dict | None) -> dbc.Card:
                         className="gauge", id="tyre-pace")
     return dbc.Card(dbc.CardBody([
         html.Div(f"Tyre state · {views.PACE_SOURCE}", className="gauge-corner", title=views.pace_detail(tyre)),
-        html.Div(f"{float(st['loss_vs_fresh_s']):+.2f} s", className="gauge-value",
+        html.Div(views.loss_text(st), className="gauge-value",
                  title="loss vs fresh tyres (estimated): the car's own degradation rate beyond the field's "
                        "x laps on these tyres"),
         html.Div(views.pace_words(tyre), className="pace-words"),

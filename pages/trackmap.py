@@ -11,7 +11,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import components, data, follow, trackmap
+from app import components, data, f1map, follow, trackmap
 from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/map", name="Track map", order=1, title="PitWall · Track map")
@@ -43,6 +43,8 @@ def move_cars(_tick, _feed, session, search, shown) -> tuple:
     board = data.board(session)
     if not board or not board.get("cars"):
         return no_update, None, f"{session}: no timing yet — cars appear after their first crossing."
+    if board.get("source") == "f1-game":     # the game says where every car is (app/f1map.py)
+        return f1map.move(board, session, shown, ctx.triggered_id == "session", CARS_TRACE)
     meta = data.meta(session)
     key = meta.get("track", "")
     t = session_track(meta)

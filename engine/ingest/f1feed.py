@@ -21,7 +21,7 @@ from engine.ingest.f1udp import MAX_SESSIONS, F1Decoder
 
 log = logging.getLogger("pitwall.ingest")
 BOARD_EVERY_S = 0.2       # game seconds between board writes (5 a second at real speed)
-OUTLINE_EVERY_S = 2.0
+OUTLINE_EVERY_S = 1.0       # outline and each car's current-lap traces
 INSIGHT_TTL_S = 60
 
 
@@ -72,13 +72,15 @@ class F1Feed:
         if st.lap is None or not (crossings or alerts or t >= next_board):
             return
         self._due[uid] = (t + self.every, next_outline)
-        outline = None
+        b = board(st, session, anchor, now)
+        outline, traces = None, None
         if t >= next_outline:
             outline = st.outline.points()
+            traces = {row["car"]: st.traces.of(int(row["car"])) for row in b["cars"]}
             self._due[uid] = (t + self.every, t + OUTLINE_EVERY_S)
-        self._write(session, board(st, session, anchor, now), outline, now)
+        self._write(session, b, outline, traces, now)
 
-    def _write(self, session: str, b: dict, outline: dict | None, now: float) -> None:
+    def _write(self, session: str, b: dict, outline: dict | None, traces: dict | None, now: float) -> None:
         try:
             if self.client is None:
                 self.client = self.client_factory()
@@ -98,6 +100,9 @@ class F1Feed:
                 pipe.expire(ik, INSIGHT_TTL_S)
             if outline is not None:
                 pipe.set(keys.f1_outline(session), json.dumps(outline))
+            traces = {car: json.dumps(v) for car, v in (traces or {}).items() if v}
+            if traces:
+                pipe.hset(keys.f1_traces(session), mapping=traces)
             pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
                 "type": "insight.generated", "timestamp": now,
                 "data": {"session": session, "lap": leader.get("laps", 0), "kind": "timing"}}))
