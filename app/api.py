@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from flask import Blueprint, Response, jsonify
 
@@ -13,10 +12,11 @@ api = Blueprint("api", __name__, url_prefix="/api")
 
 @api.get("/health")
 def health() -> Response:
-    """Liveness and Redis reachability."""
-    started = time.perf_counter()
-    data.client().ping()
-    return jsonify({"status": "ok", "redis_ms": round((time.perf_counter() - started) * 1000, 2)})
+    """Liveness, Redis round trip, and what degrades PitWall (model, persistence, disk, rejections)."""
+    from app import health as report
+    from engine.settings import Settings
+
+    return jsonify(report.report(data.client(), Settings.from_env().data_dir))
 
 
 @api.get("/sessions")

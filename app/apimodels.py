@@ -30,8 +30,13 @@ class ErrorDoc(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str                          # "ok", or "degraded" with the conditions (app/health.py)
     redis_ms: float
+    conditions: list[str] = []
+    model: dict[str, Any] = {}
+    redis_persistence: dict[str, Any] = {}
+    disk: dict[str, Any] = {}
+    ingest: dict[str, dict[str, int]] = {}    # rejected by reason class, dropped by cause
 
 
 class SessionInfo(Open):

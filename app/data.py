@@ -123,3 +123,17 @@ def alerts(session: str | None = None, count: int = 200, r: redis.Redis | None =
         if session is None or d.get("session") in (None, session):
             out.append(d)
     return out
+
+
+def session_crossings(session: str, r: redis.Redis | None = None) -> list[dict]:
+    """Every lap crossing of the session so far (the whole field): the insights stage's crossings
+    hash, else the session's entries of the timing stream (a deployment without that stage)."""
+    r = r or client()
+    raw = r.hvals(keys.crossings(session))
+    if raw:
+        return [json.loads(v) for v in raw]
+    out = []
+    for _id, f in r.xrange(keys.LAPS_STREAM):
+        if f.get(b"session", b"").decode() == session:
+            out.append({"car": f.get(b"car", b"").decode(), **json.loads(f[b"d"])})
+    return out

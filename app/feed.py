@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -33,6 +35,28 @@ HEARTBEAT_S = 5.0          # an idle feed still says it is alive, so a browser c
 MAX_PENDING_ALERTS = 10_000  # beyond this a client is cut off and catches up from the stream
 MAX_PENDING_FRAMES = 3000      # ~5 minutes of 10 Hz frames queued for one client: cut it off
 CATCH_UP_MAX = 10_000
+SEND_TIMEOUT_S = 10.0      # a socket that takes no byte of a frame for this long is closed: its
+                           # reader stopped (a zero TCP window never times out by itself)
+
+
+class SendTimeout(OSError):
+    """The peer took nothing for SEND_TIMEOUT_S: it stopped reading."""
+
+
+def send_within(sock: socket.socket, data: bytes, timeout: float = SEND_TIMEOUT_S) -> None:
+    """sendall that gives up after `timeout` seconds without progress (poll: cooperative under
+    gevent, a plain wait with threads, any descriptor number). The socket's own mode is left
+    alone: the WebSocket library reads from it at the same time."""
+    view = memoryview(data)
+    waiter = select.poll()
+    waiter.register(sock, select.POLLOUT)
+    while view:
+        if not waiter.poll(timeout * 1000):
+            raise SendTimeout(f"peer took no byte for {timeout:g} s")
+        try:
+            view = view[sock.send(view, socket.MSG_DONTWAIT):]   # a blocking send waits for it all
+        except BlockingIOError:
+            continue
 
 
 class Client:
@@ -75,6 +99,7 @@ class Client:
         self.pending_alerts += len(frame.outbox.alerts)
         if self.pending_alerts > MAX_PENDING_ALERTS or len(self.frames) > MAX_PENDING_FRAMES:
             self.cut_off = True      # it reconnects with ?since= and misses no alert
+            self.frames.clear()      # nothing it holds is needed any more: free it now
         self.ready.set()
 
     def take(self, timeout: float) -> bytes | None:
@@ -107,7 +132,7 @@ class Hub:
         self.pending = Outbox()
         self.wake = threading.Event()
         self.stats = {"received": 0, "alerts": 0, "frames": 0, "invalid": 0, "redis_errors": 0,
-                      "clients": 0, "cut_off": 0, "last_alert_id": None}
+                      "clients": 0, "cut_off": 0, "send_timeouts": 0, "last_alert_id": None}
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=fn, daemon=True, name=f"pitwall-live-{fn.__name__}")
                          for fn in (self._listen, self._read_alerts, self._flush_loop)]
@@ -256,7 +281,7 @@ def serve(ws: object, since: str | None) -> None:
         hello = {"type": "feed.hello", "timestamp": time.time(),
                  "data": {"heartbeat_s": HEARTBEAT_S, "last_alert_id": h.stats["last_alert_id"]}}
         missed = h.catch_up(since) if since else []
-        ws.sock.sendall(ws_text_frame(json.dumps([hello, *missed], separators=(",", ":"))))
+        send_within(ws.sock, ws_text_frame(json.dumps([hello, *missed], separators=(",", ":"))))
         client.busy = False
         while ws.connected:
             wire = client.take(HEARTBEAT_S)
@@ -267,8 +292,17 @@ def serve(ws: object, since: str | None) -> None:
             if wire is None:
                 wire = ws_text_frame(json.dumps([{"type": "feed.heartbeat", "timestamp": time.time(), "data": {}}]))
             client.busy = True
-            ws.sock.sendall(wire)
+            send_within(ws.sock, wire)
             client.busy = False
+    except SendTimeout:
+        h.stats["send_timeouts"] += 1       # it reconnects with ?since= when it reads again
+        client.cut_off = True
+        client.frames.clear()
+        log.warning("live: a client took nothing for %g s; closed", SEND_TIMEOUT_S)
+        try:
+            ws.sock.shutdown(socket.SHUT_RDWR)  # no close frame: it would block on the same full window
+        except OSError:
+            pass
     except (ConnectionClosed, OSError):
         return
     finally:

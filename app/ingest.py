@@ -39,7 +39,7 @@ def _bound_request_sizes(state) -> None:
 
 @ingest.app_errorhandler(413)
 def _too_large(_exc):
-    pipeline().counters.add("invalid:body: larger than 4 MiB")
+    pipeline().counters.add("invalid:body.size")
     return jsonify({"accepted": 0, "rejected": 1,
                     "errors": [{"field": "body", "reason": f"larger than {MAX_BODY} bytes"}]}), 413
 
@@ -83,7 +83,7 @@ def accept(body: bytes | str, binary: bool) -> tuple[dict, int]:
 def post_telemetry() -> tuple[Response, int]:
     """One point, a batch of points, or a binary datagram -> {"accepted", "rejected", "errors"}."""
     if (request.content_length or 0) > MAX_BODY:
-        pipeline().counters.add("invalid:body: larger than 4 MiB")
+        pipeline().counters.add("invalid:body.size")
         return jsonify({"accepted": 0, "rejected": 1,
                         "errors": [{"field": "body", "reason": f"larger than {MAX_BODY} bytes"}]}), 413
     binary = request.mimetype == "application/octet-stream"
@@ -113,6 +113,7 @@ def ws_ingest(ws: Server) -> None:
         if msg is None:
             break
         if len(msg) > MAX_BODY:
+            pipeline().counters.add("invalid:message.size")
             doc = {"accepted": 0, "rejected": 1, "errors": [{"field": "message", "reason": "larger than 4 MiB"}]}
         else:
             doc, _status = accept(msg, isinstance(msg, bytes) and msg[:2] == b"PW")

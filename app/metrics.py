@@ -52,11 +52,17 @@ class RedisCollector:
         points = CounterMetricFamily("pitwall_telemetry_points", "Telemetry points received", labels=["source"])
         drops = CounterMetricFamily("pitwall_telemetry_drops", "Telemetry points not written, by cause",
                                     labels=["source", "cause"])
+        rejected = CounterMetricFamily("pitwall_telemetry_rejected", "Bad telemetry inputs, by reason class "
+                                       "(field.rule; a bounded set: engine/ingest/reasons.py)",
+                                       labels=["source", "reason"])
         totals: dict[tuple, float] = {}
         for name, c in read_stats(r).items():
             src = source_of(name)
             totals[("points", src)] = totals.get(("points", src), 0) + c.get("received", 0)
             for k, v in c.items():
+                if k.startswith("invalid:"):
+                    key = ("rejected", src, k[len("invalid:"):])
+                    totals[key] = totals.get(key, 0) + v
                 if k.startswith(("invalid:", "dropped:")) or k in ("kernel_drops", "udp_refused"):
                     cause = k.replace(":", " ", 1) if ":" in k else k
                     totals[("drops", src, cause)] = totals.get(("drops", src, cause), 0) + v
@@ -66,10 +72,18 @@ class RedisCollector:
                 if k.startswith("dropped:"):
                     cause = k.replace(":", " ", 1)
                     totals[("drops", "process", cause)] = totals.get(("drops", "process", cause), 0) + float(v)
+        families = {"points": points, "drops": drops, "rejected": rejected}
         for key, v in sorted(totals.items()):
-            (points if key[0] == "points" else drops).add_metric(list(key[1:]), v)
+            families[key[0]].add_metric(list(key[1:]), v)
         yield points
         yield drops
+        yield rejected
+        model = GaugeMetricFamily("pitwall_model_available", "Whether the insights stage has the tyre model "
+                                  "loaded (1), cannot load it (0: /api/health says why); absent before it reports")
+        status = r.hget(keys.MODEL_STATUS, "status")
+        if status is not None:
+            model.add_metric([], 1.0 if status == b"ok" else 0.0)
+        yield model
         yield from self._lag(r)
         hists, counts = observe.read(r)
         for name, h in sorted(hists.items()):

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from flask import Flask
 
-from app import auth
+from app import auth, follow
 from engine.settings import REPO_ROOT
 
 INDEX = """<!DOCTYPE html>
@@ -19,11 +19,13 @@ INDEX = """<!DOCTYPE html>
 
 def navbar() -> dbc.Navbar:
     """The top bar: brand, a link per page, the session picker."""
-    links = [dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact"))
+    links = [dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact",
+                                     id={"type": "nav-link", "path": p["relative_path"]}))
              for p in dash.page_registry.values() if not p.get("hide_nav")]
     return dbc.Navbar(dbc.Container([
         dbc.NavbarBrand("PitWall", href="/", className="fw-bold"),
         dbc.Nav(links, navbar=True, className="me-auto"),
+        follow.selector(),
         html.Div(dcc.Dropdown(id="session", placeholder="session", clearable=False, persistence=True,
                               persistence_type="local"),
                  title="The race session every page shows (live or replayed)", style={"minWidth": "14rem"}),
@@ -36,6 +38,7 @@ def shell() -> list:
     (LIVE / STALE), the fallback poll (on only while the feed is down), the session list."""
     return [
         dcc.Store(id="live-feed"),
+        *follow.shell(),
         dcc.Interval(id="fallback-poll", interval=5000, disabled=True),
         dcc.Interval(id="sessions-poll", interval=10000),
         html.Div("connecting…", id="feed-badge", className="feed-badge feed-stale",

@@ -64,12 +64,15 @@ MAX_ID_LEN = 64
 
 
 class InvalidPoint(ValueError):
-    """A telemetry point that breaks the contract: `field` and `reason` say how."""
+    """A telemetry point that breaks the contract: `field` and `reason` say how (the reason may
+    carry the offending value); `klass` ("<field>.<rule>", from a bounded set: see
+    engine.ingest.reasons) is what rejections are counted by."""
 
-    def __init__(self, field: str, reason: str):
+    def __init__(self, field: str, reason: str, rule: str = "invalid", group: str | None = None):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+        self.klass = f"{group or field}.{rule}"
 
     def as_dict(self) -> dict:
         """The error as {"field", "reason"} (what the ingest API answers)."""
@@ -79,23 +82,23 @@ class InvalidPoint(ValueError):
 def _check_id(point: dict, name: str) -> str:
     value = point.get(name)
     if value is None or value == "":
-        raise InvalidPoint(name, "missing")
+        raise InvalidPoint(name, "missing", "missing")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise InvalidPoint(name, f"wrong type {type(value).__name__}, expected string")
+        raise InvalidPoint(name, f"wrong type {type(value).__name__}, expected string", "type")
     value = str(value)
     if len(value) > MAX_ID_LEN:
-        raise InvalidPoint(name, f"longer than {MAX_ID_LEN} characters")
+        raise InvalidPoint(name, f"longer than {MAX_ID_LEN} characters", "length")
     return value
 
 
 def _check_number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidPoint(name, f"wrong type {type(value).__name__}, expected number")
+        raise InvalidPoint(name, f"wrong type {type(value).__name__}, expected number", "type")
     value = float(value)
     if math.isnan(value):
-        raise InvalidPoint(name, "NaN")
+        raise InvalidPoint(name, "NaN", "nan")
     if math.isinf(value):
-        raise InvalidPoint(name, "infinite")
+        raise InvalidPoint(name, "infinite", "infinite")
     return value
 
 
@@ -106,26 +109,26 @@ def validate_point(point: object) -> dict:
     channel values mean "not sampled in this point" and are dropped.
     """
     if not isinstance(point, dict):
-        raise InvalidPoint("point", f"wrong type {type(point).__name__}, expected object")
+        raise InvalidPoint("point", f"wrong type {type(point).__name__}, expected object", "type")
     out: dict = {"session": _check_id(point, "session"), "vehicle_id": _check_id(point, "vehicle_id")}
     if "timestamp" not in point or point["timestamp"] is None:
-        raise InvalidPoint("timestamp", "missing")
+        raise InvalidPoint("timestamp", "missing", "missing")
     ts = _check_number("timestamp", point["timestamp"])
     if not 0 < ts < 4_102_444_800:  # 2100-01-01
-        raise InvalidPoint("timestamp", f"out of range ({ts}), expected UTC epoch seconds")
+        raise InvalidPoint("timestamp", f"out of range ({ts}), expected UTC epoch seconds", "range")
     out["timestamp"] = ts
     for name, value in point.items():
         if name in ID_FIELDS:
             continue
         spec = CHANNELS.get(name)
         if spec is None:
-            raise InvalidPoint(name, "unknown field")
+            raise InvalidPoint(name, "unknown field", "unknown", group="field")   # any name: one class
         if value is None:
             continue
         v = _check_number(name, value)
         unit, low, high = spec
         if not low <= v <= high:
-            raise InvalidPoint(name, f"out of range ({v} {unit}, allowed {low}..{high})")
+            raise InvalidPoint(name, f"out of range ({v} {unit}, allowed {low}..{high})", "range")
         out[name] = v
     return out
 

@@ -67,9 +67,6 @@ def running_order(cars: list[dict]) -> list[dict]:
     ('overall' / 'personal' / None), as timing towers colour them.
     """
     ordered = sorted(cars, key=lambda c: (-c.get("laps", 0), c.get("elapsed_s") or math.inf, c["car"]))
-    session_best = [min((c["best_sectors"][i] for c in cars if (c.get("best_sectors") or [None] * 3)[i] is not None),
-                        default=None) for i in range(3)]
-    best_lap = min((c["best_lap_s"] for c in cars if c.get("best_lap_s") is not None), default=None)
     out = []
     leader = ordered[0] if ordered else None
     ahead = None
@@ -77,17 +74,27 @@ def running_order(cars: list[dict]) -> list[dict]:
         row = dict(car, position=pos)
         row["gap_s"], row["gap_laps"] = _gap(leader, car)
         row["interval_s"], row["interval_laps"] = _gap(ahead, car) if ahead else (None, 0)
+        out.append(row)
+        ahead = car
+    return mark_sectors(out)
+
+
+def mark_sectors(rows: list[dict]) -> list[dict]:
+    """Marks each row's last sectors against the session bests ('overall' / 'personal' / None),
+    as timing towers colour them, and the holder of the fastest lap; rows are changed in place."""
+    session_best = [min((c["best_sectors"][i] for c in rows if (c.get("best_sectors") or [None] * 3)[i] is not None),
+                        default=None) for i in range(3)]
+    best_lap = min((c["best_lap_s"] for c in rows if c.get("best_lap_s") is not None), default=None)
+    for row in rows:
         row["sector_marks"] = [
             None if s is None else
             "overall" if session_best[i] is not None and s <= session_best[i] else
-            "personal" if (car.get("best_sectors") or [None] * 3)[i] is not None and s <= car["best_sectors"][i] else
+            "personal" if (row.get("best_sectors") or [None] * 3)[i] is not None and s <= row["best_sectors"][i] else
             None
-            for i, s in enumerate(car.get("last_sectors") or [None] * 3)
+            for i, s in enumerate(row.get("last_sectors") or [None] * 3)
         ]
-        row["fastest_lap"] = best_lap is not None and car.get("best_lap_s") == best_lap
-        out.append(row)
-        ahead = car
-    return out
+        row["fastest_lap"] = best_lap is not None and row.get("best_lap_s") == best_lap
+    return rows
 
 
 def _gap(ref: dict | None, car: dict) -> tuple[float | None, int]:

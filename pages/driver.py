@@ -8,8 +8,8 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
-from app import components, data, views
-from app.callbacks import car_choices, touches
+from app import components, data, follow, views
+from app.callbacks import car_picker, touches
 
 dash.register_page(__name__, path="/driver", name="Driver", order=4, title="PitWall · Driver")
 
@@ -23,10 +23,13 @@ def layout(car: str | None = None, **_) -> html.Div:
 
 
 @callback(Output("dr-car", "options"), Output("dr-car", "value"), Input("session", "value"),
-          Input("fallback-poll", "n_intervals"), State("dr-car", "value"))
-def dr_cars(session, _p, current) -> tuple:
-    """The car picker for the chosen session."""
-    return car_choices(session, current)
+          Input("fallback-poll", "n_intervals"), Input(follow.LOCATION_ID, "search"), State("dr-car", "value"))
+def dr_cars(session, _p, search, current) -> tuple:
+    """The car picker for the chosen session: the followed car (?car=) first."""
+    return car_picker(session, current, search)
+
+
+follow.picker_writes_address("dr-car")
 
 
 def fingerprint_rows(driver: dict) -> list[dict]:

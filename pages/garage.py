@@ -1,5 +1,5 @@
 """Garage mode: a big screen nobody touches. No navigation, type readable from 5 m, high contrast;
-rotates through the tower, the track map and each car in turn on a timer; recovers by itself
+rotates through the tower, the track map, each car in turn and the caution calls on a timer; recovers by itself
 after a server restart (the timers and the feed reconnect keep asking)."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 
 from app import components, data, trackmap, views
+from app.cautionview import caution_table
 from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/garage", name="Garage", order=9, hide_nav=True, title="PitWall · Garage")
 
-VIEWS = ("tower", "map", "car")
+VIEWS = ("tower", "map", "car", "caution")
 ROWS_PER_PAGE = 12       # the tower pages through the field so the type can stay large
 GARAGE_COLUMNS = [c for c in components.TOWER_COLUMNS if c[0] not in ("S1 s", "S2 s", "S3 s", "Age", "Alerts")]
 _KEEP = [i for i, c in enumerate(components.TOWER_COLUMNS) if c in GARAGE_COLUMNS]
@@ -83,6 +84,8 @@ def rotate(step, _tick, _feed, wanted) -> tuple:
                                     t.sector_starts_m if t else (0.0,), t.length_m if t else 1.0)
         fig.update_layout(height=None, autosize=True, font=dict(size=22))
         body = dcc.Graph(figure=fig, config={"staticPlot": True}, id="garage-map", style={"height": "82vh"})
+    elif view == "caution":
+        body = caution_table(cars, data.insights(session, [c["car"] for c in cars]), table_id="garage-caution", big=True)
     else:
         body = car_view(session, cars[(step // len(VIEWS)) % len(cars)])
     return html.Span([head, html.Span(f"  ·  {view}", className="garage-view", id="garage-view")]), body

@@ -10,7 +10,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import components, data
+from app import components, data, follow, views
 from app.callbacks import touches
 
 dash.register_page(__name__, path="/", name="Race overview", order=0, title="PitWall · Race overview")
@@ -51,8 +51,8 @@ def alert_items(alerts: list[dict], n: int = 8) -> list:
 @callback(Output("tower-body", "children"), Output("ov-rows", "data"), Output("ov-status", "children"),
           Output("ov-alerts", "children"), Output("ov-empty", "children"),
           Input("live-feed", "data"), Input("fallback-poll", "n_intervals"), Input("session", "value"),
-          State("ov-rows", "data"))
-def refresh_tower(feed, _poll, session, shown) -> tuple:
+          Input(follow.LOCATION_ID, "search"), State("ov-rows", "data"))
+def refresh_tower(feed, _poll, session, search, shown) -> tuple:
     """Refresh the timing tower and alerts from the live feed."""
     if not session:
         return [], None, "", no_update, html.Div("Waiting for a session: start a replay (Sessions page) "
@@ -69,20 +69,22 @@ def refresh_tower(feed, _poll, session, shown) -> tuple:
     by_car = components.alerts_by_car(data.alerts(session, 200), max(0, leader.get("laps", 0) - ALERT_LAPS))
     rows = [components.tower_cells(c, insights.get(str(c["car"]), {}), by_car.get(str(c["car"]), [])) for c in cars]
     meta = data.meta(session)
-    total = meta.get("total_laps")
-    status = (f"{session} · lap {leader.get('laps', 0)}{'/' + total if total else ''} · flag {leader.get('flag', '')}"
+    length, _tip = views.race_length(meta)
+    status = (f"{session} · lap {leader.get('laps', 0)}{length} · flag {leader.get('flag', '')}"
               f" · {len(cars)} cars")
     alerts = alert_items(data.alerts(session, 8))
-    encoded = [[list(c) for c in row] for row in rows]
+    followed = follow.followed_car(search)
+    marks = [follow.is_followed(c["car"], followed) for c in cars]
+    encoded = [[list(c) for c in row] + [m] for row, m in zip(rows, marks)]
     if shown and shown.get("session") == session and len(shown.get("rows", [])) == len(rows):
         body = Patch()
         changed = 0
         for i, (old, new) in enumerate(zip(shown["rows"], encoded)):
             if old != new:
-                body[i] = components.tower_row(rows[i])
+                body[i] = components.tower_row(rows[i], followed=marks[i], session=session)
                 changed += 1
         if not changed:
             body = no_update
     else:
-        body = [components.tower_row(r) for r in rows]
+        body = [components.tower_row(r, followed=m, session=session) for r, m in zip(rows, marks)]
     return body, {"session": session, "rows": encoded}, status, alerts, None

@@ -1,5 +1,6 @@
 """Strategy: finish-position distributions per strategy from the Monte Carlo, the pit window on
-a lap axis, P(gain), "what if we pit on lap k", and where the car would rejoin if it pitted now."""
+a lap axis, P(gain), "what if we pit on lap k", where the car would rejoin if it pitted now, and
+every car's caution call ("a full-course yellow starts now: pit or stay out?")."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_update
 
-from app import components, data, views
-from app.callbacks import car_choices, touches
+from app import components, data, follow, views
+from app.cautionview import caution_table
+from app.callbacks import car_picker, touches
 from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/strategy", name="Strategy", order=3, title="PitWall · Strategy")
@@ -23,18 +25,34 @@ def layout(car: str | None = None, **_) -> html.Div:
         dbc.Row([dbc.Col(html.Div(id="st-rejoin"), lg=4), dbc.Col(html.Div(id="st-window"), lg=8)], className="g-2"),
         html.Div(id="st-dist"),
         html.Div(id="st-whatif"),
+        html.Div(id="st-caution"),
         dcc.Store(id="st-ondemand"),
     ])
 
 
 @callback(Output("st-car", "options"), Output("st-car", "value"), Input("session", "value"),
-          Input("fallback-poll", "n_intervals"), State("st-car", "value"))
-def st_cars(session, _p, current) -> tuple:
-    """The car picker for the chosen session."""
-    return car_choices(session, current)
+          Input("fallback-poll", "n_intervals"), Input(follow.LOCATION_ID, "search"), State("st-car", "value"))
+def st_cars(session, _p, search, current) -> tuple:
+    """The car picker for the chosen session: the followed car (?car=) first."""
+    return car_picker(session, current, search)
+
+
+follow.picker_writes_address("st-car")
 
 
 ON_DEMAND_RACES = 1000
+
+
+@callback(Output("st-caution", "children"), Input("st-car", "value"), Input("live-feed", "data"),
+          Input("fallback-poll", "n_intervals"), State("session", "value"))
+def refresh_caution(car, feed, _p, session):
+    """Every car's caution call, refreshed whenever any car's strategy call lands."""
+    if not session:
+        return None
+    if ctx.triggered_id == "live-feed" and not touches(feed, session, None, ("strategy",)):
+        return no_update
+    cars = (data.board(session) or {"cars": []})["cars"]
+    return caution_table(cars, data.insights(session, [str(c["car"]) for c in cars]), highlight=car)
 
 
 def field_rejoin(board: dict, car: str, track) -> dict | None:
@@ -56,14 +74,19 @@ def run_now(_n, car, session) -> tuple:
     from app import auth
     from engine.sources.track_models import track_model
     from engine.strategy.call import recommend
+    from engine.strategy.field import field_cars
+    from engine.strategy.raceclock import race_laps
 
     if (why := auth.refusal("engineer", "running the simulation")) is not None:    # issue 16: engineers simulate
         return no_update, html.Span(why, className="text-warning")
     board, meta = data.board(session) or {"cars": []}, data.meta(session)
     try:
         insights = data.insights(session, [str(c["car"]) for c in board["cars"]])
-        state = views.strategy_state(board["cars"], insights, int(meta.get("total_laps") or 0), meta.get("flag"))
-        call = recommend(state, car, track_model(meta.get("track", ""), session), races=ON_DEMAND_RACES)
+        model = track_model(meta.get("track", ""), session)
+        cars = field_cars(board["cars"], {c: i["tyre"] for c, i in insights.items() if isinstance(i.get("tyre"), dict)})
+        total, rule, _done = race_laps(meta, board["cars"], cars, model, meta.get("flag"))
+        state = views.strategy_state(board["cars"], insights, total, meta.get("flag"))
+        call = dict(recommend(state, car, model, races=ON_DEMAND_RACES), laps_left_rule=rule)
     except (ValueError, KeyError) as exc:
         return no_update, html.Span(f"Cannot simulate: {exc}", className="text-warning")
     return {"session": session, "car": car, "call": call}, None
@@ -115,6 +138,8 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
         source += f" at lap {st.get('lap')} ({int(st['races']):,} races per strategy)"
         if st.get("tyre_curves"):
             source += f"; {st['tyre_curves']}"
+        if st.get("laps_left_rule"):
+            source += f"; laps left: {st['laps_left_rule']}"
     if not st and ondemand and ondemand.get("session") == session and ondemand.get("car") == car:
         st = ondemand["call"]
         source = f"computed on request at lap {st.get('lap')} ({st.get('races')} races), not live"
@@ -134,7 +159,7 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
         return rejoin, None, msg, None, f"#{car}: no strategy output yet"
     lo, hi, best = views.pit_window(st)
     lap_now = next((c.get("laps") for c in board["cars"] if str(c["car"]) == str(car)), None)
-    total = int(meta.get("total_laps") or 0) or None
+    total = st.get("total_laps") or None         # the flag lap the call expects (its laps_left_rule)
     sentence = (st.get("pit_window") or {}).get("sentence") if isinstance(st.get("pit_window"), dict) else None
     window = [dcc.Graph(figure=window_figure(lo, hi, best, lap_now, total), config={"displaylogo": False}),
               html.Div(sentence, className="reason", title="The call, ready for the radio") if sentence else None] \

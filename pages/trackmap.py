@@ -11,7 +11,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import components, data, trackmap
+from app import components, data, f1map, follow, trackmap
 from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/map", name="Track map", order=1, title="PitWall · Track map")
@@ -35,20 +35,23 @@ def layout(**_) -> html.Div:
 
 @callback(Output("map-graph", "figure"), Output("map-shown", "data"), Output("map-status", "children"),
           Input("map-tick", "n_intervals"), Input("live-feed", "data"), Input("session", "value"),
-          State("map-shown", "data"))
-def move_cars(_tick, _feed, session, shown) -> tuple:
+          Input(follow.LOCATION_ID, "search"), State("map-shown", "data"))
+def move_cars(_tick, _feed, session, search, shown) -> tuple:
     """Move the cars on the map from the live feed."""
     if not session:
         return no_update, None, "Waiting for a session."
     board = data.board(session)
     if not board or not board.get("cars"):
         return no_update, None, f"{session}: no timing yet — cars appear after their first crossing."
+    if board.get("source") == "f1-game":     # the game says where every car is (app/f1map.py)
+        return f1map.move(board, session, shown, ctx.triggered_id == "session", CARS_TRACE)
     meta = data.meta(session)
     key = meta.get("track", "")
     t = session_track(meta)
     outline = trackmap.outline(key, t.length_m if t else None, t.gps_trace if t else None)
     insights = data.insights(session, [c["car"] for c in board["cars"]])
     pos = components.car_positions(board, meta, insights, outline)
+    followed = follow.followed_car(search)
     status = f"{session} · {len(pos['cars'])} cars · leader on lap {board['cars'][0].get('laps', 0)}"
     if t and t.estimated:
         status += f" · {key} is not in the tracks file: {t.describe_estimates()}"
@@ -58,16 +61,18 @@ def move_cars(_tick, _feed, session, shown) -> tuple:
         trace["x"], trace["y"] = pos["x"], pos["y"]
         trace["text"], trace["customdata"], trace["hovertext"] = pos["labels"], pos["cars"], pos["hover"]
         trace["marker"]["color"] = pos["colours"]
+        trace["marker"]["line"] = follow.marker_outline(pos["cars"], followed)
     else:
         fig = components.map_figure(outline, t.name if t else key or "unknown track", pos,
-                                    t.sector_starts_m if t else (0.0,), t.length_m if t else 1.0)
+                                    t.sector_starts_m if t else (0.0,), t.length_m if t else 1.0, followed)
     return fig, {"session": session, "n": len(pos["cars"])}, status
 
 
-@callback(Output("url", "href", allow_duplicate=True), Input("map-graph", "clickData"), prevent_initial_call=True)
-def open_car(click):
-    """Open the car page of the clicked car."""
+@callback(Output("url", "href", allow_duplicate=True), Input("map-graph", "clickData"),
+          State(follow.LOCATION_ID, "search"), prevent_initial_call=True)
+def open_car(click, search):
+    """Follow the clicked car and open its car page."""
     point = ((click or {}).get("points") or [{}])[0]
     if point.get("curveNumber") != CARS_TRACE or point.get("customdata") is None:
         return no_update
-    return f"/car?car={point['customdata']}"
+    return follow.href_with("/car", follow.search_with(search, car=point["customdata"]))

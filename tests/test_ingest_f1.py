@@ -13,7 +13,8 @@ from engine.settings import REPO_ROOT
 F1DIR = REPO_ROOT / "data" / "f1udp"
 P = pytest.importorskip("f1.packets", reason="f1-packets 2025.1.1 is a test dependency (pyproject [test])")
 THEIR_ARRAY = {f1udp.MOTION: "car_motion_data", f1udp.LAP_DATA: "lap_data", f1udp.CAR_TELEMETRY: "car_telemetry_data",
-               f1udp.CAR_DAMAGE: "car_damage_data", f1udp.FINAL_CLASSIFICATION: "classification_data"}
+               f1udp.CAR_DAMAGE: "car_damage_data", f1udp.FINAL_CLASSIFICATION: "classification_data",
+               f1udp.PARTICIPANTS: "participants", f1udp.CAR_STATUS: "car_status_data"}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,8 @@ def differences(ours, theirs, path, out):
             differences(ours[name], getattr(theirs, name), f"{path}.{name}", out)
     else:
         a = ours.item()
+        if isinstance(a, bytes):
+            a = a.split(b"\0", 1)[0]     # a C string ends at its NUL (the bytes after it are left-overs)
         if not (a == theirs or (a != a and theirs != theirs)):
             out.append((path, a, theirs))
 
@@ -56,8 +59,8 @@ def test_every_2025_packet_matches_f1_packets_field_for_field(packets_2025):
             fields_checked += 1
         by_id[ours.packet_id] = by_id.get(ours.packet_id, 0) + 1
     assert diffs == []
-    # Motion, Session, Lap Data, Car Telemetry, Car Damage and the Final Classification were compared
-    assert fields_checked == 1000 * 5 + 1 and by_id[f1udp.FINAL_CLASSIFICATION] == 1
+    # Motion, Session, Lap Data, Car Telemetry, Car Status, Car Damage, Participants, Final Classification
+    assert fields_checked == 1000 * 6 + 118 + 1 and by_id[f1udp.FINAL_CLASSIFICATION] == 1
 
 
 def test_2025_capture_decodes_to_valid_canonical_points(packets_2025):

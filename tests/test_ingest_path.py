@@ -85,10 +85,10 @@ def test_one_socket_takes_binary_json_and_f1_and_survives_garbage(udp_ingest, r)
     snap = ing.counters.snapshot()
     assert snap["written"] == expected, "every good point reached Redis, nothing else was lost"
     assert snap["dropped"] == 0
-    assert snap["invalid:accy_can: out of range"] == 1
-    assert snap["invalid:datagram: truncated"] == 1 and snap["invalid:datagram: truncated header"] == 1
-    assert snap["invalid:point: wrong type int, expected object"] == 3
-    assert snap["invalid:json: not valid JSON"] == 1
+    assert snap["invalid:accy_can.range"] == 1
+    assert snap["invalid:datagram.truncated"] == 1 and snap["invalid:datagram.truncated_header"] == 1
+    assert snap["invalid:point.type"] == 3
+    assert snap["invalid:json.syntax"] == 1
     pts = [p for p in stream_points(r) if p["session"] == "udp-test"]
     assert len(pts) == 65
     car1 = sorted((p for p in pts if p["vehicle_id"] == "1"), key=lambda p: p["timestamp"])
@@ -166,13 +166,13 @@ def test_stats_are_mirrored_for_pitwall_engine_stats(udp_ingest, r, redis_url, m
     send(udp.port, b"garbage!", b'{"session": "s", "vehicle_id": "1", "timestamp": 1760000000, "lap": -2}')
     assert wait_for(lambda: read_stats(r).get("test-udp", {}).get("invalid", 0) == 2, 5)
     stats = read_stats(r)["test-udp"]
-    assert stats["invalid:lap: out of range"] == 1 and stats["invalid:datagram: unknown format"] == 1
+    assert stats["invalid:lap.range"] == 1 and stats["invalid:datagram.format"] == 1
     assert stats["udp_rcvbuf"] >= 200_000 and stats["received"] == 1
     monkeypatch.setenv("PITWALL_REDIS_URL", redis_url)
     from engine.cli import main
     assert main(["engine", "--stats"]) == 0
     out = capsys.readouterr().out
-    assert "[test-udp]" in out and "invalid:lap: out of range" in out
+    assert "[test-udp]" in out and "invalid:lap.range" in out
 
 
 def test_pitwall_engine_ingest_role_serves_udp_and_drains_on_sigterm(redis_url, r):
@@ -200,7 +200,7 @@ def test_pitwall_engine_ingest_role_serves_udp_and_drains_on_sigterm(redis_url, 
     assert proc.returncode == 0, out
     assert len(stream_points(r, session="proc")) == 300
     stats = read_stats(r)["proc-udp"]
-    assert stats["written"] == 300 and stats["invalid:datagram: unknown format"] == 1
+    assert stats["written"] == 300 and stats["invalid:datagram.format"] == 1
 
 
 def test_the_readme_sender_example_reaches_redis(udp_ingest, r):

@@ -246,7 +246,8 @@ def test_backtest_runs_the_live_call_on_real_races_with_laps_left_from_the_clock
 
 def test_timed_total_laps_from_the_clock_and_the_cautions_to_come(models):
     from engine.sources.grcup import find_race, read_laps
-    from engine.strategy.backtest import RACE_DURATION_S, board_at, timed_total_laps
+    from engine.strategy.backtest import board_at
+    from engine.strategy.raceclock import RACE_DURATION_S, timed_total_laps
     from engine.strategy.field import timing_cars
 
     board = board_at(read_laps(find_race(GRCUP, "barber", 1)), 9)

@@ -11,14 +11,15 @@ from collections import Counter
 import redis
 
 from engine import keys
+from engine.ingest.reasons import OTHER, reason_class
 
-MAX_REASONS = 200          # distinct reasons kept; garbage input must not grow the table forever
-OTHER = "other"
+MAX_REASONS = 200          # distinct counters kept past the reason classes: a safety net only
 
 
 class Counters:
-    """Thread-safe monotonic counters. Flat names: received, written, invalid:<reason>,
-    dropped:<cause>, ignored:<what>, kernel_drops."""
+    """Thread-safe monotonic counters. Flat names: received, written, invalid:<reason class>,
+    dropped:<cause>, ignored:<what>, kernel_drops. An invalid:<name> outside the reason classes
+    (engine.ingest.reasons) is counted as invalid:other, so no input can add a counter."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -28,6 +29,8 @@ class Counters:
         """Add n to a counter (past MAX_REASONS distinct names, to its prefix's "other")."""
         if n == 0:
             return
+        if name.startswith("invalid:"):
+            name = "invalid:" + reason_class(name[len("invalid:"):])
         with self._lock:
             if name not in self._c and len(self._c) >= MAX_REASONS:
                 name = name.split(":", 1)[0] + ":" + OTHER

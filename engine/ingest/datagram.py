@@ -79,39 +79,40 @@ def _id(raw: bytes, name: str) -> str:
     try:
         return raw.decode()
     except UnicodeDecodeError:
-        raise InvalidPoint(name, "not UTF-8") from None
+        raise InvalidPoint(name, "not UTF-8", "utf8") from None
 
 
 def parse_binary(data: bytes | memoryview) -> tuple:
     """Check a binary datagram and view its parts: (session, car, columns, timestamps, values,
-    sent_at). Raises InvalidPoint('datagram', reason) for a malformed datagram; point-level checks
+    sent_at). Raises InvalidPoint naming the header field for a malformed datagram; point-level checks
     are left to rows.validate_rows. The views point into `data`."""
     if len(data) < HEADER.size:
-        raise InvalidPoint("datagram", "truncated header")
+        raise InvalidPoint("datagram", "truncated header", "truncated_header")
     _magic, version, flags, n, k, slen, vlen, _res, sent_at = HEADER.unpack_from(data)
     if version != VERSION:
-        raise InvalidPoint("datagram", f"unsupported version {version}")
+        raise InvalidPoint("datagram", f"unsupported version {version}", "version")
     if not 1 <= n <= MAX_POINTS:
-        raise InvalidPoint("datagram", f"point count {n} outside 1..{MAX_POINTS}")
+        raise InvalidPoint("n_points", f"point count {n} outside 1..{MAX_POINTS}", "range")
     if not 1 <= k <= len(WIRE_CHANNELS):
-        raise InvalidPoint("datagram", f"channel count {k} outside 1..{len(WIRE_CHANNELS)}")
-    if not (1 <= slen <= MAX_ID_LEN and 1 <= vlen <= MAX_ID_LEN):
-        raise InvalidPoint("datagram", "session or vehicle id length outside 1..64")
+        raise InvalidPoint("k_channels", f"channel count {k} outside 1..{len(WIRE_CHANNELS)}", "range")
+    for name, length in (("session", slen), ("vehicle_id", vlen)):
+        if not 1 <= length <= MAX_ID_LEN:
+            raise InvalidPoint(name, f"id length {length} outside 1..{MAX_ID_LEN}", "length")
     width = 8 if flags & FLAG_F64 else 4
     o = HEADER.size
     need = o + slen + vlen + k + 8 * n + width * n * k
     if len(data) < need:
-        raise InvalidPoint("datagram", "truncated")
+        raise InvalidPoint("datagram", "truncated", "truncated")
     if len(data) > need:
-        raise InvalidPoint("datagram", "oversize: bytes after the declared points")
+        raise InvalidPoint("datagram", "oversize: bytes after the declared points", "oversize")
     session = _id(bytes(data[o:o + slen]), "session")
     car = _id(bytes(data[o + slen:o + slen + vlen]), "vehicle_id")
     o += slen + vlen
     codes = np.frombuffer(data, np.uint8, k, o)
     if codes.max() >= len(WIRE_CHANNELS):
-        raise InvalidPoint("datagram", f"unknown channel code {int(codes.max())}")
+        raise InvalidPoint("channel_codes", f"unknown channel code {int(codes.max())}", "unknown")
     if np.bincount(codes).max() > 1:
-        raise InvalidPoint("datagram", "repeated channel code")
+        raise InvalidPoint("channel_codes", "repeated channel code", "repeated")
     o += k
     ts = np.frombuffer(data, "<f8", n, o)
     vals = np.frombuffer(data, "<f8" if width == 8 else "<f4", n * k, o + 8 * n).reshape(n, k)
@@ -159,11 +160,11 @@ def decode_json(data: bytes | str) -> list:
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidPoint("json", f"not valid JSON ({str(exc)[:80]})") from None
+        raise InvalidPoint("json", f"not valid JSON ({str(exc)[:80]})", "syntax") from None
     except RecursionError:
-        raise InvalidPoint("json", "nested too deeply") from None
+        raise InvalidPoint("json", "nested too deeply", "depth") from None
     if isinstance(doc, dict):
         return [doc]
     if isinstance(doc, list):
         return doc
-    raise InvalidPoint("json", f"wrong type {type(doc).__name__}, expected an object or an array of objects")
+    raise InvalidPoint("json", f"wrong type {type(doc).__name__}, expected an object or an array of objects", "type")

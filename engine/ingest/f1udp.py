@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.contracts import CHANNEL_INDEX, InvalidPoint
+from engine.f1.layouts import (CAR_DAMAGE, CAR_STATUS, CAR_TELEMETRY, EVENT, EVENT_CODE_BYTES, FINAL_CLASSIFICATION,
+                               LAP_DATA, MOTION, PARTICIPANTS, SESSION, SESSION_HISTORY, SESSION_HISTORY_RECORD,
+                               car_status, participant)
 from engine.ingest.rows import Rows, blank
 from engine.sources.f1capture import read_dump  # noqa: F401  (moved to engine/sources; callers import it here too)
 
@@ -27,7 +30,6 @@ HEADER = np.dtype([
     ("session_uid", "<u8"), ("session_time", "<f4"), ("frame_identifier", "<u4"),
     ("overall_frame_identifier", "<u4"), ("player_car_index", "u1"),
     ("secondary_player_car_index", "u1")])
-MOTION, SESSION, LAP_DATA, CAR_TELEMETRY, FINAL_CLASSIFICATION, CAR_DAMAGE = 0, 1, 2, 6, 8, 10
 PACKET_NAMES = {0: "Motion", 1: "Session", 2: "Lap Data", 3: "Event", 4: "Participants", 5: "Car Setups",
                 6: "Car Telemetry", 7: "Car Status", 8: "Final Classification", 9: "Lobby", 10: "Car Damage",
                 11: "Session History", 12: "Tyre Sets", 13: "Motion Ex", 14: "Time Trial",
@@ -121,7 +123,8 @@ def _layouts(year: int) -> dict[int, Layout]:
             LAP_DATA: Layout(_lap(year >= 2024), after=2),
             CAR_TELEMETRY: Layout(_telemetry("u1" if year >= 2026 else "<u2"), after=3),
             CAR_DAMAGE: Layout(_damage(year >= 2025)),
-            FINAL_CLASSIFICATION: Layout(_classification(year >= 2025), before=1)}
+            FINAL_CLASSIFICATION: Layout(_classification(year >= 2025), before=1),
+            PARTICIPANTS: Layout(participant(year), before=1), CAR_STATUS: Layout(car_status(year))}
 
 
 LAYOUTS: dict[int, dict[int, Layout]] = {year: _layouts(year) for year in (2023, 2024, 2025, 2026)}
@@ -134,6 +137,8 @@ class Packet:
     header: np.void
     cars: np.ndarray | None = None
     session: np.void | None = None
+    history: np.void | None = None          # Session History: one car's laps and stints
+    event: tuple[str, bytes] | None = None  # Event: its four-letter code and the raw details
 
     @property
     def packet_id(self) -> int:
@@ -145,27 +150,36 @@ def decode(data: bytes | memoryview) -> Packet:
     """Decode one datagram's header and, for the packets PitWall maps, its body. Raises
     InvalidPoint('f1', reason) when the packet cannot be what its header says."""
     if len(data) < HEADER.itemsize:
-        raise InvalidPoint("f1", "truncated header")
+        raise InvalidPoint("f1", "truncated header", "truncated_header")
     header = np.frombuffer(data, HEADER, 1)[0]
     fmt, pid = int(header["packet_format"]), int(header["packet_id"])
     layouts = LAYOUTS.get(fmt)
     if layouts is None:
-        raise InvalidPoint("f1", f"unsupported packetFormat {fmt}")
+        raise InvalidPoint("f1", f"unsupported packetFormat {fmt}", "packet_format")
     body = len(data) - HEADER.itemsize
     if pid == SESSION:
         if body < SESSION_PREFIX.itemsize:
-            raise InvalidPoint("f1", "truncated Session packet")
+            raise InvalidPoint("f1", "truncated Session packet", "truncated_session")
         return Packet(header, session=np.frombuffer(data, SESSION_PREFIX, 1, HEADER.itemsize)[0])
+    if pid == SESSION_HISTORY:
+        if body < SESSION_HISTORY_RECORD.itemsize:
+            raise InvalidPoint("f1", "truncated Session History packet", "truncated_record")
+        return Packet(header, history=np.frombuffer(data, SESSION_HISTORY_RECORD, 1, HEADER.itemsize)[0])
+    if pid == EVENT:
+        if body < EVENT_CODE_BYTES:
+            raise InvalidPoint("f1", "truncated Event packet", "truncated_record")
+        code = bytes(data[HEADER.itemsize:HEADER.itemsize + EVENT_CODE_BYTES]).decode("ascii", "replace")
+        return Packet(header, event=(code, bytes(data[HEADER.itemsize + EVENT_CODE_BYTES:])))
     layout = layouts.get(pid)
     if layout is None:
         if pid not in PACKET_NAMES:
-            raise InvalidPoint("f1", f"unknown packet id {pid}")
+            raise InvalidPoint("f1", f"unknown packet id {pid}", "packet_id")
         return Packet(header)
     per_car = body - layout.before - layout.after
     n, rest = divmod(per_car, layout.car.itemsize)
     if rest or not 1 <= n <= MAX_CARS:
         raise InvalidPoint("f1", f"{PACKET_NAMES[pid]} packet of {len(data)} bytes fits no car count "
-                                 f"for packetFormat {fmt}")
+                                 f"for packetFormat {fmt}", "size")
     return Packet(header, cars=np.frombuffer(data, layout.car, n, HEADER.itemsize + layout.before))
 
 
@@ -247,14 +261,18 @@ class F1Decoder:
 
     def feed(self, data: bytes | memoryview, now: float) -> tuple[Rows | None, dict | None]:
         """(rows, session meta) for one packet; either may be None. Raises InvalidPoint('f1', ...)."""
+        return self.feed_packet(data, now)[1:]
+
+    def feed_packet(self, data: bytes | memoryview, now: float) -> tuple[Packet | None, Rows | None, dict | None]:
+        """(decoded packet, rows, session meta); the packet is None for menus (sessionUID 0)."""
         pkt = decode(data)
         h = pkt.header
         uid = int(h["session_uid"])
         if uid == 0:
-            return None, None                                   # menus: no session yet
+            return None, None, None                             # menus: no session yet
         session_time = float(h["session_time"])
         if not np.isfinite(session_time) or session_time < 0:
-            raise InvalidPoint("f1", "sessionTime not a finite positive number")
+            raise InvalidPoint("f1", "sessionTime not a finite positive number", "session_time")
         st = self._state(uid, session_time, now)
         session = f"f1-{uid:016x}"
         flashback = None
@@ -266,7 +284,7 @@ class F1Decoder:
         rows, meta = self._body(pkt, st, session, session_time)
         if flashback is not None:
             meta = {**flashback, **(meta or {})}
-        return rows, meta
+        return pkt, rows, meta
 
     def _body(self, pkt: Packet, st: _SessionState, session: str, session_time: float) -> tuple[Rows | None, dict | None]:
         h = pkt.header

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.contracts import CHANNEL_INDEX, CHANNEL_NAMES, CHANNELS, MAX_ID_LEN, Batch, InvalidPoint
+from engine.ingest.reasons import reason_class
 
 NCH = len(CHANNEL_NAMES)
 LOW = np.array([CHANNELS[c][1] for c in CHANNEL_NAMES])
@@ -55,19 +56,18 @@ def blank(m: int) -> np.ndarray:
 
 
 def reason_key(exc: InvalidPoint) -> str:
-    """A low-cardinality counter name for a rejection: 'field: reason' without the offending value."""
-    field = exc.field if len(exc.field) <= 32 else exc.field[:32] + "..."
-    return f"{field}: {exc.reason.split(' (')[0]}"
+    """The counter name of a rejection: its reason class ('field.rule', engine.ingest.reasons)."""
+    return reason_class(exc)
 
 
 def validate_rows(rows: Rows) -> tuple[np.ndarray, Counter]:
-    """(good mask, rejections by reason): the vectorised twin of contracts.validate_point.
+    """(good mask, rejections by reason class): the vectorised twin of contracts.validate_point.
     In columns NaN means 'not sampled', so only +-inf and out-of-range values are rejected; a
     NaN or out-of-range timestamp rejects its point."""
     reasons: Counter = Counter()
     session = rows.session
     if not session or len(session) > MAX_ID_LEN:
-        reasons["session: " + ("missing" if not session else f"longer than {MAX_ID_LEN} characters")] += len(rows)
+        reasons["session." + ("missing" if not session else "length")] += len(rows)
         return np.zeros(len(rows), bool), reasons
     v = rows.values
     uniq, inverse = rows.car_groups()
@@ -80,14 +80,14 @@ def validate_rows(rows: Rows) -> tuple[np.ndarray, Counter]:
         return ~bad, reasons
     for i in np.flatnonzero(bad):
         if bad_car[i]:
-            reasons[f"vehicle_id: {'missing' if not str(rows.cars[i]) else 'longer than 64 characters'}"] += 1
+            reasons["vehicle_id." + ("missing" if not str(rows.cars[i]) else "length")] += 1
             continue
         if bad_ts[i]:
             t = rows.ts[i]
-            reasons["timestamp: " + ("NaN" if t != t else "out of range")] += 1
+            reasons["timestamp." + ("nan" if t != t else "range")] += 1
             continue
         j = int(np.argmax(bad_cell[i]))
-        reasons[f"{CHANNEL_NAMES[j]}: " + ("infinite" if np.isinf(v[i, j]) else "out of range")] += 1
+        reasons[f"{CHANNEL_NAMES[j]}." + ("infinite" if np.isinf(v[i, j]) else "range")] += 1
     return ~bad, reasons
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from engine.contracts import InvalidPoint
 from engine.ingest.datagram import MAGIC, decode_binary_many, decode_json, detect
-from engine.ingest.f1udp import F1Decoder
+from engine.ingest.f1feed import F1Feed
 from engine.ingest.pipeline import Ingest
 from engine.ingest.rows import reason_key
 
@@ -88,7 +88,7 @@ class UdpServer:
         self.sock = open_socket(host, port, rcvbuf)
         self.port = self.sock.getsockname()[1]
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-        self.f1 = F1Decoder()
+        self.f1 = F1Feed(ingest)        # the game's packets: telemetry rows, and its own timing (engine/f1)
         self._kernel_drops: int | None = None
         ingest.hooks.append(self.stats)
 
@@ -136,16 +136,12 @@ class UdpServer:
     def _one(self, data) -> None:
         kind = detect(data)
         if kind == "f1":
-            rows, meta = self.f1.feed(data, time.time())
+            self.f1.feed(data, time.time())
             self.counters.add("f1_packets")
-            if rows is not None:
-                self.ingest.submit(rows)
-            if meta is not None:
-                self.ingest.note_session(meta)
         elif kind == "json":
             self.ingest.submit_points(decode_json(bytes(data)))
         else:
-            self.counters.add("invalid:datagram: unknown format")
+            self.counters.add("invalid:datagram.format")
 
     def serve(self, stop: Callable[[], bool]) -> None:
         """Receive until stop(): wait for a datagram, then drain what else is queued (up to

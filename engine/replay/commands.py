@@ -67,8 +67,12 @@ def telemetry_race(path: Path) -> RaceFiles:
 
 
 def forget_session(client: redis.Redis, session: str) -> int:
-    """Delete a session's live keys (timing, insights, laps, checkpoints) so a replay starts clean."""
+    """Delete a session's live keys (timing, insights, laps, checkpoints) so a replay starts clean;
+    a running engine drops what it holds of the session (engine.stages.resets)."""
     from engine import keys
+    from engine.stages.resets import mark_reset
+
+    mark_reset(client, session)
 
     doomed = list(client.scan_iter(match=f"{keys.PREFIX}:session:{session}:*", count=1000))
     if doomed:

@@ -78,9 +78,12 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
     if client is not None:   # None: telemetry only (a sink on another machine, no Redis here)
         client.sadd(keys.SESSIONS, tl.session)
         client.hset(keys.session_meta(tl.session), mapping={
-        "track": tl.track, "race": tl.race, "total_laps": tl.total_laps, "source": "replay",
+            "track": tl.track, "race": tl.race, "total_laps": tl.total_laps, "source": "replay",
             "start_utc": tl.start_utc, "replay_speed": speed or 0,
             "timing": "official"})   # crossings come from the organisers' timing, not from telemetry
+        if tl.duration_s:            # a timed race: laps left come from this clock, not from total_laps
+            client.hset(keys.session_meta(tl.session), mapping={
+                "race_duration_s": tl.duration_s, "race_duration_source": tl.duration_source})
     crossings = crossing_events(tl)
     tel_t, tel_points = telemetry_points(tl)
     ci, ti = 0, int(np.searchsorted(tel_t, from_t))

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine.sources.grcup import RaceFiles, read_laps, read_telemetry, read_weather
+from engine.sources.grcup import RaceFiles, discover, read_laps, read_telemetry, read_weather
+from engine.sources.tracks import canonical
+from engine.sources.tracks import find as find_track
+from engine.strategy.raceclock import leader_crossings, scheduled_duration
 
 CROSSING_FIELDS = ("lap", "lap_time_s", "s1_s", "s2_s", "s3_s", "elapsed_s", "flag", "in_pit",
                    "pit_time_s", "top_speed", "kph")
@@ -27,10 +30,25 @@ class RaceTimeline:
     track: str
     race: int
     start_utc: float
-    total_laps: int
+    total_laps: int             # the laps the recording holds (known only afterwards: display, never laps left)
     crossings: pd.DataFrame     # columns: t (race s), car, and CROSSING_FIELDS
     telemetry: pd.DataFrame     # columns: t (race s), car, canonical channels
     weather: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["t", "air_temp", "track_temp"]))
+    duration_s: float | None = None     # the race's scheduled duration (a timed race ends on the clock) ...
+    duration_source: str = ""           # ... and where it comes from (race_clock)
+
+
+def race_clock(files: RaceFiles) -> tuple[float, str]:
+    """The race's scheduled duration and where it comes from, derived from the other races of the
+    series next to it: those under the folder above the race's track folder (the highest of the
+    race's folders named after its track). Never the race itself: its own finish is what the live
+    call must not know."""
+    folders = list(files.analysis.parents)[:4]
+    named = [f for f in folders if canonical(f.name) == files.track or
+             getattr(find_track(f.name), "key", None) == files.track]
+    root = named[-1].parent if named else files.analysis.parent
+    others = [r for r in discover(root) if r.session != files.session]
+    return scheduled_duration({r.session: leader_crossings(read_laps(r)) for r in others})
 
 
 def align_telemetry(tel: pd.DataFrame, laps: pd.DataFrame) -> pd.DataFrame:
@@ -82,4 +100,4 @@ def load_race(files: RaceFiles, with_telemetry: bool = True) -> RaceTimeline:
     weather_t = pd.DataFrame({"t": weather["time_utc"] - start_utc, "air_temp": weather["air_temp"],
                               "track_temp": weather["track_temp"]}).dropna(subset=["t"]).sort_values("t")
     return RaceTimeline(files.session, files.track, files.race, start_utc, int(laps["lap"].max()),
-                        crossings, telemetry, weather_t.reset_index(drop=True))
+                        crossings, telemetry, weather_t.reset_index(drop=True), *race_clock(files))

@@ -9,7 +9,11 @@ catches up instead of computing stale calls. Each call sizes its races per strat
 CALL_DEADLINE_S of its crossing, from the time per race the last calls took: the full count when
 there is time, down to MIN_RACES when crossings queue (a tight pack, a fast replay); the call
 records the count it used. Sessions whose track has no fitted model, and boards without the car,
-are skipped and counted.
+are skipped and counted. Laps left come from the session meta's race clock (race_duration_s: a
+timed race, engine.strategy.raceclock), or its scheduled lap count where the race is one (an F1
+session's total_laps); never from the laps a recording turned out to hold. Each green call also
+answers "a full-course yellow starts now: pit or stay out?" for the car (field "caution", with the
+time it was computed); a call under a caution leaves the one made before it in place.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from engine.strategy.field import field_cars, state_from_cars
 from engine.sources.track_models import TrackModels
 from engine.sources.track_models import load as load_track_models
 from engine.strategy.call import DEFAULT_RACES, recommend
+from engine.strategy.raceclock import race_laps
 from engine.strategy.state import DEFAULT_DEG_S_PER_LAP
 
 GROUP = "strategy"
@@ -113,12 +118,11 @@ class StrategyStage:
         caution_start = flag == "FCY" and self.flags.get(session, "GF") != "FCY"
         self.flags[session] = flag
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
-        track, total = meta.get("track"), int(float(meta.get("total_laps") or 0))
+        track = meta.get("track")
         board, row = self._board_at(session, car, lap)
-        reason = ("no track or total_laps in the session meta" if not track or total < 1 else
+        reason = ("no track in the session meta" if not track else
                   "car not on the board yet" if row is None else
-                  "a newer lap of this car is queued" if row.get("laps", 0) > lap else
-                  "race finished" if board[0].get("laps", 0) >= total else None)
+                  "a newer lap of this car is queued" if row.get("laps", 0) > lap else None)
         if reason:
             self.skipped[reason] += 1
             return None
@@ -130,8 +134,12 @@ class StrategyStage:
             models = self.track_models()
             if models is None:
                 raise ValueError("track models: models/track_models.json could not be read")
-            call = recommend(state_from_cars(cars, total, flag), car, models.model(track, session), races=races,
-                             seed=seed)
+            model = models.model(track, session)
+            total, rule, finished = race_laps(meta, board, cars, model, flag)
+            if finished:
+                self.skipped["race finished"] += 1
+                return None
+            call = recommend(state_from_cars(cars, total, flag), car, model, races=races, seed=seed)
         except ValueError as exc:            # e.g. a track without fitted data, a bad board row: counted
             self.skipped[str(exc).split(":")[0]] += 1
             log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc,
@@ -146,17 +154,23 @@ class StrategyStage:
         call.update(tyre_curves="no loss beyond the field's, spread of the own degradation rate (pace, measured) "
                     f"for {modelled} of {len(cars)} cars"
                     + ("" if modelled == len(cars) else f", {DEFAULT_DEG_S_PER_LAP:g} s/lap assumed for the rest"))
-        call.update(trigger="caution" if caution_start else "lap", session=session,
+        call.update(trigger="caution" if caution_start else "lap", session=session, laps_left_rule=rule,
                     latency_ms=round(now * 1000 - event_ms, 1), updated_at=now)
+        caution = call.pop("caution", None)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(keys.insight(session, car), mapping={"strategy": json.dumps(call), "updated_at": now})
+        mapping = {"strategy": json.dumps(call), "updated_at": now}
+        if caution is not None:   # under a caution the call made before it stays: it is what was shown
+            mapping["caution"] = json.dumps(dict(caution, car=car, car_lap=lap, flag=call["flag"], computed_at=now,
+                                                 crossing_at=event_ms / 1000))
+        pipe.hset(keys.insight(session, car), mapping=mapping)
         pipe.expire(keys.insight(session, car), self.ttl)
+        pipe.hset(keys.session_meta(session), mapping={"laps_expected": call["total_laps"], "laps_expected_rule": rule})
         pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
             "type": "insight.generated", "timestamp": now,
             "data": {"session": session, "car": car, "lap": lap, "kind": "strategy"}}))
         pipe.execute()
         self.calls += 1
-        return call
+        return dict(call, caution=caution)
 
 
 def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 60, races: int = DEFAULT_RACES):

@@ -38,6 +38,8 @@ class TimingStage:
             self.client.hset(cars_key, car, json.dumps(state))   # a crash came between the two writes
         else:
             state = json.loads(raw)
+        if crossing.get("source") == "f1-game":
+            return      # the game's own board (engine/ingest/f1feed.py) is the tower: running order, gaps
         cars = [json.loads(v) for v in self.client.hgetall(cars_key).values()]
         board = running_order(cars)
         now = time.time()

@@ -12,11 +12,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from engine.race.flag import Flag
 from engine.race.lap import tyre_age
 from engine.strategy.call import recommend
 from engine.strategy.field import board_state, timing_cars
 from engine.strategy.racelaps import clean_green, field_flags
+from engine.strategy.raceclock import RACE_DURATION_S, clock_lap, leader_crossings, scheduled_duration, timed_total_laps
 from engine.strategy.sim import SC, Cautions, no_stops, simulate
 from engine.strategy.state import RaceState
 from engine.strategy.trackmodel import RaceLaps, TrackModel
@@ -54,13 +54,6 @@ def state_at(laps: pd.DataFrame, k: int, total_laps: int, model: TrackModel) -> 
                      total_laps=total_laps, flag=SC if flag == "FCY" else 0, pace_sd=pace_sd)
 
 
-# GR Cup sprint races are timed: the leader takes the flag at its first crossing after 45:00. In the
-# data, 10 of the 12 winners cross the line for the second-last time before 45:00 (elapsed) and the
-# last time after it; Indianapolis r1's crosses at 45:00.1 and runs one more lap (the clock started
-# after the elapsed origin); Sebring r2 was stopped at 40:14 (16 laps), which no rule foresees.
-RACE_DURATION_S = 45 * 60
-
-
 def crossings_to(laps: pd.DataFrame, k: int, last: bool = False) -> pd.DataFrame:
     """The crossings timing had seen when the leader (`last`: the last car) completed lap k, in
     the order they crossed."""
@@ -85,48 +78,16 @@ def board_at(laps: pd.DataFrame, k: int, last: bool = False) -> list[dict]:
     return running_order(list(cars.values()))
 
 
-def timed_total_laps(board: list[dict], cars: list[dict], model: TrackModel, flag: object,
-                     duration_s: float = RACE_DURATION_S) -> int:
-    """The lap the leader is expected to take the flag on in a timed race: its laps so far plus the
-    laps it needs to pass `duration_s` at its pace, slowed by the cautions the track model expects
-    (the share of laps under caution, at the caution lap's multiplier) and the current caution's
-    expected rest. Never the lap count found afterwards."""
-    leader = board[0]
-    k, elapsed = int(leader["laps"]), float(leader["elapsed_s"])
-    own = next((c for c in cars if c["car"] == str(leader["car"])), None)
-    pace = (float(own.get("pace_s") or own["best_lap_s"]) if own
-            else float(leader.get("best_lap_s") or leader["last_lap_s"]))
-    mean_caution = float(np.dot(np.arange(1, len(model.caution_laps_pmf) + 1), model.caution_laps_pmf))
-    share = model.caution_start_per_lap * mean_caution / (1 + model.caution_start_per_lap * mean_caution)
-    lap_s = pace * (1 + share * (model.fcy_lap_mult - 1))
-    left_s = duration_s - elapsed
-    if left_s <= 0:
-        return k + 1
-    if Flag.parse(flag).caution:             # the current caution's expected rest (as TrackModel.cautions) runs slow
-        slow_lap = pace * model.fcy_lap_mult
-        rest = max(1, int(round(mean_caution / 2)))
-        if rest * slow_lap >= left_s:
-            return k + int(np.ceil(left_s / slow_lap))
-        return k + rest + int(np.ceil((left_s - rest * slow_lap) / lap_s))
-    return k + int(np.ceil(left_s / lap_s))
-
-
-def clock_lap(laps: pd.DataFrame, share: float, duration_s: float = RACE_DURATION_S) -> int:
-    """The leader's lap when `share` of the race clock has run (its first crossing after it)."""
-    lead = laps.dropna(subset=["elapsed_s"]).groupby("lap")["elapsed_s"].min()
-    after = lead[lead >= share * duration_s]
-    return int(after.index.min()) if len(after) else int(lead.index.max())
-
-
 def live_call(rf: RaceLaps, k: int, model: TrackModel, tyre_for: TyreFor | None = None, races: int = 2000,
-              seed: int = 0, car: str | None = None, last: bool = False) -> tuple[RaceState, dict]:
+              seed: int = 0, car: str | None = None, last: bool = False,
+              duration_s: float | None = None) -> tuple[RaceState, dict]:
     """The engine's live call when the leader completes lap k of a recorded race: the board the
     timing stage keeps, each car's tyre insight, engine.strategy.field's builder, the laps left
     from the race clock, and call.recommend for `car` (default: the leader). `last`: when the last
-    car completes lap k instead."""
+    car completes lap k instead. `duration_s`: the race's scheduled duration (default: the series rule)."""
     board = board_at(rf.laps, k, last)
     flag = board[0].get("flag", "GF")
-    total = timed_total_laps(board, timing_cars(board), model, flag)
+    total = timed_total_laps(board, timing_cars(board), model, flag, duration_s or RACE_DURATION_S)
     tyre = tyre_for(rf, crossings_to(rf.laps, k, last), total) if tyre_for else {}
     state = board_state(board, tyre, total, flag)
     call = recommend(state, car or str(board[0]["car"]), model, races=races, seed=seed)
@@ -181,29 +142,34 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def backtest(found: list[RaceLaps], model_for: ModelFor, tyre_for: TyreFor | None = None, races: int = 2000,
-             seed: int = 1, duration_s: float = RACE_DURATION_S) -> dict:
+             seed: int = 1) -> dict:
     """The live call (live_call: the same board, field builder, tyre curves and recommend) at a third
     and two thirds of each race's clock, with the track model `model_for` gives (fitted without the
     race), against the real finish: rank correlation (Spearman) of each car's expected finish (the
     call's field outlook) with the actual order, the same for holding the running order, and how
-    often the actual place is inside the car's 80 % interval (10th-90th percentile place)."""
+    often the actual place is inside the car's 80 % interval (10th-90th percentile place). Each
+    race's scheduled duration is derived from the other races (raceclock.scheduled_duration), as
+    the replay derives it for the live call."""
     if not found:
         raise ValueError("races: no GR Cup races to backtest")
     rows, cases = [], []
+    leads = {rf.session: leader_crossings(rf.laps) for rf in found}
     for i, rf in enumerate(found):
         model = model_for(rf)
         order = final_order(rf.laps)
+        duration_s, _ = scheduled_duration({s: v for s, v in leads.items() if s != rf.session})
         for third in (1, 2):
             k = clock_lap(rf.laps, third / 3, duration_s)
             state, call = live_call(rf, k, model, tyre_for, races, seed=int(np.random.SeedSequence([seed, i, third])
-                                                                                 .generate_state(1)[0]))
+                                                                                 .generate_state(1)[0]),
+                                    duration_s=duration_s)
             outlook = {c["car"]: c for c in call["field"]}
             actual = pd.Series([order.index(c) for c in state.cars], dtype=float).rank(method="first").to_numpy()
             expected = np.array([outlook[c]["expected_position"] for c in state.cars])
             lo = np.array([outlook[c]["p10"] for c in state.cars])
             hi = np.array([outlook[c]["p90"] for c in state.cars])
             inside = (actual >= lo) & (actual <= hi)
-            rows.append({"session": rf.session, "lap": k, "laps_expected": state.total_laps,
+            rows.append({"session": rf.session, "lap": k, "duration_s": duration_s, "laps_expected": state.total_laps,
                          "laps_run": int(rf.laps["lap"].max()), "flag": call["flag"], "cars": state.size,
                          "spearman": round(_spearman(expected, actual), 4),
                          "spearman_hold_order": round(_spearman(state.position.astype(float), actual), 4),
@@ -220,8 +186,9 @@ def backtest(found: list[RaceLaps], model_for: ModelFor, tyre_for: TyreFor | Non
         "coverage_80": round(float(every.mean()), 4),
         "car_cases": int(every.size),
         "races_per_case": races,
-        "laps_left_rule": f"timed race: the leader's first crossing after {duration_s / 60:g} min, at its pace "
-                          "slowed by the track model's expected cautions",
+        "laps_left_rule": "timed race: the leader's first crossing after the scheduled duration (derived from the "
+                          "other races: each case's duration_s), at its pace slowed by the track model's expected "
+                          "cautions",
         "per_race": {s: {k: round(float(np.mean([r[k] for r in rs])), 4)
                          for k in ("spearman", "spearman_hold_order", "coverage_80")} for s, rs in per_race.items()},
         "cases": rows,

@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from engine.strategy.trackmodel import TrackModel
+from engine.strategy.caution import caution_call
 from engine.strategy.rejoin import rejoin_all, threats
 from engine.strategy.sim import FLAG_NAMES, simulate
 from engine.strategy.field import SETTLED_GREEN_LAPS
@@ -33,7 +34,8 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
               window: int = LIVE_WINDOW) -> dict:
     """Simulate the rest of the race `races` times for each of the car's strategies (same random
     draws for all) and return the comparison, the pit window and its radio sentence, where the car
-    rejoins if it pits this lap, and the undercut / overcut threats around it."""
+    rejoins if it pits this lap, the undercut / overcut threats around it, and under green the
+    caution call (engine.strategy.caution: "a full-course yellow starts now: pit or stay out?")."""
     started = time.perf_counter()
     i = state.index(car)
     if state.retired[i]:
@@ -60,6 +62,7 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
     plans = plans_for(field, rules, car, strategies)
     sim_started = time.perf_counter()
     result = simulate(field, rules, model.cautions(state, races, rng), plans, rng)
+    caution = None if state.flag else caution_call(state, car, model, field, rules, races, rng, position)
     simulate_ms = 1000 * (time.perf_counter() - sim_started)
     pit_loss = rules.pit_loss_s[state.flag]
     here = next(r for r in rejoin_all(state, pit_loss) if r["car"] == car)
@@ -82,6 +85,7 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
         "field": outlook(result, state),
         "rejoin": here,
         "threats": threats(state, car, pit_loss, rules.cold_tyre_s),
+        "caution": caution,
         "model": {"pit_loss_s": round(pit_loss, 2), "caution_start_per_lap": round(model.caution_start_per_lap, 4)},
         "compute_ms": round(1000 * (time.perf_counter() - started), 1),
         "simulate_ms": round(simulate_ms, 1),

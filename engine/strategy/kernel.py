@@ -43,7 +43,7 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "96462a41d8bbcf88"
+STEPS_DIGEST = "3049cbc10e823dc6"
 
 
 @loop
@@ -278,9 +278,15 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_last)
                     if lap == next_ret or (timed_ret and lap < next_ret):
                         n, next_ret = retirements(w, d, p, r, lap, n, L)
+                    late_mode = 0                 # passing with cars under the SC in their own race time
+                    if ghost_mode and fl == GREEN and lap + 1 < L and d.flag[r, lap + 1] == SC:
+                        late_mode = 1
+                    elif ghost_mode and sc_last and n_late > 0:
+                        late_mode = 2
                     # the hot walk takes plain arrays: measurably faster than reading them from w, st, p.
                     passing_walk(w.t, w.order, w.lt, w.raw, w.duel_lap, st.bias, st.team, st.teamorder, p.duel,
-                                 p.loser, p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap)
+                                 p.loser, p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap, w.late,
+                                 late_mode)
                     if snap_at[lap]:
                         for k in range(s + 1, S):
                             if src[k] == s and start[k] == lap:

@@ -135,13 +135,17 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
     if fl == GREEN:
         if p.fcy_lap > 0.0 and lap + 1 < d.flag.shape[1] and d.flag[r, lap + 1] == SC:
             start = d.c_start[r, lap + 1]        # the SC comes out before this car ends its lap
+            ghost = p.sc_bunches and p.sc_lap > 0.0
             for i in range(n):
                 c = order[i]
                 after = min((t[c] + lt[c] - start) / lt[c], 1.0)
+                w.late[c] = ghost and after > 0.0      # under the SC already: no passing (passing_walk)
                 if after > 0.0:
                     slow = (1.0 - after) * lt[c] + after * p.fcy_lap
                     if lt[c] < slow:
                         lt[c] = slow
+                    if ghost:
+                        sc_first_hold(lt, t, c, i, start, p.gap_sc)
         return overtake_ok, gap
     start = d.c_start[r, lap]
     per_car = not np.isnan(start)
@@ -149,19 +153,24 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
     if p.fcy_lap > 0.0:
         fcy_lap = p.fcy_lap
         late = w.late
+        ghost = p.sc_bunches and p.sc_lap > 0.0
         for i in range(n):
             c = order[i]
             if last and late[c]:
                 continue
             f = fc
+            hold = False
             if per_car:
                 before = (start - t[c]) / lt[c]
                 f = end - min(max(before, 0.0), 1.0)
                 if f < 0.0:
                     f = 0.0
+                hold = fl == SC and ghost and 0.0 <= before < 1.0
             slow = (1.0 - f) * lt[c] + f * fcy_lap
             if lt[c] < slow:
                 lt[c] = slow
+            if hold:
+                sc_first_hold(lt, t, c, i, start, p.gap_sc)
         overtake_ok = fl != SC and (1.0 - fc) >= 0.5
     elif fl == FCY or not p.sc_bunches:
         mult = p.mult_fcy if fl == FCY else p.mult_sc
@@ -175,6 +184,15 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
             lt[order[0]] *= p.mult_sc
         gap = p.gap_sc
     return overtake_ok, gap
+
+
+@step
+def sc_first_hold(lt: np.ndarray, t: np.ndarray, c: int, i: int, start: float, gap_sc: float) -> None:
+    """On the lap the SC comes out in a car's own race time, TUMFTM's ghost is the SC at its start:
+    the car in position i+1 ends the lap no earlier than the start + (i+1) x the SC gap."""
+    need = start + (i + 1) * gap_sc - t[c]
+    if lt[c] < need:
+        lt[c] = need
 
 
 @step
@@ -251,8 +269,12 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
 @step
 def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarray, duel_lap: np.ndarray,
                  bias: np.ndarray, team: np.ndarray, teamorder: np.ndarray, duel: float, loser: float, thr0: float,
-                 duel_when_held: bool, pass_from_gap: bool, lap: int, n: int, overtake_ok: bool, gap: float) -> None:
-    """Step 5: the walk from the front on the race times at the line, repeated until nobody moves."""
+                 duel_when_held: bool, pass_from_gap: bool, lap: int, n: int, overtake_ok: bool, gap: float,
+                 late: np.ndarray, late_mode: int) -> None:
+    """Step 5: the walk from the front on the race times at the line, repeated until nobody moves. A
+    pair may pass only if neither car is under the SC in its own race time (TUMFTM's per-car
+    overtake_allowed): late_mode 1, the lap before the SC's first, the late cars are under it already;
+    late_mode 2, the SC's last lap, only the late cars are out of it."""
     for i in range(n):
         c = order[i]
         t[c] += lt[c]
@@ -266,7 +288,12 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
             a, b = order[i], order[i + 1]
             if t[a] - t[b] <= -gap:
                 continue
-            if overtake_ok:
+            ok = overtake_ok
+            if late_mode == 1:
+                ok = overtake_ok and not late[a] and not late[b]
+            elif late_mode == 2:
+                ok = late[a] and late[b]
+            if ok:
                 if duel_when_held:
                     if duel_lap[a] != lap:
                         t[a] += duel

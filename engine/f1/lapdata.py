@@ -1,0 +1,80 @@
+"""Lap crossings from the game's Lap Data: a car's currentLapNum going up is a crossing, timed by
+the game (lastLapTimeInMS, and the sector 1 / 2 times the previous packet held for that lap;
+sector 3 is the rest). Never a lap time from a clock. Pure: arrays in, dicts out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def sector_ms(cars: np.ndarray, k: int) -> np.ndarray:
+    """Sector k (1 or 2) of the lap in progress, ms (minutes part + ms part); 0 = not yet."""
+    return cars[f"sector{k}_time_minutes_part"].astype(np.int64) * 60_000 + cars[f"sector{k}_time_ms_part"]
+
+
+def delta_ms(cars: np.ndarray, name: str) -> np.ndarray:
+    """deltaToCarInFront / deltaToRaceLeader in ms (2024+ adds a minutes part)."""
+    ms = cars[f"{name}_ms_part"].astype(np.int64)
+    if f"{name}_minutes_part" in cars.dtype.names:
+        ms = ms + cars[f"{name}_minutes_part"].astype(np.int64) * 60_000
+    return ms
+
+
+@dataclass
+class LapTracker:
+    """Per car: the lap in progress, its sector times so far, and the laps already given out."""
+
+    lap: np.ndarray | None = None
+    s1: np.ndarray | None = None
+    s2: np.ndarray | None = None
+    invalid: np.ndarray | None = None
+    emitted: np.ndarray | None = None
+    last: dict[int, dict] = field(default_factory=dict)      # car -> its latest crossing
+
+    def _reset(self, cars: np.ndarray) -> None:
+        n = len(cars)
+        self.lap = cars["current_lap_num"].astype(np.int64)
+        self.s1, self.s2 = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        self.invalid = np.zeros(n, bool)
+        self.emitted = self.lap - 1          # laps completed before PitWall listened are not crossings
+
+    def update(self, session_time: float, cars: np.ndarray) -> list[dict]:
+        """The crossings in this Lap Data packet (game clock: `t_s` is the sessionTime at the line)."""
+        if self.lap is None or len(self.lap) != len(cars):
+            self._reset(cars)
+        lap = cars["current_lap_num"].astype(np.int64)
+        out = []
+        for i in np.flatnonzero((lap > self.lap) & (cars["car_position"] > 0)):
+            done = int(lap[i]) - 1
+            if done <= self.emitted[i] or done < 1:
+                continue
+            c = cars[i]
+            last_ms = int(c["last_lap_time_in_ms"])
+            s1, s2 = int(self.s1[i]), int(self.s2[i])
+            s3 = last_ms - s1 - s2 if last_ms and s1 and s2 and last_ms > s1 + s2 else 0
+            crossing = {
+                "car": str(i), "lap": done, "lap_ms": last_ms or None,
+                "sectors_ms": [s1 or None, s2 or None, s3 or None],
+                "lap_time_s": last_ms / 1000.0 if last_ms else None,
+                "s1_s": s1 / 1000.0 if s1 else None, "s2_s": s2 / 1000.0 if s2 else None,
+                "s3_s": s3 / 1000.0 if s3 else None,
+                "t_s": round(session_time - int(c["current_lap_time_in_ms"]) / 1000.0, 3),
+                "position": int(c["car_position"]), "in_pit": bool(c["pit_status"]),
+                "pits": int(c["num_pit_stops"]), "invalid": bool(self.invalid[i]),
+                "penalties_s": int(c["penalties"])}
+            out.append(crossing)
+            self.last[int(i)] = crossing
+            self.emitted[i] = done
+        # a flashback (lap number down) rewinds the lap in progress; laps given out stay given
+        new_lap = lap != self.lap
+        self.s1 = np.where(new_lap, 0, self.s1)
+        self.s2 = np.where(new_lap, 0, self.s2)
+        self.invalid = np.where(new_lap, False, self.invalid)
+        s1, s2 = sector_ms(cars, 1), sector_ms(cars, 2)
+        self.s1 = np.where(s1 > 0, s1, self.s1)
+        self.s2 = np.where(s2 > 0, s2, self.s2)
+        self.invalid |= cars["current_lap_invalid"].astype(bool)
+        self.lap = lap
+        return out

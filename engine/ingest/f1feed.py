@@ -1,0 +1,114 @@
+"""The F1 game as the official timing, shell side: each packet goes to the telemetry path as
+before (F1Decoder -> rows) and to its session's live state (engine.f1.state); what the state
+returns is written to Redis here: the game's lap crossings on the timing stream (once each, in
+order), its Event alerts on the alert stream, and the tower's board in the game's running order
+at most every BOARD_EVERY_S of game time (at once when a car crosses the line)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+
+import redis
+
+from engine import keys
+from engine.f1 import names
+from engine.f1.board import board
+from engine.f1.state import F1Session
+from engine.ingest.f1udp import MAX_SESSIONS, F1Decoder
+
+log = logging.getLogger("pitwall.ingest")
+BOARD_EVERY_S = 0.2       # game seconds between board writes (5 a second at real speed)
+OUTLINE_EVERY_S = 1.0       # outline and each car's current-lap traces
+INSIGHT_TTL_S = 60
+
+
+class F1Feed:
+    """Decoder + live states per session + the Redis writes (counted by reason when they fail)."""
+
+    def __init__(self, ingest, client_factory: Callable[[], redis.Redis] | None = None,
+                 board_every_s: float = BOARD_EVERY_S):
+        self.ingest = ingest
+        self.decoder = F1Decoder()
+        self.states: OrderedDict[int, F1Session] = OrderedDict()
+        self.client_factory = client_factory or ingest.client_factory
+        self.client: redis.Redis | None = None
+        self.every = board_every_s
+        self._due: dict[int, tuple[float, float]] = {}        # uid -> (next board, next outline) game time
+        self._pending: list[tuple[str, dict]] = []            # (stream, fields) not yet written
+
+    def feed(self, data, now: float) -> None:
+        """One datagram of the F1 protocol. Raises InvalidPoint('f1', reason) for a bad packet."""
+        pkt, rows, meta = self.decoder.feed_packet(data, now)
+        if rows is not None:
+            self.ingest.submit(rows)
+        if meta is not None:
+            self.ingest.note_session({**meta, "timing": "official"})
+        if pkt is None:
+            return
+        uid = int(pkt.header["session_uid"])
+        st = self.states.get(uid)
+        if st is None:
+            st = self.states[uid] = F1Session()
+            while len(self.states) > MAX_SESSIONS:
+                self.states.popitem(last=False)
+        session = f"f1-{uid:016x}"
+        anchor = self.decoder.sessions[uid].anchor
+        crossings, alerts = st.feed(pkt)
+        flag = names.SAFETY_CAR.get(st.session.get("safety_car", 0), "") or "GF"
+        for c in crossings:
+            d = {**c, "session": session, "elapsed_s": round(anchor + c["t_s"], 3), "flag": flag, "source": "f1-game"}
+            self._pending.append((keys.LAPS_STREAM, {"session": session, "car": c["car"], "d": json.dumps(d)}))
+        for a in alerts:
+            a = {**a, "session": session, "timestamp": anchor + a["t_s"]}
+            fields = {"session": session, "type": a["type"], "severity": a["severity"], "d": json.dumps(a)}
+            if "car" in a:
+                fields["car"] = a["car"]
+            self._pending.append((keys.ALERTS_STREAM, fields))
+        next_board, next_outline = self._due.get(uid, (0.0, 0.0))
+        t = st.session_time
+        if st.lap is None or not (crossings or alerts or t >= next_board):
+            return
+        self._due[uid] = (t + self.every, next_outline)
+        b = board(st, session, anchor, now)
+        outline, traces = None, None
+        if t >= next_outline:
+            outline = st.outline.points()
+            traces = {row["car"]: st.traces.of(int(row["car"])) for row in b["cars"]}
+            self._due[uid] = (t + self.every, t + OUTLINE_EVERY_S)
+        self._write(session, b, outline, traces, now)
+
+    def _write(self, session: str, b: dict, outline: dict | None, traces: dict | None, now: float) -> None:
+        try:
+            if self.client is None:
+                self.client = self.client_factory()
+            pipe = self.client.pipeline(transaction=False)
+            for stream, fields in self._pending:
+                pipe.xadd(stream, fields, maxlen=100_000, approximate=True)
+            pipe.sadd(keys.SESSIONS, session)
+            leader = b["cars"][0] if b["cars"] else {}
+            pipe.hset(keys.session_meta(session), mapping={
+                "lap": leader.get("laps", 0), "flag": leader.get("flag", "GF"), "updated_at": now,
+                "source": "f1-udp", "timing": "official", "track": f"F1 {b.get('track') or 'unknown track'}",
+                "session_kind": b.get("session_type") or ""})
+            pipe.set(keys.board(session), json.dumps(b))
+            for row in b["cars"]:
+                ik = keys.insight(session, row["car"])
+                pipe.hset(ik, mapping={"timing": json.dumps(row), "updated_at": now})
+                pipe.expire(ik, INSIGHT_TTL_S)
+            if outline is not None:
+                pipe.set(keys.f1_outline(session), json.dumps(outline))
+            if traces:
+                pipe.hset(keys.f1_traces(session), mapping={car: json.dumps(v) for car, v in traces.items() if v})
+            pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
+                "type": "insight.generated", "timestamp": now,
+                "data": {"session": session, "lap": leader.get("laps", 0), "kind": "timing"}}))
+            pipe.execute()
+            self._pending.clear()
+        except (redis.RedisError, OSError) as exc:
+            self.client = None
+            self.ingest.counters.add(f"errors:redis f1 board {type(exc).__name__}")
+            log.warning("f1: board/crossings not written (%s); %d entries kept for the next try", exc,
+                        len(self._pending))

@@ -1,0 +1,113 @@
+"""Deep links and following a car (issue 15 items 1 and 3), in headless Chromium against a real
+`pitwall web`, a real redis-server and Barber race 1 replayed through the real timing stage.
+
+The car asked for is never the leader: a test that opens the leader cannot tell a deep link from
+the default. Each check is made when the page first shows the car and again after the live feed's
+next updates (a replayed lap), which once reset the pickers to the leader.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from engine import keys
+from tests.test_browser_pages import SESSION, LiveRace, open_page, severe
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def race(redis_server, grcup, tmp_path_factory):
+    live = LiveRace(redis_server.url, grcup, tmp_path_factory.mktemp("web") / "web.log")
+    live.advance(5)
+    yield live
+    live.close()
+
+
+def running_order(race) -> list[str]:
+    return [str(c["car"]) for c in json.loads(race.r.get(keys.board(SESSION)))["cars"]]
+
+
+def picker_value(br, dropdown: str) -> str:
+    """The car a page's picker shows (Dash 4's dropdown renders the chosen label)."""
+    return br.driver.execute_script(
+        f"return document.querySelector('#{dropdown}')?.innerText || ''").strip()
+
+
+@pytest.mark.parametrize("path,status,picker", [
+    ("/car?car={car}", "#car-status", "car-car"),
+    ("/strategy?car={car}", "#st-status", "st-car"),
+    ("/driver?car={car}", "#dr-status", "dr-car"),
+])
+def test_a_deep_link_opens_the_car_asked_for_not_the_leader(dash_br, race, path, status, picker, screenshots):
+    order = running_order(race)
+    car = order[len(order) // 2]          # mid-field, never the leader
+    assert car != order[0]
+    open_page(dash_br, race, path.format(car=car) + f"&session={SESSION}")
+    dash_br.wait_for_text_to_equal("#feed-badge", "● LIVE", timeout=20)
+    dash_br.wait_for_contains_text(status, f"#{car}", timeout=20)
+    assert f"#{car}" in picker_value(dash_br, picker)
+    before = race.leader_laps()
+    race.advance(1)                       # the live feed pushes the new lap to the page
+    dash_br.wait_for_contains_text("#session", f"lap {before + 1}", timeout=20)
+    time.sleep(1.5)
+    assert dash_br.find_element(status).text.startswith(f"#{car}"), dash_br.find_element(status).text
+    assert f"#{car}" in picker_value(dash_br, picker)
+    assert f"car={car}" in dash_br.driver.current_url
+    assert not severe(dash_br)
+
+
+def test_followed_car_is_highlighted_survives_a_reload_and_the_nav_links_carry_it(dash_br, race, screenshots):
+    order = running_order(race)
+    car = order[3]                        # P4
+    open_page(dash_br, race, "/")
+    dash_br.wait_for_element("#timing-tower tbody tr", timeout=20)
+    assert not dash_br.find_elements("#timing-tower tr.followed"), "nobody followed yet"
+    dash_br.select_dcc_dropdown("#follow-car", f"P4 · #{car}")
+    until = time.monotonic() + 10
+    while f"car={car}" not in dash_br.driver.current_url and time.monotonic() < until:
+        time.sleep(0.1)
+    assert f"car={car}" in dash_br.driver.current_url, "the followed car is in the address"
+    dash_br.wait_for_element(f"#tower-car-{car}.followed", timeout=10)
+    assert len(dash_br.find_elements("#timing-tower tr.followed")) == 1
+    dash_br.driver.save_screenshot(str(screenshots / "follow_tower.png"))
+
+    dash_br.driver.refresh()
+    dash_br.wait_for_element(f"#tower-car-{car}.followed", timeout=20)
+    assert f"#{car}" in picker_value(dash_br, "follow-car"), "the selector shows the followed car after a reload"
+
+    for name, status in (("Car detail", "#car-status"), ("Strategy", "#st-status"), ("Driver", "#dr-status")):
+        link = next(a for a in dash_br.find_elements(".navbar a.nav-link") if a.text == name)
+        assert f"car={car}" in link.get_attribute("href"), f"{name} link carries the followed car"
+        link.click()
+        dash_br.wait_for_contains_text(status, f"#{car}", timeout=20)
+        assert f"car={car}" in dash_br.driver.current_url
+
+    # the map rings the followed car
+    next(a for a in dash_br.find_elements(".navbar a.nav-link") if a.text == "Track map").click()
+    dash_br.wait_for_element("#map-graph .scatterlayer .trace:nth-child(3) .point", timeout=20)
+    widths = dash_br.driver.execute_script(
+        "const d = document.getElementById('map-graph').querySelector('.js-plotly-plot').data[2];"
+        "return [d.customdata, d.marker.line.width];")
+    ringed = [c for c, w in zip(*widths) if w > 2]
+    assert ringed == [car], ringed
+    assert not severe(dash_br)
+
+
+def test_picking_a_car_on_the_car_page_follows_it(dash_br, race):
+    order = running_order(race)
+    first, second = order[5], order[9]
+    open_page(dash_br, race, f"/car?car={first}")
+    dash_br.wait_for_contains_text("#car-status", f"#{first}", timeout=20)
+    dash_br.select_dcc_dropdown("#car-car", f"P10 · #{second}")
+    dash_br.wait_for_contains_text("#car-status", f"#{second}", timeout=20)
+    until = time.monotonic() + 10
+    while f"car={second}" not in dash_br.driver.current_url and time.monotonic() < until:
+        time.sleep(0.1)
+    assert f"car={second}" in dash_br.driver.current_url
+    assert f"#{second}" in picker_value(dash_br, "follow-car")
+    dash_br.driver.refresh()
+    dash_br.wait_for_contains_text("#car-status", f"#{second}", timeout=20)
