@@ -35,15 +35,16 @@ from numba import njit
 
 from engine.strategy.kernel_inputs import (GREEN, SC, Draws, Out, Params, PlanArrays, Saved, Start, Work, loop,
                                           saved, work)
-from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, mark_late,
-                                       out_lap_resort, passing_walk, retirements, sc_ghost)
+from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, out_lap_resort,
+                                       passing_walk, retirements)
+from engine.strategy.sc_steps import mark_late, sc_ghost, sc_laps_left
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
-# stale compiled code. This digest of kernel_inputs.py + lap_steps.py (tests/test_strategy_kernel.py
+# stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "3049cbc10e823dc6"
+STEPS_DIGEST = "b40d02cdf2cd4dea"
 
 
 @loop
@@ -193,10 +194,10 @@ def save(w: Work, sv: Saved, k: int, n: int, next_ret: int, n_late: int, ghost_s
     for c in range(w.t.size):
         si[0, c], si[1, c], si[2, c], si[3, c] = w.order[c], w.prev_order[c], w.prev_slot[c], w.stops[c]
         si[4, c], si[5, c], si[6, c], si[7, c] = w.out_m[c], w.duel_lap[c], w.stop_lap[c], w.ret_lap[c]
-        si[8, c] = w.ret_slot[c]
+        si[8, c], si[9, c] = w.ret_slot[c], w.late[c]
         sf[0, c], sf[1, c], sf[2, c], sf[3, c] = w.t[c], w.lt[c], w.raw[c], w.pol[c]
         sf[4, c], sf[5, c], sf[6, c], sf[7, c] = w.age[c], w.k0[c], w.k1[c], w.key[c]
-        sb[0, c], sb[1, c], sb[2, c], sb[3, c] = w.cold[c], w.cau_pitted[c], w.alive[c], w.late[c]
+        sb[0, c], sb[1, c], sb[2, c] = w.cold[c], w.cau_pitted[c], w.alive[c]
     sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] = n, next_ret, n_late, ghost_set
     sv.ghost[k] = ghost
 
@@ -208,10 +209,10 @@ def restore(w: Work, sv: Saved, k: int) -> tuple:
     for c in range(w.t.size):
         w.order[c], w.prev_order[c], w.prev_slot[c], w.stops[c] = si[0, c], si[1, c], si[2, c], si[3, c]
         w.out_m[c], w.duel_lap[c], w.stop_lap[c], w.ret_lap[c] = si[4, c], si[5, c], si[6, c], si[7, c]
-        w.ret_slot[c] = si[8, c]
+        w.ret_slot[c], w.late[c] = si[8, c], si[9, c]
         w.t[c], w.lt[c], w.raw[c], w.pol[c] = sf[0, c], sf[1, c], sf[2, c], sf[3, c]
         w.age[c], w.k0[c], w.k1[c], w.key[c] = sf[4, c], sf[5, c], sf[6, c], sf[7, c]
-        w.cold[c], w.cau_pitted[c], w.alive[c], w.late[c] = sb[0, c], sb[1, c], sb[2, c], sb[3, c]
+        w.cold[c], w.cau_pitted[c], w.alive[c] = sb[0, c], sb[1, c], sb[2, c]
     return sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] != 0, sv.ghost[k]
 
 
@@ -265,24 +266,26 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                     if has_out:
                         out_lap_resort(w, d, p, r, lap, fl, n)
                     lap_times(w, d, p, r, lap, fl, fc, n, has_out)
-                    sc_last = fl == SC and (lap == L - 1 or d.flag[r, lap + 1] != SC)
+                    sc_left = sc_laps_left(d.flag, r, lap, L) if fl == SC and ghost_mode else L   # SC laps after
                     if fl == SC and ghost_mode and not ghost_set:
                         n_late = mark_late(w, d, r, lap, n)
+                    sc_soon = fl == GREEN and ((lap + 1 < L and d.flag[r, lap + 1] == SC)
+                                               or (ghost_mode and lap + 2 < L and d.flag[r, lap + 2] == SC))
                     # caution_blend and in_lap_resort are called only where they can act (each checks it in
                     # full): a step's call passes its named tuples field by field and costs on every lap.
-                    if fl != GREEN or (lap + 1 < L and d.flag[r, lap + 1] == SC):
-                        overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n, sc_last and n_late > 0)
+                    if fl != GREEN or sc_soon:
+                        overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n, sc_left if n_late > 0 else L)
                     else:
                         overtake_ok, gap = True, p.gap
                     if fl == SC and ghost_mode and (ghost_set or n_late > 0):
-                        ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_last)
+                        ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_left)
                     if lap == next_ret or (timed_ret and lap < next_ret):
                         n, next_ret = retirements(w, d, p, r, lap, n, L)
                     late_mode = 0                 # passing with cars under the SC in their own race time
-                    if ghost_mode and fl == GREEN and lap + 1 < L and d.flag[r, lap + 1] == SC:
+                    if ghost_mode and sc_soon:
                         late_mode = 1
-                    elif ghost_mode and sc_last and n_late > 0:
-                        late_mode = 2
+                    elif ghost_mode and fl == SC and n_late > 0 and sc_left < 2:
+                        late_mode = 2 + sc_left
                     # the hot walk takes plain arrays: measurably faster than reading them from w, st, p.
                     passing_walk(w.t, w.order, w.lt, w.raw, w.duel_lap, st.bias, st.team, st.teamorder, p.duel,
                                  p.loser, p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap, w.late,

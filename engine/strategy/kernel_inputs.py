@@ -118,7 +118,7 @@ class Work(NamedTuple):
     ret_lap: np.ndarray
     ret_slot: np.ndarray
     key: np.ndarray
-    late: np.ndarray        # on an SC: the car was still on its previous lap when the SC came out
+    late: np.ndarray        # on an SC: laps (0-2) the car was behind when it came out (sc_steps.py)
 
 
 @njit(cache=True, nogil=True)
@@ -128,12 +128,12 @@ def work(C: int) -> Work:
     return Work(np.empty(C, i8), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.empty(C), np.empty(C),
                 np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, np.bool_))
+                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, i8))
 
 
 class Saved(NamedTuple):
     """A race's state kept before a lap's in-lap step, one slot per strategy that resumes from it:
-    Work's integer, float and bool arrays (S, 9 / 8 / 4, C) and the lap loop's scalars."""
+    Work's integer, float and bool arrays (S, 10 / 8 / 3, C) and the lap loop's scalars."""
 
     ints: np.ndarray
     floats: np.ndarray
@@ -145,5 +145,5 @@ class Saved(NamedTuple):
 @njit(cache=True, nogil=True)
 def saved(S: int, C: int) -> Saved:
     """Slots for S strategies' kept states."""
-    return Saved(np.empty((S, 9, C), np.int64), np.empty((S, 8, C)), np.empty((S, 4, C), np.bool_),
+    return Saved(np.empty((S, 10, C), np.int64), np.empty((S, 8, C)), np.empty((S, 3, C), np.bool_),
                  np.empty((S, 4), np.int64), np.empty(S))
