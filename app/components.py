@@ -120,7 +120,7 @@ def tyre_cell(tyre: dict | None, corner: str | None, w: float | None, wear_cls: 
                 f"source: {views.corner_source(tyre)}")
     st = views.pace_state(tyre)
     if st is not None:
-        return (f"{float(st['loss_vs_fresh_s']):+.2f} s", "wear-pace",
+        return (views.loss_text(st), "wear-pace",
                 f"{views.pace_words(tyre)}; {views.pace_detail(tyre)}; no corner wear: no telemetry from this car")
     return "–", "wear-none", "no tyre model output yet"
 
@@ -174,7 +174,7 @@ def pace_card(tyre: dict | None) -> dbc.Card:
                         className="gauge", id="tyre-pace")
     return dbc.Card(dbc.CardBody([
         html.Div(f"Tyre state · {views.PACE_SOURCE}", className="gauge-corner", title=views.pace_detail(tyre)),
-        html.Div(f"{float(st['loss_vs_fresh_s']):+.2f} s", className="gauge-value",
+        html.Div(views.loss_text(st), className="gauge-value",
                  title="loss vs fresh tyres (estimated): the car's own degradation rate beyond the field's "
                        "x laps on these tyres"),
         html.Div(views.pace_words(tyre), className="pace-words"),

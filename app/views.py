@@ -63,6 +63,11 @@ def pace_state(tyre: dict | None) -> dict | None:
 PACE_SOURCE = "estimated from the car's lap times"
 
 
+def loss_text(st: dict) -> str:
+    """The tyre state's loss vs fresh tyres as every view prints it: '+0.42 s' (never '-0.00 s')."""
+    return f"{round(float(st['loss_vs_fresh_s']), 2) + 0.0:+.2f} s"
+
+
 def pace_words(tyre: dict | None) -> str:
     """'loss vs fresh tyres +0.42 s, +0.030 s/lap (estimated from the car's lap times)', '' without a
     pace state: the one wording of the tyre state's loss on every view (engine.tyre.explain)."""
@@ -72,7 +77,7 @@ def pace_words(tyre: dict | None) -> str:
     if st is None:
         return ""
     rate = _num(st.get("deg_rate_s_per_lap"))
-    return (f"{LOSS_VS_FRESH} {float(st['loss_vs_fresh_s']):+.2f} s"
+    return (f"{LOSS_VS_FRESH} {loss_text(st)}"
             + ("" if rate is None else f", {rate:+.3f} s/lap") + f" ({PACE_SOURCE})")
 
 

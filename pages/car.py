@@ -79,8 +79,9 @@ def refresh_car(car, feed, _poll, session, shown) -> tuple:
     rs = views.reasons(tyre)
     reasons = [html.H6("Why (radio-ready)", title="The model's three largest contributions, in words")] + (
         [html.Ol([html.Li(r, className="reason") for r in rs]),
-         html.Div(f"Lap times are measured, against the {REFERENCE_PACE}; \"model\" in brackets: the tyre model's "
-                  "contribution to the next lap (modelled). The tyre state's loss vs fresh tyres is another figure.",
+         html.Div(f"Lap-time figures are measured against the car's {REFERENCE_PACE}; \"model\" in brackets: the "
+                  "tyre model's contribution to the next lap (modelled). The tyre state's loss vs fresh tyres is "
+                  "another figure.",
                   className="small text-secondary", id="car-reasons-key")]
         if rs else [components.no_output("tyre model", "reasons appear with the tyre model's first prediction")])
     wf = components.wear_figure(history)

@@ -71,7 +71,7 @@ def refresh_tower(feed, _poll, session, search, shown) -> tuple:
     meta = data.meta(session)
     length, _tip = views.race_length(meta)
     status = (f"{session} · lap {leader.get('laps', 0)}{length} · flag {leader.get('flag', '')}"
-              f" · {len(cars)} cars")
+              f" · {len(cars)} cars") + (f" · {board['race_control']}" if board.get("race_control") else "")
     alerts = alert_items(data.alerts(session, 8))
     followed = follow.followed_car(search)
     marks = [follow.is_followed(c["car"], followed) for c in cars]

@@ -96,3 +96,9 @@ def test_a_timed_race_shows_the_expected_flag_lap_never_the_recordings_lap_count
     assert "27" not in views.race_length({**meta, "laps_expected": None})[0]      # before the first call
     assert views.race_length({"total_laps": "52"})[0] == "/52"                     # a scheduled lap count
     assert views.race_length({}) == ("", "")
+
+
+def test_a_loss_that_rounds_to_nothing_is_not_negative():
+    st = {"tyre_state": {"source": "pace", "loss_vs_fresh_s": -0.004, "deg_rate_s_per_lap": -0.0003}}
+    assert views.loss_text(st["tyre_state"]) == "+0.00 s"
+    assert views.pace_words(st).startswith("loss vs fresh tyres +0.00 s")

@@ -109,7 +109,41 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
         out.append(row)
     if not race:
         _gaps_by_best(out)
+    if st.classification:
+        out = _classified(out, st.classification)
     return mark_sectors(out)
+
+
+def _classified(out: list[dict], classification: list[dict]) -> list[dict]:
+    """After the Final Classification: its order, laps, best laps and result are the result."""
+    by_car = {r["car"]: r for r in out}
+    rows = []
+    for fc in sorted(classification, key=lambda c: c["position"]):
+        row = dict(by_car.get(fc["car"]) or {"car": fc["car"], "last_sectors": [None] * 3, "best_sectors": [None] * 3,
+                                             "gap_laps": 0, "interval_laps": 0, "f1": {}})
+        row.update(position=fc["position"], laps=fc["laps"], best_lap_s=_s(fc["best_lap_ms"]), pits=fc["pit_stops"],
+                   final=True)
+        row["f1"] = {**row.get("f1", {}), "result_status": fc["result_status"], "penalties_s": fc["penalties_s"],
+                     "total_race_time_s": round(fc["total_race_time_s"], 3)}
+        rows.append(row)
+    return rows
+
+
+def race_control(st: F1Session) -> str:
+    """Safety car / VSC and the game's pit window for the player, as the status line says them."""
+    s = st.session
+    parts = []
+    if s.get("safety_car"):
+        parts.append(f"{names.SAFETY_CAR.get(s['safety_car'], 'SC')} (game)")
+    pit = s.get("pit_window")
+    if pit and pit[0]:
+        parts.append(f"game's pit window for the player: ideal lap {pit[0]}, latest lap {pit[1]}, "
+                     f"rejoins P{pit[2]}")
+    elif pit is not None:
+        parts.append("game's pit window: none given")
+    if st.classification:
+        parts.append("final classification (game)")
+    return " · ".join(parts)
 
 
 def _gaps_by_best(out: list[dict]) -> None:
@@ -133,4 +167,4 @@ def board(st: F1Session, session: str, anchor: float, now: float) -> dict:
             "safety_car": names.SAFETY_CAR.get(s.get("safety_car", 0), "") if s else "",
             "track": names.word(names.TRACKS, s["track_id"]) if s else None,
             "total_laps": s.get("total_laps"), "player": str(st.player) if st.player < 255 else None,
-            "classification": st.classification}
+            "classification": st.classification, "race_control": race_control(st)}

@@ -13,7 +13,7 @@ from engine.f1 import names
 from engine.f1.layouts import (CAR_DAMAGE, CAR_STATUS, CAR_TELEMETRY, EVENT, FINAL_CLASSIFICATION, LAP_DATA,
                                MOTION, PARTICIPANTS, SESSION, SESSION_HISTORY)
 from engine.f1.lapdata import LapTracker
-from engine.f1.events import describe
+from engine.f1.events import describe, driver
 from engine.f1.traces import CarTraces
 
 OUTLINE_BIN_M = 10.0      # the outline from the cars' traces: one point per 10 m of lap distance
@@ -100,14 +100,14 @@ class F1Session:
                             "total_laps": int(s["total_laps"]), "session_type": int(s["session_type"]),
                             "safety_car": int(s["safety_car_status"]), "weather": int(s["weather"]),
                             "air_temp": int(s["air_temperature"]), "track_temp": int(s["track_temperature"]),
-                            "time_left_s": int(s["session_time_left"])}
+                            "time_left_s": int(s["session_time_left"]), "pit_window": pkt.pit_window}
             self.outline.length_m = self.traces.length_m = float(s["track_length"])
         elif pid == SESSION_HISTORY and pkt.history is not None:
             self.history[int(pkt.history["car_idx"])] = pkt.history.copy()
         elif pid == EVENT and pkt.event is not None:
             alert = describe(pkt.event[0], pkt.event[1], self.participants, self.packet_format)
             if alert is not None:
-                alerts.append({**alert, "t_s": round(t, 3)})
+                alerts.append(alert)
         elif pid == FINAL_CLASSIFICATION and pkt.cars is not None:
             c = pkt.cars
             self.classification = [
@@ -116,6 +116,11 @@ class F1Session:
                  "result_status": names.word(names.RESULT_STATUS, c["result_status"][i]),
                  "pit_stops": int(c["num_pit_stops"][i]), "penalties_s": int(c["penalties_time"][i])}
                 for i in np.flatnonzero(c["position"] > 0)]
+            winner = min(self.classification, key=lambda r: r["position"], default=None)
+            if winner is not None:
+                alerts.append({"type": "f1.final_classification", "severity": "info", "car": winner["car"],
+                               "message": "Final classification: P1 "
+                               f"{driver(self.participants, int(winner['car']), self.packet_format)}"})
         elif pkt.cars is not None:
             target = {PARTICIPANTS: "participants", CAR_STATUS: "status", CAR_DAMAGE: "damage",
                       MOTION: "motion", CAR_TELEMETRY: "telemetry"}.get(pid)
@@ -125,6 +130,10 @@ class F1Session:
                 self.traces.add(self.lap["current_lap_num"], self.lap["lap_distance"].astype(float), pkt.cars)
         self.counts[str(pid)] = self.counts.get(str(pid), 0) + 1
         self.packets += 1
+        for a in alerts:
+            a["t_s"] = round(t, 3)
+            if "lap" not in a and "car" in a and self.lap is not None and int(a["car"]) < len(self.lap):
+                a["lap"] = int(self.lap["current_lap_num"][int(a["car"])])      # the lap the car is on
         return crossings, alerts
 
     def best_ms(self, car: int) -> tuple[int | None, list[int | None]]:

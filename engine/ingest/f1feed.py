@@ -100,8 +100,9 @@ class F1Feed:
                 pipe.expire(ik, INSIGHT_TTL_S)
             if outline is not None:
                 pipe.set(keys.f1_outline(session), json.dumps(outline))
+            traces = {car: json.dumps(v) for car, v in (traces or {}).items() if v}
             if traces:
-                pipe.hset(keys.f1_traces(session), mapping={car: json.dumps(v) for car, v in traces.items() if v})
+                pipe.hset(keys.f1_traces(session), mapping=traces)
             pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
                 "type": "insight.generated", "timestamp": now,
                 "data": {"session": session, "lap": leader.get("laps", 0), "kind": "timing"}}))

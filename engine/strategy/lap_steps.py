@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Work, step
+from engine.strategy.sc_steps import sc_first_hold, sc_lag
 
 
 @step
@@ -123,41 +124,35 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
 
 @step
 def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int,
-                  last: bool) -> tuple[bool, float]:
+                  sc_left: int) -> tuple[bool, float]:
     """Step 3a: the lap's caution part at the FCY lap (a floor, gaps frozen) or each lap x its
     multiplier; returns (overtaking allowed, minimum gap). On a caution's first lap with a start
     race time, each car's part is placed by its own race time (TUMFTM: a car that began the lap
-    after the start runs it all under the caution, one that ended it before runs it green). On an
-    SC's last lap a late car (`mark_late`) is out of it already: its lap is green."""
+    after the start runs it all under the caution, one that ended it before runs it green). With
+    TUMFTM's SC the two laps before its first are where a car one or two laps behind meets it
+    (`sc_lag`); a late car is out of it `w.late` laps before the others (sc_left: SC laps after
+    this one)."""
     overtake_ok = True
     gap = p.gap
-    order, lt, t = w.order, w.lt, w.t
+    order, lt = w.order, w.lt
     if fl == GREEN:
-        if p.fcy_lap > 0.0 and lap + 1 < d.flag.shape[1] and d.flag[r, lap + 1] == SC:
-            start = d.c_start[r, lap + 1]        # the SC comes out before this car ends its lap
-            ghost = p.sc_bunches and p.sc_lap > 0.0
-            for i in range(n):
-                c = order[i]
-                after = min((t[c] + lt[c] - start) / lt[c], 1.0)
-                w.late[c] = ghost and after > 0.0      # under the SC already: no passing (passing_walk)
-                if after > 0.0:
-                    slow = (1.0 - after) * lt[c] + after * p.fcy_lap
-                    if lt[c] < slow:
-                        lt[c] = slow
-                    if ghost:
-                        sc_first_hold(lt, t, c, i, start, p.gap_sc)
+        L = d.flag.shape[1]
+        if p.fcy_lap > 0.0 and lap + 1 < L and d.flag[r, lap + 1] == SC:
+            sc_lag(w, d, p, r, lap, n, 1)
+        elif p.fcy_lap > 0.0 and p.sc_bunches and p.sc_lap > 0.0 and lap + 2 < L and d.flag[r, lap + 2] == SC:
+            sc_lag(w, d, p, r, lap, n, 2)
         return overtake_ok, gap
     start = d.c_start[r, lap]
     per_car = not np.isnan(start)
     end = d.c_to[r, lap]
     if p.fcy_lap > 0.0:
         fcy_lap = p.fcy_lap
-        late = w.late
+        late, t = w.late, w.t
         ghost = p.sc_bunches and p.sc_lap > 0.0
         for i in range(n):
             c = order[i]
-            if last and late[c]:
-                continue
+            if sc_left < late[c]:
+                continue                  # its SC ended in its own race time
             f = fc
             hold = False
             if per_car:
@@ -184,59 +179,6 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
             lt[order[0]] *= p.mult_sc
         gap = p.gap_sc
     return overtake_ok, gap
-
-
-@step
-def sc_first_hold(lt: np.ndarray, t: np.ndarray, c: int, i: int, start: float, gap_sc: float) -> None:
-    """On the lap the SC comes out in a car's own race time, TUMFTM's ghost is the SC at its start:
-    the car in position i+1 ends the lap no earlier than the start + (i+1) x the SC gap."""
-    need = start + (i + 1) * gap_sc - t[c]
-    if lt[c] < need:
-        lt[c] = need
-
-
-@step
-def mark_late(w: Work, d: Draws, r: int, lap: int, n: int) -> int:
-    """On an SC's first lap: the cars that were still on their previous lap when it came out (their
-    race time at the line is past its start). TUMFTM starts such a car's SC ghost a lap earlier, so
-    it runs one SC lap behind the others. Returns how many there are."""
-    order, t, late = w.order, w.t, w.late
-    start = d.c_start[r, lap]
-    k = 0
-    for i in range(n):
-        c = order[i]
-        late[c] = not np.isnan(start) and t[c] > start
-        k += late[c]
-    return k
-
-
-@step
-def sc_ghost(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ghost: float, ghost_set: bool,
-             last: bool) -> float:
-    """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
-    position P may not be ahead of it + P x the SC gap (a late car: one SC lap more, from the SC's
-    first lap, and free on its last). Returns the ghost's new race time."""
-    order, lt, t, late = w.order, w.lt, w.t, w.late
-    gap_sc, sc_lap = p.gap_sc, p.sc_lap
-    if ghost_set:
-        ghost += sc_lap
-    line = d.sc_line[r, lap]
-    for i in range(n):
-        c = order[i]
-        if late[c]:
-            if last:
-                continue
-            g = (ghost if ghost_set else line) + sc_lap
-            if np.isnan(g):
-                continue
-        elif ghost_set:
-            g = ghost
-        else:
-            continue
-        need = g + (i + 1) * gap_sc - t[c]
-        if lt[c] < need:
-            lt[c] = need
-    return ghost
 
 
 @step
@@ -273,8 +215,8 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
                  late: np.ndarray, late_mode: int) -> None:
     """Step 5: the walk from the front on the race times at the line, repeated until nobody moves. A
     pair may pass only if neither car is under the SC in its own race time (TUMFTM's per-car
-    overtake_allowed): late_mode 1, the lap before the SC's first, the late cars are under it already;
-    late_mode 2, the SC's last lap, only the late cars are out of it."""
+    overtake_allowed): late_mode 1, the laps before the SC's first, the late cars are under it already;
+    late_mode 2 + k, k SC laps left, only the cars late by more than k are out of it."""
     for i in range(n):
         c = order[i]
         t[c] += lt[c]
@@ -290,9 +232,9 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
                 continue
             ok = overtake_ok
             if late_mode == 1:
-                ok = overtake_ok and not late[a] and not late[b]
-            elif late_mode == 2:
-                ok = late[a] and late[b]
+                ok = overtake_ok and late[a] == 0 and late[b] == 0
+            elif late_mode >= 2:
+                ok = late[a] > late_mode - 2 and late[b] > late_mode - 2
             if ok:
                 if duel_when_held:
                     if duel_lap[a] != lap:

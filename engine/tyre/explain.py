@@ -22,8 +22,8 @@ MAX_CHARS = 80
 TOP = 3
 # The words every view uses: the tyre state's loss (its only name), and what the reasons' reference is.
 LOSS_VS_FRESH = "loss vs fresh tyres"
-REFERENCE_PACE = (f"own reference pace: the median of the car's first {REFERENCE_LAPS} clean laps, "
-                  f"fuel-corrected at an assumed {FUEL_S_PER_LAP:g} s/lap (measured lap times)")
+REFERENCE_PACE = (f"own reference pace (the median of its first {REFERENCE_LAPS} clean laps, "
+                  f"fuel-corrected at an assumed {FUEL_S_PER_LAP:g} s/lap)")
 
 
 def contributions(model: TyreModel, X: np.ndarray) -> np.ndarray:
