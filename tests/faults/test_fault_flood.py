@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
-import signal
 import socket
 import struct
 import subprocess
@@ -74,16 +72,6 @@ HTTP_BAD = [  # (reason class, body, content type)
     ("datagram.truncated", GOOD[:-3], "application/octet-stream"),
     ("n_points.range", GOOD[:4] + struct.pack("<H", 60000) + GOOD[6:], "application/octet-stream"),
 ]
-
-
-def stop(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        os.killpg(p.pid, signal.SIGTERM)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 def test_a_flood_of_malformed_input_beside_the_real_feed_loses_nothing(redis_server, tmp_path, procs, wait_for):
@@ -174,7 +162,7 @@ def test_a_flood_of_malformed_input_beside_the_real_feed_loses_nothing(redis_ser
         alive = engine.poll() is None
     finally:
         done.set()
-        stop(engine)
+        procs.stop_group(engine)
         commands.stop(web)
     n_bad = sum(sent_bad.values())
     print(f"real feed: {sink.datagrams} datagrams, {points['n']} points in {wall:.1f} s; flood: {n_bad} bad UDP "

@@ -19,7 +19,6 @@ What is lost, against a clean run of the same path:
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -61,16 +60,6 @@ def start_engine(url: str, udp_port: int, log_path, procs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "ingest", "--role", "process"],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"),
                             start_new_session=True)
-
-
-def stop(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        os.killpg(p.pid, signal.SIGTERM)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 def records(r) -> dict:
@@ -130,7 +119,7 @@ def run(race, tmp, procs, wait_for, fsync: str, kill: bool, speed: float) -> dic
         out["points"] = telemetry_points(r)
         out["sent"] = sink.datagrams
     finally:
-        stop(engine)
+        procs.stop_group(engine)
         redis_proc.kill()
         redis_proc.wait(5)
     return out
