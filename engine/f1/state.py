@@ -17,6 +17,7 @@ from engine.f1.events import describe, driver
 from engine.f1.traces import CarTraces
 
 OUTLINE_BIN_M = 10.0      # the outline from the cars' traces: one point per 10 m of lap distance
+REWIND_S = 0.5            # sessionTime back by more than this: a flashback (as engine.ingest.f1udp counts it)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class F1Session:
     traces: CarTraces = field(default_factory=CarTraces)
     counts: dict[str, int] = field(default_factory=dict)
     packets: int = 0                                # packets folded in so far
+    flashbacks: int = 0
 
     def feed(self, pkt) -> tuple[list[dict], list[dict]]:
         """Take one decoded packet (engine.ingest.f1udp.Packet); return (crossings, alerts)."""
@@ -82,7 +84,9 @@ class F1Session:
         self.packet_format = int(h["packet_format"])
         self.player, self.second_player = int(h["player_car_index"]), int(h["secondary_player_car_index"])
         t = float(h["session_time"])
-        self.session_time = max(self.session_time, t)
+        if t < self.session_time - REWIND_S:
+            self.flashbacks += 1           # the game went back in time: laps already timed stay as they were
+        self.session_time = t
         crossings: list[dict] = []
         alerts: list[dict] = []
         if pid == LAP_DATA and pkt.cars is not None:

@@ -69,6 +69,8 @@ class F1Feed:
             self._pending.append((keys.ALERTS_STREAM, fields))
         next_board, next_outline = self._due.get(uid, (0.0, 0.0))
         t = st.session_time
+        if t < next_board - 2 * self.every:          # a flashback: the board follows the game back at once
+            next_board, next_outline = t, t
         if st.lap is None or not (crossings or alerts or t >= next_board):
             return
         self._due[uid] = (t + self.every, next_outline)
