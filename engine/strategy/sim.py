@@ -262,12 +262,12 @@ def rate_cautions(races: int, laps: int, cars: int, rng: np.random.Generator, *,
     return Cautions(flags, np.minimum(lap_of, laps).astype(np.int32))
 
 
-THREADS = int(os.environ.get("PITWALL_SIM_THREADS") or 1)   # threads a block's races are split over
+THREADS = int(os.environ.get("PITWALL_SIM_THREADS") or min(2, os.cpu_count() or 1))   # cores a call uses
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def _pool(n: int) -> ThreadPoolExecutor:
-    """One pool of n threads per process (the compiled kernel releases the GIL)."""
+    """One pool of n threads per process (the compiled kernel and numpy's bulk draws release the GIL)."""
     if n not in _POOLS:
         _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="sim")
     return _POOLS[n]
@@ -280,14 +280,22 @@ def simulate(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
              rng: np.random.Generator, from_start: bool = False, block: int | None = None,
              threads: int | None = None) -> Result:
     """Run every strategy over the same races (common random numbers) to the flag. The races are
-    simulated in blocks whose random draws stay in the CPU cache, each block's races split over
-    `threads` cores (default: numba's thread count; the results do not depend on it)."""
+    simulated in blocks whose random draws stay in the CPU cache, each block from its own child of
+    `rng`; the blocks (draws and lap loop) run on `threads` cores at once (default THREADS:
+    PITWALL_SIM_THREADS, else up to 2), a single block's races split over them. The results do not
+    depend on the thread count."""
     R = cautions.races
+    n = max(1, threads or THREADS)
     block = block or max(256, BLOCK_ELEMENTS // max(1, rules.laps_left * field.size))
     if R <= block:
-        return _simulate_block(field, rules, cautions, plans, rng, from_start, threads)
-    parts = [_simulate_block(field, rules, cautions.rows(a, a + block), plans, child, from_start, threads)
-             for a, child in zip(range(0, R, block), rng.spawn(-(-R // block)))]
+        return _simulate_block(field, rules, cautions, plans, rng, from_start, n)
+    starts = range(0, R, block)
+
+    def one(a: int, child: np.random.Generator) -> Result:
+        return _simulate_block(field, rules, cautions.rows(a, a + block), plans, child, from_start, 1)
+
+    children = rng.spawn(len(starts))
+    parts = list(_pool(n).map(one, starts, children)) if n > 1 else [one(a, c) for a, c in zip(starts, children)]
     return Result(field.cars, np.concatenate([p.position for p in parts], axis=1),
                   np.concatenate([p.race_time_s for p in parts], axis=1),
                   np.concatenate([p.retired for p in parts], axis=0),
@@ -358,7 +366,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                              np.ascontiguousarray(plans.next_k1, np.float64),
                              np.ascontiguousarray(plans.next_age, np.float64))
     out = kernel.Out(np.empty((S, R, C), np.int16), np.empty((S, R, C), f32), np.empty((S, R, C), np.int8))
-    n = max(1, min(threads or THREADS, R // 64 or 1))
+    n = max(1, min(threads or 1, R // 64 or 1))
     if n == 1:
         kernel.run(start, draws, params, plan, out, 0, R)
     else:
