@@ -86,7 +86,7 @@ def stop(proc: subprocess.Popen) -> None:
 def main(argv: list[str]) -> dict:
     """Replay a real race through the engine at the demo's speed and time its strategy calls."""
     from engine.redisserver import RedisServer, free_port
-    from engine.strategy import sim
+    from engine.strategy import sim as simulator
 
     p = argparse.ArgumentParser(prog="pitwall bench strategy_live")
     p.add_argument("--track", default="barber")
@@ -168,7 +168,7 @@ def main(argv: list[str]) -> dict:
         "simulate_ms_p50": round(statistics.median(sim), 1), "simulate_ms_p95": round(percentile(sim, 95), 1),
         "compute_ms_p50": round(statistics.median(c["compute_ms"] for c in calls), 1),
         "laps": [min(c["lap"] for c in calls), max(c["lap"] for c in calls)],
-        "engine_rss_peak_mb": rss, "threads": int(env.get("PITWALL_SIM_THREADS") or sim.THREADS),
+        "engine_rss_peak_mb": rss, "threads": int(env.get("PITWALL_SIM_THREADS") or simulator.THREADS),
         "track": args.track, "race": args.race, "speed": args.speed, "seconds": args.seconds,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
