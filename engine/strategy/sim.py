@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from engine.strategy import kernel
+from engine.strategy.draws import fisk, lap_noise, normal_f32
 
 GREEN, FCY, SC = 0, 1, 2
 FLAG_NAMES = {GREEN: "green", FCY: "FCY", SC: "SC"}
@@ -207,35 +208,6 @@ class Result:
     strategies: tuple[str, ...] = field(default_factory=tuple)
 
 
-_NORMAL_TABLE: np.ndarray | None = None
-
-
-def normal_f32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Standard normal float32 draws, five times cheaper than rng.standard_normal: the exact
-    quantiles of N(0, 1) at 65,536 equally likely levels, picked by a uniform 16-bit draw
-    (the tails are cut at +-4.3 sigma, a mass of 1.5e-5)."""
-    global _NORMAL_TABLE
-    if _NORMAL_TABLE is None:
-        from statistics import NormalDist
-        inv = NormalDist().inv_cdf
-        _NORMAL_TABLE = np.array([inv((i + 0.5) / 65536) for i in range(65536)], np.float32)
-    return np.take(_NORMAL_TABLE, rng.integers(0, 65536, size=shape, dtype=np.uint16))
-
-
-def fisk(u: np.ndarray, c: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Inverse CDF of the Fisk (log-logistic) distribution; c = 0 means no spread (0 s). Draws above
-    three times the distribution's mean are redrawn (TUMFTM's cap on a long tail), done exactly by
-    mapping u into the CDF below the cap; without a finite mean (c <= 1) the draw is clipped at 30 s."""
-    u = np.clip(u, 1e-6, 1 - 1e-6)
-    cc = np.where(c > 1, c, 2.0)
-    mean = loc + scale * (np.pi / cc) / np.sin(np.pi / cc)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        top = 1.0 / (1.0 + ((3 * mean - loc) / scale) ** -cc)          # CDF at the cap
-        u = np.where((c > 1) & (3 * mean > loc) & (scale > 0), u * top, u)
-        x = loc + scale * (u / (1 - u)) ** (1.0 / np.where(c > 0, c, 1.0))
-    return np.where(c > 0, np.clip(x, -2.0, 30.0), 0.0)
-
-
 def rate_cautions(races: int, laps: int, cars: int, rng: np.random.Generator, *,
                   start_per_lap: float, duration_pmf: np.ndarray, kind: int = SC,
                   retire_per_lap: np.ndarray | float = 0.0, current: int = GREEN,
@@ -323,13 +295,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     pit_u = rng.random((R, C, max_sets))
     standstill = (field.pit_extra_s[:, None] + fisk(pit_u, field.pit_var[:, 0, None],
                   field.pit_var[:, 1, None], field.pit_var[:, 2, None])).astype(f32)   # (R, C, M)
-    noise = normal_f32(rng, (R, L, C))
-    noise *= field.sigma_s.astype(f32)
-    if rules.incident_per_lap > 0 and rules.incident_loss_s:
-        hit = (rng.random((R, L, C), dtype=f32) < rules.incident_per_lap) & (cautions.flags == GREEN)[:, :, None]
-        r_i, l_i, c_i = np.nonzero(hit)
-        losses = np.asarray(rules.incident_loss_s, f32)
-        noise[r_i, l_i, c_i] += losses[rng.integers(0, losses.size, size=r_i.size)]
+    noise = lap_noise(rng, (R, L, C), field.sigma_s, cautions.flags, rules.incident_per_lap, rules.incident_loss_s)
     lap_no = rules.laps_done + 1 + np.arange(L)
     lap_add = (rules.fuel_start_s - rules.fuel_per_lap_s * (lap_no - 1)).astype(np.float64)
     if from_start:
