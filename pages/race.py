@@ -44,6 +44,11 @@ def layout(car: str | None = None, **_) -> html.Div:
                            inputClassName="ms-2", className="d-inline-block"),
         ], className="small mb-1", title="The gap chart's zero line"),
         dbc.Row([chart(n) for n in CHARTS], className="g-2"),
+        html.Details([
+            html.Summary("Live telemetry: the newest point of each car that sends it (measured by the car; "
+                         "age = arrival in this page minus the point's own timestamp)", className="small text-secondary"),
+            html.Div(id="race-telemetry"),   # filled by assets/telemetry.js, not by a callback
+        ], open=True, className="mt-1"),
         dcc.Store(id="race-shown"),
     ])
 

@@ -78,7 +78,7 @@ def test_the_replay_carries_the_race_clock_and_laps_left_never_come_from_the_rec
     assert int(r.hget(keys.session_meta(SESSION), "laps_expected")) == call["total_laps"]
 
 
-def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy):
+def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy, monkeypatch):
     tl, first_fcy, replay, stage = indy
     replay(first_fcy)                                               # every crossing under green
     green = {str(c): int(g["lap"].max()) for c, g in tl.crossings[tl.crossings["t"] < first_fcy].groupby("car")}
@@ -117,6 +117,24 @@ def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy):
     non_leader = rows[3]
     assert non_leader["Computed"].startswith(f"lap {green[non_leader['car']]},")
     assert non_leader["Yellow now"] in ("Pit", "Stay out") and "%" in non_leader["Places"]
+    # the strategy page's own callback, under the caution, shows those calls (the followed car bold)
+    from app import data
+    from app.server import create_server
+
+    monkeypatch.setattr(data, "client", lambda: r)
+    create_server()
+    import pages.garage
+    import pages.strategy
+
+    from test_tyre_words import in_callback          # a page callback as Dash calls it on a poll
+
+    shown = in_callback(pages.strategy.refresh_caution, car=non_leader["car"], _p=1, session=SESSION)
+    table = shown.children[1]
+    assert [row["Car"] for row in table.data] == [f"#{row['car']}" for row in board]
+    mine = next(row for row in table.data if row["car"] == non_leader["car"])
+    assert mine["Computed"].startswith(f"lap {green[non_leader['car']]},") and mine["Stay out"].startswith("P")
+    assert non_leader["car"] in str(table.style_data_conditional)
+    assert "garage-caution" in str(pages.garage.caution_table(board, insights, table_id="garage-caution", big=True))
 
 
 def test_the_forced_caution_starts_on_the_next_lap_and_lasts_as_the_track_model_says():

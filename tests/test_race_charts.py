@@ -134,3 +134,21 @@ def test_bad_rows_are_left_out_and_redeliveries_change_nothing():
     assert df[["car", "lap", "lap_time_s"]].values.tolist() == [["7", 1, 100.0]]
     empty = rs.race_charts([])
     assert all(len(t["x"]) == 0 for s in empty.values() for t in s["traces"])
+
+
+def test_a_mid_race_caution_is_shaded_and_does_not_move_the_axes(grcup):
+    """Indianapolis race 1: a full-course yellow on laps 11-14. The lap-time axis drawn at lap 10
+    holds through it (the charts keep extending) and the slow laps sit clipped on its edge."""
+    tl = load_race(gr.find_race(grcup, "indianapolis", 1), with_telemetry=False)
+    indy = [c for _t, c in sorted(crossing_events(tl), key=lambda e: e[0])]
+    before = rs.race_charts(upto(indy, 10))
+    held = {k: s["range"] for k, s in before.items()}
+    during = rs.race_charts(upto(indy, 14), None, held)
+    lap = during["laptime"]
+    assert lap["range"] == before["laptime"]["range"], "the caution did not rescale the lap times"
+    assert rf.extension(lap, rf.shown_record(before["laptime"], None), None), "extended, not redrawn"
+    shaded = next(t for t in lap["traces"] if t["kind"] == "caution")["x"]
+    assert set(range(11, 14)) <= set(shaded)
+    df = rs.laps_frame(upto(indy, 14))
+    slow = df[rs.caution(df) & df["lap"].between(12, 13)]["lap_time_s"]
+    assert (slow > lap["range"][1]).mean() > 0.5, "caution laps clipped at the top, not fitted"

@@ -162,7 +162,7 @@ def board(st: F1Session, session: str, anchor: float, now: float) -> dict:
     cars = rows(st, anchor)
     s = st.session
     return {"session": session, "updated_at": now, "source": "f1-game", "cars": cars,
-            "session_time": round(st.session_time, 3), "frame": st.frame, "packets": st.packets, "packet_format": st.packet_format,
+            "session_time": round(st.session_time, 3), "frame": st.frame, "packets": st.packets, "flashbacks": st.flashbacks, "packet_format": st.packet_format,
             "session_type": names.session_type(s.get("session_type", 0), st.packet_format or 2025) if s else None,
             "safety_car": names.SAFETY_CAR.get(s.get("safety_car", 0), "") if s else "",
             "track": names.word(names.TRACKS, s["track_id"]) if s else None,

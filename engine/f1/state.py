@@ -17,6 +17,7 @@ from engine.f1.events import describe, driver
 from engine.f1.traces import CarTraces
 
 OUTLINE_BIN_M = 10.0      # the outline from the cars' traces: one point per 10 m of lap distance
+REWIND_S = 0.5            # sessionTime back by more than this: a flashback (as engine.ingest.f1udp counts it)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class F1Session:
     traces: CarTraces = field(default_factory=CarTraces)
     counts: dict[str, int] = field(default_factory=dict)
     packets: int = 0                                # packets folded in so far
+    flashbacks: int = 0
 
     def feed(self, pkt) -> tuple[list[dict], list[dict]]:
         """Take one decoded packet (engine.ingest.f1udp.Packet); return (crossings, alerts)."""
@@ -82,7 +84,9 @@ class F1Session:
         self.packet_format = int(h["packet_format"])
         self.player, self.second_player = int(h["player_car_index"]), int(h["secondary_player_car_index"])
         t = float(h["session_time"])
-        self.session_time = max(self.session_time, t)
+        if t < self.session_time - REWIND_S:
+            self.flashbacks += 1           # the game went back in time: laps already timed stay as they were
+        self.session_time = t
         crossings: list[dict] = []
         alerts: list[dict] = []
         if pid == LAP_DATA and pkt.cars is not None:
@@ -132,9 +136,19 @@ class F1Session:
         self.packets += 1
         for a in alerts:
             a["t_s"] = round(t, 3)
-            if "lap" not in a and "car" in a and self.lap is not None and int(a["car"]) < len(self.lap):
-                a["lap"] = int(self.lap["current_lap_num"][int(a["car"])])      # the lap the car is on
+            if "lap" not in a:
+                a["lap"] = self._lap_of(a.get("car"))
         return crossings, alerts
+
+    def _lap_of(self, car: str | None) -> int:
+        """The lap a car is on (race-wide: the leader's), 0 before any Lap Data."""
+        if self.lap is None:
+            return 0
+        laps = self.lap["current_lap_num"]
+        if car is not None and car.isdigit() and int(car) < len(laps):
+            return int(laps[int(car)])
+        leader = np.flatnonzero(self.lap["car_position"] == 1)
+        return int(laps[leader[0]]) if len(leader) else int(laps.max(initial=0))
 
     def best_ms(self, car: int) -> tuple[int | None, list[int | None]]:
         """The car's best lap and best sectors (ms) from its Session History, if the game sent one."""

@@ -75,7 +75,7 @@ class Ingest:
     """The ingest path of one process. Thread-safe `submit*`; `start()` runs the writer thread."""
 
     def __init__(self, client_factory: Callable[[], redis.Redis], shards: int = 4, maxlen: int = 200_000,
-                 ring_size: int = 20_000, batch_points: int = 40, max_wait_s: float = 0.3,
+                 ring_size: int = 20_000, batch_points: int = 40, max_wait_s: float = 0.01,
                  name: str = "ingest", counters: Counters | None = None):
         self.client_factory = client_factory
         self.shards, self.maxlen = shards, maxlen

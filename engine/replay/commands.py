@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if is_f1_dump(args.path):
         result = play_f1(args.path, sink, speed=speed, client=client)
         print(f"replayed F1 capture {args.path}: {result['packets']} packets, {result['points']} points "
-              f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s")
+              f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s; "
+              f"{result['skipped']} records of other traffic skipped")
         return 0
     import json
 

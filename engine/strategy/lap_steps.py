@@ -73,7 +73,8 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
 @step
 def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, has_out: bool) -> None:
     """Step 2: lap times, with DRS in two halves: the gap at the line before and after the out-lap
-    re-sort (no DRS behind a car that was in the pit lane)."""
+    re-sort (no DRS behind a car that was in the pit lane). After an SC, a car whose own SC ended
+    k laps before the field's (`Work.late`) has DRS k laps earlier (TUMFTM's drs_act_lap per car)."""
     if fl == FCY:
         inc = 1.0 - fc * (1.0 - p.deg_fcy)
     elif fl == SC:
@@ -83,6 +84,10 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
     base_add = d.lap_add[lap]
     drs_on = drs_half != 0.0 and d.drs_ok[r, lap]
+    L = d.flag.shape[1]
+    drs_late = (drs_half != 0.0 and not drs_on and fl == GREEN and lap + 1 < L
+                and (d.drs_ok[r, lap + 1] or (lap + 2 < L and d.drs_ok[r, lap + 2])))
+    late = w.late
     order, t, lt, raw, age, k0, k1, cold = w.order, w.t, w.lt, w.raw, w.age, w.k0, w.k1, w.cold
     prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol
     pace, noise, first_add = d.pace, d.noise, d.first_add
@@ -98,7 +103,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         raw[c] = x
         if has_out:
             x += lt[c]
-        if drs_on:
+        if drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]]):
             if has_out:
                 js = prev_slot[c]
                 if js > 0:

@@ -152,7 +152,9 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         s_sd.append(perf["sigma"])
     grid = np.asarray(grid, float)
     teams = [race.drivers[c]["team"] for c in codes]
-    field = Field(codes, race_time_s=(grid - 1) * 1e-3, pace_s=np.array(pace), sigma_s=np.array(sigma),
+    # TUMFTM starts every car at race time 0 in grid order: a nanosecond a slot only orders them (a
+    # millisecond a slot changed lap-1 passes in a bunched field).
+    field = Field(codes, race_time_s=(grid - 1) * 1e-9, pace_s=np.array(pace), sigma_s=np.array(sigma),
                   tyre_age=np.array(age), deg_k0=np.array(k0), deg_k1=np.array(k1),
                   pit_extra_s=np.array(extra), pit_var=np.array(var), overtake_bias_s=np.array(bias),
                   start_loss_s=np.array(s_mean), start_sd_s=np.array(s_sd),

@@ -29,6 +29,7 @@ from engine.contracts import decode_batch
 from engine.laps.state import CarState, build_record, entry_key
 from engine.sources.tracks import Track, session_track
 from engine.stages.process.lapstore import LOST, STALE, LapStore, LapWrite
+from engine.stages.process.live import LivePoints
 from engine.stages.resets import ResetWatch
 
 log = logging.getLogger("engine.stages.process")
@@ -58,6 +59,7 @@ class ProcessStage:
         self.dropped: dict[str, int] = {}
         self.resets = ResetWatch(client)
         self.sessions_reset = 0
+        self.live = LivePoints()        # each car's newest point, for the live feed
 
     # --- per-car state ---------------------------------------------------------------------
     def _state(self, session: str, car: str) -> CarState:
@@ -135,6 +137,7 @@ class ProcessStage:
         for reason, n in st.dropped.items():
             self.dropped[reason] = self.dropped.get(reason, 0) + n - before.get(reason, 0)
         self.points += len(batch)
+        self.live.note(batch, entry_id)
         self.unacked[key].append(entry_id)
         if closed:
             records = [build_record(c, batch.session, batch.vehicle_id, track, weather) for c in closed]

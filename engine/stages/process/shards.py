@@ -99,6 +99,7 @@ class ShardConsumer(StageConsumer):
                 self._handle(stream, entry_id, fields)
                 n += 1
         self.flush()
+        self.stage.live.publish(self.client)
         return n
 
     def flush(self) -> None:
