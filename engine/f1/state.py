@@ -136,9 +136,19 @@ class F1Session:
         self.packets += 1
         for a in alerts:
             a["t_s"] = round(t, 3)
-            if "lap" not in a and "car" in a and self.lap is not None and int(a["car"]) < len(self.lap):
-                a["lap"] = int(self.lap["current_lap_num"][int(a["car"])])      # the lap the car is on
+            if "lap" not in a:
+                a["lap"] = self._lap_of(a.get("car"))
         return crossings, alerts
+
+    def _lap_of(self, car: str | None) -> int:
+        """The lap a car is on (race-wide: the leader's), 0 before any Lap Data."""
+        if self.lap is None:
+            return 0
+        laps = self.lap["current_lap_num"]
+        if car is not None and car.isdigit() and int(car) < len(laps):
+            return int(laps[int(car)])
+        leader = np.flatnonzero(self.lap["car_position"] == 1)
+        return int(laps[leader[0]]) if len(leader) else int(laps.max(initial=0))
 
     def best_ms(self, car: int) -> tuple[int | None, list[int | None]]:
         """The car's best lap and best sectors (ms) from its Session History, if the game sent one."""
