@@ -86,8 +86,12 @@ def car_choices(session: str | None, current: str | None, search: str | None = N
     """The car dropdown of a car page: the field in running order. The followed car of the address
     (?car=) wins when it is in the field, then the current choice (also while no board is there
     yet, so a ?car= link survives the first refresh), else the leader."""
-    cars = [str(c["car"]) for c in ((data.board(session) if session else None) or {}).get("cars", [])]
-    opts = [{"label": f"P{i + 1} · #{c}", "value": c} for i, c in enumerate(cars)]
+    rows = ((data.board(session) if session else None) or {}).get("cars", [])
+    cars = [str(c["car"]) for c in rows]
+    # F1: the race number and name from the game's Participants (the value stays the car's slot)
+    labels = [f"#{c['f1']['number']} {c['f1'].get('name', '')}" if "number" in (c.get("f1") or {}) else f"#{c['car']}"
+              for c in rows]
+    opts = [{"label": f"P{i + 1} · {label}", "value": c} for i, (c, label) in enumerate(zip(cars, labels))]
     for want in (follow.followed_car(search), None if current is None else str(current)):
         if want is not None and (want in cars or not cars):
             return opts, want

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from app import follow, views
+from engine.f1.names import VISUAL_WORDS
 from engine.timing import format_gap, format_laptime
 
 TOWER_COLUMNS = [
@@ -19,7 +20,7 @@ TOWER_COLUMNS = [
     ("S1 s", "Sector 1 of the last lap, seconds"), ("S2 s", "Sector 2 of the last lap, seconds"),
     ("S3 s", "Sector 3 of the last lap, seconds"), ("Age", "Laps on the current tyres"),
     ("Tyre", "Most worn corner, % of the way to the cliff, where the car's own telemetry gives the loads; "
-             "else the loss vs fresh tyres in s from the car's own lap times (pace, measured)"),
+             "else the loss vs fresh tyres in s (estimated from the car's lap times)"),
     ("Cliff", "Laps until a pit stop pays for itself (tyre model); none = not before the flag"),
     ("Pit", "Pit stops made; IN when the last lap ended in the pit lane"),
     ("Alerts", "Alerts for this car in the last laps"),
@@ -59,7 +60,8 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
     sectors = []
     for i, (s, m) in enumerate(zip(car.get("last_sectors") or [None] * 3, car.get("sector_marks") or [None] * 3)):
         sectors.append(("" if s is None else f"{s:.3f}", SECTOR_CLASS.get(m, "sector-slower"),
-                        f"S{i + 1} {'' if s is None else f'{s:.3f} s'}: {SECTOR_WORDS.get(m, '')}"))
+                        f"S{i + 1} {'' if s is None else f'{s:.3f} s'}: {SECTOR_WORDS.get(m, '')}"
+                        + (f" ({car['sectors_source']})" if car.get("sectors_source") and s is not None else "")))
     tyre = insight.get("tyre")
     corner, w = views.worst_corner(tyre)
     colour_words = views.wear_colour(w)[1]
@@ -69,9 +71,10 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
     n_alerts = len(car_alerts)
     alert_tip = " | ".join(str(a.get("message", a.get("type", "alert"))) for a in car_alerts[:5]) or "no alerts"
     wear_cls = "wear-none" if w is None else "wear-" + colour_words.split()[0]
+    f1 = car.get("f1") or {}
     return [
         (str(pos), "pos", f"P{pos}"),
-        (str(car["car"]), "car", f"Car #{car['car']}: open its detail"),
+        f1_car_cell(car, f1) if f1 else (str(car["car"]), "car", f"Car #{car['car']}: open its detail"),
         (str(car.get("laps", 0)), None, f"{car.get('laps', 0)} laps completed"),
         (format_gap(car.get("gap_s"), car.get("gap_laps", 0)) if pos > 1 else "Leader", None, "gap to the leader"),
         (format_gap(car.get("interval_s"), car.get("interval_laps", 0)), None, "interval to the car ahead"),
@@ -79,12 +82,35 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
         (format_laptime(car.get("best_lap_s")), "fastest" if car.get("fastest_lap") else None,
          "fastest lap of the race" if car.get("fastest_lap") else "personal best lap"),
         *sectors,
-        (str(car.get("tyre_age_laps", "")), None, f"{car.get('tyre_age_laps', '')} laps on these tyres"),
-        tyre_cell(tyre, corner, w, wear_cls, colour_words),
+        (str(car.get("tyre_age_laps", "")), None, f"{car.get('tyre_age_laps', '')} laps on these tyres"
+         + (" (game's Car Status)" if f1 else "")),
+        f1_tyre_cell(f1) if "wear" in f1 else tyre_cell(tyre, corner, w, wear_cls, colour_words),
         (cliff_text, "cliff-near" if cliff is not None and cliff <= views.CLIFF_WARN_LAPS else None, cliff_tip),
         (pit, "pit-in" if car.get("in_pit") else None, "in the pit lane" if car.get("in_pit") else f"{pit} stops"),
         (str(n_alerts) if n_alerts else "", "alert-badge" if n_alerts else None, alert_tip),
     ]
+
+
+def f1_car_cell(car: dict, f1: dict) -> tuple:
+    """An F1 car: race number and name from Participants (the player's car marked); the link keeps
+    the car's slot, which is its id in PitWall. The 4th element is the text shown."""
+    who = f"#{f1.get('number', car['car'])} {f1.get('name', '')}".strip()
+    role = " · the player's car" if f1.get("player") else " · second player" if f1.get("second_player") else ""
+    tip = f"{who} · {f1.get('team', '')}{role} · game slot {car['car']} (Participants): open its detail"
+    mine = f1.get("player") or f1.get("second_player")
+    return (str(car["car"]), "car player" if mine else "car", tip, who + (" (player)" if mine else ""))
+
+
+def f1_tyre_cell(f1: dict) -> tuple:
+    """An F1 car's tyre cell: the compound on the car and the most worn corner, as the game measures
+    it (Car Status, Car Damage) — not modelled."""
+    wear = f1["wear"]
+    corner = max(wear, key=wear.get)
+    comp = f1.get("compound", "?")
+    words = ", ".join(f"{k.upper()} {v:.1f} %" for k, v in wear.items())
+    tip = (f"{VISUAL_WORDS.get(comp, comp)} ({f1.get('compound_actual', '?')}), "
+           f"{f1.get('tyre_age_laps', '?')} laps old; wear {words} — measured by the game (Car Damage)")
+    return (f"{comp} {wear[corner]:.0f}%", f"tyre-{comp}", tip)
 
 
 def tyre_cell(tyre: dict | None, corner: str | None, w: float | None, wear_cls: str, colour_words: str) -> tuple:
@@ -94,7 +120,7 @@ def tyre_cell(tyre: dict | None, corner: str | None, w: float | None, wear_cls: 
                 f"source: {views.corner_source(tyre)}")
     st = views.pace_state(tyre)
     if st is not None:
-        return (f"{float(st['loss_vs_fresh_s']):+.2f} s", "wear-pace",
+        return (views.loss_text(st), "wear-pace",
                 f"{views.pace_words(tyre)}; {views.pace_detail(tyre)}; no corner wear: no telemetry from this car")
     return "–", "wear-none", "no tyre model output yet"
 
@@ -104,10 +130,11 @@ def tower_row(cells: list[tuple[str, str | None, str]], big: bool = False, follo
     """One tower row from its cells (the car number links to its page, following it, unless big);
     the followed car's row is highlighted."""
     tds = []
-    for i, (text, cls, tip) in enumerate(cells):
+    for i, (text, cls, tip, *label) in enumerate(cells):
+        shown = label[0] if label else f"#{text}"        # F1: '#81 PIASTRI'; the link keeps the car's id
         href = f"/car?car={text}" + (f"&session={session}" if session else "")
-        content = dcc.Link(f"#{text}", href=href, title=f"Follow #{text} and open its detail") \
-            if i == 1 and not big else (f"#{text}" if i == 1 else text)
+        content = dcc.Link(shown, href=href, title=f"Follow {shown} and open its detail") \
+            if i == 1 and not big else (shown if i == 1 else text)
         tds.append(html.Td(content, className=cls, title=tip + (" · followed car" if followed and i == 1 else "")))
     return html.Tr(tds, id=f"tower-car-{cells[1][0]}", className="tower-row" + (f" {follow.ROW_CLASS}" if followed else ""))
 
@@ -146,9 +173,10 @@ def pace_card(tyre: dict | None) -> dbc.Card:
         return dbc.Card(dbc.CardBody(no_output("tyre state", "appears with the car's first clean laps")),
                         className="gauge", id="tyre-pace")
     return dbc.Card(dbc.CardBody([
-        html.Div("Tyre state · pace, measured", className="gauge-corner", title=views.pace_detail(tyre)),
-        html.Div(f"{float(st['loss_vs_fresh_s']):+.2f} s", className="gauge-value",
-                 title="loss vs fresh tyres: the car's own degradation rate x laps on these tyres"),
+        html.Div(f"Tyre state · {views.PACE_SOURCE}", className="gauge-corner", title=views.pace_detail(tyre)),
+        html.Div(views.loss_text(st), className="gauge-value",
+                 title="loss vs fresh tyres (estimated): the car's own degradation rate beyond the field's "
+                       "x laps on these tyres"),
         html.Div(views.pace_words(tyre), className="pace-words"),
         html.Div(views.pace_detail(tyre), className="small text-secondary"),
         html.Div("No corner wear: this car sends no telemetry, and tyre age x constants is not a measurement.",

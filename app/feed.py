@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -33,6 +35,29 @@ HEARTBEAT_S = 5.0          # an idle feed still says it is alive, so a browser c
 MAX_PENDING_ALERTS = 10_000  # beyond this a client is cut off and catches up from the stream
 MAX_PENDING_FRAMES = 3000      # ~5 minutes of 10 Hz frames queued for one client: cut it off
 CATCH_UP_MAX = 10_000
+TELEMETRY = "telemetry.update"   # each car's newest point: only to clients asking ?telemetry=1
+SEND_TIMEOUT_S = 10.0      # a socket that takes no byte of a frame for this long is closed: its
+                           # reader stopped (a zero TCP window never times out by itself)
+
+
+class SendTimeout(OSError):
+    """The peer took nothing for SEND_TIMEOUT_S: it stopped reading."""
+
+
+def send_within(sock: socket.socket, data: bytes, timeout: float = SEND_TIMEOUT_S) -> None:
+    """sendall that gives up after `timeout` seconds without progress (poll: cooperative under
+    gevent, a plain wait with threads, any descriptor number). The socket's own mode is left
+    alone: the WebSocket library reads from it at the same time."""
+    view = memoryview(data)
+    waiter = select.poll()
+    waiter.register(sock, select.POLLOUT)
+    while view:
+        if not waiter.poll(timeout * 1000):
+            raise SendTimeout(f"peer took no byte for {timeout:g} s")
+        try:
+            view = view[sock.send(view, socket.MSG_DONTWAIT):]   # a blocking send waits for it all
+        except BlockingIOError:
+            continue
 
 
 class Client:
@@ -44,7 +69,8 @@ class Client:
     greenlet switch per client. Whatever the kernel does not take at once (a slow reader) goes
     to the client's own greenlet, in order."""
 
-    def __init__(self, sock: object | None = None):
+    def __init__(self, sock: object | None = None, telemetry: bool = False):
+        self.telemetry = telemetry   # asked for telemetry.update (/ws/live?telemetry=1)
         self.frames: deque[Frame] = deque()
         self.pending_alerts = 0
         self.cut_off = False
@@ -75,6 +101,7 @@ class Client:
         self.pending_alerts += len(frame.outbox.alerts)
         if self.pending_alerts > MAX_PENDING_ALERTS or len(self.frames) > MAX_PENDING_FRAMES:
             self.cut_off = True      # it reconnects with ?since= and misses no alert
+            self.frames.clear()      # nothing it holds is needed any more: free it now
         self.ready.set()
 
     def take(self, timeout: float) -> bytes | None:
@@ -107,7 +134,7 @@ class Hub:
         self.pending = Outbox()
         self.wake = threading.Event()
         self.stats = {"received": 0, "alerts": 0, "frames": 0, "invalid": 0, "redis_errors": 0,
-                      "clients": 0, "cut_off": 0, "last_alert_id": None}
+                      "clients": 0, "cut_off": 0, "send_timeouts": 0, "last_alert_id": None}
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=fn, daemon=True, name=f"pitwall-live-{fn.__name__}")
                          for fn in (self._listen, self._read_alerts, self._flush_loop)]
@@ -124,9 +151,9 @@ class Hub:
         self.wake.set()
 
     # -- clients
-    def add(self, sock: object | None = None) -> Client:
+    def add(self, sock: object | None = None, telemetry: bool = False) -> Client:
         """Register a connected socket's client."""
-        c = Client(sock)
+        c = Client(sock, telemetry)
         with self.lock:
             self.clients.add(c)
             self.stats["clients"] = len(self.clients)
@@ -146,6 +173,8 @@ class Hub:
     # -- incoming
     def publish_local(self, msg: dict) -> None:
         """Queue a message for the next flush to every client."""
+        if msg.get("type") == TELEMETRY and isinstance(msg.get("data"), dict):
+            msg["data"]["hub_at"] = time.time()       # stage timestamps: pitwall bench e2e
         with self.lock:
             self.pending.add(msg)
             self.stats["received"] += 1
@@ -223,10 +252,27 @@ class Hub:
             last_flush = time.monotonic()
             if not len(batch):
                 continue
-            frame = Frame(batch, ws_text_frame(encode(batch)))
+            full, rest = split_telemetry(batch)
+            others = Frame(rest, ws_text_frame(encode(rest))) if len(rest) else None
+            frames = {False: others, True: others if full is rest else Frame(full, ws_text_frame(encode(full)))}
             for c in clients:
-                c.offer(frame)
+                if (frame := frames[c.telemetry]) is not None:
+                    c.offer(frame)
             self.stats["frames"] += 1
+
+
+def split_telemetry(batch: Outbox) -> tuple[Outbox, Outbox]:
+    """(everything, everything but telemetry.update): telemetry goes only to the clients that ask
+    (the pages' live.js does not, so ten points a second per car trigger no page callback). Each
+    telemetry message is stamped with the flush time (`flush_at`). Same object twice: no telemetry."""
+    tele = {k: m for k, m in batch.snapshots.items() if m.get("type") == TELEMETRY}
+    if not tele:
+        return batch, batch
+    now = time.time()
+    for m in tele.values():
+        m["data"]["flush_at"] = now
+    rest = Outbox(list(batch.alerts), {k: m for k, m in batch.snapshots.items() if k not in tele})
+    return batch, rest
 
 
 _hub: Hub | None = None
@@ -242,7 +288,7 @@ def hub() -> Hub:
         return _hub
 
 
-def serve(ws: object, since: str | None) -> None:
+def serve(ws: object, since: str | None, telemetry: bool = False) -> None:
     """The life of one socket: a hello, the alerts it missed, then frames until it goes away.
 
     Frames go straight to the socket, pre-encoded once per flush for every client (wsproto would
@@ -251,12 +297,12 @@ def serve(ws: object, since: str | None) -> None:
     from simple_websocket import ConnectionClosed
 
     h = hub()
-    client = h.add(ws.sock)
+    client = h.add(ws.sock, telemetry)
     try:
         hello = {"type": "feed.hello", "timestamp": time.time(),
                  "data": {"heartbeat_s": HEARTBEAT_S, "last_alert_id": h.stats["last_alert_id"]}}
         missed = h.catch_up(since) if since else []
-        ws.sock.sendall(ws_text_frame(json.dumps([hello, *missed], separators=(",", ":"))))
+        send_within(ws.sock, ws_text_frame(json.dumps([hello, *missed], separators=(",", ":"))))
         client.busy = False
         while ws.connected:
             wire = client.take(HEARTBEAT_S)
@@ -267,8 +313,17 @@ def serve(ws: object, since: str | None) -> None:
             if wire is None:
                 wire = ws_text_frame(json.dumps([{"type": "feed.heartbeat", "timestamp": time.time(), "data": {}}]))
             client.busy = True
-            ws.sock.sendall(wire)
+            send_within(ws.sock, wire)
             client.busy = False
+    except SendTimeout:
+        h.stats["send_timeouts"] += 1       # it reconnects with ?since= when it reads again
+        client.cut_off = True
+        client.frames.clear()
+        log.warning("live: a client took nothing for %g s; closed", SEND_TIMEOUT_S)
+        try:
+            ws.sock.shutdown(socket.SHUT_RDWR)  # no close frame: it would block on the same full window
+        except OSError:
+            pass
     except (ConnectionClosed, OSError):
         return
     finally:
@@ -299,6 +354,6 @@ def register(server: Flask) -> None:
             ws.send(security.error_frame("since", bad))
             ws.close(reason=1008, message="bad since")
             return
-        serve(ws, since)
+        serve(ws, since, request.args.get("telemetry") == "1")
 
     server.register_blueprint(live)

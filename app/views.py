@@ -60,14 +60,39 @@ def pace_state(tyre: dict | None) -> dict | None:
     return st if isinstance(st, dict) and _num(st.get("loss_vs_fresh_s")) is not None else None
 
 
+PACE_SOURCE = "estimated from the car's lap times"
+
+
+def loss_text(st: dict) -> str:
+    """The tyre state's loss vs fresh tyres as every view prints it: '+0.42 s' (never '-0.00 s')."""
+    return f"{round(float(st['loss_vs_fresh_s']), 2) + 0.0:+.2f} s"
+
+
 def pace_words(tyre: dict | None) -> str:
-    """'loss vs fresh tyres +0.42 s, +0.030 s/lap (pace, measured)', '' without a pace state."""
+    """'loss vs fresh tyres +0.42 s, +0.030 s/lap (estimated from the car's lap times)', '' without a
+    pace state: the one wording of the tyre state's loss on every view (engine.tyre.explain)."""
+    from engine.tyre.explain import LOSS_VS_FRESH
+
     st = pace_state(tyre)
     if st is None:
         return ""
     rate = _num(st.get("deg_rate_s_per_lap"))
-    return (f"loss vs fresh tyres {float(st['loss_vs_fresh_s']):+.2f} s"
-            + ("" if rate is None else f", {rate:+.3f} s/lap") + " (pace, measured)")
+    return (f"{LOSS_VS_FRESH} {loss_text(st)}"
+            + ("" if rate is None else f", {rate:+.3f} s/lap") + f" ({PACE_SOURCE})")
+
+
+def race_length(meta: dict) -> tuple[str, str]:
+    """(text, tooltip) for the race's length after the leader's lap: a timed race's flag lap as the
+    strategy engine expects it ('of ~27 expected'), never the laps a recording turned out to hold;
+    a scheduled lap count as '/27'; '' when neither is known."""
+    if meta.get("race_duration_s"):
+        minutes = f"{float(meta['race_duration_s']) / 60:g} min race"
+        if meta.get("laps_expected"):
+            return (f" of ~{meta['laps_expected']} expected ({minutes})",
+                    f"{meta.get('laps_expected_rule', '')} (modelled)")
+        return f" ({minutes})", meta.get("race_duration_source", "")
+    total = meta.get("total_laps")
+    return (f"/{total}", "scheduled laps") if total else ("", "")
 
 
 def pace_detail(tyre: dict | None) -> str:
@@ -76,7 +101,7 @@ def pace_detail(tyre: dict | None) -> str:
     lo, hi = (list(st.get("interval") or []) + [None, None])[:2]
     iv = "" if _num(lo) is None or _num(hi) is None else f"80 % interval {float(lo):+.3f} to {float(hi):+.3f} s/lap; "
     return (iv + f"from {st.get('laps', 0)} clean laps on these tyres against the field's median lap "
-            "(fuel and track evolution cancel): degradation beyond the field's")
+            "(fuel and track evolution cancel): degradation beyond the field's, x laps on these tyres")
 
 
 def corner_source(tyre: dict | None) -> str:

@@ -49,6 +49,11 @@ def f1_outline(session: str) -> str:
     return _session_key(session, "f1", "outline")
 
 
+def f1_traces(session: str) -> str:
+    """Hash: car -> JSON of its current lap's speed/throttle/brake/gear by lap distance (engine/f1)."""
+    return _session_key(session, "f1", "traces")
+
+
 def insight(session: str, car: str) -> str:
     """Hash with a TTL: the car's live insight, one JSON field per producer (timing, tyre,
     strategy, driver, ...), so stages write their part without read-modify-write races.
@@ -100,6 +105,7 @@ def ingest_stats(name: str) -> str:
 
 
 MODEL_STATUS = f"{PREFIX}:model:status"   # hash: the insights stage's tyre model (status, reason), for /api/health
+CONDITIONS = f"{PREFIX}:conditions"       # hash: component -> {reason, since} while it is degraded (engine/conditions.py)
 
 
 # --- process stage: laps, sectors, features (engine/laps, issue 4) ---
@@ -130,3 +136,7 @@ def tyre_wear(session: str, car: str) -> str:
 def tyre_history(session: str, car: str) -> str:
     """Hash: lap -> the tyre model's output after that lap (JSON): the car page's wear trend."""
     return _session_key(session, "tyrehist", car)
+
+
+# --- session resets (`pitwall replay --fresh`; engine/stages/resets.py) ---
+SESSION_RESETS = f"{PREFIX}:resets"   # hash: session -> Redis time (ms) it was last reset

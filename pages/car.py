@@ -8,8 +8,9 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import components, data, follow, views
+from app import components, data, f1car, follow, views  # noqa: F401  (f1car registers the F1 panel)
 from app.callbacks import car_picker, touches
+from engine.tyre.explain import REFERENCE_PACE
 
 dash.register_page(__name__, path="/car", name="Car detail", order=2, title="PitWall · Car detail")
 
@@ -18,6 +19,7 @@ def layout(car: str | None = None, **_) -> html.Div:
     """The car page: one car's tyres, sectors and laps to the cliff."""
     return html.Div([
         components.car_header("car", car, "The car to look at"),
+        html.Div(id="car-f1"),             # F1 sessions: the game's figures and traces (app/f1car.py)
         html.Div(id="car-tyre"),
         dbc.Row([
             dbc.Col(html.Div(id="car-cliff", className="cliff-box"), lg=3),
@@ -76,7 +78,12 @@ def refresh_car(car, feed, _poll, session, shown) -> tuple:
     panel = components.tyre_panel(tyre, xs=6, lg=3)
     rs = views.reasons(tyre)
     reasons = [html.H6("Why (radio-ready)", title="The model's three largest contributions, in words")] + (
-        [html.Ol([html.Li(r, className="reason") for r in rs])] if rs else [components.no_output("tyre model", "reasons appear with the tyre model's first prediction")])
+        [html.Ol([html.Li(r, className="reason") for r in rs]),
+         html.Div(f"Lap-time figures are measured against the car's {REFERENCE_PACE}; \"model\" in brackets: the "
+                  "tyre model's contribution to the next lap (modelled). The tyre state's loss vs fresh tyres is "
+                  "another figure.",
+                  className="small text-secondary", id="car-reasons-key")]
+        if rs else [components.no_output("tyre model", "reasons appear with the tyre model's first prediction")])
     wf = components.wear_figure(history)
     wear = dcc.Graph(figure=wf, config={"displaylogo": False}) if wf else components.no_output(
         "corner wear history", "corner wear is shown only from the car's own telemetry"

@@ -10,7 +10,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
-from app import components, data, follow
+from app import components, data, follow, views
 from app.callbacks import touches
 
 dash.register_page(__name__, path="/", name="Race overview", order=0, title="PitWall · Race overview")
@@ -69,9 +69,9 @@ def refresh_tower(feed, _poll, session, search, shown) -> tuple:
     by_car = components.alerts_by_car(data.alerts(session, 200), max(0, leader.get("laps", 0) - ALERT_LAPS))
     rows = [components.tower_cells(c, insights.get(str(c["car"]), {}), by_car.get(str(c["car"]), [])) for c in cars]
     meta = data.meta(session)
-    total = meta.get("total_laps")
-    status = (f"{session} · lap {leader.get('laps', 0)}{'/' + total if total else ''} · flag {leader.get('flag', '')}"
-              f" · {len(cars)} cars")
+    length, _tip = views.race_length(meta)
+    status = (f"{session} · lap {leader.get('laps', 0)}{length} · flag {leader.get('flag', '')}"
+              f" · {len(cars)} cars") + (f" · {board['race_control']}" if board.get("race_control") else "")
     alerts = alert_items(data.alerts(session, 8))
     followed = follow.followed_car(search)
     marks = [follow.is_followed(c["car"], followed) for c in cars]

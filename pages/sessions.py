@@ -8,7 +8,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from app import data, replays
+from app import data, replays, views
 
 dash.register_page(__name__, path="/sessions", name="Sessions", order=5, title="PitWall · Sessions")
 
@@ -44,7 +44,7 @@ def list_sessions(_n, _f):
     rows = [html.Tr([
         html.Td(dcc.Link(s["session"], href=f"/?session={s['session']}"), title="Open in the race overview"),
         html.Td(s.get("track", "")), html.Td(s.get("race", "")),
-        html.Td(f"{s.get('lap', '?')}/{s.get('total_laps', '?')}", title="leader's lap / race laps"),
+        html.Td(f"{s.get('lap', '?')}{views.race_length(s)[0]}", title="leader's lap; " + (views.race_length(s)[1] or "race length not known")),
         html.Td(s.get("flag", "")), html.Td(s.get("source", "")),
         html.Td(f"{float(s['replay_speed']):g}×" if s.get("replay_speed") not in (None, "", "0", "0.0") else "live/max",
                 title="replay speed against real time"),

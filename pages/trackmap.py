@@ -12,7 +12,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, Patch, State, callback, clientside_callback, ctx, dcc, html, no_update
 
-from app import data, follow, mapview, trackmap
+from app import data, f1map, follow, mapview, trackmap
 from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/map", name="Track map", order=1, title="PitWall · Track map")
@@ -56,6 +56,8 @@ def move_cars(_tick, _feed, session, search, shown, screen) -> tuple:
     board = data.board(session)
     if not board or not board.get("cars"):
         return no_update, None, f"{session}: no timing yet — cars appear after their first crossing.", None
+    if board.get("source") == "f1-game":     # the game says where every car is (app/f1map.py)
+        return *f1map.move(board, session, shown, ctx.triggered_id == "session", CARS_TRACE), None
     meta = data.meta(session)
     key = meta.get("track", "")
     t = session_track(meta)

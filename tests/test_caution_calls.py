@@ -78,7 +78,7 @@ def test_the_replay_carries_the_race_clock_and_laps_left_never_come_from_the_rec
     assert int(r.hget(keys.session_meta(SESSION), "laps_expected")) == call["total_laps"]
 
 
-def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy):
+def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy, monkeypatch):
     tl, first_fcy, replay, stage = indy
     replay(first_fcy)                                               # every crossing under green
     green = {str(c): int(g["lap"].max()) for c, g in tl.crossings[tl.crossings["t"] < first_fcy].groupby("car")}
@@ -117,6 +117,24 @@ def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy):
     non_leader = rows[3]
     assert non_leader["Computed"].startswith(f"lap {green[non_leader['car']]},")
     assert non_leader["Yellow now"] in ("Pit", "Stay out") and "%" in non_leader["Places"]
+    # the strategy page's own callback, under the caution, shows those calls (the followed car bold)
+    from app import data
+    from app.server import create_server
+
+    monkeypatch.setattr(data, "client", lambda: r)
+    create_server()
+    import pages.garage
+    import pages.strategy
+
+    from test_tyre_words import in_callback          # a page callback as Dash calls it on a poll
+
+    shown = in_callback(pages.strategy.refresh_caution, car=non_leader["car"], _p=1, session=SESSION)
+    table = shown.children[1]
+    assert [row["Car"] for row in table.data] == [f"#{row['car']}" for row in board]
+    mine = next(row for row in table.data if row["car"] == non_leader["car"])
+    assert mine["Computed"].startswith(f"lap {green[non_leader['car']]},") and mine["Stay out"].startswith("P")
+    assert non_leader["car"] in str(table.style_data_conditional)
+    assert "garage-caution" in str(pages.garage.caution_table(board, insights, table_id="garage-caution", big=True))
 
 
 def test_the_forced_caution_starts_on_the_next_lap_and_lasts_as_the_track_model_says():
@@ -140,3 +158,44 @@ def test_the_forced_caution_starts_on_the_next_lap_and_lasts_as_the_track_model_
     assert first_run.mean() >= float(np.dot(np.arange(1, len(pmf) + 1), pmf)) - 0.03
     later = c.flags[np.arange(len(c.flags)), np.minimum(first_run + 1, c.flags.shape[1] - 1)] == SC
     assert 0 < later.mean() < 2 * model.caution_start_per_lap, "later cautions at the model's rate"
+
+
+@pytest.mark.browser
+def test_the_strategy_page_in_a_browser_shows_the_calls_made_before_the_yellow(dash_br, r, redis_url, indy, tmp_path,
+                                                                               screenshots):
+    """Headless Chromium against a real `pitwall web`: after the first FCY crossing, the strategy page of
+    a car that is not the leader shows every car's caution call, each computed at its last green lap,
+    before the caution reached the engine."""
+    from app import commands
+    from engine.redisserver import free_port
+    from engine.settings import Settings
+
+    tl, first_fcy, replay, _stage = indy
+    replay(first_fcy)
+    green = {str(c): int(g["lap"].max()) for c, g in tl.crossings[tl.crossings["t"] < first_fcy].groupby("car")}
+    replay(first_fcy + 0.001, from_t=first_fcy)
+    caution_seen_at = int(r.xrevrange(keys.LAPS_STREAM, count=1)[0][0].decode().split("-")[0]) / 1000
+    board = json.loads(r.get(keys.board(SESSION)))["cars"]
+    car = str(board[4]["car"])
+    settings = Settings.from_env({}).with_(redis_url=redis_url, http_port=free_port())
+    web = commands.spawn(settings, log_path=tmp_path / "web.log")
+    try:
+        url = f"http://127.0.0.1:{settings.http_port}"
+        dash_br.server_url = url
+        dash_br.driver.get(f"{url}/strategy?car={car}&session={SESSION}")
+        dash_br.wait_for_element("#caution-table td", timeout=40)
+        dash_br.wait_for_element("#rejoin-card", timeout=40)
+        dash_br.wait_for_contains_text("#st-status", "laps left: timed race: 45 min", timeout=30)
+        rows = dash_br.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#caution-table tr')).slice(1)"
+            ".map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))")
+        dash_br.driver.save_screenshot(str(screenshots / "caution_calls_strategy.png"))
+    finally:
+        commands.stop(web)
+    shown = {row[1].lstrip("#"): row for row in rows}
+    assert set(shown) == {str(row["car"]) for row in board}, "every car on the board has its call"
+    for c, row in shown.items():
+        assert row[2] in ("Pit", "Stay out") and row[-1].startswith(f"lap {green[c]},"), row
+        stored = json.loads(r.hget(keys.insight(SESSION, c), "caution"))
+        assert stored["computed_at"] < caution_seen_at and stored["car_lap"] == green[c]
+    assert shown[car][3] == f"P{json.loads(r.hget(keys.insight(SESSION, car), 'caution'))['options'][0]['expected_position']:.1f}"

@@ -41,6 +41,9 @@ def parse(packet: bytes) -> dict:
     if out["id"] == 2:
         n = (len(body) - 2) // LAP.size
         out["cars"] = [LAP.unpack_from(body, i * LAP.size) for i in range(n)]
+    elif out["id"] == 0:
+        size = 54 if out["format"] >= 2026 else 60          # CarMotionData; 2026 packs g-forces as int16
+        out["cars"] = [struct.unpack_from("<3f", body, i * size) for i in range(len(body) // size)]
     elif out["id"] == 4:
         size = 60 if out["format"] >= 2026 else 57
         name_at = 10 if out["format"] >= 2026 else 7
@@ -52,6 +55,12 @@ def parse(packet: bytes) -> dict:
         out["cars"] = [STATUS_HEAD.unpack_from(body, i * size) for i in range(len(body) // size)]
     elif out["id"] == 10:
         out["cars"] = [struct.unpack_from("<4f", body, i * 46) for i in range(len(body) // 46)]
+    elif out["id"] == 8:                                      # FinalClassificationData, 2025: 46 bytes
+        size = 46                                             # the only capture with one is packetFormat 2025
+        out["cars"] = [struct.unpack_from("<7BI", body, 1 + i * size) for i in range((len(body) - 1) // size)]
+    elif out["id"] == 3:
+        out["code"] = body[:4].decode()
+        out["details"] = body[4:]
     elif out["id"] == 11:
         car, num_laps = body[0], body[1]
         out["history"] = (car, [LAP_HISTORY.unpack_from(body, 7 + k * LAP_HISTORY.size) for k in range(num_laps)])
@@ -151,6 +160,10 @@ def check_board(b: dict, last: dict[int, dict]) -> int:
     """Assert one board against the game's packets it was built from; return the cars checked."""
     lap = last[2]
     rows = b["cars"]
+    if 8 in last:                    # the Final Classification is the result
+        fc = sorted((c[0], str(i), c[1], c[7]) for i, c in enumerate(last[8]["cars"]) if c[0] > 0)
+        assert [(r["position"], r["car"], r["laps"], round(r["best_lap_s"] * 1000)) for r in rows] == fc
+        return len(rows)
     active = [i for i, c in enumerate(lap["cars"]) if c[13] > 0]
     assert sorted(int(r["car"]) for r in rows) == active
     assert [r["position"] for r in rows] == sorted(lap["cars"][i][13] for i in active), "the game's running order"
@@ -186,6 +199,9 @@ def check_board(b: dict, last: dict[int, dict]) -> int:
             assert f1["tyre_age_laps"] == s[15] and f1["compound_actual"] == actual, where
             assert f1["compound"] == {16: "S", 17: "M", 18: "H", 7: "I", 8: "W"}[s[14]], where
             assert f1["fuel_kg"] == pytest.approx(s[5], abs=0.005), where
+        if 0 in last:                    # on the map where the game's Motion packet says it is
+            x, _y, z = last[0]["cars"][int(r["car"])]
+            assert (f1["x"], f1["z"]) == (pytest.approx(x, abs=0.05), pytest.approx(z, abs=0.05)), where
         if 10 in last:
             w = last[10]["cars"][int(r["car"])]
             assert [f1["wear"][k] for k in ("rl", "rr", "fl", "fr")] == pytest.approx(w, abs=0.005), where
@@ -206,6 +222,10 @@ def test_race_tower_is_the_games_lap_data_to_the_millisecond(redis_url, r):
     # live from the first packet: a board in the game's running order long before any crossing
     first_crossing_t = min(c["t"] for c in game_crossings(parsed).values())
     assert min(b["session_time"] for b in boards.values()) < first_crossing_t - 1.0
+    # every car on the map (a world position on its row) within one second of the first Motion packet
+    first_motion_t = next(p["time"] for p in parsed if p["id"] == 0)
+    placed = [b for b in boards.values() if all("x" in row["f1"] for row in b["cars"]) and len(b["cars"]) == 22]
+    assert min(b["session_time"] for b in placed) <= first_motion_t + 1.0
 
     # every lap the game timed is on the timing stream once, with the game's time and sectors
     expected = game_crossings(parsed)
@@ -237,6 +257,14 @@ def test_race_tower_is_the_games_lap_data_to_the_millisecond(redis_url, r):
     leader = final["cars"][0]
     assert leader["f1"]["name"] == "RUSSELL" and leader["last_sectors"] == [32.664, 18.92, 34.052]
     assert r.hget(keys.session_meta(session), "timing") == b"official"
+    # the game's fastest-lap event is an alert with the time it gives
+    ftlp = next(p for p in parsed if p["id"] == 3 and p["code"] == "FTLP")
+    car, lap_s = struct.unpack_from("<Bf", ftlp["details"])
+    alerts = [json.loads(f[b"d"]) for _id, f in r.xrange(keys.ALERTS_STREAM)]
+    fastest = [a for a in alerts if a.get("session") == session and a["type"] == "f1.fastest_lap"]
+    assert len(fastest) == 1 and fastest[0]["car"] == str(car) and f"{lap_s:.3f} s" in fastest[0]["message"]
+    assert "RUSSELL" in fastest[0]["message"]
+    assert "pit window" in final["race_control"]
 
 
 def test_time_trial_capture_shows_every_car_with_the_games_fields(redis_url, r):
@@ -246,3 +274,11 @@ def test_time_trial_capture_shows_every_car_with_the_games_fields(redis_url, r):
     assert checked > 0 and len(final["cars"]) >= 1
     names = {row["f1"]["name"] for row in final["cars"]}
     assert "phoenix1987" in names          # the player's online name, as Participants gives it
+    assert "final classification" in final["race_control"] and final["cars"][0]["final"]
+    # the game's penalty events are alerts, one each, naming the driver
+    pens = [p for p in parsed if p["id"] == 3 and p["code"] == "PENA"]
+    alerts = [json.loads(f[b"d"]) for _id, f in r.xrange(keys.ALERTS_STREAM)]
+    got = [a for a in alerts if a.get("session") == session and a["type"] == "f1.penalty"]
+    assert len(got) == len(pens) == 5
+    assert [a["lap"] for a in got] == [p["details"][5] for p in pens]
+    assert all("phoenix1987" in a["message"] for a in got)

@@ -5,13 +5,95 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+import pytest
+
 from engine.settings import REPO_ROOT
 from engine.strategy import kernel
 
 
 def test_kernel_carries_the_digest_of_the_steps_it_calls():
     src = b"".join((REPO_ROOT / "engine" / "strategy" / name).read_bytes()
-                   for name in ("kernel_inputs.py", "lap_steps.py"))
+                   for name in ("kernel_inputs.py", "lap_steps.py", "sc_steps.py"))
     digest = hashlib.sha256(src).hexdigest()[:16]
     assert kernel.STEPS_DIGEST == digest, (
         f"set STEPS_DIGEST = {digest!r} in engine/strategy/kernel.py (else numba runs its stale cached kernel)")
+
+
+def _alone(plans, s):
+    from engine.strategy.sim import Plans
+    return Plans(plans.pit_at[s:s + 1], plans.on_caution[s:s + 1], plans.next_k0[s:s + 1], plans.next_k1[s:s + 1],
+                 plans.next_age[s:s + 1], plans.names[s:s + 1])
+
+
+def _same(a, b) -> bool:
+    return (np.array_equal(a.position, b.position) and np.array_equal(a.pits, b.pits)
+            and np.array_equal(a.race_time_s, b.race_time_s, equal_nan=True))
+
+
+def _grcup_call_inputs(lap: int, races: int):
+    """What the live call simulates for car 13 at Barber race 1 (real laps, the fitted model)."""
+    from dataclasses import replace
+
+    from engine.sources.grcup import find_race, read_laps
+    from engine.sources.track_models import fit_folder
+    from engine.strategy.backtest import state_at
+    from engine.strategy.call import pace_drift_left
+    from engine.strategy.strategies import candidates, plans_for
+
+    model = fit_folder(str(REPO_ROOT / "data" / "grcup"))["barber"]
+    state = state_at(read_laps(find_race(REPO_ROOT / "data" / "grcup", "barber", 1)), lap, 27, model)
+    state = replace(state, pace_sd=np.full(state.size, pace_drift_left(model.pace_drift_s, state)))
+    rules = model.rules(state.lap, state.total_laps)
+    field = state.field()
+    strategies = candidates(rules, window=4)
+    rng = np.random.default_rng(11)
+    return field, rules, model.cautions(state, races, rng), plans_for(field, rules, "13", strategies), rng
+
+
+@pytest.mark.parametrize("case", ["tumftm-spielberg", "grcup-barber-lap-9"])
+def test_a_strategy_resumed_from_the_laps_it_shares_runs_the_race_it_runs_alone(case):
+    """The kernel runs a strategy only from the lap it parts from an earlier one (and not at all when a
+    caution call meets no caution): every strategy's result is bit for bit what it gets simulated
+    alone on the same draws, on one thread and on two."""
+    import copy
+
+    from benchmarks.strategy import scenario
+    from engine.strategy.sim import simulate
+
+    if case == "tumftm-spielberg":
+        field, rules, cautions, plans = scenario(1500)
+        rng = np.random.default_rng(3)
+    else:
+        field, rules, cautions, plans, rng = _grcup_call_inputs(9, 1500)
+    assert plans.count >= 4 and plans.on_caution.any()
+    together = simulate(field, rules, cautions, plans, copy.deepcopy(rng), threads=1)
+    assert _same(together, simulate(field, rules, cautions, plans, copy.deepcopy(rng), threads=2))
+    for s in range(plans.count):
+        alone = simulate(field, rules, cautions, _alone(plans, s), copy.deepcopy(rng), threads=1)
+        assert np.array_equal(together.position[s], alone.position[0]), plans.names[s]
+        assert np.array_equal(together.race_time_s[s], alone.race_time_s[0], equal_nan=True), plans.names[s]
+        assert np.array_equal(together.pits[s], alone.pits[0]), plans.names[s]
+    # the strategies differ (a fork that copied the wrong strategy would make them equal)
+    assert len({together.position[s].tobytes() for s in range(plans.count)}) == plans.count
+
+
+@pytest.mark.parametrize("rate", [0.02, np.float64(0.02)])
+def test_compiled_lap_noise_and_incidents_are_numpys_draws_bit_for_bit(rate):
+    """draws.lap_noise gives what numpy's take, multiply, nonzero and fancy-index add gave (the
+    simulator's results for a seed do not move), with the rate compared as numpy compares it."""
+    from engine.strategy.draws import lap_noise, normal_table
+
+    R, L, C = 300, 12, 7
+    sigma = np.linspace(0.1, 0.9, C)
+    flags = np.random.default_rng(1).choice(np.array([0, 0, 0, 1, 2], np.int8), size=(R, L))
+    losses = (8.45, 12.08, 39.62)
+    rng = np.random.default_rng(7)
+    want = np.take(normal_table(), rng.integers(0, 65536, size=(R, L, C), dtype=np.uint16))
+    want *= sigma.astype(np.float32)
+    hit = (rng.random((R, L, C), dtype=np.float32) < rate) & (flags == 0)[:, :, None]
+    r_i, l_i, c_i = np.nonzero(hit)
+    want[r_i, l_i, c_i] += np.asarray(losses, np.float32)[rng.integers(0, len(losses), size=r_i.size)]
+    got = lap_noise(np.random.default_rng(7), (R, L, C), sigma, flags, rate, losses)
+    assert r_i.size > 100 and got.dtype == np.float32
+    assert np.array_equal(got, want)

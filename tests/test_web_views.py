@@ -50,9 +50,9 @@ def test_corner_wear_only_from_telemetry_else_the_pace_state_with_its_source():
             "tyre_state": {"source": "pace", "loss_vs_fresh_s": 0.42, "loss_interval": [0.1, 0.7],
                            "deg_rate_s_per_lap": 0.03, "interval": [0.01, 0.05], "laps": 9, "tyre_age_laps": 14}}
     assert views.worst_corner(pace) == (None, None)
-    assert views.pace_words(pace) == "loss vs fresh tyres +0.42 s, +0.030 s/lap (pace, measured)"
+    assert views.pace_words(pace) == "loss vs fresh tyres +0.42 s, +0.030 s/lap (estimated from the car's lap times)"
     text, cls, tip = components.tyre_cell(pace, None, None, "wear-none", "")
-    assert text == "+0.42 s" and "%" not in text and "(pace, measured)" in tip and "9 clean laps" in tip
+    assert text == "+0.42 s" and "%" not in text and "(estimated from the car's lap times)" in tip and "9 clean laps" in tip
     panel = str(components.tyre_panel(pace))
     assert "tyre-pace" in panel and "gauge-fl" not in panel
     tel = {"wear_fl": 62.0, "wear_fr": 50.0, "wear_rl": 41.0, "wear_rr": 38.0, "wear_source": "telemetry",
@@ -86,3 +86,19 @@ def test_a_replay_of_a_race_that_does_not_exist_is_refused_naming_the_field(monk
     with pytest.raises(ValueError, match="track/race"):
         replays.start("monaco", 1, 10.0)
     assert {"track": "barber", "race": 1, "session": "barber-r1"} in replays.recorded()
+
+
+def test_a_timed_race_shows_the_expected_flag_lap_never_the_recordings_lap_count():
+    meta = {"race_duration_s": "2700.0", "total_laps": "27", "laps_expected": "26",
+            "laps_expected_rule": "timed race: 45 min (derived ...); flag expected at the leader's lap 26"}
+    text, tip = views.race_length(meta)
+    assert text == " of ~26 expected (45 min race)" and "27" not in text and "modelled" in tip
+    assert "27" not in views.race_length({**meta, "laps_expected": None})[0]      # before the first call
+    assert views.race_length({"total_laps": "52"})[0] == "/52"                     # a scheduled lap count
+    assert views.race_length({}) == ("", "")
+
+
+def test_a_loss_that_rounds_to_nothing_is_not_negative():
+    st = {"tyre_state": {"source": "pace", "loss_vs_fresh_s": -0.004, "deg_rate_s_per_lap": -0.0003}}
+    assert views.loss_text(st["tyre_state"]) == "+0.00 s"
+    assert views.pace_words(st).startswith("loss vs fresh tyres +0.00 s")

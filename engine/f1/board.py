@@ -75,15 +75,17 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
         # the game's Session History of the lap once it arrives (its sector 3 is the game's own,
         # which can differ by a few ms from lap - S1 - S2: each is rounded by itself)
         sectors_ms = st.history_sectors(i, laps_done)
+        source = "game Session History"
         if sectors_ms is None and crossing is not None and crossing["lap"] == laps_done:
             sectors_ms = crossing["sectors_ms"]
+            source = "game Lap Data; S3 = lap - S1 - S2 until Session History gives it"
         sectors_ms = sectors_ms or [None, None, None]
         best_lap_ms, best_sectors_ms = best[i]
         if best_lap_ms is None and crossing is not None and not crossing["invalid"]:
             best_lap_ms = crossing["lap_ms"]
         row = {"car": str(i), "position": int(c["car_position"]), "laps": laps_done,
                "last_lap_s": _s(int(c["last_lap_time_in_ms"])), "last_lap_ms": int(c["last_lap_time_in_ms"]) or None,
-               "last_sectors": [_s(v) for v in sectors_ms], "last_sectors_ms": sectors_ms,
+               "last_sectors": [_s(v) for v in sectors_ms], "last_sectors_ms": sectors_ms, "sectors_source": source,
                "best_lap_s": _s(best_lap_ms), "best_sectors": [_s(v) for v in best_sectors_ms],
                "in_pit": bool(c["pit_status"]), "pits": int(c["num_pit_stops"]),
                "elapsed_s": None if crossing is None else round(anchor + crossing["t_s"], 3),
@@ -109,7 +111,41 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
         out.append(row)
     if not race:
         _gaps_by_best(out)
+    if st.classification:
+        out = _classified(out, st.classification)
     return mark_sectors(out)
+
+
+def _classified(out: list[dict], classification: list[dict]) -> list[dict]:
+    """After the Final Classification: its order, laps, best laps and result are the result."""
+    by_car = {r["car"]: r for r in out}
+    rows = []
+    for fc in sorted(classification, key=lambda c: c["position"]):
+        row = dict(by_car.get(fc["car"]) or {"car": fc["car"], "last_sectors": [None] * 3, "best_sectors": [None] * 3,
+                                             "gap_laps": 0, "interval_laps": 0, "f1": {}})
+        row.update(position=fc["position"], laps=fc["laps"], best_lap_s=_s(fc["best_lap_ms"]), pits=fc["pit_stops"],
+                   final=True)
+        row["f1"] = {**row.get("f1", {}), "result_status": fc["result_status"], "penalties_s": fc["penalties_s"],
+                     "total_race_time_s": round(fc["total_race_time_s"], 3)}
+        rows.append(row)
+    return rows
+
+
+def race_control(st: F1Session) -> str:
+    """Safety car / VSC and the game's pit window for the player, as the status line says them."""
+    s = st.session
+    parts = []
+    if s.get("safety_car"):
+        parts.append(f"{names.SAFETY_CAR.get(s['safety_car'], 'SC')} (game)")
+    pit = s.get("pit_window")
+    if pit and pit[0]:
+        parts.append(f"game's pit window for the player: ideal lap {pit[0]}, latest lap {pit[1]}, "
+                     f"rejoins P{pit[2]}")
+    elif pit is not None:
+        parts.append("game's pit window: none given")
+    if st.classification:
+        parts.append("final classification (game)")
+    return " · ".join(parts)
 
 
 def _gaps_by_best(out: list[dict]) -> None:
@@ -128,9 +164,9 @@ def board(st: F1Session, session: str, anchor: float, now: float) -> dict:
     cars = rows(st, anchor)
     s = st.session
     return {"session": session, "updated_at": now, "source": "f1-game", "cars": cars,
-            "session_time": round(st.session_time, 3), "frame": st.frame, "packets": st.packets, "packet_format": st.packet_format,
+            "session_time": round(st.session_time, 3), "frame": st.frame, "packets": st.packets, "flashbacks": st.flashbacks, "packet_format": st.packet_format,
             "session_type": names.session_type(s.get("session_type", 0), st.packet_format or 2025) if s else None,
             "safety_car": names.SAFETY_CAR.get(s.get("safety_car", 0), "") if s else "",
             "track": names.word(names.TRACKS, s["track_id"]) if s else None,
             "total_laps": s.get("total_laps"), "player": str(st.player) if st.player < 255 else None,
-            "classification": st.classification}
+            "classification": st.classification, "race_control": race_control(st)}

@@ -13,9 +13,11 @@ from engine.f1 import names
 from engine.f1.layouts import (CAR_DAMAGE, CAR_STATUS, CAR_TELEMETRY, EVENT, FINAL_CLASSIFICATION, LAP_DATA,
                                MOTION, PARTICIPANTS, SESSION, SESSION_HISTORY)
 from engine.f1.lapdata import LapTracker
-from engine.f1.events import describe
+from engine.f1.events import describe, driver
+from engine.f1.traces import CarTraces
 
 OUTLINE_BIN_M = 10.0      # the outline from the cars' traces: one point per 10 m of lap distance
+REWIND_S = 0.5            # sessionTime back by more than this: a flashback (as engine.ingest.f1udp counts it)
 
 
 @dataclass
@@ -70,8 +72,10 @@ class F1Session:
     classification: list[dict] | None = None
     tracker: LapTracker = field(default_factory=LapTracker)
     outline: Outline = field(default_factory=Outline)
+    traces: CarTraces = field(default_factory=CarTraces)
     counts: dict[str, int] = field(default_factory=dict)
     packets: int = 0                                # packets folded in so far
+    flashbacks: int = 0
 
     def feed(self, pkt) -> tuple[list[dict], list[dict]]:
         """Take one decoded packet (engine.ingest.f1udp.Packet); return (crossings, alerts)."""
@@ -80,15 +84,18 @@ class F1Session:
         self.packet_format = int(h["packet_format"])
         self.player, self.second_player = int(h["player_car_index"]), int(h["secondary_player_car_index"])
         t = float(h["session_time"])
-        self.session_time = max(self.session_time, t)
+        if t < self.session_time - REWIND_S:
+            self.flashbacks += 1           # the game went back in time: laps already timed stay as they were
+        self.session_time = t
         crossings: list[dict] = []
         alerts: list[dict] = []
         if pid == LAP_DATA and pkt.cars is not None:
-            self.lap = pkt.cars.copy()
+            self.lap = pkt.cars
             self.frame = int(h["overall_frame_identifier"])
             crossings = self.tracker.update(t, pkt.cars)
             if self.motion is not None and len(self.motion) == len(pkt.cars):
-                self.outline.add(pkt.cars["lap_distance"].astype(float),
+                racing = (pkt.cars["car_position"] > 0) & (pkt.cars["pit_status"] == 0) & (pkt.cars["result_status"] == 2)
+                self.outline.add(np.where(racing, pkt.cars["lap_distance"], np.nan).astype(float),
                                  self.motion["world_position_x"].astype(float),
                                  self.motion["world_position_z"].astype(float))
         elif pid == SESSION and pkt.session is not None:
@@ -97,14 +104,14 @@ class F1Session:
                             "total_laps": int(s["total_laps"]), "session_type": int(s["session_type"]),
                             "safety_car": int(s["safety_car_status"]), "weather": int(s["weather"]),
                             "air_temp": int(s["air_temperature"]), "track_temp": int(s["track_temperature"]),
-                            "time_left_s": int(s["session_time_left"])}
-            self.outline.length_m = float(s["track_length"])
+                            "time_left_s": int(s["session_time_left"]), "pit_window": pkt.pit_window}
+            self.outline.length_m = self.traces.length_m = float(s["track_length"])
         elif pid == SESSION_HISTORY and pkt.history is not None:
-            self.history[int(pkt.history["car_idx"])] = pkt.history.copy()
+            self.history[int(pkt.history["car_idx"])] = pkt.history
         elif pid == EVENT and pkt.event is not None:
             alert = describe(pkt.event[0], pkt.event[1], self.participants, self.packet_format)
             if alert is not None:
-                alerts.append({**alert, "t_s": round(t, 3)})
+                alerts.append(alert)
         elif pid == FINAL_CLASSIFICATION and pkt.cars is not None:
             c = pkt.cars
             self.classification = [
@@ -113,14 +120,35 @@ class F1Session:
                  "result_status": names.word(names.RESULT_STATUS, c["result_status"][i]),
                  "pit_stops": int(c["num_pit_stops"][i]), "penalties_s": int(c["penalties_time"][i])}
                 for i in np.flatnonzero(c["position"] > 0)]
+            winner = min(self.classification, key=lambda r: r["position"], default=None)
+            if winner is not None:
+                alerts.append({"type": "f1.final_classification", "severity": "info", "car": winner["car"],
+                               "message": "Final classification: P1 "
+                               f"{driver(self.participants, int(winner['car']), self.packet_format)}"})
         elif pkt.cars is not None:
             target = {PARTICIPANTS: "participants", CAR_STATUS: "status", CAR_DAMAGE: "damage",
                       MOTION: "motion", CAR_TELEMETRY: "telemetry"}.get(pid)
             if target:
-                setattr(self, target, pkt.cars.copy())
+                setattr(self, target, pkt.cars)      # a view of the (immutable) datagram: no copy
+            if pid == CAR_TELEMETRY and self.lap is not None:
+                self.traces.add(self.lap["current_lap_num"], self.lap["lap_distance"].astype(float), pkt.cars)
         self.counts[str(pid)] = self.counts.get(str(pid), 0) + 1
         self.packets += 1
+        for a in alerts:
+            a["t_s"] = round(t, 3)
+            if "lap" not in a:
+                a["lap"] = self._lap_of(a.get("car"))
         return crossings, alerts
+
+    def _lap_of(self, car: str | None) -> int:
+        """The lap a car is on (race-wide: the leader's), 0 before any Lap Data."""
+        if self.lap is None:
+            return 0
+        laps = self.lap["current_lap_num"]
+        if car is not None and car.isdigit() and int(car) < len(laps):
+            return int(laps[int(car)])
+        leader = np.flatnonzero(self.lap["car_position"] == 1)
+        return int(laps[leader[0]]) if len(leader) else int(laps.max(initial=0))
 
     def best_ms(self, car: int) -> tuple[int | None, list[int | None]]:
         """The car's best lap and best sectors (ms) from its Session History, if the game sent one."""

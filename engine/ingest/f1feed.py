@@ -21,8 +21,9 @@ from engine.ingest.f1udp import MAX_SESSIONS, F1Decoder
 
 log = logging.getLogger("pitwall.ingest")
 BOARD_EVERY_S = 0.2       # game seconds between board writes (5 a second at real speed)
-OUTLINE_EVERY_S = 2.0
+OUTLINE_EVERY_S = 1.0       # outline and each car's current-lap traces
 INSIGHT_TTL_S = 60
+RACE_WIDE = "all"         # the alert stream's car for race control (safety car, flags, session start/end)
 
 
 class F1Feed:
@@ -41,6 +42,8 @@ class F1Feed:
 
     def feed(self, data, now: float) -> None:
         """One datagram of the F1 protocol. Raises InvalidPoint('f1', reason) for a bad packet."""
+        if not isinstance(data, bytes):
+            data = bytes(data)          # the live state keeps views of the packet: it must not change
         pkt, rows, meta = self.decoder.feed_packet(data, now)
         if rows is not None:
             self.ingest.submit(rows)
@@ -63,22 +66,25 @@ class F1Feed:
             self._pending.append((keys.LAPS_STREAM, {"session": session, "car": c["car"], "d": json.dumps(d)}))
         for a in alerts:
             a = {**a, "session": session, "timestamp": anchor + a["t_s"]}
-            fields = {"session": session, "type": a["type"], "severity": a["severity"], "d": json.dumps(a)}
-            if "car" in a:
-                fields["car"] = a["car"]
+            fields = {"session": session, "car": a.get("car", RACE_WIDE), "lap": a["lap"], "type": a["type"],
+                      "severity": a["severity"], "d": json.dumps(a)}
             self._pending.append((keys.ALERTS_STREAM, fields))
         next_board, next_outline = self._due.get(uid, (0.0, 0.0))
         t = st.session_time
+        if t < next_board - 2 * self.every:          # a flashback: the board follows the game back at once
+            next_board, next_outline = t, t
         if st.lap is None or not (crossings or alerts or t >= next_board):
             return
         self._due[uid] = (t + self.every, next_outline)
-        outline = None
+        b = board(st, session, anchor, now)
+        outline, traces = None, None
         if t >= next_outline:
             outline = st.outline.points()
+            traces = {row["car"]: st.traces.of(int(row["car"])) for row in b["cars"]}
             self._due[uid] = (t + self.every, t + OUTLINE_EVERY_S)
-        self._write(session, board(st, session, anchor, now), outline, now)
+        self._write(session, b, outline, traces, now)
 
-    def _write(self, session: str, b: dict, outline: dict | None, now: float) -> None:
+    def _write(self, session: str, b: dict, outline: dict | None, traces: dict | None, now: float) -> None:
         try:
             if self.client is None:
                 self.client = self.client_factory()
@@ -98,6 +104,9 @@ class F1Feed:
                 pipe.expire(ik, INSIGHT_TTL_S)
             if outline is not None:
                 pipe.set(keys.f1_outline(session), json.dumps(outline))
+            traces = {car: json.dumps(v) for car, v in (traces or {}).items() if v}
+            if traces:
+                pipe.hset(keys.f1_traces(session), mapping=traces)
             pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
                 "type": "insight.generated", "timestamp": now,
                 "data": {"session": session, "lap": leader.get("laps", 0), "kind": "timing"}}))

@@ -109,6 +109,11 @@ SESSION_PREFIX = np.dtype([
     ("safety_car_status", "u1"), ("network_game", "u1")])
 
 
+# Session 2024+: after the prefix, numWeatherForecastSamples, 64 samples of 8 bytes, forecastAccuracy,
+# aiDifficulty and three uint32 link ids, then pitStopWindowIdealLap, ...LatestLap, pitStopRejoinPosition
+PIT_WINDOW_AFTER = 1 + 64 * 8 + 1 + 1 + 12
+
+
 @dataclass(frozen=True)
 class Layout:
     """A per-car packet: record dtype, bytes before the car array (after the header) and after it."""
@@ -139,6 +144,7 @@ class Packet:
     session: np.void | None = None
     history: np.void | None = None          # Session History: one car's laps and stints
     event: tuple[str, bytes] | None = None  # Event: its four-letter code and the raw details
+    pit_window: tuple[int, int, int] | None = None  # Session 2024+: ideal lap, latest lap, rejoin position
 
     @property
     def packet_id(self) -> int:
@@ -160,14 +166,18 @@ def decode(data: bytes | memoryview) -> Packet:
     if pid == SESSION:
         if body < SESSION_PREFIX.itemsize:
             raise InvalidPoint("f1", "truncated Session packet", "truncated_session")
-        return Packet(header, session=np.frombuffer(data, SESSION_PREFIX, 1, HEADER.itemsize)[0])
+        pit = None
+        at = HEADER.itemsize + SESSION_PREFIX.itemsize + PIT_WINDOW_AFTER
+        if fmt >= 2024 and len(data) >= at + 3:
+            pit = (int(data[at]), int(data[at + 1]), int(data[at + 2]))
+        return Packet(header, session=np.frombuffer(data, SESSION_PREFIX, 1, HEADER.itemsize)[0], pit_window=pit)
     if pid == SESSION_HISTORY:
         if body < SESSION_HISTORY_RECORD.itemsize:
-            raise InvalidPoint("f1", "truncated Session History packet")
+            raise InvalidPoint("f1", "truncated Session History packet", "truncated_record")
         return Packet(header, history=np.frombuffer(data, SESSION_HISTORY_RECORD, 1, HEADER.itemsize)[0])
     if pid == EVENT:
         if body < EVENT_CODE_BYTES:
-            raise InvalidPoint("f1", "truncated Event packet")
+            raise InvalidPoint("f1", "truncated Event packet", "truncated_record")
         code = bytes(data[HEADER.itemsize:HEADER.itemsize + EVENT_CODE_BYTES]).decode("ascii", "replace")
         return Packet(header, event=(code, bytes(data[HEADER.itemsize + EVENT_CODE_BYTES:])))
     layout = layouts.get(pid)

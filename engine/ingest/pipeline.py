@@ -26,7 +26,8 @@ from engine.ingest.rows import Rows, reason_key, rows_from_points, validate_rows
 from engine.ingest.writer import StreamWriter
 
 log = logging.getLogger("pitwall.ingest")
-MAX_CARS = 10_000            # distinct (session, car) keys one process tracks
+MAX_CARS = 10_000            # distinct (session, car) keys one process tracks at once
+ID_IDLE_S = 120.0            # a (session, car) id unused this long, with no point queued, is freed
 BACKOFF_S = (0.05, 5.0)      # first and longest wait between reconnection attempts
 MIRROR_EVERY_S = 1.0
 BURST_WAIT_S = 0.25          # how long a source waits for ring room while Redis is connected
@@ -74,7 +75,7 @@ class Ingest:
     """The ingest path of one process. Thread-safe `submit*`; `start()` runs the writer thread."""
 
     def __init__(self, client_factory: Callable[[], redis.Redis], shards: int = 4, maxlen: int = 200_000,
-                 ring_size: int = 20_000, batch_points: int = 40, max_wait_s: float = 0.3,
+                 ring_size: int = 20_000, batch_points: int = 40, max_wait_s: float = 0.01,
                  name: str = "ingest", counters: Counters | None = None):
         self.client_factory = client_factory
         self.shards, self.maxlen = shards, maxlen
@@ -84,8 +85,14 @@ class Ingest:
         self.counters = counters or Counters()
         self.latency = Latency()
         self.hooks: list[Callable[[], dict]] = []     # extra stats (e.g. kernel drops) at each mirror
+        # (session, car) -> small int id, the ring's key column; ids idle ID_IDLE_S with no point in
+        # the ring or the writer's hands are freed and reused (a race weekend never fills it)
         self._ids: dict[tuple[str, str], int] = {}
-        self._names: list[tuple[str, str]] = []
+        self._names: list[tuple[str, str] | None] = []
+        self._seen: list[float] = []
+        self._free: list[int] = []
+        self._held_keys = np.zeros(0, np.int32)        # ids of the batch the writer holds (under ring.cond)
+        self._next_reclaim = 0.0
         self._ids_lock = threading.Lock()
         self._meta: dict[str, dict] = {}
         self._since = 0.0                              # monotonic time the ring last became non-empty
@@ -98,17 +105,50 @@ class Ingest:
         session = rows.session
         uniq, inverse = rows.car_groups()
         ids = np.empty(len(uniq), np.int32)
+        now = time.monotonic()
         with self._ids_lock:
             for j, car in enumerate(uniq):
                 k = (session, str(car))
                 i = self._ids.get(k)
                 if i is None:
-                    if len(self._names) >= MAX_CARS:
+                    if not self._free and len(self._names) >= MAX_CARS:
+                        self._reclaim_ids(now)
+                    if self._free:
+                        i = self._free.pop()
+                        self._names[i] = k
+                    elif len(self._names) < MAX_CARS:
+                        i = len(self._names)
+                        self._names.append(k)
+                        self._seen.append(now)
+                    else:
                         return None
-                    i = self._ids[k] = len(self._names)
-                    self._names.append(k)
+                    self._ids[k] = i
+                self._seen[i] = now
                 ids[j] = i
         return ids[inverse]
+
+    def _reclaim_ids(self, now: float) -> int:
+        """Free the ids unused for ID_IDLE_S that no queued or held point carries (caller holds
+        _ids_lock). Returns how many were freed."""
+        self._next_reclaim = now + ID_IDLE_S / 4
+        idle = [i for i, name in enumerate(self._names) if name is not None and now - self._seen[i] >= ID_IDLE_S]
+        if not idle:
+            return 0
+        ring = self.ring
+        with ring.cond:
+            parts = ring._slots(ring.head, ring.count) if ring.count else []
+            busy = set(np.unique(np.concatenate([ring.key[p] for p in parts] + [self._held_keys])).tolist())
+        freed = [i for i in idle if i not in busy]
+        for i in freed:
+            del self._ids[self._names[i]]
+            self._names[i] = None
+        self._free.extend(freed)
+        return len(freed)
+
+    def id_table_size(self) -> int:
+        """How many (session, car) ids are in use now."""
+        with self._ids_lock:
+            return len(self._ids)
 
     def submit(self, rows: Rows) -> int:
         """Validate a block of rows and queue the good ones; returns how many were accepted."""
@@ -204,6 +244,7 @@ class Ingest:
                 with self.ring.cond:
                     if self.ring.count:
                         held = self.ring.pop(max(self.batch_points * 100, 1))
+                        self._held_keys = np.unique(held[0])
                         self._since = time.monotonic()
             try:
                 if client is None:
@@ -212,6 +253,11 @@ class Ingest:
                 if held is not None:
                     self._write(writer, client, held)
                     held = None
+                    with self.ring.cond:
+                        self._held_keys = np.zeros(0, np.int32)
+                if time.monotonic() >= self._next_reclaim:
+                    with self._ids_lock:
+                        self._reclaim_ids(time.monotonic())
                 self.connected = True
                 backoff = BACKOFF_S[0]
                 if time.monotonic() - self._last_mirror >= MIRROR_EVERY_S:
@@ -233,6 +279,8 @@ class Ingest:
                 self.counters.add(f"errors:writer {type(exc).__name__}")
                 self.counters.add("dropped:writer error", len(held[0]) if held else 0)
                 held = None
+                with self.ring.cond:
+                    self._held_keys = np.zeros(0, np.int32)
         if client is not None:
             try:
                 self._mirror(client)
@@ -266,7 +314,7 @@ class Ingest:
 
     def _mirror(self, client: redis.Redis) -> None:
         self._last_mirror = time.monotonic()
-        extra = {"ring_points": self.ring.count, "ring_capacity": self.ring.capacity}
+        extra = {"ring_points": self.ring.count, "ring_capacity": self.ring.capacity, "car_ids": len(self._ids)}
         for hook in self.hooks:
             extra.update(hook())
         extra.update({k: v for k, v in self.latency.percentiles_ms(last=20_000).items() if v == v})  # no NaN

@@ -67,8 +67,12 @@ def telemetry_race(path: Path) -> RaceFiles:
 
 
 def forget_session(client: redis.Redis, session: str) -> int:
-    """Delete a session's live keys (timing, insights, laps, checkpoints) so a replay starts clean."""
+    """Delete a session's live keys (timing, insights, laps, checkpoints) so a replay starts clean;
+    a running engine drops what it holds of the session (engine.stages.resets)."""
     from engine import keys
+    from engine.stages.resets import mark_reset
+
+    mark_reset(client, session)
 
     doomed = list(client.scan_iter(match=f"{keys.PREFIX}:session:{session}:*", count=1000))
     if doomed:
@@ -97,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if is_f1_dump(args.path):
         result = play_f1(args.path, sink, speed=speed, client=client)
         print(f"replayed F1 capture {args.path}: {result['packets']} packets, {result['points']} points "
-              f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s")
+              f"({result['invalid']} invalid, {result['errors']} undecodable) in {result['seconds']:.1f} s; "
+              f"{result['skipped']} records of other traffic skipped")
         return 0
     import json
 

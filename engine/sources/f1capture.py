@@ -25,8 +25,17 @@ def read_dump(path) -> list[bytes]:
     return out
 
 
+SNIFF_RECORDS = 256             # other UDP traffic (mDNS, a port scan) may come first in a capture
+
+
+def is_f1_packet(payload: bytes) -> bool:
+    """A record that can be an F1 packet: a full header with a packetFormat PitWall decodes."""
+    return len(payload) >= HEADER_BYTES and int.from_bytes(payload[:2], "little") in FORMATS
+
+
 def is_f1_dump(path) -> bool:
-    """A capture of <uint16 length><F1 packet> records (gzip or plain)?"""
+    """A capture of <uint16 length><payload> records (gzip or plain) with an F1 packet among its
+    first SNIFF_RECORDS records (the records before it may be other traffic)?"""
     p = Path(path)
     if not p.is_file():
         return False
@@ -35,7 +44,13 @@ def is_f1_dump(path) -> bool:
     opener = gzip.open if head == b"\x1f\x8b" else open
     try:
         with opener(p, "rb") as f:
-            rec = f.read(2 + HEADER_BYTES)
-    except OSError:
+            for _ in range(SNIFF_RECORDS):
+                size = f.read(2)
+                if len(size) < 2:
+                    return False
+                payload = f.read(int.from_bytes(size, "little"))
+                if is_f1_packet(payload):
+                    return True
+    except (OSError, EOFError):
         return False
-    return len(rec) == 2 + HEADER_BYTES and int.from_bytes(rec[2:4], "little") in FORMATS
+    return False

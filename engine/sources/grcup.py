@@ -98,9 +98,32 @@ def find_race(root: Path, track: str, race: int) -> RaceFiles:
     raise ValueError(f"no {track} race {race} under {root}; found: {[r.session for r in found]}")
 
 
-def _read_semicolon(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    df.columns = [c.strip() for c in df.columns]
+class GrCupFileError(ValueError):
+    """A GR Cup file that cannot be read: names the file, the field (column) and the reason."""
+
+    def __init__(self, path: Path | str, field: str, reason: str):
+        super().__init__(f"{path}: {field}: {reason}")
+        self.path, self.field, self.reason = str(path), field, reason
+
+
+_CSV_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError)
+
+
+def _read_csv(path: Path, **kw) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **kw)
+    except _CSV_ERRORS as exc:
+        raise GrCupFileError(path, "file", f"not a readable CSV ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _read_semicolon(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    df = _read_csv(path, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    df.columns = [str(c).strip() for c in df.columns]
+    for name in required:
+        if name not in df.columns:
+            raise GrCupFileError(path, name, "missing column")
+    if df.columns.duplicated().any():
+        raise GrCupFileError(path, str(df.columns[df.columns.duplicated()][0]), "column appears twice")
     return df.apply(lambda s: s.str.strip())
 
 
@@ -131,13 +154,18 @@ def read_laps(files: RaceFiles) -> pd.DataFrame:
     elapsed_s (race time at the line), pit_time_s, in_pit (crossed the line in the pit lane),
     flag ('GF', 'FCY', 'FF'), and the intermediate split times im_<name>_s.
     """
-    raw = _read_semicolon(files.analysis)
+    raw = _read_semicolon(files.analysis, ("NUMBER", "LAP_NUMBER", "LAP_TIME", "S1_SECONDS", "S2_SECONDS",
+                                           "S3_SECONDS", "KPH", "TOP_SPEED", "ELAPSED", "PIT_TIME",
+                                           "CROSSING_FINISH_LINE_IN_PIT", "FLAG_AT_FL"))
+    lap = _num(raw["LAP_NUMBER"])
+    if not np.isfinite(lap).all() or (np.abs(lap) > 1e6).any():
+        raise GrCupFileError(files.analysis, "LAP_NUMBER", f"not a number in {int((~np.isfinite(lap)).sum())} rows")
     df = pd.DataFrame({
         "session": files.session,
         "track": files.track,
         "race": files.race,
         "car": raw["NUMBER"].astype(str),
-        "lap": _num(raw["LAP_NUMBER"]).astype(int),
+        "lap": lap.astype(int),
         "lap_time_s": parse_laptime(raw["LAP_TIME"]),
         "s1_s": _num(raw["S1_SECONDS"]),
         "s2_s": _num(raw["S2_SECONDS"]),
@@ -162,7 +190,7 @@ def read_weather(files: RaceFiles) -> pd.DataFrame:
     """Weather rows: time_utc (epoch s), air_temp, track_temp (NaN where the sensor is missing)."""
     if files.weather is None:
         return pd.DataFrame(columns=["time_utc", "air_temp", "track_temp", "humidity", "rain"])
-    raw = _read_semicolon(files.weather)
+    raw = _read_semicolon(files.weather, ("TIME_UTC_SECONDS", "AIR_TEMP", "TRACK_TEMP", "HUMIDITY", "RAIN"))
     df = pd.DataFrame({
         "time_utc": _num(raw["TIME_UTC_SECONDS"]),
         "air_temp": _num(raw["AIR_TEMP"]),
@@ -180,7 +208,7 @@ def read_results(files: RaceFiles) -> pd.DataFrame:
     """Classification: position, car, status, laps (as the organisers published it)."""
     if files.results is None:
         return pd.DataFrame(columns=["position", "car", "status", "laps"])
-    raw = _read_semicolon(files.results)
+    raw = _read_semicolon(files.results, ("POSITION", "NUMBER", "LAPS"))
     return pd.DataFrame({
         "position": _num(raw["POSITION"]),
         "car": raw["NUMBER"].astype(str),
@@ -228,10 +256,13 @@ def read_telemetry(path: Path | str) -> pd.DataFrame:
     the official lap crossings).
     """
     path = Path(path)
-    head = pd.read_csv(path, nrows=0)
-    cols = [c.strip() for c in head.columns]
+    head = _read_csv(path, nrows=0)
+    cols = [str(c).strip() for c in head.columns]
     if "telemetry_name" in cols:
-        raw = pd.read_csv(path, usecols=["timestamp", "lap", "vehicle_id", "telemetry_name", "telemetry_value"])
+        for name in ("timestamp", "lap", "vehicle_id", "telemetry_name", "telemetry_value"):
+            if name not in cols:
+                raise GrCupFileError(path, name, "missing column")
+        raw = _read_csv(path, usecols=["timestamp", "lap", "vehicle_id", "telemetry_name", "telemetry_value"])
         raw = raw[raw["telemetry_name"].isin(TELEMETRY_NAMES)]
         wide = raw.pivot_table(index=["timestamp", "vehicle_id"], columns="telemetry_name",
                                values="telemetry_value", aggfunc="last").reset_index()
@@ -239,12 +270,19 @@ def read_telemetry(path: Path | str) -> pd.DataFrame:
         wide["lap"] = wide["timestamp"].map(laps)
         wide["car"] = wide["vehicle_id"].map(car_number)
     else:
-        wide = pd.read_csv(path)
-        wide.columns = [c.strip() for c in wide.columns]
+        wide = _read_csv(path)
+        wide.columns = [str(c).strip() for c in wide.columns]
         m = re.search(r"GR86-\d+-\d+", path.name)
         wide["car"] = car_number(m.group(0)) if m else "2"  # the shipped wide file is car #2
     wide = wide.rename(columns=TELEMETRY_NAMES)
-    t = pd.to_datetime(wide["timestamp"], utc=True, format="ISO8601")
+    if "timestamp" not in wide.columns:
+        raise GrCupFileError(path, "timestamp", "missing column")
+    if wide.columns.duplicated().any():
+        raise GrCupFileError(path, str(wide.columns[wide.columns.duplicated()][0]), "column appears twice")
+    try:
+        t = pd.to_datetime(wide["timestamp"], utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise GrCupFileError(path, "timestamp", f"not an ISO 8601 time ({str(exc)[:120]})") from None
     wide["time_s"] = (t - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
     keep = ["time_s", "car"] + [c for c in TELEMETRY_NAMES.values() if c in wide.columns]
     out = wide[keep].sort_values("time_s", kind="stable").reset_index(drop=True)

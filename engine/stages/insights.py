@@ -10,6 +10,11 @@ section times. Cars with telemetry: the process stage's lap hook (engine.stages.
 stores each lap's friction energy per corner (turned into wear % here, with the model's energy at
 the cliff) and has the driver stage judge the lap with its samples.
 Redelivery changes nothing: every write is keyed by session, car and lap.
+
+Incremental: the session's laps so far are kept in memory (engine.stages.lapcache) and each wave
+appends its new crossings, checked against the hash's length in the same round trip (another
+insights worker, or `replay --fresh`, makes it reload); wear is read for the wave's cars only.
+The predictions equal a full rebuild from Redis (tests/test_insights_incremental.py).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from engine.race.corners import CORNERS
 from engine.stages.consumer import StageConsumer
 from engine.sources.tracks import session_track
 from engine.stages.driver import DriverStage
+from engine.stages.lapcache import SessionLaps
+from engine.stages.resets import ResetWatch
 
 log = logging.getLogger(__name__)
 GROUP = "insights"
@@ -37,10 +44,6 @@ GROUP = "insights"
 
 crossings_key = keys.crossings
 wear_key = keys.tyre_wear
-
-
-def _decode_hash(raw: dict) -> list[dict]:
-    return [json.loads(v) for v in raw.values()]
 
 
 MODEL_RETRY_S = 10.0       # a missing or corrupt model file is looked at again this often
@@ -72,11 +75,17 @@ class InsightsStage:
         self.drivers = DriverStage(client, insight_ttl_s)
         self.predictions = 0
         self.latency_ms: deque[float] = deque(maxlen=1000)   # the last 1,000 predictions
+        self.laps = SessionLaps(client)          # False-y `incremental`: reload the session every wave
+        self.incremental = True
+        self.resets = ResetWatch(client)
 
     def handle_batch(self, crossings: list[dict]) -> None:
         """Apply the crossings read together, in waves: wave k holds each car's k-th crossing of
         the batch, so a backlog (a fast replay, a restart) still gets one prediction per lap —
         each wave stored, its drivers judged, then one tyre batch for the cars in it."""
+        for session in self.resets.poll():        # `replay --fresh`: that session starts anew
+            self.laps.forget(session)
+            self.drivers.services.pop(session, None)
         by_session: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
         for c in crossings:
             by_session[c["session"]][str(c["car"])].append(c)
@@ -84,10 +93,7 @@ class InsightsStage:
             queues = [sorted(cs, key=lambda c: int(c["lap"])) for cs in by_car.values()]
             for wave in itertools.zip_longest(*queues):
                 wave = [c for c in wave if c is not None]
-                pipe = self.client.pipeline(transaction=False)
-                for c in wave:
-                    pipe.hsetnx(crossings_key(session), f"{c['car']}:{int(c['lap'])}", json.dumps(c))
-                pipe.execute()
+                self.laps.add(session, wave, reload=not self.incremental)
                 for c in wave:
                     if not self.client.exists(keys.lap_record(session, str(c["car"]))):
                         self.drivers.judge(session, str(c["car"]), c, None)   # telemetry cars: the lap hook
@@ -129,15 +135,9 @@ class InsightsStage:
             self._mark_unavailable(session, cars)
             return
         started = time.perf_counter()
-        laps = pd.DataFrame(_decode_hash(self.client.hgetall(crossings_key(session))))
+        laps = self.laps.frame(session)
         if laps.empty:
             return
-        laps["session"] = session
-        laps["car"] = laps["car"].astype(str)
-        # JSON nulls (a source without sectors or pit times) make object columns: make them numbers
-        for col in laps.columns.difference(["session", "car", "flag", "track", "in_pit"]):
-            laps[col] = pd.to_numeric(laps[col], errors="coerce")
-        laps["in_pit"] = laps["in_pit"].fillna(False).astype(bool) if "in_pit" in laps else False
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
         if meta.get("track"):
             laps["track"] = meta["track"]
@@ -145,7 +145,7 @@ class InsightsStage:
         # its first call), never the laps a recording turned out to hold; else a scheduled count.
         flag_lap = meta.get("laps_expected") or (None if meta.get("race_duration_s") else meta.get("total_laps"))
         race_laps = int(float(flag_lap)) if flag_lap else None
-        wear, telemetry = self._telemetry_wear(session, laps)
+        wear, telemetry = self._telemetry_wear(session, laps, cars)
         inferring = time.perf_counter()
         from engine.tyre.cliff import pit_loss_of
 
@@ -170,13 +170,17 @@ class InsightsStage:
         self.predictions += len(cars)
         self.latency_ms.append((time.perf_counter() - started) * 1000)
 
-    def _telemetry_wear(self, session: str, laps: pd.DataFrame):
-        """Cumulative telemetry wear per car over its current stint, and per-lap telemetry features."""
+    def _telemetry_wear(self, session: str, laps: pd.DataFrame, cars: set[str]):
+        """Cumulative telemetry wear over the current stint and per-lap telemetry features, of the
+        cars whose insight is written (another car's telemetry feeds only its own rows)."""
         from engine.tyre.service import telemetry_row
 
         wear_rows, tel_rows = [], []
-        for car in laps["car"].unique():
-            raw = self.client.hgetall(wear_key(session, car))
+        present = [car for car in laps["car"].unique() if car in cars]
+        pipe = self.client.pipeline(transaction=False)
+        for car in present:
+            pipe.hgetall(wear_key(session, car))
+        for car, raw in zip(present, pipe.execute()):
             if not raw:
                 continue
             per_lap = {int(k): json.loads(v) for k, v in raw.items()}

@@ -33,16 +33,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.strategy.kernel_inputs import GREEN, SC, Draws, Out, Params, PlanArrays, Start, Work, loop, work
-from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, mark_late,
-                                       out_lap_resort, passing_walk, retirements, sc_ghost)
+from engine.strategy.kernel_inputs import (GREEN, SC, Draws, Out, Params, PlanArrays, Saved, Start, Work, loop,
+                                          saved, work)
+from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, out_lap_resort,
+                                       passing_walk, retirements)
+from engine.strategy.sc_steps import mark_late, sc_ghost, sc_laps_left
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
-# stale compiled code. This digest of kernel_inputs.py + lap_steps.py (tests/test_strategy_kernel.py
+# stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "4c85b5594721c0c9"
+STEPS_DIGEST = "86813e8501e5047d"
 
 
 @loop
@@ -73,6 +75,7 @@ def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
         cau_pitted[c] = False
         duel_lap[c] = -1
         stop_lap[c] = -1
+        w.late[c] = 0
     return n
 
 
@@ -127,10 +130,106 @@ def pit_lists(pl: PlanArrays, L: int, C: int) -> tuple:
     return pit_ptr, pit_car, caution_car[:n_caution_cars]
 
 
+@njit(cache=True, nogil=True)
+def fork_tables(pl: PlanArrays, L: int) -> tuple:
+    """Per pair of strategies (S, S): the first lap on which a car whose plans differ between the two
+    may stop as planned (L: never), and whether such a car stops at a caution in either. Before that
+    lap (and the first caution start, when it counts) the two run the same race, step for step."""
+    S, _, C = pl.pit_at.shape
+    M = pl.next_k0.shape[2]
+    lap_of = np.full((S, S), L, np.int64)
+    caution = np.zeros((S, S), np.bool_)
+    for s in range(S):
+        for q in range(S):
+            for c in range(C):
+                same = pl.on_caution[s, c] == pl.on_caution[q, c]
+                for lap in range(L):
+                    same = same and pl.pit_at[s, lap, c] == pl.pit_at[q, lap, c]
+                for m in range(M):
+                    same = same and (pl.next_k0[s, c, m] == pl.next_k0[q, c, m] and pl.next_k1[s, c, m] == pl.next_k1[q, c, m]
+                                     and pl.next_age[s, c, m] == pl.next_age[q, c, m])
+                if same:
+                    continue
+                for lap in range(L):
+                    if pl.pit_at[s, lap, c] or pl.pit_at[q, lap, c]:
+                        lap_of[s, q] = min(lap_of[s, q], lap)
+                        break
+                caution[s, q] = caution[s, q] or pl.on_caution[s, c] or pl.on_caution[q, c]
+    return lap_of, caution
+
+
 @loop
-def races(w: Work, st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int,
-          init_order: np.ndarray, pit_ptr: np.ndarray, pit_car: np.ndarray, caution_car: np.ndarray) -> None:
-    """Every strategy over races r0..r1-1, lap by lap, in TUMFTM's order of a lap."""
+def fork_plan(d: Draws, r: int, L: int, lap_of: np.ndarray, caution: np.ndarray, any_caution_car: bool,
+              start: np.ndarray, src: np.ndarray) -> None:
+    """This race's tree of strategies: strategy s resumes at lap start[s] (its in-lap step) from the
+    state strategy src[s] had there (start -1: from the state; L: the same race as src[s] throughout).
+    The source is the earlier strategy that runs the same race longest, or the ancestor whose own
+    run passes that lap."""
+    first_caution = L
+    if any_caution_car:
+        for lap in range(L - 1):
+            if d.flag[r, lap] != GREEN and (lap == 0 or d.flag[r, lap - 1] == GREEN):
+                first_caution = lap
+                break
+    S = start.size
+    for s in range(S):
+        best, parent = -1, -1
+        for q in range(s):
+            same_until = lap_of[s, q]
+            if caution[s, q] and first_caution < same_until:
+                same_until = first_caution
+            if same_until > best:
+                best, parent = same_until, q
+        start[s] = best
+        src[s] = parent
+        if 0 <= best < L:
+            while start[parent] >= best:
+                parent = src[parent]
+            src[s] = parent
+
+
+@loop
+def save(w: Work, sv: Saved, k: int, n: int, next_ret: int, n_late: int, ghost_set: bool, ghost: float) -> None:
+    """Keep a race's state before a lap's in-lap step for strategy k, which resumes from it."""
+    si, sf, sb = sv.ints[k], sv.floats[k], sv.bools[k]
+    for c in range(w.t.size):
+        si[0, c], si[1, c], si[2, c], si[3, c] = w.order[c], w.prev_order[c], w.prev_slot[c], w.stops[c]
+        si[4, c], si[5, c], si[6, c], si[7, c] = w.out_m[c], w.duel_lap[c], w.stop_lap[c], w.ret_lap[c]
+        si[8, c], si[9, c] = w.ret_slot[c], w.late[c]
+        sf[0, c], sf[1, c], sf[2, c], sf[3, c] = w.t[c], w.lt[c], w.raw[c], w.pol[c]
+        sf[4, c], sf[5, c], sf[6, c], sf[7, c] = w.age[c], w.k0[c], w.k1[c], w.key[c]
+        sb[0, c], sb[1, c], sb[2, c] = w.cold[c], w.cau_pitted[c], w.alive[c]
+    sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] = n, next_ret, n_late, ghost_set
+    sv.ghost[k] = ghost
+
+
+@loop
+def restore(w: Work, sv: Saved, k: int) -> tuple:
+    """The state `save` kept for strategy k: back into `w`; returns (n, next_ret, n_late, ghost_set, ghost)."""
+    si, sf, sb = sv.ints[k], sv.floats[k], sv.bools[k]
+    for c in range(w.t.size):
+        w.order[c], w.prev_order[c], w.prev_slot[c], w.stops[c] = si[0, c], si[1, c], si[2, c], si[3, c]
+        w.out_m[c], w.duel_lap[c], w.stop_lap[c], w.ret_lap[c] = si[4, c], si[5, c], si[6, c], si[7, c]
+        w.ret_slot[c], w.late[c] = si[8, c], si[9, c]
+        w.t[c], w.lt[c], w.raw[c], w.pol[c] = sf[0, c], sf[1, c], sf[2, c], sf[3, c]
+        w.age[c], w.k0[c], w.k1[c], w.key[c] = sf[4, c], sf[5, c], sf[6, c], sf[7, c]
+        w.cold[c], w.cau_pitted[c], w.alive[c] = sb[0, c], sb[1, c], sb[2, c]
+    return sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] != 0, sv.ghost[k]
+
+
+@loop
+def copy_out(o: Out, s: int, q: int, r: int) -> None:
+    """Strategy s ran the same race as strategy q: the same classification."""
+    for c in range(o.pos.shape[2]):
+        o.pos[s, r, c], o.time[s, r, c], o.stops[s, r, c] = o.pos[q, r, c], o.time[q, r, c], o.stops[q, r, c]
+
+
+@loop
+def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int,
+          init_order: np.ndarray, pit_ptr: np.ndarray, pit_car: np.ndarray, caution_car: np.ndarray,
+          lap_of: np.ndarray, caution: np.ndarray, start: np.ndarray, src: np.ndarray, snap_at: np.ndarray) -> None:
+    """Every strategy over races r0..r1-1, lap by lap, in TUMFTM's order of a lap; a strategy runs
+    only the laps after the last one it shares with an earlier strategy (fork_plan)."""
     S, L, C = pl.pit_at.shape
     ghost_mode = p.sc_bunches and p.sc_lap > 0.0
     for r in range(r0, r1):
@@ -140,36 +239,62 @@ def races(w: Work, st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: i
             if st.alive0[c] and d.retire_lap[r, c] < first_ret:
                 first_ret = d.retire_lap[r, c]
             timed_ret = timed_ret or (st.alive0[c] and not np.isnan(d.retire_s[r, c]))
+        fork_plan(d, r, L, lap_of, caution, caution_car.size > 0, start, src)
         for s in range(S):
-            n = reset(w, st, d, r, init_order)
-            n_out = 0
-            next_ret = first_ret
-            ghost_set = False
-            ghost = 0.0
-            n_late = 0
+            if start[s] >= L:
+                copy_out(o, s, src[s], r)
+                continue
             for lap in range(L):
+                snap_at[lap] = False
+            for k in range(s + 1, S):
+                if src[k] == s and start[k] < L:
+                    snap_at[start[k]] = True
+            lap0 = max(start[s], 0)
+            if start[s] < 0:
+                n = reset(w, st, d, r, init_order)
+                next_ret = first_ret
+                ghost_set = False
+                ghost = 0.0
+                n_late = 0
+            else:
+                n, next_ret, n_late, ghost_set, ghost = restore(w, sv, s)
+            n_out = 0
+            for lap in range(lap0, L):
                 fl = d.flag[r, lap]
-                fc = (d.c_to[r, lap] - d.c_from[r, lap]) if fl != GREEN else 0.0
-                has_out = n_out > 0
-                if has_out:
-                    out_lap_resort(w, d, p, r, lap, fl, n)
-                lap_times(w, d, p, r, lap, fl, fc, n, has_out)
-                sc_last = fl == SC and (lap == L - 1 or d.flag[r, lap + 1] != SC)
-                if fl == SC and ghost_mode and not ghost_set:
-                    n_late = mark_late(w, d, r, lap, n)
-                # caution_blend and in_lap_resort are called only where they can act (each checks it in
-                # full): a step's call passes its named tuples field by field and costs on every lap.
-                if fl != GREEN or (lap + 1 < L and d.flag[r, lap + 1] == SC):
-                    overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n, sc_last and n_late > 0)
-                else:
-                    overtake_ok, gap = True, p.gap
-                if fl == SC and ghost_mode and (ghost_set or n_late > 0):
-                    ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_last)
-                if lap == next_ret or (timed_ret and lap < next_ret):
-                    n, next_ret = retirements(w, d, p, r, lap, n, L)
-                # the hot walk takes plain arrays: measurably faster than reading them from w, st, p.
-                passing_walk(w.t, w.order, w.lt, w.raw, w.duel_lap, st.bias, st.team, st.teamorder, p.duel, p.loser,
-                             p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap)
+                if lap > start[s]:    # a resumed strategy begins at the lap's in-lap step
+                    fc = (d.c_to[r, lap] - d.c_from[r, lap]) if fl != GREEN else 0.0
+                    has_out = n_out > 0
+                    if has_out:
+                        out_lap_resort(w, d, p, r, lap, fl, n)
+                    lap_times(w, d, p, r, lap, fl, fc, n, has_out)
+                    sc_left = sc_laps_left(d.flag, r, lap, L) if fl == SC and ghost_mode else L   # SC laps after
+                    if fl == SC and ghost_mode and not ghost_set:
+                        n_late = mark_late(w, d, r, lap, n)
+                    sc_soon = fl == GREEN and ((lap + 1 < L and d.flag[r, lap + 1] == SC)
+                                               or (ghost_mode and lap + 2 < L and d.flag[r, lap + 2] == SC))
+                    # caution_blend and in_lap_resort are called only where they can act (each checks it in
+                    # full): a step's call passes its named tuples field by field and costs on every lap.
+                    if fl != GREEN or sc_soon:
+                        overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n, sc_left if n_late > 0 else L)
+                    else:
+                        overtake_ok, gap = True, p.gap
+                    if fl == SC and ghost_mode and (ghost_set or n_late > 0):
+                        ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_left)
+                    if lap == next_ret or (timed_ret and lap < next_ret):
+                        n, next_ret = retirements(w, d, p, r, lap, n, L)
+                    late_mode = 0                 # passing with cars under the SC in their own race time
+                    if ghost_mode and sc_soon:
+                        late_mode = 1
+                    elif ghost_mode and fl == SC and n_late > 0 and sc_left < 2:
+                        late_mode = 2 + sc_left
+                    # the hot walk takes plain arrays: measurably faster than reading them from w, st, p.
+                    passing_walk(w.t, w.order, w.lt, w.raw, w.duel_lap, st.bias, st.team, st.teamorder, p.duel,
+                                 p.loser, p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap, w.late,
+                                 late_mode)
+                    if snap_at[lap]:
+                        for k in range(s + 1, S):
+                            if src[k] == s and start[k] == lap:
+                                save(w, sv, k, n, next_ret, n_late, ghost_set, ghost)
                 n_out = 0
                 if pit_ptr[lap + 1] > pit_ptr[lap] or (caution_car.size > 0 and fl != GREEN):
                     n_out = in_lap_resort(w, d, p, pl, s, r, lap, fl, n, pit_ptr, pit_car, caution_car, L)
@@ -192,4 +317,6 @@ def run(st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int
     S, L, C = pl.pit_at.shape
     pit_ptr, pit_car, caution_car = pit_lists(pl, L, C)
     init_order = np.argsort(st.t0, kind="mergesort")
-    races(work(C), st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car)
+    lap_of, caution = fork_tables(pl, L)
+    races(work(C), saved(S, C), st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car, lap_of, caution,
+          np.empty(S, np.int64), np.empty(S, np.int64), np.zeros(L, np.bool_))

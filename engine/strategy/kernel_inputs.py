@@ -118,7 +118,7 @@ class Work(NamedTuple):
     ret_lap: np.ndarray
     ret_slot: np.ndarray
     key: np.ndarray
-    late: np.ndarray        # on an SC: the car was still on its previous lap when the SC came out
+    late: np.ndarray        # on an SC: laps (0-2) the car was behind when it came out (sc_steps.py)
 
 
 @njit(cache=True, nogil=True)
@@ -128,4 +128,22 @@ def work(C: int) -> Work:
     return Work(np.empty(C, i8), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.empty(C), np.empty(C),
                 np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, np.bool_))
+                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, i8))
+
+
+class Saved(NamedTuple):
+    """A race's state kept before a lap's in-lap step, one slot per strategy that resumes from it:
+    Work's integer, float and bool arrays (S, 10 / 8 / 3, C) and the lap loop's scalars."""
+
+    ints: np.ndarray
+    floats: np.ndarray
+    bools: np.ndarray
+    scalars: np.ndarray     # (S, 4) running cars, next retirement lap, late cars, ghost set
+    ghost: np.ndarray       # (S,) the SC ghost's race time
+
+
+@njit(cache=True, nogil=True)
+def saved(S: int, C: int) -> Saved:
+    """Slots for S strategies' kept states."""
+    return Saved(np.empty((S, 10, C), np.int64), np.empty((S, 8, C)), np.empty((S, 3, C), np.bool_),
+                 np.empty((S, 4), np.int64), np.empty(S))

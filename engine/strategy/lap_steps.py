@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Work, step
+from engine.strategy.sc_steps import sc_first_hold, sc_lag
 
 
 @step
@@ -14,9 +15,9 @@ def insertion_sort(order: np.ndarray, n: int, key: np.ndarray) -> None:
     """Stable in-place sort of order[:n] by key[order[i]]; almost sorted input costs one pass."""
     for i in range(1, n):
         c = order[i]
-        k = key[c]
+        k = key[np.uint64(c)]
         j = i - 1
-        while j >= 0 and key[order[j]] > k:
+        while j >= 0 and key[np.uint64(order[j])] > k:
             order[j + 1] = order[j]
             j -= 1
         order[j + 1] = c
@@ -72,7 +73,8 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
 @step
 def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, has_out: bool) -> None:
     """Step 2: lap times, with DRS in two halves: the gap at the line before and after the out-lap
-    re-sort (no DRS behind a car that was in the pit lane)."""
+    re-sort (no DRS behind a car that was in the pit lane). After an SC, a car whose own SC ended
+    k laps before the field's (`Work.late`) has DRS k laps earlier (TUMFTM's drs_act_lap per car)."""
     if fl == FCY:
         inc = 1.0 - fc * (1.0 - p.deg_fcy)
     elif fl == SC:
@@ -82,11 +84,15 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
     base_add = d.lap_add[lap]
     drs_on = drs_half != 0.0 and d.drs_ok[r, lap]
+    L = d.flag.shape[1]
+    drs_late = (drs_half != 0.0 and not drs_on and fl == GREEN and lap + 1 < L
+                and (d.drs_ok[r, lap + 1] or (lap + 2 < L and d.drs_ok[r, lap + 2])))
+    late = w.late
     order, t, lt, raw, age, k0, k1, cold = w.order, w.t, w.lt, w.raw, w.age, w.k0, w.k1, w.cold
     prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol
     pace, noise, first_add = d.pace, d.noise, d.first_add
     for i in range(n):
-        c = order[i]
+        c = np.uint64(order[i])
         age[c] += inc
         x = pace[r, c] + k0[c] + k1[c] * age[c] + base_add + noise[r, lap, c]
         if cold[c]:
@@ -97,7 +103,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         raw[c] = x
         if has_out:
             x += lt[c]
-        if drs_on:
+        if drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]]):
             if has_out:
                 js = prev_slot[c]
                 if js > 0:
@@ -111,7 +117,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
                     f = order[i - 1]
                     if (t[c] + pol[c]) - (t[f] + pol[f]) <= drs_window:
                         x += drs_half
-            elif i > 0 and t[c] - t[order[i - 1]] <= drs_window:
+            elif i > 0 and t[c] - t[np.uint64(order[i - 1])] <= drs_window:
                 x += 2.0 * drs_half
         lt[c] = x
     if has_out:
@@ -123,45 +129,48 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
 
 @step
 def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int,
-                  last: bool) -> tuple[bool, float]:
+                  sc_left: int) -> tuple[bool, float]:
     """Step 3a: the lap's caution part at the FCY lap (a floor, gaps frozen) or each lap x its
     multiplier; returns (overtaking allowed, minimum gap). On a caution's first lap with a start
     race time, each car's part is placed by its own race time (TUMFTM: a car that began the lap
-    after the start runs it all under the caution, one that ended it before runs it green). On an
-    SC's last lap a late car (`mark_late`) is out of it already: its lap is green."""
+    after the start runs it all under the caution, one that ended it before runs it green). With
+    TUMFTM's SC the two laps before its first are where a car one or two laps behind meets it
+    (`sc_lag`); a late car is out of it `w.late` laps before the others (sc_left: SC laps after
+    this one)."""
     overtake_ok = True
     gap = p.gap
-    order, lt, t = w.order, w.lt, w.t
+    order, lt = w.order, w.lt
     if fl == GREEN:
-        if p.fcy_lap > 0.0 and lap + 1 < d.flag.shape[1] and d.flag[r, lap + 1] == SC:
-            start = d.c_start[r, lap + 1]        # the SC comes out before this car ends its lap
-            for i in range(n):
-                c = order[i]
-                after = min((t[c] + lt[c] - start) / lt[c], 1.0)
-                if after > 0.0:
-                    slow = (1.0 - after) * lt[c] + after * p.fcy_lap
-                    if lt[c] < slow:
-                        lt[c] = slow
+        L = d.flag.shape[1]
+        if p.fcy_lap > 0.0 and lap + 1 < L and d.flag[r, lap + 1] == SC:
+            sc_lag(w, d, p, r, lap, n, 1)
+        elif p.fcy_lap > 0.0 and p.sc_bunches and p.sc_lap > 0.0 and lap + 2 < L and d.flag[r, lap + 2] == SC:
+            sc_lag(w, d, p, r, lap, n, 2)
         return overtake_ok, gap
     start = d.c_start[r, lap]
     per_car = not np.isnan(start)
     end = d.c_to[r, lap]
     if p.fcy_lap > 0.0:
         fcy_lap = p.fcy_lap
-        late = w.late
+        late, t = w.late, w.t
+        ghost = p.sc_bunches and p.sc_lap > 0.0
         for i in range(n):
             c = order[i]
-            if last and late[c]:
-                continue
+            if sc_left < late[c]:
+                continue                  # its SC ended in its own race time
             f = fc
+            hold = False
             if per_car:
                 before = (start - t[c]) / lt[c]
                 f = end - min(max(before, 0.0), 1.0)
                 if f < 0.0:
                     f = 0.0
+                hold = fl == SC and ghost and 0.0 <= before < 1.0
             slow = (1.0 - f) * lt[c] + f * fcy_lap
             if lt[c] < slow:
                 lt[c] = slow
+            if hold:
+                sc_first_hold(lt, t, c, i, start, p.gap_sc)
         overtake_ok = fl != SC and (1.0 - fc) >= 0.5
     elif fl == FCY or not p.sc_bunches:
         mult = p.mult_fcy if fl == FCY else p.mult_sc
@@ -175,50 +184,6 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
             lt[order[0]] *= p.mult_sc
         gap = p.gap_sc
     return overtake_ok, gap
-
-
-@step
-def mark_late(w: Work, d: Draws, r: int, lap: int, n: int) -> int:
-    """On an SC's first lap: the cars that were still on their previous lap when it came out (their
-    race time at the line is past its start). TUMFTM starts such a car's SC ghost a lap earlier, so
-    it runs one SC lap behind the others. Returns how many there are."""
-    order, t, late = w.order, w.t, w.late
-    start = d.c_start[r, lap]
-    k = 0
-    for i in range(n):
-        c = order[i]
-        late[c] = not np.isnan(start) and t[c] > start
-        k += late[c]
-    return k
-
-
-@step
-def sc_ghost(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ghost: float, ghost_set: bool,
-             last: bool) -> float:
-    """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
-    position P may not be ahead of it + P x the SC gap (a late car: one SC lap more, from the SC's
-    first lap, and free on its last). Returns the ghost's new race time."""
-    order, lt, t, late = w.order, w.lt, w.t, w.late
-    gap_sc, sc_lap = p.gap_sc, p.sc_lap
-    if ghost_set:
-        ghost += sc_lap
-    line = d.sc_line[r, lap]
-    for i in range(n):
-        c = order[i]
-        if late[c]:
-            if last:
-                continue
-            g = (ghost if ghost_set else line) + sc_lap
-            if np.isnan(g):
-                continue
-        elif ghost_set:
-            g = ghost
-        else:
-            continue
-        need = g + (i + 1) * gap_sc - t[c]
-        if lt[c] < need:
-            lt[c] = need
-    return ghost
 
 
 @step
@@ -251,10 +216,14 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
 @step
 def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarray, duel_lap: np.ndarray,
                  bias: np.ndarray, team: np.ndarray, teamorder: np.ndarray, duel: float, loser: float, thr0: float,
-                 duel_when_held: bool, pass_from_gap: bool, lap: int, n: int, overtake_ok: bool, gap: float) -> None:
-    """Step 5: the walk from the front on the race times at the line, repeated until nobody moves."""
+                 duel_when_held: bool, pass_from_gap: bool, lap: int, n: int, overtake_ok: bool, gap: float,
+                 late: np.ndarray, late_mode: int) -> None:
+    """Step 5: the walk from the front on the race times at the line, repeated until nobody moves. A
+    pair may pass only if neither car is under the SC in its own race time (TUMFTM's per-car
+    overtake_allowed): late_mode 1, the laps before the SC's first, the late cars are under it already;
+    late_mode 2 + k, k SC laps left, only the cars late by more than k are out of it."""
     for i in range(n):
-        c = order[i]
+        c = np.uint64(order[i])
         t[c] += lt[c]
     changed = True
     sweeps = 0
@@ -263,10 +232,15 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
         changed = False
         sweeps += 1
         for i in range(n - 1):
-            a, b = order[i], order[i + 1]
+            a, b = np.uint64(order[i]), np.uint64(order[i + 1])     # unsigned: no negative-index wrap
             if t[a] - t[b] <= -gap:
                 continue
-            if overtake_ok:
+            ok = overtake_ok
+            if late_mode == 1:
+                ok = overtake_ok and late[a] == 0 and late[b] == 0
+            elif late_mode >= 2:
+                ok = late[a] > late_mode - 2 and late[b] > late_mode - 2
+            if ok:
                 if duel_when_held:
                     if duel_lap[a] != lap:
                         t[a] += duel

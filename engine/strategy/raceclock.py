@@ -43,7 +43,7 @@ def scheduled_duration(leads: dict[str, pd.Series]) -> tuple[float, str]:
     inside = {m: sum(a < 60 * m <= b for a, b in windows) for m in minutes}
     best = max(inside, key=lambda m: (inside[m], -abs(60 * m - RACE_DURATION_S)))
     return 60.0 * best, (f"derived: the flag fell at the first crossing after {best} min in {inside[best]} of "
-                         f"{len(windows)} other races ({', '.join(sorted(leads))})")
+                         f"{len(windows)} other races of the series")
 
 
 def timed_total_laps(board: list[dict], cars: list[dict], model: TrackModel, flag: object,

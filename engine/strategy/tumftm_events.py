@@ -32,13 +32,13 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
     p_acc = np.array([race.mcs_season["p_accident"][race.drivers[c]["name"]] for c in race.codes])
     p_fail = np.array([race.mcs_season["p_failure"][race.drivers[c]["team"]] for c in race.codes])
     mc = race.monte_carlo
-    ref_laps, ref_pit = reference_laps(race)
+    ref = reference_laps(race)       # lap times, in-laps, pit losses
     base = race.track["t_q"] + race.track["t_gap_racepace"]
     flags, c_from, c_to, retire, ghost, start, retire_s = _draw_events(
         int(rng.integers(0, 2 ** 31 - 1)), races, L, C, _pmf(ev["p_sc_quant"]), _pmf(lap_p),
         _pmf(ev["p_sc_duration"]), _pmf(p_acc), p_fail, float(ev["p_vsc_aft_failure"]),
         _pmf(ev["p_vsc_duration"]), float(mc.get("min_dist_sc", 1.5)), float(mc.get("min_dist_vsc", 1.5)),
-        ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"])
+        *ref, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"])
     # The file's own events replace the random ones in every race (TUMFTM: a filled list is used,
     # [] means random, null means none).
     fcy = race.events.get("fcy_data") or {}
@@ -49,7 +49,7 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
                np.full((1, L), np.nan), np.full((1, L), np.nan), np.empty((1, L + 1))]
         _phases_to_laps(0, np.array([ph[0] for ph in fixed], float), np.array([ph[1] for ph in fixed], float),
                         np.array([SC if ph[2] == "SC" else FCY for ph in fixed], np.int8), len(fixed), L,
-                        ref_laps, ref_pit, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"],
+                        *ref, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"],
                         *one)
         flags, c_from, c_to, ghost, start = (np.repeat(a, races, axis=0) for a in one[:5])
         cum_fixed, fixed_start = one[5][0], {float(ph[0]): one[4][0, int(np.floor(ph[0]))] for ph in fixed}
@@ -61,7 +61,7 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
         retire_s = np.full((races, C), np.nan)
         if cum_fixed is None:                       # the file's retirements with random cautions
             cum_fixed = np.empty((1, L + 1))
-            _phases_to_laps(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int8), 0, L, ref_laps, ref_pit, 1.0, 1.0,
+            _phases_to_laps(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int8), 0, L, *ref, 1.0, 1.0,
                             np.zeros((1, L), np.int8), np.zeros((1, L), np.float32), np.ones((1, L), np.float32),
                             np.full((1, L), np.nan), np.full((1, L), np.nan), cum_fixed)
             cum_fixed = cum_fixed[0]
@@ -81,10 +81,10 @@ def _progress_time(cum: np.ndarray, progress: float) -> float:
     return cum[lap] + (progress - lap) * (cum[lap + 1] - cum[lap])
 
 
-def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray]:
-    """The reference driver's lap times on a free track (TUMFTM's pre-simulation, which places the
-    random phases in race time and the SC): pace, fuel, start, tyres and cold tyres per lap, and the
-    green pit losses per lap, apart."""
+def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference driver's free-track race (TUMFTM's pre-simulation, which places the random phases
+    in race time and the SC): lap times from pace, fuel, start, tyres and cold tyres; its in-laps;
+    and the pit losses (s) a stop is charged by flag state (`_reference_pit`)."""
     tr, L = race.track, race.laps
     code = race.monte_carlo.get("ref_driver") or race.codes[0]
     if code not in race.drivers:
@@ -94,7 +94,6 @@ def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray]:
     laps = np.full(L, tr["t_q"] + tr["t_gap_racepace"] + d["t_driver"] + car["t_car"])
     laps += ((car["m_fuel"] or 0.0) - (car["b_fuel_perlap"] or 0.0) * np.arange(L)) * tr["t_lap_sens_mass"]
     laps[0] += tr["t_loss_firstlap"] + (d["p_grid"] - 1) * tr["t_loss_pergridpos"]
-    pit = np.zeros(L)
     stints = d["strategy_info"]
     for k, (inlap, compound, age, _fuel) in enumerate(stints):
         end = stints[k + 1][0] if k + 1 < len(stints) else L
@@ -102,11 +101,48 @@ def reference_laps(race: TumftmRace) -> tuple[np.ndarray, np.ndarray]:
         laps[inlap:end] += k0 + k1 * (age + np.arange(end - inlap))
         if inlap < L:
             laps[inlap] += race.tyres[code]["t_add_coldtires"]
-        if inlap > 0:
-            pit[inlap - 1] += tr["t_pitdrive_inlap"]
-            if inlap < L:
-                pit[inlap] += tr["t_pitdrive_outlap"] + tr["t_pit_tirechange_min"] + car["t_pit_tirechange_add"]
-    return laps, pit
+    stops = np.array([s[0] for s in stints if s[0] > 0], np.int64)
+    pit = np.array([tr["t_pitdrive_inlap"], tr["t_pitdrive_inlap_fcy"], tr["t_pitdrive_inlap_sc"],
+                    tr["t_pitdrive_outlap"], tr["t_pitdrive_outlap_fcy"], tr["t_pitdrive_outlap_sc"],
+                    tr["t_pit_tirechange_min"] + car["t_pit_tirechange_add"],
+                    1.0 if tr.get("pits_aft_finishline", True) else 0.0])
+    return laps, stops, pit
+
+
+@njit(cache=True)
+def _reference_pit(starts, ends, kinds, n, L, stops, pit):
+    """The reference driver's pit losses per lap in a race with these phases (sorted by start), as
+    TUMFTM's pre-simulation charges them: an in-lap (out-lap) covered by a phase from the pit entry
+    (exit) on costs the SC value if the SC came out before the in-lap began, else the FCY value; the
+    standstill on the in-lap with pits before the line, else on the out-lap. Also returns the out-lap
+    losses the phases' start times carry (a phase starting in an out-lap after the pit exit): TUMFTM
+    sums them into one total shared by every phase of the race (its list of [0, 0] pairs is one pair
+    repeated)."""
+    out = np.zeros(L)
+    aft = pit[7] > 0.5
+    f_in, f_out = (0.01, 0.05) if aft else (0.05, 0.01)
+    start_add = 0.0
+    for inlap in stops:
+        t_in = 0.0 if aft else pit[6]
+        drive = pit[0]
+        for k in range(n):
+            if starts[k] <= inlap - f_in and inlap <= ends[k]:
+                drive = pit[2] if kinds[k] == SC and starts[k] < inlap - 1.0 else pit[1]
+                break
+        out[inlap - 1] += t_in + drive
+        if inlap >= L:
+            continue
+        t_out = pit[6] if aft else 0.0
+        drive = pit[3]
+        for k in range(n):
+            if starts[k] <= inlap and inlap + f_out <= ends[k]:
+                drive = pit[5] if kinds[k] == SC and starts[k] < inlap - 1.0 else pit[4]
+                break
+        out[inlap] += t_out + drive
+        for k in range(n):
+            if inlap + f_out < starts[k] < inlap + 1.0:
+                start_add += t_out + drive
+    return out, start_add
 
 
 @njit(cache=True)
@@ -130,7 +166,7 @@ def _clashes(starts, ends, kinds, n, s, e, min_sc, min_vsc) -> bool:
 
 @njit(cache=True)
 def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, vsc_dur_p, min_sc, min_vsc,
-                 ref_laps, ref_pit, fcy_lap, sc_lap):
+                 ref_laps, ref_stops, ref_pit, fcy_lap, sc_lap):
     """Per race: the phases in race progress (laps), turned into per-lap flags with the fraction of
     the lap each covers; each car's retirement lap (L = none); and, on each SC's first lap, the race
     time at which the SC waits for the field at the line (the reference driver's pre-simulated time
@@ -189,8 +225,8 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
             retire[r, c] = int(s)
             prog[c] = s
         sc_start = starts[:n].copy()
-        _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost,
-                        start, cum)
+        _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_stops, ref_pit, fcy_lap, sc_lap, flags, c_from,
+                        c_to, ghost, start, cum)
         for c in range(C):
             if prog[c] <= -1.0:
                 retire_s[r, c] = start[r, int(np.floor(sc_start[int(-1.0 - prog[c])]))]
@@ -200,8 +236,8 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
 
 
 @njit(cache=True)
-def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc_lap, flags, c_from, c_to, ghost,
-                    start, cum):
+def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_stops, pit_pars, fcy_lap, sc_lap, flags, c_from, c_to,
+                    ghost, start, cum):
     """Race r's phases (race progress, any order) -> per-lap flags, the fraction of each lap they
     cover, and on each SC's first lap the race time at which the SC waits at the line: the reference
     driver's pre-simulated time at the end of that lap, at least a third of an SC lap after the
@@ -214,6 +250,7 @@ def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc
             j -= 1
         starts[j + 1], ends[j + 1], kinds[j + 1] = s, e, kd
     laps = ref_laps.copy()
+    ref_pit, start_add = _reference_pit(starts, ends, kinds, n, L, ref_stops, pit_pars)
     for k in range(n):
         first, last = int(np.floor(starts[k])), int(np.ceil(ends[k]))
         t_start = 0.0
@@ -228,7 +265,7 @@ def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_pit, fcy_lap, sc
             if lap == first:
                 normal = starts[k] - lap + (lap + 1.0 - ends[k] if lap + 1.0 >= ends[k] else 0.0)
                 slow = fcy_lap
-                t_start = laps[:lap].sum() + ref_pit[:lap].sum() + (starts[k] - lap) * laps[lap]
+                t_start = laps[:lap].sum() + ref_pit[:lap].sum() + (starts[k] - lap) * laps[lap] + start_add
             elif lap + 1.0 >= ends[k]:
                 normal = 0.0 if kinds[k] == SC else lap + 1.0 - ends[k]
                 slow = sc_lap if kinds[k] == SC else fcy_lap

@@ -37,12 +37,21 @@ list of FCY phases or retirements (the real race's, in race progress) is used in
 means none, [] means random events as MonteCarlo.create_random_events draws them; the JSON says
 which (`events`). Pits before the line (pits_aft_finishline false): the in-lap drive and the
 standstill on the in-lap, the out-lap drive on the out-lap.
-Documented simplifications: a caution covers the same fraction of the lap for every car (TUMFTM
-places it in race time, per car); 'quad', 'cub' and 'ln' tyre models are replaced by their
-least-squares line over ages 0-40 (every known file uses 'lin'); fuel is the same for every car, so
-SC fuel saving is ignored; TUMFTM discards and redraws races that fail its plausibility checks
-(minimum gaps, FCY phases the leader never saw, a finisher on one compound); no virtual strategy
-engineer (vse_type): every driver runs strategy_info.
+An SC is placed in each car's own race time: on the lap the SC comes out for a car it is held at the
+SC's start + its position x min_t_dist_sc, then behind the ghost; a car one or two laps behind when
+it came out meets it and leaves it that many laps earlier, and has DRS back that much earlier; a
+pair may pass only if neither car is under the SC in its own race time (TUMFTM's per-car
+overtake_allowed). The pre-simulation charges the reference driver's stops at the FCY/SC pit values
+when a phase covers them (sc_steps.py, lap_steps.py, tumftm_events.py). Every car starts at race
+time 0 in grid order.
+Documented simplifications: a VSC covers the same fraction of the lap for every car (TUMFTM places
+it in race time, per car); a car three or more laps behind when an SC comes out is treated as two;
+fuel is the same for every car and burnt at the green rate under a caution (TUMFTM: x
+mult_consumption_sc / _fcy, the rest spread over the laps left); 'quad', 'cub' and 'ln' tyre models
+are replaced by their least-squares line over ages 0-40 (every known file uses 'lin'); TUMFTM
+discards and redraws races that fail its plausibility checks (minimum gaps, FCY phases the leader
+never saw, a finisher on one compound); no virtual strategy engineer (vse_type): every driver runs
+strategy_info.
 Measured (10,000 races, seed 1, tests/test_strategy_tumftm.py): all 20 drivers within every
 tolerance (largest: VET podium +0.8 pp, SAI mean +0.14, KVY and KUB mean +0.06 / +0.07); the same for
 seeds 2-4. VER's sweep ranks real, late, early, two-stop as the reference does (3.95 / 4.06 / 4.12 /
@@ -145,7 +154,9 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         s_sd.append(perf["sigma"])
     grid = np.asarray(grid, float)
     teams = [race.drivers[c]["team"] for c in codes]
-    field = Field(codes, race_time_s=(grid - 1) * 1e-3, pace_s=np.array(pace), sigma_s=np.array(sigma),
+    # TUMFTM starts every car at race time 0 in grid order: a nanosecond a slot only orders them (a
+    # millisecond a slot changed lap-1 passes in a bunched field).
+    field = Field(codes, race_time_s=(grid - 1) * 1e-9, pace_s=np.array(pace), sigma_s=np.array(sigma),
                   tyre_age=np.array(age), deg_k0=np.array(k0), deg_k1=np.array(k1),
                   pit_extra_s=np.array(extra), pit_var=np.array(var), overtake_bias_s=np.array(bias),
                   start_loss_s=np.array(s_mean), start_sd_s=np.array(s_sd),

@@ -13,12 +13,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.tyre.cliff import HORIZON_LAPS, first_paying_stop
+from engine.tyre.cliff import HORIZON_LAPS, LAPS_LEFT_UNKNOWN, first_paying_stop
 from engine.race.lap import clean_laps
 
 WITHIN = (1, 2, 5)
 BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 5, "3-5"), (6, 10, "6-10"), (11, HORIZON_LAPS, "11+"))
 NONE = "none before the flag"
+
+
+def clock_laps_left(rows: pd.DataFrame) -> np.ndarray:
+    """Laps left as a live call sees them in a timed race: the race clock's time left at the car's
+    reference pace, rounded up (the flag falls at the first crossing after it), never the laps the
+    car turned out to run. Each race's duration is derived from the other races in `rows`
+    (engine.strategy.raceclock); a row without a race time or pace gets LAPS_LEFT_UNKNOWN."""
+    from engine.strategy.raceclock import scheduled_duration
+
+    leads = {s: g.groupby("lap")["race_time_s"].min().sort_index() for s, g in rows.groupby("session")}
+    duration = rows["session"].map({s: scheduled_duration({o: v for o, v in leads.items() if o != s})[0]
+                                    for s in leads}).to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        left = np.ceil((duration - rows["race_time_s"].to_numpy(float)) / rows["ref_s"].to_numpy(float))
+    return np.where(np.isfinite(left), np.clip(left, 0, None), LAPS_LEFT_UNKNOWN)
 
 
 def laps_left(rows: pd.DataFrame) -> np.ndarray:

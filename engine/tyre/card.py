@@ -254,13 +254,14 @@ clean laps against the field (engine/tyre/degradation.py) is backtested beside i
 not used for the call where it makes more false calls. A stop at the end of lap k+j costs the track's pit loss P (the tracks
 file's measured figure, else its pit-lane time) and gives the car back its reference pace, after
 which the fresh tyres lose d a lap. The call is the first j with
-`sum over i = j+1..L of (loss_i - d x (i - j)) >= P`, L the laps left; "none before the flag" when no
-j pays. Its {PCT} interval takes d at the top (earliest) and bottom (latest) of its {PCT} band.
+`sum over i = j+1..L of (loss_i - d x (i - j)) >= P`, L the laps left as a live call knows them: in
+a timed race, the race clock's time left (the duration derived from the other races) at the car's
+reference pace, never the laps it turned out to run; "none before the flag" when no j pays. Its {PCT} interval takes d at the top (earliest) and bottom (latest) of its {PCT} band.
 Fuel cannot make a call: it is out of the loss. The backtest (`engine/tyre/backtest.py`) applies
 the same rule to what the car really did after lap k (its actual loss on later clean laps, 0 on
 caution, pit and restart laps, its actual slope for the fresh tyres, the laps it really ran: the
-backtest knows the race's length, the live call takes the scheduled length, or {LAPS_LEFT_UNKNOWN} laps when none
-is given). A second backtest at a quarter of the pit loss checks the loss curves where a stop would
+truth knows the race's length, the call does not; live, the laps left are the strategy stage's
+expected flag lap, or {LAPS_LEFT_UNKNOWN} laps before its first call). A second backtest at a quarter of the pit loss checks the loss curves where a stop would
 pay far more often.
 
 {_cliff(evaluation)}

@@ -38,6 +38,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                     help="folder of GR Cup races (repeatable; default: the repo's data/grcup)")
     ev.add_argument("--models", type=Path, default=None, help="models folder (default: Settings.models_dir)")
     ev.add_argument("--json", action="store_true", help="print one JSON object only")
+    ev.add_argument("--f1", type=Path, default=None, metavar="CAPTURE",
+                    help="instead: the wear model against the F1 game's true per-corner wear in this capture")
     ev.add_argument("--save", type=Path, default=None,
                     help="also write the JSON report to this file (next to tyre_meta.json: rewrites MODEL_CARD.md too)")
 
@@ -114,6 +116,9 @@ def f1_wear_check(energy_at_cliff: float) -> dict | None:
 
 def evaluate(args: argparse.Namespace) -> int:
     """Held-out figures of the next lap, the 5/10-lap forecasts and the cliff call (`pitwall model evaluate`)."""
+    if args.f1 is not None:            # issue 18: against the F1 game's Car Damage wear (engine/f1/commands.py)
+        from engine.f1.commands import evaluate_f1
+        return evaluate_f1(args.f1, args.models, args.json)
     import pandas as pd
 
     from engine.settings import Settings

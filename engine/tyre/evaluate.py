@@ -100,8 +100,9 @@ def judge(rows: pd.DataFrame, pred: Prediction, projection, pit_loss: np.ndarray
 
 def _cliff(rows: pd.DataFrame, projection, pit_loss: np.ndarray) -> dict:
     """The cliff call backtested at the track's pit loss, and at a quarter of it (a check that the
-    loss curves themselves are right, where stops would pay far more often)."""
-    left = bt.laps_left(rows)
+    loss curves themselves are right, where stops would pay far more often). The call knows the laps
+    left as the live one does, from the race clock; the truth is judged on the laps really run."""
+    left = bt.clock_laps_left(rows)
     deg = degradation(projection, left.astype(int))
     rate, sd = own_rate(rows)
     level = pace_level(rows)
@@ -110,7 +111,7 @@ def _cliff(rows: pd.DataFrame, projection, pit_loss: np.ndarray) -> dict:
                           ("cliff_at_quarter_pit_loss", 0.25, (deg["deg_s_per_lap"], deg["deg_sd"])),
                           ("cliff_with_own_rate", 1.0, (rate, sd))):     # the alternative rate, not served
         call = cliff_call(level, *d, left, scale * pit_loss)["laps_to_cliff"]
-        out[key] = bt.score(call, bt.truth(rows, scale * pit_loss), left >= 2)
+        out[key] = bt.score(call, bt.truth(rows, scale * pit_loss), bt.laps_left(rows) >= 2)
     w2 = out["cliff"]["within_2"]
     out["cliff_false_call_rate"] = out["cliff"]["cliff_false_call_rate"]
     out["cliff_calls_within_2"], out["cliff_false_calls_within_2"] = w2["calls"], w2["calls"] - w2["came_true"]

@@ -1,7 +1,12 @@
 """Explanations: the top three contributions to a prediction (XGBoost pred_contribs, the same
 numbers as TreeSHAP) as radio-ready sentences of at most 80 characters, with the effect on the
 next lap in seconds and its sign: never a feature name, never "no data"; a caution restart that
-makes most of the change is said first."""
+makes most of the change is said first.
+
+Words: a lap-time value is measured against the car's own reference pace (engine.tyre.dataset: the
+median of its first clean laps, fuel-corrected), never called "vs fresh tyres": that phrase is the
+tyre state's alone (engine.tyre.service.pace_states, its degradation beyond the field's x tyre age).
+The bracket is the model's contribution to the next lap ("model +0.35 s")."""
 
 from __future__ import annotations
 
@@ -9,11 +14,16 @@ import numpy as np
 import pandas as pd
 
 from engine.race.corners import CORNER_NAMES, CORNERS
-from engine.tyre.dataset import FEATURES
+from engine.tyre import FUEL_S_PER_LAP
+from engine.tyre.dataset import FEATURES, REFERENCE_LAPS
 from engine.tyre.model import TyreModel
 
 MAX_CHARS = 80
 TOP = 3
+# The words every view uses: the tyre state's loss (its only name), and what the reasons' reference is.
+LOSS_VS_FRESH = "loss vs fresh tyres"
+REFERENCE_PACE = (f"own reference pace (the median of its first {REFERENCE_LAPS} clean laps, "
+                  f"fuel-corrected at an assumed {FUEL_S_PER_LAP:g} s/lap)")
 
 
 def contributions(model: TyreModel, X: np.ndarray) -> np.ndarray:
@@ -44,10 +54,10 @@ TEMPLATES: dict[str, str] = {
     "tel_heavy_brakes": "{t}{v:.0f} heavy stops this lap",
     "tel_hard_corners": "{t}{v:.0f} hard corners this lap",
     "tel_energy": "{t}tyre work {k:.0f}k units this lap",
-    "last_loss": "Last lap {v:+.1f} s vs fresh-tyre pace",
-    "prev_loss": "Lap before {v:+.1f} s vs fresh-tyre pace",
-    "loss_mean3": "Last 3 green laps {v:+.2f} s vs fresh-tyre pace",
-    "stint_mean_loss": "Stint average {v:+.2f} s vs fresh-tyre pace",
+    "last_loss": "Last lap {v:+.1f} s vs own reference pace",
+    "prev_loss": "Lap before {v:+.1f} s vs own reference pace",
+    "loss_mean3": "Last 3 green laps {v:+.2f} s vs own reference pace",
+    "stint_mean_loss": "Stint average {v:+.2f} s vs own reference pace",
     "trend": "Pace trend {v:+.2f} s vs stint average",
     "stint_std": "Lap times scattered {v:.1f} s this stint",
     "s1_delta": "Sector 1 {v:+.2f} s off best",
@@ -58,7 +68,7 @@ TEMPLATES: dict[str, str] = {
     "prev_fcy": "Two laps since full-course yellow",
     "field_fcy": "Field under yellow {p:.0f} % of last 2 min",
     "last_pit": "Pit lap just done",
-    "field_loss": "Track: field {v:+.1f} s vs fresh pace",
+    "field_loss": "Track: field {v:+.1f} s vs its reference pace",
 }
 
 
@@ -79,7 +89,8 @@ CAUTION = ("last_fcy", "prev_fcy", "field_fcy")
 
 
 def _effect(effect: float) -> str:
-    return f"({effect:+.2f} s)"
+    """The feature's contribution to the next lap, said to be the model's."""
+    return f"(model {effect:+.2f} s)"
 
 
 def sentence(feature: str, value: float, effect: float, wear: dict | None = None) -> str | None:

@@ -28,7 +28,9 @@ from engine import keys
 from engine.contracts import decode_batch
 from engine.laps.state import CarState, build_record, entry_key
 from engine.sources.tracks import Track, session_track
-from engine.stages.process.lapstore import LOST, LapStore, LapWrite
+from engine.stages.process.lapstore import LOST, STALE, LapStore, LapWrite
+from engine.stages.process.live import LivePoints
+from engine.stages.resets import ResetWatch
 
 log = logging.getLogger("engine.stages.process")
 
@@ -55,6 +57,9 @@ class ProcessStage:
         self.points = 0
         self.hook_errors = 0
         self.dropped: dict[str, int] = {}
+        self.resets = ResetWatch(client)
+        self.sessions_reset = 0
+        self.live = LivePoints()        # each car's newest point, for the live feed
 
     # --- per-car state ---------------------------------------------------------------------
     def _state(self, session: str, car: str) -> CarState:
@@ -72,6 +77,27 @@ class ProcessStage:
         for key in [k for k in self.cars if keys.shard_of(*k, self.shards) == shard]:
             self.cars.pop(key, None)
             self.unacked.pop(key, None)
+
+    def check_resets(self) -> list[str]:
+        """Drop the state of sessions reset since the last check (`replay --fresh`): their cars,
+        cached meta and hook state; the old run's pending entries are acknowledged (never replayed
+        into the new run). Returns the sessions dropped."""
+        changed = self.resets.poll()
+        for session in changed:
+            pipe = self.client.pipeline(transaction=False)
+            for key in [k for k in self.cars if k[0] == session]:
+                ids = self.unacked.pop(key, [])
+                if ids:
+                    pipe.xack(keys.telemetry_stream(keys.shard_of(*key, self.shards)), GROUP, *ids)
+                del self.cars[key]
+            pipe.execute()
+            self._sessions.pop(session, None)
+            for hook in self.on_lap_complete:
+                forget = getattr(getattr(hook, "__self__", None), "forget_session", None)
+                if forget is not None:
+                    forget(session)
+            self.sessions_reset += 1
+        return changed
 
     def _session(self, session: str) -> tuple[Track | None, dict]:
         """The session's track and weather from its meta (keys.session_meta fields track, air_temp,
@@ -98,6 +124,8 @@ class ProcessStage:
         """Fold one entry in; the laps it closes are queued for `flush`. Returns entry ids that
         may be acknowledged right away (redeliveries the checkpoint already covers)."""
         batch = decode_batch(fields)
+        if self.resets.stale(batch.session, entry_id):
+            return [entry_id]              # written before the session was reset: the old run's
         key = (batch.session, batch.vehicle_id)
         st = self._state(*key)
         if entry_key(entry_id) <= entry_key(st.pushed_upto):
@@ -109,6 +137,7 @@ class ProcessStage:
         for reason, n in st.dropped.items():
             self.dropped[reason] = self.dropped.get(reason, 0) + n - before.get(reason, 0)
         self.points += len(batch)
+        self.live.note(batch, entry_id)
         self.unacked[key].append(entry_id)
         if closed:
             records = [build_record(c, batch.session, batch.vehicle_id, track, weather) for c in closed]
@@ -129,15 +158,19 @@ class ProcessStage:
         jobs, self.outbox = self.outbox, []
         hooks = bool(self.on_lap_complete)
         lost: set[int] = set()
+        stale: set[int] = set()
         for job, written in zip(jobs, self.store.write(jobs, laps=True, checkpoint=not hooks)):
             if written == LOST:
                 lost.add(job.shard)
+                continue
+            if written == STALE:       # the session was reset meanwhile: the old run's lap
+                stale.add(id(job))
                 continue
             self.laps_written += written
             for c, rec in zip(job.closed, job.records):
                 self._hooks(job.session, job.car, rec, c.samples)
         if hooks:
-            live = [job for job in jobs if job.shard not in lost]
+            live = [job for job in jobs if job.shard not in lost and id(job) not in stale]
             done = self.store.write(live, laps=False, checkpoint=True)
             lost |= {job.shard for job, d in zip(live, done) if d == LOST}
         return lost

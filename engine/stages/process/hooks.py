@@ -53,6 +53,10 @@ class LapHooks:
         samples = {("timestamp" if k == "t" else k): v for k, v in arrays.items()}
         self.driver.judge(session, car, lap_info, samples)
 
+    def forget_session(self, session: str) -> None:
+        """The session was reset (`replay --fresh`): drop its driver profiles held here."""
+        self.driver.services.pop(session, None)
+
     def store_energy(self, session: str, car: str, lap: int, arrays: dict[str, np.ndarray]) -> None:
         """The lap's friction energy per corner (kJ) and its evidence, by lap (HSETNX: idempotent)."""
         try:

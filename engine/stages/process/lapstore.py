@@ -16,16 +16,19 @@ from dataclasses import dataclass
 import redis
 
 from engine import keys
-from engine.laps.state import CarState
+from engine.laps.state import CarState, entry_key
 
 # One lease-fenced script writes a car's new lap records (HSETNX, announced on the laprecords
 # stream, summarised in the insight), its checkpoint and the XACK of the entries they cover;
 # any part may be empty. KEYS: lease, laps hash, checkpoint, laprecords stream, insight,
-# telemetry stream. ARGV: owner, session, car, maxlen, insight json, now, ttl, group,
-# n laps, (lap, json) x n, n checkpoint fields, (field, value) x n, n ids, id x n.
+# telemetry stream, session resets. ARGV: owner, session, car, maxlen, insight json, now, ttl, group,
+# oldest entry (ms), n laps, (lap, json) x n, n checkpoint fields, (field, value) x n, n ids, id x n.
+# A lap whose entries predate the session's last reset (`replay --fresh`) is the old run's: -2.
 _WRITE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local i = 9
+local reset = redis.call('HGET', KEYS[7], ARGV[2])
+if reset and tonumber(reset) > tonumber(ARGV[9]) then return -2 end
+local i = 10
 local added = 0
 local laps = tonumber(ARGV[i])
 for _ = 1, laps do
@@ -54,6 +57,7 @@ end
 return added
 """
 LOST = -1     # what the script returns when the writer no longer holds the shard's lease
+STALE = -2    # ... when the lap's entries were written before the session was reset
 
 
 @dataclass
@@ -95,17 +99,18 @@ class LapStore:
     def job(self, stream: str, st: CarState, records: list, closed: list, ids: list[bytes]) -> LapWrite:
         """What `write` writes for one car: its records, then its checkpoint with the XACK of `ids`."""
         shard = keys.shard_of(st.session, st.car, self.shards)
+        oldest = min((entry_key(i)[0] for i in ids), default=0)
         head = [self.name, st.session, st.car, self.records_maxlen, json.dumps(records[-1].summary()),
-                time.time(), self.ttl, self.group]
+                time.time(), self.ttl, self.group, oldest]
         laps = [x for rec in records for x in (rec.lap, rec.to_json())]
         cp = [x for kv in st.to_checkpoint().items() for x in kv]
         script_keys = [keys.process_lease(shard), keys.lap_record(st.session, st.car),
                        keys.checkpoint(st.session, st.car), keys.LAP_RECORDS_STREAM,
-                       keys.insight(st.session, st.car), stream]
+                       keys.insight(st.session, st.car), stream, keys.SESSION_RESETS]
         return LapWrite(shard, st.session, st.car, script_keys, head, laps, cp, list(ids), records, closed)
 
     def write(self, jobs: list[LapWrite], laps: bool, checkpoint: bool) -> list[int]:
-        """One pipelined round trip for all jobs; per job the number of new laps, or LOST."""
+        """One pipelined round trip for all jobs; per job the number of new laps, LOST or STALE."""
         pipe = self.client.pipeline(transaction=False)
         for job in jobs:
             self._write(keys=job.keys, args=job.args(laps=laps, checkpoint=checkpoint), client=pipe)

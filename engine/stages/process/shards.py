@@ -68,7 +68,7 @@ class ShardConsumer(StageConsumer):
         st = self.stage
         return {"points": st.points, "laps_written": st.laps_written, "entries": self.handled,
                 "dead_lettered": self.dead_lettered, "resyncs": self.resyncs, "reconnects": self.reconnects,
-                "hook_errors": st.hook_errors, "cars": len(st.cars),
+                "hook_errors": st.hook_errors, "cars": len(st.cars), "sessions_reset": st.sessions_reset,
                 "shards": ",".join(map(str, sorted(self.leases.owned))),
                 **{f"dropped:{k}": v for k, v in st.dropped.items()}}
 
@@ -87,8 +87,19 @@ class ShardConsumer(StageConsumer):
             self._drop(shard)
         if not self.streams:
             return 0
-        n = super().poll()
+        resp = self.client.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
+                                      count=self.count, block=self.block_ms)
+        # After the read: an entry read here and written after a reset mark finds the mark seen
+        # (its session's old state dropped); one written before it is the old run's (skipped).
+        self.stage.check_resets()
+        n = 0
+        for stream, entries in resp or []:
+            stream = stream.decode() if isinstance(stream, bytes) else stream
+            for entry_id, fields in entries:
+                self._handle(stream, entry_id, fields)
+                n += 1
         self.flush()
+        self.stage.live.publish(self.client)
         return n
 
     def flush(self) -> None:
@@ -111,6 +122,7 @@ class ShardConsumer(StageConsumer):
         self.stage.forget_shard(shard)
         self._pending_resync.discard(shard)
         ensure_group(self.client, keys.telemetry_stream(shard), self.group)
+        self.stage.check_resets()
         self.streams, self.claim_idle_ms = [keys.telemetry_stream(shard)], 0
         try:
             n = self.reclaim()

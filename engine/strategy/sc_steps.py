@@ -1,0 +1,111 @@
+"""TUMFTM's safety car placed in each car's own race time (race.py `__handle_fcy`: a car's SC
+activates on the lap its race time passes the SC's start; its ghost is the start on that lap, then
+the SC's line time + k SC laps; it ends after the phase's duration in ghost laps). The laps are
+counted from the SC's first lap for the field: a car one or two laps behind when it came out
+(`Work.late`) meets it that many laps earlier and leaves it that many laps earlier. Steps called by
+kernel.races and lap_steps.caution_blend; each works on one race's `Work` in place."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.strategy.kernel_inputs import GREEN, SC, Draws, Params, Work, step
+
+
+@step
+def sc_first_hold(lt: np.ndarray, t: np.ndarray, c: int, i: int, start: float, gap_sc: float) -> None:
+    """On the lap the SC comes out in a car's own race time, TUMFTM's ghost is the SC at its start:
+    the car in position i+1 ends the lap no earlier than the start + (i+1) x the SC gap."""
+    need = start + (i + 1) * gap_sc - t[c]
+    if lt[c] < need:
+        lt[c] = need
+
+
+@step
+def sc_lag(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ahead: int) -> None:
+    """A green lap `ahead` (1 or 2) laps before an SC's first: the cars whose own lap the SC comes
+    out in (TUMFTM activates a car's SC on the lap its race time passes the start) run the part
+    after it at the FCY lap, are held at the start + position x the SC gap, and are late by
+    `ahead` laps; two laps before, a car late by two (out on the previous lap) runs the whole lap
+    at the FCY lap behind the ghost's first lap. `w.late` is set for every car."""
+    order, lt, t, late = w.order, w.lt, w.t, w.late
+    start = d.c_start[r, lap + ahead]
+    ghost = p.sc_bunches and p.sc_lap > 0.0
+    earlier = ahead == 1 and ghost and lap > 0 and d.flag[r, lap - 1] == GREEN   # sc_lag(2) ran last lap
+    line = d.sc_line[r, lap + ahead]
+    for i in range(n):
+        c = order[i]
+        if earlier and (late[c] == 2 or t[c] > start):
+            late[c] = 2                   # under the SC since last lap: its ghost's first lap
+            if lt[c] < p.fcy_lap:
+                lt[c] = p.fcy_lap
+            need = line + p.sc_lap + (i + 1) * p.gap_sc - t[c]
+            if lt[c] < need:
+                lt[c] = need
+            continue
+        after = min((t[c] + lt[c] - start) / lt[c], 1.0)
+        late[c] = ahead if ghost and after > 0.0 else 0     # under the SC already: no passing (passing_walk)
+        if after > 0.0:
+            slow = (1.0 - after) * lt[c] + after * p.fcy_lap
+            if lt[c] < slow:
+                lt[c] = slow
+            if ghost:
+                sc_first_hold(lt, t, c, i, start, p.gap_sc)
+
+
+@step
+def mark_late(w: Work, d: Draws, r: int, lap: int, n: int) -> int:
+    """On an SC's first lap: the cars that were still on a previous lap when it came out (their race
+    time at the line is past its start; `sc_lag` counted how many laps behind on the laps before).
+    TUMFTM starts such a car's SC ghost that many laps earlier. Returns how many there are."""
+    order, t, late = w.order, w.t, w.late
+    start = d.c_start[r, lap]
+    kept = lap > 0 and d.flag[r, lap - 1] == GREEN      # sc_lag ran on the lap before
+    k = 0
+    for i in range(n):
+        c = order[i]
+        past = not np.isnan(start) and t[c] > start
+        if not kept:
+            late[c] = 1 if past else 0
+        elif past and late[c] == 0:
+            late[c] = 1                   # its in-lap ended past the start
+        k += late[c] > 0
+    return k
+
+
+@step
+def sc_ghost(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ghost: float, ghost_set: bool,
+             sc_left: int) -> float:
+    """Step 3b: from the SC's second lap the SC runs its own lap from where it waited; the car in
+    position P may not be ahead of it + P x the SC gap (a car late by k laps: k SC laps more, from
+    the SC's first lap, and free on its last k). Returns the ghost's new race time."""
+    order, lt, t, late = w.order, w.lt, w.t, w.late
+    gap_sc, sc_lap = p.gap_sc, p.sc_lap
+    if ghost_set:
+        ghost += sc_lap
+    line = d.sc_line[r, lap]
+    for i in range(n):
+        c = order[i]
+        if late[c] > 0:
+            if sc_left < late[c]:
+                continue
+            g = (ghost if ghost_set else line) + late[c] * sc_lap
+            if np.isnan(g):
+                continue
+        elif ghost_set:
+            g = ghost
+        else:
+            continue
+        need = g + (i + 1) * gap_sc - t[c]
+        if lt[c] < need:
+            lt[c] = need
+    return ghost
+
+
+@step
+def sc_laps_left(flag: np.ndarray, r: int, lap: int, L: int) -> int:
+    """SC laps after this one (of the SC this lap is in)."""
+    k = 0
+    while lap + k + 1 < L and flag[r, lap + k + 1] == SC:
+        k += 1
+    return k

@@ -1,0 +1,109 @@
+"""F1 captures as a player's session really goes: other UDP traffic before and between the game's
+packets, a flashback, two sessions one after the other, a qualifying-type session ordered by
+best lap. The game's packets are the real captures; what is added around them is labelled."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+
+import numpy as np
+
+from engine import keys
+from engine.f1.board import board
+from engine.f1.state import F1Session
+from engine.ingest.f1udp import decode
+from engine.settings import REPO_ROOT
+from engine.sources.f1capture import is_f1_dump, read_dump
+
+F1DIR = REPO_ROOT / "data" / "f1udp"
+RACE = F1DIR / "f1_25_season2026_fmt2026_f1-packets.bin.gz"
+TIME_TRIAL = F1DIR / "f1_25_fmt2025_f1-packets.bin.gz"
+# Other traffic on the port, made up here (labelled synthetic): an mDNS query for
+# _services._dns-sd._udp.local, a port scanner's empty and zero probes, a short binary blob.
+MDNS = (b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x09_services\x07_dns-sd\x04_udp\x05local\x00"
+        b"\x00\x0c\x00\x01")
+OTHER = [MDNS, b"", b"\x00" * 8, bytes(range(40)), MDNS]
+
+
+def write_capture(path, packets) -> None:
+    path.write_bytes(gzip.compress(b"".join(struct.pack("<H", len(p)) + p for p in packets)))
+
+
+def live(packets) -> tuple[F1Session, list[dict]]:
+    st, crossings = F1Session(), []
+    for p in packets:
+        pkt = decode(p)
+        if int(pkt.header["session_uid"]):
+            crossings += st.feed(pkt)[0]
+    return st, crossings
+
+
+def test_replay_takes_a_capture_whose_first_records_are_other_traffic(tmp_path, redis_url, r, monkeypatch, capsys):
+    path = tmp_path / "mixed.bin.gz"
+    packets = read_dump(RACE)
+    write_capture(path, OTHER + packets[:3000] + OTHER + packets[3000:])
+    assert is_f1_dump(path)
+    monkeypatch.setenv("PITWALL_REDIS_URL", redis_url)
+    from engine.cli import main
+
+    assert main(["replay", str(path), "--max"]) == 0
+    out = capsys.readouterr().out
+    assert "7124 packets" not in out and f"{7124 + 2 * len(OTHER)} packets" in out
+    assert f"{2 * len(OTHER)} records of other traffic skipped" in out and "0 undecodable" in out
+    sessions = [s.decode() for s in r.smembers(keys.SESSIONS)]
+    (session,) = [s for s in sessions if s.startswith("f1-")]
+    b = json.loads(r.get(keys.board(session)))
+    assert b["source"] == "f1-game" and len(b["cars"]) == 22      # the game's tower, from the stream replay too
+    laps = [json.loads(f[b"d"]) for _id, f in r.xrange(keys.LAPS_STREAM)]
+    assert len([c for c in laps if c["session"] == session]) == 20
+
+
+def test_a_flashback_never_corrupts_laps():
+    """A flashback: the game rewinds sessionTime and the cars' laps. Simulated by sending again a
+    stretch of the real race (12 s before its end, across every crossing) after the race."""
+    packets = read_dump(RACE)
+    times = np.array([np.frombuffer(p[15:19], "<f4")[0] for p in packets])
+    rewind = [p for p, t in zip(packets, times) if t >= times.max() - 16.0]
+    straight, crossings = live(packets)
+    st, with_flashback = live(packets + rewind)
+    assert st.flashbacks == 1 and straight.flashbacks == 0
+    assert with_flashback == crossings, "each lap timed once, as the game first timed it"
+    final_straight = board(straight, "s", 0.0, 0.0)["cars"]
+    final = board(st, "s", 0.0, 0.0)["cars"]
+    keep = ("car", "position", "laps", "last_lap_ms", "last_sectors_ms", "best_lap_s")
+    assert [{k: c[k] for k in keep} for c in final] == [{k: c[k] for k in keep} for c in final_straight]
+
+
+def test_a_new_session_uid_is_a_new_pitwall_session(tmp_path, redis_url, r, monkeypatch, capsys):
+    path = tmp_path / "two.bin.gz"
+    write_capture(path, read_dump(TIME_TRIAL) + read_dump(RACE))
+    monkeypatch.setenv("PITWALL_REDIS_URL", redis_url)
+    from engine.cli import main
+
+    assert main(["replay", str(path), "--max"]) == 0
+    boards = {s.decode(): json.loads(r.get(keys.board(s.decode()))) for s in r.smembers(keys.SESSIONS)
+              if s.startswith(b"f1-") and r.get(keys.board(s.decode()))}
+    kinds = sorted((b["session_type"], b["track"], len(b["cars"])) for b in boards.values())
+    assert kinds == [("Race", "Melbourne", 22), ("Time trial", "Catalunya", 1)]
+
+
+def test_qualifying_gaps_are_best_lap_to_pole_in_the_games_order():
+    """The race capture relabelled as a qualifying session (the Session packet's sessionType byte
+    set to 7, Q3 — a modified copy of the real packets, synthetic): gaps become best lap to pole."""
+    packets = []
+    for p in read_dump(RACE):
+        if p[6] == 1:
+            p = p[:29 + 6] + bytes([7]) + p[29 + 7:]
+        packets.append(p)
+    st, _ = live(packets)
+    b = board(st, "q", 0.0, 0.0)
+    assert b["session_type"] == "Qualifying 3"
+    rows = b["cars"]
+    pole = rows[0]["best_lap_s"]
+    timed = [c for c in rows if c["best_lap_s"] is not None]
+    assert len(timed) == 20 and pole == 85.636
+    for c in timed[1:]:
+        assert c["gap_s"] == round(c["best_lap_s"] - pole, 3)
+    assert all(c["gap_s"] is None for c in rows if c["best_lap_s"] is None)
