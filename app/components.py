@@ -62,7 +62,8 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
     sectors = []
     for i, (s, m) in enumerate(zip(car.get("last_sectors") or [None] * 3, car.get("sector_marks") or [None] * 3)):
         sectors.append(("" if s is None else f"{s:.3f}", SECTOR_CLASS.get(m, "sector-slower"),
-                        f"S{i + 1} {'' if s is None else f'{s:.3f} s'}: {SECTOR_WORDS.get(m, '')}"))
+                        f"S{i + 1} {'' if s is None else f'{s:.3f} s'}: {SECTOR_WORDS.get(m, '')}"
+                        + (f" ({car['sectors_source']})" if car.get("sectors_source") and s is not None else "")))
     tyre = insight.get("tyre")
     corner, w = views.worst_corner(tyre)
     colour_words = views.wear_colour(w)[1]
@@ -98,7 +99,8 @@ def f1_car_cell(car: dict, f1: dict) -> tuple:
     who = f"#{f1.get('number', car['car'])} {f1.get('name', '')}".strip()
     role = " · the player's car" if f1.get("player") else " · second player" if f1.get("second_player") else ""
     tip = f"{who} · {f1.get('team', '')}{role} · game slot {car['car']} (Participants): open its detail"
-    return (str(car["car"]), "car player" if f1.get("player") or f1.get("second_player") else "car", tip, who)
+    mine = f1.get("player") or f1.get("second_player")
+    return (str(car["car"]), "car player" if mine else "car", tip, who + (" (player)" if mine else ""))
 
 
 def f1_tyre_cell(f1: dict) -> tuple:

@@ -15,9 +15,9 @@ def insertion_sort(order: np.ndarray, n: int, key: np.ndarray) -> None:
     """Stable in-place sort of order[:n] by key[order[i]]; almost sorted input costs one pass."""
     for i in range(1, n):
         c = order[i]
-        k = key[c]
+        k = key[np.uint64(c)]
         j = i - 1
-        while j >= 0 and key[order[j]] > k:
+        while j >= 0 and key[np.uint64(order[j])] > k:
             order[j + 1] = order[j]
             j -= 1
         order[j + 1] = c
@@ -92,7 +92,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol
     pace, noise, first_add = d.pace, d.noise, d.first_add
     for i in range(n):
-        c = order[i]
+        c = np.uint64(order[i])
         age[c] += inc
         x = pace[r, c] + k0[c] + k1[c] * age[c] + base_add + noise[r, lap, c]
         if cold[c]:
@@ -117,7 +117,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
                     f = order[i - 1]
                     if (t[c] + pol[c]) - (t[f] + pol[f]) <= drs_window:
                         x += drs_half
-            elif i > 0 and t[c] - t[order[i - 1]] <= drs_window:
+            elif i > 0 and t[c] - t[np.uint64(order[i - 1])] <= drs_window:
                 x += 2.0 * drs_half
         lt[c] = x
     if has_out:
@@ -223,7 +223,7 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
     overtake_allowed): late_mode 1, the laps before the SC's first, the late cars are under it already;
     late_mode 2 + k, k SC laps left, only the cars late by more than k are out of it."""
     for i in range(n):
-        c = order[i]
+        c = np.uint64(order[i])
         t[c] += lt[c]
     changed = True
     sweeps = 0
@@ -232,7 +232,7 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
         changed = False
         sweeps += 1
         for i in range(n - 1):
-            a, b = order[i], order[i + 1]
+            a, b = np.uint64(order[i]), np.uint64(order[i + 1])     # unsigned: no negative-index wrap
             if t[a] - t[b] <= -gap:
                 continue
             ok = overtake_ok
