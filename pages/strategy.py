@@ -136,15 +136,20 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
     source = "from the strategy engine's live call"
     if st and st.get("races"):
         source += f" at lap {st.get('lap')} ({int(st['races']):,} races per strategy)"
+    short = source                       # the rejoin card's; the status line says everything
+    if st and st.get("races"):
         if st.get("tyre_curves"):
             source += f"; {st['tyre_curves']}"
         if st.get("laps_left_rule"):
             source += f"; laps left: {st['laps_left_rule']}"
     if not st and ondemand and ondemand.get("session") == session and ondemand.get("car") == car:
         st = ondemand["call"]
-        source = f"computed on request at lap {st.get('lap')} ({st.get('races')} races), not live"
+        source = short = f"computed on request at lap {st.get('lap')} ({st.get('races')} races), not live"
+        if st.get("laps_left_rule"):
+            source += f"; laps left: {st['laps_left_rule']}"
     if st and st.get("rejoin"):
-        rejoin = rejoin_card(views.rejoin_view(st["rejoin"]), source)
+        rejoin = rejoin_card(views.rejoin_view(st["rejoin"]), f"{short}; pit loss {st.get('model', {}).get('pit_loss_s', '?')} s "
+                                                              "(track model, measured)")
     elif track:
         r = field_rejoin(board, car, track)
         rejoin = rejoin_card(views.rejoin_view(r), f"running order + {track.name}'s {'estimated' if 'pit_loss_s' in track.estimated else 'measured'} pit loss "
