@@ -12,7 +12,8 @@ Reports, over the calls of the replay's first --seconds of wall time (0: the who
   it wrote the call minus the crossing's entry time in the timing stream (Redis server time);
 - races_per_call_min / _median and full_calls (calls with the full count) out of calls; crossings published;
 - simulate_ms_p50 / p95: the Monte Carlo alone (the call's `simulate_ms`);
-- engine_rss_peak_mb: the engine process's peak resident memory (VmHWM, every stage included);
+- engine_rss_peak_mb: the peak resident memory (VmHWM) of the engine process that runs the strategy stage
+  (every stage included, unless --strategy-process runs the strategy stage alone);
 - threads: PITWALL_SIM_THREADS the engine ran with (the cores a call's races are split over).
 """
 
@@ -93,6 +94,9 @@ def main(argv: list[str]) -> dict:
     p.add_argument("--race", type=int, default=1)
     p.add_argument("--speed", type=float, default=10.0)
     p.add_argument("--seconds", type=float, default=150.0, help="wall seconds of replay (0: the whole race)")
+    p.add_argument("--strategy-process", action="store_true", help="run the strategy stage in a process of its own "
+                   "(`pitwall engine --role strategy` beside `pitwall engine` with the other roles) instead of "
+                   "all stages in one process as `pitwall up` does")
     p.add_argument("--threads", type=int, default=None, help="PITWALL_SIM_THREADS for the engine (default: "
                    "the environment's, else the engine's default)")
     args = p.parse_args(argv)
@@ -105,12 +109,19 @@ def main(argv: list[str]) -> dict:
         env["PITWALL_SIM_THREADS"] = str(args.threads)
     pitwall = [sys.executable, "-m", "engine.cli"]
     client = redis.Redis.from_url(server.url)
-    engine = replay = None
+    engine = replay = others = None
     calls: list[dict] = []
     try:
-        engine = subprocess.Popen(pitwall + ["engine"], env=env, start_new_session=True,
+        roles = [] if not args.strategy_process else [
+            a for r in ("timing", "process", "ingest", "insights", "archive") for a in ("--role", r)]
+        engine = subprocess.Popen(pitwall + ["engine", *roles], env=env, start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=open(tmp / "engine.log", "wb"))
+        if args.strategy_process:
+            others, engine = engine, subprocess.Popen(
+                pitwall + ["engine", "--role", "strategy"], env=env, start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=open(tmp / "strategy.log", "wb"))
         wait_for_group(client, "strategy", engine)
+        wait_for_group(client, "timing", others or engine)
         log(f"engine ready (redis {server.url}); replaying {args.track} race {args.race} at {args.speed:g}x")
         sub = client.pubsub()
         sub.subscribe(keys.INSIGHTS_CHANNEL)
@@ -146,7 +157,7 @@ def main(argv: list[str]) -> dict:
         rss = peak_rss_mb(engine.pid)
         crossings = client.xlen(keys.LAPS_STREAM)
     finally:
-        for proc in (replay, engine):
+        for proc in (replay, engine, others):
             if proc is not None:
                 stop(proc)
         client.close()
@@ -168,7 +179,7 @@ def main(argv: list[str]) -> dict:
         "simulate_ms_p50": round(statistics.median(sim), 1), "simulate_ms_p95": round(percentile(sim, 95), 1),
         "compute_ms_p50": round(statistics.median(c["compute_ms"] for c in calls), 1),
         "laps": [min(c["lap"] for c in calls), max(c["lap"] for c in calls)],
-        "engine_rss_peak_mb": rss, "threads": int(env.get("PITWALL_SIM_THREADS") or simulator.THREADS),
+        "engine_rss_peak_mb": rss, "strategy_process": args.strategy_process, "threads": int(env.get("PITWALL_SIM_THREADS") or simulator.THREADS),
         "track": args.track, "race": args.race, "speed": args.speed, "seconds": args.seconds,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

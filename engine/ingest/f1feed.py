@@ -42,6 +42,8 @@ class F1Feed:
 
     def feed(self, data, now: float) -> None:
         """One datagram of the F1 protocol. Raises InvalidPoint('f1', reason) for a bad packet."""
+        if not isinstance(data, bytes):
+            data = bytes(data)          # the live state keeps views of the packet: it must not change
         pkt, rows, meta = self.decoder.feed_packet(data, now)
         if rows is not None:
             self.ingest.submit(rows)

@@ -12,7 +12,7 @@ What is lost, against a clean run of the same replay (measured; the output print
 predictions of crossings that were in flight at the kill and come back (after the 10 s claim)
 only once the car's next lap is stored — the stage then predicts the newer lap, so the older lap
 keeps no prediction of its own (1 of 264 in one run, 0 in the next); values of laps predicted
-late may differ (40 of 264), since a prediction reads the session's crossings as they stand (two clean runs were not compared). No car is left
+late may differ (40 and 186 of 264 in two runs), since a prediction reads the session's crossings as they stand (two clean runs were not compared). No car is left
 without a strategy call; calls resume once the restarted stage has compiled its kernel (numba),
 and in between the crossings queue (the stage then calls each car's newest lap only)."""
 
