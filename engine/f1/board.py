@@ -169,4 +169,13 @@ def board(st: F1Session, session: str, anchor: float, now: float) -> dict:
             "safety_car": names.SAFETY_CAR.get(s.get("safety_car", 0), "") if s else "",
             "track": names.word(names.TRACKS, s["track_id"]) if s else None,
             "total_laps": s.get("total_laps"), "player": str(st.player) if st.player < 255 else None,
-            "classification": st.classification, "race_control": race_control(st)}
+            "classification": st.classification, "race_control": race_control(st),
+            "pit_window": _pit_window(st)}
+
+
+def _pit_window(st: F1Session) -> dict | None:
+    """The game's pit window for the player (Session 2024+), None when the game gives none."""
+    pit = st.session.get("pit_window")
+    if not pit or not pit[0]:
+        return None
+    return {"ideal_lap": pit[0], "latest_lap": pit[1], "rejoin_position": pit[2], "car": str(st.player)}
