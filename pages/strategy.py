@@ -9,7 +9,7 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_update
 
-from app import components, data, follow, views
+from app import components, data, f1car, follow, views
 from app.cautionview import caution_table
 from app.callbacks import car_picker, touches
 from engine.sources.tracks import session_track
@@ -161,6 +161,7 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
                dbc.Button(f"Simulate now ({ON_DEMAND_RACES} races)", id="st-run", color="secondary", size="sm",
                           title="Run the Monte Carlo once, here, on the current running order"),
                html.Span(id="st-run-msg", className="ms-2 small")]
+        msg.append(f1car.game_pit_window(board, car))        # F1: the game's own window (app/f1car.py)
         return rejoin, None, msg, None, f"#{car}: no strategy output yet"
     lo, hi, best = views.pit_window(st)
     lap_now = next((c.get("laps") for c in board["cars"] if str(c["car"]) == str(car)), None)
@@ -170,6 +171,7 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
               html.Div(sentence, className="reason", title="The call, ready for the radio") if sentence else None] \
         if lo is not None else html.Div([html.H6("Pit window"), html.Div(sentence or "no pit window given",
                                                                           className="reason")])
+    window = [window, f1car.game_pit_window(board, car)]     # F1: the game's window beside PitWall's
     strategies = st.get("strategies") or []
     rows, names, z = [], [], []
     for i, s in enumerate(strategies):

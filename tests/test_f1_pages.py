@@ -70,3 +70,6 @@ def test_tower_map_and_car_page_show_the_games_figures(dash_br, f1_race, screens
     assert f"FL {fl:.1f} %" in panel and f"RR {rr:.1f} %" in panel and "Soft" in panel
     assert f"#{names[player][0]} {names[player][1]}" in panel and "the player" in panel
     dash_br.driver.save_screenshot(str(screenshots / "f1_car.png"))
+    # the strategy page says what the game's own pit window is, beside PitWall's (none in this race)
+    dash_br.driver.get(f"{url}/strategy?car={player}&session={session}")
+    dash_br.wait_for_contains_text("#_pages_content", "The game's pit window", timeout=30)

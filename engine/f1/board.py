@@ -89,7 +89,7 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
                "best_lap_s": _s(best_lap_ms), "best_sectors": [_s(v) for v in best_sectors_ms],
                "in_pit": bool(c["pit_status"]), "pits": int(c["num_pit_stops"]),
                "elapsed_s": None if crossing is None else round(anchor + crossing["t_s"], 3),
-               "flag": names.SAFETY_CAR.get(st.session.get("safety_car", 0), "") or "GF",
+               "flag": names.flag_code(st.session.get("safety_car", 0)),
                "gap_laps": 0, "interval_laps": 0}
         if race:
             row["gap_s"] = 0.0 if row["position"] == 1 else _s(int(to_leader[i]))
@@ -169,4 +169,13 @@ def board(st: F1Session, session: str, anchor: float, now: float) -> dict:
             "safety_car": names.SAFETY_CAR.get(s.get("safety_car", 0), "") if s else "",
             "track": names.word(names.TRACKS, s["track_id"]) if s else None,
             "total_laps": s.get("total_laps"), "player": str(st.player) if st.player < 255 else None,
-            "classification": st.classification, "race_control": race_control(st)}
+            "classification": st.classification, "race_control": race_control(st),
+            "pit_window": _pit_window(st)}
+
+
+def _pit_window(st: F1Session) -> dict | None:
+    """The game's pit window for the player (Session 2024+), None when the game gives none."""
+    pit = st.session.get("pit_window")
+    if not pit or not pit[0]:
+        return None
+    return {"ideal_lap": pit[0], "latest_lap": pit[1], "rejoin_position": pit[2], "car": str(st.player)}

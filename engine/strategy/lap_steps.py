@@ -73,8 +73,10 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
 @step
 def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, has_out: bool) -> None:
     """Step 2: lap times, with DRS in two halves: the gap at the line before and after the out-lap
-    re-sort (no DRS behind a car that was in the pit lane). After an SC, a car whose own SC ended
-    k laps before the field's (`Work.late`) has DRS k laps earlier (TUMFTM's drs_act_lap per car)."""
+    re-sort (no DRS behind a car that was in the pit lane). With TUMFTM's SC (its drs_act_lap per
+    car): on the SC's first lap a car not yet under it keeps DRS for the part of the lap before
+    it; after an SC, a car whose own SC ended k laps before the field's (`Work.late`) has DRS k
+    laps earlier."""
     if fl == FCY:
         inc = 1.0 - fc * (1.0 - p.deg_fcy)
     elif fl == SC:
@@ -88,6 +90,9 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     drs_late = (drs_half != 0.0 and not drs_on and fl == GREEN and lap + 1 < L
                 and (d.drs_ok[r, lap + 1] or (lap + 2 < L and d.drs_ok[r, lap + 2])))
     late = w.late
+    drs_sc1 = (drs_half != 0.0 and fl == SC and lap > 0 and p.sc_bunches and p.sc_lap > 0.0
+               and d.flag[r, lap - 1] == GREEN and d.drs_ok[r, lap - 1])
+    sc_start = d.c_start[r, lap]
     order, t, lt, raw, age, k0, k1, cold = w.order, w.t, w.lt, w.raw, w.age, w.k0, w.k1, w.cold
     prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol
     pace, noise, first_add = d.pace, d.noise, d.first_add
@@ -103,7 +108,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         raw[c] = x
         if has_out:
             x += lt[c]
-        if drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]]):
+        if (drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
+                or (drs_sc1 and not t[c] > sc_start)):
             if has_out:
                 js = prev_slot[c]
                 if js > 0:
