@@ -151,6 +151,14 @@ def prepare(r: redis.Redis) -> None:
     r.hset(keys.session_meta(SESSION), mapping={"track": "barber", "air_temp": 30.3, "track_temp": ""})
 
 
+def announced(r: redis.Redis) -> int:
+    """Lap records announced so far (every shard's laprecords stream: one XLEN each, pipelined)."""
+    pipe = r.pipeline(transaction=False)
+    for stream in keys.lap_records_streams(SHARDS):
+        pipe.xlen(stream)
+    return sum(pipe.execute())
+
+
 def cpu_s(procs: list) -> float:
     """User + system CPU seconds of these processes (Popen objects or pids)."""
     import psutil
@@ -184,7 +192,7 @@ def throughput(r: redis.Redis, url: str, redis_pid: int, workers: int, stream_en
         for p in procs:
             p.send_signal(signal.SIGCONT)
         # every new lap record is announced once on the laprecords stream: one cheap XLEN to poll
-        wait(lambda: r.xlen(keys.LAP_RECORDS_STREAM) >= expected_laps, 300, "the lap records")
+        wait(lambda: announced(r) >= expected_laps, 300, "the lap records")
         elapsed = time.perf_counter() - t0
         cpu, rcpu = cpu_s(procs) - cpu0, cpu_s([redis_pid]) - rcpu0
     finally:
@@ -248,7 +256,7 @@ def latency(r: redis.Redis, url: str, ts: np.ndarray, channels: tuple[str, ...],
             time.sleep(LAP_BATCH_S / speed)
         time.sleep(0.5)
         out = []
-        for eid, f in r.xrange(keys.LAP_RECORDS_STREAM):
+        for eid, f in (e for stream in keys.lap_records_streams(SHARDS) for e in r.xrange(stream)):
             key = (f[b"car"].decode(), int(f[b"lap"]))
             if key in closer_entry:
                 out.append(int(eid.split(b"-")[0]) - closer_entry[key])

@@ -32,7 +32,7 @@ def clear_transport(url: str) -> int:
     from engine.redisserver import connect
 
     client = connect(url)
-    doomed = list(client.scan_iter(match=f"{keys.PREFIX}:telemetry:*", count=1000)) + [keys.LAPS_STREAM]
+    doomed = list(client.scan_iter(match=keys.telemetry_stream("*"), count=1000)) + [keys.LAPS_STREAM]
     n = client.delete(*doomed)
     client.close()
     return n
