@@ -27,6 +27,25 @@ from redis.sentinel import Sentinel
 
 # A failover (a replica promoted when its master dies) takes a few seconds: ride through it.
 FAILOVER_RETRY = dict(retries=12, backoff=(0.05, 1.0))
+FAILOVER_S = 30.0      # how long a cluster command or pipeline keeps retrying a node that is gone
+_GONE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError,
+         redis.exceptions.TryAgainError)
+
+
+def _until_failover(attempt, is_gone, refresh) -> object:
+    """attempt() until is_gone(result) is false or FAILOVER_S passed, refresh() (the slot map)
+    between tries; returns the last result."""
+    deadline, wait = time.monotonic() + FAILOVER_S, 0.1
+    while True:
+        out = attempt()
+        if not is_gone(out) or time.monotonic() > deadline:
+            return out
+        time.sleep(wait)
+        wait = min(wait * 2, 1.0)
+        try:
+            refresh()
+        except _GONE:
+            continue
 
 
 def _retry() -> Retry:
@@ -69,9 +88,36 @@ class _Pipeline(ClusterPipeline):
         return self
 
     def execute(self, raise_on_error: bool = True) -> list:
-        """Run the queued commands, then the PUBLISHes; results in the order they were queued."""
+        """Run the queued commands, then the PUBLISHes; results in the order they were queued.
+        Commands that met a node gone (a failover) are sent again, alone, once the slot map is
+        refreshed (at least once: one in flight when its master died may be applied twice)."""
         published, self._published = self._published, []
-        out = list(super().execute(raise_on_error)) if len(self) else []
+        queued = [(c.args, c.options) for c in self._execution_strategy.command_queue]
+        try:
+            out = list(super().execute(raise_on_error=False)) if queued else []
+        except _GONE as exc:          # before any reply: every command is sent again
+            out = [exc] * len(queued)
+
+        def again() -> list:
+            failed = [i for i, r in enumerate(out) if isinstance(r, _GONE)]
+            retry = self._client.pipeline()
+            for i in failed:
+                retry.execute_command(*queued[i][0], **queued[i][1])
+            try:
+                results = ClusterPipeline.execute(retry, raise_on_error=False)
+            except _GONE as exc:
+                results = [exc] * len(failed)
+            for i, r in zip(failed, results):
+                out[i] = r
+            return out
+
+        if any(isinstance(r, _GONE) for r in out):
+            _until_failover(again, lambda o: any(isinstance(r, _GONE) for r in o),
+                            self._client.nodes_manager.initialize)
+        if raise_on_error:
+            error = next((r for r in out if isinstance(r, Exception)), None)
+            if error is not None:
+                raise error
         for pos, channel, message in published:
             out.insert(pos, self._client.publish(channel, message))
         return out
@@ -91,6 +137,18 @@ class PitWallCluster(RedisCluster):
                          load_balancing_strategy=self.load_balancing_strategy,
                          reinitialize_steps=self.reinitialize_steps, retry=self.retry, lock=self._lock,
                          transaction=None, event_dispatcher=self._event_dispatcher)
+
+    def execute_command(self, *args, **kwargs):
+        """A command, sent again once the slot map is refreshed if its node is gone (a failover)."""
+        def attempt():
+            try:
+                return super(PitWallCluster, self).execute_command(*args, **kwargs)
+            except _GONE as exc:
+                return exc
+        out = _until_failover(attempt, lambda o: isinstance(o, _GONE), self.nodes_manager.initialize)
+        if isinstance(out, Exception):
+            raise out
+        return out
 
     def xreadgroup(self, groupname, consumername, streams, count=None, block=None, noack=False, **kw):
         """XREADGROUP over streams of any slots: each read alone, polled until `block` ms passed."""

@@ -60,6 +60,7 @@ def cluster(tmp_path):
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in procs],
                         "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
         _wait(lambda: all(_state_ok(p) for p in procs), 30, "cluster_state:ok")
+        _wait(lambda: sum(_replica_up(p) for p in procs) == 3, 60, "three replicas in sync")
         ports = list(procs)
         yield f"redis://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}?cluster=true", procs
     finally:
@@ -90,6 +91,11 @@ def _until(pred, timeout: float) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+def _replica_up(port: int) -> bool:
+    info = redis.Redis(port=port, socket_timeout=1).info("replication")
+    return info.get("role") == "slave" and info.get("master_link_status") == "up"
 
 
 def _wait(pred, timeout: float, what: str) -> None:
