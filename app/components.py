@@ -3,14 +3,12 @@ and map figures. Every number carries its unit and a tooltip (the `title` attrib
 
 from __future__ import annotations
 
-import time
-
 import dash_bootstrap_components as dbc
 import numpy as np
 import plotly.graph_objects as go
 from dash import dcc, html
 
-from app import follow, trackmap, views
+from app import follow, views
 from engine.f1.names import VISUAL_WORDS
 from engine.timing import format_gap, format_laptime
 
@@ -62,7 +60,8 @@ def tower_cells(car: dict, insight: dict, car_alerts: list[dict]) -> list[tuple[
     sectors = []
     for i, (s, m) in enumerate(zip(car.get("last_sectors") or [None] * 3, car.get("sector_marks") or [None] * 3)):
         sectors.append(("" if s is None else f"{s:.3f}", SECTOR_CLASS.get(m, "sector-slower"),
-                        f"S{i + 1} {'' if s is None else f'{s:.3f} s'}: {SECTOR_WORDS.get(m, '')}"))
+                        f"S{i + 1} {'' if s is None else f'{s:.3f} s'}: {SECTOR_WORDS.get(m, '')}"
+                        + (f" ({car['sectors_source']})" if car.get("sectors_source") and s is not None else "")))
     tyre = insight.get("tyre")
     corner, w = views.worst_corner(tyre)
     colour_words = views.wear_colour(w)[1]
@@ -98,7 +97,8 @@ def f1_car_cell(car: dict, f1: dict) -> tuple:
     who = f"#{f1.get('number', car['car'])} {f1.get('name', '')}".strip()
     role = " · the player's car" if f1.get("player") else " · second player" if f1.get("second_player") else ""
     tip = f"{who} · {f1.get('team', '')}{role} · game slot {car['car']} (Participants): open its detail"
-    return (str(car["car"]), "car player" if f1.get("player") or f1.get("second_player") else "car", tip, who)
+    mine = f1.get("player") or f1.get("second_player")
+    return (str(car["car"]), "car player" if mine else "car", tip, who + (" (player)" if mine else ""))
 
 
 def f1_tyre_cell(f1: dict) -> tuple:
@@ -194,37 +194,67 @@ def tyre_panel(tyre: dict | None, **col) -> html.Div:
 
 def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
     """Lap times (green laps in blue, caution / pit laps hollow) and, where the tyre model gave
-    them, its predicted lap times with the 80 % band."""
+    them, its predicted lap times with their 80 % interval; the axis fits the racing laps and
+    says what it leaves off the scale (caution, pit and restart laps: ▲ on its edge)."""
     laps = [int(h["lap"]) for h in history]
     t = [h.get("lap_time_s") for h in history]
     clean = [h.get("flag", "GF") in ("GF", "FF") and not h.get("in_pit") for h in history]
-    fig = go.Figure()
-    fig.add_scatter(x=[l for l, c in zip(laps, clean) if c], y=[x for x, c in zip(t, clean) if c],
-                    mode="lines+markers", name="green laps", line=dict(color=views.SKY),
-                    hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
-    fig.add_scatter(x=[l for l, c in zip(laps, clean) if not c], y=[x for x, c in zip(t, clean) if not c],
-                    mode="markers", name="caution / pit laps (may be off scale)", marker=dict(color=views.GREY, symbol="circle-open"),
-                    hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
     # The prediction made after lap n is for lap n + 1 (the insights stage keeps one per lap).
     pred = [(int(h["lap"]) + 1, p["predicted_next_lap_s"], p.get("next_lap_lo_s"), p.get("next_lap_hi_s"))
             for h in history if (p := h.get("tyre") or {}).get("predicted_next_lap_s") is not None]
     nxt = (tyre or {}).get("predicted_next_lap_s")
     if nxt is not None and laps and (not pred or pred[-1][0] != laps[-1] + 1):
         pred.append((laps[-1] + 1, nxt, (tyre or {}).get("next_lap_lo_s"), (tyre or {}).get("next_lap_hi_s")))
+    axis = views.racing_axis(t, clean, [p[1] for p in pred])
+    lo_s, hi_s = axis or (-np.inf, np.inf)
+    shown = [x if x is not None and lo_s <= x <= hi_s else None for x in t]   # off scale: a gap, and ▲ on the edge
+    fig = go.Figure()
+    fig.add_scatter(x=[l for l, c in zip(laps, clean) if c], y=[x for x, c in zip(shown, clean) if c],
+                    mode="lines+markers", name="green laps", line=dict(color=views.SKY),
+                    hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
+    fig.add_scatter(x=[l for l, c in zip(laps, clean) if not c], y=[x for x, c in zip(shown, clean) if not c],
+                    mode="markers", name="caution / pit laps", marker=dict(color=views.GREY, symbol="circle-open"),
+                    hovertemplate="lap %{x}: %{y:.3f} s<extra></extra>")
     if pred:
         px = [p[0] for p in pred]
         lo = [p[2] if p[2] is not None else p[1] for p in pred]
         hi = [p[3] if p[3] is not None else p[1] for p in pred]
-        fig.add_scatter(x=px + px[::-1], y=hi + lo[::-1], fill="toself", fillcolor="rgba(230,159,0,0.25)",
-                        line=dict(width=0), name="80 % prediction band", hoverinfo="skip")
-        fig.add_scatter(x=px, y=[p[1] for p in pred], mode="lines+markers", name="predicted",
-                        line=dict(color=views.ORANGE, dash="dot"), hovertemplate="lap %{x}: predicted %{y:.3f} s<extra></extra>")
-    green = sorted(x for x, c in zip(t, clean) if c and x is not None)
-    if len(green) >= 3:      # scale to racing laps; caution laps (20-40 s slower) would flatten them
-        top = max(green[len(green) // 2] + 4.0, max((p[3] or p[1] for p in pred), default=0.0) + 0.5)
-        fig.update_yaxes(range=[green[0] - 1.0, top])
-    styled(fig, "Lap time, s", xaxis_title="lap", yaxis_title="s")
+        if len(pred) > 1:
+            fig.add_scatter(x=px + px[::-1], y=hi + lo[::-1], fill="toself", fillcolor="rgba(230,159,0,0.25)",
+                            mode="lines", line=dict(width=0), name="80 % interval", hoverinfo="skip")
+        fig.add_scatter(x=px, y=[p[1] for p in pred], mode="lines+markers", name="predicted (80 % interval)",
+                        line=dict(color=views.ORANGE, dash="dot"), customdata=list(zip(lo, hi)),
+                        error_y=dict(type="data", symmetric=False, array=[h - p[1] for h, p in zip(hi, pred)],
+                                     arrayminus=[p[1] - l for l, p in zip(lo, pred)], color=views.ORANGE, thickness=1.5),
+                        hovertemplate="lap %{x}: predicted %{y:.3f} s (80 %: %{customdata[0]:.1f}–%{customdata[1]:.1f} s)<extra></extra>")
+    if axis is not None:
+        clip_note(fig, axis, laps, t, pred, "green laps" if any(c and x is not None for x, c in zip(t, clean))
+                  else "the laps so far (no green lap yet)")
+    styled(fig, "Lap time, s", xaxis_title="lap", yaxis_title="s", margin=dict(l=50, r=10, t=60, b=100),
+           legend=dict(orientation="h", x=0, y=-0.22, yanchor="top"))
     return fig
+
+
+def clip_note(fig: go.Figure, axis: tuple[float, float], laps: list[int], t: list, pred: list, fitted_on: str) -> None:
+    """Fix the y axis to the racing laps, draw the laps beyond it as ▲ / ▼ on its edge (hover: the
+    real time) and say on the chart what the axis shows and what it leaves out."""
+    lo, hi = axis
+    fig.update_yaxes(range=[lo, hi])
+    above = [(l, x) for l, x in zip(laps, t) if x is not None and x > hi]
+    below = [(l, x) for l, x in zip(laps, t) if x is not None and x < lo]
+    for pts, edge, symbol, word in ((above, hi, "triangle-up", "above"), (below, lo, "triangle-down", "below")):
+        if pts:
+            fig.add_scatter(x=[p[0] for p in pts], y=[edge] * len(pts), customdata=[p[1] for p in pts],
+                            mode="markers", name=f"off scale ({word})", marker=dict(color=views.GREY, symbol=symbol, size=11),
+                            hovertemplate="lap %{x}: %{customdata:.3f} s (off scale)<extra></extra>")
+    band_cut = any((p[3] or p[1]) > hi or (p[2] or p[1]) < lo for p in pred)
+    words = [f"axis fits {fitted_on}"]
+    if above or below:
+        words.append(f"{len(above) + len(below)} lap{'s' if len(above) + len(below) != 1 else ''} off scale ▲▼ (hover)")
+    if band_cut:
+        words.append("band clipped")
+    fig.add_annotation(text=" · ".join(words), xref="paper", yref="paper", x=1.0, y=1.0, xanchor="right",
+                       yanchor="bottom", showarrow=False, font=dict(size=11, color="#bbbbbb"))
 
 
 def wear_figure(history: list[dict]) -> go.Figure | None:
@@ -257,48 +287,6 @@ def sector_delta_figure(timing: dict) -> go.Figure | None:
                            text=[("" if x is None else f"{x:+.3f} s") for x in d], textposition="outside",
                            hovertemplate="%{x}: %{y:+.3f} s to the car's best<extra></extra>"))
     styled(fig, "Last lap's sectors against the car's best, s", yaxis_title="s")
-    return fig
-
-
-def car_positions(board: dict, meta: dict, insights: dict[str, dict], outline: trackmap.Outline,
-                  now: float | None = None) -> dict:
-    """Where every car is on the outline now, with its colour by tyre state and its hover text."""
-    cars = board.get("cars", [])
-    elapsed = np.array([c.get("elapsed_s") if c.get("elapsed_s") is not None else np.nan for c in cars], float)
-    last = np.array([c.get("last_lap_s") if c.get("last_lap_s") is not None else np.nan for c in cars], float)
-    f = trackmap.lap_fractions(elapsed, last, trackmap.race_clock(board, meta, now or time.time()))
-    x, y = outline.at(f)
-    colours, hover = [], []
-    for c in cars:
-        corner, w = views.worst_corner(insights.get(str(c["car"]), {}).get("tyre"))
-        colour, words = views.wear_colour(w)
-        colours.append(colour)
-        tyre = insights.get(str(c["car"]), {}).get("tyre")
-        tyre_txt = (views.pace_words(tyre) or words) if w is None else f"{views.CORNER_NAMES[corner]} {w:.0f} % ({words}, telemetry)"
-        hover.append(f"P{c['position']} #{c['car']} · lap {c.get('laps', 0)} · {tyre_txt}")
-    return {"x": x.round(1).tolist(), "y": y.round(1).tolist(), "colours": colours, "hover": hover,
-            "labels": [str(c["car"]) for c in cars], "cars": [str(c["car"]) for c in cars]}
-
-
-def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_starts: tuple, length_m: float,
-               followed: str | None = None) -> go.Figure:
-    """The circuit outline, its sector marks and the cars on it (the followed car ringed)."""
-    fig = go.Figure()
-    fig.add_scatter(x=outline.x, y=outline.y, mode="lines", line=dict(color="#5a5a5a", width=10),
-                    hoverinfo="skip", name="circuit")
-    sx, sy = outline.sector_marks(sector_starts, length_m)
-    fig.add_scatter(x=sx, y=sy, mode="markers+text", text=["S/F · S1", "S2", "S3"], textposition="top center",
-                    marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="#ffffff")),
-                    hoverinfo="skip", name="sectors")
-    fig.add_scatter(x=pos["x"], y=pos["y"], mode="markers+text", text=pos["labels"], customdata=pos["cars"],
-                    hovertext=pos["hover"], hoverinfo="text", textfont=dict(color="#000000", size=11),
-                    marker=dict(size=24, color=pos["colours"], line=follow.marker_outline(pos["cars"], followed)),
-                    name="cars")
-    label = "real GPS trace (car #2, race 1)" if outline.source == "gps" else "schematic from lap distance — not the real shape"
-    styled(fig, f"{track_name} · {label}", margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
-           hovermode="closest", uirevision=outline.track, height=620)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     return fig
 
 

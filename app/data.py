@@ -127,10 +127,12 @@ def alerts(session: str | None = None, count: int = 200, r: redis.Redis | None =
 
 def session_crossings(session: str, r: redis.Redis | None = None) -> list[dict]:
     """Every lap crossing of the session so far (the whole field): the insights stage's crossings
-    hash, else the session's entries of the timing stream (a deployment without that stage)."""
+    hash while it holds every lap the board has timed, else the session's entries of the timing
+    stream (that stage behind, or a deployment without it)."""
     r = r or client()
     raw = r.hvals(keys.crossings(session))
-    if raw:
+    timed = sum(int(c.get("laps") or 0) for c in (board(session, r) or {}).get("cars", []))
+    if raw and len(raw) >= timed:     # the insights stage has caught up with the timing
         return [json.loads(v) for v in raw]
     out = []
     for _id, f in r.xrange(keys.LAPS_STREAM):

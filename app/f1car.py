@@ -97,3 +97,17 @@ def f1_panel(car, feed, _poll, session):
     graph = dcc.Graph(figure=trace_figure(trace, who), config={"displaylogo": False}, id="car-f1-trace") \
         if trace and trace["distance_m"] else html.Div("No telemetry for this lap yet.", className="text-secondary")
     return [head, *cards(row), graph]
+
+
+def game_pit_window(board: dict | None, car: str | None) -> html.Div | None:
+    """The game's own pit window, shown beside PitWall's for the car it is for (the player's)."""
+    if not board or board.get("source") != "f1-game":
+        return None
+    w = board.get("pit_window")
+    if w is None:
+        return html.Div("The game's pit window: none given (Session packet)", className="small text-secondary")
+    if str(w["car"]) != str(car):
+        return html.Div(f"The game gives its pit window for the player's car (slot {w['car']}) only",
+                        className="small text-secondary")
+    return html.Div(f"The game's pit window: ideal lap {w['ideal_lap']}, latest lap {w['latest_lap']}, rejoins "
+                    f"P{w['rejoin_position']} (Session packet)", className="reason", title="The game's own figure")

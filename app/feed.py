@@ -136,11 +136,19 @@ class Hub:
         self.stats = {"received": 0, "alerts": 0, "frames": 0, "invalid": 0, "redis_errors": 0,
                       "clients": 0, "cut_off": 0, "send_timeouts": 0, "last_alert_id": None}
         self._stop = threading.Event()
+        self._alerts_from: str | None = None
         self._threads = [threading.Thread(target=fn, daemon=True, name=f"pitwall-live-{fn.__name__}")
                          for fn in (self._listen, self._read_alerts, self._flush_loop)]
 
     def start(self) -> "Hub":
-        """Start the subscription, the alerts reader and the flush loop."""
+        """Start the subscription, the alerts reader and the flush loop. Where the alerts reader
+        starts is fixed here, before any client is told hello: under load its thread may start
+        late, and the alerts raised meanwhile must not be skipped."""
+        try:
+            top = self.client.xrevrange(keys.ALERTS_STREAM, count=1)
+            self._alerts_from = top[0][0].decode() if top else "0-0"
+        except redis.RedisError as exc:      # the reader's own retry loop finds the top later
+            log.warning("live: alerts stream not readable at start (%s)", exc)
         for t in self._threads:
             t.start()
         return self
@@ -217,7 +225,7 @@ class Hub:
         self._retrying("insights subscription", session)
 
     def _read_alerts(self) -> None:
-        last = None
+        last = self._alerts_from
 
         def session():
             nonlocal last

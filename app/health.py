@@ -1,6 +1,7 @@
 """What GET /api/health answers beyond liveness: the conditions an operator must know about while
 the engine keeps running — the tyre model unavailable (and why), Redis unable to persist, the
-data directory's disk nearly full — and every ingest rejection by reason class.
+data directory's disk nearly full, what a stage reported (engine/conditions.py: the archive unable
+to write) — and every ingest rejection by reason class.
 
 `status` is "ok" or "degraded" (with `conditions`, one sentence each); the route still answers 200
 while Redis answers, so a liveness probe does not restart a web server for the engine's trouble."""
@@ -14,6 +15,7 @@ from pathlib import Path
 import redis
 
 from engine import keys
+from engine.conditions import read_conditions
 from engine.ingest.counters import read_stats
 
 LOW_DISK_MB = 64.0         # below this much free space in the data directory the health says so
@@ -62,9 +64,9 @@ def disk(path: Path) -> dict:
             "total_mb": round(st.f_blocks * st.f_frsize / 2**20, 1)}
 
 
-def conditions(model: dict, persistence: dict, space: dict) -> list[str]:
+def conditions(model: dict, persistence: dict, space: dict, reported: dict | None = None) -> list[str]:
     """One sentence per condition that degrades PitWall (empty when all is well)."""
-    out = []
+    out = [f"{component}: {c.get('reason')}" for component, c in sorted((reported or {}).items())]
     if model.get("status") == "unavailable":
         out.append(f"predictions unavailable: {model.get('reason')}")
     for what in ("aof_last_write_status", "rdb_last_bgsave_status"):
@@ -83,6 +85,6 @@ def report(client: redis.Redis, data_dir: Path) -> dict:
     client.ping()
     redis_ms = round((time.perf_counter() - started) * 1000, 2)
     model, persistence, space = model_status(client), redis_persistence(client), disk(Path(data_dir))
-    found = conditions(model, persistence, space)
+    found = conditions(model, persistence, space, read_conditions(client))
     return {"status": "degraded" if found else "ok", "redis_ms": redis_ms, "conditions": found,
             "model": model, "redis_persistence": persistence, "disk": space, "ingest": ingest_counts(client)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import socket
-from functools import lru_cache
+import threading
 
 from flask import Blueprint, Response, jsonify, request
 from flask_sock import Sock
@@ -44,19 +44,37 @@ def _too_large(_exc):
                     "errors": [{"field": "body", "reason": f"larger than {MAX_BODY} bytes"}]}), 413
 
 
-@lru_cache(maxsize=1)
-def pipeline() -> Ingest:
-    """This web process's ingest path (created on first use, after gunicorn forked the worker)."""
-    from app import data
-    from engine.redisserver import connect
-    from engine.settings import Settings
+_pipeline: Ingest | None = None
+_pipeline_lock = threading.Lock()
 
-    s = Settings.from_env()
-    url = data.redis_url()
-    ing = Ingest(lambda: connect(url), shards=s.shards, maxlen=s.stream_maxlen, ring_size=s.ring_size,
-                 name=f"web-{socket.gethostname()}-{os.getpid()}").start()
-    atexit.register(ing.stop, 2.0)      # a worker that exits writes what its ring still holds
-    return ing
+
+def pipeline() -> Ingest:
+    """This web process's ingest path (created on first use, after gunicorn forked the worker).
+    Made under a lock: two first requests at once (greenlets switch while it starts) must not
+    make two, whose counters would overwrite each other in Redis under one name."""
+    global _pipeline
+    with _pipeline_lock:
+        if _pipeline is None:
+            from app import data
+            from engine.redisserver import connect
+            from engine.settings import Settings
+
+            s = Settings.from_env()
+            url = data.redis_url()
+            ing = Ingest(lambda: connect(url), shards=s.shards, maxlen=s.stream_maxlen, ring_size=s.ring_size,
+                         name=f"web-{socket.gethostname()}-{os.getpid()}").start()
+            atexit.register(ing.stop, 2.0)      # a worker that exits writes what its ring still holds
+            _pipeline = ing
+        return _pipeline
+
+
+def _forget_pipeline() -> None:
+    global _pipeline
+    with _pipeline_lock:
+        _pipeline = None
+
+
+pipeline.cache_clear = _forget_pipeline     # type: ignore[attr-defined]  # as with lru_cache: tests start anew
 
 
 def accept(body: bytes | str, binary: bool) -> tuple[dict, int]:

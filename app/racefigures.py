@@ -104,8 +104,8 @@ def figure(series: dict, follow: str | None, height: int = 330) -> go.Figure:
             followed = t["car"] == follow
             fig.add_scatter(x=t["x"], y=t["y"], text=t["text"], mode="lines+markers", name=f"#{t['car']}",
                             line=dict(width=8, color="rgba(240,228,66,0.45)" if followed else "rgba(140,140,140,0.3)"),
-                            marker=dict(symbol="square", size=8, color=t["color"], coloraxis="coloraxis",
-                                        line=dict(width=2 if followed else 0, color=FOLLOW_COLOUR)),
+                            marker=dict(symbol="square", size=11 if followed else 8, color=t["color"], coloraxis="coloraxis",
+                                        line=dict(width=1.5 if followed else 0, color=FOLLOW_COLOUR)),
                             hovertemplate=hover, showlegend=False)
         elif kind == "car":
             style = _car_style(t["car"], i, follow)

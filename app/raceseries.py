@@ -100,10 +100,25 @@ def _offscale(key: str, rows: list[tuple[float, int, float, str]], edge: float) 
     return _trace(key, "offscale", None, [r[1] for r in rows], [edge] * len(rows), [r[3] for r in rows])
 
 
-def gap_series(df: pd.DataFrame, cars: list[str], ref: str | None, held: list[float] | None = None) -> dict:
+EMPTY_POS = ["car", "lap", "t", "position", "gap_s"]
+
+
+def by_car(frame: pd.DataFrame, cols: list[str]) -> dict[str, dict[str, list]]:
+    """car -> {column: values in lap order}, in one pass (no per-car filtering of the frame)."""
+    if frame.empty:
+        return {}
+    f = frame.sort_values(["car", "lap"], kind="stable")
+    cars = f["car"].to_numpy()
+    arrays = {c: f[c].to_numpy() for c in cols}
+    cuts = np.flatnonzero(cars[1:] != cars[:-1]) + 1
+    return {cars[idx[0]]: {c: arrays[c][idx].tolist() for c in cols}
+            for idx in np.split(np.arange(len(f)), cuts)}
+
+
+def gap_series(df: pd.DataFrame, pos: pd.DataFrame, cars: list[str], ref: str | None,
+               held: list[float] | None = None) -> dict:
     """Gap at the line every lap, to the leader (ref None) or to car `ref` (negative: ahead of it).
     The axis ends past 90 % of the gaps (a nice number); gaps beyond it sit on the edge, marked."""
-    pos = A.positions(df) if not df.empty else pd.DataFrame(columns=["car", "lap", "t", "position", "gap_s"])
     if ref is not None and not pos.empty:
         ref_t = pos[pos["car"] == ref].set_index("lap")["t"]
         pos = pos.assign(gap_s=pos["t"].to_numpy() - ref_t.reindex(pos["lap"]).to_numpy()).dropna(subset=["gap_s"])
@@ -113,8 +128,9 @@ def gap_series(df: pd.DataFrame, cars: list[str], ref: str | None, held: list[fl
     new = [0.0 if ref is None else -nice_ceiling(-lo_need * 1.1), nice_ceiling(hi_need * 1.1)]
     bottom, top = held_or(new, held, (lo_need, hi_need), slack=0.5 * (new[1] - new[0]))
     traces, off = [], []
+    cols = by_car(pos, ["lap", "gap_s", "t"])
     for car in cars:
-        c = pos[pos["car"] == car]
+        c = cols.get(car, {"lap": [], "gap_s": [], "t": []})
         txt = [f"#{car} lap {lap}: {v:+.3f} s" for lap, v in zip(c["lap"], c["gap_s"])]
         traces.append(_trace(f"car:{car}", "car", car, c["lap"], c["gap_s"], txt))
         off += [(t0, int(lap), v, t) for lap, v, t, t0 in zip(c["lap"], c["gap_s"], txt, c["t"]) if v > top or v < bottom]
@@ -129,13 +145,13 @@ def gap_series(df: pd.DataFrame, cars: list[str], ref: str | None, held: list[fl
             "axis": f"s behind {'the leader' if ref is None else '#' + ref + ' (− ahead)'}"}
 
 
-def position_series(df: pd.DataFrame, cars: list[str]) -> dict:
+def position_series(df: pd.DataFrame, pos: pd.DataFrame, cars: list[str]) -> dict:
     """Position at the line every lap (the lap chart) and each car's number at its line's end."""
-    pos = A.positions(df) if not df.empty else pd.DataFrame(columns=["car", "lap", "t", "position", "gap_s"])
     n = max(len(cars), 1)
+    cols = by_car(pos, ["lap", "position"])
     traces = []
     for car in cars:
-        c = pos[pos["car"] == car]
+        c = cols.get(car, {"lap": [], "position": []})
         traces.append(_trace(f"car:{car}", "car", car, c["lap"], c["position"],
                              [f"#{car} lap {lap}: P{p}" for lap, p in zip(c["lap"], c["position"])]))
     last = pos.sort_values("lap").groupby("car").tail(1)
@@ -148,9 +164,10 @@ def position_series(df: pd.DataFrame, cars: list[str]) -> dict:
 def laptime_series(df: pd.DataFrame, cars: list[str], held: list[float] | None = None) -> dict:
     """Every car's lap times; the axis fits the racing laps (lap 1, caution, in- and out-laps are
     clipped at its top edge and marked), rounded to whole seconds so it holds for many laps."""
-    base = df.loc[racing(df), "lap_time_s"]
-    if len(base) < MIN_RACING_LAPS:
-        base = df.loc[(df["lap"] > 1) & ~df["in_pit"], "lap_time_s"].dropna() if not df.empty else base
+    is_racing = racing(df) if not df.empty else pd.Series(dtype=bool)
+    base = df.loc[is_racing, "lap_time_s"] if not df.empty else pd.Series(dtype=float)
+    if len(base) < MIN_RACING_LAPS and not df.empty:
+        base = df.loc[(df["lap"] > 1) & ~df["in_pit"], "lap_time_s"].dropna()
     if len(base) == 0 and not df.empty:
         base = df["lap_time_s"].dropna()
     if len(base):
@@ -159,14 +176,15 @@ def laptime_series(df: pd.DataFrame, cars: list[str], held: list[float] | None =
     else:
         lo, hi = 0.0, 10.0
     traces, over = [], []
+    cols = by_car(df, ["lap", "lap_time_s", "flag", "in_pit", "t"])
     for car in cars:
-        c = df[df["car"] == car]
+        c = cols.get(car, {k: [] for k in ("lap", "lap_time_s", "flag", "in_pit", "t")})
         txt = [f"#{car} lap {lap}: {A.fmt_time(v)}{' caution' if f in A.CAUTION_FLAGS else ''}{' pit' if p else ''}"
                for lap, v, f, p in zip(c["lap"], c["lap_time_s"], c["flag"], c["in_pit"])]
         traces.append(_trace(f"car:{car}", "car", car, c["lap"], c["lap_time_s"], txt))
         over += [(t0, int(lap), v, t) for lap, v, t, t0 in zip(c["lap"], c["lap_time_s"], txt, c["t"])
                  if v == v and (v > hi or v < lo)]
-    n_racing = int(racing(df).sum()) if not df.empty else 0
+    n_racing = int(is_racing.sum())
     note = (f"axis {lo:.0f}–{hi:.0f} s from {n_racing} racing laps" if n_racing >= MIN_RACING_LAPS
             else f"axis {lo:.0f}–{hi:.0f} s: no racing laps yet, from every lap after lap 1")
     note += f"; {len(over)} slower laps (lap 1, caution, pit) clipped at the top (▲)" if over else "; nothing clipped"
@@ -180,16 +198,17 @@ def stint_series(df: pd.DataFrame, cars: list[str]) -> dict:
     """One row per car: a square per lap coloured by laps on the current tyres (counted from the
     car's last stop; the age of the tyres at the start is not in the data), in-laps marked."""
     rows = {car: i for i, car in enumerate(cars)}
+    if not df.empty:
+        after_stop = df.groupby("car")["in_pit"].shift(1, fill_value=False).astype(int)
+        df = df.assign(stint=after_stop.groupby(df["car"]).cumsum())
+        df = df.assign(laps_on=df.groupby(["car", "stint"]).cumcount() + 1)
+    cols = by_car(df, ["lap", "stint", "laps_on"])
     traces = []
-    age = (df.groupby("car")["in_pit"].transform(lambda s: s.shift(1, fill_value=False).astype(int).cumsum())
-           if not df.empty else pd.Series(dtype=int))
     for car in cars:
-        c = df[df["car"] == car]
-        stint = age.loc[c.index] if len(c) else pd.Series(dtype=int)
-        laps_on = c.groupby(stint)["lap"].cumcount() + 1 if len(c) else pd.Series(dtype=int)
-        traces.append(_trace(f"car:{car}", "car", car, c["lap"], [rows[car]] * len(c),
-                             [f"#{car} lap {lap}: stint {s + 1}, {a} laps on these tyres" for lap, s, a in zip(c["lap"], stint, laps_on)],
-                             color=laps_on))
+        c = cols.get(car, {"lap": [], "stint": [], "laps_on": []})
+        traces.append(_trace(f"car:{car}", "car", car, c["lap"], [rows[car]] * len(c["lap"]),
+                             [f"#{car} lap {lap}: stint {s + 1}, {a} laps on these tyres"
+                              for lap, s, a in zip(c["lap"], c["stint"], c["laps_on"])], color=c["laps_on"]))
     pits = df[df["in_pit"]].sort_values(["t", "car"]) if not df.empty else df
     pit = _trace("pit", "pit", None, pits["lap"], [rows.get(c, 0) for c in pits["car"]],
                  [f"#{c} in the pit lane at the end of lap {lap}" for c, lap in zip(pits["car"], pits["lap"])],
@@ -211,7 +230,8 @@ def race_charts(crossings: list[dict], ref: str | None = None, held: dict | None
     cars = A.car_order(df["car"]) if not df.empty else []
     if ref is not None and ref not in cars:
         ref = None
-    return {"gap": gap_series(df, cars, ref, held.get("gap")), "position": position_series(df, cars),
+    pos = A.positions(df) if not df.empty else pd.DataFrame(columns=EMPTY_POS)
+    return {"gap": gap_series(df, pos, cars, ref, held.get("gap")), "position": position_series(df, pos, cars),
             "laptime": laptime_series(df, cars, held.get("laptime")), "stint": stint_series(df, cars)}
 
 

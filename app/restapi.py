@@ -93,24 +93,27 @@ def simulate(body: m.SimulateRequest) -> BaseModel | Response:
     from engine.observe import count, observe
     from engine.sources.track_models import track_model
     from engine.strategy.call import recommend
-    from engine.strategy.field import board_state
+    from engine.strategy.field import board_state, timing_cars
+    from engine.strategy.raceclock import race_laps
 
     b, err = _board_or_404(body.session)
     if err:
         return err
     meta = data.meta(body.session)
-    track, total = meta.get("track"), int(float(meta.get("total_laps") or 0))
-    if not track or total < 1:
+    track = meta.get("track")
+    if not track or not (meta.get("race_duration_s") or meta.get("total_laps")):
         return error(404, "session", "no track or race length known for this session")
     rows = b.get("cars", [])
     if body.car not in {str(r["car"]) for r in rows}:
         return error(404, "car", f"car {body.car!r} is not on the board")
     insights = data.insights(body.session, [str(r["car"]) for r in rows])
     tyre = {car: i["tyre"] for car, i in insights.items() if isinstance(i.get("tyre"), dict)}
-    try:          # as the strategy stage calls it: the board, each car's tyre curve, the flag at the line
-        call = recommend(board_state(rows, tyre, total, meta.get("flag") or None), body.car,
-                         track_model(track, body.session), races=body.races,
+    try:          # as the strategy stage calls it: the board, each car's tyre curve, the flag at the line,
+        model = track_model(track, body.session)      # laps left from the race clock (engine.strategy.raceclock)
+        total, rule, _done = race_laps(meta, rows, timing_cars(rows), model, meta.get("flag") or None)
+        call = recommend(board_state(rows, tyre, total, meta.get("flag") or None), body.car, model, races=body.races,
                          seed=body.seed or zlib.crc32(f"{body.session}/{body.car}".encode()))
+        call["laps_left_rule"] = rule
     except ValueError as exc:
         return error(422, str(exc).split(":")[0] or "car", str(exc))
     observe(data.client(), "montecarlo", call["simulate_ms"] / 1000)

@@ -228,3 +228,21 @@ def what_if(strategy_insight: dict | None) -> list[dict]:
          "p_loss": s.get("p_loss")}
         for s in st.get("strategies") or [] if len(s.get("pit_laps") or []) == 1 and not s.get("on_caution")]
     return sorted(rows, key=lambda r: r.get("lap") or 0)
+
+
+def racing_axis(times: list, racing: list[bool], predicted: list | None = None,
+                below_s: float = 1.0, above_s: float = 4.0) -> tuple[float, float] | None:
+    """The y range (s) that shows racing laps: from the fastest racing lap - below_s to their median
+    + above_s, widened to predictions within 2 x above_s of the median (never to a prediction band).
+    Racing laps: the `racing` ones (green, not in the pit; else all the laps so far) within 107 % of
+    the fastest (a restart lap flagged green is not one). Caution and pit laps (20-60 s slower) and
+    first-lap garbage would otherwise flatten the rest."""
+    vals = sorted(float(x) for x, r in zip(times, racing) if r and _num(x) is not None and float(x) > 0)
+    if not vals:
+        vals = sorted(float(x) for x in times if _num(x) is not None and float(x) > 0)
+    if not vals:
+        return None
+    vals = [v for v in vals if v <= 1.07 * vals[0]]
+    med = vals[(len(vals) - 1) // 2]
+    near = [float(p) for p in predicted or [] if _num(p) is not None and abs(float(p) - med) <= 2 * above_s]
+    return min([vals[0]] + near) - below_s, max([med + above_s] + [p + 0.5 for p in near])

@@ -40,8 +40,10 @@
       var d = m.data || {};
       var el = row(box, d.session + "|" + d.car);
       var age = recv - d.t * 1000;
+      var when = (age >= 0 && age < 60000) ? Math.round(age) + " ms old"
+        : "recorded " + new Date(d.t * 1000).toISOString().slice(11, 19) + " UTC (replay: no age)";
       el.textContent = "#" + d.car + " · lap " + num(d.lap, 0) + " · " + num(d.lapdist_m, 0) + " m · " +
-        num(d.speed_kmh, 0) + " km/h · " + Math.round(age) + " ms old";
+        num(d.speed_kmh, 0) + " km/h · " + when;
       el.title = "Newest telemetry point of car #" + d.car + " (" + d.session + "): measured by the car; " +
         "age = arrival here minus the point's own timestamp";
       drawn.push([d.car, d.t * 1000, d.xadd_ms, d.read_at * 1000, d.published_at * 1000, d.hub_at * 1000,

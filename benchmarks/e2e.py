@@ -77,9 +77,13 @@ def send(port: int, cars: int, hz: float, seconds: float, out_path: str) -> None
 
 
 def _browser(url: str):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as exc:
+        raise RuntimeError("bench e2e drives a real browser: it needs selenium (the test extras, "
+                           "dash[testing]) and Debian's chromium + chromium-driver (`make test` installs them)") from exc
 
     options = Options()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"

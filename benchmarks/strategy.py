@@ -1,4 +1,4 @@
-"""`pitwall bench strategy`: 10,000 races x 4 strategies x 20 cars x 30 laps left, on one core.
+"""`pitwall bench strategy`: 10,000 races x 4 strategies x 20 cars x 30 laps left, on one and two cores.
 
 The field is TUMFTM's Austrian GP 2019 (data/tumftm) after 41 of 71 laps: every car's pace,
 noise, tyre curve, remaining stops and the random events of pars_mcs.ini are the real parameters;
@@ -7,11 +7,14 @@ are TUMFTM's as tumftm_map.field_and_rules maps them (passing on race time with 
 SC ghost car, the split pit stop: since commit 7fe910e, about twice the work per car-lap of the
 rules measured before). VER's four strategies: stay out, stop on lap 45, stop on lap 50, stop under
 the next caution.
-Reports the median wall time of 5 runs, the ns per simulated car-lap, the peak memory the
-simulation allocates (tracemalloc), and as the baseline measured in this run the same four
-strategies simulated one at a time (each call drawing the same races again from the same seed:
-every draw made four times instead of once). The first call compiles the lap loop (numba, cached on disk) and is
-not timed.
+Reports the median wall time of 5 runs on the default thread count (`seconds`: PITWALL_SIM_THREADS,
+else up to 2 cores), the same on 1 and on 2 threads (`seconds_1_thread`, `seconds_2_threads`, and
+`second_core_speedup`, their ratio), the ns per simulated car-lap, the peak memory the simulation
+allocates (tracemalloc), and as the baseline measured in this run the same four strategies simulated
+one at a time on 1 thread (each call drawing the same races again from the same seed: every draw made
+four times instead of once, and no lap shared between strategies). The variants run interleaved, so
+each sees the same machine load. The first calls compile the lap loop (numba, cached on disk) and
+are not timed.
 """
 
 from __future__ import annotations
@@ -74,49 +77,58 @@ def main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="pitwall bench strategy")
     p.add_argument("--races", type=int, default=10_000)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=None, help="threads the races are split over (default: "
-                   "PITWALL_SIM_THREADS or 1)")
+    p.add_argument("--threads", type=int, default=None, help="threads of the headline figure (default: "
+                   "PITWALL_SIM_THREADS, else up to 2); 1 and 2 threads are always timed as well")
     args = p.parse_args(argv)
     field, rules, cautions, plans = scenario(args.races)
     S, R, C, L = plans.count, cautions.races, field.size, rules.laps_left
     car_laps = S * R * C * L
+    threads = args.threads or sim.THREADS
 
     singles = [sim.Plans(plans.pit_at[s:s + 1], plans.on_caution[s:s + 1], plans.next_k0[s:s + 1],
                          plans.next_k1[s:s + 1], plans.next_age[s:s + 1], plans.names[s:s + 1]) for s in range(S)]
-
-    def timed(one_at_a_time: bool) -> tuple[list[float], list[float]]:
-        walls, cpus = [], []
-        for rep in range(args.repeats):
-            w, c = time.perf_counter(), time.process_time()
-            for each in (singles if one_at_a_time else [plans]):
-                sim.simulate(field, rules, cautions, each, np.random.default_rng(rep), threads=args.threads)
-            walls.append(time.perf_counter() - w)
-            cpus.append(time.process_time() - c)
-            what = "one strategy at a time" if one_at_a_time else "all strategies together"
-            print(f"  {what} run {rep + 1}: {walls[-1]:.3f} s wall, {cpus[-1]:.3f} s cpu", file=sys.stderr)
-        return walls, cpus
+    walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    # Interleaved, so every variant sees the same machine load: (name, plan sets, threads).
+    variants = [("1 thread", [plans], 1), ("2 threads", [plans], 2), ("one strategy at a time", singles, 1)]
+    if threads not in (1, 2):
+        variants.append((f"{threads} threads", [plans], threads))
 
     print(f"strategy bench: {R} races x {S} strategies x {C} cars x {L} laps", file=sys.stderr)
-    sim.simulate(field, rules, cautions, plans, np.random.default_rng(99))   # warm-up (and compile)
-    walls, cpus = timed(False)
-    base_walls, base_cpus = timed(True)
+    for n in sorted({1, 2, threads}):       # warm-up (and compile), the thread pools too
+        sim.simulate(field, rules, cautions, plans, np.random.default_rng(99), threads=n)
+    for rep in range(args.repeats):
+        for name, sets, n in variants:
+            w, c = time.perf_counter(), time.process_time()
+            for each in sets:
+                sim.simulate(field, rules, cautions, each, np.random.default_rng(rep), threads=n)
+            walls.setdefault(name, []).append(time.perf_counter() - w)
+            cpus.setdefault(name, []).append(time.process_time() - c)
+            print(f"  {name} run {rep + 1}: {walls[name][-1]:.3f} s wall, {cpus[name][-1]:.3f} s cpu", file=sys.stderr)
     tracemalloc.start()
-    sim.simulate(field, rules, cautions, plans, np.random.default_rng(0))
+    sim.simulate(field, rules, cautions, plans, np.random.default_rng(0), threads=threads)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    seconds = statistics.median(walls)
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    head = "1 thread" if threads == 1 else "2 threads" if threads == 2 else f"{threads} threads"
+    seconds = med[head]
     return {
         "seconds": round(seconds, 4),
         "ns_per_car_lap": round(seconds / car_laps * 1e9, 2),
         "peak_mb": round(peak / 2 ** 20, 1),
-        "cpu_seconds": round(statistics.median(cpus), 4),
-        "baseline_seconds": round(statistics.median(base_walls), 4),
-        "baseline_cpu_seconds": round(statistics.median(base_cpus), 4),
-        "speedup_vs_baseline": round(statistics.median(base_walls) / seconds, 2),
-        "baseline": "the same four strategies simulated one at a time (every draw made four times)",
+        "cpu_seconds": round(cpu[head], 4),
+        "seconds_1_thread": round(med["1 thread"], 4), "cpu_seconds_1_thread": round(cpu["1 thread"], 4),
+        "seconds_2_threads": round(med["2 threads"], 4), "cpu_seconds_2_threads": round(cpu["2 threads"], 4),
+        "second_core_speedup": round(med["1 thread"] / med["2 threads"], 2),
+        "baseline_seconds": round(med["one strategy at a time"], 4),
+        "baseline_cpu_seconds": round(cpu["one strategy at a time"], 4),
+        "speedup_vs_baseline": round(med["one strategy at a time"] / med["1 thread"], 2),
+        "baseline": "the same four strategies simulated one at a time on 1 thread (every draw made four times, "
+                    "no lap shared between strategies), against all four together on 1 thread",
         "races": R, "strategies": S, "cars": C, "laps_left": L, "car_laps": car_laps,
-        "repeats": args.repeats, "target_seconds": 0.25, "met_target": seconds <= 0.25,
+        "repeats": args.repeats, "target_seconds": 0.1, "met_target": seconds <= 0.1,
         "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "threads": args.threads or sim.THREADS,
+        "threads": threads,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

@@ -153,6 +153,7 @@ def ingest_stats(name: str) -> str:
 
 
 MODEL_STATUS = f"{PREFIX}:model:status"   # hash: the insights stage's tyre model (status, reason), for /api/health
+CONDITIONS = f"{PREFIX}:conditions"       # hash: component -> {reason, since} while it is degraded (engine/conditions.py)
 
 
 # --- process stage: laps, sectors, features (engine/laps, issue 4) ---

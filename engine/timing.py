@@ -99,11 +99,16 @@ def mark_sectors(rows: list[dict]) -> list[dict]:
 
 def _gap(ref: dict | None, car: dict) -> tuple[float | None, int]:
     """Gap at the line, as timing screens give it: the car's time at its last crossing minus the
-    reference car's time at the same lap. Laps down only when the reference had already completed
-    more laps than the car when the car crossed (not merely because the leader just crossed)."""
+    reference car's time at the same lap. Laps down when the reference had already completed
+    more laps than the car when the car crossed (not merely because the leader just crossed), or
+    has crossed twice since the car last did."""
     if ref is None or ref is car:
         return (0.0 if ref is car else None), 0
     laps, t = car.get("laps", 0), car.get("elapsed_s")
+    if ref.get("laps", 0) - laps >= 2:
+        # the reference crossed the line twice since this car last did (it stopped, or is in the
+        # pits): it is at least a lap down now, whatever its gap was when it last crossed
+        return None, ref["laps"] - laps - 1
     ref_times = [x for x in (ref.get("crossings_s") or []) if x is not None]
     if t is None or not ref_times:
         return None, max(ref.get("laps", 0) - laps, 0)

@@ -9,7 +9,7 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_update
 
-from app import components, data, follow, views
+from app import components, data, f1car, follow, views
 from app.cautionview import caution_table
 from app.callbacks import car_picker, touches
 from engine.sources.tracks import session_track
@@ -136,15 +136,20 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
     source = "from the strategy engine's live call"
     if st and st.get("races"):
         source += f" at lap {st.get('lap')} ({int(st['races']):,} races per strategy)"
+    short = source                       # the rejoin card's; the status line says everything
+    if st and st.get("races"):
         if st.get("tyre_curves"):
             source += f"; {st['tyre_curves']}"
         if st.get("laps_left_rule"):
             source += f"; laps left: {st['laps_left_rule']}"
     if not st and ondemand and ondemand.get("session") == session and ondemand.get("car") == car:
         st = ondemand["call"]
-        source = f"computed on request at lap {st.get('lap')} ({st.get('races')} races), not live"
+        source = short = f"computed on request at lap {st.get('lap')} ({st.get('races')} races), not live"
+        if st.get("laps_left_rule"):
+            source += f"; laps left: {st['laps_left_rule']}"
     if st and st.get("rejoin"):
-        rejoin = rejoin_card(views.rejoin_view(st["rejoin"]), source)
+        rejoin = rejoin_card(views.rejoin_view(st["rejoin"]), f"{short}; pit loss {st.get('model', {}).get('pit_loss_s', '?')} s "
+                                                              "(track model, measured)")
     elif track:
         r = field_rejoin(board, car, track)
         rejoin = rejoin_card(views.rejoin_view(r), f"running order + {track.name}'s {'estimated' if 'pit_loss_s' in track.estimated else 'measured'} pit loss "
@@ -156,6 +161,7 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
                dbc.Button(f"Simulate now ({ON_DEMAND_RACES} races)", id="st-run", color="secondary", size="sm",
                           title="Run the Monte Carlo once, here, on the current running order"),
                html.Span(id="st-run-msg", className="ms-2 small")]
+        msg.append(f1car.game_pit_window(board, car))        # F1: the game's own window (app/f1car.py)
         return rejoin, None, msg, None, f"#{car}: no strategy output yet"
     lo, hi, best = views.pit_window(st)
     lap_now = next((c.get("laps") for c in board["cars"] if str(c["car"]) == str(car)), None)
@@ -165,6 +171,7 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
               html.Div(sentence, className="reason", title="The call, ready for the radio") if sentence else None] \
         if lo is not None else html.Div([html.H6("Pit window"), html.Div(sentence or "no pit window given",
                                                                           className="reason")])
+    window = [window, f1car.game_pit_window(board, car)]     # F1: the game's window beside PitWall's
     strategies = st.get("strategies") or []
     rows, names, z = [], [], []
     for i, s in enumerate(strategies):

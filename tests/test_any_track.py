@@ -255,7 +255,7 @@ def test_the_map_page_says_which_facts_are_estimated(hidden, redis_url, r, tmp_p
     import urllib.request
     from pathlib import Path
 
-    from app import commands
+    from app import commands, follow
     from engine import keys
     from engine.redisserver import free_port
     from engine.settings import Settings
@@ -278,13 +278,15 @@ def test_the_map_page_says_which_facts_are_estimated(hidden, redis_url, r, tmp_p
                                            tracks_file=Path(hidden["without"]))
     web = commands.spawn(settings, log_path=tmp_path / "web.log")
     try:
-        body = {"output": "..map-graph.figure...map-shown.data...map-status.children..",
+        body = {"output": "..map-graph.figure...map-shown.data...map-status.children...map-rejoin.children..",
                 "outputs": [{"id": "map-graph", "property": "figure"}, {"id": "map-shown", "property": "data"},
-                            {"id": "map-status", "property": "children"}],
+                            {"id": "map-status", "property": "children"}, {"id": "map-rejoin", "property": "children"}],
                 "inputs": [{"id": "map-tick", "property": "n_intervals", "value": 1},
                            {"id": "live-feed", "property": "data", "value": None},
-                           {"id": "session", "property": "value", "value": session}],
-                "state": [{"id": "map-shown", "property": "data", "value": None}],
+                           {"id": "session", "property": "value", "value": session},
+                           {"id": follow.LOCATION_ID, "property": "search", "value": ""}],
+                "state": [{"id": "map-shown", "property": "data", "value": None},
+                          {"id": "map-screen", "property": "data", "value": [1280, 800]}],
                 "changedPropIds": ["session.value"]}
         req = urllib.request.Request(f"http://127.0.0.1:{settings.http_port}/_dash-update-component",
                                      data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})

@@ -44,8 +44,9 @@ def test_the_process_stage_publishes_each_cars_newest_point(r):
     ps = r.pubsub(ignore_subscribe_messages=True)
     ps.subscribe(keys.INSIGHTS_CHANNEL)
     live = LivePoints()
-    for car, ts in (("2", [10.0, 10.1]), ("2", [10.2]), ("5", [11.0])):
-        batch = Batch("s1", car, np.array(ts), ("lap", "speed_kmh"), np.array([[3.0, 150.0 + t] for t in ts]))
+    for car, ts in (("2", [10.0, 10.1]), ("2", [10.2]), ("5", [11.0, 11.1])):
+        speeds = [150.0 + t if (car, t) != ("5", 11.1) else np.nan for t in ts]   # #5's last point: no speed
+        batch = Batch("s1", car, np.array(ts), ("lap", "speed_kmh"), np.array([[3.0, v] for v in speeds]))
         entry = r.xadd("pw:test", encode_batch(batch, ts[0]))
         live.note(batch, entry)
     assert live.publish(r) == 2 and live.publish(r) == 0, "one message per car, then nothing new"
@@ -59,6 +60,7 @@ def test_the_process_stage_publishes_each_cars_newest_point(r):
     d = by_car["5"]
     assert d["xadd_ms"] / 1000 <= d["read_at"] <= d["published_at"] and d["kind"] == "telemetry"
     assert "lapdist_m" not in d, "a channel the car did not send is left out, not invented"
+    assert d["t"] == 11.1 and d["speed_kmh"] == pytest.approx(161.0), "the newest speed the car sent"
 
 
 def test_a_page_socket_without_the_flag_gets_no_telemetry(redis_server, tmp_path):

@@ -9,11 +9,13 @@ next updates (a replayed lap), which once reset the pickers to the leader.
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 
 from engine import keys
+from engine.stages import strategy as strategy_stage
 from tests.test_browser_pages import SESSION, LiveRace, open_page, severe
 
 pytestmark = pytest.mark.browser
@@ -22,9 +24,14 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def race(redis_server, grcup, tmp_path_factory):
     live = LiveRace(redis_server.url, grcup, tmp_path_factory.mktemp("web") / "web.log")
+    # The real strategy stage beside the timing stage: its rejoin figures are what the map shows.
+    strategy = strategy_stage.consumer(live.r, "browser-follow", races=1000)
+    thread = threading.Thread(target=strategy.run, args=(live.stop.is_set,), daemon=True)
+    thread.start()
     live.advance(5)
     yield live
     live.close()
+    thread.join(5)
 
 
 def running_order(race) -> list[str]:
@@ -111,3 +118,86 @@ def test_picking_a_car_on_the_car_page_follows_it(dash_br, race):
     assert f"#{second}" in picker_value(dash_br, "follow-car")
     dash_br.driver.refresh()
     dash_br.wait_for_contains_text("#car-status", f"#{second}", timeout=20)
+
+
+def strategy_lap(race, car: str) -> int:
+    raw = race.r.hget(keys.insight(SESSION, car), "strategy")
+    return int(json.loads(raw)["lap"]) if raw else 0
+
+
+def settled_strategy_lap(race, car: str, above: int = 0, timeout: float = 60) -> int:
+    """The lap of the car's latest strategy call once the stage has caught up (no new call for 3 s)."""
+    until, lap, since = time.monotonic() + timeout, strategy_lap(race, car), time.monotonic()
+    while time.monotonic() < until:
+        time.sleep(0.2)
+        now = strategy_lap(race, car)
+        if now != lap:
+            lap, since = now, time.monotonic()
+        elif lap > above and time.monotonic() - since > 3:
+            return lap
+    return lap
+
+
+def ghost(br) -> dict:
+    return br.driver.execute_script(
+        "const d = document.getElementById('map-graph').querySelector('.js-plotly-plot').data[3];"
+        "return {x: d.x, y: d.y, hover: d.hovertext};")
+
+
+def test_the_followed_cars_rejoin_ghost_is_on_the_map_and_moves_each_lap(dash_br, race, screenshots):
+    race.advance(1)               # fresh calls (a live insight expires 60 s after its last write)
+    order = running_order(race)
+    car = order[len(order) // 2 + 1]
+    lap = settled_strategy_lap(race, car)
+    assert lap > 0, "the strategy stage wrote a call for the followed car"
+    open_page(dash_br, race, f"/map?car={car}&session={SESSION}")
+    dash_br.wait_for_element("#map-graph .scatterlayer .trace:nth-child(4) .point", timeout=20)
+    dash_br.wait_for_contains_text("#map-rejoin-text", f"strategy engine's call at lap {lap}", timeout=20)
+    call = json.loads(race.r.hget(keys.insight(SESSION, car), "strategy"))
+    text = dash_br.find_element("#map-rejoin-text").text
+    assert f"If #{car} pits now: rejoins P{call['rejoin']['rejoin_position']}" in text, text
+    if call["rejoin"].get("ahead"):
+        assert f"behind #{call['rejoin']['ahead']}" in text
+    before = ghost(dash_br)
+    assert len(before["x"]) == 1 and before["hover"][0] == text
+    dash_br.driver.save_screenshot(str(screenshots / "map_rejoin_ghost.png"))
+
+    race.advance(1)
+    new_lap = settled_strategy_lap(race, car, above=lap)
+    assert new_lap > lap, "a new call after the lap"
+    dash_br.wait_for_contains_text("#map-rejoin-text", f"strategy engine's call at lap {new_lap}", timeout=20)
+    after = ghost(dash_br)
+    assert len(after["x"]) == 1 and (after["x"], after["y"]) != (before["x"], before["y"]), "the ghost moved"
+    assert not severe(dash_br)
+
+
+OVERFLOWING = """const w = document.documentElement.clientWidth;
+return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1
+  && ![...e.children].some(c => c.getBoundingClientRect().right > w + 1))
+  .slice(0, 5).map(e => (e.closest('[id]') || {}).id + ' ' + (e.className.baseVal ?? e.className) + ':'
+  + Math.round(e.getBoundingClientRect().left) + '-' + Math.round(e.getBoundingClientRect().right));"""
+
+
+def test_no_page_scrolls_sideways_on_a_10_inch_tablet(dash_br, race, screenshots):
+    dash_br.driver.set_window_size(1024, 768)
+    try:
+        open_page(dash_br, race, "/")
+        dash_br.wait_for_element("#timing-tower tbody tr", timeout=20)
+        paths = sorted({a.get_attribute("href").split("?")[0].replace(race.url, "") or "/"
+                        for a in dash_br.find_elements(".navbar a.nav-link")})
+        car = running_order(race)[7]
+        assert {"/", "/map", "/car", "/strategy", "/driver"} <= set(paths), paths
+        wide = {}
+        for path in paths + ["/garage"]:
+            open_page(dash_br, race, f"{path}?car={car}&session={SESSION}")
+            dash_br.wait_for_text_to_equal("#feed-badge", "● LIVE", timeout=20)
+            time.sleep(2.5)        # the page's first refresh has drawn its figures and tables
+            sizes = dash_br.driver.execute_script(
+                "const e = document.documentElement; return [e.scrollWidth, e.clientWidth];")
+            if sizes[0] > sizes[1]:
+                wide[path] = sizes + [dash_br.driver.execute_script(OVERFLOWING)]
+            name = path.strip("/") or "overview"
+            dash_br.driver.save_screenshot(str(screenshots / f"tablet_{name}.png"))
+        assert not wide, f"pages wider than a 1024x768 screen (scrollWidth, clientWidth): {wide}"
+    finally:
+        dash_br.driver.set_window_size(1280, 800)

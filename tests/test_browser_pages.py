@@ -149,7 +149,7 @@ def test_every_number_on_the_tower_has_a_tooltip(dash_br, race):
     # car #13 sends no telemetry: no corner wear %, its pace-based tyre state with its source
     tyre = dash_br.find_element("#tower-car-13 td:nth-child(12)")
     assert tyre.text.endswith(" s") and -5 < float(tyre.text[:-2]) < 5, tyre.text
-    assert "%" not in tyre.text and "(pace, measured)" in tyre.get_attribute("title")
+    assert "%" not in tyre.text and "estimated from the car's lap times" in tyre.get_attribute("title")
     assert "no corner wear" in tyre.get_attribute("title")
 
 
@@ -194,7 +194,7 @@ def test_clicking_a_car_on_the_map_opens_its_detail(dash_br, race):
     dash_br.wait_for_contains_text("#car-status", f"#{car}", timeout=10)
     # no car in this feed sends telemetry wear: the pace state, and no corner gauge
     dash_br.wait_for_contains_text("#tyre-pace", "loss vs fresh tyres", timeout=10)
-    assert "(pace, measured)" in dash_br.find_element("#tyre-pace").text
+    assert "estimated from the car's lap times" in dash_br.find_element("#tyre-pace").text
     assert not dash_br.find_elements("#gauge-fl")
     assert len(dash_br.find_elements("#car-reasons li")) == 3, "three radio-ready reasons"
 

@@ -158,3 +158,44 @@ def test_the_forced_caution_starts_on_the_next_lap_and_lasts_as_the_track_model_
     assert first_run.mean() >= float(np.dot(np.arange(1, len(pmf) + 1), pmf)) - 0.03
     later = c.flags[np.arange(len(c.flags)), np.minimum(first_run + 1, c.flags.shape[1] - 1)] == SC
     assert 0 < later.mean() < 2 * model.caution_start_per_lap, "later cautions at the model's rate"
+
+
+@pytest.mark.browser
+def test_the_strategy_page_in_a_browser_shows_the_calls_made_before_the_yellow(dash_br, r, redis_url, indy, tmp_path,
+                                                                               screenshots):
+    """Headless Chromium against a real `pitwall web`: after the first FCY crossing, the strategy page of
+    a car that is not the leader shows every car's caution call, each computed at its last green lap,
+    before the caution reached the engine."""
+    from app import commands
+    from engine.redisserver import free_port
+    from engine.settings import Settings
+
+    tl, first_fcy, replay, _stage = indy
+    replay(first_fcy)
+    green = {str(c): int(g["lap"].max()) for c, g in tl.crossings[tl.crossings["t"] < first_fcy].groupby("car")}
+    replay(first_fcy + 0.001, from_t=first_fcy)
+    caution_seen_at = int(r.xrevrange(keys.LAPS_STREAM, count=1)[0][0].decode().split("-")[0]) / 1000
+    board = json.loads(r.get(keys.board(SESSION)))["cars"]
+    car = str(board[4]["car"])
+    settings = Settings.from_env({}).with_(redis_url=redis_url, http_port=free_port())
+    web = commands.spawn(settings, log_path=tmp_path / "web.log")
+    try:
+        url = f"http://127.0.0.1:{settings.http_port}"
+        dash_br.server_url = url
+        dash_br.driver.get(f"{url}/strategy?car={car}&session={SESSION}")
+        dash_br.wait_for_element("#caution-table td", timeout=40)
+        dash_br.wait_for_element("#rejoin-card", timeout=40)
+        dash_br.wait_for_contains_text("#st-status", "laps left: timed race: 45 min", timeout=30)
+        rows = dash_br.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#caution-table tr')).slice(1)"
+            ".map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))")
+        dash_br.driver.save_screenshot(str(screenshots / "caution_calls_strategy.png"))
+    finally:
+        commands.stop(web)
+    shown = {row[1].lstrip("#"): row for row in rows}
+    assert set(shown) == {str(row["car"]) for row in board}, "every car on the board has its call"
+    for c, row in shown.items():
+        assert row[2] in ("Pit", "Stay out") and row[-1].startswith(f"lap {green[c]},"), row
+        stored = json.loads(r.hget(keys.insight(SESSION, c), "caution"))
+        assert stored["computed_at"] < caution_seen_at and stored["car_lap"] == green[c]
+    assert shown[car][3] == f"P{json.loads(r.hget(keys.insight(SESSION, car), 'caution'))['options'][0]['expected_position']:.1f}"

@@ -107,3 +107,21 @@ def test_qualifying_gaps_are_best_lap_to_pole_in_the_games_order():
     for c in timed[1:]:
         assert c["gap_s"] == round(c["best_lap_s"] - pole, 3)
     assert all(c["gap_s"] is None for c in rows if c["best_lap_s"] is None)
+
+
+def test_the_games_pit_window_reaches_the_board():
+    """The race's Session packets say no pit window (ideal lap 0); a modified copy (synthetic: the
+    three bytes set to ideal lap 3, latest lap 4, rejoin P12) shows the game's figures for the player."""
+    from engine.ingest.f1udp import HEADER, PIT_WINDOW_AFTER, SESSION_PREFIX
+
+    at = HEADER.itemsize + SESSION_PREFIX.itemsize + PIT_WINDOW_AFTER
+    real = read_dump(RACE)
+    st, _ = live(real)
+    assert board(st, "s", 0.0, 0.0)["pit_window"] is None
+    assert "pit window: none given" in board(st, "s", 0.0, 0.0)["race_control"]
+    assert {p[at:at + 3] for p in real if p[6] == 1} == {bytes([0, 0, 22])}
+    modified = [p[:at] + bytes([3, 4, 12]) + p[at + 3:] if p[6] == 1 else p for p in real]
+    st, _ = live(modified)
+    b = board(st, "s", 0.0, 0.0)
+    assert b["pit_window"] == {"ideal_lap": 3, "latest_lap": 4, "rejoin_position": 12, "car": "21"}
+    assert "ideal lap 3, latest lap 4, rejoins P12" in b["race_control"]

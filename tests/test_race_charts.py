@@ -3,6 +3,8 @@ on the crossings Barber race 1 replays (real timing: laps 1-2 under caution, thr
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from app import racefigures as rf
@@ -134,3 +136,38 @@ def test_bad_rows_are_left_out_and_redeliveries_change_nothing():
     assert df[["car", "lap", "lap_time_s"]].values.tolist() == [["7", 1, 100.0]]
     empty = rs.race_charts([])
     assert all(len(t["x"]) == 0 for s in empty.values() for t in s["traces"])
+
+
+def test_a_mid_race_caution_is_shaded_and_does_not_move_the_axes(grcup):
+    """Indianapolis race 1: a full-course yellow on laps 11-14. The lap-time axis drawn at lap 10
+    holds through it (the charts keep extending) and the slow laps sit clipped on its edge."""
+    tl = load_race(gr.find_race(grcup, "indianapolis", 1), with_telemetry=False)
+    indy = [c for _t, c in sorted(crossing_events(tl), key=lambda e: e[0])]
+    before = rs.race_charts(upto(indy, 10))
+    held = {k: s["range"] for k, s in before.items()}
+    during = rs.race_charts(upto(indy, 14), None, held)
+    lap = during["laptime"]
+    assert lap["range"] == before["laptime"]["range"], "the caution did not rescale the lap times"
+    assert rf.extension(lap, rf.shown_record(before["laptime"], None), None), "extended, not redrawn"
+    shaded = next(t for t in lap["traces"] if t["kind"] == "caution")["x"]
+    assert set(range(11, 14)) <= set(shaded)
+    df = rs.laps_frame(upto(indy, 14))
+    slow = df[rs.caution(df) & df["lap"].between(12, 13)]["lap_time_s"]
+    assert (slow > lap["range"][1]).mean() > 0.5, "caution laps clipped at the top, not fitted"
+
+
+def test_crossings_come_from_the_timing_stream_while_the_insights_hash_lags(r):
+    from app import data
+    from engine import keys
+    from engine.stages.timing import publish_crossing
+
+    laps = [{"session": "s9", "car": "7", "lap": n, "lap_time_s": 100.0 + n, "elapsed_s": 100.0 * n} for n in (1, 2, 3)]
+    for c in laps:
+        publish_crossing(r, c)
+    r.hset(keys.crossings("s9"), "7:1", json.dumps(laps[0]))          # the insights stage is one lap in
+    r.set(keys.board("s9"), json.dumps({"session": "s9", "cars": [{"car": "7", "laps": 3}]}))
+    assert sorted(c["lap"] for c in data.session_crossings("s9", r)) == [1, 2, 3]
+    for c in laps[1:]:
+        r.hset(keys.crossings("s9"), f"7:{c['lap']}", json.dumps(c))   # caught up: the hash is enough
+    r.delete(keys.LAPS_STREAM)
+    assert sorted(c["lap"] for c in data.session_crossings("s9", r)) == [1, 2, 3]

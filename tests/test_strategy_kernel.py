@@ -76,3 +76,24 @@ def test_a_strategy_resumed_from_the_laps_it_shares_runs_the_race_it_runs_alone(
         assert np.array_equal(together.pits[s], alone.pits[0]), plans.names[s]
     # the strategies differ (a fork that copied the wrong strategy would make them equal)
     assert len({together.position[s].tobytes() for s in range(plans.count)}) == plans.count
+
+
+@pytest.mark.parametrize("rate", [0.02, np.float64(0.02)])
+def test_compiled_lap_noise_and_incidents_are_numpys_draws_bit_for_bit(rate):
+    """draws.lap_noise gives what numpy's take, multiply, nonzero and fancy-index add gave (the
+    simulator's results for a seed do not move), with the rate compared as numpy compares it."""
+    from engine.strategy.draws import lap_noise, normal_table
+
+    R, L, C = 300, 12, 7
+    sigma = np.linspace(0.1, 0.9, C)
+    flags = np.random.default_rng(1).choice(np.array([0, 0, 0, 1, 2], np.int8), size=(R, L))
+    losses = (8.45, 12.08, 39.62)
+    rng = np.random.default_rng(7)
+    want = np.take(normal_table(), rng.integers(0, 65536, size=(R, L, C), dtype=np.uint16))
+    want *= sigma.astype(np.float32)
+    hit = (rng.random((R, L, C), dtype=np.float32) < rate) & (flags == 0)[:, :, None]
+    r_i, l_i, c_i = np.nonzero(hit)
+    want[r_i, l_i, c_i] += np.asarray(losses, np.float32)[rng.integers(0, len(losses), size=r_i.size)]
+    got = lap_noise(np.random.default_rng(7), (R, L, C), sigma, flags, rate, losses)
+    assert r_i.size > 100 and got.dtype == np.float32
+    assert np.array_equal(got, want)

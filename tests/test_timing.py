@@ -83,3 +83,22 @@ def test_a_car_lapped_before_it_crossed_is_a_lap_down():
     b = apply_lap(b, crossing("B", 5, 550.0, 110.0))    # when B crossed (550 s) A had completed 6 laps
     board = running_order([a, b])
     assert board[1]["gap_laps"] == 1 and format_gap(board[1]["gap_s"], board[1]["gap_laps"]) == "+1 LAP"
+
+
+def test_a_car_that_stopped_after_its_last_crossing_is_shown_lapped_not_with_its_old_gap():
+    # Barber race 1's #88: 27 s behind the leader at its 12th crossing, then a 5:41 lap in the pits;
+    # once the leader has crossed twice more the tower must not keep "+27.235" below P21's +58 s.
+    a = b = c = None
+    for lap in range(1, 13):
+        a = apply_lap(a, crossing("A", lap, lap * 98.0, 98.0))
+        b = apply_lap(b, crossing("B", lap, lap * 98.0 + 50.0, 98.0))
+        c = apply_lap(c, crossing("C", lap, lap * 98.0 + 27.0, 98.0))
+    a = apply_lap(a, crossing("A", 13, 13 * 98.0, 98.0))
+    b = apply_lap(b, crossing("B", 13, 13 * 98.0 + 50.0, 98.0))
+    board = running_order([a, b, c])
+    assert board[2]["car"] == "C" and board[2]["gap_s"] == 27.0, "leader one lap on: the gap at the line"
+    a = apply_lap(a, crossing("A", 14, 14 * 98.0, 98.0))
+    board = running_order([a, b, c])
+    assert [r["car"] for r in board] == ["A", "B", "C"]
+    assert format_gap(board[2]["gap_s"], board[2]["gap_laps"]) == "+1 LAP"
+    assert board[1]["gap_s"] == 50.0, "B (one crossing behind the leader) keeps its gap"

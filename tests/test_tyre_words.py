@@ -85,7 +85,7 @@ def test_every_view_shows_one_loss_vs_fresh_tyres_and_nothing_else_by_that_name(
     import pages.car
     import pages.garage
     import pages.overview
-    from app import components, data, trackmap
+    from app import data, mapview, trackmap
     from engine.tyre.explain import LOSS_VS_FRESH
 
     board, tyres = lap14
@@ -98,7 +98,7 @@ def test_every_view_shows_one_loss_vs_fresh_tyres_and_nothing_else_by_that_name(
     tower = in_callback(pages.overview.refresh_tower, _poll=1, session=SESSION)[0]
     garage_tower = pages.garage.tower(SESSION, {"cars": board}, board.index(row) // pages.garage.ROWS_PER_PAGE)
     insights = data.insights(SESSION, [str(x["car"]) for x in board])
-    hover = components.car_positions({"cars": board}, data.meta(SESSION), insights, trackmap.outline("barber", 3700.0, None))
+    hover = mapview.car_positions({"cars": board}, data.meta(SESSION), insights, trackmap.outline("barber", 3700.0, None))
     views = {
         "car page": strings(in_callback(pages.car.refresh_car, car=car, _poll=1, session=SESSION)[:6]),
         "tower row": strings([t for t in tower if getattr(t, "id", None) == f"tower-car-{car}"]),

@@ -1,9 +1,9 @@
 """`pitwall import CAPTURE.bin.gz`: an F1 game UDP capture -> one archived session.
 
 Every packet goes through the live decoder (engine.ingest.f1udp) and the live validation; the
-valid points are the telemetry table. Laps come from the game's own lap data: when a car's `lap`
-channel steps from n to n+1, its `last_lap_s` is lap n's time and `sector1_s`/`sector2_s` seen
-during lap n its sectors (sector 3 is the rest). The game's final classification, when the
+valid points are the telemetry table. Laps are the game's own, as the live tower has them
+(engine.f1: lastLapTimeInMS when currentLapNum steps up, sectors 1 and 2 as the game held them,
+sector 3 the rest). The game's final classification, when the
 capture holds one, is the results table. F1 tracks have no fitted tyre model and strategy data
 in PitWall: the session has no model outputs, and the report says so.
 """
@@ -19,8 +19,10 @@ import pandas as pd
 from engine.archive.store import Archive, ArchiveError, check_session_id
 
 
-def _telemetry(path: Path) -> tuple[str | None, pd.DataFrame, dict]:
+def _telemetry(path: Path) -> tuple[str | None, pd.DataFrame, dict, pd.DataFrame]:
     from engine.contracts import CHANNEL_NAMES, InvalidPoint
+    from engine.f1.names import SAFETY_CAR
+    from engine.f1.state import F1Session
     from engine.ingest.f1udp import F1Decoder
     from engine.sources.f1capture import read_dump
     from engine.ingest.rows import validate_rows
@@ -30,12 +32,19 @@ def _telemetry(path: Path) -> tuple[str | None, pd.DataFrame, dict]:
     except (OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"{path}: not a readable F1 capture ({exc})") from exc
     dec = F1Decoder()
-    frames, meta, session = [], {}, None
+    frames, meta, session, crossings = [], {}, None, []
+    states: dict[int, F1Session] = {}
     for p in packets:
         try:
-            rows, m = dec.feed(p, 0.0)
+            pkt, rows, m = dec.feed_packet(p, 0.0)
         except InvalidPoint:
             continue
+        if pkt is not None:            # the game's own timing, as the live tower has it (engine/f1)
+            uid = int(pkt.header["session_uid"])
+            st = states.setdefault(uid, F1Session())
+            flag = SAFETY_CAR.get(st.session.get("safety_car", 0), "") or "GF"
+            anchor = dec.sessions[uid].anchor
+            crossings += [{**c, "flag": flag, "elapsed_s": anchor + c["t_s"]} for c in st.feed(pkt)[0]]
         if m:
             session = session or m.get("session")
             meta.update({k: v for k, v in m.items() if k != "session"})
@@ -53,40 +62,37 @@ def _telemetry(path: Path) -> tuple[str | None, pd.DataFrame, dict]:
         raise ArchiveError(f"{path}: no valid telemetry point in {len(packets)} packets")
     tel = pd.concat(frames, ignore_index=True)
     tel = tel.loc[:, tel.notna().any()]          # channels this capture never sent
-    return session, tel, meta
+    return session, tel, meta, laps_from_crossings(crossings, tel)
 
 
-def laps_from_telemetry(tel: pd.DataFrame) -> pd.DataFrame:
-    """One row per completed car-lap from the game's lap channels (see the module docstring)."""
-    need = {"lap", "last_lap_s"}
-    if not need <= set(tel.columns):
+def laps_from_crossings(crossings: list[dict], tel: pd.DataFrame) -> pd.DataFrame:
+    """One row per car-lap the game timed (engine.f1.lapdata), with the lap's top speed from telemetry."""
+    if not crossings:
         return pd.DataFrame()
-    rows = []
-    for car, g in tel.dropna(subset=["lap"]).sort_values("t").groupby("car"):
-        lap = g["lap"].to_numpy(int)
-        for i in np.flatnonzero(np.diff(lap) == 1) + 1:
-            done = int(lap[i - 1])
-            during = g.iloc[:i][g["lap"].iloc[:i].to_numpy(int) == done]
-            t_lap = g["last_lap_s"].iloc[i:i + 50].dropna()
-            lt = float(t_lap.iloc[-1]) if len(t_lap) else np.nan
-            s1 = float(during["sector1_s"].dropna().iloc[-1]) if "sector1_s" in g and during["sector1_s"].notna().any() else np.nan
-            s2 = float(during["sector2_s"].dropna().iloc[-1]) if "sector2_s" in g and during["sector2_s"].notna().any() else np.nan
-            fcy = bool((during["safety_car"].fillna(0) > 0).any()) if "safety_car" in g else False
-            pit = bool((during["pit_status"].fillna(0) > 0).any()) if "pit_status" in g else False
-            top = float(during["speed_kmh"].max()) if "speed_kmh" in g else np.nan
-            rows.append({"car": str(car), "lap": done, "lap_time_s": lt if lt > 0 else np.nan, "s1_s": s1, "s2_s": s2,
-                         "s3_s": lt - s1 - s2 if lt > 0 and np.isfinite(s1 + s2) else np.nan,
-                         "flag": "FCY" if fcy else "GF", "in_pit": pit, "pit_time_s": np.nan,
-                         "elapsed_s": float(g["t"].iloc[i]), "top_speed": top})
-    return pd.DataFrame(rows)
+    laps = pd.DataFrame([{"car": c["car"], "lap": c["lap"], "lap_time_s": c["lap_time_s"], "s1_s": c["s1_s"],
+                          "s2_s": c["s2_s"], "s3_s": c["s3_s"], "flag": "FCY" if c["flag"] != "GF" else "GF",
+                          "in_pit": c["in_pit"], "pit_time_s": np.nan, "elapsed_s": c["elapsed_s"]}
+                         for c in crossings]).astype({"lap_time_s": float, "s1_s": float, "s2_s": float, "s3_s": float})
+    laps["top_speed"] = np.nan
+    if "speed_kmh" in tel.columns:           # the lap's fastest Car Telemetry sample, between its two crossings
+        speed = tel.dropna(subset=["speed_kmh"])
+        for car, idx in laps.sort_values("elapsed_s").groupby("car").groups.items():
+            g = speed[speed["car"] == car].sort_values("t")
+            t, v = g["t"].to_numpy(), g["speed_kmh"].to_numpy()
+            start = -np.inf
+            for i in idx:
+                end = laps.at[i, "elapsed_s"]
+                part = v[(t > start) & (t <= end)]
+                laps.at[i, "top_speed"] = float(part.max()) if len(part) else np.nan
+                start = end
+    return laps
 
 
 def import_f1(path: Path, archive: Archive, session: str | None = None) -> dict:
     """Archive one F1 capture; returns the summary (session, row counts, seconds)."""
     started = time.perf_counter()
-    found, tel, meta = _telemetry(Path(path))
+    found, tel, meta, laps = _telemetry(Path(path))
     sid = check_session_id(session or f"f1-{Path(path).name.split('.')[0]}"[:64])
-    laps = laps_from_telemetry(tel)
     if laps.empty:
         raise ArchiveError(f"{path}: the capture holds no completed lap (no lap change in its lap data)")
     t0 = float(tel["t"].min())

@@ -75,15 +75,17 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
         # the game's Session History of the lap once it arrives (its sector 3 is the game's own,
         # which can differ by a few ms from lap - S1 - S2: each is rounded by itself)
         sectors_ms = st.history_sectors(i, laps_done)
+        source = "game Session History"
         if sectors_ms is None and crossing is not None and crossing["lap"] == laps_done:
             sectors_ms = crossing["sectors_ms"]
+            source = "game Lap Data; S3 = lap - S1 - S2 until Session History gives it"
         sectors_ms = sectors_ms or [None, None, None]
         best_lap_ms, best_sectors_ms = best[i]
         if best_lap_ms is None and crossing is not None and not crossing["invalid"]:
             best_lap_ms = crossing["lap_ms"]
         row = {"car": str(i), "position": int(c["car_position"]), "laps": laps_done,
                "last_lap_s": _s(int(c["last_lap_time_in_ms"])), "last_lap_ms": int(c["last_lap_time_in_ms"]) or None,
-               "last_sectors": [_s(v) for v in sectors_ms], "last_sectors_ms": sectors_ms,
+               "last_sectors": [_s(v) for v in sectors_ms], "last_sectors_ms": sectors_ms, "sectors_source": source,
                "best_lap_s": _s(best_lap_ms), "best_sectors": [_s(v) for v in best_sectors_ms],
                "in_pit": bool(c["pit_status"]), "pits": int(c["num_pit_stops"]),
                "elapsed_s": None if crossing is None else round(anchor + crossing["t_s"], 3),
@@ -167,4 +169,13 @@ def board(st: F1Session, session: str, anchor: float, now: float) -> dict:
             "safety_car": names.SAFETY_CAR.get(s.get("safety_car", 0), "") if s else "",
             "track": names.word(names.TRACKS, s["track_id"]) if s else None,
             "total_laps": s.get("total_laps"), "player": str(st.player) if st.player < 255 else None,
-            "classification": st.classification, "race_control": race_control(st)}
+            "classification": st.classification, "race_control": race_control(st),
+            "pit_window": _pit_window(st)}
+
+
+def _pit_window(st: F1Session) -> dict | None:
+    """The game's pit window for the player (Session 2024+), None when the game gives none."""
+    pit = st.session.get("pit_window")
+    if not pit or not pit[0]:
+        return None
+    return {"ideal_lap": pit[0], "latest_lap": pit[1], "rejoin_position": pit[2], "car": str(st.player)}

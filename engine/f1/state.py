@@ -90,7 +90,7 @@ class F1Session:
         crossings: list[dict] = []
         alerts: list[dict] = []
         if pid == LAP_DATA and pkt.cars is not None:
-            self.lap = pkt.cars.copy()
+            self.lap = pkt.cars
             self.frame = int(h["overall_frame_identifier"])
             crossings = self.tracker.update(t, pkt.cars)
             if self.motion is not None and len(self.motion) == len(pkt.cars):
@@ -107,7 +107,7 @@ class F1Session:
                             "time_left_s": int(s["session_time_left"]), "pit_window": pkt.pit_window}
             self.outline.length_m = self.traces.length_m = float(s["track_length"])
         elif pid == SESSION_HISTORY and pkt.history is not None:
-            self.history[int(pkt.history["car_idx"])] = pkt.history.copy()
+            self.history[int(pkt.history["car_idx"])] = pkt.history
         elif pid == EVENT and pkt.event is not None:
             alert = describe(pkt.event[0], pkt.event[1], self.participants, self.packet_format)
             if alert is not None:
@@ -129,16 +129,26 @@ class F1Session:
             target = {PARTICIPANTS: "participants", CAR_STATUS: "status", CAR_DAMAGE: "damage",
                       MOTION: "motion", CAR_TELEMETRY: "telemetry"}.get(pid)
             if target:
-                setattr(self, target, pkt.cars.copy())
+                setattr(self, target, pkt.cars)      # a view of the (immutable) datagram: no copy
             if pid == CAR_TELEMETRY and self.lap is not None:
                 self.traces.add(self.lap["current_lap_num"], self.lap["lap_distance"].astype(float), pkt.cars)
         self.counts[str(pid)] = self.counts.get(str(pid), 0) + 1
         self.packets += 1
         for a in alerts:
             a["t_s"] = round(t, 3)
-            if "lap" not in a and "car" in a and self.lap is not None and int(a["car"]) < len(self.lap):
-                a["lap"] = int(self.lap["current_lap_num"][int(a["car"])])      # the lap the car is on
+            if "lap" not in a:
+                a["lap"] = self._lap_of(a.get("car"))
         return crossings, alerts
+
+    def _lap_of(self, car: str | None) -> int:
+        """The lap a car is on (race-wide: the leader's), 0 before any Lap Data."""
+        if self.lap is None:
+            return 0
+        laps = self.lap["current_lap_num"]
+        if car is not None and car.isdigit() and int(car) < len(laps):
+            return int(laps[int(car)])
+        leader = np.flatnonzero(self.lap["car_position"] == 1)
+        return int(laps[leader[0]]) if len(leader) else int(laps.max(initial=0))
 
     def best_ms(self, car: int) -> tuple[int | None, list[int | None]]:
         """The car's best lap and best sectors (ms) from its Session History, if the game sent one."""

@@ -23,6 +23,7 @@ log = logging.getLogger("pitwall.ingest")
 BOARD_EVERY_S = 0.2       # game seconds between board writes (5 a second at real speed)
 OUTLINE_EVERY_S = 1.0       # outline and each car's current-lap traces
 INSIGHT_TTL_S = 60
+RACE_WIDE = "all"         # the alert stream's car for race control (safety car, flags, session start/end)
 
 
 class F1Feed:
@@ -41,6 +42,8 @@ class F1Feed:
 
     def feed(self, data, now: float) -> None:
         """One datagram of the F1 protocol. Raises InvalidPoint('f1', reason) for a bad packet."""
+        if not isinstance(data, bytes):
+            data = bytes(data)          # the live state keeps views of the packet: it must not change
         pkt, rows, meta = self.decoder.feed_packet(data, now)
         if rows is not None:
             self.ingest.submit(rows)
@@ -63,9 +66,8 @@ class F1Feed:
             self._pending.append((keys.LAPS_STREAM, {"session": session, "car": c["car"], "d": json.dumps(d)}))
         for a in alerts:
             a = {**a, "session": session, "timestamp": anchor + a["t_s"]}
-            fields = {"session": session, "type": a["type"], "severity": a["severity"], "d": json.dumps(a)}
-            if "car" in a:
-                fields["car"] = a["car"]
+            fields = {"session": session, "car": a.get("car", RACE_WIDE), "lap": a["lap"], "type": a["type"],
+                      "severity": a["severity"], "d": json.dumps(a)}
             self._pending.append((keys.ALERTS_STREAM, fields))
         next_board, next_outline = self._due.get(uid, (0.0, 0.0))
         t = st.session_time

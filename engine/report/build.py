@@ -131,12 +131,12 @@ def car_section(d: SessionData, car: str, final_pos: dict, fp: pd.DataFrame) -> 
             cliff = r["laps_to_cliff"]
             state = (f"(wear modelled from this car's measured loads): most worn corner {worst.upper()} at "
                      f"{r[f'wear_{worst}']:.0f} % of the cliff" if r.get("wear_source") == "telemetry" else
-                     f"(pace, measured; no telemetry, so no corner wear): own degradation "
+                     f"(estimated from the car's lap times; no telemetry, so no corner wear): own degradation "
                      f"{r.get('deg_rate_s_per_lap', float('nan')):+.3f} s/lap beyond the field's")
             story.append(P.para(
                 f"Tyre state after lap {int(r['lap'])} {state}; laps to the cliff: "
-                f"{'none before the flag' if not np.isfinite(cliff) else f'{cliff:.0f}'}; degradation "
-                f"{r['deg_s_per_lap']:+.3f} s/lap."))
+                f"{'none before the flag' if not np.isfinite(cliff) else f'{cliff:.0f}'}; the model's projected "
+                f"loss over the laps left {r['deg_s_per_lap']:+.3f} s/lap (modelled)."))
     calls = d.strategy[d.strategy["car"] == car] if not d.strategy.empty else d.strategy
     story.append(P.para("<b>Strategy calls against the outcome</b>"))
     if calls.empty:

@@ -29,6 +29,7 @@ import redis
 from engine import keys
 from engine.archive import rows as R
 from engine.archive.store import Archive, ArchiveError
+from engine.conditions import clear_condition, raise_condition
 from engine.stages.consumer import ensure_group
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class ArchiveStage:
             except ArchiveError as exc:   # e.g. a full disk: keep the rows and the entries, retry next flush
                 self.errors += 1
                 log.error("archive: %s", exc)
+                raise_condition(self.client, "archive", f"{exc}; its entries stay in the streams, retried each flush")
                 self.last_flush = time.monotonic()
                 return written
             written += len(df)
@@ -173,6 +175,8 @@ class ArchiveStage:
             if ids:
                 pipe.xack(stream, GROUP, *ids)
         pipe.execute()
+        if self.errors:
+            clear_condition(self.client, "archive")
         self.pending.clear()
         self.has_crossing = False
         self.last_flush = time.monotonic()

@@ -44,7 +44,7 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "b40d02cdf2cd4dea"
+STEPS_DIGEST = "63645873623246c4"
 
 
 @loop
@@ -75,6 +75,7 @@ def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
         cau_pitted[c] = False
         duel_lap[c] = -1
         stop_lap[c] = -1
+        w.late[c] = 0
     return n
 
 

@@ -15,9 +15,9 @@ def insertion_sort(order: np.ndarray, n: int, key: np.ndarray) -> None:
     """Stable in-place sort of order[:n] by key[order[i]]; almost sorted input costs one pass."""
     for i in range(1, n):
         c = order[i]
-        k = key[c]
+        k = key[np.uint64(c)]
         j = i - 1
-        while j >= 0 and key[order[j]] > k:
+        while j >= 0 and key[np.uint64(order[j])] > k:
             order[j + 1] = order[j]
             j -= 1
         order[j + 1] = c
@@ -73,7 +73,10 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
 @step
 def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, has_out: bool) -> None:
     """Step 2: lap times, with DRS in two halves: the gap at the line before and after the out-lap
-    re-sort (no DRS behind a car that was in the pit lane)."""
+    re-sort (no DRS behind a car that was in the pit lane). With TUMFTM's SC (its drs_act_lap per
+    car): on the SC's first lap a car not yet under it keeps DRS for the part of the lap before
+    it; after an SC, a car whose own SC ended k laps before the field's (`Work.late`) has DRS k
+    laps earlier."""
     if fl == FCY:
         inc = 1.0 - fc * (1.0 - p.deg_fcy)
     elif fl == SC:
@@ -83,11 +86,18 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
     base_add = d.lap_add[lap]
     drs_on = drs_half != 0.0 and d.drs_ok[r, lap]
+    L = d.flag.shape[1]
+    drs_late = (drs_half != 0.0 and not drs_on and fl == GREEN and lap + 1 < L
+                and (d.drs_ok[r, lap + 1] or (lap + 2 < L and d.drs_ok[r, lap + 2])))
+    late = w.late
+    drs_sc1 = (drs_half != 0.0 and fl == SC and lap > 0 and p.sc_bunches and p.sc_lap > 0.0
+               and d.flag[r, lap - 1] == GREEN and d.drs_ok[r, lap - 1])
+    sc_start = d.c_start[r, lap]
     order, t, lt, raw, age, k0, k1, cold = w.order, w.t, w.lt, w.raw, w.age, w.k0, w.k1, w.cold
     prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol
     pace, noise, first_add = d.pace, d.noise, d.first_add
     for i in range(n):
-        c = order[i]
+        c = np.uint64(order[i])
         age[c] += inc
         x = pace[r, c] + k0[c] + k1[c] * age[c] + base_add + noise[r, lap, c]
         if cold[c]:
@@ -98,7 +108,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         raw[c] = x
         if has_out:
             x += lt[c]
-        if drs_on:
+        if (drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
+                or (drs_sc1 and not t[c] > sc_start)):
             if has_out:
                 js = prev_slot[c]
                 if js > 0:
@@ -112,7 +123,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
                     f = order[i - 1]
                     if (t[c] + pol[c]) - (t[f] + pol[f]) <= drs_window:
                         x += drs_half
-            elif i > 0 and t[c] - t[order[i - 1]] <= drs_window:
+            elif i > 0 and t[c] - t[np.uint64(order[i - 1])] <= drs_window:
                 x += 2.0 * drs_half
         lt[c] = x
     if has_out:
@@ -218,7 +229,7 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
     overtake_allowed): late_mode 1, the laps before the SC's first, the late cars are under it already;
     late_mode 2 + k, k SC laps left, only the cars late by more than k are out of it."""
     for i in range(n):
-        c = order[i]
+        c = np.uint64(order[i])
         t[c] += lt[c]
     changed = True
     sweeps = 0
@@ -227,7 +238,7 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
         changed = False
         sweeps += 1
         for i in range(n - 1):
-            a, b = order[i], order[i + 1]
+            a, b = np.uint64(order[i]), np.uint64(order[i + 1])     # unsigned: no negative-index wrap
             if t[a] - t[b] <= -gap:
                 continue
             ok = overtake_ok

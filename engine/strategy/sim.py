@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from engine.strategy import kernel
+from engine.strategy.draws import fisk, lap_noise, normal_f32
 
 GREEN, FCY, SC = 0, 1, 2
 FLAG_NAMES = {GREEN: "green", FCY: "FCY", SC: "SC"}
@@ -207,35 +208,6 @@ class Result:
     strategies: tuple[str, ...] = field(default_factory=tuple)
 
 
-_NORMAL_TABLE: np.ndarray | None = None
-
-
-def normal_f32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Standard normal float32 draws, five times cheaper than rng.standard_normal: the exact
-    quantiles of N(0, 1) at 65,536 equally likely levels, picked by a uniform 16-bit draw
-    (the tails are cut at +-4.3 sigma, a mass of 1.5e-5)."""
-    global _NORMAL_TABLE
-    if _NORMAL_TABLE is None:
-        from statistics import NormalDist
-        inv = NormalDist().inv_cdf
-        _NORMAL_TABLE = np.array([inv((i + 0.5) / 65536) for i in range(65536)], np.float32)
-    return np.take(_NORMAL_TABLE, rng.integers(0, 65536, size=shape, dtype=np.uint16))
-
-
-def fisk(u: np.ndarray, c: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Inverse CDF of the Fisk (log-logistic) distribution; c = 0 means no spread (0 s). Draws above
-    three times the distribution's mean are redrawn (TUMFTM's cap on a long tail), done exactly by
-    mapping u into the CDF below the cap; without a finite mean (c <= 1) the draw is clipped at 30 s."""
-    u = np.clip(u, 1e-6, 1 - 1e-6)
-    cc = np.where(c > 1, c, 2.0)
-    mean = loc + scale * (np.pi / cc) / np.sin(np.pi / cc)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        top = 1.0 / (1.0 + ((3 * mean - loc) / scale) ** -cc)          # CDF at the cap
-        u = np.where((c > 1) & (3 * mean > loc) & (scale > 0), u * top, u)
-        x = loc + scale * (u / (1 - u)) ** (1.0 / np.where(c > 0, c, 1.0))
-    return np.where(c > 0, np.clip(x, -2.0, 30.0), 0.0)
-
-
 def rate_cautions(races: int, laps: int, cars: int, rng: np.random.Generator, *,
                   start_per_lap: float, duration_pmf: np.ndarray, kind: int = SC,
                   retire_per_lap: np.ndarray | float = 0.0, current: int = GREEN,
@@ -262,12 +234,12 @@ def rate_cautions(races: int, laps: int, cars: int, rng: np.random.Generator, *,
     return Cautions(flags, np.minimum(lap_of, laps).astype(np.int32))
 
 
-THREADS = int(os.environ.get("PITWALL_SIM_THREADS") or 1)   # threads a block's races are split over
+THREADS = int(os.environ.get("PITWALL_SIM_THREADS") or min(2, os.cpu_count() or 1))   # cores a call uses
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def _pool(n: int) -> ThreadPoolExecutor:
-    """One pool of n threads per process (the compiled kernel releases the GIL)."""
+    """One pool of n threads per process (the compiled kernel and numpy's bulk draws release the GIL)."""
     if n not in _POOLS:
         _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="sim")
     return _POOLS[n]
@@ -280,14 +252,22 @@ def simulate(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
              rng: np.random.Generator, from_start: bool = False, block: int | None = None,
              threads: int | None = None) -> Result:
     """Run every strategy over the same races (common random numbers) to the flag. The races are
-    simulated in blocks whose random draws stay in the CPU cache, each block's races split over
-    `threads` cores (default: numba's thread count; the results do not depend on it)."""
+    simulated in blocks whose random draws stay in the CPU cache, each block from its own child of
+    `rng`; the blocks (draws and lap loop) run on `threads` cores at once (default THREADS:
+    PITWALL_SIM_THREADS, else up to 2), a single block's races split over them. The results do not
+    depend on the thread count."""
     R = cautions.races
+    n = max(1, threads or THREADS)
     block = block or max(256, BLOCK_ELEMENTS // max(1, rules.laps_left * field.size))
     if R <= block:
-        return _simulate_block(field, rules, cautions, plans, rng, from_start, threads)
-    parts = [_simulate_block(field, rules, cautions.rows(a, a + block), plans, child, from_start, threads)
-             for a, child in zip(range(0, R, block), rng.spawn(-(-R // block)))]
+        return _simulate_block(field, rules, cautions, plans, rng, from_start, n)
+    starts = range(0, R, block)
+
+    def one(a: int, child: np.random.Generator) -> Result:
+        return _simulate_block(field, rules, cautions.rows(a, a + block), plans, child, from_start, 1)
+
+    children = rng.spawn(len(starts))
+    parts = list(_pool(n).map(one, starts, children)) if n > 1 else [one(a, c) for a, c in zip(starts, children)]
     return Result(field.cars, np.concatenate([p.position for p in parts], axis=1),
                   np.concatenate([p.race_time_s for p in parts], axis=1),
                   np.concatenate([p.retired for p in parts], axis=0),
@@ -315,13 +295,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     pit_u = rng.random((R, C, max_sets))
     standstill = (field.pit_extra_s[:, None] + fisk(pit_u, field.pit_var[:, 0, None],
                   field.pit_var[:, 1, None], field.pit_var[:, 2, None])).astype(f32)   # (R, C, M)
-    noise = normal_f32(rng, (R, L, C))
-    noise *= field.sigma_s.astype(f32)
-    if rules.incident_per_lap > 0 and rules.incident_loss_s:
-        hit = (rng.random((R, L, C), dtype=f32) < rules.incident_per_lap) & (cautions.flags == GREEN)[:, :, None]
-        r_i, l_i, c_i = np.nonzero(hit)
-        losses = np.asarray(rules.incident_loss_s, f32)
-        noise[r_i, l_i, c_i] += losses[rng.integers(0, losses.size, size=r_i.size)]
+    noise = lap_noise(rng, (R, L, C), field.sigma_s, cautions.flags, rules.incident_per_lap, rules.incident_loss_s)
     lap_no = rules.laps_done + 1 + np.arange(L)
     lap_add = (rules.fuel_start_s - rules.fuel_per_lap_s * (lap_no - 1)).astype(np.float64)
     if from_start:
@@ -358,7 +332,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                              np.ascontiguousarray(plans.next_k1, np.float64),
                              np.ascontiguousarray(plans.next_age, np.float64))
     out = kernel.Out(np.empty((S, R, C), np.int16), np.empty((S, R, C), f32), np.empty((S, R, C), np.int8))
-    n = max(1, min(threads or THREADS, R // 64 or 1))
+    n = max(1, min(threads or 1, R // 64 or 1))
     if n == 1:
         kernel.run(start, draws, params, plan, out, 0, R)
     else:

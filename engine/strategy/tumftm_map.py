@@ -38,12 +38,14 @@ means none, [] means random events as MonteCarlo.create_random_events draws them
 which (`events`). Pits before the line (pits_aft_finishline false): the in-lap drive and the
 standstill on the in-lap, the out-lap drive on the out-lap.
 An SC is placed in each car's own race time: on the lap the SC comes out for a car it is held at the
-SC's start + its position x min_t_dist_sc, then behind the ghost; a car still on its previous lap when
-it came out runs one SC lap behind; a pair may pass only if neither car is under the SC in its own
-race time (TUMFTM's per-car overtake_allowed). The pre-simulation charges the reference driver's stops
-at the FCY/SC pit values when a phase covers them (lap_steps.py, tumftm_events.py).
+SC's start + its position x min_t_dist_sc, then behind the ghost; a car one or two laps behind when
+it came out meets it and leaves it that many laps earlier, and has DRS back that much earlier; a
+pair may pass only if neither car is under the SC in its own race time (TUMFTM's per-car
+overtake_allowed). The pre-simulation charges the reference driver's stops at the FCY/SC pit values
+when a phase covers them (sc_steps.py, lap_steps.py, tumftm_events.py). Every car starts at race
+time 0 in grid order.
 Documented simplifications: a VSC covers the same fraction of the lap for every car (TUMFTM places
-it in race time, per car); a car two laps behind when an SC comes out is treated as one lap behind;
+it in race time, per car); a car three or more laps behind when an SC comes out is treated as two;
 fuel is the same for every car and burnt at the green rate under a caution (TUMFTM: x
 mult_consumption_sc / _fcy, the rest spread over the laps left); 'quad', 'cub' and 'ln' tyre models
 are replaced by their least-squares line over ages 0-40 (every known file uses 'lin'); TUMFTM

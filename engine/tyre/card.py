@@ -196,9 +196,11 @@ c crossed the line):
 - fuel-corrected lap time `t_fc(n) = lap_time(n) + {FUEL_S_PER_LAP} s x (n - 1)`;
 - clean lap: flag GF at the line on this lap and the previous one, not lap 1, not a pit in/out lap;
 - reference `R(n)`: the median of the car's first {REFERENCE_LAPS} clean fuel-corrected laps seen so far
-  (its fresh-tyre pace; before its first clean lap, its fastest fuel-corrected lap so far);
-- **target = t_fc(n+1) - R(n)**, the next lap's loss against the car's own fresh-tyre,
-  fuel-corrected reference; predicted next lap time = `R(n) + loss - {FUEL_S_PER_LAP} x n`.
+  (its reference pace, as the radio reasons call it; before its first clean lap, its fastest
+  fuel-corrected lap so far);
+- **target = t_fc(n+1) - R(n)**, the next lap's loss against the car's own fuel-corrected
+  reference; predicted next lap time = `R(n) + loss - {FUEL_S_PER_LAP} x n`. "Loss vs fresh tyres" on
+  the screens is another figure: the tyre state's own degradation beyond the field's x tyre age.
 
 ### Fuel, track evolution and wear: how they are separated, and what that assumes
 

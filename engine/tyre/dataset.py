@@ -8,7 +8,7 @@ the line. Definitions (also in models/MODEL_CARD.md):
 - fuel-corrected lap time  t_fc(n) = lap_time(n) + FUEL_S_PER_LAP * (n - 1)
 - clean lap and tyre age: engine.race.lap's rules (the clean lap needs a lap time too)
 - reference pace R(n): the median of the car's first REFERENCE_LAPS (5) fuel-corrected clean laps
-  up to n (its fresh-tyre pace; the fastest lap so far where there is no clean lap yet)
+  up to n (its reference pace; the fastest lap so far where there is no clean lap yet)
 - loss(n) = t_fc(n) - R(n); the model's target is the next lap's loss t_fc(n+1) - R(n), so the
   next lap time is R(n) + loss - FUEL_S_PER_LAP * n.
 """

