@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -164,6 +165,7 @@ def main(argv: list[str]) -> dict:
         server.stop()
     if not calls:
         raise RuntimeError(f"no strategy call was made; see {tmp / 'engine.log'}")
+    shutil.rmtree(tmp, ignore_errors=True)      # kept, with the logs, only when the run failed
     lat = [c["latency_ms"] for c in calls]
     sim = [c["simulate_ms"] for c in calls]
     races = [c["races"] for c in calls]

@@ -125,3 +125,31 @@ def test_the_games_pit_window_reaches_the_board():
     b = board(st, "s", 0.0, 0.0)
     assert b["pit_window"] == {"ideal_lap": 3, "latest_lap": 4, "rejoin_position": 12, "car": "21"}
     assert "ideal lap 3, latest lap 4, rejoins P12" in b["race_control"]
+
+
+def test_safety_car_from_the_session_packet_flags_the_tower():
+    """No safety car came out in the real race; a modified copy (synthetic: safetyCarStatus set to
+    2, VSC, in every Session packet) puts VSC on every row and on the status line."""
+    from engine.ingest.f1udp import HEADER, SESSION_PREFIX
+
+    at = HEADER.itemsize + SESSION_PREFIX.fields["safety_car_status"][1]
+    real = read_dump(RACE)
+    assert {p[at] for p in real if p[6] == 1} == {0}
+    st, _ = live(real)
+    assert {c["flag"] for c in board(st, "s", 0.0, 0.0)["cars"]} == {"GF"}
+    st, _ = live([p[:at] + bytes([2]) + p[at + 1:] if p[6] == 1 else p for p in real])
+    b = board(st, "s", 0.0, 0.0)
+    assert {c["flag"] for c in b["cars"]} == {"VSC"} and b["safety_car"] == "VSC"
+    assert b["race_control"].startswith("VSC (game)")
+
+
+def test_a_formation_lap_is_a_caution_flag_the_timing_stage_understands():
+    """safetyCarStatus 3 (formation lap; synthetic copy) is FCY in PitWall's flag vocabulary."""
+    from engine.ingest.f1udp import HEADER, SESSION_PREFIX
+    from engine.race.lap import Lap
+
+    at = HEADER.itemsize + SESSION_PREFIX.fields["safety_car_status"][1]
+    st, crossings = live([p[:at] + bytes([3]) + p[at + 1:] if p[6] == 1 else p for p in read_dump(RACE)])
+    rows = board(st, "s", 0.0, 0.0)["cars"]
+    assert {c["flag"] for c in rows} == {"FCY"}
+    assert not Lap.from_crossing({**crossings[0], "flag": rows[0]["flag"]}).flag.racing

@@ -21,7 +21,7 @@ from engine.archive.store import Archive, ArchiveError, check_session_id
 
 def _telemetry(path: Path) -> tuple[str | None, pd.DataFrame, dict, pd.DataFrame]:
     from engine.contracts import CHANNEL_NAMES, InvalidPoint
-    from engine.f1.names import SAFETY_CAR
+    from engine.f1.names import flag_code
     from engine.f1.state import F1Session
     from engine.ingest.f1udp import F1Decoder
     from engine.sources.f1capture import read_dump
@@ -42,7 +42,7 @@ def _telemetry(path: Path) -> tuple[str | None, pd.DataFrame, dict, pd.DataFrame
         if pkt is not None:            # the game's own timing, as the live tower has it (engine/f1)
             uid = int(pkt.header["session_uid"])
             st = states.setdefault(uid, F1Session())
-            flag = SAFETY_CAR.get(st.session.get("safety_car", 0), "") or "GF"
+            flag = flag_code(st.session.get("safety_car", 0))
             anchor = dec.sessions[uid].anchor
             crossings += [{**c, "flag": flag, "elapsed_s": anchor + c["t_s"]} for c in st.feed(pkt)[0]]
         if m:

@@ -89,7 +89,7 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
                "best_lap_s": _s(best_lap_ms), "best_sectors": [_s(v) for v in best_sectors_ms],
                "in_pit": bool(c["pit_status"]), "pits": int(c["num_pit_stops"]),
                "elapsed_s": None if crossing is None else round(anchor + crossing["t_s"], 3),
-               "flag": names.SAFETY_CAR.get(st.session.get("safety_car", 0), "") or "GF",
+               "flag": names.flag_code(st.session.get("safety_car", 0)),
                "gap_laps": 0, "interval_laps": 0}
         if race:
             row["gap_s"] = 0.0 if row["position"] == 1 else _s(int(to_leader[i]))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.race.flag import Flag
+
 _TEAMS_BASE = {0: "Mercedes", 1: "Ferrari", 2: "Red Bull Racing", 3: "Williams", 4: "Aston Martin", 5: "Alpine",
                6: "RB", 7: "Haas", 8: "McLaren", 9: "Sauber", 41: "F1 Generic", 104: "F1 Custom Team",
                255: "My Team"}
@@ -60,3 +62,8 @@ def session_type(code: int, packet_format: int) -> str:
 def is_race(code: int, packet_format: int) -> bool:
     """Races (and sprints, which F1 24+ number as races) order by the race; the rest by best lap."""
     return session_type(code, packet_format).startswith("Race")
+
+
+def flag_code(safety_car_status: int) -> str:
+    """The race vocabulary's flag for the Session packet's safetyCarStatus (formation lap: FCY)."""
+    return Flag.from_f1_safety_car(int(safety_car_status)).code

@@ -60,7 +60,7 @@ class F1Feed:
         session = f"f1-{uid:016x}"
         anchor = self.decoder.sessions[uid].anchor
         crossings, alerts = st.feed(pkt)
-        flag = names.SAFETY_CAR.get(st.session.get("safety_car", 0), "") or "GF"
+        flag = names.flag_code(st.session.get("safety_car", 0))
         for c in crossings:
             d = {**c, "session": session, "elapsed_s": round(anchor + c["t_s"], 3), "flag": flag, "source": "f1-game"}
             self._pending.append((keys.LAPS_STREAM, {"session": session, "car": c["car"], "d": json.dumps(d)}))
