@@ -109,7 +109,7 @@ class RedisCollector:
                                 labels=["stream", "group"])
         pending = GaugeMetricFamily("pitwall_stream_pending", "Entries read but not acknowledged",
                                     labels=["stream", "group"])
-        streams = sorted({s.decode() for s in r.scan_iter(match=f"{keys.PREFIX}:telemetry:*", count=500)}
+        streams = sorted({s.decode() for s in r.scan_iter(match=keys.telemetry_stream("*"), count=500)}
                          | {keys.LAPS_STREAM})
         for stream in streams:
             try:

@@ -1,10 +1,16 @@
-"""`pitwall bench process --json`: the process stage's throughput, its scaling over workers, and lap latency.
+"""`pitwall bench process --json`: the process role's throughput as deployed, the stage alone beside
+it, its scaling over workers, and lap latency.
+
+Headline: points_per_s — `pitwall engine --role process` itself (one worker), which runs the lap
+hooks on every lap (engine.stages.process.hooks: tyre energy, the crossing for a live source, the
+driver's judgement with the lap's samples): what a deployment gets. hooks_cost_share = 1 -
+points_per_s / points_per_s_1w: the share of the stage-alone throughput the hooks cost.
 
 Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replayed as --cars cars
 (the same samples under other car ids, chosen so the four shards carry equal load), in entries of
 --batch points (the ingest batcher's 40). A redis-server is started for the run.
 
-- points_per_s_1w / _2w: one / two worker processes (`pitwall engine --role process`) started and
+- points_per_s_1w / _2w: the stage alone (this module's worker, no hooks) in one / two processes, started and
   balanced first, paused (SIGSTOP) while every entry is XADDed, resumed: time from the resume to
   the last lap record.
   Median of --repeats, runs interleaved 1w, 2w, 1w, 2w, ... so both see the same machine load.
@@ -17,9 +23,8 @@ Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replaye
   machine pulls down.
 - redis_cpu_per_worker_cpu: redis-server's CPU seconds per worker CPU second in those runs: with
   two workers the machine needs 2 x (1 + this) cores to scale 2x, on a 2-core machine.
-- points_per_s_1w_engine_hooks: one run of `pitwall engine --role process` itself, which also
-  runs the lap hooks on every lap (engine.stages.process.hooks: tyre energy, driver): what the
-  downstream consumers cost on top of the stage. The figures above are the stage alone.
+- points_per_s_1w_engine_hooks (= points_per_s) / points_per_cpu_s_1w_engine_hooks: the role with
+  its hooks, median of --repeats, interleaved with the stage-alone runs.
 - core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis: the
   ceiling the stage's Redis I/O is compared against.
 - lap_latency_p50/p95_ms: one worker, --latency-cars cars (spread evenly around the lap, as a
@@ -151,6 +156,14 @@ def prepare(r: redis.Redis) -> None:
     r.hset(keys.session_meta(SESSION), mapping={"track": "barber", "air_temp": 30.3, "track_temp": ""})
 
 
+def announced(r: redis.Redis) -> int:
+    """Lap records announced so far (every shard's laprecords stream: one XLEN each, pipelined)."""
+    pipe = r.pipeline(transaction=False)
+    for stream in keys.lap_records_streams(SHARDS):
+        pipe.xlen(stream)
+    return sum(pipe.execute())
+
+
 def cpu_s(procs: list) -> float:
     """User + system CPU seconds of these processes (Popen objects or pids)."""
     import psutil
@@ -184,7 +197,7 @@ def throughput(r: redis.Redis, url: str, redis_pid: int, workers: int, stream_en
         for p in procs:
             p.send_signal(signal.SIGCONT)
         # every new lap record is announced once on the laprecords stream: one cheap XLEN to poll
-        wait(lambda: r.xlen(keys.LAP_RECORDS_STREAM) >= expected_laps, 300, "the lap records")
+        wait(lambda: announced(r) >= expected_laps, 300, "the lap records")
         elapsed = time.perf_counter() - t0
         cpu, rcpu = cpu_s(procs) - cpu0, cpu_s([redis_pid]) - rcpu0
     finally:
@@ -248,7 +261,7 @@ def latency(r: redis.Redis, url: str, ts: np.ndarray, channels: tuple[str, ...],
             time.sleep(LAP_BATCH_S / speed)
         time.sleep(0.5)
         out = []
-        for eid, f in r.xrange(keys.LAP_RECORDS_STREAM):
+        for eid, f in (e for stream in keys.lap_records_streams(SHARDS) for e in r.xrange(stream)):
             key = (f[b"car"].decode(), int(f[b"lap"]))
             if key in closer_entry:
                 out.append(int(eid.split(b"-")[0]) - closer_entry[key])
@@ -288,7 +301,12 @@ def main(argv: list[str]) -> dict:
             rates: dict[int, list[float]] = {1: [], 2: []}
             per_cpu: dict[int, list[float]] = {1: [], 2: []}
             redis_share: list[float] = []
+            hooked: list[tuple[float, float, float]] = []
             for rep in range(args.repeats):
+                hooked.append(throughput(r, server.url, server.proc.pid, 1, stream_entries, expected, points,
+                                         hooks=True))
+                log(f"repeat {rep + 1}: pitwall engine --role process (with its lap hooks) {hooked[-1][0]:,.0f} "
+                    f"points/s wall, {hooked[-1][1]:,.0f} per worker CPU-second")
                 for w in (1, 2):
                     rate, cpu_rate, rshare = throughput(r, server.url, server.proc.pid, w, stream_entries,
                                                         expected, points)
@@ -298,9 +316,7 @@ def main(argv: list[str]) -> dict:
                     log(f"repeat {rep + 1}: {w} worker(s) {rate:,.0f} points/s wall, "
                         f"{cpu_rate:,.0f} points per worker CPU-second, redis-server {rshare:.2f} CPU s "
                         f"per worker CPU s; load {os.getloadavg()[0]:.2f}")
-            with_hooks = throughput(r, server.url, server.proc.pid, 1, stream_entries, expected, points, hooks=True)
-            log(f"pitwall engine --role process (with the tyre/driver lap hooks): {with_hooks[0]:,.0f} points/s "
-                f"wall, {with_hooks[1]:,.0f} per worker CPU-second")
+            with_hooks = (statistics.median(h[0] for h in hooked), statistics.median(h[1] for h in hooked))
             lat = latency(r, server.url, ts, channels, values, car_ids(args.latency_cars),
                           args.latency_speed, args.latency_seconds)
             log(f"latency: {len(lat)} laps measured")
@@ -308,6 +324,10 @@ def main(argv: list[str]) -> dict:
             server.stop()
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     return {
+        "points_per_s": round(with_hooks[0]),
+        "what": "pitwall engine --role process, 1 worker, with its lap hooks (as deployed); median of repeats",
+        "hooks_cost_share": round(1 - with_hooks[0] / one, 3),
+        "hooks_cost_share_per_cpu": round(1 - with_hooks[1] / statistics.median(per_cpu[1]), 3),
         "points_per_s_1w": round(one),
         "points_per_s_2w": round(two),
         "scaling_2w": round(two / one, 3),
@@ -323,6 +343,7 @@ def main(argv: list[str]) -> dict:
         "laps_latency_measured": len(lat),
         "runs_1w": [round(x) for x in rates[1]],
         "runs_2w": [round(x) for x in rates[2]],
+        "runs_1w_engine_hooks": [round(h[0]) for h in hooked],
         "cars": len(cars),
         "batch_points": args.batch,
         "points": points,

@@ -1,7 +1,8 @@
 """`pitwall bench strategy_live --json`: the live strategy call of the demo, measured on the production path.
 
 What runs is what `pitwall up` runs, without the web app: a redis-server of its own (a free port), `pitwall
-engine` with every stage (timing, process, ingest, insights, strategy, archive) and `pitwall replay` of a
+engine` with every stage but strategy, `pitwall engine --role strategy` (engine.commands.engine.UP_PROCESSES;
+--one-process runs them all in one) and `pitwall replay` of a
 real GR Cup race (default Barber race 1, with its telemetry) at --speed x real time (default 10, the demo's).
 The strategy stage makes a call for every crossing (10,000 races per strategy unless it has to cut them
 when calls queue) and writes it into the car's insight; this bench listens on the insights channel and
@@ -13,7 +14,7 @@ Reports, over the calls of the replay's first --seconds of wall time (0: the who
 - races_per_call_min / _median and full_calls (calls with the full count) out of calls; crossings published;
 - simulate_ms_p50 / p95: the Monte Carlo alone (the call's `simulate_ms`);
 - engine_rss_peak_mb: the peak resident memory (VmHWM) of the engine process that runs the strategy stage
-  (every stage included, unless --strategy-process runs the strategy stage alone);
+  (the strategy stage alone, or every stage with --one-process);
 - threads: PITWALL_SIM_THREADS the engine ran with (the cores a call's races are split over).
 """
 
@@ -34,6 +35,7 @@ from pathlib import Path
 import redis
 
 from engine import keys
+from engine.commands.engine import UP_PROCESSES, role_args
 from engine.settings import REPO_ROOT
 
 
@@ -95,9 +97,8 @@ def main(argv: list[str]) -> dict:
     p.add_argument("--race", type=int, default=1)
     p.add_argument("--speed", type=float, default=10.0)
     p.add_argument("--seconds", type=float, default=150.0, help="wall seconds of replay (0: the whole race)")
-    p.add_argument("--strategy-process", action="store_true", help="run the strategy stage in a process of its own "
-                   "(`pitwall engine --role strategy` beside `pitwall engine` with the other roles) instead of "
-                   "all stages in one process as `pitwall up` does")
+    p.add_argument("--one-process", action="store_true", help="every stage in one `pitwall engine` process "
+                   "instead of the strategy stage in a process of its own as `pitwall up` runs it")
     p.add_argument("--threads", type=int, default=None, help="PITWALL_SIM_THREADS for the engine (default: "
                    "the environment's, else the engine's default)")
     args = p.parse_args(argv)
@@ -113,13 +114,13 @@ def main(argv: list[str]) -> dict:
     engine = replay = others = None
     calls: list[dict] = []
     try:
-        roles = [] if not args.strategy_process else [
-            a for r in ("timing", "process", "ingest", "insights", "archive") for a in ("--role", r)]
+        split = not args.one_process
+        roles = role_args(UP_PROCESSES["engine"]) if split else []
         engine = subprocess.Popen(pitwall + ["engine", *roles], env=env, start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=open(tmp / "engine.log", "wb"))
-        if args.strategy_process:
+        if split:
             others, engine = engine, subprocess.Popen(
-                pitwall + ["engine", "--role", "strategy"], env=env, start_new_session=True,
+                pitwall + ["engine", *role_args(UP_PROCESSES["strategy"])], env=env, start_new_session=True,
                 stdout=subprocess.DEVNULL, stderr=open(tmp / "strategy.log", "wb"))
         wait_for_group(client, "strategy", engine)
         wait_for_group(client, "timing", others or engine)
@@ -181,7 +182,7 @@ def main(argv: list[str]) -> dict:
         "simulate_ms_p50": round(statistics.median(sim), 1), "simulate_ms_p95": round(percentile(sim, 95), 1),
         "compute_ms_p50": round(statistics.median(c["compute_ms"] for c in calls), 1),
         "laps": [min(c["lap"] for c in calls), max(c["lap"] for c in calls)],
-        "engine_rss_peak_mb": rss, "strategy_process": args.strategy_process, "threads": int(env.get("PITWALL_SIM_THREADS") or simulator.THREADS),
+        "engine_rss_peak_mb": rss, "strategy_process": not args.one_process, "threads": int(env.get("PITWALL_SIM_THREADS") or simulator.THREADS),
         "track": args.track, "race": args.race, "speed": args.speed, "seconds": args.seconds,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

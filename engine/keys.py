@@ -1,19 +1,62 @@
-"""Redis key and stream names: the one place that says where each kind of data lives."""
+"""Redis key and stream names: the one place that says where each kind of data lives.
+
+Hash tags (Redis Cluster): what the process stage's lap write touches in one Lua script — the
+shard's telemetry stream, its lease, its lap-records stream and reset marks, and the lap records
+and checkpoint of each car hashed to that shard — carries the shard's tag `{sN}` (pw:{s2}:...),
+so it sits in one slot. A car's shard is keys.shard_of(session, car, PITWALL_SHARDS): every
+process of one deployment must run with the same PITWALL_SHARDS. Every other key is used alone or
+in plain pipelines, which a cluster client splits by slot.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import zlib
 
 PREFIX = "pw"
 
+
+def shard_count() -> int:
+    """PITWALL_SHARDS (default 4): how many telemetry shards the deployment runs."""
+    return int(os.environ.get("PITWALL_SHARDS") or 4)
+
+
+def shard_tag(shard: int | str) -> str:
+    """pw:{sN}: the prefix of every key in shard N's slot ('*' gives a SCAN pattern)."""
+    return f"{PREFIX}:{{s{shard}}}"
+
+
+def _car_tag(session: str, car: str, shards: int | None) -> str:
+    return shard_tag(shard_of(session, car, shards or shard_count()))
+
+
 # Streams
-def telemetry_stream(shard: int) -> str:
+def telemetry_stream(shard: int | str) -> str:
     """Telemetry batches of the cars hashed to this shard."""
-    return f"{PREFIX}:telemetry:{shard}"
+    return f"{shard_tag(shard)}:telemetry"
+
+
+def stream_shard(stream: str | bytes) -> int:
+    """The shard of a shard-tagged stream or key name (pw:{s2}:telemetry -> 2)."""
+    name = stream.decode() if isinstance(stream, bytes) else stream
+    m = re.search(r"\{s(\d+)\}", name)
+    if m is None:
+        raise ValueError(f"stream {name!r}: not a shard stream")
+    return int(m.group(1))
+
+
+def lap_records_stream(shard: int | str) -> str:
+    """Lap records as they are written, of the cars hashed to this shard (for subscribers)."""
+    return f"{shard_tag(shard)}:laprecords"
+
+
+def lap_records_streams(shards: int | None = None) -> list[str]:
+    """Every shard's lap-records stream."""
+    return [lap_records_stream(s) for s in range(shards or shard_count())]
 
 
 LAPS_STREAM = f"{PREFIX}:timing"          # official lap crossings (timing feed), all cars
-LAP_RECORDS_STREAM = f"{PREFIX}:laprecords"  # lap records as they are written (for subscribers)
 INSIGHTS_STREAM = f"{PREFIX}:insights"
 ALERTS_STREAM = f"{PREFIX}:alerts"
 DEAD_LETTER_STREAM = f"{PREFIX}:deadletter"
@@ -61,14 +104,19 @@ def insight(session: str, car: str) -> str:
     return _session_key(session, "insight", car)
 
 
-def lap_record(session: str, car: str) -> str:
-    """Hash: lap number -> JSON lap record (idempotent by session, car, lap)."""
-    return _session_key(session, "laps", car)
+def lap_record(session: str, car: str, shards: int | None = None) -> str:
+    """Hash: lap number -> JSON lap record (idempotent by session, car, lap); in the car's shard slot."""
+    return f"{_car_tag(session, car, shards)}:session:{session}:laps:{car}"
 
 
-def checkpoint(session: str, car: str) -> str:
-    """Hash: a car's process-stage checkpoint (its lap state and the last entry it covers)."""
-    return _session_key(session, "checkpoint", car)
+def checkpoint(session: str, car: str, shards: int | None = None) -> str:
+    """Hash: a car's process-stage checkpoint (its lap state and the last entry it covers); shard slot."""
+    return f"{_car_tag(session, car, shards)}:session:{session}:checkpoint:{car}"
+
+
+def session_patterns(session: str) -> list[str]:
+    """SCAN patterns of every key of one session (its own prefix and the shard-tagged ones)."""
+    return [f"{PREFIX}:session:{session}:*", f"{shard_tag('*')}:session:{session}:*"]
 
 
 def shard_of(session: str, car: str, shards: int) -> int:
@@ -114,7 +162,7 @@ PROCESS_WORKERS = f"{PREFIX}:process:workers"       # zset: worker name -> last 
 
 def process_lease(shard: int) -> str:
     """String with a TTL: the process worker that owns this telemetry shard (SET NX PX, renewed)."""
-    return f"{PREFIX}:process:lease:{shard}"
+    return f"{shard_tag(shard)}:process:lease"
 
 
 def process_stats(name: str) -> str:
@@ -140,3 +188,8 @@ def tyre_history(session: str, car: str) -> str:
 
 # --- session resets (`pitwall replay --fresh`; engine/stages/resets.py) ---
 SESSION_RESETS = f"{PREFIX}:resets"   # hash: session -> Redis time (ms) it was last reset
+
+
+def shard_resets(shard: int) -> str:
+    """SESSION_RESETS copied into a shard's slot, for the process stage's lap write to check."""
+    return f"{shard_tag(shard)}:resets"

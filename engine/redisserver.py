@@ -88,5 +88,8 @@ class RedisServer:
 
 
 def connect(url: str, **kwargs) -> redis.Redis:
-    """A client for `url` (redis://, rediss://, unix://); bytes responses, as streams carry bytes."""
-    return redis.Redis.from_url(url, health_check_interval=30, **kwargs)
+    """A client for `url`: one server, a Cluster (`?cluster=true`) or a Sentinel set
+    (`redis+sentinel://`); engine.settings.redis_client, the one place clients are built."""
+    from engine.settings import redis_client
+
+    return redis_client(url, **kwargs)

@@ -9,6 +9,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def redis_client(url: str, **kwargs):
+    """The Redis client for a PITWALL_REDIS_URL: one server, a Cluster or a Sentinel set
+    (engine.redisclient says which URL is which)."""
+    from engine.redisclient import client_from_url
+
+    return client_from_url(url, **kwargs)
+
+
 def _env_int(env: dict, name: str, default: int) -> int:
     raw = env.get(name)
     if raw in (None, ""):

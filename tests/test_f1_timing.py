@@ -31,6 +31,7 @@ HEADER = struct.Struct("<HBBBBBQfIIBB")
 LAP = struct.Struct("<IIHBHBHBHBfff15BHHBfB")      # LapData, packetFormat 2024-2026: 57 bytes a car
 STATUS_HEAD = struct.Struct("<5B3f2H2BH3Bb")         # CarStatusData up to vehicleFiaFlags
 LAP_HISTORY = struct.Struct("<IHBHBHBB")
+IN_FLIGHT = 400                                     # datagrams sent ahead of the server at most
 
 
 def parse(packet: bytes) -> dict:
@@ -117,9 +118,13 @@ def replay(path, redis_url, client, every_s: float = 0.0004):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for p in packets:
+    for k, p in enumerate(packets):
         sock.sendto(p, ("127.0.0.1", udp.port))
         time.sleep(every_s)
+        if k % IN_FLIGHT == 0:      # this checks correctness, not throughput: never outrun the socket
+            deadline = time.monotonic() + 30
+            while udp.counters.snapshot().get("f1_packets", 0) < k - IN_FLIGHT and time.monotonic() < deadline:
+                time.sleep(0.01)
     sock.close()
     session_packets = sum(1 for p in parsed if p["uid"])
     end = time.monotonic() + 20

@@ -21,6 +21,7 @@ from engine.replay.player import play
 from engine.settings import REPO_ROOT
 
 SESSION, CAR, SHARDS = "barber-r1", "2", 4
+LAP_STREAM = keys.lap_records_stream(keys.shard_of(SESSION, CAR, SHARDS))   # where its laps are announced
 LAPS = 26          # car #2's telemetry ends 26 s into lap 27: laps 1..26 are complete
 
 
@@ -114,7 +115,7 @@ def test_one_worker_and_three_workers_write_identical_lap_records(r, redis_url, 
         finally:
             stop_process(worker)
         assert records(r) == clean_run, f"records differ with {extra or 'one worker'}"
-        assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS
+        assert r.xlen(LAP_STREAM) == LAPS
         stream = keys.telemetry_stream(keys.shard_of(SESSION, CAR, SHARDS))
         # only the open lap 27's entries are unacknowledged: acknowledged after their lap is written
         pending = r.xpending(stream, process.GROUP)["pending"]
@@ -149,7 +150,7 @@ def test_a_worker_killed_mid_race_loses_and_doubles_nothing(r, redis_url, race, 
                 stop_process(p)
     assert takeover_s < 30
     assert records(r) == clean_run
-    assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS, "a lap was announced twice"
+    assert r.xlen(LAP_STREAM) == LAPS, "a lap was announced twice"
 
 
 @pytest.mark.slow
@@ -172,7 +173,7 @@ def test_the_only_worker_killed_and_restarted_resumes_from_its_checkpoint(r, red
             if p is not None and p.poll() is None:
                 stop_process(p)
     assert records(r) == clean_run
-    assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS, "a lap was announced twice"
+    assert r.xlen(LAP_STREAM) == LAPS, "a lap was announced twice"
 
 
 @pytest.mark.slow
@@ -197,7 +198,7 @@ def test_a_redis_restart_mid_race_loses_and_doubles_nothing(tmp_path, race, clea
         time.sleep(0.5)
         assert c.reconnects >= 1
         assert records(r) == clean_run
-        assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS
+        assert r.xlen(LAP_STREAM) == LAPS
     finally:
         if stop is not None:
             stop.set()
@@ -223,7 +224,7 @@ def test_redelivery_never_duplicates_or_alters_a_lap(r, redis_url, race, clean_r
     t2.join(10)
     assert c2.stage.laps_written == 0
     assert records(r) == clean_run
-    assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS
+    assert r.xlen(LAP_STREAM) == LAPS
 
 
 def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(r, redis_url, race, clean_run):
@@ -318,7 +319,7 @@ def test_a_crash_between_a_lap_record_and_its_checkpoint_reruns_the_lap_hooks(r,
         second.flush()
     assert calls.count(3) == 2 and calls.count(4) == 1, "lap 3's hooks rerun once, later laps once"
     assert second.laps_written == LAPS - 3                # lap 3 was already there: not written twice
-    assert r.xlen(keys.LAP_RECORDS_STREAM) == LAPS
+    assert r.xlen(LAP_STREAM) == LAPS
 
 
 def test_a_worker_whose_lease_ran_out_stops_reading_before_anyone_can_take_the_shard(r):

@@ -14,6 +14,15 @@ ROLES += ("ingest",)   # UDP ingest: engine/stages/ingest.py
 ROLES += ("insights",)  # tyre model + driver coaching per crossing: engine/stages/insights.py
 ROLES += ("strategy",)  # Monte Carlo call per crossing and caution: engine/stages/strategy.py
 ROLES += ("archive",)   # everything of a session -> Parquet, flushed every lap: engine/stages/archive.py
+# How `pitwall up` runs the engine: the strategy stage in a process of its own, so its Monte Carlo
+# (a core's worth of CPU at 10x) never holds up timing, ingest or the insights stage (GIL), and it
+# gets a core to itself when the machine has two (p50 8.3 s -> 3.2 s from the crossing, bench strategy_live).
+UP_PROCESSES = {"engine": tuple(r for r in ROLES if r != "strategy"), "strategy": ("strategy",)}
+
+
+def role_args(roles: tuple[str, ...]) -> list[str]:
+    """`--role R` for each role: the command line of an engine process running `roles`."""
+    return [a for r in roles for a in ("--role", r)]
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ def clear_transport(url: str) -> int:
     from engine.redisserver import connect
 
     client = connect(url)
-    doomed = list(client.scan_iter(match=f"{keys.PREFIX}:telemetry:*", count=1000)) + [keys.LAPS_STREAM]
+    doomed = list(client.scan_iter(match=keys.telemetry_stream("*"), count=1000)) + [keys.LAPS_STREAM]
     n = client.delete(*doomed)
     client.close()
     return n
@@ -40,6 +40,7 @@ def clear_transport(url: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run redis-server (unless PITWALL_REDIS_URL), the engine, a replay and the web until Ctrl-C."""
+    from engine.commands.engine import UP_PROCESSES, role_args
     from engine.redisserver import RedisServer
     from engine.settings import Settings
 
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        children.append(("engine", _spawn(pitwall + ["engine"], env)))
+        for name, roles in UP_PROCESSES.items():
+            children.append((name, _spawn(pitwall + ["engine", *role_args(roles)], env)))
         children.append(("web", _spawn(pitwall + ["web"], env)))
         if not args.no_replay:
             folder = str(settings.replay_data / args.track)

@@ -170,7 +170,11 @@ def decode(data: bytes | memoryview) -> Packet:
         at = HEADER.itemsize + SESSION_PREFIX.itemsize + PIT_WINDOW_AFTER
         if fmt >= 2024 and len(data) >= at + 3:
             pit = (int(data[at]), int(data[at + 1]), int(data[at + 2]))
-        return Packet(header, session=np.frombuffer(data, SESSION_PREFIX, 1, HEADER.itemsize)[0], pit_window=pit)
+        session = np.frombuffer(data, SESSION_PREFIX, 1, HEADER.itemsize)[0]
+        if int(session["safety_car_status"]) > 3:     # 0 none, 1 SC, 2 VSC, 3 formation lap in every format
+            raise InvalidPoint("f1", f"Session safetyCarStatus {int(session['safety_car_status'])} outside 0..3",
+                               "session_safety_car")
+        return Packet(header, session=session, pit_window=pit)
     if pid == SESSION_HISTORY:
         if body < SESSION_HISTORY_RECORD.itemsize:
             raise InvalidPoint("f1", "truncated Session History packet", "truncated_record")

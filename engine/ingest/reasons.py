@@ -35,6 +35,7 @@ _CLASSES = {
     "f1.truncated_header": "an F1 packet shorter than its header",
     "f1.packet_format": "an F1 packetFormat PitWall does not decode",
     "f1.truncated_session": "an F1 Session packet shorter than its fields",
+    "f1.session_safety_car": "an F1 Session packet whose safetyCarStatus is none of 0..3",
     "f1.truncated_record": "an F1 Session History or Event packet shorter than its fields",
     "f1.packet_id": "an F1 packet id that no format has",
     "f1.size": "an F1 packet whose size fits no car count",

@@ -74,7 +74,7 @@ def forget_session(client: redis.Redis, session: str) -> int:
 
     mark_reset(client, session)
 
-    doomed = list(client.scan_iter(match=f"{keys.PREFIX}:session:{session}:*", count=1000))
+    doomed = [k for pattern in keys.session_patterns(session) for k in client.scan_iter(match=pattern, count=1000)]
     if doomed:
         client.delete(*doomed)
     return len(doomed)

@@ -49,7 +49,8 @@ class ArchiveStage:
         self.client = client
         self.archive = archive
         self.name = name
-        self.streams = [keys.LAPS_STREAM, keys.LAP_RECORDS_STREAM, keys.ALERTS_STREAM] + \
+        self.lap_streams = set(keys.lap_records_streams(shards))
+        self.streams = [keys.LAPS_STREAM, *sorted(self.lap_streams), keys.ALERTS_STREAM] + \
             [keys.telemetry_stream(s) for s in range(shards)]
         self.flush_min_s, self.flush_max_s = flush_min_s, flush_max_s
         self.buffer: dict[tuple[str, str], list] = defaultdict(list)    # dict rows or DataFrames
@@ -79,7 +80,7 @@ class ArchiveStage:
                 self._add(row["session"], "laps", row)
                 self._add(row["session"], "flags", {"lap": row["lap"], "flag": row["flag"]})
                 self.has_crossing = True
-            elif stream == keys.LAP_RECORDS_STREAM:
+            elif stream in self.lap_streams:
                 session, car, lap = (fields[k].decode() for k in (b"session", b"car", b"lap"))
                 raw = self.client.hget(keys.lap_record(session, car), lap)
                 if raw is not None:

@@ -14,7 +14,11 @@ def mark_reset(client: redis.Redis, session: str) -> int:
     """Record that the session starts anew now (Redis time, ms); returns the mark."""
     sec, usec = client.time()
     ms = int(sec) * 1000 + int(usec) // 1000
-    client.hset(keys.SESSION_RESETS, session, ms)
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(keys.SESSION_RESETS, session, ms)
+    for shard in range(keys.shard_count()):      # the copies the process stage's lap write reads
+        pipe.hset(keys.shard_resets(shard), session, ms)
+    pipe.execute()
     return ms
 
 

@@ -92,6 +92,11 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     late = w.late
     drs_sc1 = (drs_half != 0.0 and fl == SC and lap > 0 and p.sc_bunches and p.sc_lap > 0.0
                and d.flag[r, lap - 1] == GREEN and d.drs_ok[r, lap - 1])
+    if drs_half != 0.0 and fl == FCY and p.sc_bunches and p.sc_lap > 0.0:
+        k = lap - 1                       # a VSC leaves DRS as it was on the last green lap
+        while k >= 0 and d.flag[r, k] == FCY:
+            k -= 1
+        drs_on = k >= 0 and d.flag[r, k] == GREEN and d.drs_ok[r, k]
     sc_start = d.c_start[r, lap]
     order, t, lt, raw, age, k0, k1, cold = w.order, w.t, w.lt, w.raw, w.age, w.k0, w.k1, w.cold
     prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol

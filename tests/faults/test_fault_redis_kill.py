@@ -115,7 +115,7 @@ def run(race, tmp, procs, wait_for, fsync: str, kill: bool, speed: float) -> dic
         time.sleep(1.5)                                     # a late duplicate would show now
         out["alive"] = engine.poll() is None
         out["records"] = records(r)
-        out["announced"] = r.xlen(keys.LAP_RECORDS_STREAM)
+        out["announced"] = sum(r.xlen(s) for s in keys.lap_records_streams())
         out["points"] = telemetry_points(r)
         out["sent"] = sink.datagrams
     finally:

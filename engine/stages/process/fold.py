@@ -66,7 +66,7 @@ class ProcessStage:
         key = (session, car)
         st = self.cars.get(key)
         if st is None:
-            raw = self.client.hgetall(keys.checkpoint(session, car))
+            raw = self.client.hgetall(keys.checkpoint(session, car, self.shards))
             st = CarState.from_checkpoint(session, car, raw) if raw else CarState(session, car)
             self.cars[key] = st
             self.unacked[key] = []

@@ -1,10 +1,12 @@
 """The process stage's writes: a car's completed laps, its checkpoint and the XACK of the entries
 they cover, in one Lua script that first checks the writer still holds the shard's lease (a stale
-owner writes nothing).
+owner writes nothing). Every key the script touches carries the shard's hash tag (engine.keys), so
+it runs on a Redis Cluster too.
 
 Lap records go in with HSETNX by lap (a redelivery never duplicates or alters a lap), each new one
-announced on the laprecords stream and summarised in the car's insight field "lap". The laps
-closed by one read of the streams are written in one pipelined round trip.
+announced on the shard's laprecords stream; the car's insight field "lap" (a key of its own slot)
+is written after the script. The laps closed by one read of the streams are written in one
+pipelined round trip.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ import redis
 
 from engine import keys
 from engine.laps.state import CarState, entry_key
+from engine.redisclient import is_cluster
 
 # One lease-fenced script writes a car's new lap records (HSETNX, announced on the laprecords
-# stream, summarised in the insight), its checkpoint and the XACK of the entries they cover;
-# any part may be empty. KEYS: lease, laps hash, checkpoint, laprecords stream, insight,
-# telemetry stream, session resets. ARGV: owner, session, car, maxlen, insight json, now, ttl, group,
-# oldest entry (ms), n laps, (lap, json) x n, n checkpoint fields, (field, value) x n, n ids, id x n.
+# stream), its checkpoint and the XACK of the entries they cover; any part may be empty.
+# KEYS (one slot): lease, laps hash, checkpoint, laprecords stream, telemetry stream, session
+# resets. ARGV: owner, session, car, maxlen, group, oldest entry (ms), n laps, (lap, json) x n,
+# n checkpoint fields, (field, value) x n, n ids, id x n.
 # A lap whose entries predate the session's last reset (`replay --fresh`) is the old run's: -2.
 _WRITE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local reset = redis.call('HGET', KEYS[7], ARGV[2])
-if reset and tonumber(reset) > tonumber(ARGV[9]) then return -2 end
-local i = 10
+local reset = redis.call('HGET', KEYS[6], ARGV[2])
+if reset and tonumber(reset) > tonumber(ARGV[6]) then return -2 end
+local i = 7
 local added = 0
 local laps = tonumber(ARGV[i])
 for _ = 1, laps do
@@ -37,10 +40,6 @@ for _ = 1, laps do
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'session', ARGV[2], 'car', ARGV[3], 'lap', ARGV[i + 1])
   end
   i = i + 2
-end
-if laps > 0 then
-  redis.call('HSET', KEYS[5], 'lap', ARGV[5], 'updated_at', ARGV[6])
-  redis.call('EXPIRE', KEYS[5], ARGV[7])
 end
 i = i + 1
 local fields = tonumber(ARGV[i])
@@ -51,7 +50,7 @@ for _ = 1, fields do
 end
 i = i + 1
 for _ = 1, tonumber(ARGV[i]) do
-  redis.call('XACK', KEYS[6], ARGV[8], ARGV[i + 1])
+  redis.call('XACK', KEYS[5], ARGV[5], ARGV[i + 1])
   i = i + 1
 end
 return added
@@ -95,23 +94,41 @@ class LapStore:
         self.ttl = insight_ttl_s
         self.records_maxlen = records_maxlen
         self._write = client.register_script(_WRITE)
+        self.clustered = is_cluster(client)
 
     def job(self, stream: str, st: CarState, records: list, closed: list, ids: list[bytes]) -> LapWrite:
         """What `write` writes for one car: its records, then its checkpoint with the XACK of `ids`."""
         shard = keys.shard_of(st.session, st.car, self.shards)
         oldest = min((entry_key(i)[0] for i in ids), default=0)
-        head = [self.name, st.session, st.car, self.records_maxlen, json.dumps(records[-1].summary()),
-                time.time(), self.ttl, self.group, oldest]
+        head = [self.name, st.session, st.car, self.records_maxlen, self.group, oldest]
         laps = [x for rec in records for x in (rec.lap, rec.to_json())]
         cp = [x for kv in st.to_checkpoint().items() for x in kv]
-        script_keys = [keys.process_lease(shard), keys.lap_record(st.session, st.car),
-                       keys.checkpoint(st.session, st.car), keys.LAP_RECORDS_STREAM,
-                       keys.insight(st.session, st.car), stream, keys.SESSION_RESETS]
+        script_keys = [keys.process_lease(shard), keys.lap_record(st.session, st.car, self.shards),
+                       keys.checkpoint(st.session, st.car, self.shards), keys.lap_records_stream(shard),
+                       stream, keys.shard_resets(shard)]
         return LapWrite(shard, st.session, st.car, script_keys, head, laps, cp, list(ids), records, closed)
 
     def write(self, jobs: list[LapWrite], laps: bool, checkpoint: bool) -> list[int]:
         """One pipelined round trip for all jobs; per job the number of new laps, LOST or STALE."""
+        if self.clustered:           # a cluster pipeline takes no script: one call per car
+            out = [int(self._write(keys=job.keys, args=job.args(laps=laps, checkpoint=checkpoint))) for job in jobs]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for job in jobs:
+                self._write(keys=job.keys, args=job.args(laps=laps, checkpoint=checkpoint), client=pipe)
+            out = [int(x) for x in pipe.execute()]
+        if laps:
+            self._summarise([job for job, n in zip(jobs, out) if n > 0])
+        return out
+
+    def _summarise(self, jobs: list[LapWrite]) -> None:
+        """Each car's latest lap in its insight (field "lap"), after its records are in."""
+        if not jobs:
+            return
+        now = time.time()
         pipe = self.client.pipeline(transaction=False)
         for job in jobs:
-            self._write(keys=job.keys, args=job.args(laps=laps, checkpoint=checkpoint), client=pipe)
-        return [int(x) for x in pipe.execute()]
+            key = keys.insight(job.session, job.car)
+            pipe.hset(key, mapping={"lap": json.dumps(job.records[-1].summary()), "updated_at": now})
+            pipe.expire(key, self.ttl)
+        pipe.execute()

@@ -33,7 +33,7 @@ class ShardConsumer(StageConsumer):
         self._pending_resync: set[int] = set()
 
     def _handle(self, stream: str, entry_id: bytes, fields: dict) -> None:
-        if self._pending_resync and int(stream.rsplit(":", 1)[1]) in self._pending_resync:
+        if self._pending_resync and keys.stream_shard(stream) in self._pending_resync:
             # an earlier entry of this shard failed and its cars were forgotten: applying later
             # entries to their checkpoints would skip the ones in between; the resync replays all
             return
@@ -45,7 +45,7 @@ class ShardConsumer(StageConsumer):
             raise                  # Redis is down, not the entry: the run loop backs off and resyncs
         except Exception as exc:   # bad entry: count, resync the shard, dead-letter at 3
             self.flush()
-            shard = int(stream.rsplit(":", 1)[1])
+            shard = keys.stream_shard(stream)
             n = self.failures.get(entry_id, 0) + 1
             self.failures[entry_id] = n
             log.warning("process: entry %s on %s failed (%d/%d): %r", entry_id, stream, n, self.max_failures, exc)
