@@ -27,11 +27,15 @@ def session_options(_n: int | None, search: str | None,
 @callback(Output(follow.LOCATION_ID, "search", allow_duplicate=True), Input("session", "value"),
           State(follow.LOCATION_ID, "search"), prevent_initial_call=True)
 def session_into_address(session: str | None, search: str | None):
-    """A session picked by hand replaces the one the address names (else the address would win
-    again at the next poll); an address without a session is left as it is, and so is one naming a
-    session not known yet (a replay just started: session_options switches to it when it is)."""
+    """The session picked goes into the address (so a reload keeps it: the dropdown keeps nothing in
+    the browser; Dash 4's dropdown once cleared a persisted value and persistence then held it at
+    none), replacing the one the address names; the newest session, the default, is left out of a
+    plain address. An address naming a session not known yet (a replay just started) is left as it
+    is: session_options switches to it when it is known."""
     named = follow.followed_session(search)
-    if not session or named is None or named == session or named not in {s["session"] for s in data.sessions()}:
+    known = [s["session"] for s in data.sessions()]
+    if not session or named == session or (named is None and known and session == known[0]) \
+            or (named is not None and named not in known):
         return no_update
     return follow.search_with(search, session=session, car=None)
 

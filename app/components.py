@@ -224,8 +224,9 @@ def laptime_figure(history: list[dict], tyre: dict | None) -> go.Figure:
                             mode="lines", line=dict(width=0), name="80 % interval", hoverinfo="skip")
         fig.add_scatter(x=px, y=[p[1] for p in pred], mode="lines+markers", name="predicted (80 % interval)",
                         line=dict(color=views.ORANGE, dash="dot"), customdata=list(zip(lo, hi)),
-                        error_y=dict(type="data", symmetric=False, array=[h - p[1] for h, p in zip(hi, pred)],
-                                     arrayminus=[p[1] - l for l, p in zip(lo, pred)], color=views.ORANGE, thickness=1.5),
+                        error_y=None if len(pred) > 1 else dict(     # one prediction: its interval as a bar
+                            type="data", symmetric=False, array=[hi[0] - pred[0][1]], arrayminus=[pred[0][1] - lo[0]],
+                            color=views.ORANGE, thickness=1.5),
                         hovertemplate="lap %{x}: predicted %{y:.3f} s (80 %: %{customdata[0]:.1f}–%{customdata[1]:.1f} s)<extra></extra>")
     if axis is not None:
         clip_note(fig, axis, laps, t, pred, "green laps" if any(c and x is not None for x, c in zip(t, clean))

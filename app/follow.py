@@ -69,10 +69,10 @@ def line_style(car: object, followed: str | None, colour: str) -> dict:
     return {"line": {"color": colour, "width": 1}, "opacity": 0.45}
 
 
-def marker_outline(cars: list[str], followed: str | None) -> dict:
+def marker_outline(cars: list[str], followed: str | None, ring_px: float = 5) -> dict:
     """Per-point marker outline for a scatter of cars: the followed car ringed in COLOUR."""
     return {"color": [COLOUR if is_followed(c, followed) else "#ffffff" for c in cars],
-            "width": [5 if is_followed(c, followed) else 1.5 for c in cars]}
+            "width": [ring_px if is_followed(c, followed) else 1.5 for c in cars]}
 
 
 def shell() -> list:

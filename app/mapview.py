@@ -95,21 +95,23 @@ def map_figure(outline: trackmap.Outline, track_name: str, pos: dict, sector_sta
     """The circuit outline, its sector marks, the cars on it (the followed car ringed) and the
     followed car's rejoin ghost (an empty trace without one)."""
     fig = go.Figure()
-    fig.add_scatter(x=outline.x, y=outline.y, mode="lines", line=dict(color="#5a5a5a", width=10),
+    fig.add_scatter(x=outline.x, y=outline.y, mode="lines", line=dict(color="#5a5a5a", width=max(10, round(0.4 * marker_px))),
                     hoverinfo="skip", name="circuit")
     sx, sy = outline.sector_marks(sector_starts, length_m)
     fig.add_scatter(x=sx, y=sy, mode="markers+text", text=["S/F · S1", "S2", "S3"], textposition="top center",
-                    marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="#ffffff")),
+                    marker=dict(symbol="line-ns", size=max(18, marker_px), line=dict(width=max(3, round(marker_px / 10)), color="#ffffff")),
                     hoverinfo="skip", name="sectors", textfont=dict(size=font_px))
     fig.add_scatter(x=pos["x"], y=pos["y"], mode="markers+text", text=pos["labels"], customdata=pos["cars"],
                     hovertext=pos["hover"], hoverinfo="text", textfont=dict(color="#000000", size=round(marker_px * 0.46)),
-                    marker=dict(size=marker_px, color=pos["colours"], line=follow.marker_outline(pos["cars"], followed)),
+                    marker=dict(size=marker_px, color=pos["colours"],
+                                line=follow.marker_outline(pos["cars"], followed, max(5, round(marker_px / 7)))),
                     name="cars")
     # The ghost carries no text on the map (it sits in the queue it would rejoin; a label would
     # cover the numbers around it): the line above the map, or the garage's caption, says it.
     fig.add_scatter(**ghost_trace(ghost), mode="markers", hoverinfo="text",
                     marker=dict(size=marker_px + 10, symbol="circle-open-dot", color=follow.COLOUR,
-                                line=dict(width=3, color=follow.COLOUR)), name="rejoin if pitting now")
+                                line=dict(width=max(3, round(marker_px / 10)), color=follow.COLOUR)),
+                    name="rejoin if pitting now")
     what = outline.detail or ("circuit drawn from GPS" if outline.source == "gps" else "schematic — not the real shape")
     styled(fig, f"{track_name} · {what} · car places estimated from lap times",
            margin=dict(l=10, r=10, t=40, b=10), showlegend=False, hovermode="closest", uirevision=outline.track,

@@ -26,8 +26,7 @@ def navbar() -> dbc.Navbar:
         dbc.NavbarBrand("PitWall", href="/", className="fw-bold"),
         dbc.Nav(links, navbar=True, className="me-auto"),
         follow.selector(),
-        html.Div(dcc.Dropdown(id="session", placeholder="session", clearable=False, persistence=True,
-                              persistence_type="local"),
+        html.Div(dcc.Dropdown(id="session", placeholder="session", clearable=False),   # kept in the address
                  title="The race session every page shows (live or replayed)", style={"minWidth": "14rem"}),
         auth.banner(),
     ], fluid=True), color="dark", dark=True, className="mb-2 py-1")

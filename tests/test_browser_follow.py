@@ -57,8 +57,12 @@ def test_a_deep_link_opens_the_car_asked_for_not_the_leader(dash_br, race, path,
     dash_br.wait_for_text_to_equal("#feed-badge", "● LIVE", timeout=20)
     dash_br.wait_for_contains_text(status, f"#{car}", timeout=20)
     assert f"#{car}" in picker_value(dash_br, picker)
+    seq = dash_br.driver.execute_script("return window.pitwallFeed.state().seq")
     before = race.leader_laps()
     race.advance(1)                       # the live feed pushes the new lap to the page
+    until = time.monotonic() + 20
+    while dash_br.driver.execute_script("return window.pitwallFeed.state().seq") <= seq and time.monotonic() < until:
+        time.sleep(0.1)
     dash_br.wait_for_contains_text("#session", f"lap {before + 1}", timeout=20)
     time.sleep(1.5)
     assert dash_br.find_element(status).text.startswith(f"#{car}"), dash_br.find_element(status).text
