@@ -181,6 +181,7 @@ def main(argv: list[str]) -> dict:
     logs = open(tmp / "processes.log", "ab")
     engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--workers", str(args.workers)],
                               env=env, stdout=logs, stderr=logs, start_new_session=True)
+    auth_before = os.environ.get("PITWALL_AUTH")
     os.environ["PITWALL_AUTH"] = "off"        # loopback only; spawn() passes its environment on
     web = None
     driver = None
@@ -244,6 +245,10 @@ def main(argv: list[str]) -> dict:
             stop_web(web)
         client.close()
         server.stop()
+        if auth_before is None:
+            os.environ.pop("PITWALL_AUTH", None)
+        else:
+            os.environ["PITWALL_AUTH"] = auth_before
         if args.keep:
             log(f"logs in {tmp}")
         else:
