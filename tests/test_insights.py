@@ -163,8 +163,8 @@ def test_the_lap_time_chart_shows_each_laps_prediction_with_its_band(replayed):
     r, _stage, _tl = replayed
     history = lap_history("barber-r1", "13", r=r)
     fig = laptime_figure(history, json.loads(insight(r, "13")["tyre"]))
-    predicted = next(t for t in fig.data if t.name == "predicted")
-    band = next(t for t in fig.data if t.name == "80 % prediction band")
+    predicted = next(t for t in fig.data if t.name == "predicted (80 % interval)")
+    band = next(t for t in fig.data if t.name == "80 % interval")
     assert len(predicted.x) >= 20 and list(predicted.x) == sorted(predicted.x)
     assert len(band.x) == 2 * len(predicted.x)
 
