@@ -272,6 +272,28 @@ def test_a_restarted_service_carries_on_exactly_where_the_last_one_stopped(r, ba
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "profiles.parquet"), frame)
 
 
+def test_two_workers_on_one_session_judge_as_one_book_does(r, barber):
+    """Two services (two process workers owning different cars) alternate on one session: each
+    reuses the profiles it parsed only while their stored JSON is unchanged, so every fingerprint
+    and profile equals the uninterrupted book's, though the other worker keeps changing them."""
+    laps, samples = barber
+    order = [rec for rec in laps.sort_values("elapsed_s").to_dict("records") if rec["car"] in {"2", "13", "72", "22"}]
+    workers = {"2": DriverService(r, "barber-r1"), "13": DriverService(r, "barber-r1")}
+    workers["72"], workers["22"] = workers["2"], workers["13"]
+    book = DriverBook(TRACKS["barber"], session="barber-r1")
+    fingerprints = []
+    for rec in order:
+        s = samples.get(rec["lap"]) if rec["car"] == "2" else None
+        workers[rec["car"]].on_lap(rec["car"], rec, s)
+        book.on_lap(rec["car"], rec, s)
+        insight = json.loads(r.hget(keys.insight("barber-r1", rec["car"]), "driver"))
+        fingerprints.append((insight["fingerprint"], book.fingerprint(rec["car"])))
+    stored = load_profiles(r, "barber-r1")
+    for car in ("2", "13", "72", "22"):
+        np.testing.assert_allclose(stored[car].sections.mean, book.profiles[car].sections.mean)
+    assert len(fingerprints) > 80 and all(a == b for a, b in fingerprints)
+
+
 def test_bad_lap_records_are_refused_by_field_and_counted(r, barber):
     laps, samples = barber
     svc = DriverService(r, "barber-r1")

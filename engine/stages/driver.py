@@ -4,9 +4,10 @@ pure core), and its alerts go to the alerts stream, the car's live insight and t
 Who calls it: the insights stage for each official crossing of a car without telemetry, the
 process stage's lap hook (engine.stages.process.hooks) for a car with telemetry, with its samples.
 
-State lives only in Redis (profiles hash, field list, alerts per lap), reloaded for every lap,
-so any worker that takes over a shard carries on where the last one stopped, and a redelivered
-lap returns the alerts it already raised without learning from the lap twice.
+State lives only in Redis (profiles hash, field list, alerts per lap), read for every lap (a
+profile whose stored JSON has not changed is not parsed again), so any worker that takes over a
+shard carries on where the last one stopped, and a redelivered lap returns the alerts it already
+raised without learning from the lap twice.
 """
 
 from __future__ import annotations
@@ -34,11 +35,26 @@ def save_profile(pipe: redis.client.Pipeline | redis.Redis, session: str, profil
     pipe.hset(keys.driver_profiles(session), profile.car, json.dumps(profile.to_dict()))
 
 
-def load_profiles(client: redis.Redis, session: str) -> dict[str, DriverProfile]:
-    """Every car's profile of a session (empty when the session has none yet)."""
-    raw = client.hgetall(keys.driver_profiles(session))
-    return {(k.decode() if isinstance(k, bytes) else k): DriverProfile.from_dict(json.loads(v))
-            for k, v in raw.items()}
+def load_profiles(client: redis.Redis, session: str,
+                  cache: dict[str, tuple[bytes, DriverProfile]] | None = None,
+                  fresh: str | None = None) -> dict[str, DriverProfile]:
+    """Every car's profile of a session (empty when the session has none yet).
+
+    With `cache` (car -> (stored JSON, profile)), a profile whose stored JSON has not changed since
+    it was parsed is reused instead of parsed again (the field's profiles are read-only to a lap's
+    judgement; parsing all of them every lap was most of the process stage's hook cost); `fresh`
+    names the car whose profile is always parsed anew, since the lap's judgement changes it."""
+    out = {}
+    for k, v in client.hgetall(keys.driver_profiles(session)).items():
+        car = k.decode() if isinstance(k, bytes) else k
+        hit = cache.get(car) if cache is not None and car != fresh else None
+        if hit is not None and hit[0] == v:
+            out[car] = hit[1]
+            continue
+        out[car] = DriverProfile.from_dict(json.loads(v))
+        if cache is not None and car != fresh:
+            cache[car] = (v, out[car])
+    return out
 
 
 def push_field(pipe: redis.client.Pipeline | redis.Redis, session: str, entry: tuple) -> None:
@@ -75,6 +91,7 @@ class DriverService:
         self.ttl = insight_ttl_s
         self.maxlen = stream_maxlen
         self.rejected: Counter[str] = Counter()     # field -> bad inputs refused or ignored
+        self._parsed: dict[str, tuple[bytes, DriverProfile]] = {}   # load_profiles' cache
 
     def _lap_number(self, car: str, lap_record: dict) -> int:
         if not car or car == "None":
@@ -100,8 +117,8 @@ class DriverService:
         done = self.client.hget(keys.driver_alerts(self.session, car), lap)
         if done is not None:
             return json.loads(done)
-        book = DriverBook(self.track, load_profiles(self.client, self.session), self.session,
-                          load_field(self.client, self.session))
+        book = DriverBook(self.track, load_profiles(self.client, self.session, self._parsed, fresh=car),
+                          self.session, load_field(self.client, self.session))
         j = book.on_lap(car, lap_record, samples)
         if j.telemetry_rejected:
             self.rejected[f"samples.{j.telemetry_rejected.split(':')[0]}"] += 1
