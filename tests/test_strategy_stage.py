@@ -112,7 +112,7 @@ def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
         pass
     call = json.loads(r.hget(keys.insight("barber-r1", "13"), "strategy"))
     board = json.loads(r.get(keys.board("barber-r1")))["cars"]
-    assert call["tyre_curves"] == (f"no loss beyond the field's, spread of the own degradation rate (pace, measured) "
+    assert call["tyre_curves"] == (f"no loss beyond the field's, spread of the own degradation rate (estimated from the car's lap times) "
                                   f"for {len(board)} of {len(board)} cars")
     # the curve each car runs on: no loss beyond the field's, with the spread of its own degradation
     # rate (fuel and track evolution cancelled), not the tyre model's fuel-corrected projection

@@ -151,7 +151,7 @@ class StrategyStage:
         self.s_per_race = per_race if self.s_per_race is None else 0.7 * self.s_per_race + 0.3 * per_race
         now = time.time()
         modelled = sum(1 for c in cars if "deg_s_per_lap" in c)
-        call.update(tyre_curves="no loss beyond the field's, spread of the own degradation rate (pace, measured) "
+        call.update(tyre_curves="no loss beyond the field's, spread of the own degradation rate (estimated from the car's lap times) "
                     f"for {modelled} of {len(cars)} cars"
                     + ("" if modelled == len(cars) else f", {DEFAULT_DEG_S_PER_LAP:g} s/lap assumed for the rest"))
         call.update(trigger="caution" if caution_start else "lap", session=session, laps_left_rule=rule,
