@@ -56,7 +56,7 @@ class Settings:
     shards: int = 4                        # telemetry streams, hashed by car
     ring_size: int = 20_000                # ingest ring buffer (points)
     stream_maxlen: int = 200_000           # approximate MAXLEN per telemetry stream
-    insight_ttl_s: int = 60
+    insight_ttl_s: int = 1800              # a car's live insight outlives its laps (98 s at Barber) and a red flag
     replay_data: Path = field(default_factory=lambda: REPO_ROOT / "data" / "grcup")
     models_dir: Path = field(default_factory=lambda: REPO_ROOT / "models")
     tracks_file: Path = field(default_factory=lambda: REPO_ROOT / "data" / "tracks.toml")
@@ -84,7 +84,7 @@ class Settings:
             shards=_env_int(env, "PITWALL_SHARDS", 4),
             ring_size=_env_int(env, "PITWALL_RING_SIZE", 20_000),
             stream_maxlen=_env_int(env, "PITWALL_STREAM_MAXLEN", 200_000),
-            insight_ttl_s=_env_int(env, "PITWALL_INSIGHT_TTL_S", 60),
+            insight_ttl_s=_env_int(env, "PITWALL_INSIGHT_TTL_S", 1800),
             replay_data=Path(env.get("PITWALL_REPLAY_DATA") or REPO_ROOT / "data" / "grcup"),
             models_dir=Path(env.get("PITWALL_MODELS_DIR") or REPO_ROOT / "models"),
             tracks_file=Path(env.get("PITWALL_TRACKS_FILE") or REPO_ROOT / "data" / "tracks.toml"),

@@ -31,7 +31,8 @@ def layout(**_) -> html.Div:
         dcc.Graph(id="map-graph", config={"displayModeBar": False, "scrollZoom": False, "responsive": True},
                   figure=mapview.go.Figure(layout=mapview.PLOT_LAYOUT), style={"height": f"{MAP_HEIGHT_PX}px"}),
         html.Div("Colour = the most worn tyre: blue < 50 %, orange 50–80 %, vermillion ≥ 80 % of the cliff, "
-                 f"grey = no tyre model output yet. Yellow ring = the followed car; {mapview.SPREAD_NOTE}. "
+                 f"grey = no corner wear: the car sends no telemetry (hover: its tyre state from lap times) or no tyre "
+                 f"model output yet. Yellow ring = the followed car; {mapview.SPREAD_NOTE}. "
                  "Click a car to follow it and open its detail.", className="small text-secondary"),
         dcc.Interval(id="map-tick", interval=1000),
         dcc.Store(id="map-shown"),

@@ -149,7 +149,7 @@ def ghost(br) -> dict:
 
 
 def test_the_followed_cars_rejoin_ghost_is_on_the_map_and_moves_each_lap(dash_br, race, screenshots):
-    race.advance(1)               # fresh calls (a live insight expires 60 s after its last write)
+    race.advance(1)               # fresh calls (a live insight from the first laps may be stale)
     order = running_order(race)
     car = order[len(order) // 2 + 1]
     lap = settled_strategy_lap(race, car)

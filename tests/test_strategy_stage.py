@@ -51,7 +51,9 @@ def test_each_cars_latest_crossing_gets_a_call_in_its_insight(race_to_lap_9):
     call = json.loads(r.hget(keys.insight("barber-r1", "13"), "strategy"))
     assert call["lap"] == 9 and call["trigger"] == "lap" and call["latency_ms"] > 0
     assert call["pit_window"]["sentence"] and len(call["strategies"]) >= 3
-    assert 0 < r.ttl(keys.insight("barber-r1", "13")) <= 60
+    # at real speed a car crosses every ~98 s at Barber (more under a caution): its call must outlive
+    # two laps (the 60 s it had expired mid-lap, and the pages said "no live insight"), not the day
+    assert 2 * 98 < r.ttl(keys.insight("barber-r1", "13")) <= 1800
 
 
 def test_a_caution_start_triggers_a_caution_call_and_bad_sessions_are_counted(race_to_lap_9, grcup):

@@ -84,7 +84,7 @@ class DriverService:
     """`on_lap(car, lap_record, samples)` for one session (the contract: engine/driver/__init__.py)."""
 
     def __init__(self, client: redis.Redis, session: str, track: Track | None = None,
-                 insight_ttl_s: int = 60, stream_maxlen: int = 100_000):
+                 insight_ttl_s: int = 1800, stream_maxlen: int = 100_000):
         self.client = client
         self.session = session
         self.track = track or session_track(client, session)
@@ -162,7 +162,7 @@ class DriverService:
 class DriverStage:
     """The driver service of every session seen; a session PitWall cannot coach is counted, not fatal."""
 
-    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60):
+    def __init__(self, client: redis.Redis, insight_ttl_s: int = 1800):
         self.client = client
         self.ttl = insight_ttl_s
         self.services: dict[str, DriverService] = {}

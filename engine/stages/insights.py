@@ -64,7 +64,7 @@ def load_tyre_service(models_dir: Path):
 class InsightsStage:
     """Tyre model and driver coaching on each crossing; see the module docstring."""
 
-    def __init__(self, client: redis.Redis, models_dir: Path, insight_ttl_s: int = 60):
+    def __init__(self, client: redis.Redis, models_dir: Path, insight_ttl_s: int = 1800):
         self.client = client
         self.models_dir = Path(models_dir)
         self.tyre = None
@@ -200,7 +200,7 @@ class InsightsStage:
         return 100.0 * energy[f"energy_{corner}"] / self.tyre.energy_at_cliff
 
 
-def consumer(client: redis.Redis, name: str, models_dir: Path, insight_ttl_s: int = 60) -> StageConsumer:
+def consumer(client: redis.Redis, name: str, models_dir: Path, insight_ttl_s: int = 1800) -> StageConsumer:
     """The insights stage on the timing stream; entries read together are predicted together."""
     stage = InsightsStage(client, models_dir, insight_ttl_s)
     c = StageConsumer(client, GROUP, name, [keys.LAPS_STREAM],

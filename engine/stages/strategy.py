@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 class StrategyStage:
     """Handles timing-stream crossings: the crossing car's call, into its insight hash."""
 
-    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60, races: int = DEFAULT_RACES,
+    def __init__(self, client: redis.Redis, insight_ttl_s: int = 1800, races: int = DEFAULT_RACES,
                  models: TrackModels | None = None):
         self.client = client
         self.models = models          # loaded from models/track_models.json at warm-up when not given
@@ -173,7 +173,7 @@ class StrategyStage:
         return dict(call, caution=caution)
 
 
-def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 60, races: int = DEFAULT_RACES):
+def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 1800, races: int = DEFAULT_RACES):
     """The strategy stage as a consumer of the timing stream (its own group: sees every crossing)."""
     from engine.stages.consumer import StageConsumer
 

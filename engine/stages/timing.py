@@ -23,7 +23,7 @@ def publish_crossing(client: redis.Redis, crossing: dict, maxlen: int = 100_000)
 class TimingStage:
     """Applies crossings idempotently and rewrites the session's board (the tower's source)."""
 
-    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60):
+    def __init__(self, client: redis.Redis, insight_ttl_s: int = 1800):
         self.client = client
         self.ttl = insight_ttl_s
 
@@ -58,7 +58,7 @@ class TimingStage:
         pipe.execute()
 
 
-def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 60) -> StageConsumer:
+def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 1800) -> StageConsumer:
     """The timing stage as a consumer of the timing stream (one owner: the stream is ordered)."""
     stage = TimingStage(client, insight_ttl_s)
     return StageConsumer(client, GROUP, name, [keys.LAPS_STREAM], stage.handle)

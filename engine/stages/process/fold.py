@@ -42,7 +42,7 @@ META_REFRESH_S = 5.0     # session meta (track, weather) is re-read at most this
 class ProcessStage:
     """Folds telemetry entries into per-car state and writes each completed lap (see module doc)."""
 
-    def __init__(self, client: redis.Redis, name: str, shards: int, insight_ttl_s: int = 60,
+    def __init__(self, client: redis.Redis, name: str, shards: int, insight_ttl_s: int = 1800,
                  records_maxlen: int = 100_000):
         self.client = client
         self.name = name

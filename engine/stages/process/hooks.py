@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class LapHooks:
     """The process stage's per-lap work for the downstream stages (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, insight_ttl_s: int = 60):
+    def __init__(self, client: redis.Redis, insight_ttl_s: int = 1800):
         self.client = client
         self.driver = DriverStage(client, insight_ttl_s)
 

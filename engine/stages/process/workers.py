@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from engine.settings import Settings
 
 
-def consumer(client: redis.Redis, name: str, shards: int, insight_ttl_s: int = 60,
+def consumer(client: redis.Redis, name: str, shards: int, insight_ttl_s: int = 1800,
              lease_ms: int = 10_000, hooks: Iterable[LapHook] = ()) -> ShardConsumer:
     """The process stage as one worker: leases its share of the telemetry shards."""
     stage = ProcessStage(client, name, shards, insight_ttl_s)
