@@ -86,7 +86,8 @@ def spawn(settings: Settings, worker_class: str = "gevent", connections: int = 2
 
 
 def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop a web server started by spawn(): SIGTERM to its process group, SIGKILL if it hangs."""
+    """Stop a child started in a process group of its own (spawn(), an engine, a replay): SIGTERM
+    to the group, SIGKILL if it has not exited after `timeout` seconds."""
     import signal
 
     if proc.poll() is None:

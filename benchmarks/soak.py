@@ -240,7 +240,7 @@ def main(argv: list[str]) -> dict:
             sampler.stop.set()
         if driver is not None:
             driver.quit()
-        _stop(engine)
+        stop_web(engine, 20)
         if web is not None:
             stop_web(web)
         client.close()
@@ -253,15 +253,3 @@ def main(argv: list[str]) -> dict:
             log(f"logs in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    import signal
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()

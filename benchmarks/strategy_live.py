@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import redis
 
+from app.commands import stop
 from engine import keys
 from engine.commands.engine import UP_PROCESSES, role_args
 from engine.settings import REPO_ROOT
@@ -74,17 +74,6 @@ def wait_for_group(client: redis.Redis, group: str, proc: subprocess.Popen, time
             pass                                  # the stream does not exist yet
         time.sleep(0.2)
     raise RuntimeError(f"the engine's {group} stage was not ready within {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the child's process group, SIGKILL it after 10 s."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main(argv: list[str]) -> dict:

@@ -16,6 +16,7 @@ import time
 import pytest
 import redis
 
+from app import commands
 from engine import keys
 from engine.redisclient import PitWallCluster, client_from_url, is_cluster
 from engine.settings import REPO_ROOT
@@ -136,12 +137,7 @@ def _race(url: str, speed: float, log_path, kill=None) -> dict[int, dict]:
         time.sleep(1.0)
         return {int(k): json.loads(v) for k, v in client.hgetall(keys.lap_record(SESSION, CAR)).items()}
     finally:
-        os.killpg(engine.pid, signal.SIGTERM)
-        try:
-            engine.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(engine.pid, signal.SIGKILL)
-            engine.wait()
+        commands.stop(engine, 20)
         client.close()
 
 
