@@ -84,6 +84,20 @@ def _wait_for(predicate, timeout: float = 30.0, every: float = 0.05) -> bool:
     return bool(predicate())
 
 
+def page_module(path: str):
+    """The page module Dash registered for `path` when create_server() built the app: importing
+    `pages.x` again under that name registers the page twice, and every later app in this process
+    then refuses to route ("duplicate paths")."""
+    import sys
+
+    import dash
+
+    for p in dash.page_registry.values():
+        if p["path"] == path and p["module"] in sys.modules:
+            return sys.modules[p["module"]]
+    raise LookupError(f"no page registered at {path}: call create_server() first")
+
+
 @pytest.fixture(scope="session")
 def wait_for():
     """wait_for(predicate, timeout=30) -> bool: poll until a live system reaches a state."""

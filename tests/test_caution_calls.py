@@ -123,18 +123,19 @@ def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy, mon
 
     monkeypatch.setattr(data, "client", lambda: r)
     create_server()
-    import pages.garage
-    import pages.strategy
+    from conftest import page_module
+
+    strategy_page, garage_page = page_module("/strategy"), page_module("/garage")
 
     from test_tyre_words import in_callback          # a page callback as Dash calls it on a poll
 
-    shown = in_callback(pages.strategy.refresh_caution, car=non_leader["car"], _p=1, session=SESSION)
+    shown = in_callback(strategy_page.refresh_caution, car=non_leader["car"], _p=1, session=SESSION)
     table = shown.children[1]
     assert [row["Car"] for row in table.data] == [f"#{row['car']}" for row in board]
     mine = next(row for row in table.data if row["car"] == non_leader["car"])
     assert mine["Computed"].startswith(f"lap {green[non_leader['car']]},") and mine["Stay out"].startswith("P")
     assert non_leader["car"] in str(table.style_data_conditional)
-    assert "garage-caution" in str(pages.garage.caution_table(board, insights, table_id="garage-caution", big=True))
+    assert "garage-caution" in str(garage_page.caution_table(board, insights, table_id="garage-caution", big=True))
 
 
 def test_the_forced_caution_starts_on_the_next_lap_and_lasts_as_the_track_model_says():

@@ -82,9 +82,9 @@ def lap14(r, monkeypatch):
 
 
 def test_every_view_shows_one_loss_vs_fresh_tyres_and_nothing_else_by_that_name(lap14):
-    import pages.car
-    import pages.garage
-    import pages.overview
+    from conftest import page_module
+
+    car_page, garage_page, overview_page = page_module("/car"), page_module("/garage"), page_module("/")
     from app import data, mapview, trackmap
     from engine.tyre.explain import LOSS_VS_FRESH
 
@@ -95,14 +95,14 @@ def test_every_view_shows_one_loss_vs_fresh_tyres_and_nothing_else_by_that_name(
                and any("pace" in s for s in tyres[str(row["car"])]["reasons"]))
     want = f"{tyres[car]['tyre_state']['loss_vs_fresh_s']:+.2f}"
     row = next(x for x in board if str(x["car"]) == car)
-    tower = in_callback(pages.overview.refresh_tower, _poll=1, session=SESSION)[0]
-    garage_tower = pages.garage.tower(SESSION, {"cars": board}, board.index(row) // pages.garage.ROWS_PER_PAGE)
+    tower = in_callback(overview_page.refresh_tower, _poll=1, session=SESSION)[0]
+    garage_tower = garage_page.tower(SESSION, {"cars": board}, board.index(row) // garage_page.ROWS_PER_PAGE)
     insights = data.insights(SESSION, [str(x["car"]) for x in board])
     hover = mapview.car_positions({"cars": board}, data.meta(SESSION), insights, trackmap.outline("barber", 3700.0, None))
     views = {
-        "car page": strings(in_callback(pages.car.refresh_car, car=car, _poll=1, session=SESSION)[:6]),
+        "car page": strings(in_callback(car_page.refresh_car, car=car, _poll=1, session=SESSION)[:6]),
         "tower row": strings([t for t in tower if getattr(t, "id", None) == f"tower-car-{car}"]),
-        "garage car": strings(pages.garage.car_view(SESSION, row)),
+        "garage car": strings(garage_page.car_view(SESSION, row)),
         "garage tower row": strings([t for t in garage_tower.children[1].children if t.id == f"tower-car-{car}"]),
         "map hover": [h for h in hover["hover"] if f"#{car} " in h],
     }
