@@ -84,7 +84,7 @@ def _wait_for(predicate, timeout: float = 30.0, every: float = 0.05) -> bool:
     return bool(predicate())
 
 
-def page_module(path: str):
+def _page_module(path: str):
     """The page module Dash registered for `path` when create_server() built the app: importing
     `pages.x` again under that name registers the page twice, and every later app in this process
     then refuses to route ("duplicate paths")."""
@@ -96,6 +96,13 @@ def page_module(path: str):
         if p["path"] == path and p["module"] in sys.modules:
             return sys.modules[p["module"]]
     raise LookupError(f"no page registered at {path}: call create_server() first")
+
+
+@pytest.fixture(scope="session")
+def page_module():
+    """page_module(path) -> the page module Dash registered (a fixture: `from conftest import` would
+    find tests/faults/conftest.py when the whole suite runs)."""
+    return _page_module
 
 
 @pytest.fixture(scope="session")

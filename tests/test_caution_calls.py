@@ -78,7 +78,7 @@ def test_the_replay_carries_the_race_clock_and_laps_left_never_come_from_the_rec
     assert int(r.hget(keys.session_meta(SESSION), "laps_expected")) == call["total_laps"]
 
 
-def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy, monkeypatch):
+def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy, monkeypatch, page_module):
     tl, first_fcy, replay, stage = indy
     replay(first_fcy)                                               # every crossing under green
     green = {str(c): int(g["lap"].max()) for c, g in tl.crossings[tl.crossings["t"] < first_fcy].groupby("car")}
@@ -123,7 +123,6 @@ def test_every_cars_caution_call_is_there_before_the_caution_starts(r, indy, mon
 
     monkeypatch.setattr(data, "client", lambda: r)
     create_server()
-    from conftest import page_module
 
     strategy_page, garage_page = page_module("/strategy"), page_module("/garage")
 

@@ -81,8 +81,7 @@ def lap14(r, monkeypatch):
     return board, tyres
 
 
-def test_every_view_shows_one_loss_vs_fresh_tyres_and_nothing_else_by_that_name(lap14):
-    from conftest import page_module
+def test_every_view_shows_one_loss_vs_fresh_tyres_and_nothing_else_by_that_name(lap14, page_module):
 
     car_page, garage_page, overview_page = page_module("/car"), page_module("/garage"), page_module("/")
     from app import data, mapview, trackmap
