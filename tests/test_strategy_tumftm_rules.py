@@ -221,3 +221,27 @@ def test_a_retirement_happens_on_the_lap_the_cars_race_time_passes_it():
     by_time = replace(by_lap, retire_s=np.array([[np.nan, 231.0, np.nan]]))
     assert run(f, rules, by_lap).position[0, 0].tolist() == [1, 2, 3]
     assert run(f, rules, by_time).position[0, 0].tolist() == [1, 3, 2]
+
+
+def test_each_car_saves_fuel_on_its_own_part_of_the_lap_under_the_sc_and_spends_it_after():
+    """TUMFTM's CombustionCar.drive_lap: under an SC a car burns (normal part + the rest x 0.25) of
+    its nominal 0.5 s a lap, the normal part measured on its own lap time as set by the caution.
+    Lap k runs 67 s + 4 s of fuel - 0.5 s x k; the SC comes out 30 s into the leader's lap 4 (a
+    69.5 s lap: 30 s green, 39.5 s at the 94 s FCY lap), the car 10 s back has 20 s of it green,
+    the car 40 s back was on lap 3 then (60 s of its 70 s lap green). Each saving s makes the later
+    laps slower by the fuel left over: with auto_consumption_adjust the car burns fuel left / laps
+    left, so the extra falls by s / laps left each lap (2.5 s over the last four laps, 3 s over
+    five); without it the whole s stays on every lap."""
+    f = field([0.0, 10.0, 40.0], [67.0, 67.0, 67.0])
+    rules = replace(TUM, total_laps=8, fuel_start_s=8 * 0.5, fuel_per_lap_s=0.5)
+    start = np.full((1, 8), np.nan)
+    start[0, 3] = 71.0 + 70.5 + 70.0 + 30.0
+    caut = replace(cautions({3: SC}, laps=8), start_s=start)
+    green_rate = run(f, rules, caut).race_time_s[0, 0]
+    green_part = np.array([30.0 / (30.0 + 39.5 * 94.0 / 69.5), 20.0 / (20.0 + 49.5 * 94.0 / 69.5),
+                           60.0 / (60.0 + 10.0 * 94.0 / 70.0)])
+    saving = (1.0 - green_part) * (1.0 - 0.25) * 0.5
+    per_car = run(f, replace(rules, fuel_mult_caution=(0.5, 0.25), fuel_auto_adjust=True), caut).race_time_s[0, 0]
+    assert per_car - green_rate == pytest.approx(saving * [2.5, 2.5, 3.0], abs=2e-3)
+    kept = run(f, replace(rules, fuel_mult_caution=(0.5, 0.25)), caut).race_time_s[0, 0]
+    assert kept - green_rate == pytest.approx(saving * [4.0, 4.0, 5.0], abs=2e-3)
