@@ -69,6 +69,10 @@ class Settings:
     rate_ingest: str = "20000/minute"
     rate_replay: str = "6/minute"
     udp_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # F1 feed: game crossings and alerts held while Redis is down (the oldest dropped, counted)
+    f1_backlog_entries: int = 10_000
+    f1_backlog_bytes: int = 8 * 2**20
+    car_idle_s: int = 600                  # process stage: a car's state leaves memory after this long without a point
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -96,6 +100,9 @@ class Settings:
             rate_ingest=env.get("PITWALL_RATE_INGEST") or "20000/minute",
             rate_replay=env.get("PITWALL_RATE_REPLAY") or "6/minute",
             udp_allow=_env_list(env, "PITWALL_UDP_ALLOW", ("127.0.0.0/8", "::1/128")),
+            f1_backlog_entries=_env_int(env, "PITWALL_F1_BACKLOG_ENTRIES", 10_000),
+            f1_backlog_bytes=_env_int(env, "PITWALL_F1_BACKLOG_BYTES", 8 * 2**20),
+            car_idle_s=_env_int(env, "PITWALL_CAR_IDLE_S", 600),
         )
 
     def with_(self, **changes) -> "Settings":
@@ -117,6 +124,9 @@ class Settings:
             "PITWALL_REPLAY_DATA": str(self.replay_data),
             "PITWALL_MODELS_DIR": str(self.models_dir),
             "PITWALL_TRACKS_FILE": str(self.tracks_file),
+            "PITWALL_F1_BACKLOG_ENTRIES": str(self.f1_backlog_entries),
+            "PITWALL_F1_BACKLOG_BYTES": str(self.f1_backlog_bytes),
+            "PITWALL_CAR_IDLE_S": str(self.car_idle_s),
         }
         if self.redis_url:
             out["PITWALL_REDIS_URL"] = self.redis_url

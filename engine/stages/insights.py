@@ -74,6 +74,7 @@ class InsightsStage:
         self.ttl = insight_ttl_s
         self.drivers = DriverStage(client, insight_ttl_s)
         self.predictions = 0
+        self.late_predictions = 0                # crossings predicted after their car's next lap
         self.latency_ms: deque[float] = deque(maxlen=1000)   # the last 1,000 predictions
         self.laps = SessionLaps(client)          # False-y `incremental`: reload the session every wave
         self.incremental = True
@@ -97,7 +98,11 @@ class InsightsStage:
                 for c in wave:
                     if not self.client.exists(keys.lap_record(session, str(c["car"]))):
                         self.drivers.judge(session, str(c["car"]), c, None)   # telemetry cars: the lap hook
-                self.predict(session, {str(c["car"]) for c in wave})
+                latest = self.laps.latest_laps(session)
+                late = [c for c in wave if int(c["lap"]) < latest.get(str(c["car"]), 0)]
+                self.predict(session, {str(c["car"]) for c in wave} - {str(c["car"]) for c in late})
+                for c in late:
+                    self.predict_late(session, c)
 
     def _load_model(self) -> bool:
         """Load the tyre model if it is not loaded (at most every MODEL_RETRY_S); say how it went
@@ -129,13 +134,35 @@ class InsightsStage:
             pipe.expire(keys.insight(session, car), self.ttl)
         pipe.execute()
 
-    def predict(self, session: str, cars: set[str]) -> None:
-        """One ONNX batch for the field; writes the tyre insight of the cars that just crossed."""
+    def predict_late(self, session: str, crossing: dict) -> None:
+        """A crossing redelivered after its car's next lap was stored (a killed stage's, claimed
+        late): its own lap's prediction, from the laps as they stood when it crossed (its car's up
+        to it, the others' up to its time), into the lap's history only — the car's insight keeps
+        the newer lap's. Kept as it is when the lap was predicted already."""
+        car, lap = str(crossing["car"]), int(crossing["lap"])
+        if not self.tyre or self.client.hexists(keys.tyre_history(session, car), lap):
+            return
+        laps = self.laps.frame(session)
+        mine = laps["car"] == car
+        before = laps["lap"] <= lap
+        t = crossing.get("elapsed_s")
+        if t is not None and "elapsed_s" in laps:       # the others: the laps they had done by then
+            before = laps["elapsed_s"].le(float(t)) | (laps["elapsed_s"].isna() & before)
+        self.predict(session, {car}, laps[(mine & (laps["lap"] <= lap)) | (~mine & before)].reset_index(drop=True))
+        self.late_predictions += 1
+
+    def predict(self, session: str, cars: set[str], laps: pd.DataFrame | None = None) -> None:
+        """One ONNX batch for the field; writes the tyre insight of the cars that just crossed
+        (`laps`: the session's laps as they stood at an older crossing, for predict_late: then
+        only the lap's history is written)."""
+        if not cars:
+            return
         if not self._load_model():
             self._mark_unavailable(session, cars)
             return
         started = time.perf_counter()
-        laps = self.laps.frame(session)
+        late = laps is not None
+        laps = self.laps.frame(session) if laps is None else laps
         if laps.empty:
             return
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
@@ -159,10 +186,11 @@ class InsightsStage:
         for row in out[out["car"].isin(cars)].to_dict("records"):
             fields = insight_fields(row)
             key = keys.insight(session, fields["car"])
-            pipe.hdel(key, "tyre_unavailable")
-            pipe.hset(key, mapping={"tyre": json.dumps(fields), "updated_at": now})
+            if not late:
+                pipe.hdel(key, "tyre_unavailable")
+                pipe.hset(key, mapping={"tyre": json.dumps(fields), "updated_at": now})
+                pipe.expire(key, self.ttl)
             pipe.hset(keys.tyre_history(session, fields["car"]), fields["lap"], json.dumps(fields))
-            pipe.expire(key, self.ttl)
             pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({
                 "type": "prediction.complete", "timestamp": now,
                 "data": {"session": session, "car": fields["car"], "lap": fields["lap"], "kind": "tyre"}}))

@@ -71,6 +71,13 @@ class SessionLaps:
         frame = self._frames.get(session)
         return pd.DataFrame() if frame is None else frame.copy()
 
+    def latest_laps(self, session: str) -> dict[str, int]:
+        """Each car's newest lap in the session's frame."""
+        frame = self._frames.get(session)
+        if frame is None or frame.empty:
+            return {}
+        return {str(k): int(v) for k, v in frame.groupby("car")["lap"].max().items()}
+
     def forget(self, session: str) -> None:
         """Drop the session's frame (it is reloaded from Redis when it is next needed)."""
         self._frames.pop(session, None)

@@ -37,14 +37,14 @@ from engine.strategy.kernel_inputs import (GREEN, SC, Draws, Out, Params, PlanAr
                                           saved, work)
 from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, out_lap_resort,
                                        passing_walk, retirements)
-from engine.strategy.sc_steps import mark_late, sc_ghost, sc_laps_left
+from engine.strategy.sc_steps import drive_lap, mark_late, sc_ghost, sc_laps_left
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "944545254e3dc920"
+STEPS_DIGEST = "68bb245d215616ef"
 
 
 @loop
@@ -76,6 +76,7 @@ def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
         duel_lap[c] = -1
         stop_lap[c] = -1
         w.late[c] = 0
+        w.fuel[c] = d.lap_add[0]
     return n
 
 
@@ -197,7 +198,7 @@ def save(w: Work, sv: Saved, k: int, n: int, next_ret: int, n_late: int, ghost_s
         si[4, c], si[5, c], si[6, c], si[7, c] = w.out_m[c], w.duel_lap[c], w.stop_lap[c], w.ret_lap[c]
         si[8, c], si[9, c] = w.ret_slot[c], w.late[c]
         sf[0, c], sf[1, c], sf[2, c], sf[3, c] = w.t[c], w.lt[c], w.raw[c], w.pol[c]
-        sf[4, c], sf[5, c], sf[6, c], sf[7, c] = w.age[c], w.k0[c], w.k1[c], w.key[c]
+        sf[4, c], sf[5, c], sf[6, c], sf[7, c], sf[8, c] = w.age[c], w.k0[c], w.k1[c], w.key[c], w.fuel[c]
         sb[0, c], sb[1, c], sb[2, c] = w.cold[c], w.cau_pitted[c], w.alive[c]
     sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] = n, next_ret, n_late, ghost_set
     sv.ghost[k] = ghost
@@ -212,7 +213,7 @@ def restore(w: Work, sv: Saved, k: int) -> tuple:
         w.out_m[c], w.duel_lap[c], w.stop_lap[c], w.ret_lap[c] = si[4, c], si[5, c], si[6, c], si[7, c]
         w.ret_slot[c], w.late[c] = si[8, c], si[9, c]
         w.t[c], w.lt[c], w.raw[c], w.pol[c] = sf[0, c], sf[1, c], sf[2, c], sf[3, c]
-        w.age[c], w.k0[c], w.k1[c], w.key[c] = sf[4, c], sf[5, c], sf[6, c], sf[7, c]
+        w.age[c], w.k0[c], w.k1[c], w.key[c], w.fuel[c] = sf[4, c], sf[5, c], sf[6, c], sf[7, c], sf[8, c]
         w.cold[c], w.cau_pitted[c], w.alive[c] = sb[0, c], sb[1, c], sb[2, c]
     return sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] != 0, sv.ghost[k]
 
@@ -280,6 +281,8 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         overtake_ok, gap = True, p.gap
                     if fl == SC and ghost_mode and (ghost_set or n_late > 0):
                         ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_left)
+                    if p.fuel_per_car or p.wear_per_car:
+                        drive_lap(w, d, p, r, lap, fl, fc, n, sc_left, ghost_mode and sc_soon)
                     if lap == next_ret or (timed_ret and lap < next_ret):
                         n, next_ret = retirements(w, d, p, r, lap, n, L)
                     late_mode = 0                 # passing with cars under the SC in their own race time

@@ -43,6 +43,12 @@ class Params(NamedTuple):
     sc_bunches: bool
     resort_on_retirement: bool
     standstill_in: bool
+    fuel_per_car: bool      # TUMFTM: each car's fuel (s of lap time) burnt by its own caution fraction
+    fuel_lap: float         # nominal burn a lap (s of lap time)
+    fuel_mult_fcy: float    # burn under a VSC / an SC, x the nominal burn
+    fuel_mult_sc: float
+    fuel_auto: bool         # green laps burn at least the fuel left / laps left (the saving is spent)
+    wear_per_car: bool      # TUMFTM: tyre age grows by each car's own caution fraction, after its lap
 
 
 class Start(NamedTuple):
@@ -119,6 +125,7 @@ class Work(NamedTuple):
     ret_slot: np.ndarray
     key: np.ndarray
     late: np.ndarray        # on an SC: laps (0-2) the car was behind when it came out (sc_steps.py)
+    fuel: np.ndarray        # with Params.fuel_per_car: the car's fuel as lap time (s) at the lap's start
 
 
 @njit(cache=True, nogil=True)
@@ -128,12 +135,12 @@ def work(C: int) -> Work:
     return Work(np.empty(C, i8), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.empty(C), np.empty(C),
                 np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, i8))
+                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, i8), np.zeros(C))
 
 
 class Saved(NamedTuple):
     """A race's state kept before a lap's in-lap step, one slot per strategy that resumes from it:
-    Work's integer, float and bool arrays (S, 10 / 8 / 3, C) and the lap loop's scalars."""
+    Work's integer, float and bool arrays (S, 10 / 9 / 3, C) and the lap loop's scalars."""
 
     ints: np.ndarray
     floats: np.ndarray
@@ -145,5 +152,5 @@ class Saved(NamedTuple):
 @njit(cache=True, nogil=True)
 def saved(S: int, C: int) -> Saved:
     """Slots for S strategies' kept states."""
-    return Saved(np.empty((S, 10, C), np.int64), np.empty((S, 8, C)), np.empty((S, 3, C), np.bool_),
+    return Saved(np.empty((S, 10, C), np.int64), np.empty((S, 9, C)), np.empty((S, 3, C), np.bool_),
                  np.empty((S, 4), np.int64), np.empty(S))

@@ -83,8 +83,11 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         inc = 1.0 - fc * (1.0 - p.deg_sc)
     else:
         inc = 1.0
+    if p.wear_per_car:
+        inc = 1.0                         # sc_steps.drive_lap takes the car's own caution part off after the lap
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
     base_add = d.lap_add[lap]
+    fuel_per_car, fuel = p.fuel_per_car, w.fuel
     drs_on = drs_half != 0.0 and d.drs_ok[r, lap]
     L = d.flag.shape[1]
     drs_late = (drs_half != 0.0 and not drs_on and fl == GREEN and lap + 1 < L
@@ -104,7 +107,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     for i in range(n):
         c = np.uint64(order[i])
         age[c] += inc
-        x = pace[r, c] + k0[c] + k1[c] * age[c] + base_add + noise[r, lap, c]
+        x = pace[r, c] + k0[c] + k1[c] * age[c] + (fuel[c] if fuel_per_car else base_add) + noise[r, lap, c]
         if cold[c]:
             x += cold_s
             cold[c] = False

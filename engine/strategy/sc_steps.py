@@ -2,14 +2,15 @@
 activates on the lap its race time passes the SC's start; its ghost is the start on that lap, then
 the SC's line time + k SC laps; it ends after the phase's duration in ghost laps). The laps are
 counted from the SC's first lap for the field: a car one or two laps behind when it came out
-(`Work.late`) meets it that many laps earlier and leaves it that many laps earlier. Steps called by
-kernel.races and lap_steps.caution_blend; each works on one race's `Work` in place."""
+(`Work.late`) meets it that many laps earlier and leaves it that many laps earlier. Each car's fuel
+and tyres wear by the part of its lap under a caution in its own race time (`drive_lap`). Steps
+called by kernel.races and lap_steps.caution_blend; each works on one race's `Work` in place."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.strategy.kernel_inputs import GREEN, SC, Draws, Params, Work, step
+from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, Work, step
 
 
 @step
@@ -109,3 +110,52 @@ def sc_laps_left(flag: np.ndarray, r: int, lap: int, L: int) -> int:
     while lap + k + 1 < L and flag[r, lap + k + 1] == SC:
         k += 1
     return k
+
+
+@step
+def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, sc_left: int,
+              sc_lag_lap: bool) -> None:
+    """Step 3c (TUMFTM Car.drive_lap, after the caution steps): each car's fuel and tyres by the part
+    of its lap run green in its own race time, of its lap time as set so far. Under a caution it
+    burns (green part + the rest x mult_consumption_fcy / _sc) x the nominal burn and its tyres age
+    by (green part + the rest x mult_tiredeg_fcy / _sc) laps (lap_times aged them a whole lap); on a
+    green lap the nominal burn, or with auto adjust at least the fuel left over the laps left (a
+    caution's saving is spent on the laps after it). sc_lag_lap: a green lap before an SC's first
+    on which the late cars (`Work.late`) are under it already."""
+    order, t, lt, fuel, late, age = w.order, w.t, w.lt, w.fuel, w.late, w.age
+    ghost = p.sc_bunches and p.sc_lap > 0.0
+    L = d.flag.shape[1]
+    start = d.c_start[r, lap]
+    if sc_lag_lap:
+        start = d.c_start[r, lap + 1] if d.flag[r, lap + 1] == SC else d.c_start[r, lap + 2]
+    mult = p.fuel_mult_fcy if fl == FCY else p.fuel_mult_sc
+    deg = p.deg_fcy if fl == FCY else p.deg_sc
+    left = L - lap
+    for i in range(n):
+        c = order[i]
+        normal = 1.0
+        if sc_lag_lap:
+            if late[c] > 0:
+                normal = min(max((start - t[c]) / lt[c], 0.0), 1.0)
+        elif fl == SC and ghost:
+            if sc_left >= late[c]:        # else its SC ended in its own race time
+                normal = 0.0
+                if not np.isnan(start):
+                    normal = min(max((start - t[c]) / lt[c], 0.0), 1.0)
+        elif fl != GREEN:
+            f = fc
+            if not np.isnan(start):
+                f = d.c_to[r, lap] - min(max((start - t[c]) / lt[c], 0.0), 1.0)
+            normal = 1.0 - min(max(f, 0.0), 1.0)
+        under = (sc_lag_lap and late[c] > 0) or (fl != GREEN and normal < 1.0)
+        if p.wear_per_car and under:
+            age[c] -= (1.0 - normal) * (1.0 - deg)
+        if not p.fuel_per_car:
+            continue
+        if under:
+            burn = (normal + (1.0 - normal) * mult) * p.fuel_lap
+        else:
+            burn = p.fuel_lap
+            if p.fuel_auto and fuel[c] / left > burn:
+                burn = fuel[c] / left
+        fuel[c] = max(fuel[c] - burn, 0.0)

@@ -43,12 +43,13 @@ it came out meets it and leaves it that many laps earlier, and has DRS back that
 pair may pass only if neither car is under the SC in its own race time (TUMFTM's per-car
 overtake_allowed). The pre-simulation charges the reference driver's stops at the FCY/SC pit values
 when a phase covers them (sc_steps.py, lap_steps.py, tumftm_events.py). Every car starts at race
-time 0 in grid order.
+time 0 in grid order. Each car burns its own fuel: x mult_consumption_fcy / _sc on the part of its
+lap under a caution in its own race time, and with auto_consumption_adjust spends the saving over
+its laps left (sc_steps.burn_fuel).
 Documented simplifications: a VSC covers the same fraction of the lap for every car (TUMFTM places
 it in race time, per car); a car three or more laps behind when an SC comes out is treated as two;
-fuel is the same for every car and burnt at the green rate under a caution (TUMFTM: x
-mult_consumption_sc / _fcy, the rest spread over the laps left); 'quad', 'cub' and 'ln' tyre models
-are replaced by their least-squares line over ages 0-40 (every known file uses 'lin'); TUMFTM
+every car has the first team's fuel parameters (the same in every known file); 'quad', 'cub' and
+'ln' tyre models are replaced by their least-squares line over ages 0-40 (every known file uses 'lin'); TUMFTM
 discards and redraws races that fail its plausibility checks (minimum gaps, FCY phases the leader
 never saw, a finisher on one compound); no virtual strategy engineer (vse_type): every driver runs
 strategy_info.
@@ -190,6 +191,8 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         deg_mult_fcy=tyres0["mult_tiredeg_fcy"], deg_mult_sc=tyres0["mult_tiredeg_sc"],
         fuel_start_s=(fuel_car["m_fuel"] or 0.0) * tr["t_lap_sens_mass"],
         fuel_per_lap_s=(fuel_car["b_fuel_perlap"] or 0.0) * tr["t_lap_sens_mass"],
+        fuel_mult_caution=(fuel_car.get("mult_consumption_fcy", 1.0), fuel_car.get("mult_consumption_sc", 1.0)),
+        fuel_auto_adjust=bool(fuel_car.get("auto_consumption_adjust", False)), wear_per_car=True,
         first_lap_loss_s=tr["t_loss_firstlap"])
     return field, rules
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -41,10 +43,32 @@ def loopback_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PITWALL_AUTH": "off", **extra}
 
 
+def start_redis(port: int, data_dir: Path, fsync: str = "always", *extra: str) -> subprocess.Popen:
+    """A redis-server on loopback with an append-only file in data_dir (started again on the same
+    files after a kill), once it answers and has loaded them."""
+    import redis
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+                          "--appendonly", "yes", "--appendfsync", fsync, "--save", "", "--dbfilename", "f.rdb",
+                          *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if r.ping() and r.info("persistence").get("loading") == 0:
+                return p
+        except (redis.RedisError, OSError):
+            pass                  # not listening yet
+        time.sleep(0.05)
+    p.kill()
+    raise RuntimeError(f"redis-server on port {port} did not start")
+
+
 @pytest.fixture(scope="session")
 def procs():
     """The helpers above, for the fault tests (a conftest is not imported by name)."""
     import types
 
     return types.SimpleNamespace(group_rss_mb=group_rss_mb, pid_alive=pid_alive, loopback_env=loopback_env,
-                                 stop_group=commands.stop)
+                                 stop_group=commands.stop, start_redis=start_redis)

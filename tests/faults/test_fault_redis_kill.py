@@ -41,20 +41,6 @@ SESSION, CAR, SHARDS, LAPS = "barber-r1", "2", 4, 26
 CLEAN: dict = {}
 
 
-def start_redis(port: int, data_dir, fsync: str) -> subprocess.Popen:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-                          "--appendonly", "yes", "--appendfsync", fsync, "--save", "", "--dbfilename", "f.rdb"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = connect(f"redis://127.0.0.1:{port}/0")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if safe(lambda: r.ping() and r.info("persistence").get("loading") == 0, False):
-            return p
-        time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
-
-
 def start_engine(url: str, udp_port: int, log_path, procs) -> subprocess.Popen:
     env = procs.loopback_env(PITWALL_REDIS_URL=url, PITWALL_UDP_PORT=str(udp_port), PITWALL_SHARDS=str(SHARDS))
     return subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "ingest", "--role", "process"],
@@ -89,7 +75,7 @@ def race():
 def run(race, tmp, procs, wait_for, fsync: str, kill: bool, speed: float) -> dict:
     port, udp_port = free_port(), free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    redis_proc = start_redis(port, tmp / "redis", fsync)
+    redis_proc = procs.start_redis(port, tmp / "redis", fsync)
     engine = start_engine(url, udp_port, tmp / "engine.log", procs)
     r = connect(url, socket_timeout=5)
     out: dict = {"fsync": fsync}
@@ -106,7 +92,7 @@ def run(race, tmp, procs, wait_for, fsync: str, kill: bool, speed: float) -> dic
             redis_proc.wait(5)
             killed = time.monotonic()
             time.sleep(2.0)
-            redis_proc = start_redis(port, tmp / "redis", fsync)
+            redis_proc = procs.start_redis(port, tmp / "redis", fsync)
             out["down_s"] = round(time.monotonic() - killed, 1)
             out["laps_after_restart"] = safe(lambda: r.hlen(keys.lap_record(SESSION, CAR)), -1)
         sender.join(120)
