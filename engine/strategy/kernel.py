@@ -37,14 +37,14 @@ from engine.strategy.kernel_inputs import (GREEN, SC, Draws, Out, Params, PlanAr
                                           saved, work)
 from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, out_lap_resort,
                                        passing_walk, retirements)
-from engine.strategy.sc_steps import burn_fuel, mark_late, sc_ghost, sc_laps_left
+from engine.strategy.sc_steps import drive_lap, mark_late, sc_ghost, sc_laps_left
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "f863548f46950a7f"
+STEPS_DIGEST = "68bb245d215616ef"
 
 
 @loop
@@ -281,8 +281,8 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         overtake_ok, gap = True, p.gap
                     if fl == SC and ghost_mode and (ghost_set or n_late > 0):
                         ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_left)
-                    if p.fuel_per_car:
-                        burn_fuel(w, d, p, r, lap, fl, fc, n, sc_left, ghost_mode and sc_soon)
+                    if p.fuel_per_car or p.wear_per_car:
+                        drive_lap(w, d, p, r, lap, fl, fc, n, sc_left, ghost_mode and sc_soon)
                     if lap == next_ret or (timed_ret and lap < next_ret):
                         n, next_ret = retirements(w, d, p, r, lap, n, L)
                     late_mode = 0                 # passing with cars under the SC in their own race time

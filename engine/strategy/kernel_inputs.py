@@ -48,6 +48,7 @@ class Params(NamedTuple):
     fuel_mult_fcy: float    # burn under a VSC / an SC, x the nominal burn
     fuel_mult_sc: float
     fuel_auto: bool         # green laps burn at least the fuel left / laps left (the saving is spent)
+    wear_per_car: bool      # TUMFTM: tyre age grows by each car's own caution fraction, after its lap
 
 
 class Start(NamedTuple):

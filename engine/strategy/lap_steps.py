@@ -83,6 +83,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         inc = 1.0 - fc * (1.0 - p.deg_sc)
     else:
         inc = 1.0
+    if p.wear_per_car:
+        inc = 1.0                         # sc_steps.drive_lap takes the car's own caution part off after the lap
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
     base_add = d.lap_add[lap]
     fuel_per_car, fuel = p.fuel_per_car, w.fuel

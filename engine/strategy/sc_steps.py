@@ -2,9 +2,9 @@
 activates on the lap its race time passes the SC's start; its ghost is the start on that lap, then
 the SC's line time + k SC laps; it ends after the phase's duration in ghost laps). The laps are
 counted from the SC's first lap for the field: a car one or two laps behind when it came out
-(`Work.late`) meets it that many laps earlier and leaves it that many laps earlier. And each car's
-fuel burnt by the part of its lap under a caution in its own race time (`burn_fuel`). Steps called
-by kernel.races and lap_steps.caution_blend; each works on one race's `Work` in place."""
+(`Work.late`) meets it that many laps earlier and leaves it that many laps earlier. Each car's fuel
+and tyres wear by the part of its lap under a caution in its own race time (`drive_lap`). Steps
+called by kernel.races and lap_steps.caution_blend; each works on one race's `Work` in place."""
 
 from __future__ import annotations
 
@@ -113,21 +113,23 @@ def sc_laps_left(flag: np.ndarray, r: int, lap: int, L: int) -> int:
 
 
 @step
-def burn_fuel(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, sc_left: int,
+def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, sc_left: int,
               sc_lag_lap: bool) -> None:
-    """Step 3c (TUMFTM CombustionCar.drive_lap, after the caution steps): each car burns its fuel by
-    the part of its lap run green in its own race time, of its lap time as set so far: under a
-    caution (normal part + the rest x mult_consumption_fcy / _sc) x the nominal burn; on a green
-    lap the nominal burn, or with auto adjust at least the fuel left over the laps left (a
+    """Step 3c (TUMFTM Car.drive_lap, after the caution steps): each car's fuel and tyres by the part
+    of its lap run green in its own race time, of its lap time as set so far. Under a caution it
+    burns (green part + the rest x mult_consumption_fcy / _sc) x the nominal burn and its tyres age
+    by (green part + the rest x mult_tiredeg_fcy / _sc) laps (lap_times aged them a whole lap); on a
+    green lap the nominal burn, or with auto adjust at least the fuel left over the laps left (a
     caution's saving is spent on the laps after it). sc_lag_lap: a green lap before an SC's first
     on which the late cars (`Work.late`) are under it already."""
-    order, t, lt, fuel, late = w.order, w.t, w.lt, w.fuel, w.late
+    order, t, lt, fuel, late, age = w.order, w.t, w.lt, w.fuel, w.late, w.age
     ghost = p.sc_bunches and p.sc_lap > 0.0
     L = d.flag.shape[1]
     start = d.c_start[r, lap]
     if sc_lag_lap:
         start = d.c_start[r, lap + 1] if d.flag[r, lap + 1] == SC else d.c_start[r, lap + 2]
     mult = p.fuel_mult_fcy if fl == FCY else p.fuel_mult_sc
+    deg = p.deg_fcy if fl == FCY else p.deg_sc
     left = L - lap
     for i in range(n):
         c = order[i]
@@ -146,6 +148,10 @@ def burn_fuel(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
                 f = d.c_to[r, lap] - min(max((start - t[c]) / lt[c], 0.0), 1.0)
             normal = 1.0 - min(max(f, 0.0), 1.0)
         under = (sc_lag_lap and late[c] > 0) or (fl != GREEN and normal < 1.0)
+        if p.wear_per_car and under:
+            age[c] -= (1.0 - normal) * (1.0 - deg)
+        if not p.fuel_per_car:
+            continue
         if under:
             burn = (normal + (1.0 - normal) * mult) * p.fuel_lap
         else:

@@ -122,6 +122,7 @@ class Rules:
     fuel_per_lap_s: float = 0.0                      # ... falling by this much a lap
     fuel_mult_caution: tuple[float, float] | None = None  # (VSC, SC) burn x nominal, per car by its own caution
     fuel_auto_adjust: bool = False                   # with it, green laps burn >= fuel left / laps left (TUMFTM)
+    wear_per_car: bool = False   # True (TUMFTM): a caution lap ages tyres by each car's own caution part, after the lap
     first_lap_loss_s: float = 0.0                    # standing start (from_start only)
     fcy_lap_s: float = 0.0       # > 0: FCY and SC laps take at least this (one field-wide lap, gaps frozen,
                                  # no passing under FCY) instead of each car's lap x mult_fcy
@@ -321,7 +322,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         float(rules.deg_mult_sc), bool(rules.pass_from_gap), bool(rules.duel_when_held), rules.pit_in_s is not None,
         bool(rules.sc_bunches), bool(rules.resort_on_retirement), bool(rules.standstill_on_in_lap),
         rules.fuel_mult_caution is not None, float(rules.fuel_per_lap_s), *map(float, rules.fuel_mult_caution or (1, 1)),
-        bool(rules.fuel_auto_adjust))
+        bool(rules.fuel_auto_adjust), bool(rules.wear_per_car))
     team = field.team if field.team is not None else np.arange(C)
     start = kernel.Start(t0.astype(np.float64), running, field.deg_k0.astype(np.float64),
                          field.tyre_age.astype(np.float64), field.overtake_bias_s.astype(np.float64),
