@@ -270,3 +270,21 @@ def test_each_cars_tyres_wear_by_its_own_part_of_the_lap_under_the_sc_after_the_
     assert own == pytest.approx(-0.1 * 0.75 * (1.0 - green_part), abs=1e-3)
     field_wide = last_lap(TUM) - (67.0 + 0.8)
     assert field_wide == pytest.approx(np.full(3, -0.075), abs=1e-3)
+
+
+def test_a_vsc_slows_each_car_over_its_span_of_race_time_and_a_stop_inside_it_is_cheap():
+    """TUMFTM places a VSC in race time, per car: from 30 s into the leader's lap 4 for 150 s. Every
+    car runs 150 s at the 94 s FCY lap instead of its 67 s lap, wherever that falls in its own laps,
+    and loses 150 x 27 / 94 s; the car 60 s back meets it on its lap 3, which the leader ran green.
+    That car's stop at the end of lap 3 is inside the VSC in race time: the VSC in-lap (-0.9 s, so
+    it is under the VSC 0.9 s longer) and the VSC out-lap drive, which the 94 s VSC lap hides."""
+    f = field([0.0, 10.0, 60.0], [67.0, 67.0, 67.0])
+    rules = replace(TUM, total_laps=10, vsc_per_car=True)
+    start, end = np.full((1, 10), np.nan), np.full((1, 10), np.nan)
+    start[0, 3], end[0, 3] = 3 * 67.0 + 30.0, 3 * 67.0 + 30.0 + 150.0
+    vsc = replace(cautions({3: FCY, 4: FCY, 5: FCY}, laps=10), start_s=start, end_s=end)
+    green = run(f, rules, cautions(laps=10)).race_time_s[0, 0]
+    slowed = run(f, rules, vsc).race_time_s[0, 0]
+    assert slowed - green == pytest.approx(np.full(3, 150.0 * 27.0 / 94.0), abs=1e-3)
+    stop = run(f, rules, vsc, plans_for(f, rules, "c2", [Strategy("pit lap 3", (3,))])).race_time_s[0, 0]
+    assert stop[2] - slowed[2] == pytest.approx(-0.9 + 0.9 * 27.0 / 94.0, abs=1e-3)
