@@ -44,7 +44,7 @@ demo: install
 	PITWALL_AUTH=off PITWALL_HTTP_HOST=127.0.0.1 $(BIN)/pitwall up   # open access, loopback only
 
 test: install-test
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --headless
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --headless --durations=30
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -111,3 +111,23 @@ def game_pit_window(board: dict | None, car: str | None) -> html.Div | None:
                         className="small text-secondary")
     return html.Div(f"The game's pit window: ideal lap {w['ideal_lap']}, latest lap {w['latest_lap']}, rejoins "
                     f"P{w['rejoin_position']} (Session packet)", className="reason", title="The game's own figure")
+
+
+def call_sources(st: dict | None) -> html.Div | None:
+    """Beside an F1 call: the two-compound rule for the car, the odds of a safety car, and where each
+    figure of the call comes from (measured from the game's laps / from the game / estimated)."""
+    f1 = (st or {}).get("f1")
+    if not f1:
+        return None
+    src, model = f1.get("sources") or {}, st.get("model") or {}
+    items = [("Two-compound rule", f1.get("two_compound_rule")),
+             ("Pit loss", f"{model.get('pit_loss_s', '?')} s — {src.get('pit_loss_green', '?')}"),
+             ("Safety car / VSC", f"{100 * f1.get('p_sc_rest_of_race', 0):.0f} % chance in the laps left "
+                                  f"({f1.get('sc_odds_per_lap', 0)} a lap) — {src.get('caution_start_per_lap', '?')}"),
+             ("Lap noise", f"{model.get('sigma_s', '?')} s — {src.get('sigma', '?')}"),
+             ("Tyres", st.get("tyre_curves")), ("Compounds", f1.get("compound_offsets_s")),
+             ("SC laps", f"{src.get('sc_lap_mult', '')}; {src.get('caution_laps', '')}"),
+             ("Passing, retirements", f"{src.get('passing', '')}; {src.get('retire_per_lap', '')}")]
+    return html.Div([html.H6("F1 call: rules, odds and sources", className="mt-3")] +
+                    [html.Div([html.Span(f"{k}: ", className="fw-bold"), html.Span(v)], className="small f1-source")
+                     for k, v in items if v], id="st-f1-sources")

@@ -137,6 +137,16 @@ def driver_field(session: str) -> str:
     return _session_key(session, "driver", "field")
 
 
+def driver_tokens(session: str) -> str:
+    """Hash: car -> a random token rewritten with the car's profile (engine/stages/drivermirror.py)."""
+    return _session_key(session, "driver", "tokens")
+
+
+def driver_field_tag(session: str) -> str:
+    """String: a random token rewritten with every push to the field memory (drivermirror.py)."""
+    return _session_key(session, "driver", "fieldtag")
+
+
 def driver_alerts(session: str, car: str) -> str:
     """Hash: lap -> JSON list of the alerts that lap raised (a redelivered lap returns these)."""
     return _session_key(session, "driver", "alerts", car)

@@ -23,7 +23,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
 # A failover (a replica promoted when its master dies) takes a few seconds: ride through it.
 FAILOVER_RETRY = dict(retries=12, backoff=(0.05, 1.0))
@@ -48,9 +48,21 @@ def _until_failover(attempt, is_gone, refresh) -> object:
             continue
 
 
-def _retry() -> Retry:
+def _retry(retries: int = FAILOVER_RETRY["retries"]) -> Retry:
     lo, hi = FAILOVER_RETRY["backoff"]
-    return Retry(ExponentialBackoff(cap=hi, base=lo), FAILOVER_RETRY["retries"])
+    return Retry(ExponentialBackoff(cap=hi, base=lo), retries)
+
+
+def _sentinel_retry() -> Retry:
+    """Retries for a Sentinel set's clients, spread over FAILOVER_S: until the sentinels agree the
+    master is down and promote a replica (down-after-milliseconds, then a vote: longer when the
+    first vote splits), they name the dead master and every command meets a refused connection."""
+    lo, hi = FAILOVER_RETRY["backoff"]
+    backoff, n, waited = ExponentialBackoff(cap=hi, base=lo), 0, 0.0
+    while waited < FAILOVER_S:
+        n += 1
+        waited += backoff.compute(n)
+    return Retry(backoff, n)
 
 
 def _nodes(netloc: str, default_port: int) -> list[tuple[str, int]]:
@@ -67,6 +79,27 @@ def _credentials(netloc: str) -> tuple[str | None, str | None]:
         return None, None
     user, _, password = netloc.rsplit("@", 1)[0].partition(":")
     return (unquote(user) or None), (unquote(password) or None)
+
+
+class _AskSentinels:
+    """A Sentinel-managed connection that asks the sentinels for the master at every (re)connect.
+    redis-py reconnects a dropped connection (a command's or a pipeline's retry) to the address it
+    had — after a failover, the dead master, until its retries run out — and retries a refused
+    connect on that same address; here each connect is tried once, and the retry asks again."""
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True):
+        """Connect to the master the sentinels name now (one attempt: the caller's retry repeats it)."""
+        if self._sock is None and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        return super().connect_check_health(check_health=check_health, retry_socket_connect=False)
+
+
+class _SentinelConnection(_AskSentinels, SentinelManagedConnection):
+    """_AskSentinels over TCP."""
+
+
+class _SentinelSSLConnection(_AskSentinels, SentinelManagedSSLConnection):
+    """_AskSentinels over TLS."""
 
 
 def is_cluster(client) -> bool:
@@ -180,9 +213,10 @@ def client_from_url(url: str, **kwargs):
                              "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]")
         db = int(parts[1]) if len(parts) > 1 else 0
         sentinel = Sentinel(_nodes(u.netloc, 26379), sentinel_kwargs={"password": query.get("sentinel_password")},
-                            socket_timeout=5, retry=_retry())
+                            socket_timeout=5, retry=_sentinel_retry())
         return sentinel.master_for(parts[0], db=db, username=user, password=password, ssl=tls,
-                                   health_check_interval=30, retry=_retry(), **kwargs)
+                                   connection_class=_SentinelSSLConnection if tls else _SentinelConnection,
+                                   health_check_interval=30, retry=_sentinel_retry(), **kwargs)
     if query.get("cluster", "").lower() in ("1", "true", "yes", "on"):
         nodes = [ClusterNode(h, p) for h, p in _nodes(u.netloc, 6379)]
         return PitWallCluster(startup_nodes=nodes, username=user, password=password, ssl=tls,

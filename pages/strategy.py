@@ -149,7 +149,7 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
             source += f"; laps left: {st['laps_left_rule']}"
     if st and st.get("rejoin"):
         rejoin = rejoin_card(views.rejoin_view(st["rejoin"]), f"{short}; pit loss {st.get('model', {}).get('pit_loss_s', '?')} s "
-                                                              "(track model, measured)")
+                                                              f"({st.get('model', {}).get('pit_loss_source') or 'track model, measured'})")
     elif track:
         r = field_rejoin(board, car, track)
         rejoin = rejoin_card(views.rejoin_view(r), f"running order + {track.name}'s {'estimated' if 'pit_loss_s' in track.estimated else 'measured'} pit loss "
@@ -171,7 +171,7 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
               html.Div(sentence, className="reason", title="The call, ready for the radio") if sentence else None] \
         if lo is not None else html.Div([html.H6("Pit window"), html.Div(sentence or "no pit window given",
                                                                           className="reason")])
-    window = [window, f1car.game_pit_window(board, car)]     # F1: the game's window beside PitWall's
+    window = [window, f1car.game_pit_window(board, car), f1car.call_sources(st)]   # F1: the game's window, the call's sources
     strategies = st.get("strategies") or []
     rows, names, z = [], [], []
     for i, s in enumerate(strategies):

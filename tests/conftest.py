@@ -53,6 +53,20 @@ def grcup() -> Path:
     return DATA / "grcup"
 
 
+@pytest.fixture(scope="session")
+def held_out_models(tmp_path_factory) -> Path:
+    """The tyre model trained by `pitwall train` on every race but Barber race 1 (the race the tyre
+    and insights tests judge), trained once per session; tests only read it."""
+    from engine.cli import main
+    from engine.sources.models import read_tyre_model
+
+    out = tmp_path_factory.mktemp("held-out-models")
+    assert main(["train", "--data", str(DATA / "grcup"), "--out", str(out),
+                 "--hold-out", "barber-r1", "--no-card"]) == 0
+    assert "barber-r1" not in read_tyre_model(out).meta["trained_on"]
+    return out
+
+
 def pytest_setup_options():
     """dash[testing]: Debian's headless Chromium, whatever the machine's defaults."""
     from selenium.webdriver.chrome.options import Options

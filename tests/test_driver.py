@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
@@ -385,3 +386,57 @@ def test_a_young_profile_is_judged_on_the_fields_spread_once_the_field_has_one(b
     j = book.on_lap("2", perturbed)
     assert [a.type for a in j.alerts] == ["consistency"] and "S2" in j.alerts[0].message
     assert 3.0 < j.alerts[0].loss_s < 5.0
+
+
+def _wipe_session(client, session):
+    """What `replay --fresh` does to a session's keys."""
+    for pattern in keys.session_patterns(session):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
+
+
+def test_a_lap_judged_from_the_mirror_equals_one_judged_from_redis_across_lease_moves_and_a_reset(r, redis_url, barber):
+    """Each worker keeps the session's driver state in memory (drivermirror); here car 2's lap
+    moves from worker A to worker B and back (its lease moving), the others' cars are judged by
+    both, a lap is redelivered to the worker that lost it, and the session is reset and replayed.
+    Every lap's alerts and insight, and the stored profiles and field, equal those of a service
+    built anew for every lap (which reads everything from Redis: no mirror) on a second database."""
+    laps, samples = barber
+    fresh_db = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")
+    order = [rec for rec in laps.sort_values("elapsed_s").to_dict("records") if rec["car"] in {"2", "13", "72", "22"}]
+    a, b = DriverService(r, "barber-r1"), DriverService(r, "barber-r1")
+    car2 = [rec["lap"] for rec in order if rec["car"] == "2"]
+    moved, back = car2[len(car2) // 3], car2[2 * len(car2) // 3]
+    for i, rec in enumerate(order):       # perturbed: 2.5 s lost in S3, one lap on each worker
+        if (rec["car"], rec["lap"]) in {("2", back + 1), ("13", back - 2), ("2", moved + 2)}:
+            order[i] = dict(rec, s3_s=rec["s3_s"] + 2.5, lap_time_s=rec["lap_time_s"] + 2.5)
+
+    def owner(rec):
+        if rec["car"] == "2":
+            return b if moved <= rec["lap"] < back else a
+        return a if rec["car"] == "22" else b
+
+    def judge_both(rec, svc):
+        s = samples.get(rec["lap"]) if rec["car"] == "2" else None
+        got = svc.on_lap(rec["car"], rec, s)
+        want = DriverService(fresh_db, "barber-r1").on_lap(rec["car"], rec, s)
+        assert got == want, (rec["car"], rec["lap"])
+        insight = [json.loads(c.hget(keys.insight("barber-r1", rec["car"]), "driver")) for c in (r, fresh_db)]
+        assert insight[0] == insight[1], (rec["car"], rec["lap"])
+
+    for rec in order:
+        judge_both(rec, owner(rec))
+        if rec["car"] == "2" and rec["lap"] == back:        # a redelivery to the worker that lost the lap
+            judge_both(rec, b)
+    assert a.mirror.fetched["profiles"] > 0 and b.mirror.fetched["alerts"] > 1     # each saw the other's writes
+    for key in (keys.driver_profiles("barber-r1"),):
+        assert r.hgetall(key) == fresh_db.hgetall(key)
+    assert r.lrange(keys.driver_field("barber-r1"), 0, -1) == fresh_db.lrange(keys.driver_field("barber-r1"), 0, -1)
+    assert [e[1] for e in r.xrange(keys.ALERTS_STREAM)] == [e[1] for e in fresh_db.xrange(keys.ALERTS_STREAM)]
+    assert len(r.xrange(keys.ALERTS_STREAM)) > 0
+    for client in (r, fresh_db):                              # `replay --fresh`, the same workers carry on
+        _wipe_session(client, "barber-r1")
+    for rec in order[:40]:
+        judge_both(rec, owner(rec))
+    assert load_profiles(r, "barber-r1")["2"].sections.n[0] == load_profiles(fresh_db, "barber-r1")["2"].sections.n[0]
+    fresh_db.close()

@@ -53,17 +53,6 @@ def barber_r1():
 
 
 @pytest.fixture(scope="module")
-def held_out_models(tmp_path_factory):
-    """The tyre model trained by `pitwall train` on every race but the one replayed here."""
-    from engine.cli import main
-
-    out = tmp_path_factory.mktemp("models")
-    assert main(["train", "--data", str(REPO_ROOT / "data" / "grcup"), "--out", str(out),
-                 "--hold-out", "barber-r1", "--no-card"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def replayed(redis_server, wait_for, held_out_models):
     with engine_stages(redis_server.url, "t", held_out_models) as (r, ins):
         tl = barber_r1()

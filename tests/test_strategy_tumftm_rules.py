@@ -245,3 +245,46 @@ def test_each_car_saves_fuel_on_its_own_part_of_the_lap_under_the_sc_and_spends_
     assert per_car - green_rate == pytest.approx(saving * [2.5, 2.5, 3.0], abs=2e-3)
     kept = run(f, replace(rules, fuel_mult_caution=(0.5, 0.25)), caut).race_time_s[0, 0]
     assert kept - green_rate == pytest.approx(saving * [4.0, 4.0, 5.0], abs=2e-3)
+
+
+def test_each_cars_tyres_wear_by_its_own_part_of_the_lap_under_the_sc_after_the_lap():
+    """TUMFTM's Tireset.drive_lap, after the lap's time is set: under an SC a car's tyres age by
+    (green part + the rest x mult_tiredeg_sc) laps, its green part measured in its own race time
+    (as for its fuel). Lap k (0-based) runs 67 s + 0.1 s x (k + 1) of wear; the SC comes out 30 s
+    into the leader's lap 4, the car 10 s back has 20 s of it green, the car 40 s back 60 s of its
+    lap 3. The last lap shows each car's tyre age: 0.1 x 0.75 x its caution part younger. With the
+    field's fraction (every car the whole lap, at the lap's start) all three are 0.075 s faster."""
+    f = replace(field([0.0, 10.0, 40.0], [67.0, 67.0, 67.0]), deg_k1=np.full(3, 0.1))
+    start = np.full((1, 8), np.nan)
+    start[0, 3] = 67.1 + 67.2 + 67.3 + 30.0
+    caut8 = replace(cautions({3: SC}, laps=8), start_s=start)
+    caut7 = replace(cautions({3: SC}, laps=7), start_s=start[:, :7])
+
+    def last_lap(rules: Rules) -> np.ndarray:
+        return (run(f, replace(rules, total_laps=8), caut8).race_time_s[0, 0]
+                - run(f, replace(rules, total_laps=7), caut7).race_time_s[0, 0])
+
+    green_part = np.array([30.0 / (30.0 + 37.4 / 67.4 * 94.0), 20.0 / (20.0 + 47.4 / 67.4 * 94.0),
+                           57.3 / (57.3 + 10.0 / 67.3 * 94.0)])
+    own = last_lap(replace(TUM, wear_per_car=True)) - (67.0 + 0.8)
+    assert own == pytest.approx(-0.1 * 0.75 * (1.0 - green_part), abs=1e-3)
+    field_wide = last_lap(TUM) - (67.0 + 0.8)
+    assert field_wide == pytest.approx(np.full(3, -0.075), abs=1e-3)
+
+
+def test_a_vsc_slows_each_car_over_its_span_of_race_time_and_a_stop_inside_it_is_cheap():
+    """TUMFTM places a VSC in race time, per car: from 30 s into the leader's lap 4 for 150 s. Every
+    car runs 150 s at the 94 s FCY lap instead of its 67 s lap, wherever that falls in its own laps,
+    and loses 150 x 27 / 94 s; the car 60 s back meets it on its lap 3, which the leader ran green.
+    That car's stop at the end of lap 3 is inside the VSC in race time: the VSC in-lap (-0.9 s, so
+    it is under the VSC 0.9 s longer) and the VSC out-lap drive, which the 94 s VSC lap hides."""
+    f = field([0.0, 10.0, 60.0], [67.0, 67.0, 67.0])
+    rules = replace(TUM, total_laps=10, vsc_per_car=True)
+    start, end = np.full((1, 10), np.nan), np.full((1, 10), np.nan)
+    start[0, 3], end[0, 3] = 3 * 67.0 + 30.0, 3 * 67.0 + 30.0 + 150.0
+    vsc = replace(cautions({3: FCY, 4: FCY, 5: FCY}, laps=10), start_s=start, end_s=end)
+    green = run(f, rules, cautions(laps=10)).race_time_s[0, 0]
+    slowed = run(f, rules, vsc).race_time_s[0, 0]
+    assert slowed - green == pytest.approx(np.full(3, 150.0 * 27.0 / 94.0), abs=1e-3)
+    stop = run(f, rules, vsc, plans_for(f, rules, "c2", [Strategy("pit lap 3", (3,))])).race_time_s[0, 0]
+    assert stop[2] - slowed[2] == pytest.approx(-0.9 + 0.9 * 27.0 / 94.0, abs=1e-3)

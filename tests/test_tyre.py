@@ -277,16 +277,6 @@ def test_radio_sentences_never_say_a_feature_name_or_no_data(model, rows):
 
 # --- the live service ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def held_out_models(tmp_path_factory):
-    """A model trained by the command on every race but Barber race 1 (the race judged below)."""
-    out = tmp_path_factory.mktemp("held-out-models")
-    assert main(["train", "--data", str(REPO_ROOT / "data" / "grcup"), "--out", str(out),
-                 "--hold-out", "barber-r1", "--no-card"]) == 0
-    assert "barber-r1" not in read_tyre_model(out).meta["trained_on"]
-    return out
-
-
 def test_service_predicts_each_cars_next_lap_in_one_batch(barber1, held_out_models):
     svc = read_tyre_service(held_out_models)
     laps = read_laps(barber1)

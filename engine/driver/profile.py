@@ -100,6 +100,16 @@ class DriverProfile:
                    d.get("prev_flag", "GF"), bool(d.get("prev_in_pit", False)))
 
 
+def nanmedian_columns(a: np.ndarray) -> np.ndarray:
+    """np.nanmedian(a, axis=0) of a small 2-d array, by one sort (numpy's takes a masked-array
+    path for small arrays, the most of a lap's judgement); NaN where a column has no value."""
+    s = np.sort(a, axis=0)                       # NaN sort last
+    n = (~np.isnan(a)).sum(axis=0)
+    cols = np.arange(a.shape[1])
+    lo, hi = s[np.maximum((n - 1) // 2, 0), cols], s[n // 2, cols]
+    return np.where(n > 0, (lo + hi) / 2, np.nan)
+
+
 def section_vector(record: dict) -> np.ndarray:
     """Lap and sector times of a lap record, in SECTION_CHANNELS order (NaN where missing)."""
     return np.array([_num(record.get(c)) for c in A.SECTION_CHANNELS])
@@ -146,7 +156,7 @@ class DriverBook:
         devs = [d for t, c, d in self.recent if c != car and at - window < t <= at]
         if len(devs) < FIELD_MIN_CARS or not np.isfinite(at):
             return np.zeros(len(A.SECTION_CHANNELS))
-        return np.nan_to_num(np.nanmedian(np.asarray(devs, dtype=float), axis=0))
+        return np.nan_to_num(nanmedian_columns(np.asarray(devs, dtype=float)))
 
     def profile(self, car: str) -> DriverProfile:
         """The car's profile (a new one on its first lap)."""
@@ -161,18 +171,18 @@ class DriverBook:
         time minus the median of the field's means (negative gains), with its rank among the
         cars that have >= min_laps clean laps of that part."""
         names = ["S1", "S2", "S3", *SEGMENTS, "lap"]
-        stats = {c: (np.r_[p.sections.mean[[1, 2, 3]], p.segments.mean, p.sections.mean[0]],
-                     np.r_[p.sections.n[[1, 2, 3]], p.segments.n, p.sections.n[0]])
-                 for c, p in self.profiles.items()}
-        if car not in stats:
+        if car not in self.profiles:
             return []
-        cars = list(stats)
-        means = np.array([stats[c][0] for c in cars], dtype=float)   # (cars, parts)
-        means[np.array([stats[c][1] for c in cars]) < min_laps] = np.nan
+        cars = list(self.profiles)
+        profs = list(self.profiles.values())
+        sec_mean, sec_n = np.stack([p.sections.mean for p in profs]), np.stack([p.sections.n for p in profs])
+        seg_mean, seg_n = np.stack([p.segments.mean for p in profs]), np.stack([p.segments.n for p in profs])
+        means = np.concatenate([sec_mean[:, [1, 2, 3]], seg_mean, sec_mean[:, [0]]], axis=1).astype(float)  # (cars, parts)
+        means[np.concatenate([sec_n[:, [1, 2, 3]], seg_n, sec_n[:, [0]]], axis=1) < min_laps] = np.nan
         mine = means[cars.index(car)]
         known = ~np.isnan(means)
         with np.errstate(invalid="ignore"):
-            field = np.nanmedian(np.where(known.any(axis=0), means, 0.0), axis=0)
+            field = nanmedian_columns(np.where(known.any(axis=0), means, 0.0))
             rank = 1 + (means < mine).sum(axis=0)
         return [{"part": name, "driver_s": round(float(mine[i]), 3), "field_s": round(float(field[i]), 3),
                  "delta_s": round(float(mine[i] - field[i]), 3), "rank": int(rank[i]),

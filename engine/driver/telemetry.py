@@ -88,7 +88,8 @@ def speed(samples: dict[str, np.ndarray]) -> np.ndarray:
 def brake_onsets(pbrake: np.ndarray) -> np.ndarray:
     """Indices where a stop starts (pressure past BRAKE_ON_BAR after release below BRAKE_OFF_BAR)."""
     event = np.where(pbrake >= BRAKE_ON_BAR, 1.0, np.where(pbrake <= BRAKE_OFF_BAR, 0.0, np.nan))
-    state = pd.Series(event).ffill().fillna(0.0).to_numpy() > 0.5
+    last = np.maximum.accumulate(np.where(np.isnan(event), -1, np.arange(len(event)))) if len(event) else event
+    state = np.where(last >= 0, event[np.maximum(last, 0).astype(int)], 0.0) > 0.5     # held until changed
     return np.flatnonzero(state & ~np.r_[False, state[:-1]])
 
 
@@ -168,7 +169,9 @@ def lap_metrics(prepared: dict[str, np.ndarray], zones: np.ndarray, track: Track
         out[:len(zones)] = np.where(np.abs(best - zones) <= ZONE_GAP_M, best, np.nan)
     k = len(zones)
     out[k] = pb.max() if len(pb) else np.nan
-    out[k + 1] = np.nanpercentile(np.abs(prepared["accy_can"]), 99) if len(pb) else np.nan
+    lat_g = np.abs(prepared["accy_can"])
+    lat_g = lat_g[~np.isnan(lat_g)]
+    out[k + 1] = np.percentile(lat_g, 99) if len(lat_g) else np.nan
     starts = np.r_[track.sector_starts_m, np.inf]
     for i in range(3):
         m = (d >= starts[i]) & (d < starts[i + 1]) & ~np.isnan(v)

@@ -97,7 +97,7 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
         state = _car_state(st, i)
         if "tyre_age_laps" in state:
             row["tyre_age_laps"] = state["tyre_age_laps"]
-        row["f1"] = {**_who(st, i), **state, "current_lap": int(c["current_lap_num"]),
+        row["f1"] = {**_who(st, i), **state, **_history(st, i), "current_lap": int(c["current_lap_num"]),
                      "current_lap_s": _s(int(c["current_lap_time_in_ms"])), "sector": int(c["sector"]) + 1,
                      "lap_distance_m": round(float(c["lap_distance"]), 1),
                      "pit_status": names.word(names.PIT_STATUS, c["pit_status"]),
@@ -114,6 +114,18 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
     if st.classification:
         out = _classified(out, st.classification)
     return mark_sectors(out)
+
+
+def _history(st: F1Session, i: int) -> dict:
+    """The car's laps (ms, 0 = not timed) and tyre stints ([end lap (255: running), visual, actual
+    compound code]) from its Session History: what the F1 strategy call measures the car from."""
+    h = st.history.get(i)
+    if h is None:
+        return {}
+    n, k = min(int(h["num_laps"]), 100), min(int(h["num_tyre_stints"]), 8)
+    stints = h["tyre_stints_history_data"][:k]
+    return {"lap_times_ms": h["lap_history_data"]["lap_time_in_ms"][:n].tolist(),
+            "stints": [[int(x["end_lap"]), int(x["tyre_visual_compound"]), int(x["tyre_actual_compound"])] for x in stints]}
 
 
 def _classified(out: list[dict], classification: list[dict]) -> list[dict]:
@@ -170,7 +182,19 @@ def board(st: F1Session, session: str, anchor: float, now: float) -> dict:
             "track": names.word(names.TRACKS, s["track_id"]) if s else None,
             "total_laps": s.get("total_laps"), "player": str(st.player) if st.player < 255 else None,
             "classification": st.classification, "race_control": race_control(st),
-            "pit_window": _pit_window(st)}
+            "pit_window": _pit_window(st), "settings": _settings(s)}
+
+
+def _settings(s: dict) -> dict | None:
+    """The game's race settings the strategy call uses (Session 2024+), None before a Session packet."""
+    if not s:
+        return None
+    sc = s.get("settings")
+    out = {"pit_speed_limit_kmh": s.get("pit_speed_limit_kmh"), "track_length_m": s.get("track_length_m"),
+           "weather": s.get("weather")}
+    if sc is not None:
+        out.update(sc_periods=sc[0], vsc_periods=sc[1], safety_car=names.word(names.SC_SETTING, sc[2]))
+    return out
 
 
 def _pit_window(st: F1Session) -> dict | None:

@@ -31,6 +31,8 @@ DRIVER_STATUS = {0: "in garage", 1: "flying lap", 2: "in lap", 3: "out lap", 4: 
 RESULT_STATUS = {0: "invalid", 1: "inactive", 2: "active", 3: "finished", 4: "DNF", 5: "DSQ",
                  6: "not classified", 7: "retired"}
 SAFETY_CAR = {0: "", 1: "SC", 2: "VSC", 3: "formation lap"}
+SC_SETTING = {0: "off", 1: "reduced", 2: "standard", 3: "increased"}     # Session safetyCar (2024+)
+DRY_VISUAL = (16, 17, 18)                                                 # soft, medium, hard
 TRACKS = {0: "Melbourne", 2: "Shanghai", 3: "Sakhir", 4: "Catalunya", 5: "Monaco", 6: "Montreal", 7: "Silverstone",
           9: "Hungaroring", 10: "Spa", 11: "Monza", 12: "Singapore", 13: "Suzuka", 14: "Abu Dhabi", 15: "Texas",
           16: "Brazil", 17: "Austria", 19: "Mexico", 20: "Baku", 26: "Zandvoort", 27: "Imola", 29: "Jeddah",

@@ -104,7 +104,8 @@ class F1Session:
                             "total_laps": int(s["total_laps"]), "session_type": int(s["session_type"]),
                             "safety_car": int(s["safety_car_status"]), "weather": int(s["weather"]),
                             "air_temp": int(s["air_temperature"]), "track_temp": int(s["track_temperature"]),
-                            "time_left_s": int(s["session_time_left"]), "pit_window": pkt.pit_window}
+                            "time_left_s": int(s["session_time_left"]), "pit_window": pkt.pit_window,
+                            "settings": pkt.settings, "pit_speed_limit_kmh": int(s["pit_speed_limit"])}
             self.outline.length_m = self.traces.length_m = float(s["track_length"])
         elif pid == SESSION_HISTORY and pkt.history is not None:
             self.history[int(pkt.history["car_idx"])] = pkt.history

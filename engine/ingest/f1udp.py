@@ -112,6 +112,9 @@ SESSION_PREFIX = np.dtype([
 # Session 2024+: after the prefix, numWeatherForecastSamples, 64 samples of 8 bytes, forecastAccuracy,
 # aiDifficulty and three uint32 link ids, then pitStopWindowIdealLap, ...LatestLap, pitStopRejoinPosition
 PIT_WINDOW_AFTER = 1 + 64 * 8 + 1 + 1 + 12
+# ... then 11 assist/mode bytes, timeOfDay (4), sessionLength and 4 unit bytes: numSafetyCarPeriods,
+# numVirtualSafetyCarPeriods at +23/+24 from the pit window; the safetyCar setting at +43 (2024-2026)
+SC_PERIODS_AFTER_PIT, SC_SETTING_AFTER_PIT = 23, 43
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class Packet:
     history: np.void | None = None          # Session History: one car's laps and stints
     event: tuple[str, bytes] | None = None  # Event: its four-letter code and the raw details
     pit_window: tuple[int, int, int] | None = None  # Session 2024+: ideal lap, latest lap, rejoin position
+    settings: tuple[int, int, int] | None = None    # Session 2024+: SC periods, VSC periods, safetyCar setting
 
     @property
     def packet_id(self) -> int:
@@ -170,11 +174,15 @@ def decode(data: bytes | memoryview) -> Packet:
         at = HEADER.itemsize + SESSION_PREFIX.itemsize + PIT_WINDOW_AFTER
         if fmt >= 2024 and len(data) >= at + 3:
             pit = (int(data[at]), int(data[at + 1]), int(data[at + 2]))
+        settings = None
+        if fmt >= 2024 and len(data) > at + SC_SETTING_AFTER_PIT:
+            settings = (int(data[at + SC_PERIODS_AFTER_PIT]), int(data[at + SC_PERIODS_AFTER_PIT + 1]),
+                        int(data[at + SC_SETTING_AFTER_PIT]))
         session = np.frombuffer(data, SESSION_PREFIX, 1, HEADER.itemsize)[0]
         if int(session["safety_car_status"]) > 3:     # 0 none, 1 SC, 2 VSC, 3 formation lap in every format
             raise InvalidPoint("f1", f"Session safetyCarStatus {int(session['safety_car_status'])} outside 0..3",
                                "session_safety_car")
-        return Packet(header, session=session, pit_window=pit)
+        return Packet(header, session=session, pit_window=pit, settings=settings)
     if pid == SESSION_HISTORY:
         if body < SESSION_HISTORY_RECORD.itemsize:
             raise InvalidPoint("f1", "truncated Session History packet", "truncated_record")

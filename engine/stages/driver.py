@@ -25,6 +25,7 @@ from engine.contracts import InvalidPoint
 from engine.driver.alerts import SECTION_CHANNELS
 from engine.driver.profile import FIELD_MEMORY, DriverBook, DriverProfile
 from engine.sources.tracks import Track, session_track as track_of_meta, track as track_of
+from engine.stages.drivermirror import DriverMirror, new_token
 
 log = logging.getLogger(__name__)
 RECENT_ALERTS = 5
@@ -91,7 +92,7 @@ class DriverService:
         self.ttl = insight_ttl_s
         self.maxlen = stream_maxlen
         self.rejected: Counter[str] = Counter()     # field -> bad inputs refused or ignored
-        self._parsed: dict[str, tuple[bytes, DriverProfile]] = {}   # load_profiles' cache
+        self.mirror = DriverMirror(client, session)     # the session's profiles, field, alerts
 
     def _lap_number(self, car: str, lap_record: dict) -> int:
         if not car or car == "None":
@@ -114,11 +115,11 @@ class DriverService:
         counted in `rejected` (the lap is still judged on its section times)."""
         car = "" if car is None else str(car)
         lap = self._lap_number(car, lap_record)
-        done = self.client.hget(keys.driver_alerts(self.session, car), lap)
+        self.mirror.sync(car)
+        done = self.mirror.done(car, lap)
         if done is not None:
-            return json.loads(done)
-        book = DriverBook(self.track, load_profiles(self.client, self.session, self._parsed, fresh=car),
-                          self.session, load_field(self.client, self.session))
+            return done
+        book = DriverBook(self.track, self.mirror.book_profiles(car), self.session, self.mirror.field)
         j = book.on_lap(car, lap_record, samples)
         if j.telemetry_rejected:
             self.rejected[f"samples.{j.telemetry_rejected.split(':')[0]}"] += 1
@@ -134,10 +135,13 @@ class DriverService:
         insight["recent_alerts"] = self._recent(car, lap, alerts)
         insight["fingerprint"] = book.fingerprint(car)
         insight["profile"] = profile.summary()
+        token, field_token = new_token(), new_token()
         pipe = self.client.pipeline(transaction=True)
         save_profile(pipe, self.session, profile)
+        pipe.hset(keys.driver_tokens(self.session), car, token)
         if j.field_entry is not None:
             push_field(pipe, self.session, j.field_entry)
+            pipe.set(keys.driver_field_tag(self.session), field_token, get=True)
         pipe.hset(keys.driver_alerts(self.session, car), lap, json.dumps(alerts))
         for a in alerts:
             pipe.xadd(keys.ALERTS_STREAM, {"session": self.session, "car": car, "lap": lap, "type": a["type"],
@@ -148,14 +152,14 @@ class DriverService:
         # alerts reach browsers from ALERTS_STREAM (never dropped); this says the insight changed
         pipe.publish(keys.INSIGHTS_CHANNEL, json.dumps({"type": "insight.generated", "timestamp": now, "data": {
             "session": self.session, "car": car, "lap": lap, "kind": "driver"}}))
-        pipe.execute()
+        replies = pipe.execute()
+        field_prev = replies[4] if j.field_entry is not None else None
+        self.mirror.saved(car, lap, profile, token, alerts, j.field_entry, field_token, field_prev)
         return alerts
 
     def _recent(self, car: str, lap: int, alerts: list[dict], n: int = RECENT_ALERTS) -> list[dict]:
         """The car's last `n` alerts, newest first (this lap's included)."""
-        done = self.client.hgetall(keys.driver_alerts(self.session, car))
-        by_lap = {int(k): json.loads(v) for k, v in done.items()}
-        by_lap[lap] = alerts
+        by_lap = {**self.mirror.alerts.get(car, {}), lap: alerts}
         return [a for _, lap_alerts in sorted(by_lap.items(), reverse=True) for a in lap_alerts][:n]
 
 

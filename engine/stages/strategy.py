@@ -32,6 +32,7 @@ from engine.observe import count, observe
 from engine.strategy.field import field_cars, state_from_cars
 from engine.sources.track_models import TrackModels
 from engine.sources.track_models import load as load_track_models
+from engine.strategy import f1plan
 from engine.strategy.call import DEFAULT_RACES, recommend
 from engine.strategy.raceclock import race_laps
 from engine.strategy.state import DEFAULT_DEG_S_PER_LAP
@@ -131,15 +132,20 @@ class StrategyStage:
         event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
         races = self.races_for(event_ms / 1000, time.time())
         try:
-            models = self.track_models()
-            if models is None:
-                raise ValueError("track models: models/track_models.json could not be read")
-            model = models.model(track, session)
+            doc, plan = json.loads(self.client.get(keys.board(session)) or "{}"), None
+            if f1plan.is_f1(doc):     # F1: the game's own figures, any track (engine.strategy.f1plan)
+                prep = f1plan.prepare(doc, cars, meta, session)
+                cars, meta, model, plan = prep.cars, prep.meta, prep.model, prep.plan_for(car)
+            else:
+                models = self.track_models()
+                if models is None:
+                    raise ValueError("track models: models/track_models.json could not be read")
+                model = models.model(track, session)
             total, rule, finished = race_laps(meta, board, cars, model, flag)
             if finished:
                 self.skipped["race finished"] += 1
                 return None
-            call = recommend(state_from_cars(cars, total, flag), car, model, races=races, seed=seed)
+            call = recommend(state_from_cars(cars, total, flag), car, model, races=races, seed=seed, plan=plan)
         except ValueError as exc:            # e.g. a track without fitted data, a bad board row: counted
             self.skipped[str(exc).split(":")[0]] += 1
             log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc,
@@ -154,6 +160,8 @@ class StrategyStage:
         call.update(tyre_curves="no loss beyond the field's, spread of the own degradation rate (estimated from the car's lap times) "
                     f"for {modelled} of {len(cars)} cars"
                     + ("" if modelled == len(cars) else f", {DEFAULT_DEG_S_PER_LAP:g} s/lap assumed for the rest"))
+        if plan is not None:
+            f1plan.annotate(call, prep, plan)
         call.update(trigger="caution" if caution_start else "lap", session=session, laps_left_rule=rule,
                     latency_ms=round(now * 1000 - event_ms, 1), updated_at=now)
         caution = call.pop("caution", None)

@@ -31,11 +31,13 @@ MIN_STINT = 3          # laps: a car in the pit lane now is not offered another 
 
 
 def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAULT_RACES, seed: int = 0,
-              window: int = LIVE_WINDOW) -> dict:
+              window: int = LIVE_WINDOW, plan=None) -> dict:
     """Simulate the rest of the race `races` times for each of the car's strategies (same random
     draws for all) and return the comparison, the pit window and its radio sentence, where the car
     rejoins if it pits this lap, the undercut / overcut threats around it, and under green the
-    caution call (engine.strategy.caution: "a full-course yellow starts now: pit or stay out?")."""
+    caution call (engine.strategy.caution: "a full-course yellow starts now: pit or stay out?").
+    `plan` (e.g. engine.strategy.f1plan.CompoundPlan) offers the strategies and builds their plans
+    instead of candidates()/plans_for()."""
     started = time.perf_counter()
     i = state.index(car)
     if state.retired[i]:
@@ -53,13 +55,11 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
         field = replace(field, first_lap_extra_s=np.where(state.in_pit, rest, 0.0),
                         tyre_age=np.where(state.in_pit, 0.0, field.tyre_age))
     position = int(np.sum(state.gap_s[~state.retired] < state.gap_s[i]) + 1)
-    if rules.laps_left < 2:
-        strategies = candidates(rules, window=0)[:1]
-    else:
-        strategies = candidates(rules, window=window)
+    offer = plan.strategies if plan is not None else (lambda r, w: candidates(r, window=w))
+    strategies = offer(rules, 0)[:1] if rules.laps_left < 2 else offer(rules, window)
     if state.in_pit[i]:            # stopping now: no second stop within a stint's minimum length
         strategies = [s for s in strategies if not s.on_caution and all(p > state.lap + MIN_STINT for p in s.pit_laps)]
-    plans = plans_for(field, rules, car, strategies)
+    plans = (plan.plans if plan is not None else plans_for)(field, rules, car, strategies)
     sim_started = time.perf_counter()
     result = simulate(field, rules, model.cautions(state, races, rng), plans, rng)
     caution = None if state.flag else caution_call(state, car, model, field, rules, races, rng, position)

@@ -37,14 +37,14 @@ from engine.strategy.kernel_inputs import (GREEN, SC, Draws, Out, Params, PlanAr
                                           saved, work)
 from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, out_lap_resort,
                                        passing_walk, retirements)
-from engine.strategy.sc_steps import burn_fuel, mark_late, sc_ghost, sc_laps_left
+from engine.strategy.sc_steps import drive_lap, mark_late, sc_ghost, sc_laps_left, vsc_blend, vsc_span
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "8678693b222e5b30"
+STEPS_DIGEST = "c1ae2988e0518ff4"
 
 
 @loop
@@ -273,16 +273,23 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         n_late = mark_late(w, d, r, lap, n)
                     sc_soon = fl == GREEN and ((lap + 1 < L and d.flag[r, lap + 1] == SC)
                                                or (ghost_mode and lap + 2 < L and d.flag[r, lap + 2] == SC))
+                    vs, ve = np.nan, np.nan       # a VSC placed per car in race time (TUMFTM)
+                    if p.vsc_per_car and fl != SC and not sc_soon:
+                        vs, ve = vsc_span(d, r, lap)
+                    vsc_lap = not np.isnan(vs)
                     # caution_blend and in_lap_resort are called only where they can act (each checks it in
                     # full): a step's call passes its named tuples field by field and costs on every lap.
-                    if fl != GREEN or sc_soon:
+                    if vsc_lap:
+                        vsc_blend(w, p, n, vs, ve)
+                        overtake_ok, gap = True, p.gap
+                    elif fl != GREEN or sc_soon:
                         overtake_ok, gap = caution_blend(w, d, p, r, lap, fl, fc, n, sc_left if n_late > 0 else L)
                     else:
                         overtake_ok, gap = True, p.gap
                     if fl == SC and ghost_mode and (ghost_set or n_late > 0):
                         ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_left)
-                    if p.fuel_per_car:
-                        burn_fuel(w, d, p, r, lap, fl, fc, n, sc_left, ghost_mode and sc_soon)
+                    if p.fuel_per_car or p.wear_per_car:
+                        drive_lap(w, d, p, r, lap, fl, fc, n, sc_left, ghost_mode and sc_soon, vs, ve)
                     if lap == next_ret or (timed_ret and lap < next_ret):
                         n, next_ret = retirements(w, d, p, r, lap, n, L)
                     late_mode = 0                 # passing with cars under the SC in their own race time
@@ -290,10 +297,12 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         late_mode = 1
                     elif ghost_mode and fl == SC and n_late > 0 and sc_left < 2:
                         late_mode = 2 + sc_left
+                    if vsc_lap:
+                        late_mode = 2                 # a pair passes only if both may (Work.vsc_pass)
                     # the hot walk takes plain arrays: measurably faster than reading them from w, st, p.
                     passing_walk(w.t, w.order, w.lt, w.raw, w.duel_lap, st.bias, st.team, st.teamorder, p.duel,
-                                 p.loser, p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap, w.late,
-                                 late_mode)
+                                 p.loser, p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap,
+                                 w.vsc_pass if vsc_lap else w.late, late_mode)
                     if snap_at[lap]:
                         for k in range(s + 1, S):
                             if src[k] == s and start[k] == lap:

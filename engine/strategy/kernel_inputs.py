@@ -48,6 +48,8 @@ class Params(NamedTuple):
     fuel_mult_fcy: float    # burn under a VSC / an SC, x the nominal burn
     fuel_mult_sc: float
     fuel_auto: bool         # green laps burn at least the fuel left / laps left (the saving is spent)
+    wear_per_car: bool      # TUMFTM: tyre age grows by each car's own caution fraction, after its lap
+    vsc_per_car: bool       # TUMFTM: a VSC (c_start, c_end) slows each car over that span of its own race time
 
 
 class Start(NamedTuple):
@@ -77,6 +79,7 @@ class Draws(NamedTuple):
     c_to: np.ndarray         # (R, L) float32
     sc_line: np.ndarray      # (R, L) float64
     c_start: np.ndarray      # (R, L) float64 race time a caution starts on its first lap (NaN: at c_from)
+    c_end: np.ndarray        # (R, L) float64 race time a VSC ends, on its first lap (NaN: at c_to)
     drs_ok: np.ndarray       # (R, L) bool
     retire_lap: np.ndarray   # (R, C) int64
     retire_s: np.ndarray     # (R, C) float64 race time a car retires at (NaN: on retire_lap)
@@ -125,6 +128,7 @@ class Work(NamedTuple):
     key: np.ndarray
     late: np.ndarray        # on an SC: laps (0-2) the car was behind when it came out (sc_steps.py)
     fuel: np.ndarray        # with Params.fuel_per_car: the car's fuel as lap time (s) at the lap's start
+    vsc_pass: np.ndarray    # with Params.vsc_per_car: 1 if the car may pass or be passed this lap (vsc_steps.py)
 
 
 @njit(cache=True, nogil=True)
@@ -134,7 +138,8 @@ def work(C: int) -> Work:
     return Work(np.empty(C, i8), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.empty(C), np.empty(C),
                 np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, i8), np.zeros(C))
+                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, i8), np.zeros(C),
+                np.ones(C, i8))
 
 
 class Saved(NamedTuple):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Work, step
-from engine.strategy.sc_steps import sc_first_hold, sc_lag
+from engine.strategy.sc_steps import sc_first_hold, sc_lag, vsc_span
 
 
 @step
@@ -43,7 +43,7 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
         m = out_m[c]
         if m >= 0:
             still = 0.0 if p.standstill_in else d.standstill[r, c, m]
-            drive = p.pit_loss[GREEN] - p.pit_in[GREEN]
+            drive = green_drive = p.pit_loss[GREEN] - p.pit_in[GREEN]
             if sc_at_lap_start(flag, r, lap):
                 if sc_at_lap_start(flag, r, lap - 1) or (ghost and w.late[c]):
                     drive = p.pit_loss[SC] - p.pit_in[SC]     # the SC was out before its in-lap began
@@ -55,6 +55,11 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
                 fcy_drive = p.pit_loss[FCY] - p.pit_in[FCY]
                 if d.c_to[r, lap] * p.fcy_lap > fcy_drive + still:
                     drive = fcy_drive
+            if p.vsc_per_car and fl != SC:
+                vs, ve = vsc_span(d, r, lap)      # TUMFTM: the VSC covers the whole out-lap part in race time
+                fcy_drive = p.pit_loss[FCY] - p.pit_in[FCY]
+                if not np.isnan(vs):
+                    drive = fcy_drive if vs <= t[c] and t[c] + fcy_drive + still < ve else green_drive
             lt[c] = drive + still
         raw[c] = t[c] + lt[c]
     insertion_sort(order, n, raw)
@@ -83,6 +88,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         inc = 1.0 - fc * (1.0 - p.deg_sc)
     else:
         inc = 1.0
+    if p.wear_per_car:
+        inc = 1.0                         # sc_steps.drive_lap takes the car's own caution part off after the lap
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
     drs_full = 2.0 * drs_half
     base_add = d.lap_add[lap]
@@ -317,6 +324,10 @@ def in_lap_resort(w: Work, d: Draws, p: Params, pl: PlanArrays, s: int, r: int, 
                 state = FCY
             elif late_ok and lap + 1 < L and d.flag[r, lap + 1] == SC and t[c] > d.c_start[r, lap + 1]:
                 state = FCY               # for this car the SC came out during its in-lap
+            if p.vsc_per_car and fl != SC:
+                vs, ve = vsc_span(d, r, lap)      # TUMFTM: the VSC covers the whole in-lap part in race time
+                if not np.isnan(vs):
+                    state = FCY if vs <= t[c] and t[c] + p.pit_in[FCY] < ve else GREEN
             t[c] += p.pit_in[state]
             if p.standstill_in:
                 t[c] += d.standstill[r, c, m]

@@ -1,10 +1,11 @@
-"""TUMFTM's safety car placed in each car's own race time (race.py `__handle_fcy`: a car's SC
+"""TUMFTM's cautions placed in each car's own race time. The safety car (race.py `__handle_fcy`: a car's SC
 activates on the lap its race time passes the SC's start; its ghost is the start on that lap, then
 the SC's line time + k SC laps; it ends after the phase's duration in ghost laps). The laps are
 counted from the SC's first lap for the field: a car one or two laps behind when it came out
-(`Work.late`) meets it that many laps earlier and leaves it that many laps earlier. And each car's
-fuel burnt by the part of its lap under a caution in its own race time (`burn_fuel`). Steps called
-by kernel.races and lap_steps.caution_blend; each works on one race's `Work` in place."""
+(`Work.late`) meets it that many laps earlier and leaves it that many laps earlier. Each car's fuel
+and tyres wear by the part of its lap under a caution in its own race time (`drive_lap`). A VSC
+slows each car over its span of race time, on whichever of the car's laps that falls (`vsc_span`,
+`vsc_blend`). Steps called by kernel.races and lap_steps; each works on one race's `Work` in place."""
 
 from __future__ import annotations
 
@@ -113,26 +114,31 @@ def sc_laps_left(flag: np.ndarray, r: int, lap: int, L: int) -> int:
 
 
 @step
-def burn_fuel(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, sc_left: int,
-              sc_lag_lap: bool) -> None:
-    """Step 3c (TUMFTM CombustionCar.drive_lap, after the caution steps): each car burns its fuel by
-    the part of its lap run green in its own race time, of its lap time as set so far: under a
-    caution (normal part + the rest x mult_consumption_fcy / _sc) x the nominal burn; on a green
-    lap the nominal burn, or with auto adjust at least the fuel left over the laps left (a
+def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, sc_left: int,
+              sc_lag_lap: bool, vs: float, ve: float) -> None:
+    """Step 3c (TUMFTM Car.drive_lap, after the caution steps): each car's fuel and tyres by the part
+    of its lap run green in its own race time, of its lap time as set so far. Under a caution it
+    burns (green part + the rest x mult_consumption_fcy / _sc) x the nominal burn and its tyres age
+    by (green part + the rest x mult_tiredeg_fcy / _sc) laps (lap_times aged them a whole lap); on a
+    green lap the nominal burn, or with auto adjust at least the fuel left over the laps left (a
     caution's saving is spent on the laps after it). sc_lag_lap: a green lap before an SC's first
-    on which the late cars (`Work.late`) are under it already."""
-    order, t, lt, fuel, late = w.order, w.t, w.lt, w.fuel, w.late
+    on which the late cars (`Work.late`) are under it already; vs, ve: a VSC's span placed per car."""
+    order, t, lt, fuel, late, age = w.order, w.t, w.lt, w.fuel, w.late, w.age
     ghost = p.sc_bunches and p.sc_lap > 0.0
     L = d.flag.shape[1]
     start = d.c_start[r, lap]
     if sc_lag_lap:
         start = d.c_start[r, lap + 1] if d.flag[r, lap + 1] == SC else d.c_start[r, lap + 2]
-    mult = p.fuel_mult_fcy if fl == FCY else p.fuel_mult_sc
+    vsc = not np.isnan(vs)
+    mult = p.fuel_mult_fcy if fl == FCY or vsc else p.fuel_mult_sc
+    deg = p.deg_fcy if fl == FCY or vsc else p.deg_sc
     left = L - lap
     for i in range(n):
         c = order[i]
         normal = 1.0
-        if sc_lag_lap:
+        if vsc:
+            normal = vsc_green_part(t[c], lt[c], vs, ve, p.fcy_lap)
+        elif sc_lag_lap:
             if late[c] > 0:
                 normal = min(max((start - t[c]) / lt[c], 0.0), 1.0)
         elif fl == SC and ghost:
@@ -145,7 +151,11 @@ def burn_fuel(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
             if not np.isnan(start):
                 f = d.c_to[r, lap] - min(max((start - t[c]) / lt[c], 0.0), 1.0)
             normal = 1.0 - min(max(f, 0.0), 1.0)
-        under = (sc_lag_lap and late[c] > 0) or (fl != GREEN and normal < 1.0)
+        under = (sc_lag_lap and late[c] > 0) or ((fl != GREEN or vsc) and normal < 1.0)
+        if p.wear_per_car and under:
+            age[c] -= (1.0 - normal) * (1.0 - deg)
+        if not p.fuel_per_car:
+            continue
         if under:
             burn = (normal + (1.0 - normal) * mult) * p.fuel_lap
         else:
@@ -153,3 +163,56 @@ def burn_fuel(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
             if p.fuel_auto and fuel[c] / left > burn:
                 burn = fuel[c] / left
         fuel[c] = max(fuel[c] - burn, 0.0)
+
+
+@step
+def vsc_span(d: Draws, r: int, lap: int) -> tuple[float, float]:
+    """The race-time span (start, end) of the VSC that may touch this lap for some car: the lap is
+    one of its flagged laps, one of the two before its first (cars behind meet it a lap early) or
+    the one after its last (cars ahead leave it a lap late); (NaN, NaN) when none, or when the VSC
+    has no start time (then it covers the flagged fraction of the lap for every car)."""
+    L = d.flag.shape[1]
+    k = lap
+    if d.flag[r, lap] != FCY:
+        if lap + 1 < L and d.flag[r, lap + 1] == FCY:
+            k = lap + 1
+        elif lap + 2 < L and d.flag[r, lap + 2] == FCY:
+            k = lap + 2
+        elif lap > 0 and d.flag[r, lap - 1] == FCY:
+            k = lap - 1
+        else:
+            return np.nan, np.nan
+    while k > 0 and d.flag[r, k - 1] == FCY:
+        k -= 1
+    return d.c_start[r, k], d.c_end[r, k]
+
+
+@step
+def vsc_green_part(t: float, lt: float, vs: float, ve: float, fcy_lap: float) -> float:
+    """The part of a car's lap (race time t to t + lt) run green around a VSC from vs to ve
+    (TUMFTM calc_lapfracs_fcyphase): the part before it starts, and after it ends when what is left
+    of it takes less than the rest of the lap at the FCY lap; 1.0 if the span misses the lap."""
+    if not (t < ve and vs < t + lt):
+        return 1.0
+    before = 0.0
+    left = ve - t
+    if t <= vs:
+        before = (vs - t) / lt
+        left = ve - vs
+    under = left / fcy_lap
+    return before + (1.0 - before - under if before + under < 1.0 else 0.0)
+
+
+@step
+def vsc_blend(w: Work, p: Params, n: int, vs: float, ve: float) -> None:
+    """Step 3a for a VSC placed per car (TUMFTM `__handle_fcy`): each car whose lap meets the span
+    runs its green part at its own lap and the rest at the FCY lap (a floor), and may not pass or
+    be passed (`Work.vsc_pass` 0) when less than half of its lap is green."""
+    order, t, lt, vsc_pass = w.order, w.t, w.lt, w.vsc_pass
+    for i in range(n):
+        c = order[i]
+        green = vsc_green_part(t[c], lt[c], vs, ve, p.fcy_lap)
+        vsc_pass[c] = 1 if green >= 0.5 else 0
+        slow = green * lt[c] + (1.0 - green) * p.fcy_lap
+        if lt[c] < slow:
+            lt[c] = slow

@@ -122,6 +122,8 @@ class Rules:
     fuel_per_lap_s: float = 0.0                      # ... falling by this much a lap
     fuel_mult_caution: tuple[float, float] | None = None  # (VSC, SC) burn x nominal, per car by its own caution
     fuel_auto_adjust: bool = False                   # with it, green laps burn >= fuel left / laps left (TUMFTM)
+    wear_per_car: bool = False   # True (TUMFTM): a caution lap ages tyres by each car's own caution part, after the lap
+    vsc_per_car: bool = False    # True (TUMFTM): a VSC with start_s/end_s slows each car from start to end of race time
     first_lap_loss_s: float = 0.0                    # standing start (from_start only)
     fcy_lap_s: float = 0.0       # > 0: FCY and SC laps take at least this (one field-wide lap, gaps frozen,
                                  # no passing under FCY) instead of each car's lap x mult_fcy
@@ -158,6 +160,7 @@ class Cautions:
                                          # which it starts, placed per car (TUMFTM); NaN/None: at c_from for all
     retire_s: np.ndarray | None = None   # (R, C) race time (from the state's zero) at which a car retires: on the
                                          # lap its race time passes it, at the latest on retire_lap (TUMFTM)
+    end_s: np.ndarray | None = None      # (R, L) on a VSC's first lap (with start_s): race time it ends (TUMFTM)
 
     @property
     def races(self) -> int:
@@ -168,7 +171,7 @@ class Cautions:
         """Races a..b-1."""
         cut = (lambda x: None if x is None else x[a:b])
         return Cautions(self.flags[a:b], self.retire_lap[a:b], cut(self.c_from), cut(self.c_to), cut(self.sc_line_s),
-                        cut(self.start_s), cut(self.retire_s))
+                        cut(self.start_s), cut(self.retire_s), cut(self.end_s))
 
 
 @dataclass
@@ -310,6 +313,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     c_to = cautions.c_to if cautions.c_to is not None else np.ones((R, L), f32)
     sc_line = cautions.sc_line_s - offset if cautions.sc_line_s is not None else np.full((R, L), np.nan)
     c_start = cautions.start_s - offset if cautions.start_s is not None else np.full((R, L), np.nan)
+    c_end = cautions.end_s - offset if cautions.end_s is not None else np.full((R, L), np.nan)
     retire_s = cautions.retire_s - offset if cautions.retire_s is not None else np.full((R, C), np.nan)
     drs_ok = _drs_laps(cautions.flags, rules) if rules.drs_effect_s != 0 else np.zeros((R, L), bool)
     pit_in = rules.pit_in_s if rules.pit_in_s is not None else rules.pit_loss_s
@@ -321,7 +325,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         float(rules.deg_mult_sc), bool(rules.pass_from_gap), bool(rules.duel_when_held), rules.pit_in_s is not None,
         bool(rules.sc_bunches), bool(rules.resort_on_retirement), bool(rules.standstill_on_in_lap),
         rules.fuel_mult_caution is not None, float(rules.fuel_per_lap_s), *map(float, rules.fuel_mult_caution or (1, 1)),
-        bool(rules.fuel_auto_adjust))
+        bool(rules.fuel_auto_adjust), bool(rules.wear_per_car), bool(rules.vsc_per_car))
     team = field.team if field.team is not None else np.arange(C)
     start = kernel.Start(t0.astype(np.float64), running, field.deg_k0.astype(np.float64),
                          field.tyre_age.astype(np.float64), field.overtake_bias_s.astype(np.float64),
@@ -329,7 +333,7 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     draws = kernel.Draws(pace_r, field.deg_k1.astype(f32) + slope_noise, slope_noise, standstill, noise, lap_add,
                          first_add, np.ascontiguousarray(cautions.flags, np.int8), np.ascontiguousarray(c_from, f32),
                          np.ascontiguousarray(c_to, f32), np.ascontiguousarray(sc_line, np.float64),
-                         np.ascontiguousarray(c_start, np.float64), drs_ok,
+                         np.ascontiguousarray(c_start, np.float64), np.ascontiguousarray(c_end, np.float64), drs_ok,
                          np.ascontiguousarray(cautions.retire_lap, np.int64), np.ascontiguousarray(retire_s, np.float64))
     plan = kernel.PlanArrays(np.ascontiguousarray(plans.pit_at), np.ascontiguousarray(plans.on_caution),
                              np.ascontiguousarray(plans.next_k0, np.float64),

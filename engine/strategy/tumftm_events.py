@@ -34,7 +34,7 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
     mc = race.monte_carlo
     ref = reference_laps(race)       # lap times, in-laps, pit losses
     base = race.track["t_q"] + race.track["t_gap_racepace"]
-    flags, c_from, c_to, retire, ghost, start, retire_s = _draw_events(
+    flags, c_from, c_to, retire, ghost, start, retire_s, end = _draw_events(
         int(rng.integers(0, 2 ** 31 - 1)), races, L, C, _pmf(ev["p_sc_quant"]), _pmf(lap_p),
         _pmf(ev["p_sc_duration"]), _pmf(p_acc), p_fail, float(ev["p_vsc_aft_failure"]),
         _pmf(ev["p_vsc_duration"]), float(mc.get("min_dist_sc", 1.5)), float(mc.get("min_dist_vsc", 1.5)),
@@ -46,13 +46,13 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
     if phases is None or phases:
         fixed = sorted(phases or [], key=lambda ph: ph[0])
         one = [np.zeros((1, L), np.int8), np.zeros((1, L), np.float32), np.ones((1, L), np.float32),
-               np.full((1, L), np.nan), np.full((1, L), np.nan), np.empty((1, L + 1))]
+               np.full((1, L), np.nan), np.full((1, L), np.nan), np.full((1, L), np.nan), np.empty((1, L + 1))]
         _phases_to_laps(0, np.array([ph[0] for ph in fixed], float), np.array([ph[1] for ph in fixed], float),
                         np.array([SC if ph[2] == "SC" else FCY for ph in fixed], np.int8), len(fixed), L,
                         *ref, base * race.track["mult_t_lap_fcy"], base * race.track["mult_t_lap_sc"],
                         *one)
-        flags, c_from, c_to, ghost, start = (np.repeat(a, races, axis=0) for a in one[:5])
-        cum_fixed, fixed_start = one[5][0], {float(ph[0]): one[4][0, int(np.floor(ph[0]))] for ph in fixed}
+        flags, c_from, c_to, ghost, start, end = (np.repeat(a, races, axis=0) for a in one[:6])
+        cum_fixed, fixed_start = one[6][0], {float(ph[0]): one[4][0, int(np.floor(ph[0]))] for ph in fixed}
     else:
         cum_fixed, fixed_start = None, {}
     ret = (race.events.get("retire_data") or {}).get("retirements", [])
@@ -63,14 +63,14 @@ def cautions(race: TumftmRace, races: int, rng: np.random.Generator) -> Cautions
             cum_fixed = np.empty((1, L + 1))
             _phases_to_laps(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int8), 0, L, *ref, 1.0, 1.0,
                             np.zeros((1, L), np.int8), np.zeros((1, L), np.float32), np.ones((1, L), np.float32),
-                            np.full((1, L), np.nan), np.full((1, L), np.nan), cum_fixed)
+                            np.full((1, L), np.nan), np.full((1, L), np.nan), np.full((1, L), np.nan), cum_fixed)
             cum_fixed = cum_fixed[0]
         for code, progress in ret or []:
             retire[:, race.codes.index(code)] = min(int(progress), L - 1)
             at_phase = [t for s, t in fixed_start.items() if np.isclose(s, float(progress))]
             retire_s[:, race.codes.index(code)] = (at_phase[0] if at_phase and np.isfinite(at_phase[0]) else
                                                    _progress_time(cum_fixed, min(float(progress), L - 1e-9)))
-    return Cautions(flags, retire, c_from, c_to, ghost, start, retire_s=retire_s)
+    return Cautions(flags, retire, c_from, c_to, ghost, start, retire_s=retire_s, end_s=end)
 
 
 @njit(cache=True)
@@ -121,7 +121,7 @@ def _reference_pit(starts, ends, kinds, n, L, stops, pit):
     out = np.zeros(L)
     aft = pit[7] > 0.5
     f_in, f_out = (0.01, 0.05) if aft else (0.05, 0.01)
-    start_add = 0.0
+    start_add = end_add = 0.0
     for inlap in stops:
         t_in = 0.0 if aft else pit[6]
         drive = pit[0]
@@ -130,6 +130,9 @@ def _reference_pit(starts, ends, kinds, n, L, stops, pit):
                 drive = pit[2] if kinds[k] == SC and starts[k] < inlap - 1.0 else pit[1]
                 break
         out[inlap - 1] += t_in + drive
+        for k in range(n):
+            if abs(ends[k] - inlap) < 1e-9:
+                end_add += t_in + drive
         if inlap >= L:
             continue
         t_out = pit[6] if aft else 0.0
@@ -142,7 +145,9 @@ def _reference_pit(starts, ends, kinds, n, L, stops, pit):
         for k in range(n):
             if inlap + f_out < starts[k] < inlap + 1.0:
                 start_add += t_out + drive
-    return out, start_add
+            if not abs(ends[k] - inlap) < 1e-9 and inlap + f_out < ends[k] <= inlap + 1.0:
+                end_add += t_out + drive
+    return out, start_add, end_add
 
 
 @njit(cache=True)
@@ -181,6 +186,7 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
     retire = np.full((R, C), L, np.int64)
     ghost = np.full((R, L), np.nan)
     start = np.full((R, L), np.nan)
+    end = np.full((R, L), np.nan)
     cum = np.empty((R, L + 1))
     retire_s = np.full((R, C), np.nan)
     prog = np.empty(C)
@@ -219,25 +225,26 @@ def _draw_events(seed, R, L, C, p_quant, lap_p, sc_dur_p, acc_p, fail_p, p_vsc, 
                     if not _clashes(starts, ends, kinds, n, s, e, min_sc, min_vsc):
                         break
                 starts[n], ends[n], kinds[n] = s, e, FCY
+                prog[c] = -1.0 - n                  # at the VSC's start (its race time)
                 n += 1
             else:
                 s = np.random.random() * L
+                prog[c] = s
             retire[r, c] = int(s)
-            prog[c] = s
-        sc_start = starts[:n].copy()
+        phase_start = starts[:n].copy()
         _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_stops, ref_pit, fcy_lap, sc_lap, flags, c_from,
-                        c_to, ghost, start, cum)
+                        c_to, ghost, start, end, cum)
         for c in range(C):
             if prog[c] <= -1.0:
-                retire_s[r, c] = start[r, int(np.floor(sc_start[int(-1.0 - prog[c])]))]
+                retire_s[r, c] = start[r, int(np.floor(phase_start[int(-1.0 - prog[c])]))]
             elif prog[c] >= 0.0:
                 retire_s[r, c] = _progress_time(cum[r], prog[c])
-    return flags, c_from, c_to, retire, ghost, start, retire_s
+    return flags, c_from, c_to, retire, ghost, start, retire_s, end
 
 
 @njit(cache=True)
 def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_stops, pit_pars, fcy_lap, sc_lap, flags, c_from, c_to,
-                    ghost, start, cum):
+                    ghost, start, end, cum):
     """Race r's phases (race progress, any order) -> per-lap flags, the fraction of each lap they
     cover, and on each SC's first lap the race time at which the SC waits at the line: the reference
     driver's pre-simulated time at the end of that lap, at least a third of an SC lap after the
@@ -250,7 +257,7 @@ def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_stops, pit_pars,
             j -= 1
         starts[j + 1], ends[j + 1], kinds[j + 1] = s, e, kd
     laps = ref_laps.copy()
-    ref_pit, start_add = _reference_pit(starts, ends, kinds, n, L, ref_stops, pit_pars)
+    ref_pit, start_add, end_add = _reference_pit(starts, ends, kinds, n, L, ref_stops, pit_pars)
     for k in range(n):
         first, last = int(np.floor(starts[k])), int(np.ceil(ends[k]))
         t_start = 0.0
@@ -272,6 +279,13 @@ def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_stops, pit_pars,
             else:
                 normal, slow = 0.0, (sc_lap if kinds[k] == SC else fcy_lap)
             laps[lap] = max(laps[lap], normal * laps[lap] + (1.0 - normal) * slow)
+            if kinds[k] != SC and lap + 1.0 >= ends[k]:       # the VSC's end in race time
+                if abs(ends[k] - L) < 1e-9:
+                    end[r, first] = np.inf
+                elif lap == first:
+                    end[r, first] = t_start + (1.0 - normal) * fcy_lap
+                else:
+                    end[r, first] = laps[:lap].sum() + ref_pit[:lap].sum() + (ends[k] - lap) * fcy_lap + end_add
         if kinds[k] == SC:
             at_line = laps[:first + 1].sum() + ref_pit[:first + 1].sum()
             if at_line - t_start < 0.33 * sc_lap:
@@ -279,7 +293,7 @@ def _phases_to_laps(r, starts, ends, kinds, n, L, ref_laps, ref_stops, pit_pars,
                     laps[first + 1] += t_start + 0.33 * sc_lap - at_line
                 at_line = t_start + 0.33 * sc_lap
             ghost[r, first] = at_line
-            start[r, first] = t_start
+        start[r, first] = t_start
     cum[r, 0] = 0.0
     for lap in range(L):
         cum[r, lap + 1] = cum[r, lap] + laps[lap] + ref_pit[lap]

@@ -45,9 +45,11 @@ overtake_allowed). The pre-simulation charges the reference driver's stops at th
 when a phase covers them (sc_steps.py, lap_steps.py, tumftm_events.py). Every car starts at race
 time 0 in grid order. Each car burns its own fuel: x mult_consumption_fcy / _sc on the part of its
 lap under a caution in its own race time, and with auto_consumption_adjust spends the saving over
-its laps left (sc_steps.burn_fuel).
-Documented simplifications: a VSC covers the same fraction of the lap for every car (TUMFTM places
-it in race time, per car); a car three or more laps behind when an SC comes out is treated as two;
+its laps left, and its tyres age by the same part x mult_tiredeg (sc_steps.drive_lap). A VSC slows
+each car from its start to its end in race time, on whichever of its laps that falls; a car with
+less than half its lap green may not pass or be passed; a stop gets the VSC pit values when the VSC
+covers its in-lap (out-lap) part in race time (sc_steps.vsc_blend, lap_steps).
+Documented simplifications: a car three or more laps behind when an SC comes out is treated as two;
 every car has the first team's fuel parameters (the same in every known file); 'quad', 'cub' and
 'ln' tyre models are replaced by their least-squares line over ages 0-40 (every known file uses 'lin'); TUMFTM
 discards and redraws races that fail its plausibility checks (minimum gaps, FCY phases the leader
@@ -192,7 +194,7 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         fuel_start_s=(fuel_car["m_fuel"] or 0.0) * tr["t_lap_sens_mass"],
         fuel_per_lap_s=(fuel_car["b_fuel_perlap"] or 0.0) * tr["t_lap_sens_mass"],
         fuel_mult_caution=(fuel_car.get("mult_consumption_fcy", 1.0), fuel_car.get("mult_consumption_sc", 1.0)),
-        fuel_auto_adjust=bool(fuel_car.get("auto_consumption_adjust", False)),
+        fuel_auto_adjust=bool(fuel_car.get("auto_consumption_adjust", False)), wear_per_car=True, vsc_per_car=True,
         first_lap_loss_s=tr["t_loss_firstlap"])
     return field, rules
 

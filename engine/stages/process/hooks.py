@@ -45,10 +45,15 @@ class LapHooks:
     def on_lap_complete(self, session: str, car: str, record: dict, arrays: dict[str, np.ndarray]) -> None:
         """Store the lap's energy, publish its crossing for a live source, judge the driver."""
         lap = int(record["lap"])
-        self.store_energy(session, car, lap, arrays)
-        crossing = self.client.hget(keys.crossings(session), f"{car}:{lap}")
+        pipe = self.client.pipeline(transaction=False)     # one round trip for what the lap needs
+        pipe.hget(keys.crossings(session), f"{car}:{lap}")
+        pipe.hget(keys.session_meta(session), "timing")
+        energy = self.energy(session, car, lap, arrays)
+        if energy is not None:
+            pipe.hsetnx(keys.tyre_wear(session, car), lap, energy)
+        crossing, timing, *_ = pipe.execute()
         lap_info = json.loads(crossing) if crossing else crossing_from_record(record)
-        if self.client.hget(keys.session_meta(session), "timing") != b"official":
+        if timing != b"official":
             publish_crossing(self.client, {**crossing_from_record(record), "session": session, "car": car})
         samples = {("timestamp" if k == "t" else k): v for k, v in arrays.items()}
         self.driver.judge(session, car, lap_info, samples)
@@ -57,15 +62,16 @@ class LapHooks:
         """The session was reset (`replay --fresh`): drop its driver profiles held here."""
         self.driver.services.pop(session, None)
 
-    def store_energy(self, session: str, car: str, lap: int, arrays: dict[str, np.ndarray]) -> None:
-        """The lap's friction energy per corner (kJ) and its evidence, by lap (HSETNX: idempotent)."""
+    def energy(self, session: str, car: str, lap: int, arrays: dict[str, np.ndarray]) -> str | None:
+        """The lap's friction energy per corner (kJ) and its evidence as JSON (stored by lap with
+        HSETNX: idempotent); None for a lap without the channels wear needs (logged)."""
         try:
             energy = lap_energy(samples_from_arrays(arrays))
         except ValueError as exc:      # a lap without the channels wear needs: say so, keep going
             log.info("process: no tyre energy for %s/%s lap %s: %s", session, car, lap, exc,
                      extra={"session": session, "car": car, "lap": lap})
-            return
-        self.client.hsetnx(keys.tyre_wear(session, car), lap, json.dumps(_jsonable(energy)))
+            return None
+        return json.dumps(_jsonable(energy))
 
 
 def _jsonable(d: dict) -> dict:
