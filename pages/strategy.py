@@ -171,7 +171,8 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
               html.Div(sentence, className="reason", title="The call, ready for the radio") if sentence else None] \
         if lo is not None else html.Div([html.H6("Pit window"), html.Div(sentence or "no pit window given",
                                                                           className="reason")])
-    window = [window, f1car.game_pit_window(board, car), f1car.call_sources(st)]   # F1: the game's window, the call's sources
+    window = [*(window if isinstance(window, list) else [window]),      # one flat list: Dash renders no nested one
+              f1car.game_pit_window(board, car), f1car.call_sources(st)]   # F1: the game's window, the call's sources
     strategies = st.get("strategies") or []
     rows, names, z = [], [], []
     for i, s in enumerate(strategies):

@@ -63,7 +63,7 @@ def test_the_track_model_is_estimated_from_the_captures_own_laps():
     assert len(laps) == len(game) == 20
     for row in laps.itertuples():
         assert row.lap_time_s == pytest.approx(game[(row.car, row.lap)], abs=0.001)
-    model = f1plan.prepare(board, [], {}).model
+    model = f1plan.prepare(board, {}).model
     median = float(np.median(list(game.values())))
     assert model.pit_loss_green_s == pytest.approx(f1model.PIT_LOSS_LAP_SHARE * median)
     assert model.source["pit_loss_green"].startswith("estimated: 25% of the field's median lap")
@@ -105,7 +105,7 @@ def test_pit_loss_and_degradation_are_measured_when_the_laps_allow():
     stop[4], stop[5] = base[4] + 12_000, base[5] + 10_000         # synthetic: in-lap +12 s, out-lap +10 s
     board = synthetic_board({"1": base, "2": list(base), "3": stop},
                             {"1": [[255, 16, 16]], "2": [[255, 17, 17]], "3": [[5, 16, 16], [255, 17, 17]]})
-    model = f1plan.prepare(board, [], {}).model
+    model = f1plan.prepare(board, {}).model
     assert model.pit_loss_green_s == pytest.approx(22.0, abs=0.01)
     assert model.source["pit_loss_green"].startswith("measured: in-lap + out-lap") and "1 stop" in model.source["pit_loss_green"]
     assert model.source["sigma"].startswith("measured")
@@ -165,6 +165,12 @@ def test_a_car_that_is_not_the_leader_gets_a_call_that_keeps_the_two_compound_ru
     row = next(row for row in board["cars"] if row["position"] == 3)
     call = calls[row["car"]]
     assert call["track"] == "F1 Melbourne" and call["position"] == 3 and call["lap"] == 1 and call["total_laps"] == 5
+    # the whole field, placed by the game's gaps at the crossing (most cars had not crossed yet)
+    assert len(call["field"]) == len(board["cars"]) == 22
+    # where it rejoins after a stop: behind every car within the pit loss of it by the game's gaps
+    at = row["gap_s"] + call["model"]["pit_loss_s"]
+    expected = 1 + sum(1 for other in board["cars"] if other is not row and other["gap_s"] <= at)
+    assert abs(call["rejoin"]["rejoin_position"] - expected) <= 1, (call["rejoin"], expected)
     # every car is on softs: every strategy offered stops for another dry compound, none stays out
     assert call["strategies"] and all(len(set(s["compounds"]) & DRY) >= 2 and s["legal"] for s in call["strategies"])
     assert not any(s["name"].startswith("stay out") for s in call["strategies"])
@@ -199,3 +205,32 @@ def test_the_strategy_page_shows_the_call_its_odds_and_sources(f1_calls, page_mo
     assert "estimated: 25% of the field's median lap" in text and "0 % chance in the laps left" in text
     assert "estimated: 25% of the field's median lap" in str(rejoin)
     assert "(S→M)" in str(dist) or "(S→H)" in str(dist)
+
+
+@pytest.mark.browser
+def test_the_strategy_page_in_the_browser(f1_calls, dash_br, screenshots, tmp_path):
+    from app import commands
+    from engine.redisserver import free_port
+    from engine.settings import Settings
+
+    r, session, board, calls = f1_calls
+    car = next(row["car"] for row in board["cars"] if row["position"] == 3)
+    url = r.connection_pool.connection_kwargs
+    settings = Settings.from_env({}).with_(redis_url=f"redis://{url['host']}:{url['port']}/0", http_port=free_port())
+    web = commands.spawn(settings, log_path=tmp_path / "web.log")
+    try:
+        base = f"http://127.0.0.1:{settings.http_port}"
+        dash_br.server_url = base
+        dash_br.driver.get(f"{base}/strategy?car={car}&session={session}")
+        try:
+            dash_br.wait_for_element("#st-f1-sources", timeout=60)
+            time.sleep(1.0)
+        finally:                # what the page showed, passed or not (/work/coord/h18s-strategy.png)
+            dash_br.driver.save_screenshot(str(screenshots / "f1_strategy.png"))
+        shown = dash_br.find_element("#_pages_content").text
+        assert calls[car]["pit_window"]["sentence"] in shown
+        assert "Two-compound rule: must still use a second dry compound" in shown
+        assert "Pit loss:" in shown and "estimated: 25% of the field's median lap" in shown
+        assert "The game's pit window: none given" in shown
+    finally:
+        commands.stop(web)

@@ -288,3 +288,14 @@ def test_a_vsc_slows_each_car_over_its_span_of_race_time_and_a_stop_inside_it_is
     assert slowed - green == pytest.approx(np.full(3, 150.0 * 27.0 / 94.0), abs=1e-3)
     stop = run(f, rules, vsc, plans_for(f, rules, "c2", [Strategy("pit lap 3", (3,))])).race_time_s[0, 0]
     assert stop[2] - slowed[2] == pytest.approx(-0.9 + 0.9 * 27.0 / 94.0, abs=1e-3)
+
+
+def test_a_lapped_car_is_classified_where_it_crosses_the_line_after_the_winner():
+    """TUMFTM `__reset_invalid_laps_aft_race`: a car finishes at its first crossing after the
+    winner's finish (600 s). c1 (67 s laps) and c2 (62 s laps, 47 s back) are both past 600 s after
+    9 laps, c1 at 603.5 s ahead of c2 at 605 s: that is the classification. Run to 10 laps, c2
+    passes c1 on a lap neither of them drives in TUMFTM."""
+    f = field([0.0, 0.5, 47.0], [60.0, 67.0, 62.0])
+    rules = replace(TUM, total_laps=10)
+    assert run(f, rules, cautions(laps=10)).position[0, 0].tolist() == [1, 3, 2]
+    assert run(f, replace(rules, finish_at_flag=True), cautions(laps=10)).position[0, 0].tolist() == [1, 2, 3]

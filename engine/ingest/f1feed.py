@@ -51,6 +51,7 @@ class F1Feed:
         self._pending_bytes = 0
         self.backlog_peak = 0
         self._down_since: float | None = None
+        self._ended: dict[str, float] = {}                    # session -> when the game said it ended
         if hasattr(ingest, "hooks"):
             ingest.hooks.append(self.stats)
 
@@ -97,6 +98,8 @@ class F1Feed:
             d = {**c, "session": session, "elapsed_s": round(anchor + c["t_s"], 3), "flag": flag, "source": "f1-game"}
             self._queue(keys.LAPS_STREAM, {"session": session, "car": c["car"], "d": json.dumps(d)}, "crossing")
         for a in alerts:
+            if a["type"] == "f1.session" and a.get("message") == "Session ended":
+                self._ended[session] = now      # the process stage lets the session's cars go sooner
             a = {**a, "session": session, "timestamp": anchor + a["t_s"]}
             fields = {"session": session, "car": a.get("car", RACE_WIDE), "lap": a["lap"], "type": a["type"],
                       "severity": a["severity"], "d": json.dumps(a)}
@@ -128,7 +131,8 @@ class F1Feed:
             pipe.hset(keys.session_meta(session), mapping={
                 "lap": leader.get("laps", 0), "flag": leader.get("flag", "GF"), "updated_at": now,
                 "source": "f1-udp", "timing": "official", "track": f"F1 {b.get('track') or 'unknown track'}",
-                "session_kind": b.get("session_type") or ""})
+                "session_kind": b.get("session_type") or "",
+                **({"ended_at": self._ended[session]} if session in self._ended else {})})
             pipe.set(keys.board(session), json.dumps(b))
             for row in b["cars"]:
                 ik = keys.insight(session, row["car"])
@@ -149,6 +153,7 @@ class F1Feed:
                 self._down_since = None
             self._pending.clear()
             self._pending_bytes = 0
+            self._ended.pop(session, None)
         except (redis.RedisError, OSError) as exc:
             self.client = None
             self.ingest.counters.add(f"errors:redis f1 board {type(exc).__name__}")

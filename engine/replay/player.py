@@ -77,6 +77,7 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
     `writer` (a StreamWriter or a replay sink). speed=None plays as fast as possible. Returns counts."""
     if client is not None:   # None: telemetry only (a sink on another machine, no Redis here)
         client.sadd(keys.SESSIONS, tl.session)
+        client.hdel(keys.session_meta(tl.session), "ended_at")
         client.hset(keys.session_meta(tl.session), mapping={
             "track": tl.track, "race": tl.race, "total_laps": tl.total_laps, "source": "replay",
             "start_utc": tl.start_utc, "replay_speed": speed or 0,
@@ -127,5 +128,7 @@ def play(tl: RaceTimeline, client: redis.Redis | None, writer: StreamWriter, spe
                   f"crossings {sent_laps} points {sent_points} ({sent_points / max(elapsed, 1e-9):.0f}/s) "
                   f"lag {f'{lag:.2f}s' if speed else '-'}",
                   file=sys.stderr, flush=True)
+    if client is not None and not stop():      # played to the end: the session is over
+        client.hset(keys.session_meta(tl.session), "ended_at", time.time())
     return {"session": tl.session, "crossings": sent_laps, "points": sent_points,
             "seconds": time.monotonic() - wall0}

@@ -134,7 +134,7 @@ class StrategyStage:
         try:
             doc, plan = json.loads(self.client.get(keys.board(session)) or "{}"), None
             if f1plan.is_f1(doc):     # F1: the game's own figures, any track (engine.strategy.f1plan)
-                prep = f1plan.prepare(doc, cars, meta, session)
+                prep = f1plan.prepare(doc, meta, session)
                 cars, meta, model, plan = prep.cars, prep.meta, prep.model, prep.plan_for(car)
             else:
                 models = self.track_models()

@@ -6,8 +6,8 @@ strategies that keep the rule ("stay out" only once the car has used two dry com
 can (no lap left to stop on), staying out is offered and marked disqualified. Each new set runs on
 its compound's curve (engine.strategy.f1model): its pace against the current set, its loss per lap.
 
-    prep = prepare(board_doc, cars, meta)          # the model, the cars' tyre curves, the plan
-    call = recommend(state, car, prep.model, plan=prep.plan_for(car))
+    prep = prepare(board_doc, meta)                # the field, the model, the tyre curves
+    call = recommend(state_from_cars(prep.cars, total, flag), car, prep.model, plan=prep.plan_for(car))
     annotate(call, prep)                           # compounds, the rule and every figure's source
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from engine.strategy.f1model import (COMPOUND_OFFSET_S, DEG_SD_S, DRY, CompoundCurves, F1TrackModel,
                                      compound_curves, track_model)
+from engine.strategy.field import field_cars
 from engine.strategy.sim import Field, Plans, Rules
 from engine.strategy.strategies import Strategy, plans_for
 
@@ -143,16 +144,45 @@ def is_f1(board: dict | None) -> bool:
     return bool(board) and board.get("source") == "f1-game"
 
 
-def prepare(board: dict, cars: list[dict], meta: dict, session: str = "") -> F1Prep:
-    """The model, each car's curve on its current compound (deg_s_per_lap, deg_sd) and the meta with
-    the game's lap count; a session that is not a race is a ValueError (no strategy to call)."""
+def game_rows(board: dict) -> list[dict]:
+    """The board rows as the call's field builder (engine.strategy.field) takes them, placed by the
+    game's own gaps in its running order (carPosition): every car's race-time deficit is its
+    deltaToRaceLeader now (each delta is as fresh as the game's last update of it, so a car is never
+    put ahead of the car the game has in front of it), and a car within a
+    lap of the leader is on the leader's lap (at a crossing the cars behind have not crossed yet:
+    by the crossings alone they were a lap down or, without a lap time, left out of the field)."""
+    rows = board.get("cars") or []
+    if not rows or rows[0].get("gap_s") is None:
+        return rows
+    lead = rows[0]
+    lead_lap = lead.get("best_lap_s") or lead.get("last_lap_s")
+    times = [r.get("best_lap_s") or r.get("last_lap_s") for r in rows]
+    typical = float(np.median([t for t in times if t])) if any(times) else None
+    out, ahead = [], 0.0
+    for r in rows:
+        gap = r.get("gap_s")
+        if gap is None or lead_lap is None or typical is None:
+            out.append(r)
+            continue
+        # the game's running order wins: a delta older than the car ahead's is taken as 1 ms behind it
+        gap = ahead = gap if r is lead else max(float(gap), ahead + 0.001)
+        down = int(gap // lead_lap)
+        out.append(dict(r, elapsed_s=(lead.get("elapsed_s") or 0.0) + gap, laps=max(int(lead.get("laps", 0)) - down, 0),
+                        best_lap_s=r.get("best_lap_s") or r.get("last_lap_s") or typical))
+    return out
+
+
+def prepare(board: dict, meta: dict, session: str = "") -> F1Prep:
+    """The field placed by the game's gaps (game_rows), the model, each car's curve on its current
+    compound (deg_s_per_lap, deg_sd) and the meta with the game's lap count; a session that is not
+    a race is a ValueError (no strategy to call)."""
     kind = str(board.get("session_type") or "")
     if not kind.startswith("Race"):
         raise ValueError(f"not a race session: F1 {kind or 'session type unknown'} has no strategy call")
     curves = compound_curves(board)
     wet = any(c in ("I", "W") for used in curves.used.values() for c in used)
     out = [dict(c, deg_s_per_lap=curves.deg.get(c["car"], c.get("deg_s_per_lap", 0.0)), deg_sd=DEG_SD_S)
-           for c in cars]
+           for c in field_cars(game_rows(board), {})]
     meta = dict(meta)
     if not meta.get("total_laps") and board.get("total_laps"):
         meta["total_laps"] = board["total_laps"]        # the game's Session totalLaps

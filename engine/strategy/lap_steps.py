@@ -234,37 +234,6 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
 
 
 @step
-def plain_walk(t: np.ndarray, order: np.ndarray, raw: np.ndarray, bias: np.ndarray, team: np.ndarray,
-               teamorder: np.ndarray, duel: float, loser: float, thr0: float, n: int, overtake_ok: bool,
-               gap: float) -> None:
-    """passing_walk's sweeps when a pass is judged on the laps alone and only a pass costs the duel
-    (GR Cup's rules): whether a car is within the gap of the one ahead is a coin toss, so every pair's
-    pass test is computed and the hold is a select; only a pass (rare) branches. The same decisions
-    and sums as the general walk, bit for bit."""
-    changed = True
-    sweeps = 0
-    C = t.size
-    while changed and sweeps <= C:
-        changed = False
-        sweeps += 1
-        for i in range(n - 1):
-            a, b = np.uint64(order[i]), np.uint64(order[i + 1])
-            ta, tb = t[a], t[b]
-            near = not (ta - tb <= -gap)
-            thr = thr0 + bias[a] - bias[b]
-            thr += teamorder[b] if team[a] == team[b] else 0.0
-            if near and overtake_ok and raw[a] - raw[b] >= thr:
-                order[i] = b
-                order[i + 1] = a
-                t[a] += loser
-                t[a] += duel
-                t[b] += duel
-                changed = True
-                continue
-            t[b] = ta + gap if near else tb
-
-
-@step
 def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarray, duel_lap: np.ndarray,
                  bias: np.ndarray, team: np.ndarray, teamorder: np.ndarray, duel: float, loser: float, thr0: float,
                  duel_when_held: bool, pass_from_gap: bool, lap: int, n: int, overtake_ok: bool, gap: float,
@@ -276,9 +245,6 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
     for i in range(n):
         c = np.uint64(order[i])
         t[c] += lt[c]
-    if not duel_when_held and not pass_from_gap and late_mode == 0:
-        plain_walk(t, order, raw, bias, team, teamorder, duel, loser, thr0, n, overtake_ok, gap)
-        return
     changed = True
     sweeps = 0
     C = t.size

@@ -7,6 +7,11 @@ Session meta: the stage reads keys.session_meta(session) fields `track` / `track
 (engine.sources.tracks.session_track: lap-distance sectors) and `air_temp` / `track_temp` (°C; empty or
 missing = unknown) at most every META_REFRESH_S; whoever plays or receives the session writes them.
 
+Idle cars: a car without a point for `idle_s` (setting car_idle_s, PITWALL_CAR_IDLE_S), or for
+ENDED_IDLE_S once its session's meta has `ended_at`, leaves memory: its state (open lap included)
+is checkpointed with the XACK of its entries first, so a late point rebuilds it from the
+checkpoint as if it had never left (`evict_idle`, every EVICT_EVERY_S).
+
 Hook: `ProcessStage.on_lap_complete` — callables (session, car, lap_record: dict, samples: dict[str,
 np.ndarray]) run after the lap's record is written and before its checkpoint and XACK (samples has
 "t" in epoch s and every channel of the lap), so they run at least once per lap: a crash in between
@@ -37,13 +42,15 @@ log = logging.getLogger("engine.stages.process")
 GROUP = "process"
 LapHook = Callable[[str, str, dict, dict], None]
 META_REFRESH_S = 5.0     # session meta (track, weather) is re-read at most this often
+ENDED_IDLE_S = 10.0      # a car of a session that has ended leaves memory after this long without a point
+EVICT_EVERY_S = 5.0      # how often idle cars are looked for
 
 
 class ProcessStage:
     """Folds telemetry entries into per-car state and writes each completed lap (see module doc)."""
 
     def __init__(self, client: redis.Redis, name: str, shards: int, insight_ttl_s: int = 1800,
-                 records_maxlen: int = 100_000):
+                 records_maxlen: int = 100_000, idle_s: float | None = None):
         self.client = client
         self.name = name
         self.shards = shards
@@ -60,6 +67,13 @@ class ProcessStage:
         self.resets = ResetWatch(client)
         self.sessions_reset = 0
         self.live = LivePoints()        # each car's newest point, for the live feed
+        if idle_s is None:
+            from engine.settings import Settings
+            idle_s = Settings.from_env().car_idle_s
+        self.idle_s = float(idle_s)
+        self.last_point: dict[tuple[str, str], float] = {}     # monotonic time of each car's last point
+        self.cars_evicted = 0
+        self._next_evict = 0.0
 
     # --- per-car state ---------------------------------------------------------------------
     def _state(self, session: str, car: str) -> CarState:
@@ -92,10 +106,7 @@ class ProcessStage:
                 del self.cars[key]
             pipe.execute()
             self._sessions.pop(session, None)
-            for hook in self.on_lap_complete:
-                forget = getattr(getattr(hook, "__self__", None), "forget_session", None)
-                if forget is not None:
-                    forget(session)
+            self._forget_hooks(session)
             self.sessions_reset += 1
         return changed
 
@@ -119,6 +130,47 @@ class ProcessStage:
         self._sessions[session] = (now, *out)
         return out
 
+    def evict_idle(self, now: float | None = None) -> int:
+        """Checkpoint and drop the cars idle past idle_s (ENDED_IDLE_S in an ended session), at
+        most every EVICT_EVERY_S unless `now` is given; a session left without cars also leaves
+        its cached meta and its hooks' state. Returns the cars dropped."""
+        if now is None:
+            now = time.monotonic()
+            if now < self._next_evict:
+                return 0
+            self._next_evict = now + EVICT_EVERY_S
+        idle = [k for k in self.cars if now - self.last_point.get(k, now) > min(self.idle_s, ENDED_IDLE_S)]
+        if not idle:
+            return 0
+        sessions = sorted({k[0] for k in idle})
+        pipe = self.client.pipeline(transaction=False)
+        for session in sessions:
+            pipe.hexists(keys.session_meta(session), "ended_at")
+        ended = {s for s, e in zip(sessions, pipe.execute()) if e}
+        gone = [k for k in idle if k[0] in ended or now - self.last_point[k] > self.idle_s]
+        # the open lap's entries (none: the checkpoint in Redis is current); LOST: the shard's new
+        # owner has the car, STALE: the session was reset since
+        jobs = [self.store.job(keys.telemetry_stream(keys.shard_of(*k, self.shards)), self.cars[k], [], [],
+                               self.unacked[k]) for k in gone if self.unacked.get(k)]
+        if jobs:
+            self.store.write(jobs, laps=False, checkpoint=True)
+        for k in [k for k in self.last_point if k not in self.cars]:
+            del self.last_point[k]          # cars dropped by a reset or a lost shard
+        for k in gone:
+            for table in (self.cars, self.unacked, self.last_point, self.live.known):
+                table.pop(k, None)
+        for session in {k[0] for k in gone} - {k[0] for k in self.cars}:
+            self._sessions.pop(session, None)
+            self._forget_hooks(session)
+        self.cars_evicted += len(gone)
+        return len(gone)
+
+    def _forget_hooks(self, session: str) -> None:
+        for hook in self.on_lap_complete:
+            forget = getattr(getattr(hook, "__self__", None), "forget_session", None)
+            if forget is not None:
+                forget(session)
+
     # --- the handler -------------------------------------------------------------------------
     def handle(self, stream: str, entry_id: bytes, fields: dict) -> list[bytes]:
         """Fold one entry in; the laps it closes are queued for `flush`. Returns entry ids that
@@ -137,6 +189,7 @@ class ProcessStage:
         for reason, n in st.dropped.items():
             self.dropped[reason] = self.dropped.get(reason, 0) + n - before.get(reason, 0)
         self.points += len(batch)
+        self.last_point[key] = time.monotonic()
         self.live.note(batch, entry_id)
         self.unacked[key].append(entry_id)
         if closed:

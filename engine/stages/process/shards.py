@@ -68,7 +68,8 @@ class ShardConsumer(StageConsumer):
         st = self.stage
         return {"points": st.points, "laps_written": st.laps_written, "entries": self.handled,
                 "dead_lettered": self.dead_lettered, "resyncs": self.resyncs, "reconnects": self.reconnects,
-                "hook_errors": st.hook_errors, "cars": len(st.cars), "sessions_reset": st.sessions_reset,
+                "hook_errors": st.hook_errors, "cars": len(st.cars), "cars_evicted": st.cars_evicted,
+                "sessions_reset": st.sessions_reset,
                 "shards": ",".join(map(str, sorted(self.leases.owned))),
                 **{f"dropped:{k}": v for k, v in st.dropped.items()}}
 
@@ -146,6 +147,7 @@ class ShardConsumer(StageConsumer):
                     self._pending_resync |= set(acquired)      # resync it all the same
                     self._set_streams()
                     self.mirror_stats()
+                    self.stage.evict_idle()
                     next_tick = time.monotonic() + tick_s
                 while self._pending_resync:
                     self.resync(self._pending_resync.pop())
