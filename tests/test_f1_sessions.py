@@ -114,7 +114,7 @@ def test_a_lap_driven_again_after_a_flashback_is_retimed_from_the_games_lap_data
     # the cars that crossed inside the stretch drove that lap again; the others kept theirs
     redriven = {c["car"] for c in crossings if c["t_s"] >= times.max() - 16.0}
     assert redriven and {a["car"] for a in alerts} == redriven and len(alerts) == len(redriven)
-    print(f"{len(redriven)} of {len(crossings)} laps driven again and re-timed")
+    print(f"{len(redriven)} of {len(crossings)} laps driven again and re-timed; {alerts[0]['message']}")
     for a in alerts:
         old = first[(a["car"], a["lap"])]
         now = st.tracker.last[int(a["car"])]
