@@ -91,6 +91,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     if p.wear_per_car:
         inc = 1.0                         # sc_steps.drive_lap takes the car's own caution part off after the lap
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
+    drs_full = 2.0 * drs_half
     base_add = d.lap_add[lap]
     fuel_per_car, fuel = p.fuel_per_car, w.fuel
     drs_on = drs_half != 0.0 and d.drs_ok[r, lap]
@@ -136,8 +137,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
                     f = order[i - 1]
                     if (t[c] + pol[c]) - (t[f] + pol[f]) <= drs_window:
                         x += drs_half
-            elif i > 0 and t[c] - t[np.uint64(order[i - 1])] <= drs_window:
-                x += 2.0 * drs_half
+            elif i > 0:       # a select, not a branch: whether a car is in the window is a coin toss
+                x += drs_full if t[c] - t[np.uint64(order[i - 1])] <= drs_window else 0.0
         lt[c] = x
     if has_out:
         for i in range(n):
