@@ -76,6 +76,54 @@ def test_a_flashback_never_corrupts_laps():
     assert [{k: c[k] for k in keep} for c in final] == [{k: c[k] for k in keep} for c in final_straight]
 
 
+def test_a_lap_driven_again_after_a_flashback_is_retimed_from_the_games_lap_data():
+    """The shared capture has no flashback event, so one is made (labelled synthetic): the last 16 s
+    of the real race are sent again after it, and in that stretch every Lap Data record that holds
+    a completed lap says it took 0.5 s longer, as a lap driven again would. Each car whose lap the
+    game took back and completed again gets the game's new time on the tower's crossing, and one
+    alert saying so; the timing stream keeps the lap as first given out."""
+    from engine.ingest.f1udp import HEADER, LAYOUTS
+
+    packets = read_dump(RACE)
+    times = np.array([np.frombuffer(p[15:19], "<f4")[0] for p in packets])
+    layout = LAYOUTS[2026][2]
+    again = []
+    for p, t in zip(packets, times):
+        if t < times.max() - 16.0:
+            continue
+        if p[6] == 2:                                   # Lap Data: +500 ms on every completed lap (synthetic)
+            data = bytearray(p)
+            n = (len(data) - HEADER.itemsize - layout.after) // layout.car.itemsize
+            cars = np.frombuffer(data, layout.car, n, HEADER.itemsize)
+            cars = cars.copy()
+            cars["last_lap_time_in_ms"] = np.where(cars["last_lap_time_in_ms"] > 0, cars["last_lap_time_in_ms"] + 500, 0)
+            data[HEADER.itemsize:HEADER.itemsize + cars.nbytes] = cars.tobytes()
+            p = bytes(data)
+        again.append(p)
+    straight, crossings = live(packets)
+    st, alerts, with_flashback = F1Session(), [], []
+    for p in packets + again:
+        pkt = decode(p)
+        if int(pkt.header["session_uid"]):
+            c, a = st.feed(pkt)
+            with_flashback += c
+            alerts += [x for x in a if x["type"] == "f1.lap_retimed"]
+    assert st.flashbacks == 1
+    assert with_flashback == crossings, "the timing stream keeps each lap as first given out"
+    first = {(c["car"], c["lap"]): c for c in crossings}
+    # the cars that crossed inside the stretch drove that lap again; the others kept theirs
+    redriven = {c["car"] for c in crossings if c["t_s"] >= times.max() - 16.0}
+    assert redriven and {a["car"] for a in alerts} == redriven and len(alerts) == len(redriven)
+    print(f"{len(redriven)} of {len(crossings)} laps driven again and re-timed; {alerts[0]['message']}")
+    for a in alerts:
+        old = first[(a["car"], a["lap"])]
+        now = st.tracker.last[int(a["car"])]
+        assert now["retimed"] and now["lap_ms"] == old["lap_ms"] + 500 and now["first_lap_ms"] == old["lap_ms"]
+        assert f"{(old['lap_ms'] + 500) / 1000:.3f} s" in a["message"] and "flashback" in a["message"]
+    rows = {r["car"]: r for r in board(st, "s", 0.0, 0.0)["cars"]}
+    assert all(rows[car]["last_lap_ms"] == first[(car, 1)]["lap_ms"] + 500 for car in redriven)
+
+
 def test_a_new_session_uid_is_a_new_pitwall_session(tmp_path, redis_url, r, monkeypatch, capsys):
     path = tmp_path / "two.bin.gz"
     write_capture(path, read_dump(TIME_TRIAL) + read_dump(RACE))

@@ -288,3 +288,25 @@ def test_a_vsc_slows_each_car_over_its_span_of_race_time_and_a_stop_inside_it_is
     assert slowed - green == pytest.approx(np.full(3, 150.0 * 27.0 / 94.0), abs=1e-3)
     stop = run(f, rules, vsc, plans_for(f, rules, "c2", [Strategy("pit lap 3", (3,))])).race_time_s[0, 0]
     assert stop[2] - slowed[2] == pytest.approx(-0.9 + 0.9 * 27.0 / 94.0, abs=1e-3)
+
+
+def test_a_lapped_car_is_classified_where_it_crosses_the_line_after_the_winner():
+    """TUMFTM `__reset_invalid_laps_aft_race`: a car finishes at its first crossing after the
+    winner's finish (600 s). c1 (67 s laps) and c2 (62 s laps, 47 s back) are both past 600 s after
+    9 laps, c1 at 603.5 s ahead of c2 at 605 s: that is the classification. Run to 10 laps, c2
+    passes c1 on a lap neither of them drives in TUMFTM."""
+    f = field([0.0, 0.5, 47.0], [60.0, 67.0, 62.0])
+    rules = replace(TUM, total_laps=10)
+    assert run(f, rules, cautions(laps=10)).position[0, 0].tolist() == [1, 3, 2]
+    assert run(f, replace(rules, finish_at_flag=True), cautions(laps=10)).position[0, 0].tolist() == [1, 2, 3]
+
+
+def test_cars_retiring_on_the_same_lap_are_classified_by_the_part_of_it_they_ran():
+    """TUMFTM's progress at a retirement: c1 (70 s lap) and c2 (66 s lap, 0.5 s behind it) both stop
+    30 s into lap 1 (a first-lap crash): c2 has run (30 - 0.5) / 66 = 0.45 of its lap, c1 30 / 70 =
+    0.43, so c2 is classified ahead although it ran behind."""
+    f = field([0.0, 0.0, 0.5], [67.0, 70.0, 66.0])
+    rules = replace(TUM, total_laps=6)
+    crash = Cautions(np.zeros((1, 6), np.int8), np.array([[6, 0, 0]]), retire_s=np.array([[np.nan, 30.0, 30.0]]))
+    assert run(f, rules, crash).position[0, 0].tolist() == [1, 2, 3]
+    assert run(f, replace(rules, finish_at_flag=True), crash).position[0, 0].tolist() == [1, 3, 2]

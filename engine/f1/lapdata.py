@@ -32,6 +32,8 @@ class LapTracker:
     invalid: np.ndarray | None = None
     emitted: np.ndarray | None = None
     last: dict[int, dict] = field(default_factory=dict)      # car -> its latest crossing
+    timed: dict[tuple[int, int], dict] = field(default_factory=dict)   # (car, lap) -> the crossing given out
+    retimed: list[dict] = field(default_factory=list)        # laps re-driven after a flashback, not yet reported
 
     def _reset(self, cars: np.ndarray) -> None:
         n = len(cars)
@@ -48,9 +50,12 @@ class LapTracker:
         out = []
         for i in np.flatnonzero((lap > self.lap) & (cars["car_position"] > 0)):
             done = int(lap[i]) - 1
-            if done <= self.emitted[i] or done < 1:
+            if done < 1:
                 continue
             c = cars[i]
+            if done <= self.emitted[i]:           # a lap driven again after a flashback: the game's new time
+                self._retime(int(i), done, c, session_time)
+                continue
             last_ms = int(c["last_lap_time_in_ms"])
             s1, s2 = int(self.s1[i]), int(self.s2[i])
             s3 = last_ms - s1 - s2 if last_ms and s1 and s2 and last_ms > s1 + s2 else 0
@@ -65,7 +70,7 @@ class LapTracker:
                 "pits": int(c["num_pit_stops"]), "invalid": bool(self.invalid[i]),
                 "penalties_s": int(c["penalties"])}
             out.append(crossing)
-            self.last[int(i)] = crossing
+            self.last[int(i)] = self.timed[(int(i), done)] = crossing
             self.emitted[i] = done
         # a flashback (lap number down) rewinds the lap in progress; laps given out stay given
         new_lap = lap != self.lap
@@ -78,3 +83,21 @@ class LapTracker:
         self.invalid |= cars["current_lap_invalid"].astype(bool)
         self.lap = lap
         return out
+
+    def _retime(self, i: int, done: int, c: np.void, session_time: float) -> None:
+        """A lap completed again after a flashback: the tower's crossing takes the game's new time
+        (lastLapTimeInMS, the sectors as the game held them) and it is reported once; the timing
+        stream keeps the lap as first given out (its consumers store each lap once)."""
+        first = self.timed.get((i, done))
+        last_ms = int(c["last_lap_time_in_ms"])
+        if first is None or not last_ms or first["lap_ms"] == last_ms:
+            return
+        s1, s2 = int(self.s1[i]), int(self.s2[i])
+        s3 = last_ms - s1 - s2 if s1 and s2 and last_ms > s1 + s2 else 0
+        again = dict(first, lap_ms=last_ms, lap_time_s=last_ms / 1000.0, sectors_ms=[s1 or None, s2 or None, s3 or None],
+                     s1_s=s1 / 1000.0 if s1 else None, s2_s=s2 / 1000.0 if s2 else None, s3_s=s3 / 1000.0 if s3 else None,
+                     invalid=bool(self.invalid[i]), retimed=True, first_lap_ms=first["lap_ms"],
+                     t_s=round(session_time - int(c["current_lap_time_in_ms"]) / 1000.0, 3),
+                     position=int(c["car_position"]))
+        self.last[i] = self.timed[(i, done)] = again
+        self.retimed.append(again)

@@ -85,7 +85,7 @@ class F1Session:
         self.player, self.second_player = int(h["player_car_index"]), int(h["secondary_player_car_index"])
         t = float(h["session_time"])
         if t < self.session_time - REWIND_S:
-            self.flashbacks += 1           # the game went back in time: laps already timed stay as they were
+            self.flashbacks += 1           # the game went back in time: a lap driven again is re-timed (LapTracker)
         self.session_time = t
         crossings: list[dict] = []
         alerts: list[dict] = []
@@ -93,6 +93,12 @@ class F1Session:
             self.lap = pkt.cars
             self.frame = int(h["overall_frame_identifier"])
             crossings = self.tracker.update(t, pkt.cars)
+            for again in self.tracker.retimed:
+                alerts.append({"type": "f1.lap_retimed", "severity": "info", "car": again["car"], "lap": again["lap"],
+                               "message": f"{driver(self.participants, int(again['car']), self.packet_format)} lap "
+                               f"{again['lap']} re-driven after a flashback: {again['lap_ms'] / 1000:.3f} s "
+                               f"(first timed {again['first_lap_ms'] / 1000:.3f} s; the game's Lap Data)"})
+            self.tracker.retimed.clear()
             if self.motion is not None and len(self.motion) == len(pkt.cars):
                 racing = (pkt.cars["car_position"] > 0) & (pkt.cars["pit_status"] == 0) & (pkt.cars["result_status"] == 2)
                 self.outline.add(np.where(racing, pkt.cars["lap_distance"], np.nan).astype(float),

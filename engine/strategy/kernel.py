@@ -44,7 +44,7 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "4d41ad90d8366d2d"
+STEPS_DIGEST = "e9e112d5a188d096"
 
 
 @loop
@@ -77,14 +77,29 @@ def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
         stop_lap[c] = -1
         w.late[c] = 0
         w.fuel[c] = d.lap_add[0]
+        w.t_down1[c] = -np.inf
+        w.t_down2[c] = -np.inf
     return n
 
 
 @loop
-def classify(w: Work, st: Start, o: Out, s: int, r: int, n: int) -> None:
-    """Finishers in running order, then retirements (later first, then by slot)."""
+def classify(w: Work, st: Start, p: Params, o: Out, s: int, r: int, n: int) -> None:
+    """Finishers in running order, then retirements (later first, then by slot). With finish_at_flag
+    (TUMFTM `__reset_invalid_laps_aft_race`) a car whose race time one (two) laps before the end was
+    past the winner's finish stopped there: it is classified behind the cars with more laps, by its
+    race time at that line."""
     order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
     pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
+    if p.finish_at_flag and n > 1:
+        winner = t[order[0]]
+        for i in range(n):
+            c = order[i]
+            key[c] = t[c]
+            if w.t_down2[c] > winner:
+                key[c] = 2e9 + w.t_down2[c]
+            elif w.t_down1[c] > winner:
+                key[c] = 1e9 + w.t_down1[c]
+        insertion_sort(order, n, key)
     for i in range(n):
         c = order[i]
         pos[s, r, c] = i + 1
@@ -199,6 +214,7 @@ def save(w: Work, sv: Saved, k: int, n: int, next_ret: int, n_late: int, ghost_s
         si[8, c], si[9, c] = w.ret_slot[c], w.late[c]
         sf[0, c], sf[1, c], sf[2, c], sf[3, c] = w.t[c], w.lt[c], w.raw[c], w.pol[c]
         sf[4, c], sf[5, c], sf[6, c], sf[7, c], sf[8, c] = w.age[c], w.k0[c], w.k1[c], w.key[c], w.fuel[c]
+        sf[9, c], sf[10, c] = w.t_down1[c], w.t_down2[c]
         sb[0, c], sb[1, c], sb[2, c] = w.cold[c], w.cau_pitted[c], w.alive[c]
     sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] = n, next_ret, n_late, ghost_set
     sv.ghost[k] = ghost
@@ -214,6 +230,7 @@ def restore(w: Work, sv: Saved, k: int) -> tuple:
         w.ret_slot[c], w.late[c] = si[8, c], si[9, c]
         w.t[c], w.lt[c], w.raw[c], w.pol[c] = sf[0, c], sf[1, c], sf[2, c], sf[3, c]
         w.age[c], w.k0[c], w.k1[c], w.key[c], w.fuel[c] = sf[4, c], sf[5, c], sf[6, c], sf[7, c], sf[8, c]
+        w.t_down1[c], w.t_down2[c] = sf[9, c], sf[10, c]
         w.cold[c], w.cau_pitted[c], w.alive[c] = sb[0, c], sb[1, c], sb[2, c]
     return sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] != 0, sv.ghost[k]
 
@@ -319,7 +336,14 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                 else:
                     ghost_set = False
                     n_late = 0
-            classify(w, st, o, s, r, n)
+                if p.finish_at_flag and lap >= L - 3:
+                    for i in range(n):
+                        c = w.order[i]
+                        if lap == L - 2:
+                            w.t_down1[c] = w.t[c]
+                        elif lap == L - 3:
+                            w.t_down2[c] = w.t[c]
+            classify(w, st, p, o, s, r, n)
 
 
 @njit(cache=True, nogil=True)

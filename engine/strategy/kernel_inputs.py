@@ -50,6 +50,7 @@ class Params(NamedTuple):
     fuel_auto: bool         # green laps burn at least the fuel left / laps left (the saving is spent)
     wear_per_car: bool      # TUMFTM: tyre age grows by each car's own caution fraction, after its lap
     vsc_per_car: bool       # TUMFTM: a VSC (c_start, c_end) slows each car over that span of its own race time
+    finish_at_flag: bool    # TUMFTM: a lapped car is classified where it crosses the line after the winner
 
 
 class Start(NamedTuple):
@@ -128,7 +129,9 @@ class Work(NamedTuple):
     key: np.ndarray
     late: np.ndarray        # on an SC: laps (0-2) the car was behind when it came out (sc_steps.py)
     fuel: np.ndarray        # with Params.fuel_per_car: the car's fuel as lap time (s) at the lap's start
-    vsc_pass: np.ndarray    # with Params.vsc_per_car: 1 if the car may pass or be passed this lap (vsc_steps.py)
+    vsc_pass: np.ndarray    # with Params.vsc_per_car: 1 if the car may pass or be passed this lap (sc_steps.py)
+    t_down1: np.ndarray     # with Params.finish_at_flag: race time one lap before the last (-inf: not yet)
+    t_down2: np.ndarray     # ... and two laps before it
 
 
 @njit(cache=True, nogil=True)
@@ -139,12 +142,12 @@ def work(C: int) -> Work:
                 np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
                 np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, i8), np.zeros(C),
-                np.ones(C, i8))
+                np.ones(C, i8), np.empty(C), np.empty(C))
 
 
 class Saved(NamedTuple):
     """A race's state kept before a lap's in-lap step, one slot per strategy that resumes from it:
-    Work's integer, float and bool arrays (S, 10 / 9 / 3, C) and the lap loop's scalars."""
+    Work's integer, float and bool arrays (S, 10 / 11 / 3, C) and the lap loop's scalars."""
 
     ints: np.ndarray
     floats: np.ndarray
@@ -156,5 +159,5 @@ class Saved(NamedTuple):
 @njit(cache=True, nogil=True)
 def saved(S: int, C: int) -> Saved:
     """Slots for S strategies' kept states."""
-    return Saved(np.empty((S, 10, C), np.int64), np.empty((S, 9, C)), np.empty((S, 3, C), np.bool_),
+    return Saved(np.empty((S, 10, C), np.int64), np.empty((S, 11, C)), np.empty((S, 3, C), np.bool_),
                  np.empty((S, 4), np.int64), np.empty(S))

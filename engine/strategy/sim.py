@@ -124,6 +124,7 @@ class Rules:
     fuel_auto_adjust: bool = False                   # with it, green laps burn >= fuel left / laps left (TUMFTM)
     wear_per_car: bool = False   # True (TUMFTM): a caution lap ages tyres by each car's own caution part, after the lap
     vsc_per_car: bool = False    # True (TUMFTM): a VSC with start_s/end_s slows each car from start to end of race time
+    finish_at_flag: bool = False  # True (TUMFTM): a car 1-2 laps down is classified where it crosses after the winner
     first_lap_loss_s: float = 0.0                    # standing start (from_start only)
     fcy_lap_s: float = 0.0       # > 0: FCY and SC laps take at least this (one field-wide lap, gaps frozen,
                                  # no passing under FCY) instead of each car's lap x mult_fcy
@@ -325,7 +326,8 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
         float(rules.deg_mult_sc), bool(rules.pass_from_gap), bool(rules.duel_when_held), rules.pit_in_s is not None,
         bool(rules.sc_bunches), bool(rules.resort_on_retirement), bool(rules.standstill_on_in_lap),
         rules.fuel_mult_caution is not None, float(rules.fuel_per_lap_s), *map(float, rules.fuel_mult_caution or (1, 1)),
-        bool(rules.fuel_auto_adjust), bool(rules.wear_per_car), bool(rules.vsc_per_car))
+        bool(rules.fuel_auto_adjust), bool(rules.wear_per_car), bool(rules.vsc_per_car),
+        bool(rules.finish_at_flag))
     team = field.team if field.team is not None else np.arange(C)
     start = kernel.Start(t0.astype(np.float64), running, field.deg_k0.astype(np.float64),
                          field.tyre_age.astype(np.float64), field.overtake_bias_s.astype(np.float64),

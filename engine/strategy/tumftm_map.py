@@ -195,6 +195,7 @@ def _field_and_rules(race: TumftmRace) -> tuple[Field, Rules]:
         fuel_per_lap_s=(fuel_car["b_fuel_perlap"] or 0.0) * tr["t_lap_sens_mass"],
         fuel_mult_caution=(fuel_car.get("mult_consumption_fcy", 1.0), fuel_car.get("mult_consumption_sc", 1.0)),
         fuel_auto_adjust=bool(fuel_car.get("auto_consumption_adjust", False)), wear_per_car=True, vsc_per_car=True,
+        finish_at_flag=True,
         first_lap_loss_s=tr["t_loss_firstlap"])
     return field, rules
 
