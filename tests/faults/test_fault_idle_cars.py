@@ -1,11 +1,12 @@
 """Idle cars leave the process stage's memory and come back from their checkpoint.
 
-Real processes: a redis-server and `pitwall engine --role process` (one worker, PITWALL_CAR_IDLE_S
-=2), fed car #2's real telemetry of Barber race 1 straight onto the telemetry streams: once whole
-(session A, the clean run), then under another session name (B) split in the middle of a lap, with
-a pause until the worker has evicted the car (its state, open lap included, checkpointed first).
-Evicted once for being idle (PITWALL_CAR_IDLE_S=2), once for its session having ended. The late points rebuild the car from its checkpoint: B's 26 lap records must equal A's, field by
-field (but for the session's name), and the worker must hold no car state while both are idle."""
+Real processes: a redis-server and `pitwall engine --role process` (one worker), fed car #2's real
+telemetry of Barber race 1 straight onto the telemetry streams: once whole (session A, the clean
+run), then under another session name (B) split in the middle of a lap, with a pause until the
+worker has evicted the car (its state, open lap included, checkpointed first) — once for being
+idle (PITWALL_CAR_IDLE_S=2), once for its session having ended. The late points rebuild the car
+from its checkpoint: B's 26 lap records must equal A's, field by field (but for the session's
+name), and the worker must hold no car state while both are idle."""
 
 from __future__ import annotations
 
