@@ -24,7 +24,7 @@ import redis
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from app import data
-from app.messages import ALERT, Frame, Outbox, alert_message, encode, parse_published, ws_text_frame
+from app.messages import ALERT, Frame, Outbox, alert_message, encode, parse_published, stream_id, ws_text_frame
 from engine import keys
 
 log = logging.getLogger("pitwall.live")
@@ -38,15 +38,6 @@ CATCH_UP_MAX = 10_000
 TELEMETRY = "telemetry.update"   # each car's newest point: only to clients asking ?telemetry=1
 SEND_TIMEOUT_S = 10.0      # a socket that takes no byte of a frame for this long is closed: its
                            # reader stopped (a zero TCP window never times out by itself)
-
-
-def stream_id(entry_id: object) -> tuple[int, int]:
-    """A Redis stream id ("ms-seq") as a comparable pair; no id sorts first."""
-    ms, _, seq = str(entry_id or "0-0").partition("-")
-    try:
-        return int(ms), int(seq or 0)
-    except ValueError:
-        return 0, 0
 
 
 class SendTimeout(OSError):
