@@ -1,36 +1,31 @@
 """`pitwall bench process --json`: the process role's throughput as deployed, the stage alone beside
 it, its scaling over workers, and lap latency.
 
-Headline: points_per_s — `pitwall engine --role process` itself (one worker), which runs the lap
-hooks on every lap (engine.stages.process.hooks: tyre energy, the crossing for a live source, the
-driver's judgement with the lap's samples): what a deployment gets. hooks_cost_share = 1 -
-points_per_s / points_per_s_1w: the share of the stage-alone throughput the hooks cost.
+Headline: points_per_s — `pitwall engine --role process` itself (one worker), as deployed: it
+writes each lap's record and hands the lap with its samples to the driver role (the lap-samples
+stream, in the same write). hooks_cost_share = 1 - points_per_s / points_per_s_1w: what the role
+as deployed costs against the stage alone (wall; _per_cpu: per CPU-second). Beside it, in the same
+run, the driver role (`pitwall engine --role driver`, a process of its own) does the work the hooks
+did (tyre energy, crossing, the driver's judgement): driver_laps_per_s (resume -> last lap judged),
+driver_cpu_ms_per_lap, and pipeline_cost_share_per_cpu = 1 - points / (process + driver CPU s) /
+points_per_cpu_s_1w: the CPU the lap work still costs — on one machine it moves, it does not vanish.
+driver_lag_p50/p95_ms: lap appended -> judged, in the paced latency run; laps_trimmed_unjudged: laps
+the stream's cap dropped before the driver role judged them (should be 0).
 
 Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replayed as --cars cars
 (the same samples under other car ids, chosen so the four shards carry equal load), in entries of
 --batch points (the ingest batcher's 40). A redis-server is started for the run.
 
-- points_per_s_1w / _2w: the stage alone (this module's worker, no hooks) in one / two processes, started and
-  balanced first, paused (SIGSTOP) while every entry is XADDed, resumed: time from the resume to
-  the last lap record.
-  Median of --repeats, runs interleaved 1w, 2w, 1w, 2w, ... so both see the same machine load.
-- scaling_2w = points_per_s_2w / points_per_s_1w (baseline: the one-worker run of the same repeat set).
-- points_per_cpu_s_1w / _2w: the same points over the CPU seconds the workers used (user + system):
-  what a worker does per core when the machine is shared, independent of the others' load.
-- scaling_2w_per_cpu = 2 x points_per_cpu_s_2w / points_per_cpu_s_1w: the speed-up two workers
-  give when each has a core to itself (what splitting the shards costs in work), derived from CPU
-  time; scaling_2w above is the wall-clock figure, which other processes' load on the shared
-  machine pulls down.
-- redis_cpu_per_worker_cpu: redis-server's CPU seconds per worker CPU second in those runs: with
-  two workers the machine needs 2 x (1 + this) cores to scale 2x, on a 2-core machine.
-- points_per_s_1w_engine_hooks (= points_per_s) / points_per_cpu_s_1w_engine_hooks: the role with
-  its hooks, median of --repeats, interleaved with the stage-alone runs.
-- core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis: the
-  ceiling the stage's Redis I/O is compared against.
-- lap_latency_p50/p95_ms: one worker, --latency-cars cars (spread evenly around the lap, as a
-  field is) written at --latency-speed x real time in 0.3 s race-time batches; per lap, Redis server time of the lap record's announcement minus
-  that of the XADD of the entry holding the sample that closes the lap (the one after the lap
-  step; millisecond resolution of stream ids).
+- points_per_s_1w / _2w: the stage alone (this module's worker, no hooks) in 1 / 2 processes,
+  balanced, paused (SIGSTOP) while every entry is XADDed, resumed: resume -> last lap record; median
+  of --repeats, interleaved. scaling_2w = _2w / _1w. points_per_cpu_s_*: the same per worker
+  CPU-second (user + system); scaling_2w_per_cpu = 2 x _2w / _1w per CPU (each worker on a core).
+- redis_cpu_per_worker_cpu: redis-server's CPU s per worker CPU s in those runs.
+- points_per_s_1w_engine (= points_per_s) / points_per_cpu_s_1w_engine: the role as deployed.
+- core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis.
+- lap_latency_p50/p95_ms: one worker, --latency-cars cars (spread around the lap) at --latency-speed
+  x real time in 0.3 s race-time batches; Redis time of the lap record's announcement minus that of
+  the XADD of the entry holding the sample that closes the lap (ms resolution of stream ids).
 """
 
 from __future__ import annotations
@@ -107,11 +102,10 @@ def complete_laps(values: np.ndarray, channels: tuple[str, ...]) -> int:
     return len(np.unique(lap[~np.isnan(lap)])) - 2      # the partial first and last laps
 
 
-def spawn(url: str, name: str, hooks: bool = False) -> subprocess.Popen:
-    """A worker process: the stage alone (this module's `worker`), or with hooks=True the engine's
-    full process role (`pitwall engine --role process`, which also runs the tyre and driver hooks)."""
+def spawn(url: str, name: str, role: str | None = None) -> subprocess.Popen:
+    """A worker process: the stage alone (this module's `worker`), or `pitwall engine --role ROLE`."""
     env = {**os.environ, "PITWALL_REDIS_URL": url, "PITWALL_SHARDS": str(SHARDS), "OMP_NUM_THREADS": "1"}
-    argv = (["-m", "engine.cli", "engine", "--role", "process", "--name", name] if hooks
+    argv = (["-m", "engine.cli", "engine", "--role", role, "--name", name] if role
             else ["-m", "benchmarks.process", name])
     return subprocess.Popen([sys.executable, *argv], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -171,31 +165,35 @@ def cpu_s(procs: list) -> float:
     return sum(sum(psutil.Process(getattr(p, "pid", p)).cpu_times()[:2]) for p in procs)
 
 
+def paused_write(r: redis.Redis, procs: list, stream_entries: list[tuple[str, dict]]) -> float:
+    """XADD every entry while the workers are paused (SIGSTOP, well within their 10 s leases, so the
+    clock measures processing, not this process's writing); resume them; the perf_counter at resume."""
+    for p in procs:
+        p.send_signal(signal.SIGSTOP)
+    for i in range(0, len(stream_entries), 500):
+        pipe = r.pipeline(transaction=False)
+        for stream, fields in stream_entries[i:i + 500]:
+            pipe.xadd(stream, fields)
+        pipe.execute()
+    t0 = time.perf_counter()
+    for p in procs:
+        p.send_signal(signal.SIGCONT)
+    return t0
+
+
 def throughput(r: redis.Redis, url: str, redis_pid: int, workers: int, stream_entries: list[tuple[str, dict]],
-               expected_laps: int,
-               points: int, hooks: bool = False) -> tuple[float, float, float]:
+               expected_laps: int, points: int) -> tuple[float, float, float]:
     """(points/s wall clock, points per worker CPU-second, redis-server CPU s per worker CPU s)
-    through `workers` worker processes, from their resume to the last lap record."""
+    through `workers` stage-alone worker processes, from their resume to the last lap record."""
     prepare(r)
-    procs = [spawn(url, f"bench-w{k}", hooks) for k in range(workers)]
+    procs = [spawn(url, f"bench-w{k}") for k in range(workers)]
     try:
         def balanced():
             owners = [r.get(keys.process_lease(s)) for s in range(SHARDS)]
             return r.zcard(keys.PROCESS_WORKERS) == workers and None not in owners and len(set(owners)) == workers
         wait(balanced, 30, f"{workers} workers to split the shards")
-        # the workers are paused while the entries are written (well within their 10 s leases),
-        # so the clock measures processing, not this process's writing
-        for p in procs:
-            p.send_signal(signal.SIGSTOP)
-        for i in range(0, len(stream_entries), 500):
-            pipe = r.pipeline(transaction=False)
-            for stream, fields in stream_entries[i:i + 500]:
-                pipe.xadd(stream, fields)
-            pipe.execute()
         cpu0, rcpu0 = cpu_s(procs), cpu_s([redis_pid])
-        t0 = time.perf_counter()
-        for p in procs:
-            p.send_signal(signal.SIGCONT)
+        t0 = paused_write(r, procs, stream_entries)
         # every new lap record is announced once on the laprecords stream: one cheap XLEN to poll
         wait(lambda: announced(r) >= expected_laps, 300, "the lap records")
         elapsed = time.perf_counter() - t0
@@ -203,6 +201,37 @@ def throughput(r: redis.Redis, url: str, redis_pid: int, workers: int, stream_en
     finally:
         stop(procs)
     return points / elapsed, points / cpu, rcpu / cpu
+
+
+def unjudged(r: redis.Redis) -> int:
+    """Laps in the lap-samples streams not yet judged (the driver role deletes what it judged)."""
+    pipe = r.pipeline(transaction=False)
+    for s in range(SHARDS):
+        pipe.xlen(keys.lap_samples_stream(s))
+    return sum(pipe.execute())
+
+
+def deployed(r: redis.Redis, url: str, stream_entries: list[tuple[str, dict]], expected_laps: int,
+             points: int) -> dict:
+    """`pitwall engine --role process` (1 worker) and `--role driver` in a process of its own,
+    resumed together: the process role to its last lap record, the driver role to its last lap judged."""
+    prepare(r)
+    procs = [spawn(url, "bench-role", "process"), spawn(url, "bench-driver", "driver")]
+    try:
+        wait(lambda: r.zcard(keys.PROCESS_WORKERS) == 1 and r.zcard(keys.DRIVER_WORKERS) == 1
+             and None not in [r.get(k(s)) for s in range(SHARDS) for k in (keys.process_lease, keys.driver_lease)],
+             30, "the process and driver roles")
+        cpu0 = [cpu_s([p]) for p in procs]
+        t0 = paused_write(r, procs, stream_entries)
+        wait(lambda: announced(r) >= expected_laps, 300, "the lap records")
+        t_process, cpu_process = time.perf_counter() - t0, cpu_s([procs[0]]) - cpu0[0]
+        wait(lambda: unjudged(r) == 0, 300, "the driver role to judge every lap")
+        t_driver, cpu_driver = time.perf_counter() - t0, cpu_s([procs[1]]) - cpu0[1]
+        trimmed = sum(int(r.get(keys.lap_samples_trimmed(s)) or 0) for s in range(SHARDS))
+    finally:
+        stop(procs)
+    return {"rate": points / t_process, "cpu_rate": points / cpu_process, "driver_laps_per_s": expected_laps / t_driver,
+            "driver_cpu_ms_per_lap": 1000 * cpu_driver / expected_laps, "pipeline_cpu_rate": points / (cpu_process + cpu_driver), "trimmed": trimmed}
 
 
 def core_rate(ts: np.ndarray, channels: tuple[str, ...], values: np.ndarray, batch: int,
@@ -225,12 +254,13 @@ def core_rate(ts: np.ndarray, channels: tuple[str, ...], values: np.ndarray, bat
 
 
 def latency(r: redis.Redis, url: str, ts: np.ndarray, channels: tuple[str, ...], values: np.ndarray,
-            cars: list[str], speed: float, seconds: float) -> list[float]:
-    """Per-lap ms from the XADD that closes a lap to its record's announcement (Redis server clock)."""
+            cars: list[str], speed: float, seconds: float) -> tuple[list[float], dict]:
+    """Per-lap ms from the XADD that closes a lap to its record's announcement (Redis server clock),
+    and the driver role's counters (lag from the lap's append to its judgement) beside it."""
     prepare(r)
-    proc = spawn(url, "bench-lat")
+    procs = [spawn(url, "bench-lat", "process"), spawn(url, "bench-lat-driver", "driver")]
     try:
-        wait(lambda: r.get(keys.process_lease(0)) is not None and r.zcard(keys.PROCESS_WORKERS) == 1, 30, "the worker")
+        wait(lambda: r.get(keys.process_lease(0)) is not None and r.get(keys.driver_lease(0)) is not None, 30, "the roles")
         lap = values[:, channels.index("lap")]
         valid = np.where(np.isnan(lap), -np.inf, lap)
         step = np.nonzero(np.maximum.accumulate(valid)[1:] > np.maximum.accumulate(valid)[:-1])[0] + 1
@@ -265,9 +295,11 @@ def latency(r: redis.Redis, url: str, ts: np.ndarray, channels: tuple[str, ...],
             key = (f[b"car"].decode(), int(f[b"lap"]))
             if key in closer_entry:
                 out.append(int(eid.split(b"-")[0]) - closer_entry[key])
-        return out
+        wait(lambda: unjudged(r) == 0, 60, "the driver role to catch up")
+        time.sleep(1.5)      # its counters are mirrored every second
+        return out, {k.decode(): v.decode() for k, v in r.hgetall(keys.driver_stats("bench-lat-driver")).items()}
     finally:
-        stop([proc])
+        stop(procs)
 
 
 def main(argv: list[str]) -> dict:
@@ -301,12 +333,13 @@ def main(argv: list[str]) -> dict:
             rates: dict[int, list[float]] = {1: [], 2: []}
             per_cpu: dict[int, list[float]] = {1: [], 2: []}
             redis_share: list[float] = []
-            hooked: list[tuple[float, float, float]] = []
+            hooked: list[dict] = []
             for rep in range(args.repeats):
-                hooked.append(throughput(r, server.url, server.proc.pid, 1, stream_entries, expected, points,
-                                         hooks=True))
-                log(f"repeat {rep + 1}: pitwall engine --role process (with its lap hooks) {hooked[-1][0]:,.0f} "
-                    f"points/s wall, {hooked[-1][1]:,.0f} per worker CPU-second")
+                hooked.append(deployed(r, server.url, stream_entries, expected, points))
+                log(f"repeat {rep + 1}: pitwall engine --role process {hooked[-1]['rate']:,.0f} points/s wall, "
+                    f"{hooked[-1]['cpu_rate']:,.0f} per CPU-second; --role driver beside it "
+                    f"{hooked[-1]['driver_laps_per_s']:,.1f} laps/s, {hooked[-1]['driver_cpu_ms_per_lap']:.2f} "
+                    f"CPU ms a lap, {hooked[-1]['trimmed']} trimmed")
                 for w in (1, 2):
                     rate, cpu_rate, rshare = throughput(r, server.url, server.proc.pid, w, stream_entries,
                                                         expected, points)
@@ -316,8 +349,9 @@ def main(argv: list[str]) -> dict:
                     log(f"repeat {rep + 1}: {w} worker(s) {rate:,.0f} points/s wall, "
                         f"{cpu_rate:,.0f} points per worker CPU-second, redis-server {rshare:.2f} CPU s "
                         f"per worker CPU s; load {os.getloadavg()[0]:.2f}")
-            with_hooks = (statistics.median(h[0] for h in hooked), statistics.median(h[1] for h in hooked))
-            lat = latency(r, server.url, ts, channels, values, car_ids(args.latency_cars),
+            med = {k: statistics.median(h[k] for h in hooked) for k in hooked[0]}
+            with_hooks = (med["rate"], med["cpu_rate"])
+            lat, drv = latency(r, server.url, ts, channels, values, car_ids(args.latency_cars),
                           args.latency_speed, args.latency_seconds)
             log(f"latency: {len(lat)} laps measured")
         finally:
@@ -325,7 +359,7 @@ def main(argv: list[str]) -> dict:
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     return {
         "points_per_s": round(with_hooks[0]),
-        "what": "pitwall engine --role process, 1 worker, with its lap hooks (as deployed); median of repeats",
+        "what": "pitwall engine --role process, 1 worker, as deployed (laps handed to --role driver); median of repeats",
         "hooks_cost_share": round(1 - with_hooks[0] / one, 3),
         "hooks_cost_share_per_cpu": round(1 - with_hooks[1] / statistics.median(per_cpu[1]), 3),
         "points_per_s_1w": round(one),
@@ -335,15 +369,23 @@ def main(argv: list[str]) -> dict:
         "points_per_cpu_s_1w": round(statistics.median(per_cpu[1])),
         "points_per_cpu_s_2w": round(statistics.median(per_cpu[2])),
         "scaling_2w_per_cpu": round(2 * statistics.median(per_cpu[2]) / statistics.median(per_cpu[1]), 3),
-        "points_per_s_1w_engine_hooks": round(with_hooks[0]),
-        "points_per_cpu_s_1w_engine_hooks": round(with_hooks[1]),
+        "points_per_s_1w_engine": round(with_hooks[0]),
+        "points_per_cpu_s_1w_engine": round(with_hooks[1]),
+        "driver_laps_per_s": round(med["driver_laps_per_s"], 1),
+        "driver_cpu_ms_per_lap": round(med["driver_cpu_ms_per_lap"], 2),
+        "pipeline_points_per_cpu_s": round(med["pipeline_cpu_rate"]),
+        "pipeline_cost_share_per_cpu": round(1 - med["pipeline_cpu_rate"] / statistics.median(per_cpu[1]), 3),
+        "laps_trimmed_unjudged": max(h["trimmed"] for h in hooked),
+        "driver_lag_p50_ms": float(drv.get("lag_p50_ms", "nan")),
+        "driver_lag_p95_ms": float(drv.get("lag_p95_ms", "nan")),
+        "driver_laps_judged_latency_run": int(drv.get("laps", 0)),
         "redis_cpu_per_worker_cpu": round(statistics.median(redis_share), 3),
         "lap_latency_p50_ms": float(np.percentile(lat, 50)) if lat else None,
         "lap_latency_p95_ms": float(np.percentile(lat, 95)) if lat else None,
         "laps_latency_measured": len(lat),
         "runs_1w": [round(x) for x in rates[1]],
         "runs_2w": [round(x) for x in rates[2]],
-        "runs_1w_engine_hooks": [round(h[0]) for h in hooked],
+        "runs_1w_engine": [round(h["rate"]) for h in hooked],
         "cars": len(cars),
         "batch_points": args.batch,
         "points": points,

@@ -1,7 +1,8 @@
 """`pitwall bench strategy_live --json`: the live strategy call of the demo, measured on the production path.
 
 What runs is what `pitwall up` runs, without the web app: a redis-server of its own (a free port), `pitwall
-engine` with every stage but strategy, `pitwall engine --role strategy` (engine.commands.engine.UP_PROCESSES;
+engine` with every stage but strategy and driver, `pitwall engine --role strategy`, `--role driver`
+(engine.commands.engine.UP_PROCESSES;
 --one-process runs them all in one) and `pitwall replay` of a
 real GR Cup race (default Barber race 1, with its telemetry) at --speed x real time (default 10, the demo's).
 The strategy stage makes a call for every crossing (10,000 races per strategy unless it has to cut them
@@ -100,7 +101,7 @@ def main(argv: list[str]) -> dict:
         env["PITWALL_SIM_THREADS"] = str(args.threads)
     pitwall = [sys.executable, "-m", "engine.cli"]
     client = redis.Redis.from_url(server.url)
-    engine = replay = others = None
+    engine = replay = others = driver = None
     calls: list[dict] = []
     try:
         split = not args.one_process
@@ -111,6 +112,9 @@ def main(argv: list[str]) -> dict:
             others, engine = engine, subprocess.Popen(
                 pitwall + ["engine", *role_args(UP_PROCESSES["strategy"])], env=env, start_new_session=True,
                 stdout=subprocess.DEVNULL, stderr=open(tmp / "strategy.log", "wb"))
+            driver = subprocess.Popen(pitwall + ["engine", *role_args(UP_PROCESSES["driver"])], env=env,
+                                      start_new_session=True, stdout=subprocess.DEVNULL,
+                                      stderr=open(tmp / "driver.log", "wb"))
         wait_for_group(client, "strategy", engine)
         wait_for_group(client, "timing", others or engine)
         log(f"engine ready (redis {server.url}); replaying {args.track} race {args.race} at {args.speed:g}x")
@@ -148,7 +152,7 @@ def main(argv: list[str]) -> dict:
         rss = peak_rss_mb(engine.pid)
         crossings = client.xlen(keys.LAPS_STREAM)
     finally:
-        for proc in (replay, engine, others):
+        for proc in (replay, engine, others, driver):
             if proc is not None:
                 stop(proc)
         client.close()

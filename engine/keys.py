@@ -175,6 +175,30 @@ def process_lease(shard: int) -> str:
     return f"{shard_tag(shard)}:process:lease"
 
 
+def lap_samples_stream(shard: int | str) -> str:
+    """Each completed lap's record and samples, of the cars hashed to this shard: the process role
+    appends them in its lap write, the driver role consumes and deletes them (it holds the lag)."""
+    return f"{shard_tag(shard)}:lapsamples"
+
+
+def lap_samples_trimmed(shard: int | str) -> str:
+    """Counter: laps the lap-samples stream's cap (MAXLEN) dropped before the driver role judged them."""
+    return f"{shard_tag(shard)}:lapsamples:trimmed"
+
+
+DRIVER_WORKERS = f"{PREFIX}:driver:workers"         # zset: driver-role worker name -> last heartbeat (ms)
+
+
+def driver_lease(shard: int) -> str:
+    """String with a TTL: the driver-role worker that consumes this shard's lap-samples stream."""
+    return f"{shard_tag(shard)}:driver:lease"
+
+
+def driver_stats(name: str) -> str:
+    """Hash with a TTL: one driver-role worker's counters (laps, lag, errors)."""
+    return f"{PREFIX}:driver:stats:{name}"
+
+
 def process_stats(name: str) -> str:
     """Hash with a TTL: one process worker's counters (points, laps, dropped:*, dead_lettered, ...)."""
     return f"{PREFIX}:process:stats:{name}"

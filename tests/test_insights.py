@@ -173,16 +173,18 @@ def test_a_live_source_without_official_timing_still_gets_a_tower_and_tyre_calls
 
 
 def test_a_process_worker_loads_no_model_yet_feeds_the_wear_and_the_coaching(redis_server, wait_for):
-    """`pitwall engine --role process` as its own process: it stores car #2's lap energies and has
-    the driver judged with the samples, and ONNX Runtime is never mapped into it (the insights
-    stage is the only owner of the tyre model)."""
+    """`pitwall engine --role process --role driver` as its own process: the process role hands
+    each lap's samples to the driver role, which stores car #2's lap energies and has the driver
+    judged with the samples, and ONNX Runtime is never mapped into it (the insights stage is the
+    only owner of the tyre model)."""
     from engine.redisserver import connect
 
     r = connect(redis_server.url)
     r.flushall()
     play(barber_r1(), r, StreamWriter(r, 4), speed=None, progress=False)
     env = {**os.environ, "PITWALL_REDIS_URL": redis_server.url, "PITWALL_SHARDS": "4", "OMP_NUM_THREADS": "1"}
-    worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "process", "--name", "solo"],
+    worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", "--role", "process", "--role", "driver",
+                               "--name", "solo"],
                               cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: r.hlen(insights.wear_key("barber-r1", "2")) >= 20, 60), "no lap energy for car #2"

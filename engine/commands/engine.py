@@ -14,10 +14,13 @@ ROLES += ("ingest",)   # UDP ingest: engine/stages/ingest.py
 ROLES += ("insights",)  # tyre model + driver coaching per crossing: engine/stages/insights.py
 ROLES += ("strategy",)  # Monte Carlo call per crossing and caution: engine/stages/strategy.py
 ROLES += ("archive",)   # everything of a session -> Parquet, flushed every lap: engine/stages/archive.py
+ROLES += ("driver",)    # each lap's samples (from process) -> energy, crossing, judgement: engine/stages/driverlaps.py
 # How `pitwall up` runs the engine: the strategy stage in a process of its own, so its Monte Carlo
 # (a core's worth of CPU at 10x) never holds up timing, ingest or the insights stage (GIL), and it
 # gets a core to itself when the machine has two (p50 8.3 s -> 3.2 s from the crossing, bench strategy_live).
-UP_PROCESSES = {"engine": tuple(r for r in ROLES if r != "strategy"), "strategy": ("strategy",)}
+# The driver role too: each lap's judgement (~2.5 ms of CPU) off the process role's thread and GIL.
+UP_PROCESSES = {"engine": tuple(r for r in ROLES if r not in ("strategy", "driver")), "strategy": ("strategy",),
+                "driver": ("driver",)}
 
 
 def role_args(roles: tuple[str, ...]) -> list[str]:
@@ -67,10 +70,14 @@ def run(args: argparse.Namespace) -> int:
     children = []
     if "process" in roles:
         from engine.stages.process import start_workers
-        from engine.stages.process.hooks import lap_hooks
-        process_threads, children = start_workers(settings, name, args.workers, stop,
-                                                  hook_factory=lambda c: lap_hooks(c, settings))
+        process_threads, children = start_workers(settings, name, args.workers, stop)
         threads += process_threads
+    if "driver" in roles:
+        from engine.stages.driverlaps import DriverLaps
+        from engine.stages.process import LEASE_MS_ENV
+        d = DriverLaps(connect(settings.redis_url), name, settings.shards, settings.insight_ttl_s,
+                       int(os.environ.get(LEASE_MS_ENV) or 10_000))
+        threads.append(threading.Thread(target=d.run, args=(stop.is_set,), name="driver", daemon=True))
     if "insights" in roles:
         from engine.stages import insights
         c = insights.consumer(connect(settings.redis_url), name, settings.models_dir, settings.insight_ttl_s)

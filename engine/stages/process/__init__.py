@@ -8,7 +8,9 @@ entries (XAUTOCLAIM), so order per car is kept (shards).
 The fold (fold): each entry is folded into its car's state (engine.laps, the pure core); the laps
 it closes are written with the car's checkpoint and the XACK of the entries they cover, fenced by
 the lease (lapstore). After a lap's record is written its hooks run (the lap's samples for the
-downstream stages: hooks), then the checkpoint and the XACK.
+downstream stages: hooks), then the checkpoint and the XACK — or, as `pitwall engine --role process`
+runs, the lap goes with its samples to the shard's lap-samples stream in the same write
+(lapsamples), and the driver role (engine.stages.driverlaps) runs the hooks' work from there.
 
 Starting it (workers): `pitwall engine --role process [--workers N]`.
 """

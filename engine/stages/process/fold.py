@@ -17,6 +17,10 @@ np.ndarray]) run after the lap's record is written and before its checkpoint and
 "t" in epoch s and every channel of the lap), so they run at least once per lap: a crash in between
 replays the lap and reruns them. They must be idempotent. A hook that raises is counted in
 `hook_errors` and logged; it does not hold the stream up.
+
+Lap samples (`samples_cap` > 0, as `pitwall engine --role process` runs): instead of hooks here,
+each new lap's record and samples are appended to its shard's lap-samples stream in the lap's own
+write (the same script, no extra round trip); the driver role runs the hooks' work from there.
 """
 
 from __future__ import annotations
@@ -50,11 +54,11 @@ class ProcessStage:
     """Folds telemetry entries into per-car state and writes each completed lap (see module doc)."""
 
     def __init__(self, client: redis.Redis, name: str, shards: int, insight_ttl_s: int = 1800,
-                 records_maxlen: int = 100_000, idle_s: float | None = None):
+                 records_maxlen: int = 100_000, idle_s: float | None = None, samples_cap: int = 0):
         self.client = client
         self.name = name
         self.shards = shards
-        self.store = LapStore(client, name, GROUP, shards, insight_ttl_s, records_maxlen)
+        self.store = LapStore(client, name, GROUP, shards, insight_ttl_s, records_maxlen, samples_cap)
         self.cars: dict[tuple[str, str], CarState] = {}
         self.unacked: dict[tuple[str, str], list[bytes]] = {}
         self.on_lap_complete: list[LapHook] = []

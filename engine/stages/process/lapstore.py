@@ -20,26 +20,37 @@ import redis
 from engine import keys
 from engine.laps.state import CarState, entry_key
 from engine.redisclient import is_cluster
+from engine.stages.process.lapsamples import encode_samples
 
 # One lease-fenced script writes a car's new lap records (HSETNX, announced on the laprecords
-# stream), its checkpoint and the XACK of the entries they cover; any part may be empty.
+# stream, and with their samples appended to the lap-samples stream for the driver role when its
+# cap is > 0), its checkpoint and the XACK of the entries they cover; any part may be empty.
 # KEYS (one slot): lease, laps hash, checkpoint, laprecords stream, telemetry stream, session
-# resets. ARGV: owner, session, car, maxlen, group, oldest entry (ms), n laps, (lap, json) x n,
-# n checkpoint fields, (field, value) x n, n ids, id x n.
+# resets, lap-samples stream, its trimmed counter. ARGV: owner, session, car, maxlen, group, oldest
+# entry (ms), lap-samples cap, n laps, (lap, json, channels, samples) x n, n checkpoint fields,
+# (field, value) x n, n ids, id x n.
 # A lap whose entries predate the session's last reset (`replay --fresh`) is the old run's: -2.
+# The lap-samples stream holds only the driver role's lag (it deletes what it judged), so an entry
+# the cap drops is one never judged: counted.
 _WRITE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local reset = redis.call('HGET', KEYS[6], ARGV[2])
 if reset and tonumber(reset) > tonumber(ARGV[6]) then return -2 end
-local i = 7
+local cap = tonumber(ARGV[7])
+local i = 8
 local added = 0
 local laps = tonumber(ARGV[i])
 for _ = 1, laps do
   if redis.call('HSETNX', KEYS[2], ARGV[i + 1], ARGV[i + 2]) == 1 then
     added = added + 1
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'session', ARGV[2], 'car', ARGV[3], 'lap', ARGV[i + 1])
+    if cap > 0 then
+      if redis.call('XLEN', KEYS[7]) >= cap then redis.call('INCR', KEYS[8]) end
+      redis.call('XADD', KEYS[7], 'MAXLEN', cap, '*', 'session', ARGV[2], 'car', ARGV[3], 'lap', ARGV[i + 1],
+                 'record', ARGV[i + 2], 'channels', ARGV[i + 3], 'samples', ARGV[i + 4])
+    end
   end
-  i = i + 2
+  i = i + 4
 end
 i = i + 1
 local fields = tonumber(ARGV[i])
@@ -68,7 +79,7 @@ class LapWrite:
     car: str
     keys: list[str]
     head: list
-    laps: list          # lap, json, lap, json, ...
+    laps: list          # lap, json, channels, samples (b"" unless streamed), lap, json, ...
     checkpoint: list    # field, value, ...
     ids: list[bytes]    # entries the checkpoint covers, to XACK with it
     records: list
@@ -76,7 +87,7 @@ class LapWrite:
 
     def args(self, laps: bool, checkpoint: bool) -> list:
         """The script's ARGV: the laps and/or the checkpoint with its XACKs."""
-        out = [*self.head, len(self.laps) // 2 if laps else 0, *(self.laps if laps else [])]
+        out = [*self.head, len(self.laps) // 4 if laps else 0, *(self.laps if laps else [])]
         if checkpoint:
             return [*out, len(self.checkpoint) // 2, *self.checkpoint, len(self.ids), *self.ids]
         return [*out, 0, 0]
@@ -86,13 +97,14 @@ class LapStore:
     """Builds and runs the lease-fenced lap writes of one worker (see the module docstring)."""
 
     def __init__(self, client: redis.Redis, name: str, group: str, shards: int, insight_ttl_s: int,
-                 records_maxlen: int):
+                 records_maxlen: int, samples_cap: int = 0):
         self.client = client
         self.name = name
         self.group = group
         self.shards = shards
         self.ttl = insight_ttl_s
         self.records_maxlen = records_maxlen
+        self.samples_cap = samples_cap      # > 0: each new lap's samples go to the lap-samples stream
         self._write = client.register_script(_WRITE)
         self.clustered = is_cluster(client)
 
@@ -100,12 +112,14 @@ class LapStore:
         """What `write` writes for one car: its records, then its checkpoint with the XACK of `ids`."""
         shard = keys.shard_of(st.session, st.car, self.shards)
         oldest = min((entry_key(i)[0] for i in ids), default=0)
-        head = [self.name, st.session, st.car, self.records_maxlen, self.group, oldest]
-        laps = [x for rec in records for x in (rec.lap, rec.to_json())]
+        head = [self.name, st.session, st.car, self.records_maxlen, self.group, oldest, self.samples_cap]
+        laps = [x for rec, c in zip(records, closed)
+                for x in (rec.lap, rec.to_json(), *(encode_samples(c.samples) if self.samples_cap > 0 else (b"", b"")))]
         cp = [x for kv in st.to_checkpoint().items() for x in kv]
         script_keys = [keys.process_lease(shard), keys.lap_record(st.session, st.car, self.shards),
                        keys.checkpoint(st.session, st.car, self.shards), keys.lap_records_stream(shard),
-                       stream, keys.shard_resets(shard)]
+                       stream, keys.shard_resets(shard), keys.lap_samples_stream(shard),
+                       keys.lap_samples_trimmed(shard)]
         return LapWrite(shard, st.session, st.car, script_keys, head, laps, cp, list(ids), records, closed)
 
     def write(self, jobs: list[LapWrite], laps: bool, checkpoint: bool) -> list[int]:
