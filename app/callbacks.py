@@ -86,15 +86,27 @@ def touches(feed: dict | None, session: str | None, car: str | None = None, kind
     return any(a.get("session") in (None, session) for a in feed.get("alerts", []))
 
 
+def row_label(row: dict) -> str:
+    """How a board row's car is named on screen: "#12", or for F1 the race number and name from
+    the game's Participants ("#3 VERSTAPPEN"; the car's key stays its slot)."""
+    f1 = row.get("f1") or {}
+    return f"#{f1['number']} {f1.get('name', '')}".strip() if "number" in f1 else f"#{row['car']}"
+
+
+def car_label(session: str | None, car: object) -> str:
+    """The on-screen name of a session's car (row_label), "#<car>" when it is not on the board."""
+    rows = ((data.board(session) if session else None) or {}).get("cars", [])
+    row = next((c for c in rows if str(c.get("car")) == str(car)), None)
+    return row_label(row) if row else f"#{car}"
+
+
 def car_choices(session: str | None, current: str | None, search: str | None = None) -> tuple[list[dict], str | None]:
     """The car dropdown of a car page: the field in running order. The followed car of the address
     (?car=) wins when it is in the field, then the current choice (also while no board is there
     yet, so a ?car= link survives the first refresh), else the leader."""
     rows = ((data.board(session) if session else None) or {}).get("cars", [])
     cars = [str(c["car"]) for c in rows]
-    # F1: the race number and name from the game's Participants (the value stays the car's slot)
-    labels = [f"#{c['f1']['number']} {c['f1'].get('name', '')}" if "number" in (c.get("f1") or {}) else f"#{c['car']}"
-              for c in rows]
+    labels = [row_label(c) for c in rows]
     opts = [{"label": f"P{i + 1} · {label}", "value": c} for i, (c, label) in enumerate(zip(cars, labels))]
     for want in (follow.followed_car(search), None if current is None else str(current)):
         if want is not None and (want in cars or not cars):

@@ -24,7 +24,7 @@ import redis
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from app import data
-from app.messages import ALERT, Frame, Outbox, alert_message, encode, parse_published, ws_text_frame
+from app.messages import ALERT, Frame, Outbox, alert_message, encode, parse_published, stream_id, ws_text_frame
 from engine import keys
 
 log = logging.getLogger("pitwall.live")
@@ -80,12 +80,39 @@ class Client:
         self.partial: bytes | None = None
         self.busy = True             # until the hello (and the catch-up) is on the wire
         self.direct = 0
+        self.caught_up_to: tuple[int, int] | None = None   # the catch-up's last alert id
+
+    def caught_up(self, last_id: str) -> None:
+        """The catch-up sent alerts up to `last_id`: the hub's frames carrying those again (raised
+        between this client joining and the catch-up's read) go without them."""
+        self.caught_up_to = stream_id(last_id)
+
+    def _repeats(self, frame: Frame) -> bool:
+        """Whether the frame may carry an alert the catch-up already sent (alerts come in stream
+        order: once a frame's first alert is newer, the hub is past the catch-up for good)."""
+        if self.caught_up_to is None or not frame.outbox.alerts:
+            return False
+        first = frame.outbox.alerts[0]["data"].get("id")
+        if first is not None and stream_id(first) > self.caught_up_to:
+            self.caught_up_to = None
+        return self.caught_up_to is not None
+
+    def _without_repeats(self, outbox: Outbox) -> bytes:
+        """The outbox on the wire without the alerts the catch-up sent."""
+        limit = self.caught_up_to
+        if limit is not None:
+            kept = [a for a in outbox.alerts if a["data"].get("id") is None or stream_id(a["data"]["id"]) > limit]
+            if any(a["data"].get("id") is not None for a in kept):
+                self.caught_up_to = None           # a newer alert: the hub is past the catch-up
+            outbox = Outbox(kept, outbox.snapshots)
+        return ws_text_frame(encode(outbox))
 
     def offer(self, frame: Frame) -> None:
         """Hand the client a frame: sent at once when it is keeping up, else queued (or cut off)."""
         if self.cut_off:             # memory stays bounded while a stuck send holds its greenlet
             return
-        if self.raw is not None and not self.frames and self.partial is None and not self.busy:
+        if self.raw is not None and not self.frames and self.partial is None and not self.busy \
+                and not self._repeats(frame):
             try:
                 n = self.raw.send(frame.wire)
             except OSError:          # would block, or the socket is gone: the greenlet finds out
@@ -116,11 +143,12 @@ class Client:
             return None
         self.pending_alerts = 0
         if len(self.frames) == 1:
-            return self.frames.popleft().wire
+            frame = self.frames.popleft()
+            return self._without_repeats(frame.outbox) if self._repeats(frame) else frame.wire
         merged = Outbox()
         while self.frames:
             merged.merge(self.frames.popleft().outbox)
-        return ws_text_frame(encode(merged))
+        return self._without_repeats(merged)
 
 
 class Hub:
@@ -310,6 +338,8 @@ def serve(ws: object, since: str | None, telemetry: bool = False) -> None:
         hello = {"type": "feed.hello", "timestamp": time.time(),
                  "data": {"heartbeat_s": HEARTBEAT_S, "last_alert_id": h.stats["last_alert_id"]}}
         missed = h.catch_up(since) if since else []
+        if missed:
+            client.caught_up(missed[-1]["data"]["id"])
         send_within(ws.sock, ws_text_frame(json.dumps([hello, *missed], separators=(",", ":"))))
         client.busy = False
         while ws.connected:

@@ -95,3 +95,12 @@ def parse_published(raw: bytes | str) -> dict | None:
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         return None
     return msg
+
+
+def stream_id(entry_id: object) -> tuple[int, int]:
+    """A Redis stream id ("ms-seq") as a comparable pair; no id sorts first."""
+    ms, _, seq = str(entry_id or "0-0").partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return 0, 0

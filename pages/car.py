@@ -9,7 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
 from app import components, data, f1car, follow, views  # noqa: F401  (f1car registers the F1 panel)
-from app.callbacks import car_picker, touches
+from app.callbacks import car_label, car_picker, touches
 from engine.tyre.explain import REFERENCE_PACE
 
 dash.register_page(__name__, path="/car", name="Car detail", order=2, title="PitWall · Car detail")
@@ -90,10 +90,10 @@ def refresh_car(car, feed, _poll, session, shown) -> tuple:
         + (f"; this car's tyres: {views.pace_words(tyre)}" if views.pace_state(tyre) else ""))
     sf = components.sector_delta_figure(timing)
     sectors = dcc.Graph(figure=sf, config={"displaylogo": False}, style={"height": "260px"}) if sf else None
-    status = (f"#{car} · P{timing.get('position', '?')} · lap {timing.get('laps', '?')} · "
+    status = (f"{car_label(session, car)} · P{timing.get('position', '?')} · lap {timing.get('laps', '?')} · "
               f"last {components.format_laptime(timing.get('last_lap_s')) or '–'} · "
               f"best {components.format_laptime(timing.get('best_lap_s')) or '–'}") if timing else (
-        f"#{car}: no live insight (expired or not yet written)")
+        f"{car_label(session, car)}: no live insight (expired or not yet written)")
     laps = [int(h["lap"]) for h in history]
     if shown and shown.get("car") == car and shown.get("session") == session and laps[: len(shown["laps"])] == shown["laps"] \
             and not any(h.get("predicted_lap_s") for h in history) and not (tyre or {}).get("predicted_next_lap_s"):

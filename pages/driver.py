@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from app import components, data, follow, views
-from app.callbacks import car_picker, touches
+from app.callbacks import car_label, car_picker, touches
 
 dash.register_page(__name__, path="/driver", name="Driver", order=4, title="PitWall · Driver")
 
@@ -76,4 +76,4 @@ def refresh_driver(car, feed, _p, session) -> tuple:
                       title=f"z = {a.get('z', '?')} against the driver's usual") for a in alerts[:15]]
     panel = [html.H6("Coaching alerts", title="Only deviations that cost time")] + (
         items or [components.no_output("coaching alert", "none raised for this car so far")])
-    return fingerprint, panel, f"#{car} · {len(alerts)} alerts"
+    return fingerprint, panel, f"{car_label(session, car)} · {len(alerts)} alerts"

@@ -11,7 +11,7 @@ from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_
 
 from app import components, data, f1car, follow, views
 from app.cautionview import caution_table
-from app.callbacks import car_picker, touches
+from app.callbacks import car_label, car_picker, touches
 from engine.sources.tracks import session_track
 
 dash.register_page(__name__, path="/strategy", name="Strategy", order=3, title="PitWall · Strategy")
@@ -162,7 +162,7 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
                           title="Run the Monte Carlo once, here, on the current running order"),
                html.Span(id="st-run-msg", className="ms-2 small")]
         msg.append(f1car.game_pit_window(board, car))        # F1: the game's own window (app/f1car.py)
-        return rejoin, None, msg, None, f"#{car}: no strategy output yet"
+        return rejoin, None, msg, None, f"{car_label(session, car)}: no strategy output yet"
     lo, hi, best = views.pit_window(st)
     lap_now = next((c.get("laps") for c in board["cars"] if str(c["car"]) == str(car)), None)
     total = st.get("total_laps") or None         # the flag lap the call expects (its laps_left_rule)
@@ -202,5 +202,5 @@ def refresh_strategy(car, feed, _p, ondemand, session) -> tuple:
               dash_table.DataTable(whatif_rows, style_as_list_view=True,
                                    style_cell={"backgroundColor": "transparent", "color": "inherit"})] if whatif_rows else None
     races = st.get("races") or st.get("n_races")
-    status = f"#{car} · {len(strategies)} strategies" + (f" · {races} simulated races" if races else "") + f" · {source}"
+    status = f"{car_label(session, car)} · {len(strategies)} strategies" + (f" · {races} simulated races" if races else "") + f" · {source}"
     return rejoin, window, dist, whatif, status

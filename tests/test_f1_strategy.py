@@ -205,6 +205,9 @@ def test_the_strategy_page_shows_the_call_its_odds_and_sources(f1_calls, page_mo
     assert "estimated: 25% of the field's median lap" in text and "0 % chance in the laps left" in text
     assert "estimated: 25% of the field's median lap" in str(rejoin)
     assert "(S→M)" in str(dist) or "(S→H)" in str(dist)
+    row = next(c for c in board["cars"] if c["car"] == car)
+    assert status.startswith(f"#{row['f1']['number']} {row['f1']['name']} · "), \
+        f"the status names the car as the picker does (race number and name, not the game's slot #{car}): {status}"
 
 
 @pytest.mark.browser

@@ -299,3 +299,14 @@ def test_a_lapped_car_is_classified_where_it_crosses_the_line_after_the_winner()
     rules = replace(TUM, total_laps=10)
     assert run(f, rules, cautions(laps=10)).position[0, 0].tolist() == [1, 3, 2]
     assert run(f, replace(rules, finish_at_flag=True), cautions(laps=10)).position[0, 0].tolist() == [1, 2, 3]
+
+
+def test_cars_retiring_on_the_same_lap_are_classified_by_the_part_of_it_they_ran():
+    """TUMFTM's progress at a retirement: c1 (70 s lap) and c2 (66 s lap, 0.5 s behind it) both stop
+    30 s into lap 1 (a first-lap crash): c2 has run (30 - 0.5) / 66 = 0.45 of its lap, c1 30 / 70 =
+    0.43, so c2 is classified ahead although it ran behind."""
+    f = field([0.0, 0.0, 0.5], [67.0, 70.0, 66.0])
+    rules = replace(TUM, total_laps=6)
+    crash = Cautions(np.zeros((1, 6), np.int8), np.array([[6, 0, 0]]), retire_s=np.array([[np.nan, 30.0, 30.0]]))
+    assert run(f, rules, crash).position[0, 0].tolist() == [1, 2, 3]
+    assert run(f, replace(rules, finish_at_flag=True), crash).position[0, 0].tolist() == [1, 3, 2]

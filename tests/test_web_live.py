@@ -113,6 +113,33 @@ def test_a_client_that_falls_behind_gets_one_merged_frame_with_every_alert():
     assert c.take(0.05) is None
 
 
+def test_alerts_the_catch_up_sent_are_not_sent_again_by_the_hub():
+    """An alert raised while a reconnecting client joins reaches it both in the catch-up and in the
+    hub's next frame: the client gets it once (found in the web-restart fault test: 41 of 40)."""
+    def frame(*ids: str) -> Frame:
+        b = Outbox()
+        for i in ids:
+            b.add({"type": ALERT, "timestamp": 0.0, "data": {"id": i, "n": i}})
+        b.add(snap("5", 1))
+        return Frame(b, ws_text_frame(encode(b)))
+
+    def alerts(wire: bytes) -> list[str]:
+        start = 2 if wire[1] < 126 else 4
+        return [m["data"]["id"] for m in json.loads(wire[start:]) if m["type"] == ALERT]
+
+    c = Client()
+    c.offer(frame("100-1", "100-2"))               # queued while the catch-up (up to 100-2) was read
+    c.caught_up("100-2")
+    c.busy = False
+    assert alerts(c.take(0.1)) == []
+    c.offer(frame("100-2", "101-0"))               # the hub lagging: one repeat, one new
+    assert alerts(c.take(0.1)) == ["101-0"]
+    c.offer(frame("102-0"))
+    c.offer(frame("103-0"))
+    assert alerts(c.take(0.1)) == ["102-0", "103-0"]
+    assert c.caught_up_to is None, "past the catch-up, frames go as encoded"
+
+
 def test_a_reconnecting_client_gets_the_alerts_it_missed(web):
     host, r = web
     last = r.xadd(keys.ALERTS_STREAM, {"d": json.dumps({"session": "s", "car": "9", "lap": 1, "k": 0})}).decode()

@@ -13,10 +13,13 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from engine import keys
 from engine.contracts import InvalidPoint, validate_point
@@ -96,6 +99,8 @@ class Ingest:
         self._ids_lock = threading.Lock()
         self._meta: dict[str, dict] = {}
         self._since = 0.0                              # monotonic time the ring last became non-empty
+        self._writer_id = uuid.uuid4().hex[:12]        # tags this process's entries (retries write once)
+        self._batches = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.connected = False
@@ -236,6 +241,7 @@ class Ingest:
         writer = None
         backoff = BACKOFF_S[0]
         held = None
+        token, attempts = "", 0
         self._last_mirror = 0.0
         while True:
             if held is None:
@@ -246,12 +252,18 @@ class Ingest:
                         held = self.ring.pop(max(self.batch_points * 100, 1))
                         self._held_keys = np.unique(held[0])
                         self._since = time.monotonic()
+                        self._batches += 1
+                        token, attempts = f"{self._writer_id}.{self._batches}", 0
             try:
                 if client is None:
                     client = self.client_factory()
+                    # redis-py would re-send a whole pipeline by itself after a lost reply: entries
+                    # Redis had applied would be written twice. This loop retries, once, knowingly.
+                    client.set_retry(Retry(NoBackoff(), 0))
                     writer = StreamWriter(client, self.shards, self.maxlen)
                 if held is not None:
-                    self._write(writer, client, held)
+                    attempts += 1
+                    self._write(writer, client, held, token, retry=attempts > 1)
                     held = None
                     with self.ring.cond:
                         self._held_keys = np.zeros(0, np.int32)
@@ -287,15 +299,26 @@ class Ingest:
             except (redis.RedisError, OSError) as exc:
                 log.warning("final counters not mirrored to Redis (%s): %s", exc, self.counters.snapshot())
 
-    def _write(self, writer: StreamWriter, client: redis.Redis, rows) -> None:
+    def _write(self, writer: StreamWriter, client: redis.Redis, rows, token: str, retry: bool) -> None:
+        """One held batch in one pipeline. Each entry is tagged with the batch's token: a retry after
+        an error (Redis killed after applying part of the pipeline, the reply lost) first reads
+        which entries made it and writes only the rest, so no point reaches the stream twice."""
         key, ts, sent, values = rows
         pipe = client.pipeline(transaction=False)
         order = np.argsort(key, kind="stable")
         k = key[order]
         cuts = np.flatnonzero(k[1:] != k[:-1]) + 1
-        for idx in np.split(order, cuts):
-            session, car = self._names[int(key[idx[0]])]
-            writer.add(pipe, session, car, ts[idx], values[idx], sent[idx], self.batch_points)
+        groups = [(self._names[int(key[idx[0]])], idx) for idx in np.split(order, cuts)]
+        skip: frozenset[str] = frozenset()
+        if retry:
+            streams = {writer.stream_of(session, car) for (session, car), _idx in groups}
+            entries = sum(-(-len(idx) // self.batch_points) for _n, idx in groups)
+            skip = writer.written_tags(streams, token + ".", look_back=entries + 1000)
+            if skip:
+                self.counters.add("retry:entries already written", len(skip))
+        for g, ((session, car), idx) in enumerate(groups):
+            writer.add(pipe, session, car, ts[idx], values[idx], sent[idx], self.batch_points,
+                       tag=f"{token}.{g}", skip=skip)
         with self._ids_lock:
             meta, self._meta = self._meta, {}
         for session, m in meta.items():

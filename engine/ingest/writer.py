@@ -32,15 +32,40 @@ class StreamWriter:
         return s
 
     def add(self, pipe: redis.client.Pipeline, session: str, car: str, ts: np.ndarray, values: np.ndarray, sent: np.ndarray,
-            max_points: int) -> int:
+            max_points: int, tag: str | None = None, skip: frozenset[str] = frozenset()) -> int:
         """Queue one car's rows on a pipeline as XADDs of at most max_points; returns the entries queued.
-        An entry's `at` is its oldest point's send time (or now), so a reader sees the worst latency."""
+        An entry's `at` is its oldest point's send time (or now), so a reader sees the worst latency.
+        With a `tag`, entry i carries w=<tag>.<i>, and the entries named in `skip` (already in the
+        stream from an attempt whose reply was lost) are not written again."""
         entries = 0
-        for start, batch in zip(range(0, len(ts), max_points), car_batches(session, car, ts, values, max_points)):
-            at = np.nanmin(sent[start:start + max_points]) if np.isfinite(sent[start:start + max_points]).any() else time.time()
-            pipe.xadd(self.stream_of(session, car), encode_batch(batch, float(at)), maxlen=self.maxlen, approximate=True)
+        for i, (start, batch) in enumerate(zip(range(0, len(ts), max_points),
+                                              car_batches(session, car, ts, values, max_points))):
+            fields = encode_batch(batch, self._oldest(sent[start:start + max_points]))
+            if tag is not None:
+                fields["w"] = f"{tag}.{i}"
+                if fields["w"] in skip:
+                    continue
+            pipe.xadd(self.stream_of(session, car), fields, maxlen=self.maxlen, approximate=True)
             entries += 1
         return entries
+
+    @staticmethod
+    def _oldest(sent: np.ndarray) -> float:
+        return float(np.nanmin(sent)) if np.isfinite(sent).any() else time.time()
+
+    def written_tags(self, streams: set[str], prefix: str, look_back: int) -> frozenset[str]:
+        """The entry tags starting with `prefix` among the last `look_back` entries of each stream:
+        what an attempt that failed on the way back had already written."""
+        pipe = self.client.pipeline(transaction=False)
+        for stream in sorted(streams):
+            pipe.xrevrange(stream, count=look_back)
+        found = set()
+        for entries in pipe.execute():
+            for _id, f in entries:
+                w = f.get(b"w")
+                if w is not None and w.decode().startswith(prefix):
+                    found.add(w.decode())
+        return frozenset(found)
 
     def write_rows(self, rows: Rows, max_points: int | None = None) -> int:
         """Write a columnar block in one pipeline round trip (one entry per car unless max_points)."""

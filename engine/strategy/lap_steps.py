@@ -91,6 +91,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     if p.wear_per_car:
         inc = 1.0                         # sc_steps.drive_lap takes the car's own caution part off after the lap
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
+    drs_full = 2.0 * drs_half
     base_add = d.lap_add[lap]
     fuel_per_car, fuel = p.fuel_per_car, w.fuel
     drs_on = drs_half != 0.0 and d.drs_ok[r, lap]
@@ -136,8 +137,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
                     f = order[i - 1]
                     if (t[c] + pol[c]) - (t[f] + pol[f]) <= drs_window:
                         x += drs_half
-            elif i > 0 and t[c] - t[np.uint64(order[i - 1])] <= drs_window:
-                x += 2.0 * drs_half
+            elif i > 0:       # a select, not a branch: whether a car is in the window is a coin toss
+                x += drs_full if t[c] - t[np.uint64(order[i - 1])] <= drs_window else 0.0
         lt[c] = x
     if has_out:
         for i in range(n):
@@ -207,7 +208,8 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
 
 @step
 def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) -> tuple[int, int]:
-    """Step 4: this lap's retirements leave the running order (their slot is kept for ties); with
+    """Step 4: this lap's retirements leave the running order (their slot is kept for ties; with
+    finish_at_flag the part of the lap run before the retirement time, TUMFTM's progress); with
     TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
     (cars running, the next lap with a retirement)."""
     order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
@@ -221,6 +223,8 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
             alive[c] = False
             ret_lap[c] = lap
             ret_slot[c] = i
+            if p.finish_at_flag and not np.isnan(retire_s[r, c]):    # TUMFTM: the more of the lap run, the further up
+                ret_slot[c] = int(999.0 * (1.0 - min(max((retire_s[r, c] - t[c]) / lt[c], 0.0), 1.0)))
         else:
             order[j] = c
             j += 1

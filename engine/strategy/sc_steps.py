@@ -124,12 +124,20 @@ def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     caution's saving is spent on the laps after it). sc_lag_lap: a green lap before an SC's first
     on which the late cars (`Work.late`) are under it already; vs, ve: a VSC's span placed per car."""
     order, t, lt, fuel, late, age = w.order, w.t, w.lt, w.fuel, w.late, w.age
-    ghost = p.sc_bunches and p.sc_lap > 0.0
     L = d.flag.shape[1]
+    vsc = not np.isnan(vs)
+    if fl == GREEN and not sc_lag_lap and not vsc:      # every car green: only the burn (the hot case)
+        if p.fuel_per_car:
+            nominal, left = p.fuel_lap, L - lap
+            for i in range(n):
+                c = order[i]
+                burn = fuel[c] / left if p.fuel_auto and fuel[c] > nominal * left else nominal
+                fuel[c] = max(fuel[c] - burn, 0.0)
+        return
+    ghost = p.sc_bunches and p.sc_lap > 0.0
     start = d.c_start[r, lap]
     if sc_lag_lap:
         start = d.c_start[r, lap + 1] if d.flag[r, lap + 1] == SC else d.c_start[r, lap + 2]
-    vsc = not np.isnan(vs)
     mult = p.fuel_mult_fcy if fl == FCY or vsc else p.fuel_mult_sc
     deg = p.deg_fcy if fl == FCY or vsc else p.deg_sc
     left = L - lap
@@ -160,7 +168,7 @@ def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
             burn = (normal + (1.0 - normal) * mult) * p.fuel_lap
         else:
             burn = p.fuel_lap
-            if p.fuel_auto and fuel[c] / left > burn:
+            if p.fuel_auto and fuel[c] > burn * left:
                 burn = fuel[c] / left
         fuel[c] = max(fuel[c] - burn, 0.0)
 
