@@ -111,3 +111,26 @@ def test_the_lap_samples_cap_counts_the_laps_it_drops_unjudged(r, redis_url, rac
     assert int(r.get(keys.lap_samples_trimmed(shard))) == laps - 3, "every lap dropped unjudged is counted"
     newest = r.xrevrange(keys.lap_samples_stream(shard), count=1)[0][1]
     assert int(newest[b"lap"]) == max(int(k) for k in r.hkeys(keys.lap_record(SESSION, CAR)))
+
+
+def test_laps_of_a_run_reset_before_they_were_judged_are_skipped_and_the_new_run_judged(r, redis_url, race, wait_for):
+    """`replay --fresh` while the driver role is down: the old run's laps still in the stream are not
+    judged into the new run (no energy, no profile from them); the new run's laps are."""
+    from engine.redisserver import connect
+    from engine.replay.commands import forget_session
+
+    n = expected_laps(race)
+    c = process.consumer(connect(redis_url), "role", SHARDS, samples_cap=500)
+    play(race, r, StreamWriter(r, SHARDS), speed=None, progress=False)
+    run(c.run, lambda: r.hlen(keys.lap_record(SESSION, CAR)) >= n, wait_for)
+    old = unjudged(r)
+    forget_session(r, SESSION)
+    d = DriverLaps(connect(redis_url), "driver-a", SHARDS, lease_ms=2000)
+    run(d.run, lambda: unjudged(r) == 0, wait_for)
+    assert d.stale == old and d.laps == 0 and r.hlen(keys.tyre_wear(SESSION, CAR)) == 0
+    assert not r.exists(keys.driver_profiles(SESSION))
+    c = process.consumer(connect(redis_url), "role2", SHARDS, samples_cap=500)
+    play(race, r, StreamWriter(r, SHARDS), speed=None, progress=False)
+    run(c.run, lambda: r.hlen(keys.lap_record(SESSION, CAR)) >= n, wait_for)
+    run(d.run, lambda: unjudged(r) == 0 and d.laps > 0, wait_for)
+    assert d.laps == r.hlen(keys.lap_record(SESSION, CAR)) and r.hlen(keys.tyre_wear(SESSION, CAR)) >= 20

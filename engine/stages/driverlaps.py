@@ -66,6 +66,7 @@ class DriverLaps:
         start, n = "0-0", 0
         while True:
             start, entries, *_ = self.client.xautoclaim(stream, GROUP, self.name, 0, start, count=self.count)
+            self.check_resets()
             n += self.handle(stream, entries)
             if start in (b"0-0", "0-0"):
                 return n
@@ -80,12 +81,17 @@ class DriverLaps:
             return 0
         resp = self.client.xreadgroup(GROUP, self.name, {s: ">" for s in streams}, count=self.count,
                                       block=self.block_ms)
-        for session in self.resets.poll():      # after the read: see lapstore's reset rule
-            self.hooks.forget_session(session)
+        self.check_resets()
         n = 0
         for stream, entries in resp or []:
             n += self.handle(stream.decode() if isinstance(stream, bytes) else stream, entries)
         return n
+
+    def check_resets(self) -> None:
+        """After a read: sessions reset since (`replay --fresh`) leave the driver's memory, and the
+        laps read that predate their mark are skipped (a lap appended after it is the new run's)."""
+        for session in self.resets.poll():
+            self.hooks.forget_session(session)
 
     def handle(self, stream: str, entries: list) -> int:
         """Judge each lap (energy, crossing, driver), then XACK + XDEL them all in one round trip."""
