@@ -7,6 +7,7 @@ its cap drops unjudged is counted."""
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -61,19 +62,26 @@ def unjudged(r) -> int:
     return sum(r.xlen(keys.lap_samples_stream(s)) for s in range(SHARDS))
 
 
-def test_the_driver_role_judges_every_lap_as_the_in_process_hooks_did_across_shard_moves(r, redis_url, race, wait_for):
+def hooked_state(r, redis_url, race, wait_for) -> dict:
+    """The race through the process role with its hooks in-process (how it ran before the driver role)."""
     from engine.redisserver import connect
 
     n = expected_laps(race)
-    # the process role with its hooks in-process (how it ran before the driver role)
     c = process.consumer(connect(redis_url), "hooked", SHARDS, hooks=lap_hooks(connect(redis_url), Settings.from_env({})))
     play(race, r, StreamWriter(r, SHARDS), speed=None, progress=False)
     run(c.run, lambda: r.hlen(keys.tyre_wear(SESSION, CAR)) >= n - 2 and r.hlen(keys.lap_record(SESSION, CAR)) >= n,
         wait_for)
-    before = state(r)
-    assert len(before["records"]) >= n and len(before["energy"]) >= 20 and before["insight"] is not None
+    out = state(r)
+    assert len(out["records"]) >= n and len(out["energy"]) >= 20 and out["insight"] is not None
     assert unjudged(r) == 0, "with in-process hooks nothing goes to the lap-samples stream"
+    return out
 
+
+def test_the_driver_role_judges_every_lap_as_the_in_process_hooks_did_across_shard_moves(r, redis_url, race, wait_for):
+    from engine.redisserver import connect
+
+    n = expected_laps(race)
+    before = hooked_state(r, redis_url, race, wait_for)
     r.flushall()
     c = process.consumer(connect(redis_url), "role", SHARDS, samples_cap=500)
     a = DriverLaps(connect(redis_url), "driver-a", SHARDS, lease_ms=2000, count=1)
@@ -134,3 +142,50 @@ def test_laps_of_a_run_reset_before_they_were_judged_are_skipped_and_the_new_run
     run(c.run, lambda: r.hlen(keys.lap_record(SESSION, CAR)) >= n, wait_for)
     run(d.run, lambda: unjudged(r) == 0 and d.laps > 0, wait_for)
     assert d.laps == r.hlen(keys.lap_record(SESSION, CAR)) and r.hlen(keys.tyre_wear(SESSION, CAR)) >= 20
+
+
+def test_a_driver_role_killed_mid_race_is_replaced_and_nothing_it_held_is_lost(r, redis_url, race, wait_for):
+    """Fault (b) for the driver role: `pitwall engine --role process` and `--role driver` as real
+    processes, car #2's race played at 100x; the driver role is killed -9 after 8 laps judged and a
+    new one started a second later under another name; once the dead one's leases expire (2 s) it
+    drains what the dead one held. Lost against the in-process hooks' run: nothing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    before = hooked_state(r, redis_url, race, wait_for)
+    r.flushall()
+    env = {**os.environ, "PITWALL_REDIS_URL": redis_url, "PITWALL_SHARDS": str(SHARDS), "OMP_NUM_THREADS": "1",
+           process.LEASE_MS_ENV: "2000"}
+
+    def role(name, *roles):
+        argv = [a for x in roles for a in ("--role", x)]
+        return subprocess.Popen([sys.executable, "-m", "engine.cli", "engine", *argv, "--name", name], cwd=REPO_ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    procs = [role("proc", "process"), role("drv-1", "driver")]
+    try:
+        assert wait_for(lambda: None not in [r.get(keys.driver_lease(s)) for s in range(SHARDS)]
+                        and r.get(keys.process_lease(0)) is not None, 60)
+        t = threading.Thread(target=play, args=(race, r, StreamWriter(r, SHARDS)),
+                             kwargs={"speed": 100, "progress": False}, daemon=True)
+        t.start()
+        assert wait_for(lambda: r.hlen(keys.tyre_wear(SESSION, CAR)) >= 8, 120)
+        procs[1].send_signal(signal.SIGKILL)
+        procs[1].wait(5)
+        killed_at = r.hlen(keys.tyre_wear(SESSION, CAR))
+        time.sleep(1)
+        procs.append(role("drv-2", "driver"))
+        t.join(120)
+        n = expected_laps(race)
+        assert wait_for(lambda: r.hlen(keys.lap_record(SESSION, CAR)) >= n and unjudged(r) == 0, 120)
+        assert killed_at < n - 4, "the kill came mid-race"
+        after = state(r)
+        for what in before:
+            assert after[what] == before[what], what
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
