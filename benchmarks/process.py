@@ -1,16 +1,14 @@
 """`pitwall bench process --json`: the process role's throughput as deployed, the stage alone beside
 it, its scaling over workers, and lap latency.
 
-Headline: points_per_s — `pitwall engine --role process` itself (one worker), as deployed: it
-writes each lap's record and hands the lap with its samples to the driver role (the lap-samples
-stream, in the same write). hooks_cost_share = 1 - points_per_s / points_per_s_1w: what the role
-as deployed costs against the stage alone (wall; _per_cpu: per CPU-second). Beside it, in the same
-run, the driver role (`pitwall engine --role driver`, a process of its own) does the work the hooks
-did (tyre energy, crossing, the driver's judgement): driver_laps_per_s (resume -> last lap judged),
-driver_cpu_ms_per_lap, and pipeline_cost_share_per_cpu = 1 - points / (process + driver CPU s) /
-points_per_cpu_s_1w: the CPU the lap work still costs — on one machine it moves, it does not vanish.
-driver_lag_p50/p95_ms: lap appended -> judged, in the paced latency run; laps_trimmed_unjudged: laps
-the stream's cap dropped before the driver role judged them (should be 0).
+Headline: points_per_s — `pitwall engine --role process` (one worker) as deployed: it writes each
+lap's record and hands the lap with its samples to the driver role (the lap-samples stream, same
+write). hooks_cost_share(_per_cpu) = 1 - points_per_s / points_per_s_1w (per CPU-second): its cost
+against the stage alone. Beside it the driver role (`--role driver`, a process of its own) does
+what the hooks did: driver_laps_per_s (resume -> last lap judged), driver_cpu_ms_per_lap;
+pipeline_cost_share_per_cpu = 1 - points / (process + driver CPU s) / points_per_cpu_s_1w (on one
+machine the CPU moves, it does not vanish); driver_lag_p50/p95_ms (lap appended -> judged, in the
+paced latency run); laps_trimmed_unjudged (dropped by the stream's cap; should be 0).
 
 Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replayed as --cars cars
 (the same samples under other car ids, chosen so the four shards carry equal load), in entries of
@@ -21,7 +19,8 @@ Data: car #2's real Barber race 1 telemetry (11,772 samples, laps 0-27), replaye
   of --repeats, interleaved. scaling_2w = _2w / _1w. points_per_cpu_s_*: the same per worker
   CPU-second (user + system); scaling_2w_per_cpu = 2 x _2w / _1w per CPU (each worker on a core).
 - redis_cpu_per_worker_cpu: redis-server's CPU s per worker CPU s in those runs.
-- points_per_s_1w_engine (= points_per_s) / points_per_cpu_s_1w_engine: the role as deployed.
+- points_per_s_1w_engine (= points_per_s) / points_per_cpu_s_1w_engine: the role as deployed;
+  *_driver_apart: the same with the driver role resumed only after it (its CPU elsewhere).
 - core_points_per_s: the pure core (CarState.push + build_record) in this process, no Redis.
 - lap_latency_p50/p95_ms: one worker, --latency-cars cars (spread around the lap) at --latency-speed
   x real time in 0.3 s race-time batches; Redis time of the lap record's announcement minus that of
@@ -62,10 +61,7 @@ def log(msg: str) -> None:
 
 def car_ids(n: int) -> list[str]:
     """n car ids spread evenly over the shards (crc32 like keys.shard_of)."""
-    per = -(-n // SHARDS)
-    counts = [0] * SHARDS
-    out = []
-    i = 2
+    per, counts, out, i = -(-n // SHARDS), [0] * SHARDS, [], 2
     while len(out) < n:
         s = zlib.crc32(f"{SESSION}/{i}".encode()) % SHARDS
         if counts[s] < per:
@@ -104,7 +100,8 @@ def complete_laps(values: np.ndarray, channels: tuple[str, ...]) -> int:
 
 def spawn(url: str, name: str, role: str | None = None) -> subprocess.Popen:
     """A worker process: the stage alone (this module's `worker`), or `pitwall engine --role ROLE`."""
-    env = {**os.environ, "PITWALL_REDIS_URL": url, "PITWALL_SHARDS": str(SHARDS), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PITWALL_REDIS_URL": url, "PITWALL_SHARDS": str(SHARDS), "OMP_NUM_THREADS": "1",
+           "PITWALL_PROCESS_LEASE_MS": "30000"}     # a worker paused while the entries are written keeps its shards
     argv = (["-m", "engine.cli", "engine", "--role", role, "--name", name] if role
             else ["-m", "benchmarks.process", name])
     return subprocess.Popen([sys.executable, *argv], cwd=REPO_ROOT, env=env,
@@ -150,11 +147,12 @@ def prepare(r: redis.Redis) -> None:
     r.hset(keys.session_meta(SESSION), mapping={"track": "barber", "air_temp": 30.3, "track_temp": ""})
 
 
-def announced(r: redis.Redis) -> int:
-    """Lap records announced so far (every shard's laprecords stream: one XLEN each, pipelined)."""
+def announced(r: redis.Redis, stream: Callable[[int], str] = keys.lap_records_stream) -> int:
+    """Entries in every shard's `stream` (one XLEN each, pipelined): lap records announced so far, or
+    with keys.lap_samples_stream the laps not yet judged (the driver role deletes what it judged)."""
     pipe = r.pipeline(transaction=False)
-    for stream in keys.lap_records_streams(SHARDS):
-        pipe.xlen(stream)
+    for s in range(SHARDS):
+        pipe.xlen(stream(s))
     return sum(pipe.execute())
 
 
@@ -165,9 +163,9 @@ def cpu_s(procs: list) -> float:
     return sum(sum(psutil.Process(getattr(p, "pid", p)).cpu_times()[:2]) for p in procs)
 
 
-def paused_write(r: redis.Redis, procs: list, stream_entries: list[tuple[str, dict]]) -> float:
-    """XADD every entry while the workers are paused (SIGSTOP, well within their 10 s leases, so the
-    clock measures processing, not this process's writing); resume them; the perf_counter at resume."""
+def paused_write(r: redis.Redis, procs: list, stream_entries: list[tuple[str, dict]], resume: list | None = None) -> float:
+    """XADD every entry while the workers are paused (SIGSTOP, within their leases, so the clock
+    measures processing, not this process's writing); resume them (or `resume`); perf_counter then."""
     for p in procs:
         p.send_signal(signal.SIGSTOP)
     for i in range(0, len(stream_entries), 500):
@@ -176,7 +174,7 @@ def paused_write(r: redis.Redis, procs: list, stream_entries: list[tuple[str, di
             pipe.xadd(stream, fields)
         pipe.execute()
     t0 = time.perf_counter()
-    for p in procs:
+    for p in procs if resume is None else resume:
         p.send_signal(signal.SIGCONT)
     return t0
 
@@ -203,18 +201,11 @@ def throughput(r: redis.Redis, url: str, redis_pid: int, workers: int, stream_en
     return points / elapsed, points / cpu, rcpu / cpu
 
 
-def unjudged(r: redis.Redis) -> int:
-    """Laps in the lap-samples streams not yet judged (the driver role deletes what it judged)."""
-    pipe = r.pipeline(transaction=False)
-    for s in range(SHARDS):
-        pipe.xlen(keys.lap_samples_stream(s))
-    return sum(pipe.execute())
-
-
 def deployed(r: redis.Redis, url: str, stream_entries: list[tuple[str, dict]], expected_laps: int,
-             points: int) -> dict:
+             points: int, apart: bool = False) -> dict:
     """`pitwall engine --role process` (1 worker) and `--role driver` in a process of its own,
-    resumed together: the process role to its last lap record, the driver role to its last lap judged."""
+    resumed together (apart: the driver only once the process role is done, as if on a core of
+    its own): the process role to its last lap record, the driver role to its last lap judged."""
     prepare(r)
     procs = [spawn(url, "bench-role", "process"), spawn(url, "bench-driver", "driver")]
     try:
@@ -222,10 +213,12 @@ def deployed(r: redis.Redis, url: str, stream_entries: list[tuple[str, dict]], e
              and None not in [r.get(k(s)) for s in range(SHARDS) for k in (keys.process_lease, keys.driver_lease)],
              30, "the process and driver roles")
         cpu0 = [cpu_s([p]) for p in procs]
-        t0 = paused_write(r, procs, stream_entries)
+        t0 = paused_write(r, procs, stream_entries, procs[:1] if apart else None)
         wait(lambda: announced(r) >= expected_laps, 300, "the lap records")
         t_process, cpu_process = time.perf_counter() - t0, cpu_s([procs[0]]) - cpu0[0]
-        wait(lambda: unjudged(r) == 0, 300, "the driver role to judge every lap")
+        if apart:
+            t0 = paused_write(r, [], [], procs[1:])
+        wait(lambda: announced(r, keys.lap_samples_stream) == 0, 300, "the driver role to judge every lap")
         t_driver, cpu_driver = time.perf_counter() - t0, cpu_s([procs[1]]) - cpu0[1]
         trimmed = sum(int(r.get(keys.lap_samples_trimmed(s)) or 0) for s in range(SHARDS))
     finally:
@@ -295,7 +288,7 @@ def latency(r: redis.Redis, url: str, ts: np.ndarray, channels: tuple[str, ...],
             key = (f[b"car"].decode(), int(f[b"lap"]))
             if key in closer_entry:
                 out.append(int(eid.split(b"-")[0]) - closer_entry[key])
-        wait(lambda: unjudged(r) == 0, 60, "the driver role to catch up")
+        wait(lambda: announced(r, keys.lap_samples_stream) == 0, 60, "the driver role to catch up")
         time.sleep(1.5)      # its counters are mirrored every second
         return out, {k.decode(): v.decode() for k, v in r.hgetall(keys.driver_stats("bench-lat-driver")).items()}
     finally:
@@ -334,7 +327,11 @@ def main(argv: list[str]) -> dict:
             per_cpu: dict[int, list[float]] = {1: [], 2: []}
             redis_share: list[float] = []
             hooked: list[dict] = []
+            apart: list[dict] = []
             for rep in range(args.repeats):
+                apart.append(deployed(r, server.url, stream_entries, expected, points, apart=True))
+                log(f"repeat {rep + 1}: the same, the driver resumed after: process {apart[-1]['rate']:,.0f} points/s,"
+                    f" driver {apart[-1]['driver_laps_per_s']:,.1f} laps/s")
                 hooked.append(deployed(r, server.url, stream_entries, expected, points))
                 log(f"repeat {rep + 1}: pitwall engine --role process {hooked[-1]['rate']:,.0f} points/s wall, "
                     f"{hooked[-1]['cpu_rate']:,.0f} per CPU-second; --role driver beside it "
@@ -370,6 +367,9 @@ def main(argv: list[str]) -> dict:
         "points_per_cpu_s_2w": round(statistics.median(per_cpu[2])),
         "scaling_2w_per_cpu": round(2 * statistics.median(per_cpu[2]) / statistics.median(per_cpu[1]), 3),
         "points_per_s_1w_engine": round(with_hooks[0]),
+        "points_per_s_driver_apart": round(statistics.median(h["rate"] for h in apart)),
+        "hooks_cost_share_driver_apart": round(1 - statistics.median(h["rate"] for h in apart) / one, 3),
+        "driver_laps_per_s_apart": round(statistics.median(h["driver_laps_per_s"] for h in apart), 1),
         "points_per_cpu_s_1w_engine": round(with_hooks[1]),
         "driver_laps_per_s": round(med["driver_laps_per_s"], 1),
         "driver_cpu_ms_per_lap": round(med["driver_cpu_ms_per_lap"], 2),
