@@ -85,13 +85,14 @@ def spawn(settings: Settings, worker_class: str = "gevent", connections: int = 2
     raise RuntimeError(f"pitwall web did not answer {url} within {timeout} s (log: {log_path})")
 
 
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+def stop(proc: subprocess.Popen, timeout: float = 10.0, quick: bool = False) -> None:
     """Stop a child started in a process group of its own (spawn(), an engine, a replay): SIGTERM
-    to the group, SIGKILL if it has not exited after `timeout` seconds."""
+    to the group, SIGKILL if it has not exited after `timeout` seconds. quick: SIGINT instead,
+    gunicorn's quick shutdown, which does not wait for open WebSockets (its 5 s graceful timeout)."""
     import signal
 
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGINT if quick else signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -242,7 +242,7 @@ def main(argv: list[str]) -> dict:
             driver.quit()
         stop_web(engine, 20)
         if web is not None:
-            stop_web(web)
+            stop_web(web, quick=True)
         client.close()
         server.stop()
         if auth_before is None:

@@ -304,7 +304,7 @@ def web(redis_server, tmp_path_factory):
     log = data_dir / "web.log"
     proc = spawn_auth_web(settings, log)
     yield f"127.0.0.1:{settings.http_port}", log
-    commands.stop(proc)
+    commands.stop(proc, quick=True)
 
 
 def test_a_text_plain_cross_origin_post_is_refused(web, make_token):

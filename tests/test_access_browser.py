@@ -36,7 +36,7 @@ def site(redis_server, grcup, tmp_path_factory):
     store_for(settings).add("viewer", "viewer", PASSWORD)
     proc = spawn_auth_web(settings, data_dir / "web.log")
     yield f"http://127.0.0.1:{settings.http_port}"
-    commands.stop(proc)
+    commands.stop(proc, quick=True)
     r.close()
 
 
@@ -100,4 +100,4 @@ def test_open_access_is_said_on_every_page_garage_included(dash_br, redis_server
         assert not dash_br.find_element("#access-badge").is_displayed(), "the header is hidden in the garage"
         dash_br.driver.save_screenshot(str(screenshots / "access_open_garage.png"))
     finally:
-        commands.stop(proc)
+        commands.stop(proc, quick=True)

@@ -91,7 +91,7 @@ def test_a_page_socket_without_the_flag_gets_no_telemetry(redis_server, tmp_path
         assert TELEMETRY not in seen["plain"] and "insight.generated" in seen["plain"]
         assert TELEMETRY in seen["asking"]
     finally:
-        commands.stop(proc)
+        commands.stop(proc, quick=True)
         r.close()
 
 

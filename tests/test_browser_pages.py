@@ -106,7 +106,7 @@ class LiveRace:
         self.web = commands.spawn(self.settings, log_path=self.log_path)
 
     def close(self) -> None:
-        commands.stop(self.web)
+        commands.stop(self.web, quick=True)
         self.stop.set()
         self.thread.join(5)
         self.r.close()

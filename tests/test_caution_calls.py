@@ -191,7 +191,7 @@ def test_the_strategy_page_in_a_browser_shows_the_calls_made_before_the_yellow(d
             ".map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))")
         dash_br.driver.save_screenshot(str(screenshots / "caution_calls_strategy.png"))
     finally:
-        commands.stop(web)
+        commands.stop(web, quick=True)
     shown = {row[1].lstrip("#"): row for row in rows}
     assert set(shown) == {str(row["car"]) for row in board}, "every car on the board has its call"
     for c, row in shown.items():

@@ -32,7 +32,7 @@ def f1_race(redis_server, tmp_path_factory):
     for p in parsed:
         last[p["id"]] = p
     yield f"http://127.0.0.1:{settings.http_port}", session, last
-    commands.stop(web)
+    commands.stop(web, quick=True)
 
 
 def test_tower_map_and_car_page_show_the_games_figures(dash_br, f1_race, screenshots):

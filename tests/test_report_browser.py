@@ -27,7 +27,7 @@ def web(redis_server, tmp_path_factory):
     settings = Settings.from_env({}).with_(redis_url=redis_server.url, http_port=free_port(), data_dir=data)
     proc = commands.spawn(settings, log_path=tmp_path_factory.mktemp("web") / "web.log")
     yield f"http://127.0.0.1:{settings.http_port}"
-    commands.stop(proc)
+    commands.stop(proc, quick=True)
 
 
 def _severe(browser) -> list:

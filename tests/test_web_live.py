@@ -49,7 +49,7 @@ def web(redis_server, tmp_path_factory):
     settings = Settings.from_env({}).with_(redis_url=redis_server.url, http_port=free_port())
     proc = commands.spawn(settings, log_path=tmp_path_factory.mktemp("web") / "web.log")
     yield f"127.0.0.1:{settings.http_port}", client
-    commands.stop(proc)
+    commands.stop(proc, quick=True)
     client.close()
 
 
