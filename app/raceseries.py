@@ -27,9 +27,12 @@ NICE_STEPS = (5, 10, 15, 20, 30, 40, 60, 80, 100, 120, 150, 200, 300, 400, 600)
 
 def laps_frame(crossings: list[dict]) -> pd.DataFrame:
     """Crossing dicts (timing stream / crossings hash) -> one row per car-lap, sorted; the first
-    crossing of a car-lap wins (a redelivery changes nothing); rows without car or lap are left out."""
+    crossing of a car-lap wins (a redelivery changes nothing) unless the game re-timed the lap after
+    a flashback (`retimed`: the latest such wins); rows without car or lap are left out."""
     cols = ["car", "lap", "lap_time_s", "elapsed_s", "flag", "in_pit"]
-    rows = [{c: x.get(c) for c in cols} for x in crossings if x.get("car") is not None and x.get("lap") is not None]
+    keep = [x for x in crossings if x.get("car") is not None and x.get("lap") is not None]
+    order = sorted(range(len(keep)), key=lambda k: (not keep[k].get("retimed"), -k if keep[k].get("retimed") else k))
+    rows = [{c: keep[k].get(c) for c in cols} for k in order]
     df = pd.DataFrame(rows, columns=[*cols, "t"])
     if df.empty:
         return df

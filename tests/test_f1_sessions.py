@@ -76,16 +76,10 @@ def test_a_flashback_never_corrupts_laps():
     assert [{k: c[k] for k in keep} for c in final] == [{k: c[k] for k in keep} for c in final_straight]
 
 
-def test_a_lap_driven_again_after_a_flashback_is_retimed_from_the_games_lap_data():
-    """The shared capture has no flashback event, so one is made (labelled synthetic): the last 16 s
-    of the real race are sent again after it, and in that stretch every Lap Data record that holds
-    a completed lap says it took 0.5 s longer, as a lap driven again would. Each car whose lap the
-    game took back and completed again gets the game's new time on the tower's crossing, and one
-    alert saying so; the timing stream keeps the lap as first given out."""
+def redriven_stretch(packets: list[bytes], times: np.ndarray) -> list[bytes]:
+    """The race's last 16 s again, every completed lap in Lap Data 0.5 s longer (synthetic)."""
     from engine.ingest.f1udp import HEADER, LAYOUTS
 
-    packets = read_dump(RACE)
-    times = np.array([np.frombuffer(p[15:19], "<f4")[0] for p in packets])
     layout = LAYOUTS[2026][2]
     again = []
     for p, t in zip(packets, times):
@@ -100,6 +94,18 @@ def test_a_lap_driven_again_after_a_flashback_is_retimed_from_the_games_lap_data
             data[HEADER.itemsize:HEADER.itemsize + cars.nbytes] = cars.tobytes()
             p = bytes(data)
         again.append(p)
+    return again
+
+
+def test_a_lap_driven_again_after_a_flashback_is_retimed_from_the_games_lap_data():
+    """The shared capture has no flashback event, so one is made (labelled synthetic): the last 16 s
+    of the real race are sent again after it, and in that stretch every Lap Data record that holds
+    a completed lap says it took 0.5 s longer, as a lap driven again would. Each car whose lap the
+    game took back and completed again gets the game's new time on the tower's crossing, one
+    alert saying so, and one `retimed` crossing for the timing stream (which replaces the lap)."""
+    packets = read_dump(RACE)
+    times = np.array([np.frombuffer(p[15:19], "<f4")[0] for p in packets])
+    again = redriven_stretch(packets, times)
     straight, crossings = live(packets)
     st, alerts, with_flashback = F1Session(), [], []
     for p in packets + again:
@@ -109,12 +115,18 @@ def test_a_lap_driven_again_after_a_flashback_is_retimed_from_the_games_lap_data
             with_flashback += c
             alerts += [x for x in a if x["type"] == "f1.lap_retimed"]
     assert st.flashbacks == 1
-    assert with_flashback == crossings, "the timing stream keeps each lap as first given out"
+    assert with_flashback[:len(crossings)] == crossings, "each lap first given out as first timed"
+    retimed = with_flashback[len(crossings):]
     first = {(c["car"], c["lap"]): c for c in crossings}
     # the cars that crossed inside the stretch drove that lap again; the others kept theirs
     redriven = {c["car"] for c in crossings if c["t_s"] >= times.max() - 16.0}
     assert redriven and {a["car"] for a in alerts} == redriven and len(alerts) == len(redriven)
+    assert sorted((c["car"], c["lap"]) for c in retimed) == sorted((a["car"], a["lap"]) for a in alerts)
     print(f"{len(redriven)} of {len(crossings)} laps driven again and re-timed; {alerts[0]['message']}")
+    for c in retimed:
+        old = first[(c["car"], c["lap"])]
+        assert c["retimed"] and c["lap_ms"] == old["lap_ms"] + 500 and c["lap_time_s"] == (old["lap_ms"] + 500) / 1000
+        assert c["first_lap_ms"] == old["lap_ms"] and c["car"] in redriven and c["lap"] == 1
     for a in alerts:
         old = first[(a["car"], a["lap"])]
         now = st.tracker.last[int(a["car"])]
@@ -122,6 +134,60 @@ def test_a_lap_driven_again_after_a_flashback_is_retimed_from_the_games_lap_data
         assert f"{(old['lap_ms'] + 500) / 1000:.3f} s" in a["message"] and "flashback" in a["message"]
     rows = {r["car"]: r for r in board(st, "s", 0.0, 0.0)["cars"]}
     assert all(rows[car]["last_lap_ms"] == first[(car, 1)]["lap_ms"] + 500 for car in redriven)
+
+
+def test_a_retimed_lap_replaces_the_stored_lap_everywhere(redis_url, r, tmp_path):
+    """The same synthetic flashback (labelled: the race's last 16 s sent again with every completed
+    lap +0.5 s in Lap Data) through the real UDP socket, ingest path and timing stage: the lap cache,
+    the timing stage's car state, the race charts' lap-time history and the archive hold the game's
+    new time for every re-driven lap, the others' laps as first timed, each lap once."""
+    from app.data import session_crossings
+    from app.raceseries import race_charts
+    from engine.archive.store import Archive
+    from engine.stages.archive import ArchiveStage
+    from engine.stages.lapcache import SessionLaps
+    from tests.test_f1_timing import replay
+
+    packets = read_dump(RACE)
+    times = np.array([np.frombuffer(p[15:19], "<f4")[0] for p in packets])
+    session, _boards, _parsed, _n = replay(RACE, redis_url, r, packets=packets + redriven_stretch(packets, times))
+    stream = [json.loads(f[b"d"]) for _id, f in r.xrange(keys.LAPS_STREAM)]
+    stream = [c for c in stream if c["session"] == session]
+    first = {(c["car"], c["lap"]): c for c in stream if not c.get("retimed")}
+    new = {(c["car"], c["lap"]): c["lap_time_s"] for c in stream if c.get("retimed")}
+    assert len(first) == 20 and len(new) == len(stream) - 20 >= 10, "every re-driven lap re-timed once"
+    assert all(abs(t - first[k]["lap_time_s"] - 0.5) < 1e-9 for k, t in new.items())
+    expected = {k: new.get(k, c["lap_time_s"]) for k, c in first.items()}
+    print(f"timing stream: 20 laps + {len(new)} re-timed after the flashback")
+
+    cache = SessionLaps(r)              # the insights stage's lap cache, fed entry by entry as it reads them
+    for c in stream + stream[:5]:       # ...and five first-timed laps redelivered late: they change nothing
+        cache.add(session, [c])
+    stored = {tuple(k.decode().split(":")): json.loads(v)["lap_time_s"] for k, v in r.hgetall(keys.crossings(session)).items()}
+    assert {(c, int(lap)): t for (c, lap), t in stored.items()} == expected
+    frame = cache.frame(session)
+    assert len(frame) == 20 and dict(zip(zip(frame["car"], frame["lap"]), frame["lap_time_s"])) == expected
+
+    cars = {k.decode(): json.loads(v) for k, v in r.hgetall(keys.car_state(session)).items()}
+    for (car, lap), t in expected.items():      # each car has done lap 1: last = best = the game's latest time
+        assert cars[car]["last_lap_s"] == t and cars[car]["laps"] == 1 and cars[car]["timed_laps"]["1"][0] == t
+        assert cars[car]["best_lap_s"] == t
+
+    charts = race_charts(session_crossings(session, r))
+    drawn = {(tr["car"], lap): y for tr in charts["laptime"]["traces"] if tr.get("kind") == "car"
+             for lap, y in zip(tr["x"], tr["y"])}
+    assert drawn == expected
+    assert {(tr["car"], lap): y for tr in race_charts(stream)["laptime"]["traces"] if tr.get("kind") == "car"
+            for lap, y in zip(tr["x"], tr["y"])} == expected, "the charts from the timing stream alone too"
+
+    stage = ArchiveStage(r, Archive(tmp_path / "archive"), "t-archive", shards=4)
+    stage.streams = [keys.LAPS_STREAM]      # the laps only: the telemetry's 60,000 batches are not this test's
+    stage.setup()
+    while stage.read(">", None):
+        pass
+    stage.flush()
+    laps = Archive(tmp_path / "archive").read(session, "laps")
+    assert len(laps) == 20 and dict(zip(zip(laps["car"], laps["lap"]), laps["lap_time_s"])) == expected
 
 
 def test_a_new_session_uid_is_a_new_pitwall_session(tmp_path, redis_url, r, monkeypatch, capsys):

@@ -89,10 +89,10 @@ def game_crossings(parsed: list[dict]) -> dict[tuple[str, int], dict]:
     return out
 
 
-def replay(path, redis_url, client, every_s: float = 0.0004):
-    """Send the capture to a real UdpServer with the real ingest path and timing stage running;
-    return every distinct board the tower could have read meanwhile, and the parsed packets."""
-    packets = read_dump(path)
+def replay(path, redis_url, client, every_s: float = 0.0004, packets: list[bytes] | None = None):
+    """Send the capture (or `packets`) to a real UdpServer with the real ingest path and timing
+    stage running; return every distinct board the tower could have read meanwhile, and the parsed packets."""
+    packets = read_dump(path) if packets is None else packets
     ing = Ingest(lambda: connect(redis_url), shards=4, name="test-f1").start()
     udp = UdpServer(ing, "127.0.0.1", 0)
     stop = threading.Event()

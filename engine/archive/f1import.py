@@ -73,6 +73,7 @@ def laps_from_crossings(crossings: list[dict], tel: pd.DataFrame) -> pd.DataFram
                           "s2_s": c["s2_s"], "s3_s": c["s3_s"], "flag": "FCY" if c["flag"] != "GF" else "GF",
                           "in_pit": c["in_pit"], "pit_time_s": np.nan, "elapsed_s": c["elapsed_s"]}
                          for c in crossings]).astype({"lap_time_s": float, "s1_s": float, "s2_s": float, "s3_s": float})
+    laps = laps.drop_duplicates(["car", "lap"], keep="last").reset_index(drop=True)   # a lap re-timed after a flashback
     laps["top_speed"] = np.nan
     if "speed_kmh" in tel.columns:           # the lap's fastest Car Telemetry sample, between its two crossings
         speed = tel.dropna(subset=["speed_kmh"])

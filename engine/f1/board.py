@@ -81,8 +81,8 @@ def rows(st: F1Session, anchor: float) -> list[dict]:
             source = "game Lap Data; S3 = lap - S1 - S2 until Session History gives it"
         sectors_ms = sectors_ms or [None, None, None]
         best_lap_ms, best_sectors_ms = best[i]
-        if best_lap_ms is None and crossing is not None and not crossing["invalid"]:
-            best_lap_ms = crossing["lap_ms"]
+        if best_lap_ms is None:        # no Session History yet: the car's valid laps as the game timed them
+            best_lap_ms = st.tracker.best_ms(i)
         row = {"car": str(i), "position": int(c["car_position"]), "laps": laps_done,
                "last_lap_s": _s(int(c["last_lap_time_in_ms"])), "last_lap_ms": int(c["last_lap_time_in_ms"]) or None,
                "last_sectors": [_s(v) for v in sectors_ms], "last_sectors_ms": sectors_ms, "sectors_source": source,

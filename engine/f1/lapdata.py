@@ -54,7 +54,9 @@ class LapTracker:
                 continue
             c = cars[i]
             if done <= self.emitted[i]:           # a lap driven again after a flashback: the game's new time
-                self._retime(int(i), done, c, session_time)
+                again = self._retime(int(i), done, c, session_time)
+                if again is not None:
+                    out.append(again)
                 continue
             last_ms = int(c["last_lap_time_in_ms"])
             s1, s2 = int(self.s1[i]), int(self.s2[i])
@@ -72,7 +74,8 @@ class LapTracker:
             out.append(crossing)
             self.last[int(i)] = self.timed[(int(i), done)] = crossing
             self.emitted[i] = done
-        # a flashback (lap number down) rewinds the lap in progress; laps given out stay given
+        # a flashback (lap number down) rewinds the lap in progress; a lap given out is replaced only
+        # when it is completed again with another time (a `retimed` crossing, above)
         new_lap = lap != self.lap
         self.s1 = np.where(new_lap, 0, self.s1)
         self.s2 = np.where(new_lap, 0, self.s2)
@@ -84,20 +87,27 @@ class LapTracker:
         self.lap = lap
         return out
 
-    def _retime(self, i: int, done: int, c: np.void, session_time: float) -> None:
-        """A lap completed again after a flashback: the tower's crossing takes the game's new time
-        (lastLapTimeInMS, the sectors as the game held them) and it is reported once; the timing
-        stream keeps the lap as first given out (its consumers store each lap once)."""
+    def best_ms(self, car: int) -> int | None:
+        """The car's best valid lap as the game timed it (a re-timed lap at its new time)."""
+        times = [c["lap_ms"] for (i, _lap), c in self.timed.items() if i == car and c["lap_ms"] and not c["invalid"]]
+        return min(times, default=None)
+
+    def _retime(self, i: int, done: int, c: np.void, session_time: float) -> dict | None:
+        """A lap completed again after a flashback: a `retimed` crossing with the game's new time
+        (lastLapTimeInMS, the sectors as the game held them) that replaces the lap wherever it is
+        kept (the timing stream's consumers apply it as an update), reported once; None when the
+        game's time did not change (the same lap driven the same: nothing to replace)."""
         first = self.timed.get((i, done))
         last_ms = int(c["last_lap_time_in_ms"])
         if first is None or not last_ms or first["lap_ms"] == last_ms:
-            return
+            return None
         s1, s2 = int(self.s1[i]), int(self.s2[i])
         s3 = last_ms - s1 - s2 if s1 and s2 and last_ms > s1 + s2 else 0
         again = dict(first, lap_ms=last_ms, lap_time_s=last_ms / 1000.0, sectors_ms=[s1 or None, s2 or None, s3 or None],
                      s1_s=s1 / 1000.0 if s1 else None, s2_s=s2 / 1000.0 if s2 else None, s3_s=s3 / 1000.0 if s3 else None,
-                     invalid=bool(self.invalid[i]), retimed=True, first_lap_ms=first["lap_ms"],
+                     invalid=bool(self.invalid[i]), retimed=True, first_lap_ms=first.get("first_lap_ms", first["lap_ms"]),
                      t_s=round(session_time - int(c["current_lap_time_in_ms"]) / 1000.0, 3),
                      position=int(c["car_position"]))
         self.last[i] = self.timed[(i, done)] = again
         self.retimed.append(again)
+        return again

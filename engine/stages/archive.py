@@ -76,7 +76,10 @@ class ArchiveStage:
         """Buffer the rows of one stream entry; a malformed entry is counted, logged and acknowledged."""
         try:
             if stream == keys.LAPS_STREAM:
-                row = R.lap_row(json.loads(fields[b"d"]))
+                crossing = json.loads(fields[b"d"])
+                row = R.lap_row(crossing)
+                if crossing.get("retimed"):     # the game re-timed the lap (a flashback): it replaces the
+                    self._drop_lap(row)         # buffered one; an older part's row loses to it (keep="last")
                 self._add(row["session"], "laps", row)
                 self._add(row["session"], "flags", {"lap": row["lap"], "flag": row["flag"]})
                 self.has_crossing = True
@@ -96,6 +99,11 @@ class ArchiveStage:
             self.errors += 1
             log.warning("archive: entry %s of %s skipped: %s", entry_id, stream, exc)
         self.pending[stream].append(entry_id)
+
+    def _drop_lap(self, row: dict) -> None:
+        """Forget the buffered `laps` row of the same car-lap (not yet flushed)."""
+        rows = self.buffer[(row["session"], "laps")]
+        rows[:] = [r for r in rows if isinstance(r, pd.DataFrame) or (r["car"], r["lap"]) != (row["car"], row["lap"])]
 
     def _add(self, session: str, table: str, row: dict | pd.DataFrame) -> None:
         """Buffer a row (dict) or a block of rows (DataFrame) of one table."""

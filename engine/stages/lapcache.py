@@ -44,17 +44,21 @@ class SessionLaps:
         self.reloads = 0
 
     def add(self, session: str, crossings: list[dict], reload: bool = False) -> None:
-        """HSETNX the crossings; append the new ones to the frame, or reload it when Redis holds
-        other laps than the frame plus these (or when `reload`)."""
+        """HSETNX the crossings (a redelivered lap changes nothing); a `retimed` crossing (the game
+        re-timed the lap after a flashback: engine.f1.lapdata) replaces its lap. Append the new
+        ones to the frame, or reload it when Redis holds other laps than the frame plus these, when
+        a lap was replaced, or when `reload`."""
         key = keys.crossings(session)
         pipe = self.client.pipeline(transaction=False)
         for c in crossings:
-            pipe.hsetnx(key, f"{c['car']}:{int(c['lap'])}", json.dumps(c))
+            field, value = f"{c['car']}:{int(c['lap'])}", json.dumps(c)
+            (pipe.hset if c.get("retimed") else pipe.hsetnx)(key, field, value)
         pipe.hlen(key)
         *added, length = pipe.execute()
         cached = self._frames.pop(session, None)
         new = [c for c, a in zip(crossings, added) if a]
-        if reload or cached is None or len(cached) + len(new) != length:
+        replaced = any(c.get("retimed") for c in crossings)
+        if reload or replaced or cached is None or len(cached) + len(new) != length:
             self.reloads += 1
             rows = [json.loads(v) for v in self.client.hgetall(key).values()]
             frame = _frame(session, rows)

@@ -9,9 +9,37 @@ import redis
 
 from engine import keys
 from engine.stages.consumer import StageConsumer
+from engine.race.lap import Lap
 from engine.timing import apply_lap, running_order
 
 GROUP = "timing"
+
+
+def keep_lap(state: dict, crossing: dict) -> dict:
+    """The car's green laps out of the pit lane ({lap: [time, s1, s2, s3]}, s) in its state, so a
+    lap the game re-times after a flashback recomputes its best lap and best sectors."""
+    lap = Lap.from_crossing(crossing)
+    kept = dict(state.get("timed_laps") or {})
+    kept.pop(str(lap.number), None)
+    if lap.time_s is not None and lap.flag.racing and not lap.pit_lane:
+        kept[str(lap.number)] = [lap.time_s, *(x.time_s for x in lap.sectors)]
+    return {**state, "timed_laps": kept}
+
+
+def retime_lap(state: dict | None, crossing: dict) -> dict | None:
+    """The car's timing after a `retimed` crossing (the game re-timed a lap after a flashback:
+    engine.f1.lapdata): that lap's time replaced, the last lap if it is the latest, the best lap
+    and sectors recomputed from the car's laps. None when there is nothing to replace."""
+    if state is None or int(crossing["lap"]) > state.get("laps", 0):
+        return None
+    lap = Lap.from_crossing(crossing)
+    kept = keep_lap(state, crossing)
+    laps = list(kept["timed_laps"].values())
+    kept["best_lap_s"] = min((x[0] for x in laps), default=None)
+    kept["best_sectors"] = [min((x[k] for x in laps if x[k] is not None), default=None) for k in (1, 2, 3)]
+    if lap.number == state["laps"]:
+        kept.update(last_lap_s=lap.time_s, last_sectors=[x.time_s for x in lap.sectors])
+    return kept
 
 
 def publish_crossing(client: redis.Redis, crossing: dict, maxlen: int = 100_000) -> bytes:
@@ -33,11 +61,17 @@ class TimingStage:
         session, car = crossing["session"], str(crossing["car"])
         cars_key = keys.car_state(session)
         raw = self.client.hget(cars_key, car)
-        state = apply_lap(json.loads(raw) if raw else None, crossing)
+        prior = json.loads(raw) if raw else None
+        state = apply_lap(prior, crossing)
+        if crossing.get("source") == "f1-game":      # the game may re-time a lap after a flashback
+            if state is not None:
+                state = keep_lap(state, crossing)
+            elif crossing.get("retimed"):
+                state = retime_lap(prior, crossing)
         if state is not None:    # None: already applied; the board is still rebuilt below, in case
             self.client.hset(cars_key, car, json.dumps(state))   # a crash came between the two writes
         else:
-            state = json.loads(raw)
+            state = prior
         if crossing.get("source") == "f1-game":
             return      # the game's own board (engine/ingest/f1feed.py) is the tower: running order, gaps
         cars = [json.loads(v) for v in self.client.hgetall(cars_key).values()]
