@@ -43,6 +43,7 @@ def test_up_runs_the_demo_and_ctrl_c_leaves_no_process_behind(tmp_path):
         family = [proc] + psutil.Process(proc.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in family[1:])
         assert "redis-server" in names and "gunicorn" in names and " engine" in names
+        assert "engine --role driver" in names, "each lap's samples are judged by the driver role, a process of its own"
         assert (tmp_path / "var" / "redis" / "appendonlydir").exists(), "the embedded Redis persists under the data dir"
         proc.send_signal(signal.SIGINT)   # what Ctrl-C does
         out, _ = proc.communicate(timeout=30)
