@@ -45,6 +45,22 @@ def ingest_counts(client: redis.Redis) -> dict:
     return {"rejected": dict(sorted(rejected.items())), "dropped": dict(sorted(dropped.items()))}
 
 
+def driver_role(client: redis.Redis, now_ms: float | None = None) -> dict:
+    """The driver role's lag: laps waiting in the lap-samples streams, laps their cap dropped before
+    judgement, and the live driver workers with their lag (p95, ms)."""
+    shards = range(keys.shard_count())
+    pipe = client.pipeline(transaction=False)
+    for s in shards:
+        pipe.xlen(keys.lap_samples_stream(s))
+        pipe.get(keys.lap_samples_trimmed(s))
+    got = pipe.execute()
+    now_ms = time.time() * 1000 if now_ms is None else now_ms
+    live = [_text(n) for n in client.zrangebyscore(keys.DRIVER_WORKERS, now_ms - 30_000, "+inf")]
+    lag = {n: _text(client.hget(keys.driver_stats(n), "lag_p95_ms") or "?") for n in live}
+    return {"laps_waiting": sum(int(v or 0) for v in got[0::2]), "laps_dropped": sum(int(v or 0) for v in got[1::2]),
+            "workers": {n: {"lag_p95_ms": v} for n, v in lag.items()}}
+
+
 def redis_persistence(client: redis.Redis) -> dict:
     """Whether Redis could write its append-only file and its last snapshot."""
     info = client.info("persistence")
@@ -64,9 +80,13 @@ def disk(path: Path) -> dict:
             "total_mb": round(st.f_blocks * st.f_frsize / 2**20, 1)}
 
 
-def conditions(model: dict, persistence: dict, space: dict, reported: dict | None = None) -> list[str]:
+def conditions(model: dict, persistence: dict, space: dict, reported: dict | None = None,
+               driver: dict | None = None) -> list[str]:
     """One sentence per condition that degrades PitWall (empty when all is well)."""
     out = [f"{component}: {c.get('reason')}" for component, c in sorted((reported or {}).items())]
+    if (driver or {}).get("laps_dropped"):
+        out.append(f"driver judgement: {driver['laps_dropped']} laps dropped unjudged by the lap-samples cap "
+                   f"(PITWALL_LAPSAMPLES_MAXLEN): add driver-role workers")
     if model.get("status") == "unavailable":
         out.append(f"predictions unavailable: {model.get('reason')}")
     for what in ("aof_last_write_status", "rdb_last_bgsave_status"):
@@ -85,6 +105,8 @@ def report(client: redis.Redis, data_dir: Path) -> dict:
     client.ping()
     redis_ms = round((time.perf_counter() - started) * 1000, 2)
     model, persistence, space = model_status(client), redis_persistence(client), disk(Path(data_dir))
-    found = conditions(model, persistence, space, read_conditions(client))
+    driver = driver_role(client)
+    found = conditions(model, persistence, space, read_conditions(client), driver)
     return {"status": "degraded" if found else "ok", "redis_ms": redis_ms, "conditions": found,
-            "model": model, "redis_persistence": persistence, "disk": space, "ingest": ingest_counts(client)}
+            "model": model, "redis_persistence": persistence, "disk": space, "ingest": ingest_counts(client),
+            "driver": driver}

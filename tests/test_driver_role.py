@@ -119,6 +119,12 @@ def test_the_lap_samples_cap_counts_the_laps_it_drops_unjudged(r, redis_url, rac
     assert int(r.get(keys.lap_samples_trimmed(shard))) == laps - 3, "every lap dropped unjudged is counted"
     newest = r.xrevrange(keys.lap_samples_stream(shard), count=1)[0][1]
     assert int(newest[b"lap"]) == max(int(k) for k in r.hkeys(keys.lap_record(SESSION, CAR)))
+    from app import health                     # what an operator reads: /api/health says so
+    doc = health.driver_role(r)
+    assert doc["laps_waiting"] == 3 and doc["laps_dropped"] == laps - 3 and doc["workers"] == {}
+    found = health.conditions({}, {}, {"path": "/", "free_mb": 1e6}, {}, doc)
+    assert found == [f"driver judgement: {laps - 3} laps dropped unjudged by the lap-samples cap "
+                     "(PITWALL_LAPSAMPLES_MAXLEN): add driver-role workers"]
 
 
 def test_laps_of_a_run_reset_before_they_were_judged_are_skipped_and_the_new_run_judged(r, redis_url, race, wait_for):
