@@ -43,8 +43,16 @@ install-test: apt-test $(VENV)/.installed-test
 demo: install
 	PITWALL_AUTH=off PITWALL_HTTP_HOST=127.0.0.1 $(BIN)/pitwall up   # open access, loopback only
 
+# Two runs, both always run, failing if either fails: the bulk on 2 workers (a test file stays on
+# one worker: its module fixtures are built once), then the `serial` tests (latency, rate and
+# kill-timing assertions: the soak, the Redis/flood/web-restart faults, the cluster) alone.
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --headless --durations=30
+
 test: install-test
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --headless --durations=30
+	$(PYTEST) -n 2 --dist loadfile -m "not serial"; bulk=$$?; \
+	$(PYTEST) -m serial; serial=$$?; \
+	echo "make test: parallel run exit $$bulk, serial run exit $$serial"; \
+	[ $$bulk -eq 0 ] && [ $$serial -eq 0 ]
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

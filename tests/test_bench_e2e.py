@@ -96,6 +96,7 @@ def test_a_page_socket_without_the_flag_gets_no_telemetry(redis_server, tmp_path
 
 
 @pytest.mark.browser
+@pytest.mark.serial      # a benchmark: its latencies are measured alone (make test)
 def test_bench_e2e_smoke():
     from benchmarks import e2e
 

@@ -153,6 +153,7 @@ def test_every_number_on_the_tower_has_a_tooltip(dash_br, race):
     assert "no corner wear" in tyre.get_attribute("title")
 
 
+@pytest.mark.serial      # a rate bound (<= 10 page updates/s): run alone (make test)
 def test_tower_changes_live_when_laps_are_replayed(dash_br, race, screenshots):
     open_page(dash_br, race, "/")
     cell = "#timing-tower tbody tr:first-child td:nth-child(3)"

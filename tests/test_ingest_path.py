@@ -112,6 +112,7 @@ def test_receive_buffer_is_8_mib_and_a_burst_loses_nothing(udp_ingest, r):
     assert ing.counters.snapshot()["dropped"] == 0
 
 
+@pytest.mark.serial      # a latency bound (a lone point flushed within 0.2 s): run alone (make test)
 @pytest.mark.parametrize("max_wait_s, least, most", [(None, 0.0, 0.2), (0.3, 0.2, 1.0)])
 def test_batches_hold_at_most_40_points_and_a_lone_point_waits_at_most_max_wait(redis_url, r, max_wait_s, least, most):
     """Default 10 ms (a slow sender's point is not held for company: bench e2e); a configured 300 ms holds."""

@@ -322,6 +322,7 @@ def test_a_crash_between_a_lap_record_and_its_checkpoint_reruns_the_lap_hooks(r,
     assert r.xlen(LAP_STREAM) == LAPS
 
 
+@pytest.mark.serial      # a lease timed to 0.1 s: run alone (make test)
 def test_a_worker_whose_lease_ran_out_stops_reading_before_anyone_can_take_the_shard(r):
     c = process.consumer(r, "stalled", SHARDS, lease_ms=2000)
     c.leases.tick()

@@ -34,7 +34,7 @@ from engine.replay.f1 import schedule
 from engine.settings import REPO_ROOT, Settings
 from engine.sources.f1capture import read_dump
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]   # timing-sensitive: run alone (make test)
 CAPTURE = REPO_ROOT / "data" / "f1udp" / "f1_25_season2026_fmt2026_f1-packets.bin.gz"
 KILL_AT, BACK_AT, BACKLOG, SPEED = 900, 4000, 5, 2.0
 

@@ -39,7 +39,7 @@ from engine.settings import REPO_ROOT, Settings
 from engine.sources import grcup as gr
 from engine.sources.f1capture import read_dump
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]   # timing-sensitive: run alone (make test)
 SESSION, CAR, SHARDS, LAPS = "barber-r1", "2", 4, 26
 TS = 1_760_000_000.0
 GOOD = encode_binary("flood", "x", np.array([TS, TS + 0.1]), ("speed_kmh", "gear"), np.array([[100.0, 3], [101, 3]]))

@@ -36,7 +36,7 @@ from engine.replay.timeline import load_race
 from engine.settings import REPO_ROOT
 from engine.sources import grcup as gr
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]   # timing-sensitive: run alone (make test)
 SESSION, CAR, SHARDS, LAPS = "barber-r1", "2", 4, 26
 CLEAN: dict = {}
 

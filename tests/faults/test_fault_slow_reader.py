@@ -23,7 +23,7 @@ from engine import keys
 from engine.redisserver import connect, free_port
 from engine.settings import Settings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]   # timing-sensitive: run alone (make test)
 ALERTS = 200
 PAD = "x" * 8_000           # a big snapshot: frames fill a stuck socket's buffers in seconds
 

@@ -19,7 +19,7 @@ from engine import keys
 from engine.redisserver import connect, free_port
 from engine.settings import Settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.serial]   # timing-sensitive: run alone (make test)
 
 # Installed before the page's scripts run: every WebSocket the page opens records the ids and
 # numbers of the alerts it receives, so the test sees exactly what the browser got.
