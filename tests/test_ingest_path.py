@@ -97,6 +97,7 @@ def test_one_socket_takes_binary_json_and_f1_and_survives_garbage(udp_ingest, r)
     assert meta[b"source"] == b"f1-udp" and meta[b"track_id"] == b"4"
 
 
+@pytest.mark.serial      # a throughput bound (a 40,000-point burst through the ring, lossless): run alone (make test)
 def test_receive_buffer_is_8_mib_and_a_burst_loses_nothing(udp_ingest, r):
     ing, udp = udp_ingest
     # The floor: a smaller buffer lost 63 % of a burst here. PitWall runs as root on the
