@@ -110,6 +110,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     order, t, lt, raw, age, k0, k1, cold = w.order, w.t, w.lt, w.raw, w.age, w.k0, w.k1, w.cold
     prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol
     pace, noise, first_add = d.pace, d.noise, d.first_add
+    drs_plain = drs_on and not has_out
     for i in range(n):
         c = np.uint64(order[i])
         age[c] += inc
@@ -122,7 +123,10 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         raw[c] = x
         if has_out:
             x += lt[c]
-        if (drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
+        if drs_plain:         # the common lap: DRS for every car, nobody out of the pit lane
+            if i > 0:         # a select, not a branch: whether a car is in the window is a coin toss
+                x += drs_full if t[c] - t[np.uint64(order[i - 1])] <= drs_window else 0.0
+        elif (drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
                 or (drs_sc1 and not t[c] > sc_start)):
             if has_out:
                 js = prev_slot[c]
