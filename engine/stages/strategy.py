@@ -3,12 +3,13 @@ write it into the car's live insight (field "strategy"), with the latency from t
 
 It reads the timing stream with its own consumer group, so the timing stage and this one see
 every crossing; the field comes from the board the timing stage keeps, built by
-engine.strategy.field (the same builder the strategy page uses). A crossing older than the
-car's latest lap on the board is skipped (a newer one is queued): under a backlog the stage
-catches up instead of computing stale calls. Each call sizes its races per strategy to land within
-CALL_DEADLINE_S of its crossing, from the time per race the last calls took: the full count when
-there is time, down to MIN_RACES when crossings queue (a tight pack, a fast replay); the call
-records the count it used. Sessions whose track has no fitted model, and boards without the car,
+engine.strategy.field (the same builder the strategy page uses). Every call that is computed runs
+the full races per strategy (DEFAULT_RACES); the count is never cut to keep up. When calls queue,
+the newest crossing of a car supersedes its older ones: a crossing read together with a newer one
+of the same car, or older than the car's latest lap on the board, is skipped and counted
+("superseded"). Crossings read together run WORKERS calls at once, each on one core; a lone call
+splits its races over the simulator's threads. Each call records where its time went (queue_ms:
+crossing to pick-up, board_wait_ms, setup_ms, the Monte Carlo, analysis). Sessions whose track has no fitted model, and boards without the car,
 are skipped and counted. Laps left come from the session meta's race clock (race_duration_s: a
 timed race, engine.strategy.raceclock), or its scheduled lap count where the race is one (an F1
 session's total_laps); never from the laps a recording turned out to hold. Each green call also
@@ -20,9 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import redis
@@ -35,12 +39,14 @@ from engine.sources.track_models import load as load_track_models
 from engine.strategy import f1plan
 from engine.strategy.call import DEFAULT_RACES, recommend
 from engine.strategy.raceclock import race_laps
+from engine.strategy.sim import THREADS as SIM_THREADS
 from engine.strategy.state import DEFAULT_DEG_S_PER_LAP
 
 GROUP = "strategy"
 BOARD_WAIT_S = 1.0   # how long a crossing waits for the timing stage to apply it
-CALL_DEADLINE_S = 1.0  # a call lands in the insight within this of its crossing ...
-MIN_RACES = 1_000      # ... with fewer races per strategy when a bunched field's crossings queue up
+SUPERSEDED = "a newer lap of this car is queued"   # the skip reason of a superseded crossing
+# Calls computed at once when crossings queue, one core each (a lone call uses the simulator's threads).
+WORKERS = int(os.environ.get("PITWALL_STRATEGY_WORKERS") or min(2, os.cpu_count() or 1))
 log = logging.getLogger(__name__)
 
 
@@ -48,23 +54,56 @@ class StrategyStage:
     """Handles timing-stream crossings: the crossing car's call, into its insight hash."""
 
     def __init__(self, client: redis.Redis, insight_ttl_s: int = 1800, races: int = DEFAULT_RACES,
-                 models: TrackModels | None = None):
+                 models: TrackModels | None = None, workers: int = WORKERS):
         self.client = client
         self.models = models          # loaded from models/track_models.json at warm-up when not given
         self.ttl = insight_ttl_s
         self.races = races
+        self.workers = max(1, workers)
         self.flags: dict[str, str] = {}
         self.skipped: Counter = Counter()
         self.calls = 0
-        self.s_per_race: float | None = None    # measured compute time per race (moving average)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()      # skipped / calls are counted from the call workers
 
-    def races_for(self, event_s: float, now: float) -> int:
-        """Races per strategy that fit in what is left of the call's deadline (all of them until
-        a call has been timed)."""
-        if self.s_per_race is None:
-            return self.races
-        budget = CALL_DEADLINE_S - (now - event_s) - 0.05
-        return int(min(self.races, max(min(MIN_RACES, self.races), budget / self.s_per_race)))
+    @property
+    def superseded(self) -> int:
+        """Crossings skipped because a newer crossing of the same car was queued."""
+        return self.skipped[SUPERSEDED]
+
+    def handle_batch(self, stream: str, entries: list) -> list[dict | None]:
+        """The crossings read together: each car's newest one gets a call (its older ones are
+        superseded), WORKERS calls at once on one core each when there are several."""
+        parsed = [(entry_id, json.loads(fields[b"d"])) for entry_id, fields in entries]
+        newest: dict[tuple, int] = {}
+        for k, (_id, c) in enumerate(parsed):
+            key = (c.get("session"), str(c.get("car")))
+            if key not in newest or int(c.get("lap", 0)) >= int(parsed[newest[key]][1].get("lap", 0)):
+                newest[key] = k
+        jobs = []
+        for k, (entry_id, c) in enumerate(parsed):
+            caution_start = self._flag(c)
+            if newest[(c.get("session"), str(c.get("car")))] != k:
+                self._skip(SUPERSEDED)
+                continue
+            jobs.append((entry_id, c, caution_start))
+        if len(jobs) < 2 or self.workers < 2:
+            return [self._call(*job) for job in jobs]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="strategy-call")
+        return list(self._pool.map(lambda job: self._call(*job, threads=1), jobs))
+
+    def _skip(self, reason: str) -> None:
+        """Count a crossing that got no call, by reason."""
+        with self._lock:
+            self.skipped[reason] += 1
+
+    def _flag(self, crossing: dict) -> bool:
+        """Track the session's flag; True when this crossing starts a caution."""
+        session, flag = crossing["session"], str(crossing.get("flag", "GF")).upper()
+        caution_start = flag == "FCY" and self.flags.get(session, "GF") != "FCY"
+        self.flags[session] = flag
+        return caution_start
 
     def _board_at(self, session: str, car: str, lap: int) -> tuple[list[dict], dict | None]:
         """The board once the timing stage has applied this crossing (both groups wake on the
@@ -77,7 +116,7 @@ class StrategyStage:
             row = next((r for r in board if str(r["car"]) == car), None)
             if (row is not None and row.get("laps", 0) >= lap) or time.monotonic() >= deadline:
                 if row is not None and row.get("laps", 0) < lap:
-                    self.skipped["board behind the crossing (used as it was)"] += 1
+                    self._skip("board behind the crossing (used as it was)")
                 return board, row
             time.sleep(0.02)
 
@@ -114,23 +153,27 @@ class StrategyStage:
     def handle(self, _stream: str, entry_id: bytes, fields: dict) -> dict | None:
         """The pit call for the car that just crossed the line, or None when it cannot be made yet."""
         crossing = json.loads(fields[b"d"])
+        return self._call(entry_id, crossing, self._flag(crossing))
+
+    def _call(self, entry_id: bytes, crossing: dict, caution_start: bool, threads: int | None = None) -> dict | None:
+        """One crossing's call with the full races per strategy, written into the car's insight."""
+        picked = time.time()
         session, car, lap = crossing["session"], str(crossing["car"]), int(crossing["lap"])
         flag = str(crossing.get("flag", "GF")).upper()
-        caution_start = flag == "FCY" and self.flags.get(session, "GF") != "FCY"
-        self.flags[session] = flag
+        event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
         meta = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.session_meta(session)).items()}
         track = meta.get("track")
         board, row = self._board_at(session, car, lap)
+        waited = time.time()
         reason = ("no track in the session meta" if not track else
                   "car not on the board yet" if row is None else
-                  "a newer lap of this car is queued" if row.get("laps", 0) > lap else None)
+                  SUPERSEDED if row.get("laps", 0) > lap else None)
         if reason:
-            self.skipped[reason] += 1
+            self._skip(reason)
             return None
         cars = field_cars(board, self._tyre_insights(session, board))
         seed = zlib.crc32(f"{session}/{car}/{lap}".encode())
-        event_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
-        races = self.races_for(event_ms / 1000, time.time())
+        races = self.races
         try:
             doc, plan = json.loads(self.client.get(keys.board(session)) or "{}"), None
             if f1plan.is_f1(doc):     # F1: the game's own figures, any track (engine.strategy.f1plan)
@@ -143,18 +186,18 @@ class StrategyStage:
                 model = models.model(track, session)
             total, rule, finished = race_laps(meta, board, cars, model, flag)
             if finished:
-                self.skipped["race finished"] += 1
+                self._skip("race finished")
                 return None
-            call = recommend(state_from_cars(cars, total, flag), car, model, races=races, seed=seed, plan=plan)
+            state = state_from_cars(cars, total, flag)
+            setup_ms = 1000 * (time.time() - waited)
+            call = recommend(state, car, model, races=races, seed=seed, plan=plan, threads=threads)
         except ValueError as exc:            # e.g. a track without fitted data, a bad board row: counted
-            self.skipped[str(exc).split(":")[0]] += 1
+            self._skip(str(exc).split(":")[0])
             log.warning("strategy %s car %s lap %s: %s", session, car, lap, exc,
                         extra={"session": session, "car": car, "lap": lap, "stage": GROUP})
             return None
         observe(self.client, "montecarlo", call["simulate_ms"] / 1000)
         count(self.client, "montecarlo_races", races * len(call["strategies"]))
-        per_race = call["simulate_ms"] / 1000 / races
-        self.s_per_race = per_race if self.s_per_race is None else 0.7 * self.s_per_race + 0.3 * per_race
         now = time.time()
         modelled = sum(1 for c in cars if "deg_s_per_lap" in c)
         call.update(tyre_curves="no loss beyond the field's, spread of the own degradation rate (estimated from the car's lap times) "
@@ -163,7 +206,9 @@ class StrategyStage:
         if plan is not None:
             f1plan.annotate(call, prep, plan)
         call.update(trigger="caution" if caution_start else "lap", session=session, laps_left_rule=rule,
-                    latency_ms=round(now * 1000 - event_ms, 1), updated_at=now)
+                    latency_ms=round(now * 1000 - event_ms, 1), updated_at=now,
+                    queue_ms=round(picked * 1000 - event_ms, 1), board_wait_ms=round(1000 * (waited - picked), 1),
+                    setup_ms=round(setup_ms, 1), threads=threads or SIM_THREADS, superseded_total=self.superseded)
         caution = call.pop("caution", None)
         pipe = self.client.pipeline(transaction=False)
         mapping = {"strategy": json.dumps(call), "updated_at": now}
@@ -177,7 +222,8 @@ class StrategyStage:
             "type": "insight.generated", "timestamp": now,
             "data": {"session": session, "car": car, "lap": lap, "kind": "strategy"}}))
         pipe.execute()
-        self.calls += 1
+        with self._lock:
+            self.calls += 1
         return dict(call, caution=caution)
 
 
@@ -187,4 +233,6 @@ def consumer(client: redis.Redis, name: str, insight_ttl_s: int = 1800, races: i
 
     stage = StrategyStage(client, insight_ttl_s, races)
     stage.warm_up()
-    return StageConsumer(client, GROUP, name, [keys.LAPS_STREAM], stage.handle)
+    c = StageConsumer(client, GROUP, name, [keys.LAPS_STREAM], stage.handle)
+    c.batch_handler = stage.handle_batch
+    return c

@@ -31,13 +31,14 @@ MIN_STINT = 3          # laps: a car in the pit lane now is not offered another 
 
 
 def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAULT_RACES, seed: int = 0,
-              window: int = LIVE_WINDOW, plan=None) -> dict:
+              window: int = LIVE_WINDOW, plan=None, threads: int | None = None) -> dict:
     """Simulate the rest of the race `races` times for each of the car's strategies (same random
     draws for all) and return the comparison, the pit window and its radio sentence, where the car
     rejoins if it pits this lap, the undercut / overcut threats around it, and under green the
     caution call (engine.strategy.caution: "a full-course yellow starts now: pit or stay out?").
     `plan` (e.g. engine.strategy.f1plan.CompoundPlan) offers the strategies and builds their plans
-    instead of candidates()/plans_for()."""
+    instead of candidates()/plans_for(). `threads`: the cores the call's races are split over
+    (engine.strategy.sim.simulate's default when None)."""
     started = time.perf_counter()
     i = state.index(car)
     if state.retired[i]:
@@ -61,9 +62,10 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
         strategies = [s for s in strategies if not s.on_caution and all(p > state.lap + MIN_STINT for p in s.pit_laps)]
     plans = (plan.plans if plan is not None else plans_for)(field, rules, car, strategies)
     sim_started = time.perf_counter()
-    result = simulate(field, rules, model.cautions(state, races, rng), plans, rng)
-    caution = None if state.flag else caution_call(state, car, model, field, rules, races, rng, position)
-    simulate_ms = 1000 * (time.perf_counter() - sim_started)
+    result = simulate(field, rules, model.cautions(state, races, rng), plans, rng, threads=threads)
+    caution_started = time.perf_counter()
+    caution = None if state.flag else caution_call(state, car, model, field, rules, races, rng, position, threads)
+    analysis_started = time.perf_counter()
     pit_loss = rules.pit_loss_s[state.flag]
     here = next(r for r in rejoin_all(state, pit_loss) if r["car"] == car)
     window = pit_window(result, car, position, strategies).as_dict()
@@ -88,7 +90,11 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
         "caution": caution,
         "model": {"pit_loss_s": round(pit_loss, 2), "caution_start_per_lap": round(model.caution_start_per_lap, 4)},
         "compute_ms": round(1000 * (time.perf_counter() - started), 1),
-        "simulate_ms": round(simulate_ms, 1),
+        "simulate_ms": round(1000 * (analysis_started - sim_started), 1),   # the Monte Carlo, caution call included
+        "timing_ms": {"setup": round(1000 * (sim_started - started), 1),
+                      "strategies": round(1000 * (caution_started - sim_started), 1),
+                      "caution": round(1000 * (analysis_started - caution_started), 1),
+                      "analysis": round(1000 * (time.perf_counter() - analysis_started), 1)},
     }
 
 

@@ -44,7 +44,7 @@ def forced_cautions(model: TrackModel, state: RaceState, races: int, rng: np.ran
 
 
 def caution_call(state: RaceState, car: str, model: TrackModel, field: Field, rules: Rules, races: int,
-                 rng: np.random.Generator, position: int) -> dict:
+                 rng: np.random.Generator, position: int, threads: int | None = None) -> dict:
     """The car's answer to "a full-course yellow starts now": stay out or pit under it, each with
     its expected finish, the odds of places gained or lost, and the call (pit only when it beats
     staying out beyond the Monte Carlo error of the paired difference)."""
@@ -61,7 +61,7 @@ def caution_call(state: RaceState, car: str, model: TrackModel, field: Field, ru
                 "sentence": "Caution now: stay out, no stop can be made before the flag."}
     strategies = [Strategy("stay out"), Strategy(f"pit under the caution, lap {pit_lap}", (pit_lap,))]
     plans = plans_for(field, rules, car, strategies)
-    result = simulate(field, rules, forced_cautions(model, state, n, rng), plans, rng)
+    result = simulate(field, rules, forced_cautions(model, state, n, rng), plans, rng, threads=threads)
     pos = result.position[:, :, i].astype(float)                       # (2, n)
     options = [_option(s, pos[k], position) for k, s in enumerate(strategies)]
     diff = pos[1] - pos[0]
