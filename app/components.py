@@ -159,8 +159,12 @@ def gauge(corner: str, tyre: dict | None) -> dbc.Card:
                      title=f"{name}: {v:.1f} % of the way to the cliff ({words})"),
             html.Div(html.Div(style={"width": f"{min(max(v, 0), 100):.0f}%", "background": colour},
                               className="gauge-fill"), className="gauge-bar"),
-            html.Div(f"80 % interval {iv}" if iv else "interval not given", className="small text-secondary",
-                     title="The spread of cliff ages across cars (modelled) applied to this corner's wear"),
+            html.Div(f"80 % interval {iv}", className="small text-secondary",
+                     title="The spread of cliff ages across cars (modelled) applied to this corner's wear")
+            if iv else
+            html.Div("no interval: the cliff (100 %) is an assumed end point", className="small text-secondary",
+                     title="No car's pace fell off in the training races, so the scale has no measured end point "
+                           "and no spread to give an interval (see the model card)"),
             html.Div(f"source: {views.corner_source(tyre) or 'not given'}", className="small text-secondary gauge-source"),
         ]
     return dbc.Card(dbc.CardBody(body), className="gauge", id=f"gauge-{corner}")

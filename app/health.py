@@ -17,6 +17,7 @@ import redis
 from engine import keys
 from engine.conditions import read_conditions
 from engine.ingest.counters import read_stats
+from engine.stages.driverlaps import role_lag as driver_role
 
 LOW_DISK_MB = 64.0         # below this much free space in the data directory the health says so
 
@@ -43,22 +44,6 @@ def ingest_counts(client: redis.Redis) -> dict:
                 if k.startswith(prefix):
                     out[k[len(prefix):]] = out.get(k[len(prefix):], 0) + int(v)
     return {"rejected": dict(sorted(rejected.items())), "dropped": dict(sorted(dropped.items()))}
-
-
-def driver_role(client: redis.Redis, now_ms: float | None = None) -> dict:
-    """The driver role's lag: laps waiting in the lap-samples streams, laps their cap dropped before
-    judgement, and the live driver workers with their lag (p95, ms)."""
-    shards = range(keys.shard_count())
-    pipe = client.pipeline(transaction=False)
-    for s in shards:
-        pipe.xlen(keys.lap_samples_stream(s))
-        pipe.get(keys.lap_samples_trimmed(s))
-    got = pipe.execute()
-    now_ms = time.time() * 1000 if now_ms is None else now_ms
-    live = [_text(n) for n in client.zrangebyscore(keys.DRIVER_WORKERS, now_ms - 30_000, "+inf")]
-    lag = {n: _text(client.hget(keys.driver_stats(n), "lag_p95_ms") or "?") for n in live}
-    return {"laps_waiting": sum(int(v or 0) for v in got[0::2]), "laps_dropped": sum(int(v or 0) for v in got[1::2]),
-            "workers": {n: {"lag_p95_ms": v} for n, v in lag.items()}}
 
 
 def redis_persistence(client: redis.Redis) -> dict:

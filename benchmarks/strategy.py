@@ -9,7 +9,9 @@ rules measured before). VER's four strategies: stay out, stop on lap 45, stop on
 the next caution.
 Reports the median wall time of 5 runs on the default thread count (`seconds`: PITWALL_SIM_THREADS,
 else up to 2 cores), the same on 1 and on 2 threads (`seconds_1_thread`, `seconds_2_threads`, and
-`second_core_speedup`, their ratio), the ns per simulated car-lap, the peak memory the simulation
+`second_core_speedup`, their ratio), what a second core gives this machine at the same moment
+(`machine_second_core_speedup`: a compiled loop that shares nothing and holds no lock, split in two,
+timed interleaved with the simulations: on a shared machine the other work decides it, not the split), the ns per simulated car-lap, the peak memory the simulation
 allocates (tracemalloc), and as the baseline measured in this run the same four strategies simulated
 one at a time on 1 thread (each call drawing the same races again from the same seed: every draw made
 four times instead of once, and no lap shared between strategies). The variants run interleaved, so
@@ -26,6 +28,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -35,8 +38,28 @@ from engine.settings import REPO_ROOT  # noqa: E402
 from engine.sources import tumftm as tumftm_files  # noqa: E402
 from engine.strategy import sim, tumftm_events, tumftm_map  # noqa: E402
 from engine.strategy.strategies import Strategy, plans_for  # noqa: E402
+from numba import njit  # noqa: E402
 
 LAPS_DONE = 41
+SPIN_STEPS = 120_000_000    # about 0.1 s of one core
+
+
+@njit(cache=True, nogil=True)
+def spin(steps: int) -> float:
+    """A compiled loop that shares nothing and holds no lock (a chain of dependent adds): one core's work."""
+    s = 0.0
+    for i in range(steps):
+        s += (i % 7) * 0.5
+    return s
+
+
+def machine_run(threads: int) -> None:
+    """SPIN_STEPS of `spin` split over `threads` threads: the wall time tells what the cores give now."""
+    if threads == 1:
+        spin(SPIN_STEPS)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(spin, [SPIN_STEPS // threads] * threads))
 
 
 def scenario(races: int, seed: int = 5) -> tuple:
@@ -94,12 +117,17 @@ def main(argv: list[str]) -> dict:
     if threads not in (1, 2):
         variants.append((f"{threads} threads", [plans], threads))
 
+    variants += [("machine 1 thread", [], 1), ("machine 2 threads", [], 2)]
+
     print(f"strategy bench: {R} races x {S} strategies x {C} cars x {L} laps", file=sys.stderr)
     for n in sorted({1, 2, threads}):       # warm-up (and compile), the thread pools too
         sim.simulate(field, rules, cautions, plans, np.random.default_rng(99), threads=n)
+    spin(10)
     for rep in range(args.repeats):
         for name, sets, n in variants:
             w, c = time.perf_counter(), time.process_time()
+            if name.startswith("machine"):
+                machine_run(n)
             for each in sets:
                 sim.simulate(field, rules, cautions, each, np.random.default_rng(rep), threads=n)
             walls.setdefault(name, []).append(time.perf_counter() - w)
@@ -121,6 +149,7 @@ def main(argv: list[str]) -> dict:
         "seconds_1_thread": round(med["1 thread"], 4), "cpu_seconds_1_thread": round(cpu["1 thread"], 4),
         "seconds_2_threads": round(med["2 threads"], 4), "cpu_seconds_2_threads": round(cpu["2 threads"], 4),
         "second_core_speedup": round(med["1 thread"] / med["2 threads"], 2),
+        "machine_second_core_speedup": round(med["machine 1 thread"] / med["machine 2 threads"], 2),
         "baseline_seconds": round(med["one strategy at a time"], 4),
         "baseline_cpu_seconds": round(cpu["one strategy at a time"], 4),
         "speedup_vs_baseline": round(med["one strategy at a time"] / med["1 thread"], 2),

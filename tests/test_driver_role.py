@@ -125,6 +125,14 @@ def test_the_lap_samples_cap_counts_the_laps_it_drops_unjudged(r, redis_url, rac
     found = health.conditions({}, {}, {"path": "/", "free_mb": 1e6}, {}, doc)
     assert found == [f"driver judgement: {laps - 3} laps dropped unjudged by the lap-samples cap "
                      "(PITWALL_LAPSAMPLES_MAXLEN): add driver-role workers"]
+    import os                                  # and `pitwall engine --stats` prints the same figures
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "engine", "--stats"], capture_output=True, text=True,
+                         env={**os.environ, "PITWALL_REDIS_URL": redis_url}, timeout=60).stdout
+    lines = out.split("[driver role]")[1].splitlines()
+    assert any(ln.split() == ["laps", "waiting", "3"] for ln in lines)
+    assert any(ln.split() == ["laps", "dropped", "unjudged", "(cap)", f"{laps - 3:,}"] for ln in lines)
 
 
 def test_laps_of_a_run_reset_before_they_were_judged_are_skipped_and_the_new_run_judged(r, redis_url, race, wait_for):

@@ -62,6 +62,10 @@ def test_corner_wear_only_from_telemetry_else_the_pace_state_with_its_source():
     panel = str(components.tyre_panel(tel))
     assert all(f"gauge-{c}" in panel for c in views.CORNERS) and "measured loads" in panel
     assert views.pace_words({"tyre_state": {"source": "pace", "loss_vs_fresh_s": None}}) == ""
+    assert "80 % interval 50–81 %" in str(components.gauge("fl", tel))
+    # the wear scale's end point assumed (no cliff in the data): no interval, never a zero-width "62–62 %"
+    assumed = str(components.gauge("fl", {**tel, "wear_lo_factor": None, "wear_hi_factor": None}))
+    assert "80 % interval" not in assumed and "assumed end point" in assumed
 
 
 def test_strategy_fields_as_the_strategy_engine_writes_them():

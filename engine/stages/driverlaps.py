@@ -171,3 +171,33 @@ class DriverLaps:
             self.leases.release_all()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("driver: could not release leases on stop (%s); they expire by themselves", exc)
+
+
+def _str(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def role_lag(client: redis.Redis, now_ms: float | None = None) -> dict:
+    """The driver role's lag: laps waiting in the lap-samples streams, laps their cap dropped before
+    judgement, and the live driver workers with their lag (p95, ms)."""
+    shards = range(keys.shard_count())
+    pipe = client.pipeline(transaction=False)
+    for s in shards:
+        pipe.xlen(keys.lap_samples_stream(s))
+        pipe.get(keys.lap_samples_trimmed(s))
+    got = pipe.execute()
+    now_ms = time.time() * 1000 if now_ms is None else now_ms
+    live = [_str(n) for n in client.zrangebyscore(keys.DRIVER_WORKERS, now_ms - 30_000, "+inf")]
+    lag = {n: _str(client.hget(keys.driver_stats(n), "lag_p95_ms") or "?") for n in live}
+    return {"laps_waiting": sum(int(v or 0) for v in got[0::2]), "laps_dropped": sum(int(v or 0) for v in got[1::2]),
+            "workers": {n: {"lag_p95_ms": v} for n, v in lag.items()}}
+
+
+def format_lag(lag: dict) -> str:
+    """The driver role's lag as `pitwall engine --stats` prints it, after the ingest counters."""
+    lines = ["[driver role]", f"  {'laps waiting':<48} {lag['laps_waiting']:>14,}",
+             f"  {'laps dropped unjudged (cap)':<48} {lag['laps_dropped']:>14,}"]
+    lines += [f"  {'lag p95 ms ' + name:<48} {w['lag_p95_ms']:>14}" for name, w in sorted(lag['workers'].items())]
+    if not lag["workers"]:
+        lines.append("  no driver-role worker has reported in the last 30 s")
+    return "\n".join(lines)

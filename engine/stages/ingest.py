@@ -58,9 +58,13 @@ def format_stats(stats: dict[str, dict[str, float]]) -> str:
 
 
 def print_stats(settings: Settings) -> int:
-    """`pitwall engine --stats`: print every live ingest process's counters; returns 0."""
+    """`pitwall engine --stats`: print every live ingest process's counters and the driver role's lag
+    (the figures /api/health gives); returns 0."""
     from engine.ingest.counters import read_stats
     from engine.redisserver import connect
+    from engine.stages.driverlaps import format_lag, role_lag
 
-    print(format_stats(read_stats(connect(settings.redis_url))))
+    client = connect(settings.redis_url)
+    print(format_stats(read_stats(client)))
+    print(format_lag(role_lag(client)))
     return 0

@@ -44,7 +44,7 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "e9e112d5a188d096"
+STEPS_DIGEST = "91dd739c5c996cb0"
 
 
 @loop
@@ -208,14 +208,16 @@ def fork_plan(d: Draws, r: int, L: int, lap_of: np.ndarray, caution: np.ndarray,
 def save(w: Work, sv: Saved, k: int, n: int, next_ret: int, n_late: int, ghost_set: bool, ghost: float) -> None:
     """Keep a race's state before a lap's in-lap step for strategy k, which resumes from it."""
     si, sf, sb = sv.ints[k], sv.floats[k], sv.bools[k]
-    for c in range(w.t.size):
-        si[0, c], si[1, c], si[2, c], si[3, c] = w.order[c], w.prev_order[c], w.prev_slot[c], w.stops[c]
-        si[4, c], si[5, c], si[6, c], si[7, c] = w.out_m[c], w.duel_lap[c], w.stop_lap[c], w.ret_lap[c]
-        si[8, c], si[9, c] = w.ret_slot[c], w.late[c]
-        sf[0, c], sf[1, c], sf[2, c], sf[3, c] = w.t[c], w.lt[c], w.raw[c], w.pol[c]
-        sf[4, c], sf[5, c], sf[6, c], sf[7, c], sf[8, c] = w.age[c], w.k0[c], w.k1[c], w.key[c], w.fuel[c]
-        sf[9, c], sf[10, c] = w.t_down1[c], w.t_down2[c]
-        sb[0, c], sb[1, c], sb[2, c] = w.cold[c], w.cau_pitted[c], w.alive[c]
+    C = w.t.size
+    for j in range(10):
+        for c in range(C):
+            si[j, c] = w.ints[j, c]
+    for j in range(11):
+        for c in range(C):
+            sf[j, c] = w.floats[j, c]
+    for j in range(3):
+        for c in range(C):
+            sb[j, c] = w.bools[j, c]
     sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] = n, next_ret, n_late, ghost_set
     sv.ghost[k] = ghost
 
@@ -224,14 +226,16 @@ def save(w: Work, sv: Saved, k: int, n: int, next_ret: int, n_late: int, ghost_s
 def restore(w: Work, sv: Saved, k: int) -> tuple:
     """The state `save` kept for strategy k: back into `w`; returns (n, next_ret, n_late, ghost_set, ghost)."""
     si, sf, sb = sv.ints[k], sv.floats[k], sv.bools[k]
-    for c in range(w.t.size):
-        w.order[c], w.prev_order[c], w.prev_slot[c], w.stops[c] = si[0, c], si[1, c], si[2, c], si[3, c]
-        w.out_m[c], w.duel_lap[c], w.stop_lap[c], w.ret_lap[c] = si[4, c], si[5, c], si[6, c], si[7, c]
-        w.ret_slot[c], w.late[c] = si[8, c], si[9, c]
-        w.t[c], w.lt[c], w.raw[c], w.pol[c] = sf[0, c], sf[1, c], sf[2, c], sf[3, c]
-        w.age[c], w.k0[c], w.k1[c], w.key[c], w.fuel[c] = sf[4, c], sf[5, c], sf[6, c], sf[7, c], sf[8, c]
-        w.t_down1[c], w.t_down2[c] = sf[9, c], sf[10, c]
-        w.cold[c], w.cau_pitted[c], w.alive[c] = sb[0, c], sb[1, c], sb[2, c]
+    C = w.t.size
+    for j in range(10):
+        for c in range(C):
+            w.ints[j, c] = si[j, c]
+    for j in range(11):
+        for c in range(C):
+            w.floats[j, c] = sf[j, c]
+    for j in range(3):
+        for c in range(C):
+            w.bools[j, c] = sb[j, c]
     return sv.scalars[k, 0], sv.scalars[k, 1], sv.scalars[k, 2], sv.scalars[k, 3] != 0, sv.ghost[k]
 
 

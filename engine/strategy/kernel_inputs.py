@@ -132,17 +132,23 @@ class Work(NamedTuple):
     vsc_pass: np.ndarray    # with Params.vsc_per_car: 1 if the car may pass or be passed this lap (sc_steps.py)
     t_down1: np.ndarray     # with Params.finish_at_flag: race time one lap before the last (-inf: not yet)
     t_down2: np.ndarray     # ... and two laps before it
+    ints: np.ndarray        # (10, C) the integer arrays a fork keeps (Saved), rows of one block: one copy
+    floats: np.ndarray      # (11, C) the float arrays it keeps
+    bools: np.ndarray       # (3, C) the bool arrays it keeps
 
 
 @njit(cache=True, nogil=True)
 def work(C: int) -> Work:
-    """Scratch arrays for one race."""
-    i8 = np.int64
-    return Work(np.empty(C, i8), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.empty(C), np.empty(C),
-                np.zeros(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C, i8), np.empty(C, i8),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C, np.bool_),
-                np.empty(C, np.bool_), np.empty(C, i8), np.empty(C, i8), np.empty(C), np.zeros(C, i8), np.zeros(C),
-                np.ones(C, i8), np.empty(C), np.empty(C))
+    """Scratch arrays for one race; what a fork keeps are rows of three blocks (`save` copies a block)."""
+    ints, floats, bools = np.zeros((10, C), np.int64), np.zeros((11, C)), np.zeros((3, C), np.bool_)
+    order, prev_order, prev_slot, stops, out_m = ints[0], ints[1], ints[2], ints[3], ints[4]
+    duel_lap, stop_lap, ret_lap, ret_slot, late = ints[5], ints[6], ints[7], ints[8], ints[9]
+    t, lt, raw, pol, age, k0, k1, key = floats[0], floats[1], floats[2], floats[3], floats[4], floats[5], floats[6], floats[7]
+    fuel, t_down1, t_down2 = floats[8], floats[9], floats[10]
+    cold, cau_pitted, alive = bools[0], bools[1], bools[2]
+    return Work(order, prev_order, prev_slot, t, lt, raw, pol, age, k0, k1, stops, out_m, cold, duel_lap, stop_lap,
+                cau_pitted, alive, ret_lap, ret_slot, key, late, fuel, np.ones(C, np.int64), t_down1, t_down2,
+                ints, floats, bools)
 
 
 class Saved(NamedTuple):

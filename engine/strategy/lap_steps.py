@@ -245,9 +245,8 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
     pair may pass only if neither car is under the SC in its own race time (TUMFTM's per-car
     overtake_allowed): late_mode 1, the laps before the SC's first, the late cars are under it already;
     late_mode 2 + k, k SC laps left, only the cars late by more than k are out of it."""
-    for i in range(n):
-        c = np.uint64(order[i])
-        t[c] += lt[c]
+    if n > 0:
+        t[np.uint64(order[0])] += lt[np.uint64(order[0])]
     changed = True
     sweeps = 0
     C = t.size
@@ -256,6 +255,8 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
         sweeps += 1
         for i in range(n - 1):
             a, b = np.uint64(order[i]), np.uint64(order[i + 1])     # unsigned: no negative-index wrap
+            if sweeps == 1:
+                t[b] += lt[b]         # the lap, added as the first sweep reaches the car (untouched so far)
             if t[a] - t[b] <= -gap:
                 continue
             ok = overtake_ok

@@ -45,9 +45,12 @@ class TyreService:
         self.energy_at_cliff = float(wear["energy_at_cliff_kj"])
         self.cliff_age = float(wear["cliff_age_laps"])
         self.corner_share = {c: float(wear["corner_share"][c]) for c in CORNERS}
-        # Wear % x factor = the 80 % interval (cars' cliff ages spread between p10 and p90).
-        self.wear_lo_factor = self.cliff_age / float(wear.get("cliff_age_p90", self.cliff_age))
-        self.wear_hi_factor = self.cliff_age / float(wear.get("cliff_age_p10", self.cliff_age))
+        # Wear % x factor = the 80 % interval (cars' cliff ages spread between p10 and p90). Without a
+        # spread (no cliff in the data: the scale's end point is assumed) there is no interval to give.
+        p10, p90 = float(wear.get("cliff_age_p10", self.cliff_age)), float(wear.get("cliff_age_p90", self.cliff_age))
+        spread = p10 < p90
+        self.wear_lo_factor = self.cliff_age / p90 if spread else np.nan
+        self.wear_hi_factor = self.cliff_age / p10 if spread else np.nan
 
     @property
     def version(self) -> str:
