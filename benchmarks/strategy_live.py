@@ -22,8 +22,8 @@ Reports, over the calls of the replay's first --seconds of wall time (0: the who
 - engine_rss_peak_mb: the peak resident memory (VmHWM) of the engine process that runs the strategy stage
   (the strategy stage alone, or every stage with --one-process); engine_rss_peak_mb_by_process: each
   engine process's;
-- threads: PITWALL_SIM_THREADS the engine ran with (the cores a lone call's races are split over);
-  workers: PITWALL_STRATEGY_WORKERS (calls computed at once when crossings queue, one core each).
+- threads: PITWALL_SIM_THREADS the engine ran with (the cores a call's races are split over);
+  wave_p50 / wave_max: cars per Monte Carlo (the crossings of a session read together share one).
 """
 
 from __future__ import annotations
@@ -104,7 +104,6 @@ def wait_for_group(client: redis.Redis, group: str, proc: subprocess.Popen, time
 def main(argv: list[str]) -> dict:
     """Replay a real race through the engine at the demo's speed and time its strategy calls."""
     from engine.redisserver import RedisServer, free_port
-    from engine.stages import strategy as strategy_stage
     from engine.strategy import sim as simulator
 
     p = argparse.ArgumentParser(prog="pitwall bench strategy_live")
@@ -116,8 +115,6 @@ def main(argv: list[str]) -> dict:
                    "instead of the strategy stage in a process of its own as `pitwall up` runs it")
     p.add_argument("--threads", type=int, default=None, help="PITWALL_SIM_THREADS for the engine (default: "
                    "the environment's, else the engine's default)")
-    p.add_argument("--workers", type=int, default=None, help="PITWALL_STRATEGY_WORKERS for the engine (default: "
-                   "the environment's, else the stage's default)")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="pitwall-bench-live-"))
     server = RedisServer(tmp / "redis", persist=False).start()
@@ -126,8 +123,6 @@ def main(argv: list[str]) -> dict:
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     if args.threads:
         env["PITWALL_SIM_THREADS"] = str(args.threads)
-    if args.workers:
-        env["PITWALL_STRATEGY_WORKERS"] = str(args.workers)
     pitwall = [sys.executable, "-m", "engine.cli"]
     client = redis.Redis.from_url(server.url)
     engine = replay = others = driver = None
@@ -176,7 +171,7 @@ def main(argv: list[str]) -> dict:
                 call = json.loads(raw)
                 calls.append({k: call.get(k) for k in ("car", "lap", "races", "latency_ms", "simulate_ms",
                                                         "compute_ms", "trigger", "queue_ms", "board_wait_ms",
-                                                        "setup_ms", "superseded_total", "threads")}
+                                                        "setup_ms", "superseded_total", "wave")}
                              | {f"{k}_ms": v for k, v in (call.get("timing_ms") or {}).items()}
                              | {"n_strategies": len(call["strategies"])})
                 last_call = time.monotonic()
@@ -216,7 +211,7 @@ def main(argv: list[str]) -> dict:
         **breakdown, "cpu_s_per_call": round(cpu_used / len(calls), 3),
         "laps": [min(c["lap"] for c in calls), max(c["lap"] for c in calls)],
         "engine_rss_peak_mb": rss, "engine_rss_peak_mb_by_process": rss_all, "strategy_process": not args.one_process, "threads": int(env.get("PITWALL_SIM_THREADS") or simulator.THREADS),
-        "workers": int(env.get("PITWALL_STRATEGY_WORKERS") or strategy_stage.WORKERS),
+        "wave_p50": statistics.median(c.get("wave") or 1 for c in calls), "wave_max": max(c.get("wave") or 1 for c in calls),
         "track": args.track, "race": args.race, "speed": args.speed, "seconds": args.seconds,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

@@ -85,8 +85,9 @@ def test_board_rows_to_timing_cars_put_lapped_cars_a_lap_behind():
 
 def test_queued_crossings_are_superseded_and_every_computed_call_runs_the_full_races(race_to_lap_9):
     """Calls queue (every crossing to lap 9 waits when the stage reads): each car's newest crossing gets a
-    call with the full 10,000 races per strategy, computed two at a time; its older ones are superseded
-    and counted. The race count is never cut to keep up (it used to drop to 1,000)."""
+    call with the full 10,000 races per strategy, the queued ones from one Monte Carlo (a lap wave); its
+    older ones are superseded and counted. The race count is never cut to keep up (it used to drop to
+    1,000)."""
     from engine.stages.strategy import SUPERSEDED
     from engine.strategy.call import DEFAULT_RACES
     from engine.strategy.caution import CAUTION_SHARE
@@ -107,8 +108,27 @@ def test_queued_crossings_are_superseded_and_every_computed_call_runs_the_full_r
         assert caution["races"] == int(10_000 * CAUTION_SHARE), row["car"]
         assert call["queue_ms"] >= 0 and call["board_wait_ms"] >= 0 and call["superseded_total"] <= stage.superseded
         assert call["timing_ms"]["strategies"] > 0 and call["timing_ms"]["caution"] > 0
-    threads = {json.loads(r.hget(keys.insight("barber-r1", str(row["car"])), "strategy"))["threads"] for row in board}
-    assert threads == {1}, "the queued calls ran side by side, one core each"
+    waves = [json.loads(r.hget(keys.insight("barber-r1", str(row["car"])), "strategy"))["wave"] for row in board]
+    assert max(waves) > 1, "the queued crossings were called as a lap wave"
+
+
+def test_a_wave_gives_each_car_the_call_its_own_call_gives_with_the_same_seed(race_to_lap_9):
+    """Sharing a lap wave's Monte Carlo changes no figure: each car's strategies, pit window, outlook
+    and caution call equal those of the car's own call on the same field and seed."""
+    from engine.sources.track_models import shipped
+    from engine.strategy.call import recommend, recommend_wave
+
+    board = json.loads(race_to_lap_9.get(keys.board("barber-r1")))["cars"]
+    state = state_from_cars(field_cars(board, {}), 27, "GF")
+    model = shipped().model("barber", "barber-r1")
+    cars = [str(row["car"]) for row in board[3:9:2]] + [str(board[-1]["car"])]     # not the leader
+    wave = recommend_wave(state, cars, model, races=2_000, seed=7)
+    assert [c["car"] for c in wave] == cars and {c["wave"] for c in wave} == {len(cars)}
+    for call in wave:
+        own = recommend(state, call["car"], model, races=2_000, seed=7)
+        for key in ("strategies", "pit_window", "same_outcome", "field", "rejoin", "threats", "caution", "position"):
+            assert call[key] == own[key], (call["car"], key)
+    assert len({json.dumps(c["strategies"]) for c in wave}) == len(cars)
 
 
 def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):
