@@ -85,7 +85,7 @@ def recommend_wave(state: RaceState, cars: list[str], model: TrackModel, races: 
     analysis_started = time.perf_counter()
     pit_loss = rules.pit_loss_s[state.flag]
     rejoins = {r["car"]: r for r in rejoin_all(state, pit_loss)}
-    calls = []
+    calls, outlooks = [], {}
     for car, i, position, strategies, r, caution in zip(cars, idx, positions, offered, rows, cautions):
         own = rows_of(result, r)
         window_doc = pit_window(own, car, position, strategies).as_dict()
@@ -104,7 +104,7 @@ def recommend_wave(state: RaceState, cars: list[str], model: TrackModel, races: 
             "pit_window": window_doc,
             "provisional": provisional,
             "same_outcome": same_outcome(own, state, i, strategies, pit_loss, provisional),
-            "field": outlook(own, state),
+            "field": outlooks[r[0]] if r[0] in outlooks else outlooks.setdefault(r[0], outlook(own, state)),
             "rejoin": rejoins[car],
             "threats": threats(state, car, pit_loss, rules.cold_tyre_s),
             "caution": caution,
