@@ -5,18 +5,25 @@ engine` with every stage but strategy and driver, `pitwall engine --role strateg
 (engine.commands.engine.UP_PROCESSES;
 --one-process runs them all in one) and `pitwall replay` of a
 real GR Cup race (default Barber race 1, with its telemetry) at --speed x real time (default 10, the demo's).
-The strategy stage makes a call for every crossing (10,000 races per strategy unless it has to cut them
-when calls queue) and writes it into the car's insight; this bench listens on the insights channel and
-reads each call back.
+The strategy stage makes a call for a car's crossing with 10,000 races per strategy, always; when calls
+queue, a car's newest crossing supersedes its older ones (counted); it writes the call into the car's
+insight; this bench listens on the insights channel and reads each call back.
 
 Reports, over the calls of the replay's first --seconds of wall time (0: the whole race):
 - latency_p50_ms / latency_p95_ms / latency_max_ms: the call's own `latency_ms`, the stage's clock when
   it wrote the call minus the crossing's entry time in the timing stream (Redis server time);
-- races_per_call_min / _median and full_calls (calls with the full count) out of calls; crossings published;
-- simulate_ms_p50 / p95: the Monte Carlo alone (the call's `simulate_ms`);
+- races_per_strategy_min / races_per_call_median and full_calls (calls with the full count) out of calls;
+  crossings published; superseded: crossings whose call was skipped for the same car's newer crossing;
+- where a call's time goes (p50 / p95 in ms): queue_ms (crossing to the stage picking it up: stream read
+  and calls ahead of it), board_wait_ms (the timing stage applying the crossing), setup_ms (Redis reads,
+  the field), simulate_ms (the Monte Carlo: strategies + caution call), strategies_ms, caution_ms,
+  analysis_ms, compute_ms (recommend as a whole); cpu_s_per_call: the strategy process's CPU time over the
+  run (from /proc, after warm-up) per computed call;
 - engine_rss_peak_mb: the peak resident memory (VmHWM) of the engine process that runs the strategy stage
-  (the strategy stage alone, or every stage with --one-process);
-- threads: PITWALL_SIM_THREADS the engine ran with (the cores a call's races are split over).
+  (the strategy stage alone, or every stage with --one-process); engine_rss_peak_mb_by_process: each
+  engine process's;
+- threads: PITWALL_SIM_THREADS the engine ran with (the cores a call's races are split over);
+  wave_p50 / wave_max: cars per Monte Carlo (the crossings of a session read together share one).
 """
 
 from __future__ import annotations
@@ -60,6 +67,23 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_s(pid: int) -> float | None:
+    """A live process's CPU time so far (user + system, all threads) in seconds, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def p50_p95(calls: list[dict], key: str) -> dict:
+    """The median and 95th percentile of one timing field over the calls that have it."""
+    values = [c[key] for c in calls if c.get(key) is not None]
+    if not values:
+        return {}
+    return {f"{key}_p50": round(statistics.median(values), 1), f"{key}_p95": round(percentile(values, 95), 1)}
 
 
 def wait_for_group(client: redis.Redis, group: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -117,6 +141,7 @@ def main(argv: list[str]) -> dict:
                                       stderr=open(tmp / "driver.log", "wb"))
         wait_for_group(client, "strategy", engine)
         wait_for_group(client, "timing", others or engine)
+        cpu_ready = cpu_s(engine.pid)
         log(f"engine ready (redis {server.url}); replaying {args.track} race {args.race} at {args.speed:g}x")
         sub = client.pubsub()
         sub.subscribe(keys.INSIGHTS_CHANNEL)
@@ -145,11 +170,17 @@ def main(argv: list[str]) -> dict:
             if raw:
                 call = json.loads(raw)
                 calls.append({k: call.get(k) for k in ("car", "lap", "races", "latency_ms", "simulate_ms",
-                                                        "compute_ms", "trigger")} | {"n_strategies": len(call["strategies"])})
+                                                        "compute_ms", "trigger", "queue_ms", "board_wait_ms",
+                                                        "setup_ms", "superseded_total", "wave")}
+                             | {f"{k}_ms": v for k, v in (call.get("timing_ms") or {}).items()}
+                             | {"n_strategies": len(call["strategies"])})
                 last_call = time.monotonic()
                 if len(calls) % 50 == 0:
                     log(f"{len(calls)} calls, lap {call['lap']}, last latency {call['latency_ms']:.0f} ms")
         rss = peak_rss_mb(engine.pid)
+        rss_all = {name: peak_rss_mb(proc.pid) for name, proc in (("strategy" if others else "engine", engine),
+                   ("engine", others), ("driver", driver)) if proc is not None}
+        cpu_used = (cpu_s(engine.pid) or 0.0) - (cpu_ready or 0.0)
         crossings = client.xlen(keys.LAPS_STREAM)
     finally:
         for proc in (replay, engine, others, driver):
@@ -164,18 +195,23 @@ def main(argv: list[str]) -> dict:
     sim = [c["simulate_ms"] for c in calls]
     races = [c["races"] for c in calls]
     full = max(races)
+    breakdown = {}
+    for key in ("queue_ms", "board_wait_ms", "setup_ms", "compute_ms", "strategies_ms", "caution_ms", "analysis_ms"):
+        breakdown |= p50_p95(calls, key)
     return {
         "calls": len(calls), "crossings": crossings,
         "latency_p50_ms": round(statistics.median(lat), 1), "latency_p95_ms": round(percentile(lat, 95), 1),
         "latency_max_ms": round(max(lat), 1), "met_target": percentile(lat, 95) <= 500 and min(races) == 10_000,
         "target": "p95 <= 500 ms from the crossing with 10,000 races per strategy on every call",
-        "races_per_call_min": min(races), "races_per_call_median": statistics.median(races),
+        "races_per_strategy_min": min(races), "races_per_call_median": statistics.median(races),
+        "superseded": max(c.get("superseded_total") or 0 for c in calls),
         "full_calls": sum(r == full for r in races), "full_races": full,
         "strategies_per_call_median": statistics.median(c["n_strategies"] for c in calls),
         "simulate_ms_p50": round(statistics.median(sim), 1), "simulate_ms_p95": round(percentile(sim, 95), 1),
-        "compute_ms_p50": round(statistics.median(c["compute_ms"] for c in calls), 1),
+        **breakdown, "cpu_s_per_call": round(cpu_used / len(calls), 3),
         "laps": [min(c["lap"] for c in calls), max(c["lap"] for c in calls)],
-        "engine_rss_peak_mb": rss, "strategy_process": not args.one_process, "threads": int(env.get("PITWALL_SIM_THREADS") or simulator.THREADS),
+        "engine_rss_peak_mb": rss, "engine_rss_peak_mb_by_process": rss_all, "strategy_process": not args.one_process, "threads": int(env.get("PITWALL_SIM_THREADS") or simulator.THREADS),
+        "wave_p50": statistics.median(c.get("wave") or 1 for c in calls), "wave_max": max(c.get("wave") or 1 for c in calls),
         "track": args.track, "race": args.race, "speed": args.speed, "seconds": args.seconds,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

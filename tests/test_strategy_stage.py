@@ -83,15 +83,52 @@ def test_board_rows_to_timing_cars_put_lapped_cars_a_lap_behind():
     assert "4" not in cars
 
 
-def test_a_queued_crossing_gets_fewer_races_so_its_call_still_lands_within_the_deadline():
-    stage = StrategyStage(None, races=10_000)
-    assert stage.races_for(event_s=100.0, now=100.1) == 10_000          # untimed: the full count
-    stage.s_per_race = 3e-5                                             # 10,000 races: 0.3 s
-    assert stage.races_for(event_s=100.0, now=100.1) == 10_000          # 0.85 s left: all of them
-    assert stage.races_for(event_s=100.0, now=100.6) == 10_000          # 0.35 s left (0.05 s to write)
-    queued = stage.races_for(event_s=100.0, now=100.8)                  # 0.15 s left to compute
-    assert 4_900 <= queued <= 5_000 and queued * stage.s_per_race <= 0.15 + 1e-9
-    assert stage.races_for(event_s=100.0, now=102.0) == 1_000           # late already: the floor
+def test_queued_crossings_are_superseded_and_every_computed_call_runs_the_full_races(race_to_lap_9):
+    """Calls queue (every crossing to lap 9 waits when the stage reads): each car's newest crossing gets a
+    call with the full 10,000 races per strategy, the queued ones from one Monte Carlo (a lap wave); its
+    older ones are superseded and counted. The race count is never cut to keep up (it used to drop to
+    1,000)."""
+    from engine.stages.strategy import SUPERSEDED
+    from engine.strategy.call import DEFAULT_RACES
+    from engine.strategy.caution import CAUTION_SHARE
+
+    r = race_to_lap_9
+    c = consumer(r, "t5")
+    c.setup()
+    while c.poll():
+        pass
+    stage = c.handler.__self__
+    board = json.loads(r.get(keys.board("barber-r1")))["cars"]
+    assert DEFAULT_RACES == 10_000 and stage.calls == len(board)
+    assert stage.superseded == stage.skipped[SUPERSEDED] == c.handled - len(board) > 0
+    for row in board:
+        insight = r.hgetall(keys.insight("barber-r1", str(row["car"])))
+        call, caution = json.loads(insight[b"strategy"]), json.loads(insight[b"caution"])
+        assert call["lap"] == row["laps"] and call["races"] == 10_000, row["car"]
+        assert caution["races"] == int(10_000 * CAUTION_SHARE), row["car"]
+        assert call["queue_ms"] >= 0 and call["board_wait_ms"] >= 0 and call["superseded_total"] <= stage.superseded
+        assert call["timing_ms"]["strategies"] > 0 and call["timing_ms"]["caution"] > 0
+    waves = [json.loads(r.hget(keys.insight("barber-r1", str(row["car"])), "strategy"))["wave"] for row in board]
+    assert max(waves) > 1, "the queued crossings were called as a lap wave"
+
+
+def test_a_wave_gives_each_car_the_call_its_own_call_gives_with_the_same_seed(race_to_lap_9):
+    """Sharing a lap wave's Monte Carlo changes no figure: each car's strategies, pit window, outlook
+    and caution call equal those of the car's own call on the same field and seed."""
+    from engine.sources.track_models import shipped
+    from engine.strategy.call import recommend, recommend_wave
+
+    board = json.loads(race_to_lap_9.get(keys.board("barber-r1")))["cars"]
+    state = state_from_cars(field_cars(board, {}), 27, "GF")
+    model = shipped().model("barber", "barber-r1")
+    cars = [str(row["car"]) for row in board[3:9:2]] + [str(board[-1]["car"])]     # not the leader
+    wave = recommend_wave(state, cars, model, races=2_000, seed=7)
+    assert [c["car"] for c in wave] == cars and {c["wave"] for c in wave} == {len(cars)}
+    for call in wave:
+        own = recommend(state, call["car"], model, races=2_000, seed=7)
+        for key in ("strategies", "pit_window", "same_outcome", "field", "rejoin", "threats", "caution", "position"):
+            assert call[key] == own[key], (call["car"], key)
+    assert len({json.dumps(c["strategies"]) for c in wave}) == len(cars)
 
 
 def test_the_call_runs_each_car_on_its_tyre_models_curve(race_to_lap_9, grcup):

@@ -16,14 +16,14 @@ from dataclasses import replace
 import numpy as np
 
 from engine.strategy.trackmodel import TrackModel
-from engine.strategy.caution import caution_call
+from engine.strategy.caution import caution_calls
 from engine.strategy.rejoin import rejoin_all, threats
 from engine.strategy.sim import FLAG_NAMES, simulate
 from engine.strategy.field import SETTLED_GREEN_LAPS
 from engine.strategy.state import RaceState, state_from_timing
-from engine.strategy.strategies import candidates, compare, pit_window, plans_for
+from engine.strategy.strategies import candidates, combine_plans, compare, pit_window, plans_for, rows_of
 
-__all__ = ["recommend", "state_from_timing", "should_rerun", "pit_window_fields", "DEFAULT_RACES"]
+__all__ = ["recommend", "recommend_wave", "state_from_timing", "should_rerun", "pit_window_fields", "DEFAULT_RACES"]
 
 DEFAULT_RACES = 10_000  # per strategy; 22 cars x 8 strategies x 18 laps left: 0.31 s on one core
 LIVE_WINDOW = 4        # single-stop laps compared live (plus stay out, caution and two stops)
@@ -31,19 +31,32 @@ MIN_STINT = 3          # laps: a car in the pit lane now is not offered another 
 
 
 def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAULT_RACES, seed: int = 0,
-              window: int = LIVE_WINDOW, plan=None) -> dict:
+              window: int = LIVE_WINDOW, plan=None, threads: int | None = None) -> dict:
     """Simulate the rest of the race `races` times for each of the car's strategies (same random
     draws for all) and return the comparison, the pit window and its radio sentence, where the car
     rejoins if it pits this lap, the undercut / overcut threats around it, and under green the
     caution call (engine.strategy.caution: "a full-course yellow starts now: pit or stay out?").
     `plan` (e.g. engine.strategy.f1plan.CompoundPlan) offers the strategies and builds their plans
-    instead of candidates()/plans_for()."""
+    instead of candidates()/plans_for(). `threads`: the cores the call's races are split over
+    (engine.strategy.sim.simulate's default when None)."""
+    return recommend_wave(state, [car], model, races, seed, window, plan, threads)[0]
+
+
+def recommend_wave(state: RaceState, cars: list[str], model: TrackModel, races: int = DEFAULT_RACES, seed: int = 0,
+                   window: int = LIVE_WINDOW, plan=None, threads: int | None = None) -> list[dict]:
+    """recommend for several cars of one lap wave (the same field) from one Monte Carlo: the field's
+    draws, cautions and retirements, the run where every car stays out and the caution scenario's
+    races are shared; each car's strategies are compared on those same races, with the full `races`
+    per strategy. `plan` (one car's plan builder) only with one car."""
     started = time.perf_counter()
-    i = state.index(car)
-    if state.retired[i]:
-        raise ValueError(f"car {car!r} has retired: no strategy to call")
+    idx = [state.index(car) for car in cars]
+    for car, i in zip(cars, idx):
+        if state.retired[i]:
+            raise ValueError(f"car {car!r} has retired: no strategy to call")
     if races < 100:
         raise ValueError(f"races: {races} is too few for a strategy call (at least 100)")
+    if plan is not None and len(cars) > 1:
+        raise ValueError(f"plan: one car's plan builder, not {len(cars)} cars'")
     rules = model.rules(state.lap, state.total_laps)
     rng = np.random.default_rng(seed)
     if state.pace_sd is None:
@@ -54,42 +67,59 @@ def recommend(state: RaceState, car: str, model: TrackModel, races: int = DEFAUL
         rest = rules.pit_loss_s[state.flag] * model.pit_out_share + rules.cold_tyre_s
         field = replace(field, first_lap_extra_s=np.where(state.in_pit, rest, 0.0),
                         tyre_age=np.where(state.in_pit, 0.0, field.tyre_age))
-    position = int(np.sum(state.gap_s[~state.retired] < state.gap_s[i]) + 1)
+    positions = [int(np.sum(state.gap_s[~state.retired] < state.gap_s[i]) + 1) for i in idx]
     offer = plan.strategies if plan is not None else (lambda r, w: candidates(r, window=w))
-    strategies = offer(rules, 0)[:1] if rules.laps_left < 2 else offer(rules, window)
-    if state.in_pit[i]:            # stopping now: no second stop within a stint's minimum length
-        strategies = [s for s in strategies if not s.on_caution and all(p > state.lap + MIN_STINT for p in s.pit_laps)]
-    plans = (plan.plans if plan is not None else plans_for)(field, rules, car, strategies)
+    offered, plans = [], []
+    for car, i in zip(cars, idx):
+        strategies = offer(rules, 0)[:1] if rules.laps_left < 2 else offer(rules, window)
+        if state.in_pit[i]:            # stopping now: no second stop within a stint's minimum length
+            strategies = [s for s in strategies if not s.on_caution and all(p > state.lap + MIN_STINT for p in s.pit_laps)]
+        offered.append(strategies)
+        plans.append((plan.plans if plan is not None else plans_for)(field, rules, car, strategies))
+    combined, rows = combine_plans(plans)
     sim_started = time.perf_counter()
-    result = simulate(field, rules, model.cautions(state, races, rng), plans, rng)
-    caution = None if state.flag else caution_call(state, car, model, field, rules, races, rng, position)
-    simulate_ms = 1000 * (time.perf_counter() - sim_started)
+    result = simulate(field, rules, model.cautions(state, races, rng), combined, rng, threads=threads)
+    caution_started = time.perf_counter()
+    cautions = [None] * len(cars) if state.flag else \
+        caution_calls(state, cars, model, field, rules, races, rng, positions, threads)
+    analysis_started = time.perf_counter()
     pit_loss = rules.pit_loss_s[state.flag]
-    here = next(r for r in rejoin_all(state, pit_loss) if r["car"] == car)
-    window = pit_window(result, car, position, strategies).as_dict()
-    provisional = _provisional(state, i)
-    if provisional:
-        window["sentence"] = f"Provisional ({provisional}): {window['sentence']}"
-    return {
-        "car": car,
-        "track": model.track,
-        "lap": state.lap,
-        "total_laps": state.total_laps,
-        "flag": FLAG_NAMES[state.flag],
-        "position": position,
-        "races": races,
-        "strategies": compare(result, car, position, strategies),
-        "pit_window": window,
-        "provisional": provisional,
-        "same_outcome": same_outcome(result, state, i, strategies, pit_loss, provisional),
-        "field": outlook(result, state),
-        "rejoin": here,
-        "threats": threats(state, car, pit_loss, rules.cold_tyre_s),
-        "caution": caution,
-        "model": {"pit_loss_s": round(pit_loss, 2), "caution_start_per_lap": round(model.caution_start_per_lap, 4)},
-        "compute_ms": round(1000 * (time.perf_counter() - started), 1),
-        "simulate_ms": round(simulate_ms, 1),
-    }
+    rejoins = {r["car"]: r for r in rejoin_all(state, pit_loss)}
+    calls, outlooks = [], {}
+    for car, i, position, strategies, r, caution in zip(cars, idx, positions, offered, rows, cautions):
+        own = rows_of(result, r)
+        window_doc = pit_window(own, car, position, strategies).as_dict()
+        provisional = _provisional(state, i)
+        if provisional:
+            window_doc["sentence"] = f"Provisional ({provisional}): {window_doc['sentence']}"
+        calls.append({
+            "car": car,
+            "track": model.track,
+            "lap": state.lap,
+            "total_laps": state.total_laps,
+            "flag": FLAG_NAMES[state.flag],
+            "position": position,
+            "races": races,
+            "strategies": compare(own, car, position, strategies),
+            "pit_window": window_doc,
+            "provisional": provisional,
+            "same_outcome": same_outcome(own, state, i, strategies, pit_loss, provisional),
+            "field": outlooks[r[0]] if r[0] in outlooks else outlooks.setdefault(r[0], outlook(own, state)),
+            "rejoin": rejoins[car],
+            "threats": threats(state, car, pit_loss, rules.cold_tyre_s),
+            "caution": caution,
+            "model": {"pit_loss_s": round(pit_loss, 2), "caution_start_per_lap": round(model.caution_start_per_lap, 4)},
+            "wave": len(cars),
+        })
+    done = time.perf_counter()
+    for call in calls:      # a wave's calls share one Monte Carlo: its times are the wave's
+        call.update(compute_ms=round(1000 * (done - started), 1),
+                    simulate_ms=round(1000 * (analysis_started - sim_started), 1),   # caution call included
+                    timing_ms={"setup": round(1000 * (sim_started - started), 1),
+                               "strategies": round(1000 * (caution_started - sim_started), 1),
+                               "caution": round(1000 * (analysis_started - caution_started), 1),
+                               "analysis": round(1000 * (done - analysis_started), 1)})
+    return calls
 
 
 def _provisional(state: RaceState, i: int) -> str | None:

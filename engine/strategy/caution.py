@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.strategy.sim import SC, Cautions, Field, Rules, rate_cautions, simulate
 from engine.strategy.state import RaceState
-from engine.strategy.strategies import Strategy, plans_for
+from engine.strategy.strategies import Strategy, combine_plans, plans_for
 from engine.strategy.trackmodel import TrackModel
 
 CAUTION_SHARE = 0.25    # the caution scenario's races, as a share of the call's races per strategy
@@ -44,25 +44,45 @@ def forced_cautions(model: TrackModel, state: RaceState, races: int, rng: np.ran
 
 
 def caution_call(state: RaceState, car: str, model: TrackModel, field: Field, rules: Rules, races: int,
-                 rng: np.random.Generator, position: int) -> dict:
+                 rng: np.random.Generator, position: int, threads: int | None = None) -> dict:
     """The car's answer to "a full-course yellow starts now": stay out or pit under it, each with
     its expected finish, the odds of places gained or lost, and the call (pit only when it beats
     staying out beyond the Monte Carlo error of the paired difference)."""
-    i = state.index(car)
+    return caution_calls(state, [car], model, field, rules, races, rng, [position], threads)[0]
+
+
+def caution_calls(state: RaceState, cars: list[str], model: TrackModel, field: Field, rules: Rules, races: int,
+                  rng: np.random.Generator, positions: list[int], threads: int | None = None) -> list[dict]:
+    """caution_call for several cars of one lap wave from one run: the forced caution's races and the
+    field staying out through it are shared, each car's stop under it is its own plan."""
     n = max(MIN_CAUTION_RACES, int(races * CAUTION_SHARE))
     pit_lap = state.lap + 1
-    base = {"lap": state.lap, "position": position, "races": n,
-            "scenario": "full-course yellow from the next lap, its length from the track model's cautions"}
-    if state.in_pit[i]:
-        return {**base, "call": "Stay out", "options": [],
-                "sentence": "Caution now: stay out, the car has just pitted."}
-    if pit_lap > state.total_laps - 1:
-        return {**base, "call": "Stay out", "options": [],
-                "sentence": "Caution now: stay out, no stop can be made before the flag."}
-    strategies = [Strategy("stay out"), Strategy(f"pit under the caution, lap {pit_lap}", (pit_lap,))]
-    plans = plans_for(field, rules, car, strategies)
-    result = simulate(field, rules, forced_cautions(model, state, n, rng), plans, rng)
-    pos = result.position[:, :, i].astype(float)                       # (2, n)
+    out: list[dict | None] = [None] * len(cars)
+    plans, runs = [], []
+    for k, (car, position) in enumerate(zip(cars, positions)):
+        i = state.index(car)
+        base = {"lap": state.lap, "position": position, "races": n,
+                "scenario": "full-course yellow from the next lap, its length from the track model's cautions"}
+        if state.in_pit[i]:
+            out[k] = {**base, "call": "Stay out", "options": [],
+                      "sentence": "Caution now: stay out, the car has just pitted."}
+        elif pit_lap > state.total_laps - 1:
+            out[k] = {**base, "call": "Stay out", "options": [],
+                      "sentence": "Caution now: stay out, no stop can be made before the flag."}
+        else:
+            strategies = [Strategy("stay out"), Strategy(f"pit under the caution, lap {pit_lap}", (pit_lap,))]
+            plans.append(plans_for(field, rules, car, strategies))
+            runs.append((k, i, base, strategies, position))
+    if plans:
+        combined, rows = combine_plans(plans)
+        result = simulate(field, rules, forced_cautions(model, state, n, rng), combined, rng, threads=threads)
+        for (k, i, base, strategies, position), r in zip(runs, rows):
+            out[k] = _verdict(base, strategies, result.position[r][:, :, i].astype(float), position, n)
+    return out
+
+
+def _verdict(base: dict, strategies: list[Strategy], pos: np.ndarray, position: int, n: int) -> dict:
+    """Stay out or pit, from the car's places in the two plans' races (2, n)."""
     options = [_option(s, pos[k], position) for k, s in enumerate(strategies)]
     diff = pos[1] - pos[0]
     se = float(diff.std() / np.sqrt(n))

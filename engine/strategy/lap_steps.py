@@ -76,6 +76,19 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
 
 
 @step
+def car_lap(w: Work, d: Draws, r: int, lap: int, c: np.uint64, inc: float, fuel_per_car: bool, base_add: float,
+            cold_s: float) -> float:
+    """A car's lap before the start, the out-lap and DRS: pace + tyre (aged by inc first) + fuel + noise,
+    + cold tyres on a stint's first lap."""
+    w.age[c] += inc
+    x = d.pace[r, c] + w.k0[c] + w.k1[c] * w.age[c] + (w.fuel[c] if fuel_per_car else base_add) + d.noise[r, lap, c]
+    if w.cold[c]:
+        x += cold_s
+        w.cold[c] = False
+    return x
+
+
+@step
 def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float, n: int, has_out: bool) -> None:
     """Step 2: lap times, with DRS in two halves: the gap at the line before and after the out-lap
     re-sort (no DRS behind a car that was in the pit lane). With TUMFTM's SC (its drs_act_lap per
@@ -93,7 +106,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     drs_half, drs_window, cold_s = 0.5 * p.drs, p.drs_window, p.cold
     drs_full = 2.0 * drs_half
     base_add = d.lap_add[lap]
-    fuel_per_car, fuel = p.fuel_per_car, w.fuel
+    fuel_per_car = p.fuel_per_car
     drs_on = drs_half != 0.0 and d.drs_ok[r, lap]
     L = d.flag.shape[1]
     drs_late = (drs_half != 0.0 and not drs_on and fl == GREEN and lap + 1 < L
@@ -107,22 +120,30 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
             k -= 1
         drs_on = k >= 0 and d.flag[r, k] == GREEN and d.drs_ok[r, k]
     sc_start = d.c_start[r, lap]
-    order, t, lt, raw, age, k0, k1, cold = w.order, w.t, w.lt, w.raw, w.age, w.k0, w.k1, w.cold
-    prev_order, prev_slot, out_m, pol = w.prev_order, w.prev_slot, w.out_m, w.pol
-    pace, noise, first_add = d.pace, d.noise, d.first_add
+    order, t, lt, raw = w.order, w.t, w.lt, w.raw
+    prev_order, prev_slot, out_m, pol, first_add = w.prev_order, w.prev_slot, w.out_m, w.pol, d.first_add
+    drs_plain = drs_on and not has_out
+    if drs_plain and lap > 0:             # the common lap in a loop of its own: the compiler keeps it tight
+        for i in range(n):
+            c = np.uint64(order[i])
+            x = car_lap(w, d, r, lap, c, inc, fuel_per_car, base_add, cold_s)
+            raw[c] = x
+            if i > 0:
+                x += drs_full if t[c] - t[np.uint64(order[i - 1])] <= drs_window else 0.0
+            lt[c] = x
+        return
     for i in range(n):
         c = np.uint64(order[i])
-        age[c] += inc
-        x = pace[r, c] + k0[c] + k1[c] * age[c] + (fuel[c] if fuel_per_car else base_add) + noise[r, lap, c]
-        if cold[c]:
-            x += cold_s
-            cold[c] = False
+        x = car_lap(w, d, r, lap, c, inc, fuel_per_car, base_add, cold_s)
         if lap == 0:
             x += first_add[r, c]
         raw[c] = x
         if has_out:
             x += lt[c]
-        if (drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
+        if drs_plain:         # the common lap: DRS for every car, nobody out of the pit lane
+            if i > 0:         # a select, not a branch: whether a car is in the window is a coin toss
+                x += drs_full if t[c] - t[np.uint64(order[i - 1])] <= drs_window else 0.0
+        elif (drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
                 or (drs_sc1 and not t[c] > sc_start)):
             if has_out:
                 js = prev_slot[c]
@@ -253,11 +274,15 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
     while changed and sweeps <= C:
         changed = False
         sweeps += 1
+        ta = t[np.uint64(order[0])] if n > 0 else 0.0   # the time of the car ahead rides along in a register
         for i in range(n - 1):
             a, b = np.uint64(order[i]), np.uint64(order[i + 1])     # unsigned: no negative-index wrap
+            tb = t[b]
             if sweeps == 1:
-                t[b] += lt[b]         # the lap, added as the first sweep reaches the car (untouched so far)
-            if t[a] - t[b] <= -gap:
+                tb += lt[b]           # the lap, added as the first sweep reaches the car (untouched so far)
+                t[b] = tb
+            if ta - tb <= -gap:
+                ta = tb
                 continue
             ok = overtake_ok
             if late_mode == 1:
@@ -267,26 +292,29 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
             if ok:
                 if duel_when_held:
                     if duel_lap[a] != lap:
-                        t[a] += duel
+                        ta += duel
                         duel_lap[a] = lap
                     if duel_lap[b] != lap:
-                        t[b] += duel
+                        tb += duel
                         duel_lap[b] = lap
                 thr = thr0 + bias[a] - bias[b]
                 if team[a] == team[b]:
                     thr += teamorder[b]
-                adv = (t[a] - t[b]) if pass_from_gap else (raw[a] - raw[b])
+                adv = (ta - tb) if pass_from_gap else (raw[a] - raw[b])
                 if adv >= thr:
                     order[i] = b
                     order[i + 1] = a
-                    t[a] += loser
+                    ta += loser
                     if not duel_when_held:
-                        t[a] += duel
-                        t[b] += duel
+                        ta += duel
+                        tb += duel
+                    t[a], t[b] = ta, tb
                     changed = True
-                    continue
-            if t[a] - t[b] > -gap:
-                t[b] = t[a] + gap
+                    continue          # the passed car (a, time ta) is ahead in the next pair
+            if ta - tb > -gap:
+                tb = ta + gap
+            t[a], t[b] = ta, tb
+            ta = tb
 
 
 @step

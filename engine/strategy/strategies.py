@@ -191,3 +191,34 @@ def _ranges(laps: tuple[int, ...]) -> str:
             parts.append(f"{start}" if start == prev else f"{start}-{prev}")
             start = cur
     return ", ".join(parts)
+
+
+def combine_plans(plans: list[Plans]) -> tuple[Plans, list[list[int]]]:
+    """Several cars' plans as one run of the simulator (a lap wave's calls): a list's first plan
+    is run once when it equals the first list's (every car stays out); returns the combined plans
+    and, per list, the rows of its plans in them. One list comes back as it was."""
+    if len(plans) == 1:
+        return plans[0], [list(range(plans[0].count))]
+    m = max(p.next_k0.shape[2] for p in plans)
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        return np.pad(a, ((0, 0), (0, 0), (0, m - a.shape[2])), mode="edge")
+
+    parts = [Plans(p.pit_at, p.on_caution, pad(p.next_k0), pad(p.next_k1), pad(p.next_age), p.names) for p in plans]
+    fields = ("pit_at", "on_caution", "next_k0", "next_k1", "next_age")
+    taken, rows, n = [], [], 0
+    for k, p in enumerate(parts):
+        shared = k > 0 and all(np.array_equal(getattr(p, f)[0], getattr(parts[0], f)[0]) for f in fields)
+        keep = list(range(1 if shared else 0, p.count))
+        taken.append((p, keep))
+        rows.append(([0] if shared else []) + list(range(n, n + len(keep))))
+        n += len(keep)
+    joined = [np.concatenate([getattr(p, f)[keep] for p, keep in taken]) for f in fields]
+    return Plans(*joined, tuple(p.names[s] for p, keep in taken for s in keep)), rows
+
+
+def rows_of(result: Result, rows: list[int]) -> Result:
+    """The part of a combined run that one car's plans made (combine_plans), as if run alone."""
+    return Result(result.cars, result.position[rows], result.race_time_s[rows], result.retired,
+                  result.pits[rows], result.laps_simulated, tuple(result.strategies[r] for r in rows)
+                  if result.strategies else ())
