@@ -274,11 +274,15 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
     while changed and sweeps <= C:
         changed = False
         sweeps += 1
+        ta = t[np.uint64(order[0])] if n > 0 else 0.0   # the time of the car ahead rides along in a register
         for i in range(n - 1):
             a, b = np.uint64(order[i]), np.uint64(order[i + 1])     # unsigned: no negative-index wrap
+            tb = t[b]
             if sweeps == 1:
-                t[b] += lt[b]         # the lap, added as the first sweep reaches the car (untouched so far)
-            if t[a] - t[b] <= -gap:
+                tb += lt[b]           # the lap, added as the first sweep reaches the car (untouched so far)
+                t[b] = tb
+            if ta - tb <= -gap:
+                ta = tb
                 continue
             ok = overtake_ok
             if late_mode == 1:
@@ -288,26 +292,29 @@ def passing_walk(t: np.ndarray, order: np.ndarray, lt: np.ndarray, raw: np.ndarr
             if ok:
                 if duel_when_held:
                     if duel_lap[a] != lap:
-                        t[a] += duel
+                        ta += duel
                         duel_lap[a] = lap
                     if duel_lap[b] != lap:
-                        t[b] += duel
+                        tb += duel
                         duel_lap[b] = lap
                 thr = thr0 + bias[a] - bias[b]
                 if team[a] == team[b]:
                     thr += teamorder[b]
-                adv = (t[a] - t[b]) if pass_from_gap else (raw[a] - raw[b])
+                adv = (ta - tb) if pass_from_gap else (raw[a] - raw[b])
                 if adv >= thr:
                     order[i] = b
                     order[i + 1] = a
-                    t[a] += loser
+                    ta += loser
                     if not duel_when_held:
-                        t[a] += duel
-                        t[b] += duel
+                        ta += duel
+                        tb += duel
+                    t[a], t[b] = ta, tb
                     changed = True
-                    continue
-            if t[a] - t[b] > -gap:
-                t[b] = t[a] + gap
+                    continue          # the passed car (a, time ta) is ahead in the next pair
+            if ta - tb > -gap:
+                tb = ta + gap
+            t[a], t[b] = ta, tb
+            ta = tb
 
 
 @step
