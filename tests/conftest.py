@@ -60,9 +60,18 @@ def held_out_models(tmp_path_factory) -> Path:
     from engine.cli import main
     from engine.sources.models import read_tyre_model
 
-    out = tmp_path_factory.mktemp("held-out-models")
-    assert main(["train", "--data", str(DATA / "grcup"), "--out", str(out),
-                 "--hold-out", "barber-r1", "--no-card"]) == 0
+    import fcntl
+
+    # pytest-xdist: the workers' temp dirs share a parent; the first worker trains, the other waits for it
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else \
+        tmp_path_factory.getbasetemp()
+    out = shared / "held-out-models"
+    with open(shared / "held-out-models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "held-out-models.done").exists():
+            assert main(["train", "--data", str(DATA / "grcup"), "--out", str(out),
+                         "--hold-out", "barber-r1", "--no-card"]) == 0
+            (shared / "held-out-models.done").touch()
     assert "barber-r1" not in read_tyre_model(out).meta["trained_on"]
     return out
 

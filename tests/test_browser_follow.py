@@ -29,6 +29,13 @@ def race(redis_server, grcup, tmp_path_factory):
     thread = threading.Thread(target=strategy.run, args=(live.stop.is_set,), daemon=True)
     thread.start()
     live.advance(5)
+    # The stage's first calls compile its simulator (numba; 29 s of setup on an empty cache): done
+    # here, not while the first page test waits for its callbacks (in a run on 2 test workers the
+    # first deep link waited past 45 s while the stage compiled beside it).
+    deadline = time.monotonic() + 120
+    while strategy.handled < live.stage.handled and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert strategy.handled >= live.stage.handled, f"strategy stage: {strategy.handled} of {live.stage.handled} crossings"
     yield live
     live.close()
     thread.join(5)

@@ -6,6 +6,7 @@ import pytest
 
 from engine.sources import grcup as gr
 from engine.ingest.writer import StreamWriter
+from engine.redisserver import free_port
 from engine.replay.timeline import load_race
 from engine.replay.player import play
 from engine.stages import timing
@@ -29,7 +30,7 @@ def test_timing_tower_updates_live_without_reload(dash_duo, r, redis_url, grcup,
     replay = threading.Thread(target=play, args=(tl, r, StreamWriter(r, 4)),
                               kwargs={"speed": 60, "stop": stop.is_set, "progress": False}, daemon=True)
     try:
-        dash_duo.start_server(app)
+        dash_duo.start_server(app, port=free_port())   # not dash's default 8050: workers run side by side
         replay.start()
         dash_duo.wait_for_element("#timing-tower tbody tr", timeout=30)
         leader_laps = lambda: int(dash_duo.driver.execute_script(      # one call: the tower re-renders live

@@ -176,7 +176,7 @@ class Archive:
             return pd.DataFrame()
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         key = [k for k in TABLES[table] if k in df.columns]
-        if key and len(frames) > 1:
+        if key:     # also within one part: an entry reclaimed while a flush failed is buffered twice
             df = df.drop_duplicates(key, keep="last")
         if "car" in df.columns:
             df["car"] = df["car"].astype(str)
