@@ -99,6 +99,10 @@ class RedisCollector:
         races = CounterMetricFamily("pitwall_montecarlo_races", "Monte Carlo races run (all strategies)")
         races.add_metric([], counts.get("montecarlo_races", 0))
         yield races
+        calls = CounterMetricFamily("pitwall_strategy_calls", "Live strategy calls made (one per car per crossing "
+                                    "called; a lap wave of cars shares one Monte Carlo)")
+        calls.add_metric([], counts.get("strategy_calls", 0))
+        yield calls
         alerts = CounterMetricFamily("pitwall_alerts", "Alerts raised (entries ever added to the alerts stream)")
         alerts.add_metric([], _entries_added(r, keys.ALERTS_STREAM))
         yield alerts

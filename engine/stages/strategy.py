@@ -247,6 +247,7 @@ class StrategyStage:
             return [None]
         observe(self.client, "montecarlo", calls[0]["simulate_ms"] / 1000)
         count(self.client, "montecarlo_races", self.races * sum(len(c["strategies"]) for c in calls))
+        count(self.client, "strategy_calls", len(calls))     # a wave is one Monte Carlo for several calls
         modelled = sum(1 for c in cars if "deg_s_per_lap" in c)
         curves = ("no loss beyond the field's, spread of the own degradation rate (estimated from the car's lap "
                   f"times) for {modelled} of {len(cars)} cars"
