@@ -43,16 +43,27 @@ install-test: apt-test $(VENV)/.installed-test
 demo: install
 	PITWALL_AUTH=off PITWALL_HTTP_HOST=127.0.0.1 $(BIN)/pitwall up   # open access, loopback only
 
-# Two runs, both always run, failing if either fails: the bulk on 2 workers (a test file stays on
-# one worker: its module fixtures are built once), then the `serial` tests (latency, rate and
-# kill-timing assertions: the soak, the Redis/flood/web-restart faults, the cluster) alone.
+# `make test`: every test, in three parts, all always run, failing if any fails:
+# 1. the simulator's numba kernel is compiled once into its on-disk cache (`pitwall simulate`, ~25 s
+#    of CPU), so the test processes load it instead of each compiling it at the same time;
+# 2. the bulk on 3 workers (a test file stays on one worker: its module fixtures are built once; the
+#    longest files first, see tests/conftest.py) and, beside it in its own pytest, the 3-minute soak
+#    (marker `soak`: loss, equality and memory limits, no latency bound); the bulk mostly waits on
+#    real processes, so 3 workers fit 2 cores;
+# 3. the `serial` tests (latency, rate and kill-timing assertions: the Redis/flood/web-restart
+#    faults, the cluster) alone.
 PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --headless --durations=30
+WARM := OMP_NUM_THREADS=1 $(BIN)/python -m engine.cli simulate --tumftm data/tumftm/pars_Spielberg_2019.ini --races 300 --json
 
 test: install-test
-	$(PYTEST) -n 2 --dist loadfile -m "not serial"; bulk=$$?; \
+	$(WARM) >/dev/null || echo "make test: the numba warm-up failed (each test process compiles for itself)"
+	soaklog=$$(mktemp); \
+	$(PYTEST) -m soak >$$soaklog 2>&1 & soakpid=$$!; \
+	$(PYTEST) -n 3 --dist loadfile --no-loadscope-reorder -m "not serial and not soak"; bulk=$$?; \
+	wait $$soakpid; soak=$$?; echo "--- the soak, run beside the bulk:"; cat $$soaklog; rm -f $$soaklog; \
 	$(PYTEST) -m serial; serial=$$?; \
-	echo "make test: parallel run exit $$bulk, serial run exit $$serial"; \
-	[ $$bulk -eq 0 ] && [ $$serial -eq 0 ]
+	echo "make test: bulk exit $$bulk, soak exit $$soak, serial exit $$serial"; \
+	[ $$bulk -eq 0 ] && [ $$soak -eq 0 ] && [ $$serial -eq 0 ]
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

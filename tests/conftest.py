@@ -142,6 +142,27 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "auth: runs with PITWALL_AUTH on (users, tokens, roles)")
 
 
+# --- side by side (pytest-xdist, `make test`): the longest files first ------------------------------
+# A file stays on one worker (--dist loadfile); xdist hands them out in collection order, so the files
+# that took longest in the clean-clone CI runs of 2026-12-04/05 (seconds of setup + calls + teardown,
+# most first) start first and the short ones fill in at the end instead of one long file running alone.
+LONGEST_FIRST = (
+    "test_browser_follow.py", "test_browser_pages.py", "test_process_stage.py", "test_insights_late.py",
+    "test_any_track.py", "test_browser_caution_map.py", "test_fuzz_parsers.py", "test_fault_stage_kill.py",
+    "test_fault_model.py", "test_insights_incremental.py", "test_report.py", "test_strategy_early.py",
+    "test_insights.py", "test_race_browser.py", "test_fault_disk_full.py", "test_replay_sources.py",
+    "test_f1_sessions.py", "test_driver.py", "test_access_browser.py", "test_driver_role.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (a worker collects), order files longest first; tests within a file keep their order."""
+    if not hasattr(config, "workerinput"):
+        return
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _access_mode(request, monkeypatch):
     """Tests of the product's behaviour run with open access (PITWALL_AUTH=off, set above for the

@@ -8,7 +8,7 @@ from benchmarks import soak
 
 
 @pytest.mark.slow
-@pytest.mark.serial            # a 3-minute soak with memory and loss limits: run alone (make test)
+@pytest.mark.soak              # loss, equality and memory limits, no latency bound: beside the bulk (make test)
 @pytest.mark.browser
 def test_a_three_minute_soak_loses_nothing_and_does_not_grow():
     out = soak.main(["--minutes", "3"])
