@@ -41,23 +41,46 @@ def _free_pair() -> int:
     raise RuntimeError("no free port pair")
 
 
+def _node(tmp_path) -> tuple[int, subprocess.Popen]:
+    """One cluster node, up and answering as itself, on a free port pair. Another process can take a
+    port between the check and redis-server's bind (the suite runs beside other work): the node then
+    exits, and it is started again on another pair."""
+    for _ in range(5):
+        p = _free_pair()
+        d = tmp_path / str(p)
+        d.mkdir()
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+             "--cluster-config-file", str(d / "nodes.conf"), "--cluster-node-timeout", "1000",
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", str(d),
+             "--logfile", str(d / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if _until(lambda: proc.poll() is not None or _is(p, proc.pid), 10) and proc.poll() is None:
+            return p, proc
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    log = (d / "redis.log").read_text(errors="replace")[-1500:] if (d / "redis.log").exists() else ""
+    raise AssertionError(f"no redis-server came up on a free port pair in 5 tries; the last one's log: {log}")
+
+
+def _is(port: int, pid: int) -> bool:
+    """The redis-server on port answers, and it is process pid (not another one that took the port)."""
+    try:
+        return int(redis.Redis(port=port, socket_timeout=1).info("server")["process_id"]) == pid
+    except redis.ConnectionError:
+        return False
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """Six redis-server processes made into a cluster (3 masters, 1 replica each); yields
     (url, {port: Popen})."""
     procs = {}
-    for _ in range(6):
-        p = _free_pair()
-        d = tmp_path / str(p)
-        d.mkdir()
-        procs[p] = subprocess.Popen(
-            ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", str(d / "nodes.conf"), "--cluster-node-timeout", "1000",
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", str(d)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        for p in procs:
-            _wait(lambda: _ping(p), 10, f"redis-server on {p}")
+        for _ in range(6):      # one at a time: a started node holds its ports, so the next pair avoids them
+            p, proc = _node(tmp_path)
+            procs[p] = proc
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in procs],
                         "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
         _wait(lambda: all(_state_ok(p) for p in procs), 30, "cluster_state:ok")
