@@ -44,7 +44,7 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "8e5cf3d3436bd9ee"
+STEPS_DIGEST = "a3267cedfff2f97c"
 
 
 @loop
@@ -105,32 +105,33 @@ def laps_at_flag(hist: np.ndarray, start: np.ndarray, src: np.ndarray, s: int, c
 def classify(w: Work, st: Start, p: Params, o: Out, s: int, r: int, n: int, hist: np.ndarray, start: np.ndarray,
              src: np.ndarray) -> None:
     """Finishers in running order, then retirements (later first, then by slot). With finish_at_flag
-    (TUMFTM's final sort: race time over the full distance, then progress, then position) a car not on
-    the winner's lap is classified by its progress: a lapped car by the laps it had run when it first
-    crossed the line after the winner (any number down; ties by its race time at that line), a retired
-    car by its laps plus the part of its last lap it ran (`retirements`), so a late retirement can be
-    ahead of cars several laps down."""
+    (TUMFTM's final sort: race time over the distance, then progress) a car off the winner's lap goes
+    by its progress: a lapped car (any number down) by the laps run at its first crossing after the
+    winner (ties by its time there), a retired car by its laps + the part of its last lap it ran."""
     order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
     pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
     if p.finish_at_flag and n > 0:
         laps = hist.shape[1]
         winner = t[order[0]]
+        tie = w.raw                   # scratch here (a resumed strategy restores it)
         m = n
         for c in range(t0.size):
-            milli = laps * 1000       # progress in thousandths of a lap; key: progress first, then the tie-break
-            tie = t[c]
+            key[c] = 0.0              # laps short of the winner's progress (0: on his lap), ties by `tie`
+            tie[c] = t[c]
             if alive[c]:
                 k = laps_at_flag(hist, start, src, s, c, laps, winner) if c != order[0] else laps
             else:
                 order[m] = c
                 m += 1
                 k = laps_at_flag(hist, start, src, s, c, ret_lap[c] + 1, winner) if ret_lap[c] > 0 else laps
-                milli = 0 if ret_lap[c] < 0 else ret_lap[c] * 1000 + (999 - ret_slot[c] if ret_slot[c] < 1000 else 0)
-                tie = 5e5 + (ret_slot[c] if ret_lap[c] >= 0 else t0[c] * 1e-6)
+                key[c] = laps - ret_lap[c] - ((999_999_999 - ret_slot[c]) * 1e-9 if ret_slot[c] < 1e9 else 0.0)
+                tie[c] = 1e7 + max(ret_slot[c] - 1e9, 0.0)     # behind a lapped car of the same progress
+                if ret_lap[c] < 0:
+                    key[c], tie[c] = laps + 1.0, t0[c]            # out before the state: behind every car
             if k < laps and (alive[c] or k <= ret_lap[c]):
-                milli = k * 1000
-                tie = t_line(hist, start, src, s, k - 1, c)
-            key[c] = tie if milli == laps * 1000 else 1e6 * (1.0 + laps * 1000 - milli) + tie
+                key[c] = laps - k
+                tie[c] = t_line(hist, start, src, s, k - 1, c)
+        insertion_sort(order, m, tie)
         insertion_sort(order, m, key)
         for i in range(m):
             c = order[i]
