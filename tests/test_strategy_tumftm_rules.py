@@ -310,3 +310,28 @@ def test_cars_retiring_on_the_same_lap_are_classified_by_the_part_of_it_they_ran
     crash = Cautions(np.zeros((1, 6), np.int8), np.array([[6, 0, 0]]), retire_s=np.array([[np.nan, 30.0, 30.0]]))
     assert run(f, rules, crash).position[0, 0].tolist() == [1, 2, 3]
     assert run(f, replace(rules, finish_at_flag=True), crash).position[0, 0].tolist() == [1, 3, 2]
+
+
+def test_a_late_retirement_is_classified_ahead_of_cars_several_laps_down():
+    """TUMFTM's final sort (race time over the distance, then progress): c1 retires 30 s into its 9th
+    lap (progress 8.5 laps), c4 first crosses the line after the winner's finish with 8 laps run, c2
+    (3 laps down) with 7, c3 with 9: the order is c0, c3, c1, c4, c2, whichever lap the winner stops on
+    (the strategies fork late in the race, after the lines that classify c2 and c4)."""
+    f = field([0.0, 1.0, 2.0, 3.0, 4.0], [60.0, 60.5, 90.0, 74.0, 85.0])
+    rules = replace(TUM, total_laps=10)
+    ret = Cautions(np.zeros((1, 10), np.int8), np.array([[10, 8, 10, 10, 10]]),
+                   retire_s=np.array([[np.nan, 1.0 + 8 * 60.5 + 30.0, np.nan, np.nan, np.nan]]))
+    plans = plans_for(f, rules, "c0", [Strategy("none", ()), Strategy("pit lap 9", (9,)), Strategy("pit lap 8", (8,))])
+    assert run(f, rules, ret, plans).position[:, 0].tolist() == [[1, 5, 4, 2, 3]] * 3
+    assert run(f, replace(rules, finish_at_flag=True), ret, plans).position[:, 0].tolist() == [[1, 3, 5, 2, 4]] * 3
+
+
+def test_retirements_on_the_same_lap_are_ordered_by_the_part_run_however_close():
+    """c1 (67.02 s lap) and c2 (67.0 s) leave the line together and both stop at 31 s: c2 has run
+    0.44776 of its lap, c1 0.44763, so c2 is classified ahead (a 1/999-lap progress put them level
+    and the running slot decided)."""
+    f = field([0.0, 1.0, 1.0], [60.0, 67.02, 67.0])
+    rules = replace(TUM, total_laps=6)
+    crash = Cautions(np.zeros((1, 6), np.int8), np.array([[6, 0, 0]]), retire_s=np.array([[np.nan, 31.0, 31.0]]))
+    assert run(f, rules, crash).position[0, 0].tolist() == [1, 2, 3]
+    assert run(f, replace(rules, finish_at_flag=True), crash).position[0, 0].tolist() == [1, 3, 2]

@@ -44,7 +44,7 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "61d93320c6d99a79"
+STEPS_DIGEST = "a3267cedfff2f97c"
 
 
 @loop
@@ -77,29 +77,68 @@ def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
         stop_lap[c] = -1
         w.late[c] = 0
         w.fuel[c] = d.lap_add[0]
-        w.t_down1[c] = -np.inf
-        w.t_down2[c] = -np.inf
     return n
 
 
 @loop
-def classify(w: Work, st: Start, p: Params, o: Out, s: int, r: int, n: int) -> None:
+def t_line(hist: np.ndarray, start: np.ndarray, src: np.ndarray, s: int, lap: int, c: int) -> float:
+    """Car c's race time at the end of lap `lap` in strategy s's race: a resumed strategy wrote only the
+    laps from its fork on, the laps before are its source's (fork_plan's chain)."""
+    x = s
+    while start[x] > lap:
+        x = src[x]
+    return hist[x, lap, c]
+
+
+@loop
+def laps_at_flag(hist: np.ndarray, start: np.ndarray, src: np.ndarray, s: int, c: int, laps: int,
+                 winner: float) -> int:
+    """The laps car c had run when it first crossed the line after the winner's finish (TUMFTM
+    `__reset_invalid_laps_aft_race`: it stops there); `laps` if it had not by its `laps - 1`-th line."""
+    k = laps
+    while k > 1 and t_line(hist, start, src, s, k - 2, c) > winner:
+        k -= 1
+    return k
+
+
+@loop
+def classify(w: Work, st: Start, p: Params, o: Out, s: int, r: int, n: int, hist: np.ndarray, start: np.ndarray,
+             src: np.ndarray) -> None:
     """Finishers in running order, then retirements (later first, then by slot). With finish_at_flag
-    (TUMFTM `__reset_invalid_laps_aft_race`) a car whose race time one (two) laps before the end was
-    past the winner's finish stopped there: it is classified behind the cars with more laps, by its
-    race time at that line."""
+    (TUMFTM's final sort: race time over the distance, then progress) a car off the winner's lap goes
+    by its progress: a lapped car (any number down) by the laps run at its first crossing after the
+    winner (ties by its time there), a retired car by its laps + the part of its last lap it ran."""
     order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
     pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
-    if p.finish_at_flag and n > 1:
+    if p.finish_at_flag and n > 0:
+        laps = hist.shape[1]
         winner = t[order[0]]
-        for i in range(n):
+        tie = w.raw                   # scratch here (a resumed strategy restores it)
+        m = n
+        for c in range(t0.size):
+            key[c] = 0.0              # laps short of the winner's progress (0: on his lap), ties by `tie`
+            tie[c] = t[c]
+            if alive[c]:
+                k = laps_at_flag(hist, start, src, s, c, laps, winner) if c != order[0] else laps
+            else:
+                order[m] = c
+                m += 1
+                k = laps_at_flag(hist, start, src, s, c, ret_lap[c] + 1, winner) if ret_lap[c] > 0 else laps
+                key[c] = laps - ret_lap[c] - ((999_999_999 - ret_slot[c]) * 1e-9 if ret_slot[c] < 1e9 else 0.0)
+                tie[c] = 1e7 + max(ret_slot[c] - 1e9, 0.0)     # behind a lapped car of the same progress
+                if ret_lap[c] < 0:
+                    key[c], tie[c] = laps + 1.0, t0[c]            # out before the state: behind every car
+            if k < laps and (alive[c] or k <= ret_lap[c]):
+                key[c] = laps - k
+                tie[c] = t_line(hist, start, src, s, k - 1, c)
+        insertion_sort(order, m, tie)
+        insertion_sort(order, m, key)
+        for i in range(m):
             c = order[i]
-            key[c] = t[c]
-            if w.t_down2[c] > winner:
-                key[c] = 2e9 + w.t_down2[c]
-            elif w.t_down1[c] > winner:
-                key[c] = 1e9 + w.t_down1[c]
-        insertion_sort(order, n, key)
+            pos[s, r, c] = i + 1
+            time[s, r, c] = t[c] if alive[c] else np.nan
+            out_stops[s, r, c] = stops[c]
+        return
     for i in range(n):
         c = order[i]
         pos[s, r, c] = i + 1
@@ -249,7 +288,8 @@ def copy_out(o: Out, s: int, q: int, r: int) -> None:
 @loop
 def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int,
           init_order: np.ndarray, pit_ptr: np.ndarray, pit_car: np.ndarray, caution_car: np.ndarray,
-          lap_of: np.ndarray, caution: np.ndarray, start: np.ndarray, src: np.ndarray, snap_at: np.ndarray) -> None:
+          lap_of: np.ndarray, caution: np.ndarray, start: np.ndarray, src: np.ndarray, snap_at: np.ndarray,
+          hist: np.ndarray) -> None:
     """Every strategy over races r0..r1-1, lap by lap, in TUMFTM's order of a lap; a strategy runs
     only the laps after the last one it shares with an earlier strategy (fork_plan)."""
     S, L, C = pl.pit_at.shape
@@ -340,14 +380,10 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                 else:
                     ghost_set = False
                     n_late = 0
-                if p.finish_at_flag and lap >= L - 3:
+                if p.finish_at_flag:           # each car's race time at the line, for the classification
                     for i in range(n):
-                        c = w.order[i]
-                        if lap == L - 2:
-                            w.t_down1[c] = w.t[c]
-                        elif lap == L - 3:
-                            w.t_down2[c] = w.t[c]
-            classify(w, st, p, o, s, r, n)
+                        hist[s, lap, w.order[i]] = w.t[w.order[i]]
+            classify(w, st, p, o, s, r, n, hist, start, src)
 
 
 @njit(cache=True, nogil=True)
@@ -359,4 +395,5 @@ def run(st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int
     init_order = np.argsort(st.t0, kind="mergesort")
     lap_of, caution = fork_tables(pl, L)
     races(work(C), saved(S, C), st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car, lap_of, caution,
-          np.empty(S, np.int64), np.empty(S, np.int64), np.zeros(L, np.bool_))
+          np.empty(S, np.int64), np.empty(S, np.int64), np.zeros(L, np.bool_),
+          np.empty((S, L if p.finish_at_flag else 0, C)))

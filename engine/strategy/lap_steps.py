@@ -230,7 +230,8 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
 @step
 def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) -> tuple[int, int]:
     """Step 4: this lap's retirements leave the running order (their slot is kept for ties; with
-    finish_at_flag the part of the lap run before the retirement time, TUMFTM's progress); with
+    finish_at_flag 999,999,999 x the part of the lap not run before the retirement time, TUMFTM's
+    progress, or 1e9 + slot without a time); with
     TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
     (cars running, the next lap with a retirement)."""
     order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
@@ -244,8 +245,9 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
             alive[c] = False
             ret_lap[c] = lap
             ret_slot[c] = i
-            if p.finish_at_flag and not np.isnan(retire_s[r, c]):    # TUMFTM: the more of the lap run, the further up
-                ret_slot[c] = int(999.0 * (1.0 - min(max((retire_s[r, c] - t[c]) / lt[c], 0.0), 1.0)))
+            if p.finish_at_flag:          # TUMFTM: the more of the lap run, the further up (no race time: its start)
+                ret_slot[c] = 1_000_000_000 + i if np.isnan(retire_s[r, c]) else \
+                    int(999_999_999.0 * (1.0 - min(max((retire_s[r, c] - t[c]) / lt[c], 0.0), 1.0)))
         else:
             order[j] = c
             j += 1
