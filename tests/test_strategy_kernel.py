@@ -97,3 +97,48 @@ def test_compiled_lap_noise_and_incidents_are_numpys_draws_bit_for_bit(rate):
     got = lap_noise(np.random.default_rng(7), (R, L, C), sigma, flags, rate, losses)
     assert r_i.size > 100 and got.dtype == np.float32
     assert np.array_equal(got, want)
+
+
+def test_blocks_of_races_are_shared_by_the_threads_to_the_end():
+    """Three blocks on two threads (the live call's 4,321 / 4,321 / 1,358 races): each block's draws are
+    made on one thread, but its races are cut into pieces either thread takes, so the threads run
+    about as many races each (a thread per block ran 5,679 against 4,321)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.strategy.schedule import run_blocks
+
+    sizes = [4321, 4321, 1358]
+    ran: dict[int, int] = {}
+    order: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def run(k: int, a: int, b: int) -> None:
+        time.sleep((b - a) * 2e-5)          # a lap loop's time, in proportion to its races (no GIL held)
+        with lock:
+            ran[threading.get_ident()] = ran.get(threading.get_ident(), 0) + b - a
+            order.append((k, a, b))
+
+    with ThreadPoolExecutor(2) as pool:
+        done = run_blocks(3, lambda k: (time.sleep(0.01), k)[1], lambda k: sizes[k], run, lambda k: -k, pool, 2)
+    assert done == [0, -1, -2]                                    # every block finished, in block order
+    for k, size in enumerate(sizes):                              # each block's races run once, all of them
+        spans = sorted((a, b) for j, a, b in order if j == k)
+        assert spans[0][0] == 0 and spans[-1][1] == size and all(x[1] == y[0] for x, y in zip(spans, spans[1:]))
+    assert len(ran) == 2 and abs(max(ran.values()) - min(ran.values())) <= max(sizes) // 4 + 1, ran
+
+
+def test_a_call_gives_the_same_races_on_one_thread_and_on_two_whatever_the_blocks():
+    """Races in several blocks of unequal size (the last one short), each block's lap loop in pieces on
+    two threads: bit for bit the races one thread gives."""
+    import copy
+
+    field, rules, cautions, plans, rng = _grcup_call_inputs(9, 1300)
+    from engine.strategy.sim import simulate
+
+    one = simulate(field, rules, cautions, plans, copy.deepcopy(rng), block=500, threads=1)
+    two = simulate(field, rules, cautions, plans, copy.deepcopy(rng), block=500, threads=2)
+    assert one.position.shape[1] == 1300 and _same(one, two)
+    # the blocks are drawn from their own generators: a different cut is a different set of races
+    assert not _same(one, simulate(field, rules, cautions, plans, copy.deepcopy(rng), block=650, threads=2))
