@@ -353,3 +353,20 @@ def test_a_car_that_ends_its_lap_before_the_sc_comes_out_meets_it_a_lap_later():
     t = run(f, rules, replace(caut, start_s=start, sc_line_s=line)).race_time_s[0, 0]
     assert t[0] == pytest.approx(283.0 + 7 * 107.0 + 0.8 + 2 * 67.0, abs=1e-3)
     assert t - t[0] == pytest.approx([0.0, 67.0 + 0.8, 67.0 + 1.6], abs=1e-3)
+
+
+def test_a_car_whose_sc_ended_a_lap_early_stops_at_the_green_values():
+    """c2, 80 s back, met the SC a lap before the field and left it a lap before the field (TUMFTM
+    resets its phase after its last ghost lap): stopping on the SC's last lap it has the SC in-lap
+    (-1.5 s) but the green out-lap (13.3 s + 1 s cold tyres, was the SC's 5.5 s); stopping on the
+    field's last SC lap it has the green in-lap too (the green 16 s stop + 1 s)."""
+    f = field([0.0, 10.0, 80.0], [67.0, 67.0, 67.0])
+    laps = 14
+    rules = replace(TUM, total_laps=laps)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 3], line[0, 3] = 3 * 67.0 + 30.0, 283.0
+    caut = replace(cautions({k: SC for k in range(3, 11)}, laps=laps), start_s=start, sc_line_s=line)
+    for pit_lap, cost in ((10, -1.5 + 13.3 + 1.0), (11, 16.0 + 1.0)):
+        plans = plans_for(f, rules, "c2", [Strategy("none", ()), Strategy("stop", (pit_lap,))])
+        t = run(f, rules, caut, plans).race_time_s[:, 0]
+        assert t[1] - t[0] == pytest.approx([0.0, 0.0, cost], abs=1e-3)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Work, step
-from engine.strategy.sc_steps import early_first, sc_first_hold, sc_lag, vsc_span
+from engine.strategy.sc_steps import early_first, sc_first_hold, sc_lag, sc_laps_left, vsc_span
 
 
 @step
@@ -49,6 +49,8 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
                     drive = p.pit_loss[SC] - p.pit_in[SC]     # the SC was out before its in-lap began
                 else:
                     drive = p.pit_loss[FCY] - p.pit_in[FCY]
+                if ghost and w.late[c] > sc_laps_left(flag, r, lap, flag.shape[1]):
+                    drive = green_drive       # a late car's SC ended a lap early (TUMFTM: reset for it)
             elif fl == SC and ghost and t[c] > d.c_start[r, lap]:
                 drive = p.pit_loss[FCY] - p.pit_in[FCY]       # the SC came out during its in-lap
             elif fl == FCY and d.c_from[r, lap] == 0.0:
@@ -358,6 +360,8 @@ def in_lap_resort(w: Work, d: Draws, p: Params, pl: PlanArrays, s: int, r: int, 
                 state = SC if sc_at_lap_start(d.flag, r, lap) or (late_ok and w.late[c] > 0) else FCY
                 if w.late[c] < 0 and p.sc_bunches and p.sc_lap > 0.0 and not sc_at_lap_start(d.flag, r, lap - 1):
                     state = FCY if sc_at_lap_start(d.flag, r, lap) else GREEN    # early: its SC is a lap later
+                elif p.sc_bunches and p.sc_lap > 0.0 and w.late[c] > sc_laps_left(d.flag, r, lap, L):
+                    state = GREEN             # late: its SC ended a lap early
             elif fl == FCY and d.c_to[r, lap] >= 1.0:
                 state = FCY
             elif late_ok and lap + 1 < L and d.flag[r, lap + 1] == SC and t[c] > d.c_start[r, lap + 1]:
