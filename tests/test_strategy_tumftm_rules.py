@@ -335,3 +335,21 @@ def test_retirements_on_the_same_lap_are_ordered_by_the_part_run_however_close()
     crash = Cautions(np.zeros((1, 6), np.int8), np.array([[6, 0, 0]]), retire_s=np.array([[np.nan, 31.0, 31.0]]))
     assert run(f, rules, crash).position[0, 0].tolist() == [1, 2, 3]
     assert run(f, replace(rules, finish_at_flag=True), crash).position[0, 0].tolist() == [1, 3, 2]
+
+
+def test_a_car_that_ends_its_lap_before_the_sc_comes_out_meets_it_a_lap_later():
+    """TUMFTM activates a car's SC on the lap its own race time passes the start: the SC comes out at
+    270 s, placed on lap 4 by the reference driver, but the leader c0 ended its lap 4 at 268 s, so its
+    SC starts on lap 5 (ghost = the start: 2 s green, the rest at the 94 s FCY lap), it runs FCY laps
+    ahead of its ghost (one SC lap behind the field's) and is held only on its last ghost lap, the
+    field's first green lap: at the SC's last ghost + 0.8 s, a lap ahead of c1 and c2 (which the SC
+    held at its last ghost + 1.6 / 2.4 s on lap 11)."""
+    f = field([0.0, 10.0, 20.0], [67.0, 67.0, 67.0])
+    laps = 14
+    rules = replace(TUM, total_laps=laps)
+    caut = cautions({k: SC for k in range(3, 11)}, laps=laps)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 3], line[0, 3] = 270.0, 283.0
+    t = run(f, rules, replace(caut, start_s=start, sc_line_s=line)).race_time_s[0, 0]
+    assert t[0] == pytest.approx(283.0 + 7 * 107.0 + 0.8 + 2 * 67.0, abs=1e-3)
+    assert t - t[0] == pytest.approx([0.0, 67.0 + 0.8, 67.0 + 1.6], abs=1e-3)

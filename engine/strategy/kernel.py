@@ -37,14 +37,15 @@ from engine.strategy.kernel_inputs import (GREEN, SC, Draws, Out, Params, PlanAr
                                           saved, work)
 from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, out_lap_resort,
                                        passing_walk, retirements)
-from engine.strategy.sc_steps import drive_lap, mark_late, sc_ghost, sc_laps_left, vsc_blend, vsc_span
+from engine.strategy.sc_steps import (drive_lap, mark_late, sc_early_tail, sc_ghost, sc_laps_left, vsc_blend,
+                                      vsc_span)
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "a3267cedfff2f97c"
+STEPS_DIGEST = "7a21a7dde8d09323"
 
 
 @loop
@@ -82,8 +83,7 @@ def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
 
 @loop
 def t_line(hist: np.ndarray, start: np.ndarray, src: np.ndarray, s: int, lap: int, c: int) -> float:
-    """Car c's race time at the end of lap `lap` in strategy s's race: a resumed strategy wrote only the
-    laps from its fork on, the laps before are its source's (fork_plan's chain)."""
+    """Car c's race time at the end of `lap` in strategy s's race (laps before a fork: its source's)."""
     x = s
     while start[x] > lap:
         x = src[x]
@@ -93,8 +93,7 @@ def t_line(hist: np.ndarray, start: np.ndarray, src: np.ndarray, s: int, lap: in
 @loop
 def laps_at_flag(hist: np.ndarray, start: np.ndarray, src: np.ndarray, s: int, c: int, laps: int,
                  winner: float) -> int:
-    """The laps car c had run when it first crossed the line after the winner's finish (TUMFTM
-    `__reset_invalid_laps_aft_race`: it stops there); `laps` if it had not by its `laps - 1`-th line."""
+    """Laps car c had run at its first line after the winner's finish (TUMFTM stops it there), else `laps`."""
     k = laps
     while k > 1 and t_line(hist, start, src, s, k - 2, c) > winner:
         k -= 1
@@ -349,6 +348,8 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         overtake_ok, gap = True, p.gap
                     if fl == SC and ghost_mode and (ghost_set or n_late > 0):
                         ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_left)
+                    tail = (ghost_mode and fl == GREEN and n_late > 0 and lap > 0 and d.flag[r, lap - 1] == SC
+                            and sc_early_tail(w, d, p, r, lap, n, ghost))     # early cars' last SC lap
                     if p.fuel_per_car or p.wear_per_car:
                         drive_lap(w, d, p, r, lap, fl, fc, n, sc_left, ghost_mode and sc_soon, vs, ve)
                     if lap == next_ret or (timed_ret and lap < next_ret):
@@ -358,12 +359,12 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         late_mode = 1
                     elif ghost_mode and fl == SC and n_late > 0 and sc_left < 2:
                         late_mode = 2 + sc_left
-                    if vsc_lap:
+                    if vsc_lap or tail:
                         late_mode = 2                 # a pair passes only if both may (Work.vsc_pass)
                     # the hot walk takes plain arrays: measurably faster than reading them from w, st, p.
                     passing_walk(w.t, w.order, w.lt, w.raw, w.duel_lap, st.bias, st.team, st.teamorder, p.duel,
                                  p.loser, p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap,
-                                 w.vsc_pass if vsc_lap else w.late, late_mode)
+                                 w.vsc_pass if vsc_lap or tail else w.late, late_mode)
                     if snap_at[lap]:
                         for k in range(s + 1, S):
                             if src[k] == s and start[k] == lap:

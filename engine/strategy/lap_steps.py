@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Work, step
-from engine.strategy.sc_steps import sc_first_hold, sc_lag, vsc_span
+from engine.strategy.sc_steps import early_first, sc_first_hold, sc_lag, vsc_span
 
 
 @step
@@ -45,7 +45,7 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
             still = 0.0 if p.standstill_in else d.standstill[r, c, m]
             drive = green_drive = p.pit_loss[GREEN] - p.pit_in[GREEN]
             if sc_at_lap_start(flag, r, lap):
-                if sc_at_lap_start(flag, r, lap - 1) or (ghost and w.late[c]):
+                if sc_at_lap_start(flag, r, lap - 1) or (ghost and w.late[c] > 0):
                     drive = p.pit_loss[SC] - p.pit_in[SC]     # the SC was out before its in-lap began
                 else:
                     drive = p.pit_loss[FCY] - p.pit_in[FCY]
@@ -195,15 +195,17 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
         fcy_lap = p.fcy_lap
         late, t = w.late, w.t
         ghost = p.sc_bunches and p.sc_lap > 0.0
+        s0 = d.c_start[r, lap - 1] if ghost and early_first(d.flag, r, lap) else np.nan
         for i in range(n):
             c = order[i]
             if sc_left < late[c]:
                 continue                  # its SC ended in its own race time
             f = fc
             hold = False
-            if per_car:
-                before = (start - t[c]) / lt[c]
-                f = end - min(max(before, 0.0), 1.0)
+            at = s0 if late[c] < 0 and not np.isnan(s0) else start     # an early car meets it a lap later
+            if per_car or (late[c] < 0 and not np.isnan(s0)):
+                before = (at - t[c]) / lt[c]
+                f = (end if per_car else 1.0) - min(max(before, 0.0), 1.0)
                 if f < 0.0:
                     f = 0.0
                 hold = fl == SC and ghost and 0.0 <= before < 1.0
@@ -211,7 +213,7 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
             if lt[c] < slow:
                 lt[c] = slow
             if hold:
-                sc_first_hold(lt, t, c, i, start, p.gap_sc)
+                sc_first_hold(lt, t, c, i, at, p.gap_sc)
         overtake_ok = fl != SC and (1.0 - fc) >= 0.5
     elif fl == FCY or not p.sc_bunches:
         mult = p.mult_fcy if fl == FCY else p.mult_sc
@@ -353,7 +355,9 @@ def in_lap_resort(w: Work, d: Draws, p: Params, pl: PlanArrays, s: int, r: int, 
         if p.split_pit:
             state = GREEN
             if fl == SC:
-                state = SC if sc_at_lap_start(d.flag, r, lap) or (late_ok and w.late[c]) else FCY
+                state = SC if sc_at_lap_start(d.flag, r, lap) or (late_ok and w.late[c] > 0) else FCY
+                if w.late[c] < 0 and p.sc_bunches and p.sc_lap > 0.0 and not sc_at_lap_start(d.flag, r, lap - 1):
+                    state = FCY if sc_at_lap_start(d.flag, r, lap) else GREEN    # early: its SC is a lap later
             elif fl == FCY and d.c_to[r, lap] >= 1.0:
                 state = FCY
             elif late_ok and lap + 1 < L and d.flag[r, lap + 1] == SC and t[c] > d.c_start[r, lap + 1]:
