@@ -382,8 +382,8 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                     ghost_set = False
                     n_late = 0
                 if p.finish_at_flag:           # each car's race time at the line, for the classification
-                    for i in range(n):
-                        hist[s, lap, w.order[i]] = w.t[w.order[i]]
+                    for c in range(C):        # every car's (a retired car's is read only up to its last lap)
+                        hist[s, lap, c] = w.t[c]
             classify(w, st, p, o, s, r, n, hist, start, src)
 
 

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from engine.strategy import kernel
-from engine.strategy.draws import fisk, lap_noise, normal_f32
+from engine.strategy.draws import fisk, fisk_cars, lap_noise, normal_f32
 from engine.strategy.schedule import run_blocks
 
 GREEN, FCY, SC = 0, 1, 2
@@ -328,8 +328,8 @@ def _prepare(field: Field, rules: Rules, cautions: Cautions, plans: Plans, rng: 
     pace_r = field.pace_s.astype(f32) + field.pace_sd.astype(f32) * normal_f32(rng, (R, C))
     max_sets = plans.next_k0.shape[2]
     pit_u = rng.random((R, C, max_sets))
-    standstill = (field.pit_extra_s[:, None] + fisk(pit_u, field.pit_var[:, 0, None],
-                  field.pit_var[:, 1, None], field.pit_var[:, 2, None])).astype(f32)   # (R, C, M)
+    standstill = (field.pit_extra_s[:, None] + fisk_cars(pit_u, field.pit_var[:, 0], field.pit_var[:, 1],
+                                                         field.pit_var[:, 2])).astype(f32)   # (R, C, M)
     noise = lap_noise(rng, (R, L, C), field.sigma_s, cautions.flags, rules.incident_per_lap, rules.incident_loss_s)
     lap_no = rules.laps_done + 1 + np.arange(L)
     lap_add = (rules.fuel_start_s - rules.fuel_per_lap_s * (lap_no - 1)).astype(np.float64)
