@@ -370,3 +370,17 @@ def test_a_car_whose_sc_ended_a_lap_early_stops_at_the_green_values():
         plans = plans_for(f, rules, "c2", [Strategy("none", ()), Strategy("stop", (pit_lap,))])
         t = run(f, rules, caut, plans).race_time_s[:, 0]
         assert t[1] - t[0] == pytest.approx([0.0, 0.0, cost], abs=1e-3)
+
+
+def test_a_car_three_laps_behind_meets_the_sc_three_laps_earlier():
+    """c2, 200 s back, is on its lap 3 when the SC comes out 30 s into the leader's lap 6: its ghost
+    runs three SC laps (107 s) ahead of the field's and it is free on the SC's last three laps, at
+    67 s. Was: treated as two laps behind."""
+    f = field([0.0, 10.0, 200.0], [67.0, 67.0, 67.0])
+    laps = 16
+    rules = replace(TUM, total_laps=laps)
+    caut = cautions({k: SC for k in range(5, 13)}, laps=laps)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 5], line[0, 5] = 5 * 67.0 + 30.0, 5 * 67.0 + 82.0
+    t = run(f, rules, replace(caut, start_s=start, sc_line_s=line)).race_time_s[0, 0]
+    assert t - t[0] == pytest.approx([0.0, 0.8, 3 * 107.0 + 1.6 - 3 * (107.0 - 67.0)], abs=1e-3)

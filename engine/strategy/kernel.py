@@ -37,15 +37,15 @@ from engine.strategy.kernel_inputs import (GREEN, SC, Draws, Out, Params, PlanAr
                                           saved, work)
 from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, out_lap_resort,
                                        passing_walk, retirements)
-from engine.strategy.sc_steps import (drive_lap, mark_late, sc_early_tail, sc_ghost, sc_laps_left, vsc_blend,
-                                      vsc_span)
+from engine.strategy.sc_steps import (LATE_MAX, drive_lap, mark_late, sc_ahead, sc_early_tail, sc_ghost, sc_laps_left,
+                                      vsc_blend, vsc_span)
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "1a46d1d5432268bc"
+STEPS_DIGEST = "ea94dd44a7b63809"
 
 
 @loop
@@ -331,8 +331,7 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                     sc_left = sc_laps_left(d.flag, r, lap, L) if fl == SC and ghost_mode else L   # SC laps after
                     if fl == SC and ghost_mode and not ghost_set:
                         n_late = mark_late(w, d, r, lap, n)
-                    sc_soon = fl == GREEN and ((lap + 1 < L and d.flag[r, lap + 1] == SC)
-                                               or (ghost_mode and lap + 2 < L and d.flag[r, lap + 2] == SC))
+                    sc_soon = fl == GREEN and sc_ahead(d.flag, r, lap, L, LATE_MAX if ghost_mode else 1) > 0
                     vs, ve = np.nan, np.nan       # a VSC placed per car in race time (TUMFTM)
                     if p.vsc_per_car and fl != SC and not sc_soon:
                         vs, ve = vsc_span(d, r, lap)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Work, step
-from engine.strategy.sc_steps import early_first, sc_first_hold, sc_lag, sc_laps_left, vsc_span
+from engine.strategy.sc_steps import LATE_MAX, early_first, sc_ahead, sc_first_hold, sc_lag, sc_laps_left, vsc_span
 
 
 @step
@@ -177,7 +177,7 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
     multiplier; returns (overtaking allowed, minimum gap). On a caution's first lap with a start
     race time, each car's part is placed by its own race time (TUMFTM: a car that began the lap
     after the start runs it all under the caution, one that ended it before runs it green). With
-    TUMFTM's SC the two laps before its first are where a car one or two laps behind meets it
+    TUMFTM's SC the LATE_MAX laps before its first are where a car that many laps behind meets it
     (`sc_lag`); a late car is out of it `w.late` laps before the others (sc_left: SC laps after
     this one)."""
     overtake_ok = True
@@ -185,10 +185,9 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
     order, lt = w.order, w.lt
     if fl == GREEN:
         L = d.flag.shape[1]
-        if p.fcy_lap > 0.0 and lap + 1 < L and d.flag[r, lap + 1] == SC:
-            sc_lag(w, d, p, r, lap, n, 1)
-        elif p.fcy_lap > 0.0 and p.sc_bunches and p.sc_lap > 0.0 and lap + 2 < L and d.flag[r, lap + 2] == SC:
-            sc_lag(w, d, p, r, lap, n, 2)
+        k = sc_ahead(d.flag, r, lap, L, LATE_MAX if p.sc_bunches and p.sc_lap > 0.0 else 1)
+        if p.fcy_lap > 0.0 and k > 0:
+            sc_lag(w, d, p, r, lap, n, k)
         return overtake_ok, gap
     start = d.c_start[r, lap]
     per_car = not np.isnan(start)

@@ -23,25 +23,40 @@ def sc_first_hold(lt: np.ndarray, t: np.ndarray, c: int, i: int, start: float, g
         lt[c] = need
 
 
+LATE_MAX = 4      # laps behind the SC's placing a car may meet it early (more: treated as this many)
+
+
+@step
+def sc_ahead(flag: np.ndarray, r: int, lap: int, L: int, kmax: int) -> int:
+    """k (1..kmax) if an SC's first lap is k laps after this one, else 0."""
+    for k in range(1, kmax + 1):
+        if lap + k >= L:
+            return 0
+        if flag[r, lap + k] == SC:
+            return k
+    return 0
+
+
 @step
 def sc_lag(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ahead: int) -> None:
-    """A green lap `ahead` (1 or 2) laps before an SC's first: the cars whose own lap the SC comes
-    out in (TUMFTM activates a car's SC on the lap its race time passes the start) run the part
-    after it at the FCY lap, are held at the start + position x the SC gap, and are late by
-    `ahead` laps; two laps before, a car late by two (out on the previous lap) runs the whole lap
-    at the FCY lap behind the ghost's first lap. `w.late` is set for every car."""
+    """A green lap `ahead` (1 to LATE_MAX) laps before an SC's first: the cars whose own lap the SC
+    comes out in (TUMFTM activates a car's SC on the lap its race time passes the start) run the part
+    after it at the FCY lap, are held at the start + position x the SC gap, and are late by `ahead`
+    laps; a car late by more (met it on an earlier lap) runs the whole lap at the FCY lap behind its
+    ghost, the SC's line time + (late - ahead) SC laps. `w.late` is set for every car."""
     order, lt, t, late = w.order, w.lt, w.t, w.late
     start = d.c_start[r, lap + ahead]
     ghost = p.sc_bunches and p.sc_lap > 0.0
-    earlier = ahead == 1 and ghost and lap > 0 and d.flag[r, lap - 1] == GREEN   # sc_lag(2) ran last lap
+    earlier = ghost and ahead < LATE_MAX and lap > 0 and d.flag[r, lap - 1] == GREEN  # sc_lag ran last lap
     line = d.sc_line[r, lap + ahead]
     for i in range(n):
         c = order[i]
-        if earlier and (late[c] == 2 or t[c] > start):
-            late[c] = 2                   # under the SC since last lap: its ghost's first lap
+        if earlier and (late[c] > ahead or t[c] > start):
+            if late[c] <= ahead:
+                late[c] = ahead + 1       # began this lap after the start: under the SC since last lap
             if lt[c] < p.fcy_lap:
                 lt[c] = p.fcy_lap
-            need = line + p.sc_lap + (i + 1) * p.gap_sc - t[c]
+            need = line + (late[c] - ahead) * p.sc_lap + (i + 1) * p.gap_sc - t[c]
             if lt[c] < need:
                 lt[c] = need
             continue
@@ -175,7 +190,7 @@ def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     start = d.c_start[r, lap]
     first = early_first(d.flag, r, lap)
     if sc_lag_lap:
-        start = d.c_start[r, lap + 1] if d.flag[r, lap + 1] == SC else d.c_start[r, lap + 2]
+        start = d.c_start[r, lap + sc_ahead(d.flag, r, lap, L, LATE_MAX)]
     mult = p.fuel_mult_fcy if fl == FCY or vsc else p.fuel_mult_sc
     deg = p.deg_fcy if fl == FCY or vsc else p.deg_sc
     left = L - lap
