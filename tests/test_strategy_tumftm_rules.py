@@ -384,3 +384,31 @@ def test_a_car_three_laps_behind_meets_the_sc_three_laps_earlier():
     start[0, 5], line[0, 5] = 5 * 67.0 + 30.0, 5 * 67.0 + 82.0
     t = run(f, rules, replace(caut, start_s=start, sc_line_s=line)).race_time_s[0, 0]
     assert t - t[0] == pytest.approx([0.0, 0.8, 3 * 107.0 + 1.6 - 3 * (107.0 - 67.0)], abs=1e-3)
+
+
+def test_a_timed_retirement_waits_for_the_cars_own_race_time_past_its_lap():
+    """TUMFTM retires a car on the lap its race time passes the retirement time, whichever lap that
+    is: c1 (70 s laps, 10 s back) is at 220 s after lap 3 and passes 231 s on lap 4, although the
+    reference driver reached it on lap 3 (retire_lap 2); c2 stops on lap 3 by its lap. So c1 is
+    classified ahead of c2 (later retirements first), which ran ahead of it. Was: both on lap 3."""
+    f = field([0.0, 10.0, 5.0], [67.0, 70.0, 67.0])
+    rules = replace(TUM, total_laps=8)
+    caut = Cautions(np.zeros((1, 8), np.int8), np.array([[8, 2, 2]]), retire_s=np.array([[np.nan, 231.0, np.nan]]))
+    assert run(f, rules, caut).position[0, 0].tolist() == [1, 2, 3]
+
+
+def test_a_car_two_laps_behind_stops_at_the_values_of_its_own_sc_laps():
+    """c2, 130 s back, meets the SC (out 30 s into the leader's lap 6) on its lap 4, two laps before
+    the field: stopping after lap 4 its in-lap is the FCY value (the SC came out during it), after
+    lap 5 the SC value (it came out before the lap began); was the green value / the FCY value. A
+    slow-enough ghost (50 s SC lap) holds nobody, so the in-lap shows in the race time; the out-lap
+    hides under the 94 s FCY lap."""
+    f = field([0.0, 10.0, 130.0], [67.0, 67.0, 67.0])
+    laps = 16
+    rules = replace(TUM, total_laps=laps, sc_lap_s=50.0)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 5], line[0, 5] = 5 * 67.0 + 30.0, 5 * 67.0 + 82.0
+    caut = replace(cautions({k: SC for k in range(5, 13)}, laps=laps), start_s=start, sc_line_s=line)
+    for pit_lap, in_lap in ((4, -0.9), (5, -1.5)):
+        t = run(f, rules, caut, plans_for(f, rules, "c2", [Strategy("none", ()), Strategy("stop", (pit_lap,))]))
+        assert t.race_time_s[1, 0, 2] - t.race_time_s[0, 0, 2] == pytest.approx(in_lap, abs=1e-3)

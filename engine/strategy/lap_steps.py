@@ -35,6 +35,10 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
     order, prev_order, prev_slot, lt, raw, t, out_m = w.order, w.prev_order, w.prev_slot, w.lt, w.raw, w.t, w.out_m
     flag = d.flag
     ghost = p.sc_bunches and p.sc_lap > 0.0    # TUMFTM's SC: its laps are counted from each car's race time
+    lag_k = LATE_MAX                            # an SC's first lap lag_k laps on, w.late set last lap (sc_lag)
+    if ghost and lap > 0 and flag[r, lap - 1] == GREEN:
+        lag_k = 0 if fl == SC else sc_ahead(flag, r, lap, flag.shape[1], LATE_MAX)
+        lag_k = LATE_MAX if fl == GREEN and lag_k == 0 else lag_k
     for i in range(n):
         c = order[i]
         prev_order[i] = c
@@ -51,6 +55,9 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
                     drive = p.pit_loss[FCY] - p.pit_in[FCY]
                 if ghost and w.late[c] > sc_laps_left(flag, r, lap, flag.shape[1]):
                     drive = green_drive       # a late car's SC ended a lap early (TUMFTM: reset for it)
+            elif ghost and w.late[c] > 0 and fl != FCY and w.late[c] > lag_k:
+                # a late car's SC came out before this out-lap: during its in-lap (FCY) or before it (SC)
+                drive = p.pit_loss[SC] - p.pit_in[SC] if w.late[c] > lag_k + 1 else p.pit_loss[FCY] - p.pit_in[FCY]
             elif fl == SC and ghost and t[c] > d.c_start[r, lap]:
                 drive = p.pit_loss[FCY] - p.pit_in[FCY]       # the SC came out during its in-lap
             elif fl == FCY and d.c_from[r, lap] == 0.0:
@@ -244,7 +251,8 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
     for i in range(n):
         c = order[i]
         rl = retire_lap[r, c]
-        if rl == lap or t[c] + lt[c] > retire_s[r, c]:      # NaN compares False
+        timed = not np.isnan(retire_s[r, c])     # TUMFTM: on the lap its race time passes it, whichever that is
+        if (rl == lap and not timed) or t[c] + lt[c] > retire_s[r, c]:      # NaN compares False
             alive[c] = False
             ret_lap[c] = lap
             ret_slot[c] = i
@@ -257,6 +265,8 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
             key[c] = t[c] + lt[c]
             if lap < rl < next_ret:
                 next_ret = rl
+            elif timed and rl <= lap:
+                next_ret = lap + 1
     if p.resort_on_retirement and j < n:
         insertion_sort(order, j, key)
     return j, next_ret
@@ -363,6 +373,8 @@ def in_lap_resort(w: Work, d: Draws, p: Params, pl: PlanArrays, s: int, r: int, 
                     state = GREEN             # late: its SC ended a lap early
             elif fl == FCY and d.c_to[r, lap] >= 1.0:
                 state = FCY
+            elif late_ok and fl == GREEN and w.late[c] > 0 and w.late[c] >= sc_ahead(d.flag, r, lap, L, LATE_MAX) > 0:
+                state = SC if w.late[c] > sc_ahead(d.flag, r, lap, L, LATE_MAX) else FCY    # late: by this lap's start
             elif late_ok and lap + 1 < L and d.flag[r, lap + 1] == SC and t[c] > d.c_start[r, lap + 1]:
                 state = FCY               # for this car the SC came out during its in-lap
             if p.vsc_per_car and fl != SC:
