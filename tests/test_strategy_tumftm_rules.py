@@ -412,3 +412,18 @@ def test_a_car_two_laps_behind_stops_at_the_values_of_its_own_sc_laps():
     for pit_lap, in_lap in ((4, -0.9), (5, -1.5)):
         t = run(f, rules, caut, plans_for(f, rules, "c2", [Strategy("none", ()), Strategy("stop", (pit_lap,))]))
         assert t.race_time_s[1, 0, 2] - t.race_time_s[0, 0, 2] == pytest.approx(in_lap, abs=1e-3)
+
+
+def test_an_early_car_stops_green_on_the_lap_before_its_sc():
+    """The leader c0 ends lap 4 before the SC comes out (270 s): a stop then has the green in-lap
+    (2.7 s), and the out-lap is green too (13.3 s + 1 s cold tyres; TUMFTM decides it by the phase
+    the car has not met yet at its lap's start), against a lap of 2 s green + 65 s at the (here 70 s)
+    FCY lap without the stop. A 50 s SC lap holds nobody, so the stop shows in the race time."""
+    f = field([0.0, 10.0, 20.0], [67.0, 67.0, 67.0])
+    laps = 14
+    rules = replace(TUM, total_laps=laps, sc_lap_s=50.0, fcy_lap_s=70.0)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 3], line[0, 3] = 270.0, 283.0
+    caut = replace(cautions({k: SC for k in range(3, 11)}, laps=laps), start_s=start, sc_line_s=line)
+    t = run(f, rules, caut, plans_for(f, rules, "c0", [Strategy("none", ()), Strategy("stop", (4,))]))
+    assert t.race_time_s[1, 0, 0] - t.race_time_s[0, 0, 0] == pytest.approx(2.7 + 81.3 - (2.0 + 65.0 * 70.0 / 67.0), abs=1e-3)

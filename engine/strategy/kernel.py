@@ -45,7 +45,7 @@ __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "94e630f2d36d338f"
+STEPS_DIGEST = "0fdc63ab999563b3"
 
 
 @loop

@@ -53,8 +53,9 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
                     drive = p.pit_loss[SC] - p.pit_in[SC]     # the SC was out before its in-lap began
                 else:
                     drive = p.pit_loss[FCY] - p.pit_in[FCY]
-                if ghost and w.late[c] > sc_laps_left(flag, r, lap, flag.shape[1]):
-                    drive = green_drive       # a late car's SC ended a lap early (TUMFTM: reset for it)
+                if ghost and (w.late[c] > sc_laps_left(flag, r, lap, flag.shape[1])
+                              or (w.late[c] < 0 and not sc_at_lap_start(flag, r, lap - 1))):
+                    drive = green_drive       # a late car's SC ended a lap early; an early car's is not out yet
             elif ghost and w.late[c] > 0 and fl != FCY and w.late[c] > lag_k:
                 # a late car's SC came out before this out-lap: during its in-lap (FCY) or before it (SC)
                 drive = p.pit_loss[SC] - p.pit_in[SC] if w.late[c] > lag_k + 1 else p.pit_loss[FCY] - p.pit_in[FCY]
@@ -120,7 +121,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     L = d.flag.shape[1]
     drs_late = (drs_half != 0.0 and not drs_on and fl == GREEN and lap + 1 < L
                 and (d.drs_ok[r, lap + 1] or (lap + 2 < L and d.drs_ok[r, lap + 2])))
-    late = w.late
+    late = w.late       # an early car (late -1) gets DRS back a lap after the field (its SC ended a lap later)
+    drs_early = drs_on and lap > 0 and not d.drs_ok[r, lap - 1] and p.sc_bunches and p.sc_lap > 0.0
     drs_sc1 = (drs_half != 0.0 and fl == SC and lap > 0 and p.sc_bunches and p.sc_lap > 0.0
                and d.flag[r, lap - 1] == GREEN and d.drs_ok[r, lap - 1])
     if drs_half != 0.0 and fl == FCY and p.sc_bunches and p.sc_lap > 0.0:
@@ -131,7 +133,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     sc_start = d.c_start[r, lap]
     order, t, lt, raw = w.order, w.t, w.lt, w.raw
     prev_order, prev_slot, out_m, pol, first_add = w.prev_order, w.prev_slot, w.out_m, w.pol, d.first_add
-    drs_plain = drs_on and not has_out
+    drs_plain = drs_on and not has_out and not drs_early
     if drs_plain and lap > 0:             # the common lap in a loop of its own: the compiler keeps it tight
         for i in range(n):
             c = np.uint64(order[i])
@@ -152,7 +154,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         if drs_plain:         # the common lap: DRS for every car, nobody out of the pit lane
             if i > 0:         # a select, not a branch: whether a car is in the window is a coin toss
                 x += drs_full if t[c] - t[np.uint64(order[i - 1])] <= drs_window else 0.0
-        elif (drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
+        elif ((drs_on and not (drs_early and late[c] < 0))
+              or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
                 or (drs_sc1 and not t[c] > sc_start)):
             if has_out:
                 js = prev_slot[c]
@@ -239,11 +242,9 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
 
 @step
 def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) -> tuple[int, int]:
-    """Step 4: this lap's retirements leave the running order (their slot is kept for ties; with
-    finish_at_flag 999,999,999 x the part of the lap not run before the retirement time, TUMFTM's
-    progress, or 1e9 + slot without a time); with
-    TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
-    (cars running, the next lap with a retirement)."""
+    """Step 4: this lap's retirements leave the running order (ret_slot: the slot; with finish_at_flag
+    999,999,999 x the part of the lap not run, or 1e9 + slot); with TUMFTM's rules the field is
+    re-sorted by the race times as run, no fight. Returns (cars running, next lap with a retirement)."""
     order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
     retire_lap, retire_s = d.retire_lap, d.retire_s
     j = 0
