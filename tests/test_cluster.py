@@ -161,6 +161,47 @@ def test_lap_records_survive_a_master_killed_mid_race(cluster, tmp_path):
     assert after == clean, "a lap record differs from the clean run's after the failover"
 
 
+@pytest.mark.slow
+def test_a_block_its_dead_master_acknowledged_is_written_again_on_the_promoted_replica(cluster):
+    """Redis replicates asynchronously: a master can acknowledge a write and die before its replica
+    has it. The telemetry writer waits for a replica (WAIT); when the master is gone instead, it
+    writes again on the promoted replica what that lacks. Here the replica is stopped (SIGSTOP)
+    while a block is written behind 32 MB the replica has not taken, the master killed during the
+    WAIT, the replica resumed and promoted: the block must be in the stream exactly once."""
+    import threading
+
+    from engine.ingest.writer import StreamWriter
+
+    url, procs = cluster
+    client = client_from_url(url)
+    writer = StreamWriter(client, SHARDS)
+    stream = writer.stream_of("s1", "7")
+    master = client.get_node_from_key(stream)
+    replica = next(p for p in procs if p != master.port and redis.Redis(port=p).info("replication").get("master_port")
+                   == master.port)
+    points = [{"session": "s1", "vehicle_id": "7", "timestamp": 1000.0 + i / 20, "speed": 100.0 + i} for i in range(50)]
+    os.kill(procs[replica].pid, signal.SIGSTOP)
+    # 32 MB for the same master first: more than the socket buffers take, so the block stays in the
+    # master's own replication buffer (as under load) and dies with it
+    client.set(stream + ":pad", b"x" * (32 << 20))
+
+    def kill_master_resume_replica():
+        procs[master.port].kill()
+        os.kill(procs[replica].pid, signal.SIGCONT)
+
+    timer = threading.Timer(0.5, kill_master_resume_replica)
+    timer.start()
+    try:
+        assert writer.write(points) == 50
+    finally:
+        timer.join()
+        os.kill(procs[replica].pid, signal.SIGCONT)
+    got = client.xrange(stream)
+    assert writer.rewritten == 1, (writer.rewritten, writer.unconfirmed)
+    assert len(got) == 1 and client.get_node_from_key(stream).port == replica
+    client.close()
+
+
 def test_urls_pick_the_client(redis_url):
     assert not is_cluster(client_from_url(redis_url))
     with pytest.raises(ValueError, match="SERVICE"):
