@@ -24,19 +24,21 @@ from engine.settings import REPO_ROOT
 SESSION, CAR, SHARDS, LAPS = "barber-r1", "2", 4, 26
 
 
-def _free_pair() -> int:
-    """A port p with p and p + 10000 (the cluster bus) free on 127.0.0.1."""
+def _free_pair(taken: set[int]) -> int:
+    """A port p with p and p + 10000 (the cluster bus) free on 127.0.0.1 and neither in `taken` (the
+    ports of the nodes picked before, which may not be bound yet); both are added to it."""
     for _ in range(200):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             p = s.getsockname()[1]
-        if p + 10000 >= 65536:
+        if p + 10000 >= 65536 or {p, p + 10000} & taken:
             continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", p + 10000))
             except OSError:
                 continue
+        taken |= {p, p + 10000}
         return p
     raise RuntimeError("no free port pair")
 
@@ -45,9 +47,9 @@ def _free_pair() -> int:
 def cluster(tmp_path):
     """Six redis-server processes made into a cluster (3 masters, 1 replica each); yields
     (url, {port: Popen})."""
-    procs = {}
+    procs, taken = {}, set()
     for _ in range(6):
-        p = _free_pair()
+        p = _free_pair(taken)
         d = tmp_path / str(p)
         d.mkdir()
         procs[p] = subprocess.Popen(
