@@ -107,6 +107,24 @@ def is_cluster(client) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def execute_confirmed(pipe, masters: list, timeout_ms: int = 1000) -> tuple[list, dict]:
+    """Run a cluster pipeline with a WAIT for one replica sent to each of `masters` after its writes,
+    on the same connection (WAIT counts that connection's writes), without riding through a failover:
+    returns (the writes' results, {master name: "acked" | "timeout" | "gone"}). "gone": that master
+    died or failed over mid-way, so what it acknowledged may be missing on its successor."""
+    n = len(pipe)
+    for m in masters:
+        pipe.execute_command("WAIT", 1, timeout_ms, target_nodes=m)
+    try:
+        out = list(ClusterPipeline.execute(pipe, raise_on_error=False))
+    except _GONE as exc:
+        out = [exc] * (n + len(masters))
+    if any(isinstance(r, _GONE) for r in out):
+        return out[:n], {m.name: "gone" for m in masters}
+    return out[:n], {m.name: ("gone" if isinstance(r, Exception) else "acked" if int(r) >= 1 else "timeout")
+                     for m, r in zip(masters, out[n:])}      # an error: e.g. that node is a replica now
+
+
 class _Pipeline(ClusterPipeline):
     """A cluster pipeline that takes PUBLISH (sent after the rest, results kept in place)."""
 

@@ -97,3 +97,97 @@ def test_compiled_lap_noise_and_incidents_are_numpys_draws_bit_for_bit(rate):
     got = lap_noise(np.random.default_rng(7), (R, L, C), sigma, flags, rate, losses)
     assert r_i.size > 100 and got.dtype == np.float32
     assert np.array_equal(got, want)
+
+
+def test_blocks_of_races_are_shared_by_the_threads_to_the_end():
+    """Three blocks on two threads (the live call's 4,321 / 4,321 / 1,358 races): each block's draws are
+    made on one thread, but its races are cut into pieces either thread takes, so the threads run
+    about as many races each (a thread per block ran 5,679 against 4,321)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.strategy.schedule import run_blocks
+
+    sizes = [4321, 4321, 1358]
+    ran: dict[int, int] = {}
+    order: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def run(k: int, a: int, b: int) -> None:
+        time.sleep((b - a) * 2e-5)          # a lap loop's time, in proportion to its races (no GIL held)
+        with lock:
+            ran[threading.get_ident()] = ran.get(threading.get_ident(), 0) + b - a
+            order.append((k, a, b))
+
+    with ThreadPoolExecutor(2) as pool:
+        done = run_blocks(3, lambda k: (time.sleep(0.01), k)[1], lambda k: sizes[k], run, lambda k: -k, pool, 2)
+    assert done == [0, -1, -2]                                    # every block finished, in block order
+    for k, size in enumerate(sizes):                              # each block's races run once, all of them
+        spans = sorted((a, b) for j, a, b in order if j == k)
+        assert spans[0][0] == 0 and spans[-1][1] == size and all(x[1] == y[0] for x, y in zip(spans, spans[1:]))
+    assert len(ran) == 2 and abs(max(ran.values()) - min(ran.values())) <= max(sizes) // 4 + 1, ran
+
+
+def test_a_call_gives_the_same_races_on_one_thread_and_on_two_whatever_the_blocks():
+    """Races in several blocks of unequal size (the last one short), each block's lap loop in pieces on
+    two threads: bit for bit the races one thread gives."""
+    import copy
+
+    field, rules, cautions, plans, rng = _grcup_call_inputs(9, 1300)
+    from engine.strategy.sim import simulate
+
+    one = simulate(field, rules, cautions, plans, copy.deepcopy(rng), block=500, threads=1)
+    two = simulate(field, rules, cautions, plans, copy.deepcopy(rng), block=500, threads=2)
+    assert one.position.shape[1] == 1300 and _same(one, two)
+    # the blocks are drawn from their own generators: a different cut is a different set of races
+    assert not _same(one, simulate(field, rules, cautions, plans, copy.deepcopy(rng), block=650, threads=2))
+
+
+@pytest.mark.parametrize("shape, before", [((300, 12, 7), 0), ((31, 5, 3), 1), ((31, 5, 3), 2), ((17, 3, 5), 3)])
+def test_lap_noise_takes_numpys_32_bit_draws_whatever_half_word_is_kept(shape, before):
+    """lap_noise reads the generator's 64-bit draws in one go (random_raw) and splits them as numpy's
+    uint16 and float32 draws do, including the half word PCG64 keeps between calls: with odd counts
+    and a half word kept beforehand the noise, the incidents and the generator's next draws are numpy's."""
+    from engine.strategy.draws import lap_noise, normal_table
+
+    sigma = np.linspace(0.1, 0.9, shape[2])
+    flags = np.random.default_rng(2).choice(np.array([0, 0, 0, 1, 2], np.int8), size=shape[:2])
+    losses = (8.45, 12.08, 39.62)
+    rng = np.random.default_rng(11)
+    rng.random(before, dtype=np.float32)        # an odd count leaves half a 64-bit draw kept
+    want = np.take(normal_table(), rng.integers(0, 65536, size=shape, dtype=np.uint16))
+    want *= sigma.astype(np.float32)
+    hit = (rng.random(shape, dtype=np.float32) < 0.2) & (flags == 0)[:, :, None]
+    r_i, l_i, c_i = np.nonzero(hit)
+    want[r_i, l_i, c_i] += np.asarray(losses, np.float32)[rng.integers(0, len(losses), size=r_i.size)]
+    mine = np.random.default_rng(11)
+    mine.random(before, dtype=np.float32)
+    got = lap_noise(mine, shape, sigma, flags, 0.2, losses)
+    assert r_i.size > 10 and np.array_equal(got, want)
+    assert np.array_equal(mine.random(3, dtype=np.float32), rng.random(3, dtype=np.float32))
+    assert np.array_equal(mine.integers(0, 65536, size=5, dtype=np.uint16), rng.integers(0, 65536, size=5, dtype=np.uint16))
+    assert mine.bit_generator.state == rng.bit_generator.state
+
+
+def test_compiled_fisk_draws_are_the_numpy_formulas_bit_for_bit():
+    """The standstill spread, compiled in one pass (fisk_cars) and in numpy (fisk), is bit for bit the
+    capped inverse CDF written out in numpy, for spreads with a finite mean, without one (c <= 1),
+    none at all (c = 0) and a zero scale."""
+    from engine.strategy.draws import fisk, fisk_cars
+
+    u = np.random.default_rng(5).random((4000, 6, 2))
+    c = np.array([7.0, 2.5, 1.0, 0.0, 3.0, 0.6])
+    loc = np.array([1.8, -0.4, 2.2, 1.0, 2.0, 0.3])
+    scale = np.array([0.9, 1.3, 0.5, 0.4, 0.0, 2.0])
+    cc = np.where(c > 1, c, 2.0)
+    mean = loc + scale * (np.pi / cc) / np.sin(np.pi / cc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        top = 1.0 / (1.0 + ((3 * mean - loc) / scale) ** -cc)
+        v = np.clip(u, 1e-6, 1 - 1e-6)
+        v = np.where(((c > 1) & (3 * mean > loc) & (scale > 0))[:, None], v * top[:, None], v)
+        x = loc[:, None] + scale[:, None] * (v / (1 - v)) ** (1.0 / np.where(c > 0, c, 1.0))[:, None]
+    want = np.where((c > 0)[:, None], np.clip(x, -2.0, 30.0), 0.0)
+    got = fisk_cars(u, c, loc, scale)
+    assert np.array_equal(got, want) and np.array_equal(fisk(u, c[:, None], loc[:, None], scale[:, None]), want)
+    assert (got[:, 3] == 0).all() and (got[:, 2] == 30.0).any() and len(np.unique(got[:, 0])) > 1000

@@ -187,6 +187,23 @@ def test_bad_event_entries_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"retirement \['XYZ', 3.5\]"):
         _with_events(tmp_path, '{"fcy_data": {"phases": [], "domain": "progress"}, '
                                '"retire_data": {"retirements": [["XYZ", 3.5]], "domain": "progress"}}')
-    with pytest.raises(ValueError, match="are closer than 1.5 laps"):
-        _with_events(tmp_path, '{"fcy_data": {"phases": [[3.0, 6.0, "SC", null, null], [5.5, 7.0, "VSC", null, '
-                               'null]], "domain": "progress"}, "retire_data": {"retirements": [], "domain": "progress"}}')
+
+
+def test_phases_tumftm_refuses_as_too_close_are_run_and_the_run_says_how(tmp_path):
+    """TUMFTM refuses a file whose FCY phases are closer than 1.5 laps (13 of its own 122 files, e.g.
+    a VSC that turned into an SC). PitWall runs it: phases sharing a lap become one (an SC if either
+    is), phases on different laps stay as given; the report's notes say which."""
+    shared = _with_events(tmp_path, '{"fcy_data": {"phases": [[3.2, 5.5, "VSC", null, null], [5.5, 8.0, "SC", null, '
+                                    'null]], "domain": "progress"}, "retire_data": {"retirements": [], "domain": "progress"}}')
+    caut = tumftm_events.cautions(shared, 50, np.random.default_rng(1))
+    assert np.flatnonzero(caut.flags[0] == 2).tolist() == [3, 4, 5, 6, 7] and not (caut.flags[0] == 1).any()
+    assert len(shared.notes) == 1 and "one phase [3.2, 8.0, 'SC']" in shared.notes[0]
+    apart = _with_events(tmp_path, '{"fcy_data": {"phases": [[20.1, 20.6, "VSC", null, null], [22.1, 22.7, "VSC", '
+                                   'null, null]], "domain": "progress"}, "retire_data": {"retirements": [], '
+                                   '"domain": "progress"}}')
+    caut = tumftm_events.cautions(apart, 50, np.random.default_rng(1))
+    assert np.flatnonzero(caut.flags[0] == 1).tolist() == [20, 22] and caut.flags[0, 21] == 0
+    assert "ran both as given" in apart.notes[0]
+    field, rules = tumftm_map.field_and_rules(apart)
+    res = simulate(field, rules, caut, tumftm_map.plans(apart, field), np.random.default_rng(2), from_start=True)
+    assert sorted(res.position[0, 0]) == list(range(1, field.size + 1))

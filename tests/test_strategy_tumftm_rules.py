@@ -310,3 +310,120 @@ def test_cars_retiring_on_the_same_lap_are_classified_by_the_part_of_it_they_ran
     crash = Cautions(np.zeros((1, 6), np.int8), np.array([[6, 0, 0]]), retire_s=np.array([[np.nan, 30.0, 30.0]]))
     assert run(f, rules, crash).position[0, 0].tolist() == [1, 2, 3]
     assert run(f, replace(rules, finish_at_flag=True), crash).position[0, 0].tolist() == [1, 3, 2]
+
+
+def test_a_late_retirement_is_classified_ahead_of_cars_several_laps_down():
+    """TUMFTM's final sort (race time over the distance, then progress): c1 retires 30 s into its 9th
+    lap (progress 8.5 laps), c4 first crosses the line after the winner's finish with 8 laps run, c2
+    (3 laps down) with 7, c3 with 9: the order is c0, c3, c1, c4, c2, whichever lap the winner stops on
+    (the strategies fork late in the race, after the lines that classify c2 and c4)."""
+    f = field([0.0, 1.0, 2.0, 3.0, 4.0], [60.0, 60.5, 90.0, 74.0, 85.0])
+    rules = replace(TUM, total_laps=10)
+    ret = Cautions(np.zeros((1, 10), np.int8), np.array([[10, 8, 10, 10, 10]]),
+                   retire_s=np.array([[np.nan, 1.0 + 8 * 60.5 + 30.0, np.nan, np.nan, np.nan]]))
+    plans = plans_for(f, rules, "c0", [Strategy("none", ()), Strategy("pit lap 9", (9,)), Strategy("pit lap 8", (8,))])
+    assert run(f, rules, ret, plans).position[:, 0].tolist() == [[1, 5, 4, 2, 3]] * 3
+    assert run(f, replace(rules, finish_at_flag=True), ret, plans).position[:, 0].tolist() == [[1, 3, 5, 2, 4]] * 3
+
+
+def test_retirements_on_the_same_lap_are_ordered_by_the_part_run_however_close():
+    """c1 (67.02 s lap) and c2 (67.0 s) leave the line together and both stop at 31 s: c2 has run
+    0.44776 of its lap, c1 0.44763, so c2 is classified ahead (a 1/999-lap progress put them level
+    and the running slot decided)."""
+    f = field([0.0, 1.0, 1.0], [60.0, 67.02, 67.0])
+    rules = replace(TUM, total_laps=6)
+    crash = Cautions(np.zeros((1, 6), np.int8), np.array([[6, 0, 0]]), retire_s=np.array([[np.nan, 31.0, 31.0]]))
+    assert run(f, rules, crash).position[0, 0].tolist() == [1, 2, 3]
+    assert run(f, replace(rules, finish_at_flag=True), crash).position[0, 0].tolist() == [1, 3, 2]
+
+
+def test_a_car_that_ends_its_lap_before_the_sc_comes_out_meets_it_a_lap_later():
+    """TUMFTM activates a car's SC on the lap its own race time passes the start: the SC comes out at
+    270 s, placed on lap 4 by the reference driver, but the leader c0 ended its lap 4 at 268 s, so its
+    SC starts on lap 5 (ghost = the start: 2 s green, the rest at the 94 s FCY lap), it runs FCY laps
+    ahead of its ghost (one SC lap behind the field's) and is held only on its last ghost lap, the
+    field's first green lap: at the SC's last ghost + 0.8 s, a lap ahead of c1 and c2 (which the SC
+    held at its last ghost + 1.6 / 2.4 s on lap 11)."""
+    f = field([0.0, 10.0, 20.0], [67.0, 67.0, 67.0])
+    laps = 14
+    rules = replace(TUM, total_laps=laps)
+    caut = cautions({k: SC for k in range(3, 11)}, laps=laps)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 3], line[0, 3] = 270.0, 283.0
+    t = run(f, rules, replace(caut, start_s=start, sc_line_s=line)).race_time_s[0, 0]
+    assert t[0] == pytest.approx(283.0 + 7 * 107.0 + 0.8 + 2 * 67.0, abs=1e-3)
+    assert t - t[0] == pytest.approx([0.0, 67.0 + 0.8, 67.0 + 1.6], abs=1e-3)
+
+
+def test_a_car_whose_sc_ended_a_lap_early_stops_at_the_green_values():
+    """c2, 80 s back, met the SC a lap before the field and left it a lap before the field (TUMFTM
+    resets its phase after its last ghost lap): stopping on the SC's last lap it has the SC in-lap
+    (-1.5 s) but the green out-lap (13.3 s + 1 s cold tyres, was the SC's 5.5 s); stopping on the
+    field's last SC lap it has the green in-lap too (the green 16 s stop + 1 s)."""
+    f = field([0.0, 10.0, 80.0], [67.0, 67.0, 67.0])
+    laps = 14
+    rules = replace(TUM, total_laps=laps)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 3], line[0, 3] = 3 * 67.0 + 30.0, 283.0
+    caut = replace(cautions({k: SC for k in range(3, 11)}, laps=laps), start_s=start, sc_line_s=line)
+    for pit_lap, cost in ((10, -1.5 + 13.3 + 1.0), (11, 16.0 + 1.0)):
+        plans = plans_for(f, rules, "c2", [Strategy("none", ()), Strategy("stop", (pit_lap,))])
+        t = run(f, rules, caut, plans).race_time_s[:, 0]
+        assert t[1] - t[0] == pytest.approx([0.0, 0.0, cost], abs=1e-3)
+
+
+def test_a_car_three_laps_behind_meets_the_sc_three_laps_earlier():
+    """c2, 200 s back, is on its lap 3 when the SC comes out 30 s into the leader's lap 6: its ghost
+    runs three SC laps (107 s) ahead of the field's and it is free on the SC's last three laps, at
+    67 s. Was: treated as two laps behind."""
+    f = field([0.0, 10.0, 200.0], [67.0, 67.0, 67.0])
+    laps = 16
+    rules = replace(TUM, total_laps=laps)
+    caut = cautions({k: SC for k in range(5, 13)}, laps=laps)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 5], line[0, 5] = 5 * 67.0 + 30.0, 5 * 67.0 + 82.0
+    t = run(f, rules, replace(caut, start_s=start, sc_line_s=line)).race_time_s[0, 0]
+    assert t - t[0] == pytest.approx([0.0, 0.8, 3 * 107.0 + 1.6 - 3 * (107.0 - 67.0)], abs=1e-3)
+
+
+def test_a_timed_retirement_waits_for_the_cars_own_race_time_past_its_lap():
+    """TUMFTM retires a car on the lap its race time passes the retirement time, whichever lap that
+    is: c1 (70 s laps, 10 s back) is at 220 s after lap 3 and passes 231 s on lap 4, although the
+    reference driver reached it on lap 3 (retire_lap 2); c2 stops on lap 3 by its lap. So c1 is
+    classified ahead of c2 (later retirements first), which ran ahead of it. Was: both on lap 3."""
+    f = field([0.0, 10.0, 5.0], [67.0, 70.0, 67.0])
+    rules = replace(TUM, total_laps=8)
+    caut = Cautions(np.zeros((1, 8), np.int8), np.array([[8, 2, 2]]), retire_s=np.array([[np.nan, 231.0, np.nan]]))
+    assert run(f, rules, caut).position[0, 0].tolist() == [1, 2, 3]
+
+
+def test_a_car_two_laps_behind_stops_at_the_values_of_its_own_sc_laps():
+    """c2, 130 s back, meets the SC (out 30 s into the leader's lap 6) on its lap 4, two laps before
+    the field: stopping after lap 4 its in-lap is the FCY value (the SC came out during it), after
+    lap 5 the SC value (it came out before the lap began); was the green value / the FCY value. A
+    slow-enough ghost (50 s SC lap) holds nobody, so the in-lap shows in the race time; the out-lap
+    hides under the 94 s FCY lap."""
+    f = field([0.0, 10.0, 130.0], [67.0, 67.0, 67.0])
+    laps = 16
+    rules = replace(TUM, total_laps=laps, sc_lap_s=50.0)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 5], line[0, 5] = 5 * 67.0 + 30.0, 5 * 67.0 + 82.0
+    caut = replace(cautions({k: SC for k in range(5, 13)}, laps=laps), start_s=start, sc_line_s=line)
+    for pit_lap, in_lap in ((4, -0.9), (5, -1.5)):
+        t = run(f, rules, caut, plans_for(f, rules, "c2", [Strategy("none", ()), Strategy("stop", (pit_lap,))]))
+        assert t.race_time_s[1, 0, 2] - t.race_time_s[0, 0, 2] == pytest.approx(in_lap, abs=1e-3)
+
+
+def test_an_early_car_stops_green_on_the_lap_before_its_sc():
+    """The leader c0 ends lap 4 before the SC comes out (270 s): a stop then has the green in-lap
+    (2.7 s), and the out-lap is green too (13.3 s + 1 s cold tyres; TUMFTM decides it by the phase
+    the car has not met yet at its lap's start), against a lap of 2 s green + 65 s at the (here 70 s)
+    FCY lap without the stop. A 50 s SC lap holds nobody, so the stop shows in the race time."""
+    f = field([0.0, 10.0, 20.0], [67.0, 67.0, 67.0])
+    laps = 14
+    rules = replace(TUM, total_laps=laps, sc_lap_s=50.0, fcy_lap_s=70.0)
+    start, line = np.full((1, laps), np.nan), np.full((1, laps), np.nan)
+    start[0, 3], line[0, 3] = 270.0, 283.0
+    caut = replace(cautions({k: SC for k in range(3, 11)}, laps=laps), start_s=start, sc_line_s=line)
+    t = run(f, rules, caut, plans_for(f, rules, "c0", [Strategy("none", ()), Strategy("stop", (4,))]))
+    assert t.race_time_s[1, 0, 0] - t.race_time_s[0, 0, 0] == pytest.approx(2.7 + 81.3 - (2.0 + 65.0 * 70.0 / 67.0), abs=1e-3)

@@ -316,22 +316,30 @@ class Ingest:
             skip = writer.written_tags(streams, token + ".", look_back=entries + 1000)
             if skip:
                 self.counters.add("retry:entries already written", len(skip))
-        for g, ((session, car), idx) in enumerate(groups):
-            writer.add(pipe, session, car, ts[idx], values[idx], sent[idx], self.batch_points,
-                       tag=f"{token}.{g}", skip=skip)
+
+        def queue(p: redis.client.Pipeline, skip: frozenset[str], only: set[str] | None = None) -> int:
+            return sum(writer.add(p, session, car, ts[idx], values[idx], sent[idx], self.batch_points,
+                                  tag=f"{token}.{g}", skip=skip)
+                       for g, ((session, car), idx) in enumerate(groups)
+                       if only is None or writer.stream_of(session, car) in only)
+
+        entries = queue(pipe, skip)
         with self._ids_lock:
             meta, self._meta = self._meta, {}
         for session, m in meta.items():
             pipe.sadd(keys.SESSIONS, session)
             pipe.hset(keys.session_meta(session), mapping={k2: (json.dumps(v) if isinstance(v, (dict, list)) else v)
                                                           for k2, v in m.items() if k2 != "session"})
+        before = writer.rewritten
         try:
-            pipe.execute()
+            writer.execute(pipe, {writer.stream_of(session, car) for (session, car), _idx in groups}, token, entries, queue)
         except (redis.RedisError, OSError):
             with self._ids_lock:
                 for session, m in meta.items():
                     self._meta.setdefault(session, {}).update(m)
             raise
+        if writer.rewritten > before:
+            self.counters.add("failover:entries written again", writer.rewritten - before)
         self.latency.record(time.time() - sent)
         self.counters.add("written", len(key))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import numpy as np
 import redis
@@ -10,6 +11,9 @@ import redis
 from engine import keys
 from engine.contracts import encode_batch
 from engine.ingest.rows import Rows, car_batches, car_blocks, rows_from_points
+from engine.redisclient import execute_confirmed, is_cluster
+
+REPLICA_QUIET_S = 5.0    # a master whose replica did not acknowledge in time is not waited on again for this long
 
 
 class StreamWriter:
@@ -21,6 +25,10 @@ class StreamWriter:
         self.maxlen = maxlen
         self.written = 0
         self._shard: dict[tuple[str, str], str] = {}
+        self.replicated = is_cluster(client)   # confirmed writes: on a cluster (not yet behind Sentinel)
+        self.unconfirmed = 0        # blocks no replica acknowledged (the master had none, or lagged)
+        self.rewritten = 0          # entries written again after a failover lost them
+        self._quiet_until: dict[str, float] = {}
 
     def stream_of(self, session: str, car: str) -> str:
         """The telemetry stream (shard) of a session's car, cached."""
@@ -68,15 +76,54 @@ class StreamWriter:
         return frozenset(found)
 
     def write_rows(self, rows: Rows, max_points: int | None = None) -> int:
-        """Write a columnar block in one pipeline round trip (one entry per car unless max_points)."""
+        """Write a columnar block in one pipeline round trip (one entry per car unless max_points); on
+        a cluster, confirmed on a replica (`execute`)."""
         if not len(rows):
             return 0
+        blocks = list(car_blocks(rows))
+        token = uuid.uuid4().hex[:16] if self.replicated else None
+
+        def queue(pipe: redis.client.Pipeline, skip: frozenset[str], only: set[str] | None = None) -> int:
+            return sum(self.add(pipe, rows.session, car, rows.ts[idx], rows.values[idx], rows.sent[idx],
+                                max_points or len(idx), tag=None if token is None else f"{token}.{g}", skip=skip)
+                       for g, (car, idx) in enumerate(blocks)
+                       if only is None or self.stream_of(rows.session, car) in only)
+
         pipe = self.client.pipeline(transaction=False)
-        for car, idx in car_blocks(rows):
-            self.add(pipe, rows.session, car, rows.ts[idx], rows.values[idx], rows.sent[idx], max_points or len(idx))
-        pipe.execute()
+        entries = queue(pipe, frozenset())
+        self.execute(pipe, {self.stream_of(rows.session, car) for car, _idx in blocks}, token, entries, queue)
         self.written += len(rows)
         return len(rows)
+
+    def execute(self, pipe: redis.client.Pipeline, streams: set[str], token: str | None, entries: int, queue) -> list:
+        """Run a pipeline of tagged XADDs (and other writes). On a cluster, confirmed on a replica of each
+        stream's master (WAIT): where a master is gone (a failover), its successor may lack what it
+        acknowledged, and the missing entries are written again (`rewritten`); where no replica
+        answers in time, counted `unconfirmed`, and that master not waited on for REPLICA_QUIET_S.
+        queue(pipe, skip, streams) queues the tagged entries again but those in skip, of those streams."""
+        if not self.replicated or token is None:
+            return pipe.execute()
+        now = time.monotonic()
+        by_stream = {s: self.client.get_node_from_key(s) for s in streams}
+        masters = [m for m in {m.name: m for m in by_stream.values()}.values()
+                   if self._quiet_until.get(m.name, 0.0) <= now]
+        out, state = execute_confirmed(pipe, masters)
+        for name, st in state.items():
+            if st == "timeout":
+                self.unconfirmed += 1
+                self._quiet_until[name] = now + REPLICA_QUIET_S
+        lost = {s for s, m in by_stream.items() if state.get(m.name) == "gone"}
+        error = next((r for r in out if isinstance(r, Exception)), None)
+        if isinstance(error, (redis.ConnectionError, redis.TimeoutError)) and not lost:
+            lost = set(streams)          # a master not waited on (REPLICA_QUIET_S) failed meanwhile
+        elif error is not None and not lost:
+            raise error
+        if lost:
+            skip = self.written_tags(lost, token + ".", look_back=entries + 1000)
+            again = self.client.pipeline(transaction=False)
+            self.rewritten += queue(again, skip, lost)
+            out = again.execute()
+        return out
 
     def write(self, points: list[dict], sent_at: float | None = None) -> int:
         """Write validated point dicts in one pipeline round trip per session (one entry per car)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -81,18 +82,36 @@ def _check_events(race: TumftmRace) -> None:
         if len(ph) < 3 or ph[2] not in ("SC", "VSC") or not 0 <= ph[0] < ph[1] <= L:
             raise ValueError(f"{name}: [EVENT_PARS] FCY phase {ph}: expected [start, end, 'SC' or 'VSC', ...] "
                              f"with 0 <= start < end <= {L}")
-    # TUMFTM refuses phases closer than min_dist_sc / min_dist_vsc laps (one phase per lap).
-    d_sc, d_vsc = race.monte_carlo.get("min_dist_sc", 1.5), race.monte_carlo.get("min_dist_vsc", 1.5)
-    for i, a in enumerate(phases):
-        d = d_sc if a[2] == "SC" else d_vsc
-        for b in phases[i + 1:]:
-            if b[0] <= a[1] + d and a[0] - d <= b[1]:
-                raise ValueError(f"{name}: [EVENT_PARS] FCY phases {a[:3]} and {b[:3]} are closer than "
-                                 f"{d} laps (TUMFTM's minimum: one phase per lap)")
+    if phases:
+        race.events = {**race.events, "fcy_data": {**race.events["fcy_data"], "phases": _one_phase_per_lap(race, phases)}}
     for ret in (race.events.get("retire_data") or {}).get("retirements") or []:
         if len(ret) != 2 or ret[0] not in race.codes or not 0 <= ret[1] <= L:
             raise ValueError(f"{name}: [EVENT_PARS] retirement {ret}: expected [initials of a participant, "
                              f"race progress 0-{L}]")
+
+
+def _one_phase_per_lap(race: TumftmRace, phases: list) -> list:
+    """The file's FCY phases with those that share a lap merged (PitWall runs one phase per lap: the
+    merged phase spans both, an SC if either is one). TUMFTM refuses phases closer than min_dist_sc /
+    min_dist_vsc laps; PitWall runs the file and says, in `race.notes`, what it did instead."""
+    d_sc, d_vsc = race.monte_carlo.get("min_dist_sc", 1.5), race.monte_carlo.get("min_dist_vsc", 1.5)
+    out: list = []
+    for ph in sorted(phases, key=lambda ph: ph[0]):
+        if out:
+            a = out[-1]
+            d = d_sc if a[2] == "SC" else d_vsc
+            if ph[0] <= a[1] + d:
+                shared = math.floor(ph[0]) <= math.ceil(a[1]) - 1
+                merged = [a[0], max(a[1], ph[1]), "SC" if "SC" in (a[2], ph[2]) else "VSC", *a[3:]]
+                race.notes.append(
+                    f"[EVENT_PARS] FCY phases {a[:3]} and {list(ph[:3])} are closer than {d} laps, which TUMFTM refuses; "
+                    + (f"they share a lap, so PitWall ran them as one phase {merged[:3]} (an estimate)" if shared
+                       else "PitWall ran both as given (they fall on different laps)"))
+                if shared:
+                    out[-1] = merged
+                    continue
+        out.append(list(ph))
+    return out
 
 
 def race_files(folder: Path) -> list[Path]:

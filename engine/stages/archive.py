@@ -248,11 +248,13 @@ class ArchiveStage:
 
     def reclaim(self, idle_ms: int = 10_000) -> None:
         """Take over entries another (dead) archiver read and never flushed (idle for idle_ms: a
-        live archiver acknowledges within FLUSH_MAX_S)."""
+        live archiver acknowledges within FLUSH_MAX_S). Entries this archiver holds itself (a flush
+        that failed, e.g. a full disk, keeps them) are already buffered and are not taken twice."""
         for s in self.streams:
             _next, claimed, *_ = self.client.xautoclaim(s, GROUP, self.name, idle_ms, "0-0", count=10_000)
+            held = set(self.pending.get(s, ()))
             for eid, fields in claimed:
-                if fields:
+                if fields and eid not in held:
                     self.take(s, eid, fields)
 
 

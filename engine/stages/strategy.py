@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 import zlib
 from collections import Counter
@@ -82,7 +81,6 @@ class StrategyStage:
         self.flags: dict[str, str] = {}
         self.skipped: Counter = Counter()
         self.calls = 0
-        self._lock = threading.Lock()
 
     @property
     def superseded(self) -> int:
@@ -114,8 +112,7 @@ class StrategyStage:
 
     def _skip(self, reason: str) -> None:
         """Count a crossing that got no call, by reason."""
-        with self._lock:
-            self.skipped[reason] += 1
+        self.skipped[reason] += 1
 
     def _flag(self, crossing: dict) -> bool:
         """Track the session's flag; True when this crossing starts a caution."""
@@ -280,8 +277,7 @@ class StrategyStage:
             "type": "insight.generated", "timestamp": now,
             "data": {"session": p.session, "car": p.car, "lap": p.lap, "kind": "strategy"}}))
         pipe.execute()
-        with self._lock:
-            self.calls += 1
+        self.calls += 1
         return dict(call, caution=caution)
 
 

@@ -123,6 +123,8 @@ def tumftm_report(path: Path, races: int, seed: int = 1, sweep: bool = True) -> 
                for code, r in table.iterrows()}
     out = {"race": race.track["name"], "laps": race.laps, "races": races, "seconds": round(seconds, 3),
            "events": event_mode(race), "drivers": drivers}
+    if race.notes:
+        out["notes"] = list(race.notes)
     refs = tumftm_files.reference_files(path)
     if "distribution" in refs:
         out["reference"] = _compare_distribution(drivers, tumftm_files.read_reference(refs["distribution"]),
@@ -277,6 +279,8 @@ def _print_human(out: dict) -> None:
                   f"win {w['p_win']:+.1f} pp, podium {w['p_podium']:+.1f} pp)  {r['seconds']} s")
     elif "drivers" in out:
         print(f"{out['race']}: {out['races']} races in {out['seconds']} s")
+        for note in out.get("notes", []):
+            print(f"  note: {note}")
         checks = out.get("reference", {}).get("drivers", {})
         for code, d in out["drivers"].items():
             c = checks.get(code)

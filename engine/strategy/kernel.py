@@ -37,14 +37,15 @@ from engine.strategy.kernel_inputs import (GREEN, SC, Draws, Out, Params, PlanAr
                                           saved, work)
 from engine.strategy.lap_steps import (caution_blend, in_lap_resort, insertion_sort, lap_times, out_lap_resort,
                                        passing_walk, retirements)
-from engine.strategy.sc_steps import drive_lap, mark_late, sc_ghost, sc_laps_left, vsc_blend, vsc_span
+from engine.strategy.sc_steps import (LATE_MAX, drive_lap, mark_late, sc_ahead, sc_early_tail, sc_ghost, sc_laps_left,
+                                      vsc_blend, vsc_span)
 
 __all__ = ["Draws", "Out", "Params", "PlanArrays", "Start", "run"]
 
 # numba caches races/run keyed on this file's text only: a change to the steps they call would run the
 # stale compiled code. This digest of kernel_inputs.py + lap_steps.py + sc_steps.py (tests/test_strategy_kernel.py
 # checks it) changes this file whenever they change.
-STEPS_DIGEST = "61d93320c6d99a79"
+STEPS_DIGEST = "0fdc63ab999563b3"
 
 
 @loop
@@ -77,29 +78,66 @@ def reset(w: Work, st: Start, d: Draws, r: int, init_order: np.ndarray) -> int:
         stop_lap[c] = -1
         w.late[c] = 0
         w.fuel[c] = d.lap_add[0]
-        w.t_down1[c] = -np.inf
-        w.t_down2[c] = -np.inf
     return n
 
 
 @loop
-def classify(w: Work, st: Start, p: Params, o: Out, s: int, r: int, n: int) -> None:
+def t_line(hist: np.ndarray, start: np.ndarray, src: np.ndarray, s: int, lap: int, c: int) -> float:
+    """Car c's race time at the end of `lap` in strategy s's race (laps before a fork: its source's)."""
+    x = s
+    while start[x] > lap:
+        x = src[x]
+    return hist[x, lap, c]
+
+
+@loop
+def laps_at_flag(hist: np.ndarray, start: np.ndarray, src: np.ndarray, s: int, c: int, laps: int,
+                 winner: float) -> int:
+    """Laps car c had run at its first line after the winner's finish (TUMFTM stops it there), else `laps`."""
+    k = laps
+    while k > 1 and t_line(hist, start, src, s, k - 2, c) > winner:
+        k -= 1
+    return k
+
+
+@loop
+def classify(w: Work, st: Start, p: Params, o: Out, s: int, r: int, n: int, hist: np.ndarray, start: np.ndarray,
+             src: np.ndarray) -> None:
     """Finishers in running order, then retirements (later first, then by slot). With finish_at_flag
-    (TUMFTM `__reset_invalid_laps_aft_race`) a car whose race time one (two) laps before the end was
-    past the winner's finish stopped there: it is classified behind the cars with more laps, by its
-    race time at that line."""
+    (TUMFTM's final sort: race time over the distance, then progress) a car off the winner's lap goes
+    by its progress: a lapped car (any number down) by the laps run at its first crossing after the
+    winner (ties by its time there), a retired car by its laps + the part of its last lap it ran."""
     order, t, stops, alive, key, ret_lap, ret_slot = w.order, w.t, w.stops, w.alive, w.key, w.ret_lap, w.ret_slot
     pos, time, out_stops, t0 = o.pos, o.time, o.stops, st.t0
-    if p.finish_at_flag and n > 1:
+    if p.finish_at_flag and n > 0:
+        laps = hist.shape[1]
         winner = t[order[0]]
-        for i in range(n):
+        tie = w.raw                   # scratch here (a resumed strategy restores it)
+        m = n
+        for c in range(t0.size):
+            key[c] = 0.0              # laps short of the winner's progress (0: on his lap), ties by `tie`
+            tie[c] = t[c]
+            if alive[c]:
+                k = laps_at_flag(hist, start, src, s, c, laps, winner) if c != order[0] else laps
+            else:
+                order[m] = c
+                m += 1
+                k = laps_at_flag(hist, start, src, s, c, ret_lap[c] + 1, winner) if ret_lap[c] > 0 else laps
+                key[c] = laps - ret_lap[c] - ((999_999_999 - ret_slot[c]) * 1e-9 if ret_slot[c] < 1e9 else 0.0)
+                tie[c] = 1e7 + max(ret_slot[c] - 1e9, 0.0)     # behind a lapped car of the same progress
+                if ret_lap[c] < 0:
+                    key[c], tie[c] = laps + 1.0, t0[c]            # out before the state: behind every car
+            if k < laps and (alive[c] or k <= ret_lap[c]):
+                key[c] = laps - k
+                tie[c] = t_line(hist, start, src, s, k - 1, c)
+        insertion_sort(order, m, tie)
+        insertion_sort(order, m, key)
+        for i in range(m):
             c = order[i]
-            key[c] = t[c]
-            if w.t_down2[c] > winner:
-                key[c] = 2e9 + w.t_down2[c]
-            elif w.t_down1[c] > winner:
-                key[c] = 1e9 + w.t_down1[c]
-        insertion_sort(order, n, key)
+            pos[s, r, c] = i + 1
+            time[s, r, c] = t[c] if alive[c] else np.nan
+            out_stops[s, r, c] = stops[c]
+        return
     for i in range(n):
         c = order[i]
         pos[s, r, c] = i + 1
@@ -249,7 +287,8 @@ def copy_out(o: Out, s: int, q: int, r: int) -> None:
 @loop
 def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int,
           init_order: np.ndarray, pit_ptr: np.ndarray, pit_car: np.ndarray, caution_car: np.ndarray,
-          lap_of: np.ndarray, caution: np.ndarray, start: np.ndarray, src: np.ndarray, snap_at: np.ndarray) -> None:
+          lap_of: np.ndarray, caution: np.ndarray, start: np.ndarray, src: np.ndarray, snap_at: np.ndarray,
+          hist: np.ndarray) -> None:
     """Every strategy over races r0..r1-1, lap by lap, in TUMFTM's order of a lap; a strategy runs
     only the laps after the last one it shares with an earlier strategy (fork_plan)."""
     S, L, C = pl.pit_at.shape
@@ -292,8 +331,7 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                     sc_left = sc_laps_left(d.flag, r, lap, L) if fl == SC and ghost_mode else L   # SC laps after
                     if fl == SC and ghost_mode and not ghost_set:
                         n_late = mark_late(w, d, r, lap, n)
-                    sc_soon = fl == GREEN and ((lap + 1 < L and d.flag[r, lap + 1] == SC)
-                                               or (ghost_mode and lap + 2 < L and d.flag[r, lap + 2] == SC))
+                    sc_soon = fl == GREEN and sc_ahead(d.flag, r, lap, L, LATE_MAX if ghost_mode else 1) > 0
                     vs, ve = np.nan, np.nan       # a VSC placed per car in race time (TUMFTM)
                     if p.vsc_per_car and fl != SC and not sc_soon:
                         vs, ve = vsc_span(d, r, lap)
@@ -309,6 +347,8 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         overtake_ok, gap = True, p.gap
                     if fl == SC and ghost_mode and (ghost_set or n_late > 0):
                         ghost = sc_ghost(w, d, p, r, lap, n, ghost, ghost_set, sc_left)
+                    tail = (ghost_mode and fl == GREEN and n_late > 0 and lap > 0 and d.flag[r, lap - 1] == SC
+                            and sc_early_tail(w, d, p, r, lap, n, ghost))     # early cars' last SC lap
                     if p.fuel_per_car or p.wear_per_car:
                         drive_lap(w, d, p, r, lap, fl, fc, n, sc_left, ghost_mode and sc_soon, vs, ve)
                     if lap == next_ret or (timed_ret and lap < next_ret):
@@ -318,12 +358,12 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                         late_mode = 1
                     elif ghost_mode and fl == SC and n_late > 0 and sc_left < 2:
                         late_mode = 2 + sc_left
-                    if vsc_lap:
+                    if vsc_lap or tail:
                         late_mode = 2                 # a pair passes only if both may (Work.vsc_pass)
                     # the hot walk takes plain arrays: measurably faster than reading them from w, st, p.
                     passing_walk(w.t, w.order, w.lt, w.raw, w.duel_lap, st.bias, st.team, st.teamorder, p.duel,
                                  p.loser, p.thr, p.duel_when_held, p.pass_from_gap, lap, n, overtake_ok, gap,
-                                 w.vsc_pass if vsc_lap else w.late, late_mode)
+                                 w.vsc_pass if vsc_lap or tail else w.late, late_mode)
                     if snap_at[lap]:
                         for k in range(s + 1, S):
                             if src[k] == s and start[k] == lap:
@@ -340,14 +380,10 @@ def races(w: Work, sv: Saved, st: Start, d: Draws, p: Params, pl: PlanArrays, o:
                 else:
                     ghost_set = False
                     n_late = 0
-                if p.finish_at_flag and lap >= L - 3:
-                    for i in range(n):
-                        c = w.order[i]
-                        if lap == L - 2:
-                            w.t_down1[c] = w.t[c]
-                        elif lap == L - 3:
-                            w.t_down2[c] = w.t[c]
-            classify(w, st, p, o, s, r, n)
+                if p.finish_at_flag:           # each car's race time at the line, for the classification
+                    for c in range(C):        # every car's (a retired car's is read only up to its last lap)
+                        hist[s, lap, c] = w.t[c]
+            classify(w, st, p, o, s, r, n, hist, start, src)
 
 
 @njit(cache=True, nogil=True)
@@ -359,4 +395,5 @@ def run(st: Start, d: Draws, p: Params, pl: PlanArrays, o: Out, r0: int, r1: int
     init_order = np.argsort(st.t0, kind="mergesort")
     lap_of, caution = fork_tables(pl, L)
     races(work(C), saved(S, C), st, d, p, pl, o, r0, r1, init_order, pit_ptr, pit_car, caution_car, lap_of, caution,
-          np.empty(S, np.int64), np.empty(S, np.int64), np.zeros(L, np.bool_))
+          np.empty(S, np.int64), np.empty(S, np.int64), np.zeros(L, np.bool_),
+          np.empty((S, L if p.finish_at_flag else 0, C)))

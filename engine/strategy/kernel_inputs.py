@@ -127,7 +127,7 @@ class Work(NamedTuple):
     ret_lap: np.ndarray
     ret_slot: np.ndarray
     key: np.ndarray
-    late: np.ndarray        # on an SC: laps (0-2) the car was behind when it came out (sc_steps.py)
+    late: np.ndarray        # on an SC: laps the car was behind when it came out, -1 ahead (sc_steps.py)
     fuel: np.ndarray        # with Params.fuel_per_car: the car's fuel as lap time (s) at the lap's start
     vsc_pass: np.ndarray    # with Params.vsc_per_car: 1 if the car may pass or be passed this lap (sc_steps.py)
     t_down1: np.ndarray     # with Params.finish_at_flag: race time one lap before the last (-inf: not yet)

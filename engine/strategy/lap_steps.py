@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.strategy.kernel_inputs import FCY, GREEN, SC, Draws, Params, PlanArrays, Work, step
-from engine.strategy.sc_steps import sc_first_hold, sc_lag, vsc_span
+from engine.strategy.sc_steps import LATE_MAX, early_first, sc_ahead, sc_first_hold, sc_lag, sc_laps_left, vsc_span
 
 
 @step
@@ -35,6 +35,10 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
     order, prev_order, prev_slot, lt, raw, t, out_m = w.order, w.prev_order, w.prev_slot, w.lt, w.raw, w.t, w.out_m
     flag = d.flag
     ghost = p.sc_bunches and p.sc_lap > 0.0    # TUMFTM's SC: its laps are counted from each car's race time
+    lag_k = LATE_MAX                            # an SC's first lap lag_k laps on, w.late set last lap (sc_lag)
+    if ghost and lap > 0 and flag[r, lap - 1] == GREEN:
+        lag_k = 0 if fl == SC else sc_ahead(flag, r, lap, flag.shape[1], LATE_MAX)
+        lag_k = LATE_MAX if fl == GREEN and lag_k == 0 else lag_k
     for i in range(n):
         c = order[i]
         prev_order[i] = c
@@ -45,10 +49,16 @@ def out_lap_resort(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, n: i
             still = 0.0 if p.standstill_in else d.standstill[r, c, m]
             drive = green_drive = p.pit_loss[GREEN] - p.pit_in[GREEN]
             if sc_at_lap_start(flag, r, lap):
-                if sc_at_lap_start(flag, r, lap - 1) or (ghost and w.late[c]):
+                if sc_at_lap_start(flag, r, lap - 1) or (ghost and w.late[c] > 0):
                     drive = p.pit_loss[SC] - p.pit_in[SC]     # the SC was out before its in-lap began
                 else:
                     drive = p.pit_loss[FCY] - p.pit_in[FCY]
+                if ghost and (w.late[c] > sc_laps_left(flag, r, lap, flag.shape[1])
+                              or (w.late[c] < 0 and not sc_at_lap_start(flag, r, lap - 1))):
+                    drive = green_drive       # a late car's SC ended a lap early; an early car's is not out yet
+            elif ghost and w.late[c] > 0 and fl != FCY and w.late[c] > lag_k:
+                # a late car's SC came out before this out-lap: during its in-lap (FCY) or before it (SC)
+                drive = p.pit_loss[SC] - p.pit_in[SC] if w.late[c] > lag_k + 1 else p.pit_loss[FCY] - p.pit_in[FCY]
             elif fl == SC and ghost and t[c] > d.c_start[r, lap]:
                 drive = p.pit_loss[FCY] - p.pit_in[FCY]       # the SC came out during its in-lap
             elif fl == FCY and d.c_from[r, lap] == 0.0:
@@ -111,7 +121,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     L = d.flag.shape[1]
     drs_late = (drs_half != 0.0 and not drs_on and fl == GREEN and lap + 1 < L
                 and (d.drs_ok[r, lap + 1] or (lap + 2 < L and d.drs_ok[r, lap + 2])))
-    late = w.late
+    late = w.late       # an early car (late -1) gets DRS back a lap after the field (its SC ended a lap later)
+    drs_early = drs_on and lap > 0 and not d.drs_ok[r, lap - 1] and p.sc_bunches and p.sc_lap > 0.0
     drs_sc1 = (drs_half != 0.0 and fl == SC and lap > 0 and p.sc_bunches and p.sc_lap > 0.0
                and d.flag[r, lap - 1] == GREEN and d.drs_ok[r, lap - 1])
     if drs_half != 0.0 and fl == FCY and p.sc_bunches and p.sc_lap > 0.0:
@@ -122,7 +133,7 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     sc_start = d.c_start[r, lap]
     order, t, lt, raw = w.order, w.t, w.lt, w.raw
     prev_order, prev_slot, out_m, pol, first_add = w.prev_order, w.prev_slot, w.out_m, w.pol, d.first_add
-    drs_plain = drs_on and not has_out
+    drs_plain = drs_on and not has_out and not drs_early
     if drs_plain and lap > 0:             # the common lap in a loop of its own: the compiler keeps it tight
         for i in range(n):
             c = np.uint64(order[i])
@@ -143,7 +154,8 @@ def lap_times(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         if drs_plain:         # the common lap: DRS for every car, nobody out of the pit lane
             if i > 0:         # a select, not a branch: whether a car is in the window is a coin toss
                 x += drs_full if t[c] - t[np.uint64(order[i - 1])] <= drs_window else 0.0
-        elif (drs_on or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
+        elif ((drs_on and not (drs_early and late[c] < 0))
+              or (drs_late and late[c] > 0 and lap + late[c] < L and d.drs_ok[r, lap + late[c]])
                 or (drs_sc1 and not t[c] > sc_start)):
             if has_out:
                 js = prev_slot[c]
@@ -175,7 +187,7 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
     multiplier; returns (overtaking allowed, minimum gap). On a caution's first lap with a start
     race time, each car's part is placed by its own race time (TUMFTM: a car that began the lap
     after the start runs it all under the caution, one that ended it before runs it green). With
-    TUMFTM's SC the two laps before its first are where a car one or two laps behind meets it
+    TUMFTM's SC the LATE_MAX laps before its first are where a car that many laps behind meets it
     (`sc_lag`); a late car is out of it `w.late` laps before the others (sc_left: SC laps after
     this one)."""
     overtake_ok = True
@@ -183,10 +195,9 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
     order, lt = w.order, w.lt
     if fl == GREEN:
         L = d.flag.shape[1]
-        if p.fcy_lap > 0.0 and lap + 1 < L and d.flag[r, lap + 1] == SC:
-            sc_lag(w, d, p, r, lap, n, 1)
-        elif p.fcy_lap > 0.0 and p.sc_bunches and p.sc_lap > 0.0 and lap + 2 < L and d.flag[r, lap + 2] == SC:
-            sc_lag(w, d, p, r, lap, n, 2)
+        k = sc_ahead(d.flag, r, lap, L, LATE_MAX if p.sc_bunches and p.sc_lap > 0.0 else 1)
+        if p.fcy_lap > 0.0 and k > 0:
+            sc_lag(w, d, p, r, lap, n, k)
         return overtake_ok, gap
     start = d.c_start[r, lap]
     per_car = not np.isnan(start)
@@ -195,15 +206,17 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
         fcy_lap = p.fcy_lap
         late, t = w.late, w.t
         ghost = p.sc_bunches and p.sc_lap > 0.0
+        s0 = d.c_start[r, lap - 1] if ghost and early_first(d.flag, r, lap) else np.nan
         for i in range(n):
             c = order[i]
             if sc_left < late[c]:
                 continue                  # its SC ended in its own race time
             f = fc
             hold = False
-            if per_car:
-                before = (start - t[c]) / lt[c]
-                f = end - min(max(before, 0.0), 1.0)
+            at = s0 if late[c] < 0 and not np.isnan(s0) else start     # an early car meets it a lap later
+            if per_car or (late[c] < 0 and not np.isnan(s0)):
+                before = (at - t[c]) / lt[c]
+                f = (end if per_car else 1.0) - min(max(before, 0.0), 1.0)
                 if f < 0.0:
                     f = 0.0
                 hold = fl == SC and ghost and 0.0 <= before < 1.0
@@ -211,7 +224,7 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
             if lt[c] < slow:
                 lt[c] = slow
             if hold:
-                sc_first_hold(lt, t, c, i, start, p.gap_sc)
+                sc_first_hold(lt, t, c, i, at, p.gap_sc)
         overtake_ok = fl != SC and (1.0 - fc) >= 0.5
     elif fl == FCY or not p.sc_bunches:
         mult = p.mult_fcy if fl == FCY else p.mult_sc
@@ -229,10 +242,9 @@ def caution_blend(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: f
 
 @step
 def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) -> tuple[int, int]:
-    """Step 4: this lap's retirements leave the running order (their slot is kept for ties; with
-    finish_at_flag the part of the lap run before the retirement time, TUMFTM's progress); with
-    TUMFTM's rules the field is re-sorted by the race times as run, without a fight. Returns
-    (cars running, the next lap with a retirement)."""
+    """Step 4: this lap's retirements leave the running order (ret_slot: the slot; with finish_at_flag
+    999,999,999 x the part of the lap not run, or 1e9 + slot); with TUMFTM's rules the field is
+    re-sorted by the race times as run, no fight. Returns (cars running, next lap with a retirement)."""
     order, alive, ret_lap, ret_slot, key, t, lt = w.order, w.alive, w.ret_lap, w.ret_slot, w.key, w.t, w.lt
     retire_lap, retire_s = d.retire_lap, d.retire_s
     j = 0
@@ -240,18 +252,22 @@ def retirements(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, L: int) 
     for i in range(n):
         c = order[i]
         rl = retire_lap[r, c]
-        if rl == lap or t[c] + lt[c] > retire_s[r, c]:      # NaN compares False
+        timed = not np.isnan(retire_s[r, c])     # TUMFTM: on the lap its race time passes it, whichever that is
+        if (rl == lap and not timed) or t[c] + lt[c] > retire_s[r, c]:      # NaN compares False
             alive[c] = False
             ret_lap[c] = lap
             ret_slot[c] = i
-            if p.finish_at_flag and not np.isnan(retire_s[r, c]):    # TUMFTM: the more of the lap run, the further up
-                ret_slot[c] = int(999.0 * (1.0 - min(max((retire_s[r, c] - t[c]) / lt[c], 0.0), 1.0)))
+            if p.finish_at_flag:          # TUMFTM: the more of the lap run, the further up (no race time: its start)
+                ret_slot[c] = 1_000_000_000 + i if np.isnan(retire_s[r, c]) else \
+                    int(999_999_999.0 * (1.0 - min(max((retire_s[r, c] - t[c]) / lt[c], 0.0), 1.0)))
         else:
             order[j] = c
             j += 1
             key[c] = t[c] + lt[c]
             if lap < rl < next_ret:
                 next_ret = rl
+            elif timed and rl <= lap:
+                next_ret = lap + 1
     if p.resort_on_retirement and j < n:
         insertion_sort(order, j, key)
     return j, next_ret
@@ -351,9 +367,15 @@ def in_lap_resort(w: Work, d: Draws, p: Params, pl: PlanArrays, s: int, r: int, 
         if p.split_pit:
             state = GREEN
             if fl == SC:
-                state = SC if sc_at_lap_start(d.flag, r, lap) or (late_ok and w.late[c]) else FCY
+                state = SC if sc_at_lap_start(d.flag, r, lap) or (late_ok and w.late[c] > 0) else FCY
+                if w.late[c] < 0 and p.sc_bunches and p.sc_lap > 0.0 and not sc_at_lap_start(d.flag, r, lap - 1):
+                    state = FCY if sc_at_lap_start(d.flag, r, lap) else GREEN    # early: its SC is a lap later
+                elif p.sc_bunches and p.sc_lap > 0.0 and w.late[c] > sc_laps_left(d.flag, r, lap, L):
+                    state = GREEN             # late: its SC ended a lap early
             elif fl == FCY and d.c_to[r, lap] >= 1.0:
                 state = FCY
+            elif late_ok and fl == GREEN and w.late[c] > 0 and w.late[c] >= sc_ahead(d.flag, r, lap, L, LATE_MAX) > 0:
+                state = SC if w.late[c] > sc_ahead(d.flag, r, lap, L, LATE_MAX) else FCY    # late: by this lap's start
             elif late_ok and lap + 1 < L and d.flag[r, lap + 1] == SC and t[c] > d.c_start[r, lap + 1]:
                 state = FCY               # for this car the SC came out during its in-lap
             if p.vsc_per_car and fl != SC:

@@ -23,25 +23,40 @@ def sc_first_hold(lt: np.ndarray, t: np.ndarray, c: int, i: int, start: float, g
         lt[c] = need
 
 
+LATE_MAX = 4      # laps behind the SC's placing a car may meet it early (more: treated as this many)
+
+
+@step
+def sc_ahead(flag: np.ndarray, r: int, lap: int, L: int, kmax: int) -> int:
+    """k (1..kmax) if an SC's first lap is k laps after this one, else 0."""
+    for k in range(1, kmax + 1):
+        if lap + k >= L:
+            return 0
+        if flag[r, lap + k] == SC:
+            return k
+    return 0
+
+
 @step
 def sc_lag(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ahead: int) -> None:
-    """A green lap `ahead` (1 or 2) laps before an SC's first: the cars whose own lap the SC comes
-    out in (TUMFTM activates a car's SC on the lap its race time passes the start) run the part
-    after it at the FCY lap, are held at the start + position x the SC gap, and are late by
-    `ahead` laps; two laps before, a car late by two (out on the previous lap) runs the whole lap
-    at the FCY lap behind the ghost's first lap. `w.late` is set for every car."""
+    """A green lap `ahead` (1 to LATE_MAX) laps before an SC's first: the cars whose own lap the SC
+    comes out in (TUMFTM activates a car's SC on the lap its race time passes the start) run the part
+    after it at the FCY lap, are held at the start + position x the SC gap, and are late by `ahead`
+    laps; a car late by more (met it on an earlier lap) runs the whole lap at the FCY lap behind its
+    ghost, the SC's line time + (late - ahead) SC laps. `w.late` is set for every car."""
     order, lt, t, late = w.order, w.lt, w.t, w.late
     start = d.c_start[r, lap + ahead]
     ghost = p.sc_bunches and p.sc_lap > 0.0
-    earlier = ahead == 1 and ghost and lap > 0 and d.flag[r, lap - 1] == GREEN   # sc_lag(2) ran last lap
+    earlier = ghost and ahead < LATE_MAX and lap > 0 and d.flag[r, lap - 1] == GREEN  # sc_lag ran last lap
     line = d.sc_line[r, lap + ahead]
     for i in range(n):
         c = order[i]
-        if earlier and (late[c] == 2 or t[c] > start):
-            late[c] = 2                   # under the SC since last lap: its ghost's first lap
+        if earlier and (late[c] > ahead or t[c] > start):
+            if late[c] <= ahead:
+                late[c] = ahead + 1       # began this lap after the start: under the SC since last lap
             if lt[c] < p.fcy_lap:
                 lt[c] = p.fcy_lap
-            need = line + p.sc_lap + (i + 1) * p.gap_sc - t[c]
+            need = line + (late[c] - ahead) * p.sc_lap + (i + 1) * p.gap_sc - t[c]
             if lt[c] < need:
                 lt[c] = need
             continue
@@ -59,8 +74,10 @@ def sc_lag(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ahead: int) -
 def mark_late(w: Work, d: Draws, r: int, lap: int, n: int) -> int:
     """On an SC's first lap: the cars that were still on a previous lap when it came out (their race
     time at the line is past its start; `sc_lag` counted how many laps behind on the laps before).
-    TUMFTM starts such a car's SC ghost that many laps earlier. Returns how many there are."""
-    order, t, late = w.order, w.t, w.late
+    TUMFTM starts such a car's SC ghost that many laps earlier. A car that ends this lap before the
+    start (a lap ahead of the reference driver's placing) meets it a lap later and leaves it a lap
+    later: late -1. Returns how many cars are late or early."""
+    order, t, late, lt = w.order, w.t, w.late, w.lt
     start = d.c_start[r, lap]
     kept = lap > 0 and d.flag[r, lap - 1] == GREEN      # sc_lag ran on the lap before
     k = 0
@@ -71,8 +88,37 @@ def mark_late(w: Work, d: Draws, r: int, lap: int, n: int) -> int:
             late[c] = 1 if past else 0
         elif past and late[c] == 0:
             late[c] = 1                   # its in-lap ended past the start
-        k += late[c] > 0
+        if late[c] == 0 and t[c] + lt[c] < start:
+            late[c] = -1
+        k += late[c] != 0
     return k
+
+
+@step
+def early_first(flag: np.ndarray, r: int, lap: int) -> bool:
+    """The SC's second lap for the field: an early car's (late -1) first, its ghost the SC's start."""
+    return lap > 0 and flag[r, lap] == SC and flag[r, lap - 1] == SC and (lap == 1 or flag[r, lap - 2] != SC)
+
+
+@step
+def sc_early_tail(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ghost: float) -> bool:
+    """The first green lap after an SC: an early car (late -1) is on its last ghost lap, at the FCY
+    lap at least and held at the SC's last ghost + position x the SC gap; it may not pass or be passed
+    (`Work.vsc_pass` 0). Returns whether there is one."""
+    order, lt, t, late, ok = w.order, w.lt, w.t, w.late, w.vsc_pass
+    any_early = False
+    for i in range(n):
+        c = order[i]
+        ok[c] = 1
+        if late[c] < 0:
+            any_early = True
+            ok[c] = 0
+            if lt[c] < p.fcy_lap:
+                lt[c] = p.fcy_lap
+            need = ghost + (i + 1) * p.gap_sc - t[c]
+            if lt[c] < need:
+                lt[c] = need
+    return any_early
 
 
 @step
@@ -86,6 +132,7 @@ def sc_ghost(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ghost: floa
     if ghost_set:
         ghost += sc_lap
     line = d.sc_line[r, lap]
+    first = early_first(d.flag, r, lap)
     for i in range(n):
         c = order[i]
         if late[c] > 0:
@@ -94,6 +141,10 @@ def sc_ghost(w: Work, d: Draws, p: Params, r: int, lap: int, n: int, ghost: floa
             g = (ghost if ghost_set else line) + late[c] * sc_lap
             if np.isnan(g):
                 continue
+        elif late[c] < 0:
+            if first or not ghost_set:
+                continue                  # its first SC lap: held at the start (caution_blend)
+            g = ghost - sc_lap            # its ghost a lap behind the field's
         elif ghost_set:
             g = ghost
         else:
@@ -126,7 +177,9 @@ def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
     order, t, lt, fuel, late, age = w.order, w.t, w.lt, w.fuel, w.late, w.age
     L = d.flag.shape[1]
     vsc = not np.isnan(vs)
-    if fl == GREEN and not sc_lag_lap and not vsc:      # every car green: only the burn (the hot case)
+    ghost = p.sc_bunches and p.sc_lap > 0.0
+    tail = ghost and fl == GREEN and lap > 0 and d.flag[r, lap - 1] == SC     # early cars under the SC
+    if fl == GREEN and not sc_lag_lap and not vsc and not tail:      # every car green: only the burn (the hot case)
         if p.fuel_per_car:
             nominal, left = p.fuel_lap, L - lap
             for i in range(n):
@@ -134,10 +187,10 @@ def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
                 burn = fuel[c] / left if p.fuel_auto and fuel[c] > nominal * left else nominal
                 fuel[c] = max(fuel[c] - burn, 0.0)
         return
-    ghost = p.sc_bunches and p.sc_lap > 0.0
     start = d.c_start[r, lap]
+    first = early_first(d.flag, r, lap)
     if sc_lag_lap:
-        start = d.c_start[r, lap + 1] if d.flag[r, lap + 1] == SC else d.c_start[r, lap + 2]
+        start = d.c_start[r, lap + sc_ahead(d.flag, r, lap, L, LATE_MAX)]
     mult = p.fuel_mult_fcy if fl == FCY or vsc else p.fuel_mult_sc
     deg = p.deg_fcy if fl == FCY or vsc else p.deg_sc
     left = L - lap
@@ -149,17 +202,21 @@ def drive_lap(w: Work, d: Draws, p: Params, r: int, lap: int, fl: int, fc: float
         elif sc_lag_lap:
             if late[c] > 0:
                 normal = min(max((start - t[c]) / lt[c], 0.0), 1.0)
+        elif tail:
+            normal = 0.0 if late[c] < 0 else 1.0
         elif fl == SC and ghost:
             if sc_left >= late[c]:        # else its SC ended in its own race time
                 normal = 0.0
                 if not np.isnan(start):
                     normal = min(max((start - t[c]) / lt[c], 0.0), 1.0)
+                elif first and late[c] < 0:
+                    normal = min(max((d.c_start[r, lap - 1] - t[c]) / lt[c], 0.0), 1.0)
         elif fl != GREEN:
             f = fc
             if not np.isnan(start):
                 f = d.c_to[r, lap] - min(max((start - t[c]) / lt[c], 0.0), 1.0)
             normal = 1.0 - min(max(f, 0.0), 1.0)
-        under = (sc_lag_lap and late[c] > 0) or ((fl != GREEN or vsc) and normal < 1.0)
+        under = (sc_lag_lap and late[c] > 0) or ((fl != GREEN or vsc or tail) and normal < 1.0)
         if p.wear_per_car and under:
             age[c] -= (1.0 - normal) * (1.0 - deg)
         if not p.fuel_per_car:

@@ -21,6 +21,7 @@ kernel.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from engine.strategy import kernel
-from engine.strategy.draws import fisk, lap_noise, normal_f32
+from engine.strategy.draws import fisk, fisk_cars, lap_noise, normal_f32
+from engine.strategy.schedule import run_blocks
 
 GREEN, FCY, SC = 0, 1, 2
 FLAG_NAMES = {GREEN: "green", FCY: "FCY", SC: "SC"}
@@ -259,29 +261,56 @@ def simulate(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
              threads: int | None = None) -> Result:
     """Run every strategy over the same races (common random numbers) to the flag. The races are
     simulated in blocks whose random draws stay in the CPU cache, each block from its own child of
-    `rng`; the blocks (draws and lap loop) run on `threads` cores at once (default THREADS:
-    PITWALL_SIM_THREADS, else up to 2), a single block's races split over them. The results do not
-    depend on the thread count."""
+    `rng`, on `threads` cores at once (default THREADS: PITWALL_SIM_THREADS, else up to 2): a block's
+    draws on one, its lap loop in pieces any free core takes (schedule.py), so the cores end together.
+    The results do not depend on the thread count."""
     R = cautions.races
     n = max(1, threads or THREADS)
     block = block or max(256, BLOCK_ELEMENTS // max(1, rules.laps_left * field.size))
-    if R <= block:
-        return _simulate_block(field, rules, cautions, plans, rng, from_start, n)
+    one = R <= block                  # one block: drawn from rng itself
     starts = range(0, R, block)
+    children = [rng] if one else rng.spawn(len(starts))
 
-    def one(a: int, child: np.random.Generator) -> Result:
-        return _simulate_block(field, rules, cautions.rows(a, a + block), plans, child, from_start, 1)
+    def prepare(k: int) -> _Block:
+        rows = cautions if one else cautions.rows(starts[k], starts[k] + block)
+        return _prepare(field, rules, rows, plans, children[k], from_start)
 
-    children = rng.spawn(len(starts))
-    parts = list(_pool(n).map(one, starts, children)) if n > 1 else [one(a, c) for a, c in zip(starts, children)]
+    parts = run_blocks(1 if one else len(starts), prepare, _races, _run, _result, _pool(n) if n > 1 else None, n)
+    if one:
+        return parts[0]
     return Result(field.cars, np.concatenate([p.position for p in parts], axis=1),
                   np.concatenate([p.race_time_s for p in parts], axis=1),
                   np.concatenate([p.retired for p in parts], axis=0),
                   np.concatenate([p.pits for p in parts], axis=1), parts[0].laps_simulated, plans.names)
 
 
-def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans,
-                    rng: np.random.Generator, from_start: bool = False, threads: int | None = None) -> Result:
+class _Block(NamedTuple):
+    """One block's kernel inputs (draws included) and what its result needs."""
+
+    inputs: tuple            # kernel.run's (Start, Draws, Params, PlanArrays, Out)
+    offset: float
+    retired: np.ndarray
+    cars: tuple
+    laps: int
+    names: tuple
+
+
+def _races(b: _Block) -> int:
+    return b.inputs[4].pos.shape[1]
+
+
+def _run(b: _Block, r0: int, r1: int) -> None:
+    kernel.run(*b.inputs, r0, r1)
+
+
+def _result(b: _Block) -> Result:
+    position, race_time, stops = b.inputs[4]
+    race_time += np.float32(b.offset)
+    return Result(b.cars, position, race_time, b.retired, stops, b.laps, b.names)
+
+
+def _prepare(field: Field, rules: Rules, cautions: Cautions, plans: Plans, rng: np.random.Generator,
+             from_start: bool) -> _Block:
     S, R, C, L = plans.count, cautions.races, field.size, rules.laps_left
     if L <= 0:
         raise ValueError(f"Rules: no laps left (total {rules.total_laps}, done {rules.laps_done})")
@@ -299,8 +328,8 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
     pace_r = field.pace_s.astype(f32) + field.pace_sd.astype(f32) * normal_f32(rng, (R, C))
     max_sets = plans.next_k0.shape[2]
     pit_u = rng.random((R, C, max_sets))
-    standstill = (field.pit_extra_s[:, None] + fisk(pit_u, field.pit_var[:, 0, None],
-                  field.pit_var[:, 1, None], field.pit_var[:, 2, None])).astype(f32)   # (R, C, M)
+    standstill = (field.pit_extra_s[:, None] + fisk_cars(pit_u, field.pit_var[:, 0], field.pit_var[:, 1],
+                                                         field.pit_var[:, 2])).astype(f32)   # (R, C, M)
     noise = lap_noise(rng, (R, L, C), field.sigma_s, cautions.flags, rules.incident_per_lap, rules.incident_loss_s)
     lap_no = rules.laps_done + 1 + np.arange(L)
     lap_add = (rules.fuel_start_s - rules.fuel_per_lap_s * (lap_no - 1)).astype(np.float64)
@@ -342,16 +371,8 @@ def _simulate_block(field: Field, rules: Rules, cautions: Cautions, plans: Plans
                              np.ascontiguousarray(plans.next_k1, np.float64),
                              np.ascontiguousarray(plans.next_age, np.float64))
     out = kernel.Out(np.empty((S, R, C), np.int16), np.empty((S, R, C), f32), np.empty((S, R, C), np.int8))
-    n = max(1, min(threads or 1, R // 64 or 1))
-    if n == 1:
-        kernel.run(start, draws, params, plan, out, 0, R)
-    else:
-        cuts = [k * R // n for k in range(n + 1)]
-        list(_pool(n).map(lambda k: kernel.run(start, draws, params, plan, out, cuts[k], cuts[k + 1]), range(n)))
-    position, race_time, stops = out
-    race_time += f32(offset)
     retired = (cautions.retire_lap < L) | field.retired[None, :]
-    return Result(field.cars, position, race_time, retired, stops, L, plans.names)
+    return _Block((start, draws, params, plan, out), float(offset), retired, field.cars, L, plans.names)
 
 
 def _drs_laps(flags: np.ndarray, rules: Rules) -> np.ndarray:

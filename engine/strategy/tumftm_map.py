@@ -89,6 +89,7 @@ class TumftmRace:
     mcs_all: dict
     monte_carlo: dict = field(default_factory=dict)   # [MONTE_CARLO_PARS]: min_dist_sc / min_dist_vsc
     events: dict = field(default_factory=dict)        # [EVENT_PARS]: the race's own FCY phases and retirements
+    notes: list = field(default_factory=list)         # what PitWall estimated where TUMFTM would refuse the file
 
     @property
     def codes(self) -> tuple[str, ...]:

@@ -111,3 +111,30 @@ def test_a_full_disk_stops_only_the_archive_which_catches_up_when_space_returns(
     assert during["telemetry"] < len(race.telemetry), "the disk really was full for the archive"
     assert archived(archive, "telemetry") == len(race.telemetry), "no telemetry point lost or doubled"
     assert archived(archive, "lap_records") == LAPS
+
+
+def test_the_archive_reclaiming_its_own_entries_while_the_disk_is_full_buffers_each_once(r, small_disk):
+    """In process, on a real Redis and a real full tmpfs: a flush that fails keeps the rows and the
+    entries; the archiver's own reclaim (idle entries, as after 10 s) must not buffer them again, or
+    the buffer grows twice as fast while the disk is full and the next part holds each lap twice."""
+    from engine.stages.archive import ArchiveStage
+    from engine.stages.timing import publish_crossing
+
+    mount, filler = small_disk
+    stage = ArchiveStage(r, Archive(mount / "archive"), "solo", shards=1)
+    stage.setup()
+    for lap in range(1, 6):
+        publish_crossing(r, {"session": "s1", "car": "7", "lap": lap, "lap_time_s": 90.0 + lap, "flag": "GF"})
+    assert stage.read(">", None) == 5
+    filler.write_bytes(b"\0" * (filler.stat().st_size + 64 * 1024))   # full again: no part fits
+    stage.flush()
+    assert stage.errors >= 1 and len(stage.pending[keys.LAPS_STREAM]) == 5
+    for _ in range(3):
+        stage.reclaim(idle_ms=0)
+    assert len(stage.pending[keys.LAPS_STREAM]) == 5
+    assert len(stage.buffer[("s1", "laps")]) == 5
+    filler.unlink()
+    stage.flush()
+    got = stage.archive.read("s1", "laps")
+    assert sorted(got["lap"]) == [1, 2, 3, 4, 5]
+    assert r.xpending(keys.LAPS_STREAM, "archive")["pending"] == 0
