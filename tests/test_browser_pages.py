@@ -136,7 +136,8 @@ def test_every_page_renders_without_console_errors(dash_br, race, screenshots):
         dash_br.wait_for_text_to_equal("#feed-badge", "● LIVE", timeout=10)
         time.sleep(0.5)
         dash_br.driver.save_screenshot(str(screenshots / f"page_{name}.png"))
-        assert not severe(dash_br), f"{path}: {severe(dash_br)}"
+        errors = severe(dash_br)
+        assert not errors, f"{path}: {[e['message'] for e in errors]}"     # in full (get_logs empties the log)
 
 
 def test_every_number_on_the_tower_has_a_tooltip(dash_br, race):
@@ -170,7 +171,8 @@ def test_tower_changes_live_when_laps_are_replayed(dash_br, race, screenshots):
         "updated in place, not by reloading the page"
     assert len(dash_br.find_elements("#timing-tower tbody tr")) == 22
     dash_br.driver.save_screenshot(str(screenshots / "overview_after_replay.png"))
-    assert not severe(dash_br)
+    errors = severe(dash_br)
+    assert not errors, [e["message"] for e in errors]     # in full (get_logs empties the log)
 
 
 def test_clicking_a_car_on_the_map_opens_its_detail(dash_br, race):
@@ -207,7 +209,8 @@ def test_strategy_says_when_absent_and_simulates_on_request(dash_br, race, scree
     dash_br.wait_for_element("#st-dist .js-plotly-plot", timeout=30)
     assert "computed on request" in dash_br.find_element("#st-status").text, "labelled as not live"
     dash_br.driver.save_screenshot(str(screenshots / "strategy_simulated.png"))
-    assert not severe(dash_br)
+    errors = severe(dash_br)
+    assert not errors, [e["message"] for e in errors]     # in full (get_logs empties the log)
 
 
 def test_garage_rotates_by_itself_without_navigation(dash_br, race, screenshots):
@@ -225,7 +228,8 @@ def test_garage_rotates_by_itself_without_navigation(dash_br, race, screenshots)
             dash_br.driver.save_screenshot(str(screenshots / f"garage_{view}.png"))
         time.sleep(0.3)
     assert seen == {"tower", "map", "car", "caution"}
-    assert not severe(dash_br)
+    errors = severe(dash_br)
+    assert not errors, [e["message"] for e in errors]     # in full (get_logs empties the log)
 
 
 def test_page_says_stale_and_recovers_after_the_server_restarts(dash_br, race, screenshots):
@@ -252,7 +256,8 @@ def test_works_on_a_4k_screen_with_larger_type_in_the_garage(dash_br, race, scre
         size = dash_br.driver.execute_script(
             "return parseFloat(getComputedStyle(document.querySelector('#garage-tower td')).fontSize)")
         assert size >= 60, f"garage type {size}px on a 4K screen: readable from 5 m"
-        assert not severe(dash_br)
+        errors = severe(dash_br)
+        assert not errors, [e["message"] for e in errors]     # in full (get_logs empties the log)
     finally:
         dash_br.driver.set_window_size(1280, 800)
 
