@@ -317,11 +317,10 @@ class Ingest:
             if skip:
                 self.counters.add("retry:entries already written", len(skip))
 
-        def queue(p: redis.client.Pipeline, skip: frozenset[str], only: set[str] | None = None) -> int:
+        def queue(p: redis.client.Pipeline, skip: frozenset[str]) -> int:
             return sum(writer.add(p, session, car, ts[idx], values[idx], sent[idx], self.batch_points,
                                   tag=f"{token}.{g}", skip=skip)
-                       for g, ((session, car), idx) in enumerate(groups)
-                       if only is None or writer.stream_of(session, car) in only)
+                       for g, ((session, car), idx) in enumerate(groups))
 
         entries = queue(pipe, skip)
         with self._ids_lock:

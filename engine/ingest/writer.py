@@ -83,11 +83,10 @@ class StreamWriter:
         blocks = list(car_blocks(rows))
         token = uuid.uuid4().hex[:16] if self.replicated else None
 
-        def queue(pipe: redis.client.Pipeline, skip: frozenset[str], only: set[str] | None = None) -> int:
+        def queue(pipe: redis.client.Pipeline, skip: frozenset[str]) -> int:
             return sum(self.add(pipe, rows.session, car, rows.ts[idx], rows.values[idx], rows.sent[idx],
                                 max_points or len(idx), tag=None if token is None else f"{token}.{g}", skip=skip)
-                       for g, (car, idx) in enumerate(blocks)
-                       if only is None or self.stream_of(rows.session, car) in only)
+                       for g, (car, idx) in enumerate(blocks))
 
         pipe = self.client.pipeline(transaction=False)
         entries = queue(pipe, frozenset())
@@ -98,30 +97,27 @@ class StreamWriter:
     def execute(self, pipe: redis.client.Pipeline, streams: set[str], token: str | None, entries: int, queue) -> list:
         """Run a pipeline of tagged XADDs (and other writes). On a cluster, confirmed on a replica of each
         stream's master (WAIT): where a master is gone (a failover), its successor may lack what it
-        acknowledged, and the missing entries are written again (`rewritten`); where no replica
-        answers in time, counted `unconfirmed`, and that master not waited on for REPLICA_QUIET_S.
-        queue(pipe, skip, streams) queues the tagged entries again but those in skip, of those streams."""
+        acknowledged, and the block's entries no stream holds now are written again (`rewritten`);
+        any other error is raised; where no replica answers in time, counted `unconfirmed`, and that
+        master not waited on for REPLICA_QUIET_S. queue(pipe, skip) queues the tagged entries but those in skip."""
         if not self.replicated or token is None:
             return pipe.execute()
         now = time.monotonic()
-        by_stream = {s: self.client.get_node_from_key(s) for s in streams}
-        masters = [m for m in {m.name: m for m in by_stream.values()}.values()
-                   if self._quiet_until.get(m.name, 0.0) <= now]
+        nodes = {m.name: m for m in (self.client.get_node_from_key(s) for s in streams)}
+        masters = [m for name, m in nodes.items() if self._quiet_until.get(name, 0.0) <= now]
         out, state = execute_confirmed(pipe, masters)
         for name, st in state.items():
             if st == "timeout":
                 self.unconfirmed += 1
                 self._quiet_until[name] = now + REPLICA_QUIET_S
-        lost = {s for s, m in by_stream.items() if state.get(m.name) == "gone"}
         error = next((r for r in out if isinstance(r, Exception)), None)
-        if isinstance(error, (redis.ConnectionError, redis.TimeoutError)) and not lost:
-            lost = set(streams)          # a master not waited on (REPLICA_QUIET_S) failed meanwhile
-        elif error is not None and not lost:
+        failover = "gone" in state.values() or isinstance(error, (redis.ConnectionError, redis.TimeoutError))
+        if error is not None and not failover:
             raise error
-        if lost:
-            skip = self.written_tags(lost, token + ".", look_back=entries + 1000)
+        if failover:          # every stream of the block: what any master lacks now is written again
+            skip = self.written_tags(streams, token + ".", look_back=entries + 1000)
             again = self.client.pipeline(transaction=False)
-            self.rewritten += queue(again, skip, lost)
+            self.rewritten += queue(again, skip)
             out = again.execute()
         return out
 
